@@ -1,0 +1,1 @@
+//! Loom models for borrowstore live in `tests/`.

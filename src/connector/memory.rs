@@ -1,0 +1,311 @@
+//! The in-process connector: a concurrent map of slots.
+
+use std::sync::Weak;
+
+use crate::connector::{Connector, Entry, Fetch, Inspect, Stored, Value};
+use crate::error::{Error, Result};
+use crate::key::{ClaimId, Key};
+use crate::state::{Claim, Effect, Init, Op, State};
+use crate::sync::{self, Arc, AtomicU64, Map, Ordering, RwLock};
+
+/// Keeps objects in this process's memory. The embedded default
+/// (`memory://name`).
+///
+/// Each object is a slot: its [`State`] packed in one `AtomicU64`, and its
+/// value with its version behind a lock. A borrow is one compare-and-swap on
+/// the slot, reached through the [`Entry`] its proxies keep. Values put as
+/// [`Value::Local`] are kept undecoded and shared, never copied.
+pub struct MemoryConnector {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    name: String,
+    slots: Map<Key, Arc<Slot>>,
+    tickets: Map<ClaimId, Ticket>,
+}
+
+#[derive(Clone)]
+struct Ticket {
+    key: Key,
+    claim: Claim,
+    redeemed: bool,
+}
+
+struct Slot {
+    key: Key,
+    state: AtomicU64,
+    stored: RwLock<Option<Stored>>,
+    home: Weak<Shared>,
+}
+
+impl MemoryConnector {
+    /// An empty memory connector for the store named `name`.
+    pub fn new(name: impl Into<String>) -> Self {
+        MemoryConnector {
+            shared: Arc::new(Shared {
+                name: name.into(),
+                slots: Map::new(),
+                tickets: Map::new(),
+            }),
+        }
+    }
+
+    fn slot(&self, key: &Key) -> Option<Arc<Slot>> {
+        self.shared.slots.get(key)
+    }
+
+    fn slot_or_missing(&self, key: &Key) -> Result<Arc<Slot>> {
+        self.slot(key).ok_or_else(|| Error::KeyNotFound {
+            key: *key,
+            store: self.shared.name.clone(),
+        })
+    }
+
+    /// Number of objects stored.
+    pub fn len(&self) -> usize {
+        self.shared.slots.len()
+    }
+
+    /// Whether no object is stored.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Slot {
+    fn store_name(&self) -> String {
+        self.home
+            .upgrade()
+            .map(|h| h.name.clone())
+            .unwrap_or_default()
+    }
+
+    fn load(&self) -> State {
+        State::from_bits(self.state.load(Ordering::Acquire))
+    }
+
+    /// The compare-and-swap loop that applies one transition.
+    fn transition(&self, op: Op) -> Result<Effect> {
+        let mut current = self.state.load(Ordering::Acquire);
+        loop {
+            let (next, effect) = State::from_bits(current)
+                .apply(op)
+                .map_err(|r| r.into_error(self.key, &self.store_name()))?;
+            match self.state.compare_exchange_weak(
+                current,
+                next.to_bits(),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => {
+                    if effect == Effect::Evict {
+                        self.finish();
+                    }
+                    return Ok(effect);
+                }
+                Err(actual) => current = actual,
+            }
+        }
+    }
+
+    /// Runs once, after the transition that evicted the slot: drops the
+    /// value, the map entry and the slot's tickets. Returns the value.
+    fn finish(&self) -> Option<Stored> {
+        let stored = sync::write(&self.stored).take();
+        if let Some(home) = self.home.upgrade() {
+            home.slots
+                .remove_if(&self.key, |s| std::ptr::eq(Arc::as_ptr(s), self));
+            if home.tickets.len() > 0 {
+                home.tickets.retain(|_, t| t.key != self.key);
+            }
+        }
+        stored
+    }
+
+    fn take(&self) -> Result<Option<Stored>> {
+        let mut current = self.state.load(Ordering::Acquire);
+        loop {
+            let next = match State::from_bits(current).apply(Op::Evict) {
+                Ok((next, _)) => next,
+                Err(crate::state::Refusal::Gone) => return Ok(None),
+                Err(r) => return Err(r.into_error(self.key, &self.store_name())),
+            };
+            match self.state.compare_exchange_weak(
+                current,
+                next.to_bits(),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return Ok(self.finish()),
+                Err(actual) => current = actual,
+            }
+        }
+    }
+
+    fn fetch(&self, known: Option<u64>) -> Fetch {
+        match &*sync::read(&self.stored) {
+            None => Fetch::Missing,
+            Some(s) if Some(s.version) == known => Fetch::Unchanged,
+            Some(s) => Fetch::Changed(s.clone()),
+        }
+    }
+
+    fn publish(&self, writer: Claim, value: Value) -> Result<u64> {
+        if writer.kind != crate::state::ClaimKind::Writer || !self.load().writer() {
+            return Err(Error::ClaimLost { key: self.key });
+        }
+        let mut guard = sync::write(&self.stored);
+        match &mut *guard {
+            None => Err(Error::KeyNotFound {
+                key: self.key,
+                store: self.store_name(),
+            }),
+            Some(s) => {
+                s.version += 1;
+                s.value = value;
+                Ok(s.version)
+            }
+        }
+    }
+}
+
+impl Entry for Slot {
+    fn apply(&self, op: Op) -> Result<Effect> {
+        self.transition(op)
+    }
+
+    fn release(&self, claim: Claim) {
+        if let Err(e) = self.transition(Op::Release(claim)) {
+            tracing::warn!(key = %self.key, error = %e, "release failed");
+        }
+    }
+
+    fn fetch(&self, known_version: Option<u64>) -> Result<Fetch> {
+        Ok(Slot::fetch(self, known_version))
+    }
+
+    fn publish(&self, writer: Claim, value: Value) -> Result<u64> {
+        Slot::publish(self, writer, value)
+    }
+}
+
+impl Connector for MemoryConnector {
+    fn put(&self, key: &Key, value: Value, init: Init) -> Result<Option<Arc<dyn Entry>>> {
+        let slot = Arc::new(Slot {
+            key: *key,
+            state: AtomicU64::new(State::new(init).to_bits()),
+            stored: RwLock::new(Some(Stored { value, version: 1 })),
+            home: Arc::downgrade(&self.shared),
+        });
+        if self.shared.slots.insert_new(*key, slot.clone()) {
+            Ok(Some(slot))
+        } else {
+            Err(Error::Connector {
+                store: self.shared.name.clone(),
+                source: format!("key {key} already exists").into(),
+            })
+        }
+    }
+
+    fn get(&self, key: &Key) -> Result<Option<Stored>> {
+        Ok(self.slot(key).and_then(|s| sync::read(&s.stored).clone()))
+    }
+
+    fn fetch(&self, key: &Key, known_version: Option<u64>) -> Result<Fetch> {
+        Ok(self
+            .slot(key)
+            .map_or(Fetch::Missing, |s| s.fetch(known_version)))
+    }
+
+    fn exists(&self, key: &Key) -> Result<bool> {
+        Ok(self.shared.slots.contains(key))
+    }
+
+    fn evict(&self, key: &Key) -> Result<bool> {
+        match self.slot(key) {
+            None => Ok(false),
+            Some(s) => match s.transition(Op::Evict) {
+                Ok(_) => Ok(true),
+                Err(Error::KeyNotFound { .. }) => Ok(false),
+                Err(e) => Err(e),
+            },
+        }
+    }
+
+    fn take(&self, key: &Key) -> Result<Option<Stored>> {
+        match self.slot(key) {
+            None => Ok(None),
+            Some(s) => s.take(),
+        }
+    }
+
+    fn publish(&self, key: &Key, writer: Claim, value: Value) -> Result<u64> {
+        self.slot_or_missing(key)?.publish(writer, value)
+    }
+
+    fn apply(&self, key: &Key, op: Op) -> Result<Effect> {
+        self.slot_or_missing(key)?.transition(op)
+    }
+
+    fn entry(&self, key: &Key) -> Result<Option<Arc<dyn Entry>>> {
+        Ok(self.slot(key).map(|s| s as Arc<dyn Entry>))
+    }
+
+    fn issue_ticket(&self, key: &Key, ticket: ClaimId, claim: Claim) -> Result<()> {
+        let slot = self.slot_or_missing(key)?;
+        let t = Ticket {
+            key: *key,
+            claim,
+            redeemed: false,
+        };
+        if !self.shared.tickets.insert_new(ticket, t) {
+            return Err(Error::TicketRedeemed {
+                ticket: ticket.to_string(),
+            });
+        }
+        // An eviction that ran between the lookup and the insert has already
+        // swept the tickets: sweep this one too.
+        if slot.load().gone() {
+            self.shared.tickets.remove(&ticket);
+            return Err(Error::KeyNotFound {
+                key: *key,
+                store: self.shared.name.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    fn redeem_ticket(&self, ticket: ClaimId) -> Result<(Key, Claim)> {
+        let won = self.shared.tickets.with_mut(&ticket, |t| {
+            if t.redeemed {
+                None
+            } else {
+                t.redeemed = true;
+                Some((t.key, t.claim))
+            }
+        });
+        won.flatten().ok_or_else(|| Error::TicketRedeemed {
+            ticket: ticket.to_string(),
+        })
+    }
+
+    fn cancel_ticket(&self, ticket: ClaimId) -> Result<()> {
+        let (key, claim) = self.redeem_ticket(ticket)?;
+        self.apply(&key, Op::Release(claim)).map(|_| ())
+    }
+
+    fn inspect(&self, key: &Key) -> Result<Option<Inspect>> {
+        Ok(self.slot(key).and_then(|s| {
+            let version = sync::read(&s.stored).as_ref()?.version;
+            Some(Inspect {
+                state: s.load(),
+                version,
+            })
+        }))
+    }
+
+    fn keys(&self) -> Result<Vec<Key>> {
+        Ok(self.shared.slots.keys())
+    }
+}

@@ -1,0 +1,209 @@
+//! Where objects live: the [`Connector`] trait and its implementations.
+//!
+//! A connector does two things, both keyed by [`Key`]:
+//!
+//! - blob operations: put, get (with a version check), exists, evict, take,
+//!   publish, and batch forms;
+//! - atomic state operations: [`Connector::apply`] applies one
+//!   [`Op`](crate::state::Op) of the [state machine](crate::state) to the
+//!   object's store-side state, and tickets move a claim between processes.
+//!
+//! A connector may also hand out an [`Entry`]: a handle on one object's state
+//! that proxies keep, so that a borrow reaches the state without a lookup.
+//!
+//! Implementations: [`MemoryConnector`] (in-process; the default).
+
+mod memory;
+mod value;
+
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+
+pub use memory::MemoryConnector;
+pub use value::{Fetch, LocalValue, Stored, Value};
+
+use crate::error::{Error, Result};
+use crate::key::{ClaimId, Key};
+use crate::state::{Claim, Effect, Init, Op, Refusal, State};
+
+/// What a connector reports of one object's state, for inspection and tests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Inspect {
+    /// The borrow state.
+    pub state: State,
+    /// The value's version.
+    pub version: u64,
+}
+
+/// A handle on one object's store-side state, kept by the proxies of that
+/// object. Operations through an entry are the same as the connector's keyed
+/// operations on the entry's key, without the lookup.
+pub trait Entry: Send + Sync {
+    /// Applies `op` atomically; see [`Connector::apply`].
+    fn apply(&self, op: Op) -> Result<Effect>;
+    /// Gives a claim back without blocking; see [`Connector::release`].
+    fn release(&self, claim: Claim);
+    /// A version-checked read; see [`Connector::fetch`].
+    fn fetch(&self, known_version: Option<u64>) -> Result<Fetch>;
+    /// Replaces the value; see [`Connector::publish`].
+    fn publish(&self, writer: Claim, value: Value) -> Result<u64>;
+}
+
+/// A place where objects and their ownership state live.
+///
+/// Every state operation must be atomic with respect to every other
+/// operation on the same key, in every process that shares the store, and
+/// must apply exactly the transitions of [`State::apply`]. The conformance
+/// suite in `tests/` checks an implementation against these rules.
+///
+/// The `*_async` methods default to calling their blocking twins; network
+/// connectors override them.
+pub trait Connector: Send + Sync + 'static {
+    /// Stores a new object under `key`, with its initial state. Fails if the
+    /// key exists. Returns an [`Entry`] if the connector has them.
+    fn put(&self, key: &Key, value: Value, init: Init) -> Result<Option<Arc<dyn Entry>>>;
+
+    /// The value and version under `key`.
+    fn get(&self, key: &Key) -> Result<Option<Stored>>;
+
+    /// A version-checked read: moves no value when `known_version` is current.
+    fn fetch(&self, key: &Key, known_version: Option<u64>) -> Result<Fetch>;
+
+    /// Whether `key` exists.
+    fn exists(&self, key: &Key) -> Result<bool>;
+
+    /// Evicts `key` now; `Ok(false)` if it did not exist; refused with
+    /// [`Error::AlreadyBorrowed`] while the object is borrowed.
+    fn evict(&self, key: &Key) -> Result<bool>;
+
+    /// Evicts `key` and returns its value, atomically (ephemeral resolve).
+    fn take(&self, key: &Key) -> Result<Option<Stored>>;
+
+    /// Replaces the value of `key` on behalf of `writer`, which must hold the
+    /// object's mutable borrow (or [`Error::ClaimLost`]). Returns the new version.
+    fn publish(&self, key: &Key, writer: Claim, value: Value) -> Result<u64>;
+
+    /// Applies one state transition atomically. Refusals become errors:
+    /// [`Error::AlreadyBorrowed`], [`Error::AlreadyMutablyBorrowed`],
+    /// [`Error::AlreadyOwned`], [`Error::KeyNotFound`].
+    fn apply(&self, key: &Key, op: Op) -> Result<Effect>;
+
+    /// Gives a claim back. Never blocks on the network and never fails
+    /// visibly: network connectors queue the release, apply queued releases
+    /// in order, and [`flush`](Connector::flush) waits for them.
+    fn release(&self, key: &Key, claim: Claim) {
+        if let Err(e) = self.apply(key, Op::Release(claim)) {
+            tracing::warn!(%key, error = %e, "release failed");
+        }
+    }
+
+    /// The entry for `key`, if this connector has entries and the key exists.
+    fn entry(&self, key: &Key) -> Result<Option<Arc<dyn Entry>>> {
+        let _ = key;
+        Ok(None)
+    }
+
+    /// Records that `claim` on `key` is in flight under ticket id `ticket`.
+    fn issue_ticket(&self, key: &Key, ticket: ClaimId, claim: Claim) -> Result<()>;
+
+    /// Redeems a ticket exactly once: the first call returns its key and
+    /// claim, every later call [`Error::TicketRedeemed`].
+    fn redeem_ticket(&self, ticket: ClaimId) -> Result<(Key, Claim)>;
+
+    /// Cancels an unredeemed ticket and releases its claim.
+    fn cancel_ticket(&self, ticket: ClaimId) -> Result<()>;
+
+    /// The state and version of `key`.
+    fn inspect(&self, key: &Key) -> Result<Option<Inspect>>;
+
+    /// Every key in the store (for inspection and tests).
+    fn keys(&self) -> Result<Vec<Key>>;
+
+    /// Waits until every release queued by this process has been applied.
+    fn flush(&self) -> Result<()> {
+        Ok(())
+    }
+
+    /// Stores several new plain objects.
+    fn put_batch(&self, items: Vec<(Key, Value)>) -> Result<()> {
+        for (k, v) in items {
+            self.put(&k, v, Init::Plain)?;
+        }
+        Ok(())
+    }
+
+    /// Reads several objects.
+    fn get_batch(&self, keys: &[Key]) -> Result<Vec<Option<Stored>>> {
+        keys.iter().map(|k| self.get(k)).collect()
+    }
+
+    /// Checks several keys.
+    fn exists_batch(&self, keys: &[Key]) -> Result<Vec<bool>> {
+        keys.iter().map(|k| self.exists(k)).collect()
+    }
+
+    /// Evicts several keys.
+    fn evict_batch(&self, keys: &[Key]) -> Result<Vec<bool>> {
+        keys.iter().map(|k| self.evict(k)).collect()
+    }
+
+    /// [`get`](Connector::get), without blocking the executor on network connectors.
+    fn get_async<'a>(&'a self, key: &'a Key) -> BoxFuture<'a, Result<Option<Stored>>> {
+        Box::pin(async move { self.get(key) })
+    }
+
+    /// [`fetch`](Connector::fetch), async.
+    fn fetch_async<'a>(
+        &'a self,
+        key: &'a Key,
+        known_version: Option<u64>,
+    ) -> BoxFuture<'a, Result<Fetch>> {
+        Box::pin(async move { self.fetch(key, known_version) })
+    }
+
+    /// [`put`](Connector::put), async.
+    fn put_async<'a>(
+        &'a self,
+        key: &'a Key,
+        value: Value,
+        init: Init,
+    ) -> BoxFuture<'a, Result<Option<Arc<dyn Entry>>>> {
+        Box::pin(async move { self.put(key, value, init) })
+    }
+
+    /// [`apply`](Connector::apply), async.
+    fn apply_async<'a>(&'a self, key: &'a Key, op: Op) -> BoxFuture<'a, Result<Effect>> {
+        Box::pin(async move { self.apply(key, op) })
+    }
+
+    /// [`evict`](Connector::evict), async.
+    fn evict_async<'a>(&'a self, key: &'a Key) -> BoxFuture<'a, Result<bool>> {
+        Box::pin(async move { self.evict(key) })
+    }
+
+    /// [`flush`](Connector::flush), async.
+    fn flush_async(&self) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async move { self.flush() })
+    }
+}
+
+impl Refusal {
+    /// The error a user sees for this refusal on `key`.
+    pub fn into_error(self, key: Key, store: &str) -> Error {
+        match self {
+            Refusal::Gone => Error::KeyNotFound {
+                key,
+                store: store.to_owned(),
+            },
+            Refusal::Borrowed => Error::AlreadyBorrowed { key },
+            Refusal::MutablyBorrowed => Error::AlreadyMutablyBorrowed { key },
+            Refusal::Owned => Error::AlreadyOwned { key },
+            Refusal::NotHeld => Error::ClaimLost { key },
+            Refusal::Overflow => Error::Connector {
+                store: store.to_owned(),
+                source: format!("claim counter of object {key} would overflow").into(),
+            },
+        }
+    }
+}

@@ -1,0 +1,4 @@
+//! Long-form documentation. These modules contain no code.
+
+pub mod architecture;
+pub mod semantics;

@@ -1,0 +1,140 @@
+//! The crate's error type.
+
+use crate::key::Key;
+
+/// A `Result` whose error is [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in borrowstore.
+///
+/// Bad input is always reported through this type, never by a panic, and an
+/// operation that fails leaves the store as it was.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// No object is stored under this key (never stored, evicted, or consumed
+    /// by an ephemeral resolve).
+    #[error("no object under key {key} in store {store:?}")]
+    KeyNotFound {
+        /// The key that was looked up.
+        key: Key,
+        /// The name of the store.
+        store: String,
+    },
+    /// A mutable borrow, an `update` or an explicit eviction was refused
+    /// because the object is borrowed.
+    #[error("object {key} is already borrowed")]
+    AlreadyBorrowed {
+        /// The borrowed object.
+        key: Key,
+    },
+    /// A shared borrow was refused because the object is mutably borrowed.
+    #[error("object {key} is already mutably borrowed")]
+    AlreadyMutablyBorrowed {
+        /// The mutably borrowed object.
+        key: Key,
+    },
+    /// `into_owned` was refused because the object already has an owner proxy.
+    #[error("object {key} already has an owner")]
+    AlreadyOwned {
+        /// The owned object.
+        key: Key,
+    },
+    /// The ticket was already redeemed, cancelled or expired, or was never
+    /// issued by this store.
+    #[error("ticket {ticket} was already redeemed, cancelled or expired")]
+    TicketRedeemed {
+        /// The ticket id, in hex.
+        ticket: String,
+    },
+    /// The stored value has another type than the one asked for.
+    #[error("type mismatch: expected {expected}, found {found}")]
+    TypeMismatch {
+        /// The type asked for.
+        expected: &'static str,
+        /// What is stored (a type name, or a fingerprint when the name is unknown).
+        found: String,
+    },
+    /// Stored bytes could not be decoded (damaged, truncated or of another format).
+    #[error("cannot decode stored bytes: {reason}")]
+    Decode {
+        /// What was wrong.
+        reason: String,
+    },
+    /// A value could not be encoded.
+    #[error("cannot encode value: {reason}")]
+    Encode {
+        /// What was wrong.
+        reason: String,
+    },
+    /// The encoded value is larger than the store accepts.
+    #[error("value of {size} bytes exceeds the store's limit of {limit} bytes")]
+    TooLarge {
+        /// The encoded size.
+        size: usize,
+        /// The configured limit.
+        limit: usize,
+    },
+    /// A key was malformed.
+    #[error("invalid key {key:?}: {reason}")]
+    InvalidKey {
+        /// The offending text.
+        key: String,
+        /// What was wrong.
+        reason: &'static str,
+    },
+    /// A store URL was malformed or names an unsupported scheme.
+    #[error("invalid store URL {url:?}: {reason}")]
+    InvalidUrl {
+        /// The offending URL.
+        url: String,
+        /// What was wrong.
+        reason: String,
+    },
+    /// Proxy or ticket bytes could not be read.
+    #[error("malformed {what}: {reason}")]
+    Malformed {
+        /// What was being read ("proxy", "ticket", …).
+        what: &'static str,
+        /// What was wrong.
+        reason: String,
+    },
+    /// The borrow or ownership this handle held was reclaimed store-side
+    /// (its lease expired or its task ended), so its value can no longer be
+    /// trusted.
+    #[error("the claim on object {key} is no longer held")]
+    ClaimLost {
+        /// The object.
+        key: Key,
+    },
+    /// The store's backend failed or could not be reached.
+    #[error("store {store:?} failed: {source}")]
+    Connector {
+        /// The name of the store.
+        store: String,
+        /// The backend's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync + 'static>,
+    },
+}
+
+impl Error {
+    pub(crate) fn decode(reason: impl std::fmt::Display) -> Self {
+        Error::Decode {
+            reason: reason.to_string(),
+        }
+    }
+
+    pub(crate) fn encode(reason: impl std::fmt::Display) -> Self {
+        Error::Encode {
+            reason: reason.to_string(),
+        }
+    }
+
+    pub(crate) fn malformed(what: &'static str, reason: impl std::fmt::Display) -> Self {
+        Error::Malformed {
+            what,
+            reason: reason.to_string(),
+        }
+    }
+}

@@ -1,0 +1,115 @@
+//! The anchor that an owner and its borrows share.
+
+use std::sync::Arc;
+
+use crate::codec::Storable;
+use crate::connector::Entry;
+use crate::error::Result;
+use crate::key::Key;
+use crate::state::{Claim, ClaimKind, Effect, Op};
+use crate::store::Store;
+
+/// One object as its handles see it: store, key, and the connector's entry
+/// (if it has one), so that a borrow is one state transition and no lookup.
+pub(crate) struct Object {
+    pub(crate) store: Store,
+    pub(crate) key: Key,
+    entry: Option<Arc<dyn Entry>>,
+}
+
+impl Object {
+    pub(crate) fn new(store: Store, key: Key, entry: Option<Arc<dyn Entry>>) -> Arc<Object> {
+        Arc::new(Object { store, key, entry })
+    }
+
+    /// Looks the entry up (for handles made from a key: `into_owned`, tickets).
+    pub(crate) fn attach(store: Store, key: Key) -> Result<Arc<Object>> {
+        let entry = store.connector().entry(&key)?;
+        Ok(Object::new(store, key, entry))
+    }
+
+    pub(crate) fn apply(&self, op: Op) -> Result<Effect> {
+        match &self.entry {
+            Some(e) => e.apply(op),
+            None => self.store.connector().apply(&self.key, op),
+        }
+    }
+
+    /// Takes a new claim of `kind`.
+    pub(crate) fn acquire(&self, kind: ClaimKind) -> Result<Claim> {
+        let claim = Claim::new(kind);
+        self.apply(Op::Acquire(claim))?;
+        Ok(claim)
+    }
+
+    /// Gives a claim back; never blocks on the network, never panics.
+    pub(crate) fn release(&self, claim: Claim) {
+        if matches!(claim.kind, ClaimKind::Owner | ClaimKind::Holder) {
+            self.store.forget_cached(&self.key);
+        }
+        match &self.entry {
+            Some(e) => e.release(claim),
+            None => self.store.connector().release(&self.key, claim),
+        }
+    }
+
+    pub(crate) fn resolve<T: Storable>(&self) -> Result<Arc<T>> {
+        self.store.resolve(&self.key, self.entry.as_deref())
+    }
+
+    pub(crate) fn publish<T: Storable>(&self, writer: Claim, value: Arc<T>) -> Result<u64> {
+        self.store
+            .publish(&self.key, self.entry.as_deref(), writer, Store::local(value))
+    }
+}
+
+/// Resolves once into `cell`, panicking with the key, store and cause on
+/// failure (the `Deref` contract).
+pub(crate) fn resolved<'a, T: Storable>(
+    obj: &Object,
+    cell: &'a std::sync::OnceLock<Arc<T>>,
+) -> Result<&'a Arc<T>> {
+    if let Some(v) = cell.get() {
+        return Ok(v);
+    }
+    match obj.resolve::<T>() {
+        Ok(v) => Ok(cell.get_or_init(|| v)),
+        Err(e) => cell.get().ok_or(e),
+    }
+}
+
+pub(crate) fn deref_failed(obj: &Object, what: &str, e: &crate::Error) -> ! {
+    panic!(
+        "borrowstore: cannot resolve {what} of key {} in store {:?}: {e}",
+        obj.key,
+        obj.store.name()
+    )
+}
+
+/// Publishes a locally changed value; on failure the value is handed back
+/// so no data is lost.
+pub(crate) fn publish_local<T: Storable>(
+    obj: &Object,
+    writer: Claim,
+    local: &mut Option<T>,
+    cell: &mut std::sync::OnceLock<Arc<T>>,
+) -> Result<()> {
+    let Some(value) = local.take() else {
+        return Ok(());
+    };
+    let shared = Arc::new(value);
+    match obj.publish(writer, shared.clone()) {
+        Ok(_) => {
+            *cell = std::sync::OnceLock::from(shared);
+            Ok(())
+        }
+        Err(e) => {
+            // The connector dropped its copy with the error; ours is unique.
+            match Arc::try_unwrap(shared) {
+                Ok(v) => *local = Some(v),
+                Err(shared) => *cell = std::sync::OnceLock::from(shared),
+            }
+            Err(e)
+        }
+    }
+}

@@ -1,0 +1,214 @@
+//! [`OwnedProxy<T>`]: the one owner of a stored object.
+
+use std::fmt;
+use std::ops::{Deref, DerefMut};
+use std::sync::{Arc, OnceLock};
+
+use crate::codec::{self, Storable};
+use crate::error::Result;
+use crate::key::Key;
+use crate::ownership::object::{Object, deref_failed, publish_local, resolved};
+use crate::ownership::ticket::{OwnerTicket, TicketWire};
+use crate::proxy::Proxy;
+use crate::state::{Claim, ClaimKind, Init, Op};
+use crate::store::Store;
+
+/// The owner of a stored object. There is exactly one per object.
+///
+/// Dropping the owner evicts the object — at once if it is not borrowed,
+/// else when its last borrow ends (references are always valid). Borrow it
+/// with [`borrow`](crate::borrow) and [`mut_borrow`](crate::mut_borrow); the
+/// rules are checked store-side, so they hold across threads and processes.
+///
+/// The owner may be changed locally through `DerefMut` (copy-on-write: the
+/// stored value is untouched); [`update`](crate::update) publishes the
+/// change, and is refused while the object is borrowed. Unpublished changes
+/// are discarded when the owner is dropped or turned into a ticket.
+///
+/// An owner is not serializable — that would make two owners. Move it to
+/// another process with [`OwnedProxy::into_ticket`].
+///
+/// ```
+/// use borrowstore::{Store, borrow, mut_borrow, update, Error};
+/// # fn main() -> Result<(), Error> {
+/// let store = Store::memory("doc-owned");
+/// let mut owner = store.owned_proxy(vec![1u64, 2, 3])?;
+/// {
+///     let r = borrow(&owner)?;
+///     assert_eq!(r.len(), 3);
+///     assert!(matches!(mut_borrow(&owner), Err(Error::AlreadyBorrowed { .. })));
+/// }
+/// owner.push(4);              // local, copy-on-write
+/// update(&mut owner)?;        // published
+/// assert_eq!(borrow(&owner)?.len(), 4);
+/// let key = *borrowstore::OwnedProxy::key(&owner);
+/// drop(owner);                // evicted
+/// assert!(!store.exists(&key)?);
+/// # Ok(()) }
+/// ```
+#[clippy::has_significant_drop]
+#[must_use = "dropping the owner evicts the object"]
+pub struct OwnedProxy<T> {
+    pub(crate) obj: Arc<Object>,
+    pub(crate) claim: Claim,
+    pub(crate) shared: OnceLock<Arc<T>>,
+    pub(crate) local: Option<T>,
+    pub(crate) live: bool,
+}
+
+impl<T: Storable> OwnedProxy<T> {
+    pub(crate) fn from_parts(obj: Arc<Object>, claim: Claim, value: Option<Arc<T>>) -> Self {
+        let shared = OnceLock::new();
+        if let Some(v) = value {
+            let _ = shared.set(v);
+        }
+        OwnedProxy {
+            obj,
+            claim,
+            shared,
+            local: None,
+            live: true,
+        }
+    }
+
+    /// The object's key.
+    pub fn key(this: &Self) -> &Key {
+        &this.obj.key
+    }
+
+    /// The object's store.
+    pub fn store(this: &Self) -> &Store {
+        &this.obj.store
+    }
+
+    /// The value as this owner sees it (its local changes, else the stored
+    /// value), resolving it if needed.
+    pub fn resolve(this: &Self) -> Result<&T> {
+        match &this.local {
+            Some(v) => Ok(v),
+            None => resolved(&this.obj, &this.shared).map(|a| &**a),
+        }
+    }
+
+    /// Whether this owner has local changes that are not published.
+    pub fn is_modified(this: &Self) -> bool {
+        this.local.is_some()
+    }
+
+    /// Drops local changes, going back to the stored value.
+    pub fn discard_changes(this: &mut Self) {
+        this.local = None;
+    }
+
+    /// Moves ownership out of this process: returns a serializable ticket
+    /// that [`OwnerTicket::redeem`] turns back into the owner, exactly once,
+    /// in any process that can reach the store. Unpublished local changes
+    /// are discarded.
+    ///
+    /// Until it is redeemed the ticket owns the object store-side; a ticket
+    /// that is never redeemed can be cancelled with [`OwnerTicket::cancel`]
+    /// (and, on stores with leases, expires with its lease).
+    pub fn into_ticket(mut this: Self) -> Result<OwnerTicket<T>> {
+        let wire = TicketWire::issue::<T>(&this.obj, this.claim)?;
+        this.live = false;
+        Ok(OwnerTicket::new(wire))
+    }
+
+    fn view(&self) -> &T {
+        match OwnedProxy::resolve(self) {
+            Ok(v) => v,
+            Err(e) => deref_failed(&self.obj, "owned proxy", &e),
+        }
+    }
+
+    /// Publishes local changes under a transient mutable borrow.
+    pub(crate) fn publish(this: &mut Self) -> Result<()> {
+        let writer = this.obj.acquire(ClaimKind::Writer)?;
+        let r = publish_local(&this.obj, writer, &mut this.local, &mut this.shared);
+        this.obj.release(writer);
+        r
+    }
+}
+
+impl<T: Storable> Deref for OwnedProxy<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        self.view()
+    }
+}
+
+impl<T: Storable> DerefMut for OwnedProxy<T> {
+    /// Copy-on-write: the first mutable access copies the value locally.
+    ///
+    /// # Panics
+    ///
+    /// If the value cannot be resolved, or cannot be copied (a `Serialize`
+    /// implementation that fails on its own output).
+    fn deref_mut(&mut self) -> &mut T {
+        if self.local.is_none() {
+            let copy = codec::deep_copy(self.view())
+                .unwrap_or_else(|e| deref_failed(&self.obj, "owned proxy", &e));
+            self.local = Some(copy);
+        }
+        self.local.as_mut().expect("set above")
+    }
+}
+
+impl<T> Drop for OwnedProxy<T> {
+    fn drop(&mut self) {
+        if self.live {
+            self.obj.release(self.claim);
+        }
+    }
+}
+
+impl<T> fmt::Debug for OwnedProxy<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OwnedProxy")
+            .field("key", &self.obj.key)
+            .field("store", &self.obj.store.name())
+            .field("modified", &self.local.is_some())
+            .finish()
+    }
+}
+
+impl Store {
+    /// Stores `value` under a new key, owned by the returned proxy. In a
+    /// memory store the value is kept as it is: no copy, no encoding.
+    pub fn owned_proxy<T: Storable>(&self, value: T) -> Result<OwnedProxy<T>> {
+        self.owned_from_arc(Arc::new(value))
+    }
+
+    pub(crate) fn owned_from_arc<T: Storable>(&self, value: Arc<T>) -> Result<OwnedProxy<T>> {
+        let key = Key::random();
+        let claim = Claim::new(ClaimKind::Owner);
+        let entry = self.insert(key, Store::local(value.clone()), Init::Claimed(claim))?;
+        let obj = Object::new(self.clone(), key, entry);
+        Ok(OwnedProxy::from_parts(obj, claim, Some(value)))
+    }
+}
+
+/// Adopts a plain proxy: its object gets this owner, and is evicted when the
+/// owner is dropped. Refused with [`Error::AlreadyOwned`](crate::Error::AlreadyOwned)
+/// when the object already has an owner proxy, and with
+/// [`Error::KeyNotFound`](crate::Error::KeyNotFound) when it is gone.
+pub fn into_owned<T: Storable>(proxy: Proxy<T>) -> Result<OwnedProxy<T>> {
+    let (store, key, value) = proxy.into_parts();
+    let obj = Object::attach(store, key)?;
+    let claim = Claim::new(ClaimKind::Owner);
+    obj.apply(Op::Acquire(claim))?;
+    Ok(OwnedProxy::from_parts(obj, claim, value))
+}
+
+/// A deep copy of the owner's value (as the owner sees it) under a new key,
+/// with its own owner. Independent of its source: changing one never changes
+/// the other. In a memory store an unchanged value is shared, not copied
+/// (values are immutable once stored; every change replaces them).
+pub fn clone<T: Storable>(owner: &OwnedProxy<T>) -> Result<OwnedProxy<T>> {
+    let value = match &owner.local {
+        Some(v) => Arc::new(codec::deep_copy(v)?),
+        None => resolved(&owner.obj, &owner.shared)?.clone(),
+    };
+    owner.obj.store.owned_from_arc(value)
+}

@@ -1,0 +1,162 @@
+//! Tickets: moving an owner or a borrow to another process, exactly once.
+
+use std::fmt;
+use std::marker::PhantomData;
+
+use serde::{Deserialize, Serialize};
+
+use crate::codec::{self, Storable};
+use crate::error::{Error, Result};
+use crate::key::{ClaimId, Key};
+use crate::ownership::object::Object;
+use crate::ownership::owned::OwnedProxy;
+use crate::ownership::ref_proxy::RefProxy;
+use crate::state::{Claim, ClaimKind};
+use crate::store::{Store, StoreConfig};
+
+#[derive(Clone, Serialize, Deserialize)]
+pub(crate) struct TicketWire {
+    store: StoreConfig,
+    key: Key,
+    ticket: ClaimId,
+    fingerprint: u64,
+}
+
+impl TicketWire {
+    pub(crate) fn issue<T: Storable>(obj: &Object, claim: Claim) -> Result<TicketWire> {
+        let ticket = ClaimId::random();
+        obj.store.connector().issue_ticket(&obj.key, ticket, claim)?;
+        Ok(TicketWire {
+            store: obj.store.config().clone(),
+            key: obj.key,
+            ticket,
+            fingerprint: codec::fingerprint::<T>(),
+        })
+    }
+
+    fn check_type<T>(&self) -> Result<()> {
+        if self.fingerprint == codec::fingerprint::<T>() {
+            Ok(())
+        } else {
+            Err(Error::TypeMismatch {
+                expected: std::any::type_name::<T>(),
+                found: format!("a ticket of type fingerprint {:016x}", self.fingerprint),
+            })
+        }
+    }
+
+    /// Redeems store-side; returns the object and the claim it carried.
+    fn redeem<T>(&self, kind: ClaimKind) -> Result<(std::sync::Arc<Object>, Claim)> {
+        self.check_type::<T>()?;
+        let store = Store::from_config(&self.store)?;
+        let (key, claim) = store.connector().redeem_ticket(self.ticket)?;
+        if key != self.key || claim.kind != kind {
+            return Err(Error::malformed(
+                "ticket",
+                "its key or kind does not match the store's record",
+            ));
+        }
+        Ok((Object::attach(store, key)?, claim))
+    }
+
+    fn cancel(&self) -> Result<()> {
+        Store::from_config(&self.store)?
+            .connector()
+            .cancel_ticket(self.ticket)
+    }
+}
+
+macro_rules! ticket_type {
+    ($(#[$doc:meta])* $name:ident, $what:literal) => {
+        $(#[$doc])*
+        #[derive(Serialize, Deserialize)]
+        #[serde(bound = "")]
+        #[must_use = "an unredeemed ticket keeps its claim until it is cancelled or expires"]
+        pub struct $name<T> {
+            wire: TicketWire,
+            #[serde(skip)]
+            _type: PhantomData<fn() -> T>,
+        }
+
+        impl<T: Storable> $name<T> {
+            pub(crate) fn new(wire: TicketWire) -> Self {
+                $name { wire, _type: PhantomData }
+            }
+
+            /// The object's key.
+            pub fn key(&self) -> &Key {
+                &self.wire.key
+            }
+
+            /// The ticket's wire form.
+            pub fn to_bytes(&self) -> Result<Vec<u8>> {
+                postcard::to_allocvec(self).map_err(Error::encode)
+            }
+
+            /// A ticket from its wire form; malformed bytes are [`Error::Malformed`].
+            pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+                postcard::from_bytes(bytes).map_err(|e| Error::malformed($what, e))
+            }
+
+            /// Gives the claim back without redeeming: the ticket can no
+            /// longer be redeemed, and the claim ends as if its handle had
+            /// been dropped. [`Error::TicketRedeemed`] if it was redeemed.
+            pub fn cancel(self) -> Result<()> {
+                self.wire.cancel()
+            }
+        }
+
+        impl<T> fmt::Debug for $name<T> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_struct(stringify!($name))
+                    .field("key", &self.wire.key)
+                    .field("store", &self.wire.store.name)
+                    .finish_non_exhaustive()
+            }
+        }
+    };
+}
+
+ticket_type!(
+    /// An owner in flight between processes: serializable, redeemable once.
+    ///
+    /// ```
+    /// use borrowstore::{OwnedProxy, OwnerTicket, Store, Error};
+    /// # fn main() -> Result<(), Error> {
+    /// let store = Store::memory("doc-ticket");
+    /// let owner = store.owned_proxy(42u32)?;
+    /// let bytes = OwnedProxy::into_ticket(owner)?.to_bytes()?;
+    /// // … in another process that can reach the store …
+    /// let owner = OwnerTicket::<u32>::from_bytes(&bytes)?.redeem()?;
+    /// assert_eq!(*owner, 42);
+    /// let again = OwnerTicket::<u32>::from_bytes(&bytes)?.redeem();
+    /// assert!(matches!(again, Err(Error::TicketRedeemed { .. })));
+    /// # Ok(()) }
+    /// ```
+    OwnerTicket,
+    "owner ticket"
+);
+
+ticket_type!(
+    /// A shared borrow in flight between processes: serializable, redeemable once.
+    BorrowTicket,
+    "borrow ticket"
+);
+
+impl<T: Storable> OwnerTicket<T> {
+    /// The owner, exactly once across all processes; later redeems of the
+    /// same ticket fail with [`Error::TicketRedeemed`].
+    pub fn redeem(self) -> Result<OwnedProxy<T>> {
+        let (obj, claim) = self.wire.redeem::<T>(ClaimKind::Owner)?;
+        Ok(OwnedProxy::from_parts(obj, claim, None))
+    }
+}
+
+impl<T: Storable> BorrowTicket<T> {
+    /// The borrow, exactly once across all processes; later redeems of the
+    /// same ticket fail with [`Error::TicketRedeemed`].
+    pub fn redeem(self) -> Result<RefProxy<T>> {
+        let (obj, claim) = self.wire.redeem::<T>(ClaimKind::Reader)?;
+        Ok(RefProxy::from_parts(obj, claim))
+    }
+}

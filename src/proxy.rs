@@ -1,0 +1,232 @@
+//! [`Proxy<T>`]: a lazy, plain (non-owning), serializable reference to a
+//! stored object.
+
+use std::fmt;
+use std::ops::Deref;
+use std::sync::{Arc, OnceLock};
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::codec::{self, Storable};
+use crate::error::{Error, Result};
+use crate::key::Key;
+use crate::state::Init;
+use crate::store::{Store, StoreConfig};
+
+/// A lazy reference to an object in a store.
+///
+/// A proxy resolves its value on first use — [`Deref`], or
+/// [`Proxy::resolve`] to get a `Result` — and keeps it: later uses cost
+/// nothing. Readers in one process share one decoded value.
+///
+/// A proxy does not own its object: dropping it changes nothing store-side.
+/// Serializing a proxy writes its store's config and key, never the value;
+/// deserializing it in another process finds the store in the registry or
+/// reopens it from the config.
+///
+/// Helpers are associated functions (`Proxy::key(&p)`) so they never hide a
+/// method of `T`.
+///
+/// ```
+/// use borrowstore::{Proxy, Store};
+/// # fn main() -> Result<(), borrowstore::Error> {
+/// let store = Store::memory("doc-proxy");
+/// let p: Proxy<Vec<u64>> = store.proxy(vec![1, 2, 3])?;
+/// assert_eq!(p.iter().sum::<u64>(), 6);
+///
+/// let bytes = postcard::to_allocvec(&p).unwrap(); // the key, not the value
+/// let q: Proxy<Vec<u64>> = postcard::from_bytes(&bytes).unwrap();
+/// assert_eq!(q.len(), 3);
+/// # Ok(()) }
+/// ```
+///
+/// # Panics
+///
+/// `Deref` panics, naming the key, the store and the cause, when the value
+/// cannot be resolved (evicted, wrong type, damaged bytes, store
+/// unreachable). Use [`Proxy::resolve`] where that can happen.
+pub struct Proxy<T> {
+    store: Store,
+    key: Key,
+    ephemeral: bool,
+    value: OnceLock<Arc<T>>,
+}
+
+impl<T: Storable> Proxy<T> {
+    pub(crate) fn new(store: Store, key: Key, ephemeral: bool, value: Option<Arc<T>>) -> Self {
+        let cell = OnceLock::new();
+        if let Some(v) = value {
+            let _ = cell.set(v);
+        }
+        Proxy {
+            store,
+            key,
+            ephemeral,
+            value: cell,
+        }
+    }
+
+    /// The value, resolving it if this proxy has not yet.
+    ///
+    /// For an ephemeral proxy the first resolve also evicts the object; any
+    /// other proxy of it then fails with [`Error::KeyNotFound`].
+    pub fn resolve(this: &Self) -> Result<&T> {
+        Proxy::shared(this).map(|a| &**a)
+    }
+
+    /// The shared value (`Arc<T>`), resolving it if needed.
+    pub fn shared(this: &Self) -> Result<&Arc<T>> {
+        if let Some(v) = this.value.get() {
+            return Ok(v);
+        }
+        let resolved = if this.ephemeral {
+            this.store.take::<T>(&this.key)
+        } else {
+            this.store.resolve::<T>(&this.key, None)
+        };
+        match resolved {
+            Ok(v) => Ok(this.value.get_or_init(|| v)),
+            // Another thread may have resolved (and, if ephemeral, consumed) it.
+            Err(e) => this.value.get().ok_or(e),
+        }
+    }
+
+    /// Whether the value is already resolved in this proxy.
+    pub fn is_resolved(this: &Self) -> bool {
+        this.value.get().is_some()
+    }
+
+    /// Whether the first resolve evicts the object.
+    pub fn is_ephemeral(this: &Self) -> bool {
+        this.ephemeral
+    }
+
+    /// The object's key.
+    pub fn key(this: &Self) -> &Key {
+        &this.key
+    }
+
+    /// The object's store.
+    pub fn store(this: &Self) -> &Store {
+        &this.store
+    }
+
+    /// The proxy's wire form (store config and key; never the value).
+    pub fn to_bytes(this: &Self) -> Result<Vec<u8>> {
+        postcard::to_allocvec(this).map_err(Error::encode)
+    }
+
+    /// A proxy from its wire form; malformed bytes are [`Error::Malformed`],
+    /// a proxy of another type [`Error::TypeMismatch`].
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        let wire: Wire = postcard::from_bytes(bytes).map_err(|e| Error::malformed("proxy", e))?;
+        wire.into_proxy()
+    }
+
+    pub(crate) fn into_parts(self) -> (Store, Key, Option<Arc<T>>) {
+        (self.store, self.key, self.value.into_inner())
+    }
+}
+
+impl<T: Storable> Deref for Proxy<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        match Proxy::resolve(self) {
+            Ok(v) => v,
+            Err(e) => panic!(
+                "borrowstore: cannot resolve proxy of key {} in store {:?}: {e}",
+                self.key,
+                self.store.name()
+            ),
+        }
+    }
+}
+
+impl<T> Clone for Proxy<T> {
+    fn clone(&self) -> Self {
+        Proxy {
+            store: self.store.clone(),
+            key: self.key,
+            ephemeral: self.ephemeral,
+            value: self.value.clone(),
+        }
+    }
+}
+
+impl<T> fmt::Debug for Proxy<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Proxy")
+            .field("key", &self.key)
+            .field("store", &self.store.name())
+            .field("ephemeral", &self.ephemeral)
+            .field("resolved", &self.value.get().is_some())
+            .finish()
+    }
+}
+
+/// The serialized form of a proxy.
+#[derive(Serialize, Deserialize)]
+struct Wire {
+    store: StoreConfig,
+    key: Key,
+    ephemeral: bool,
+    fingerprint: u64,
+}
+
+impl Wire {
+    fn into_proxy<T: Storable>(self) -> Result<Proxy<T>> {
+        if self.fingerprint != codec::fingerprint::<T>() {
+            return Err(Error::TypeMismatch {
+                expected: std::any::type_name::<T>(),
+                found: format!("a proxy of type fingerprint {:016x}", self.fingerprint),
+            });
+        }
+        let store = Store::from_config(&self.store)?;
+        Ok(Proxy::new(store, self.key, self.ephemeral, None))
+    }
+}
+
+impl<T: Storable> Serialize for Proxy<T> {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        Wire {
+            store: self.store.config().clone(),
+            key: self.key,
+            ephemeral: self.ephemeral,
+            fingerprint: codec::fingerprint::<T>(),
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de, T: Storable> Deserialize<'de> for Proxy<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        Wire::deserialize(d)?
+            .into_proxy()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+impl Store {
+    /// Stores `value` (kept undecoded in a memory store) under a new key with
+    /// no owner, and returns a resolved proxy of it.
+    pub fn proxy<T: Storable>(&self, value: T) -> Result<Proxy<T>> {
+        let value = Arc::new(value);
+        let key = Key::random();
+        self.insert(key, Store::local(value.clone()), Init::Plain)?;
+        Ok(Proxy::new(self.clone(), key, false, Some(value)))
+    }
+
+    /// A proxy of the object under `key`; nothing is checked until it resolves.
+    pub fn proxy_from_key<T: Storable>(&self, key: Key) -> Proxy<T> {
+        Proxy::new(self.clone(), key, false, None)
+    }
+
+    /// Stores `value` and returns a proxy whose first resolve evicts it:
+    /// exactly one resolve, in any process, gets the value.
+    pub fn ephemeral_proxy<T: Storable>(&self, value: T) -> Result<Proxy<T>> {
+        let key = Key::random();
+        self.insert(key, Store::local(Arc::new(value)), Init::Plain)?;
+        Ok(Proxy::new(self.clone(), key, true, None))
+    }
+}

@@ -1,0 +1,523 @@
+//! The per-object ownership state machine: pure, synchronous, and the only
+//! place where the rules live.
+//!
+//! An object's store-side state is a [`State`]: how many shared borrows it
+//! has, whether it has a mutable borrow, whether an owner proxy exists, how
+//! many holders (scopes and lifetimes) own it, whether it ever had an owner,
+//! and whether it is gone. [`State::apply`] maps a state and an [`Op`] to the
+//! next state and an [`Effect`], or refuses with a [`Refusal`]:
+//!
+//! | op | refused when | effect |
+//! |---|---|---|
+//! | acquire reader | gone; mutably borrowed | — |
+//! | acquire writer | gone; borrowed at all | — |
+//! | acquire owner | gone; an owner proxy exists | marks "had an owner" |
+//! | acquire holder | gone | marks "had an owner" |
+//! | release any | a claim of that kind is not held | evicts when it had an owner and none, and no borrow, is left |
+//! | evict | gone; borrowed at all | evicts |
+//!
+//! Every connector applies exactly these transitions atomically: the memory
+//! connector packs a `State` into one `AtomicU64` and applies `apply` in a
+//! compare-and-swap loop; connectors that must survive retries and crashes
+//! keep a [`Ledger`], which adds claim ids (so releases are idempotent) and
+//! delegates every decision to `State::apply`.
+//!
+//! Eviction is an effect, not a request: the transition that returns
+//! [`Effect::Evict`] also sets the "gone" bit, so exactly one caller ever
+//! sees it and no claim can be acquired afterwards.
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+
+use crate::key::ClaimId;
+
+/// What kind of claim on an object.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Serialize, Deserialize)]
+pub enum ClaimKind {
+    /// The owner proxy (`OwnedProxy`, or an owner ticket in flight). At most one.
+    Owner,
+    /// A scope or lifetime that shares ownership. Any number.
+    Holder,
+    /// A shared borrow (`RefProxy`). Any number, never beside a writer.
+    Reader,
+    /// The mutable borrow (`RefMutProxy`). At most one, never beside readers.
+    Writer,
+}
+
+/// One claim: its kind and its id.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Serialize, Deserialize)]
+pub struct Claim {
+    /// The kind of claim.
+    pub kind: ClaimKind,
+    /// Its id; releases are idempotent by id where the connector keeps ids.
+    pub id: ClaimId,
+}
+
+impl Claim {
+    /// A claim of `kind` with a fresh id.
+    pub fn new(kind: ClaimKind) -> Self {
+        Claim {
+            kind,
+            id: ClaimId::next(),
+        }
+    }
+}
+
+/// A transition request.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub enum Op {
+    /// Take a claim.
+    Acquire(Claim),
+    /// Give a claim back.
+    Release(Claim),
+    /// Remove the object now (explicit eviction, or an ephemeral resolve).
+    Evict,
+}
+
+/// What the connector must do after a transition.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub enum Effect {
+    /// Nothing.
+    None,
+    /// Remove the object's value now. Returned exactly once per object.
+    Evict,
+}
+
+/// Why a transition was refused. Connectors turn this into an [`Error`](crate::Error).
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub enum Refusal {
+    /// The object was evicted (or never existed).
+    Gone,
+    /// A writer or an eviction was refused: the object is borrowed.
+    Borrowed,
+    /// A reader was refused: the object is mutably borrowed.
+    MutablyBorrowed,
+    /// An owner was refused: the object already has an owner proxy.
+    Owned,
+    /// A counter would overflow.
+    Overflow,
+    /// A release of a claim kind that is not held (a bug in the caller).
+    NotHeld,
+}
+
+/// How a new object starts.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub enum Init {
+    /// No owner: persists until evicted explicitly (plain `put`, `proxy`).
+    Plain,
+    /// Born with an owner proxy or a holder.
+    Claimed(Claim),
+}
+
+/// The packed per-object state. See the [module docs](self).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct State(u64);
+
+const READERS_MASK: u64 = 0xFFFF_FFFF;
+const HOLDER_ONE: u64 = 1 << 32;
+const HOLDERS_MASK: u64 = 0xFF_FFFF << 32;
+const WRITER: u64 = 1 << 56;
+const OWNED: u64 = 1 << 57;
+const HAD_OWNER: u64 = 1 << 58;
+const GONE: u64 = 1 << 59;
+
+impl State {
+    /// A new object with no claims.
+    pub const EMPTY: State = State(0);
+
+    /// The state of a new object.
+    pub fn new(init: Init) -> State {
+        match init {
+            Init::Plain => State::EMPTY,
+            Init::Claimed(c) => match State::EMPTY.apply(Op::Acquire(c)) {
+                Ok((s, Effect::None)) => s,
+                _ => unreachable!("acquiring on an empty state cannot fail"),
+            },
+        }
+    }
+
+    /// The raw bits, for atomic storage.
+    pub const fn to_bits(self) -> u64 {
+        self.0
+    }
+
+    /// The state of these raw bits.
+    pub const fn from_bits(bits: u64) -> State {
+        State(bits)
+    }
+
+    /// Number of shared borrows.
+    pub const fn readers(self) -> u32 {
+        (self.0 & READERS_MASK) as u32
+    }
+
+    /// Number of holders (scopes and lifetimes).
+    pub const fn holders(self) -> u32 {
+        ((self.0 & HOLDERS_MASK) >> 32) as u32
+    }
+
+    /// Whether a mutable borrow exists.
+    pub const fn writer(self) -> bool {
+        self.0 & WRITER != 0
+    }
+
+    /// Whether an owner proxy exists.
+    pub const fn owned(self) -> bool {
+        self.0 & OWNED != 0
+    }
+
+    /// Whether the object ever had an owner or holder.
+    pub const fn had_owner(self) -> bool {
+        self.0 & HAD_OWNER != 0
+    }
+
+    /// Whether the object was evicted.
+    pub const fn gone(self) -> bool {
+        self.0 & GONE != 0
+    }
+
+    /// Whether any borrow exists.
+    pub const fn borrowed(self) -> bool {
+        self.readers() > 0 || self.writer()
+    }
+
+    /// The one transition function. Pure: the caller stores the new state
+    /// atomically (compare-and-swap, a file lock, a Lua script).
+    pub fn apply(self, op: Op) -> Result<(State, Effect), Refusal> {
+        let s = self.0;
+        match op {
+            Op::Acquire(c) => {
+                if self.gone() {
+                    return Err(Refusal::Gone);
+                }
+                let next = match c.kind {
+                    ClaimKind::Reader => {
+                        if self.writer() {
+                            return Err(Refusal::MutablyBorrowed);
+                        }
+                        if self.readers() == u32::MAX {
+                            return Err(Refusal::Overflow);
+                        }
+                        s + 1
+                    }
+                    ClaimKind::Writer => {
+                        if self.borrowed() {
+                            return Err(Refusal::Borrowed);
+                        }
+                        s | WRITER
+                    }
+                    ClaimKind::Owner => {
+                        if self.owned() {
+                            return Err(Refusal::Owned);
+                        }
+                        s | OWNED | HAD_OWNER
+                    }
+                    ClaimKind::Holder => {
+                        if s & HOLDERS_MASK == HOLDERS_MASK {
+                            return Err(Refusal::Overflow);
+                        }
+                        (s + HOLDER_ONE) | HAD_OWNER
+                    }
+                };
+                Ok((State(next), Effect::None))
+            }
+            Op::Release(c) => {
+                let next = match c.kind {
+                    ClaimKind::Reader if self.readers() > 0 => s - 1,
+                    ClaimKind::Writer if self.writer() => s & !WRITER,
+                    ClaimKind::Owner if self.owned() => s & !OWNED,
+                    ClaimKind::Holder if self.holders() > 0 => s - HOLDER_ONE,
+                    _ => return Err(Refusal::NotHeld),
+                };
+                Ok(State(next).settle())
+            }
+            Op::Evict => {
+                if self.gone() {
+                    return Err(Refusal::Gone);
+                }
+                if self.borrowed() {
+                    return Err(Refusal::Borrowed);
+                }
+                Ok((State(s | GONE), Effect::Evict))
+            }
+        }
+    }
+
+    /// Evicts when the object had an owner and has no claim left.
+    fn settle(self) -> (State, Effect) {
+        let unclaimed = !self.owned() && self.holders() == 0 && !self.borrowed();
+        if self.had_owner() && unclaimed && !self.gone() {
+            (State(self.0 | GONE), Effect::Evict)
+        } else {
+            (self, Effect::None)
+        }
+    }
+}
+
+impl std::fmt::Debug for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("State")
+            .field("readers", &self.readers())
+            .field("writer", &self.writer())
+            .field("owned", &self.owned())
+            .field("holders", &self.holders())
+            .field("had_owner", &self.had_owner())
+            .field("gone", &self.gone())
+            .finish()
+    }
+}
+
+/// A [`State`] with the id of every claim, for connectors whose requests can
+/// be retried (a lost reply, a reconnect) or whose claimants can die.
+///
+/// Acquiring an id that is already held, or releasing one that is not, is a
+/// no-op: every operation is idempotent by id. All decisions are made by
+/// [`State::apply`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ledger {
+    /// The counts; always agree with the id sets below.
+    pub state: State,
+    /// The owner proxy's claim id.
+    pub owner: Option<ClaimId>,
+    /// The holders' claim ids.
+    pub holders: BTreeSet<ClaimId>,
+    /// The readers' claim ids.
+    pub readers: BTreeSet<ClaimId>,
+    /// The writer's claim id.
+    pub writer: Option<ClaimId>,
+    /// The value's version, bumped by every publish.
+    pub version: u64,
+}
+
+impl Ledger {
+    /// The ledger of a new object.
+    pub fn new(init: Init) -> Ledger {
+        let mut l = Ledger {
+            version: 1,
+            ..Ledger::default()
+        };
+        if let Init::Claimed(c) = init {
+            let _ = l.apply(Op::Acquire(c));
+        }
+        l
+    }
+
+    /// Whether `claim` is held.
+    pub fn holds(&self, claim: Claim) -> bool {
+        match claim.kind {
+            ClaimKind::Owner => self.owner == Some(claim.id),
+            ClaimKind::Holder => self.holders.contains(&claim.id),
+            ClaimKind::Reader => self.readers.contains(&claim.id),
+            ClaimKind::Writer => self.writer == Some(claim.id),
+        }
+    }
+
+    /// Applies `op`, idempotently by claim id.
+    pub fn apply(&mut self, op: Op) -> Result<Effect, Refusal> {
+        match op {
+            Op::Acquire(c) if self.holds(c) => Ok(Effect::None),
+            Op::Release(c) if !self.holds(c) => Ok(Effect::None),
+            _ => {
+                let (state, effect) = self.state.apply(op)?;
+                self.state = state;
+                match op {
+                    Op::Acquire(c) => self.record(c, true),
+                    Op::Release(c) => self.record(c, false),
+                    Op::Evict => {}
+                }
+                Ok(effect)
+            }
+        }
+    }
+
+    fn record(&mut self, c: Claim, held: bool) {
+        match (c.kind, held) {
+            (ClaimKind::Owner, true) => self.owner = Some(c.id),
+            (ClaimKind::Owner, false) => self.owner = None,
+            (ClaimKind::Writer, true) => self.writer = Some(c.id),
+            (ClaimKind::Writer, false) => self.writer = None,
+            (ClaimKind::Holder, true) => {
+                self.holders.insert(c.id);
+            }
+            (ClaimKind::Holder, false) => {
+                self.holders.remove(&c.id);
+            }
+            (ClaimKind::Reader, true) => {
+                self.readers.insert(c.id);
+            }
+            (ClaimKind::Reader, false) => {
+                self.readers.remove(&c.id);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn c(kind: ClaimKind) -> Claim {
+        Claim::new(kind)
+    }
+
+    fn step(s: State, op: Op) -> State {
+        s.apply(op).unwrap().0
+    }
+
+    #[test]
+    fn readers_exclude_writer_and_writer_excludes_everyone() {
+        let s = State::new(Init::Claimed(c(ClaimKind::Owner)));
+        let r = step(s, Op::Acquire(c(ClaimKind::Reader)));
+        assert_eq!(r.apply(Op::Acquire(c(ClaimKind::Writer))), Err(Refusal::Borrowed));
+        let w = step(s, Op::Acquire(c(ClaimKind::Writer)));
+        assert_eq!(w.apply(Op::Acquire(c(ClaimKind::Reader))), Err(Refusal::MutablyBorrowed));
+        assert_eq!(w.apply(Op::Acquire(c(ClaimKind::Writer))), Err(Refusal::Borrowed));
+        assert_eq!(w.apply(Op::Evict), Err(Refusal::Borrowed));
+        assert_eq!(r.apply(Op::Evict), Err(Refusal::Borrowed));
+    }
+
+    #[test]
+    fn owner_release_evicts_or_defers() {
+        let owner = c(ClaimKind::Owner);
+        let s = State::new(Init::Claimed(owner));
+        assert_eq!(s.apply(Op::Release(owner)).unwrap().1, Effect::Evict);
+
+        let reader = c(ClaimKind::Reader);
+        let s = step(s, Op::Acquire(reader));
+        let (s, e) = s.apply(Op::Release(owner)).unwrap();
+        assert_eq!(e, Effect::None);
+        let (s, e) = s.apply(Op::Release(reader)).unwrap();
+        assert_eq!(e, Effect::Evict);
+        assert!(s.gone());
+        assert_eq!(s.apply(Op::Acquire(c(ClaimKind::Reader))), Err(Refusal::Gone));
+    }
+
+    #[test]
+    fn plain_objects_are_never_evicted_implicitly() {
+        let s = State::new(Init::Plain);
+        let s = step(s, Op::Acquire(c(ClaimKind::Reader)));
+        let (s, e) = s.apply(Op::Release(c(ClaimKind::Reader))).unwrap();
+        assert_eq!(e, Effect::None);
+        assert!(!s.gone());
+        assert_eq!(s.apply(Op::Evict).unwrap().1, Effect::Evict);
+    }
+
+    #[test]
+    fn one_owner_proxy_many_holders() {
+        let s = State::new(Init::Claimed(c(ClaimKind::Owner)));
+        assert_eq!(s.apply(Op::Acquire(c(ClaimKind::Owner))), Err(Refusal::Owned));
+        let h1 = c(ClaimKind::Holder);
+        let h2 = c(ClaimKind::Holder);
+        let s = step(step(State::new(Init::Plain), Op::Acquire(h1)), Op::Acquire(h2));
+        assert_eq!(s.holders(), 2);
+        let (s, e) = s.apply(Op::Release(h1)).unwrap();
+        assert_eq!(e, Effect::None);
+        assert_eq!(s.apply(Op::Release(h2)).unwrap().1, Effect::Evict);
+    }
+
+    #[test]
+    fn releasing_what_is_not_held_is_refused() {
+        let s = State::new(Init::Plain);
+        for k in [ClaimKind::Owner, ClaimKind::Holder, ClaimKind::Reader, ClaimKind::Writer] {
+            assert_eq!(s.apply(Op::Release(c(k))), Err(Refusal::NotHeld));
+        }
+    }
+
+    #[test]
+    fn ledger_is_idempotent_by_id() {
+        let owner = c(ClaimKind::Owner);
+        let reader = c(ClaimKind::Reader);
+        let mut l = Ledger::new(Init::Claimed(owner));
+        l.apply(Op::Acquire(reader)).unwrap();
+        l.apply(Op::Acquire(reader)).unwrap();
+        assert_eq!(l.state.readers(), 1);
+        assert_eq!(l.apply(Op::Release(owner)).unwrap(), Effect::None);
+        assert_eq!(l.apply(Op::Release(owner)).unwrap(), Effect::None);
+        assert_eq!(l.apply(Op::Release(reader)).unwrap(), Effect::Evict);
+        // a retried release after the eviction does nothing
+        assert_eq!(l.apply(Op::Release(reader)).unwrap(), Effect::None);
+        assert!(l.state.gone());
+    }
+
+    #[derive(Clone, Debug)]
+    enum Step {
+        Acquire(ClaimKind),
+        Release(usize),
+        Retry(usize),
+        Evict,
+    }
+
+    fn steps() -> impl Strategy<Value = Vec<Step>> {
+        let kind = prop_oneof![
+            Just(ClaimKind::Owner),
+            Just(ClaimKind::Holder),
+            Just(ClaimKind::Reader),
+            Just(ClaimKind::Writer)
+        ];
+        proptest::collection::vec(
+            prop_oneof![
+                kind.prop_map(Step::Acquire),
+                any::<usize>().prop_map(Step::Release),
+                any::<usize>().prop_map(Step::Retry),
+                Just(Step::Evict),
+            ],
+            0..60,
+        )
+    }
+
+    proptest! {
+        /// The ledger and the packed state agree, the rules hold after every
+        /// step, and eviction happens at most once and only when allowed.
+        #[test]
+        fn ledger_keeps_the_invariants(init_owned in any::<bool>(), script in steps()) {
+            let init = if init_owned { Init::Claimed(c(ClaimKind::Owner)) } else { Init::Plain };
+            let mut l = Ledger::new(init);
+            let mut held: Vec<Claim> = match init { Init::Claimed(c) => vec![c], Init::Plain => vec![] };
+            let mut released: Vec<Claim> = vec![];
+            let mut evictions = 0;
+            for st in script {
+                let before = l.clone();
+                let r = match st {
+                    Step::Acquire(k) => {
+                        let cl = c(k);
+                        let r = l.apply(Op::Acquire(cl));
+                        if r.is_ok() { held.push(cl); }
+                        r
+                    }
+                    Step::Release(i) if !held.is_empty() => {
+                        let cl = held.remove(i % held.len());
+                        released.push(cl);
+                        l.apply(Op::Release(cl))
+                    }
+                    Step::Retry(i) if !released.is_empty() => {
+                        let cl = released[i % released.len()];
+                        let r = l.apply(Op::Release(cl));
+                        prop_assert_eq!(r, Ok(Effect::None));
+                        prop_assert_eq!(&l, &before);
+                        r
+                    }
+                    Step::Evict => l.apply(Op::Evict),
+                    _ => continue,
+                };
+                if r.is_err() { prop_assert_eq!(&l, &before); }
+                if r == Ok(Effect::Evict) {
+                    evictions += 1;
+                    prop_assert!(!l.state.borrowed(), "evicted while borrowed");
+                }
+                let s = l.state;
+                prop_assert!(!(s.writer() && s.readers() > 0));
+                prop_assert_eq!(s.readers() as usize, l.readers.len());
+                prop_assert_eq!(s.holders() as usize, l.holders.len());
+                prop_assert_eq!(s.writer(), l.writer.is_some());
+                prop_assert_eq!(s.owned(), l.owner.is_some());
+                if s.had_owner() && !s.owned() && s.holders() == 0 && !s.borrowed() {
+                    prop_assert!(s.gone());
+                }
+            }
+            prop_assert!(evictions <= 1);
+        }
+    }
+}

@@ -1,0 +1,458 @@
+//! [`Store`]: a named connector with a cache, and the plain object API.
+
+mod cache;
+mod config;
+mod registry;
+
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+
+pub use config::StoreConfig;
+pub(crate) use config::Location;
+
+use crate::codec::{self, Storable};
+use crate::connector::{Connector, Entry, Fetch, LocalValue, MemoryConnector, Stored, Value};
+use crate::error::{Error, Result};
+use crate::key::Key;
+use crate::state::Init;
+use cache::{Cache, Cached};
+
+/// A store of objects: a name, a [`Connector`], and this process's cache of
+/// decoded values. Cheap to clone; clones share everything.
+///
+/// ```
+/// use borrowstore::Store;
+/// # fn main() -> Result<(), borrowstore::Error> {
+/// let store = Store::memory("doc-store");
+/// let key = store.put(&vec![1u64, 2, 3])?;
+/// assert_eq!(store.get::<Vec<u64>>(&key)?, Some(vec![1, 2, 3]));
+/// assert!(store.exists(&key)?);
+/// store.evict(&key)?;
+/// assert!(!store.exists(&key)?);
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: StoreConfig,
+    connector: Arc<dyn Connector>,
+    cache: Cache,
+    max_value_size: Option<usize>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("name", &self.name())
+            .field("url", &self.url())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`Store`] with non-default settings.
+///
+/// ```
+/// use borrowstore::Store;
+/// let store = Store::builder("limited").max_value_size(1 << 20).build().unwrap();
+/// assert_eq!(store.url(), "memory://limited");
+/// ```
+#[must_use]
+pub struct StoreBuilder {
+    name: String,
+    url: Option<String>,
+    connector: Option<Arc<dyn Connector>>,
+    max_value_size: Option<usize>,
+    register: bool,
+}
+
+impl StoreBuilder {
+    /// The connector URL (default `memory://<name>`).
+    pub fn url(mut self, url: impl Into<String>) -> Self {
+        self.url = Some(url.into());
+        self
+    }
+
+    /// A connector of your own; `url` is what other processes will open to
+    /// reach the same objects.
+    pub fn connector(mut self, connector: Arc<dyn Connector>, url: impl Into<String>) -> Self {
+        self.connector = Some(connector);
+        self.url = Some(url.into());
+        self
+    }
+
+    /// Refuse encoded values larger than `bytes` with [`Error::TooLarge`].
+    /// The limit applies to values as they are encoded (`put`, and any value
+    /// a connector has to send out of this process); values kept undecoded in
+    /// memory are never encoded and are not measured.
+    pub fn max_value_size(mut self, bytes: usize) -> Self {
+        self.max_value_size = Some(bytes);
+        self
+    }
+
+    /// Whether to register the store by name (default: yes). Proxies and
+    /// tickets that arrive in this process find their store in the registry.
+    pub fn register(mut self, yes: bool) -> Self {
+        self.register = yes;
+        self
+    }
+
+    /// Builds the store.
+    pub fn build(self) -> Result<Store> {
+        let url = self
+            .url
+            .unwrap_or_else(|| format!("memory://{}", self.name));
+        let connector = match self.connector {
+            Some(c) => c,
+            None => match Location::parse(&url)? {
+                Location::Memory { .. } => Arc::new(MemoryConnector::new(self.name.clone())),
+            },
+        };
+        let store = Store {
+            inner: Arc::new(Inner {
+                config: StoreConfig {
+                    name: self.name,
+                    url,
+                },
+                connector,
+                cache: Cache::default(),
+                max_value_size: self.max_value_size,
+            }),
+        };
+        if self.register {
+            registry::insert(store.clone());
+        }
+        Ok(store)
+    }
+}
+
+impl Store {
+    /// The in-memory store named `name`: the registered one if a memory store
+    /// of that name exists, else a new one, registered.
+    pub fn memory(name: impl Into<String>) -> Store {
+        let name = name.into();
+        let url = format!("memory://{name}");
+        registry::get_or_insert(
+            || Store {
+                inner: Arc::new(Inner {
+                    config: StoreConfig {
+                        name: name.clone(),
+                        url: url.clone(),
+                    },
+                    connector: Arc::new(MemoryConnector::new(name.clone())),
+                    cache: Cache::default(),
+                    max_value_size: None,
+                }),
+            },
+            &name,
+            &url,
+        )
+    }
+
+    /// Opens a store by connector URL: `memory://name`. Returns the
+    /// registered store with that URL if there is one.
+    pub fn open(url: &str) -> Result<Store> {
+        match Location::parse(url)? {
+            Location::Memory { name } => Ok(Store::memory(name)),
+        }
+    }
+
+    /// A builder for a store named `name`.
+    pub fn builder(name: impl Into<String>) -> StoreBuilder {
+        StoreBuilder {
+            name: name.into(),
+            url: None,
+            connector: None,
+            max_value_size: None,
+            register: true,
+        }
+    }
+
+    /// The store described by `config`: the registered store of that name if
+    /// its URL matches, else the store opened from the URL and registered
+    /// under the name.
+    pub fn from_config(config: &StoreConfig) -> Result<Store> {
+        if let Some(s) = registry::get(&config.name).filter(|s| s.url() == config.url) {
+            return Ok(s);
+        }
+        let location = Location::parse(&config.url)?;
+        let connector: Arc<dyn Connector> = match location {
+            Location::Memory { .. } => Arc::new(MemoryConnector::new(config.name.clone())),
+        };
+        let fresh = Store {
+            inner: Arc::new(Inner {
+                config: config.clone(),
+                connector,
+                cache: Cache::default(),
+                max_value_size: None,
+            }),
+        };
+        Ok(registry::get_or_insert(|| fresh, &config.name, &config.url))
+    }
+
+    /// The registered store named `name`.
+    pub fn registered(name: &str) -> Option<Store> {
+        registry::get(name)
+    }
+
+    /// Registers this store under its name, replacing any other.
+    pub fn register(&self) {
+        registry::insert(self.clone());
+    }
+
+    /// Removes the store named `name` from the registry. Handles that hold it
+    /// keep working.
+    pub fn unregister(name: &str) -> Option<Store> {
+        registry::remove(name)
+    }
+
+    /// The store's name.
+    pub fn name(&self) -> &str {
+        &self.inner.config.name
+    }
+
+    /// The store's connector URL.
+    pub fn url(&self) -> &str {
+        &self.inner.config.url
+    }
+
+    /// The store's serializable description.
+    pub fn config(&self) -> &StoreConfig {
+        &self.inner.config
+    }
+
+    /// The connector, for inspecting what is really stored.
+    pub fn connector(&self) -> &Arc<dyn Connector> {
+        &self.inner.connector
+    }
+
+    /// Whether two handles are the same store.
+    pub fn same_store(&self, other: &Store) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
+    /// Number of decoded values in this process's cache.
+    pub fn cached_values(&self) -> usize {
+        self.inner.cache.len()
+    }
+
+    /// Stores a copy of `value` (encoded) under a new key, with no owner: it
+    /// persists until evicted.
+    pub fn put<T: Storable>(&self, value: &T) -> Result<Key> {
+        let key = Key::random();
+        self.insert(key, self.encode(value)?, Init::Plain)?;
+        Ok(key)
+    }
+
+    /// Stores copies of several values; one key each, in order.
+    pub fn put_batch<T: Storable>(&self, values: &[T]) -> Result<Vec<Key>> {
+        let items = values
+            .iter()
+            .map(|v| Ok((Key::random(), self.encode(v)?)))
+            .collect::<Result<Vec<_>>>()?;
+        let keys = items.iter().map(|(k, _)| *k).collect();
+        self.connector().put_batch(items)?;
+        Ok(keys)
+    }
+
+    /// A copy of the value under `key`, or `None` if there is none.
+    pub fn get<T: Storable>(&self, key: &Key) -> Result<Option<T>> {
+        match self.connector().get(key)? {
+            None => Ok(None),
+            Some(stored) => self.to_owned_value(stored).map(Some),
+        }
+    }
+
+    /// The value under `key`, shared with every other reader in this process
+    /// (no copy), or `None`.
+    pub fn get_shared<T: Storable>(&self, key: &Key) -> Result<Option<Arc<T>>> {
+        match self.resolve(key, None) {
+            Ok(v) => Ok(Some(v)),
+            Err(Error::KeyNotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Copies of several values.
+    pub fn get_batch<T: Storable>(&self, keys: &[Key]) -> Result<Vec<Option<T>>> {
+        self.connector()
+            .get_batch(keys)?
+            .into_iter()
+            .map(|s| s.map(|s| self.to_owned_value(s)).transpose())
+            .collect()
+    }
+
+    /// Whether an object is stored under `key`.
+    pub fn exists(&self, key: &Key) -> Result<bool> {
+        self.connector().exists(key)
+    }
+
+    /// Whether objects are stored under each of `keys`.
+    pub fn exists_batch(&self, keys: &[Key]) -> Result<Vec<bool>> {
+        self.connector().exists_batch(keys)
+    }
+
+    /// Evicts the object under `key` now, whoever owns it. Returns whether
+    /// there was one. Refused with [`Error::AlreadyBorrowed`] while the object
+    /// is borrowed: references are always valid.
+    pub fn evict(&self, key: &Key) -> Result<bool> {
+        let r = self.connector().evict(key);
+        self.inner.cache.remove(key);
+        r
+    }
+
+    /// Evicts several objects; stops at the first refusal.
+    pub fn evict_batch(&self, keys: &[Key]) -> Result<Vec<bool>> {
+        keys.iter().map(|k| self.evict(k)).collect()
+    }
+
+    /// Waits until every release this process queued has been applied
+    /// store-side. Immediate for the memory store.
+    pub fn flush(&self) -> Result<()> {
+        self.connector().flush()
+    }
+
+    /// Waits until every queued release has been applied, without blocking
+    /// the executor.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: dropping the future stops the wait, not the releases.
+    pub async fn flush_async(&self) -> Result<()> {
+        self.connector().flush_async().await
+    }
+
+    // ---- crate-private plumbing used by the proxy and ownership layers ----
+
+    fn encode<T: Storable>(&self, value: &T) -> Result<Value> {
+        let bytes = codec::encode(value)?;
+        if let Some(limit) = self.inner.max_value_size
+            && bytes.len() > limit
+        {
+            return Err(Error::TooLarge {
+                size: bytes.len(),
+                limit,
+            });
+        }
+        Ok(Value::Bytes(bytes.into()))
+    }
+
+    pub(crate) fn local<T: Storable>(value: Arc<T>) -> Value {
+        Value::Local(LocalValue::new(value))
+    }
+
+    /// Stores a new object with its initial state; returns its entry if the
+    /// connector has entries.
+    pub(crate) fn insert(&self, key: Key, value: Value, init: Init) -> Result<Option<Arc<dyn Entry>>> {
+        self.connector().put(&key, value, init)
+    }
+
+    /// Publishes `value` for `key` on behalf of `writer`.
+    pub(crate) fn publish(
+        &self,
+        key: &Key,
+        entry: Option<&dyn Entry>,
+        writer: crate::state::Claim,
+        value: Value,
+    ) -> Result<u64> {
+        match entry {
+            Some(e) => e.publish(writer, value),
+            None => self.connector().publish(key, writer, value),
+        }
+    }
+
+    /// The current value of `key`, shared: from the connector's local value,
+    /// or decoded once per version through the cache.
+    pub(crate) fn resolve<T: Storable>(&self, key: &Key, entry: Option<&dyn Entry>) -> Result<Arc<T>> {
+        let known = self.inner.cache.version(key);
+        let fetch = match entry {
+            Some(e) => e.fetch(known)?,
+            None => self.connector().fetch(key, known)?,
+        };
+        match fetch {
+            Fetch::Changed(stored) => self.materialize(key, stored),
+            Fetch::Missing => {
+                self.inner.cache.remove(key);
+                Err(self.not_found(key))
+            }
+            Fetch::Unchanged => match self.inner.cache.get(key) {
+                Some(c) if Some(c.version) == known => downcast_cached(c),
+                // The entry changed under us: read without the version check.
+                _ => match self.connector().fetch(key, None)? {
+                    Fetch::Changed(stored) => self.materialize(key, stored),
+                    _ => Err(self.not_found(key)),
+                },
+            },
+        }
+    }
+
+    /// Evicts `key` and returns its value (ephemeral resolve).
+    pub(crate) fn take<T: Storable>(&self, key: &Key) -> Result<Arc<T>> {
+        let stored = self.connector().take(key)?;
+        self.inner.cache.remove(key);
+        match stored {
+            Some(s) => self.materialize_uncached(s),
+            None => Err(self.not_found(key)),
+        }
+    }
+
+    pub(crate) fn not_found(&self, key: &Key) -> Error {
+        Error::KeyNotFound {
+            key: *key,
+            store: self.name().to_owned(),
+        }
+    }
+
+    pub(crate) fn forget_cached(&self, key: &Key) {
+        self.inner.cache.remove(key);
+    }
+
+    fn materialize<T: Storable>(&self, key: &Key, stored: Stored) -> Result<Arc<T>> {
+        match stored.value {
+            Value::Local(l) => downcast_local(&l),
+            Value::Bytes(b) => {
+                let value: Arc<T> = Arc::new(codec::decode(&b)?);
+                self.inner.cache.insert(
+                    *key,
+                    Cached {
+                        version: stored.version,
+                        type_name: std::any::type_name::<T>(),
+                        value: value.clone(),
+                    },
+                );
+                Ok(value)
+            }
+        }
+    }
+
+    fn materialize_uncached<T: Storable>(&self, stored: Stored) -> Result<Arc<T>> {
+        match stored.value {
+            Value::Local(l) => downcast_local(&l),
+            Value::Bytes(b) => Ok(Arc::new(codec::decode(&b)?)),
+        }
+    }
+
+    fn to_owned_value<T: Storable + DeserializeOwned>(&self, stored: Stored) -> Result<T> {
+        match stored.value {
+            Value::Local(l) => codec::deep_copy(&*downcast_local::<T>(&l)?),
+            Value::Bytes(b) => codec::decode(&b),
+        }
+    }
+}
+
+fn downcast_local<T: Storable>(l: &LocalValue) -> Result<Arc<T>> {
+    l.downcast::<T>().ok_or_else(|| Error::TypeMismatch {
+        expected: std::any::type_name::<T>(),
+        found: l.type_name().to_owned(),
+    })
+}
+
+fn downcast_cached<T: Storable>(c: Cached) -> Result<Arc<T>> {
+    c.value.downcast::<T>().map_err(|_| Error::TypeMismatch {
+        expected: std::any::type_name::<T>(),
+        found: c.type_name.to_owned(),
+    })
+}
