@@ -5,7 +5,7 @@
 //! - blob operations: put, get (with a version check), exists, evict, take,
 //!   publish, and batch forms;
 //! - atomic state operations: [`Connector::apply`] applies one
-//!   [`Op`](crate::state::Op) of the [state machine](crate::state) to the
+//!   [`Op`] of the [state machine](crate::state) to the
 //!   object's store-side state, and tickets move a claim between processes.
 //!
 //! A connector may also hand out an [`Entry`]: a handle on one object's state

@@ -1,1 +1,42 @@
-//! Placeholder
+//! # How borrowstore is built
+//!
+//! Each layer uses only the layers above it in this list.
+//!
+//! 1. `sync` — the std / loom switch (`cfg(borrowstore_loom)`). Under loom the
+//!    concurrent map is a loom `Mutex<HashMap>` behind the same closure-based
+//!    facade as the [`dashmap`] it replaces, so the loom models in
+//!    `loom-tests/` check the real code.
+//! 2. [`codec`](crate::codec) — serde + postcard behind a 13-byte header
+//!    (magic, format version, type fingerprint).
+//! 3. [`state`](crate::state) — the pure per-object state machine, and its
+//!    id-keeping [`Ledger`](crate::state::Ledger).
+//! 4. [`connector`](crate::connector) — the [`Connector`](crate::connector::Connector)
+//!    trait and its implementations:
+//!    [`MemoryConnector`](crate::connector::MemoryConnector) packs an object's
+//!    state in one `AtomicU64` and applies transitions by compare-and-swap;
+//!    proxies keep an [`Entry`](crate::connector::Entry) to the object's slot,
+//!    so a borrow is one atomic operation, not a map lookup.
+//! 5. `store` — [`Store`](crate::Store): a name, a connector, this process's
+//!    cache of decoded values (`Arc<T>` per version), the registry by name,
+//!    and a serializable [`StoreConfig`](crate::StoreConfig).
+//! 6. `proxy` — [`Proxy<T>`](crate::Proxy): lazy, plain, serializable.
+//! 7. `ownership` — [`OwnedProxy`](crate::OwnedProxy),
+//!    [`RefProxy`](crate::RefProxy), [`RefMutProxy`](crate::RefMutProxy), the
+//!    free functions, and tickets.
+//!
+//! ## The hot path
+//!
+//! An owner and its borrows share one anchor (store, key, connector entry).
+//! [`borrow`](crate::borrow) takes a fresh [`ClaimId`](crate::ClaimId) (a
+//! thread-local counter), applies `Acquire(Reader)` to the slot's atomic
+//! state, and clones the anchor; dropping the borrow applies
+//! `Release(Reader)`. Nothing is looked up and nothing is decoded until the
+//! value is first used.
+//!
+//! ## Values
+//!
+//! A memory store keeps values put by value ([`Store::proxy`](crate::Store::proxy),
+//! [`Store::owned_proxy`](crate::Store::owned_proxy)) undecoded, as
+//! `Arc<T>`: readers share it, nothing is serialized. Values put by
+//! reference ([`Store::put`](crate::Store::put)) are encoded (that is the
+//! copy), and decoded once per version into the store's cache.

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Runs every check borrowstore has: formatting, clippy, the whole test suite
+# (memory, file and Redis stores), doc tests, the loom models, and miri when
+# a nightly toolchain with miri is installed.
+#
+# Usage: ./scripts/test.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+# Redis tests start their own redis-server on a free loopback port; make sure
+# the binary exists.
+if ! command -v redis-server >/dev/null 2>&1; then
+    step "installing redis-server"
+    SUDO=""
+    if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1; then SUDO="sudo"; fi
+    if command -v apt-get >/dev/null 2>&1; then
+        $SUDO apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq redis-server >/dev/null
+        # The package starts a system service on the default port; the tests
+        # never use it, so stop it where that is possible.
+        $SUDO service redis-server stop >/dev/null 2>&1 || true
+    else
+        echo "redis-server is missing and apt-get is not available; install Redis and retry" >&2
+        exit 1
+    fi
+fi
+redis-server --version
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy -D warnings"
+cargo clippy --workspace --all-targets --all-features -- -D warnings
+
+step "cargo test (unit, integration, doc tests)"
+cargo test --workspace --all-features
+
+step "loom models"
+./scripts/loom.sh
+
+step "miri"
+./scripts/miri.sh
+
+step "all checks passed"
