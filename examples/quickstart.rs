@@ -28,7 +28,11 @@ fn store_side(store: &Store, key: &borrowstore::Key) -> String {
 
 fn main() -> Result<(), Error> {
     let store = Store::memory("quickstart");
-    println!("borrowstore quickstart — store {:?} at {}\n", store.name(), store.url());
+    println!(
+        "borrowstore quickstart — store {:?} at {}\n",
+        store.name(),
+        store.url()
+    );
 
     // 1. An owner. The store keeps the value; the owner proxy is its only owner.
     let owner: OwnedProxy<Vec<u64>> = store.owned_proxy((1..=5).collect())?;
@@ -38,7 +42,8 @@ fn main() -> Result<(), Error> {
 
     // 2. Readers on threads. Each thread gets its own RefProxy; the store counts them.
     println!("2. four threads each borrow the object immutably:");
-    let readers: Vec<RefProxy<Vec<u64>>> = (0..4).map(|_| borrow(&owner)).collect::<Result<_, _>>()?;
+    let readers: Vec<RefProxy<Vec<u64>>> =
+        (0..4).map(|_| borrow(&owner)).collect::<Result<_, _>>()?;
     println!("   store: {}", store_side(&store, &key));
     let sums: Vec<u64> = thread::scope(|s| {
         let handles: Vec<_> = readers
@@ -47,12 +52,18 @@ fn main() -> Result<(), Error> {
             .map(|(i, r)| {
                 s.spawn(move || {
                     let sum: u64 = r.iter().sum();
-                    println!("   reader {i} on {:?} sums to {sum}", thread::current().id());
+                    println!(
+                        "   reader {i} on {:?} sums to {sum}",
+                        thread::current().id()
+                    );
                     sum
                 })
             })
             .collect();
-        handles.into_iter().map(|h| h.join().expect("reader thread")).collect()
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("reader thread"))
+            .collect()
     });
     let first = RefProxy::shared(&readers[0])?;
     let all_share = readers
@@ -70,18 +81,30 @@ fn main() -> Result<(), Error> {
         Err(e) => return Err(e),
     }
     drop(readers);
-    println!("   the readers are dropped; store: {}", store_side(&store, &key));
+    println!(
+        "   the readers are dropped; store: {}",
+        store_side(&store, &key)
+    );
 
     // 4. Now a writer gets in; while it exists, readers are refused.
     let mut writer = mut_borrow(&owner)?;
-    println!("\n4. mut_borrow succeeds; store: {}", store_side(&store, &key));
+    println!(
+        "\n4. mut_borrow succeeds; store: {}",
+        store_side(&store, &key)
+    );
     if let Err(e) = borrow(&owner) {
         println!("   borrow while the writer exists is refused: {e}");
     }
     writer.push(6);
-    println!("   the writer changed its copy to {:?}; readers elsewhere would still see version 1", *writer);
+    println!(
+        "   the writer changed its copy to {:?}; readers elsewhere would still see version 1",
+        *writer
+    );
     update(&mut writer)?;
-    println!("   update() published it; store: {}", store_side(&store, &key));
+    println!(
+        "   update() published it; store: {}",
+        store_side(&store, &key)
+    );
     drop(writer);
     let after = borrow(&owner)?;
     println!("   a new reader sees {:?}", *after);
@@ -93,9 +116,15 @@ fn main() -> Result<(), Error> {
     println!("   store: {}", store_side(&store, &key));
     println!("   the reader still reads {:?}", *after);
     drop(after);
-    println!("   the last reader is dropped; store: {}", store_side(&store, &key));
+    println!(
+        "   the last reader is dropped; store: {}",
+        store_side(&store, &key)
+    );
     assert!(!store.exists(&key)?);
 
-    println!("\nDone: {} objects left in the store.", store.connector().keys()?.len());
+    println!(
+        "\nDone: {} objects left in the store.",
+        store.connector().keys()?.len()
+    );
     Ok(())
 }

@@ -107,7 +107,8 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
             found: format!("a value with type fingerprint {found:016x}"),
         });
     }
-    let (value, rest) = postcard::take_from_bytes::<T>(&bytes[HEADER_LEN..]).map_err(Error::decode)?;
+    let (value, rest) =
+        postcard::take_from_bytes::<T>(&bytes[HEADER_LEN..]).map_err(Error::decode)?;
     if !rest.is_empty() {
         return Err(Error::decode(format_args!(
             "{} trailing bytes after the value",
@@ -156,7 +157,10 @@ mod tests {
     #[test]
     fn round_trip() {
         let v = (String::from("x"), vec![1u8, 2], Some(3.5f64));
-        assert_eq!(decode::<(String, Vec<u8>, Option<f64>)>(&encode(&v).unwrap()).unwrap(), v);
+        assert_eq!(
+            decode::<(String, Vec<u8>, Option<f64>)>(&encode(&v).unwrap()).unwrap(),
+            v
+        );
     }
 
     #[test]
@@ -168,7 +172,10 @@ mod tests {
     #[test]
     fn damage_is_decode_error() {
         let mut b = encode(&String::from("hello")).unwrap();
-        assert!(matches!(decode::<String>(&b[..3]), Err(Error::Decode { .. })));
+        assert!(matches!(
+            decode::<String>(&b[..3]),
+            Err(Error::Decode { .. })
+        ));
         b.push(0);
         assert!(matches!(decode::<String>(&b), Err(Error::Decode { .. })));
         b.pop();

@@ -99,6 +99,18 @@ pub enum Error {
         /// What was wrong.
         reason: String,
     },
+    /// An owner's local changes were not published because the object
+    /// changed (a mutable borrow published) after the owner copied it;
+    /// publishing would lose that change. The local changes are kept:
+    /// inspect them, then discard them or apply them again after
+    /// `OwnedProxy::refresh`.
+    #[error(
+        "object {key} changed since this owner copied it; its local changes were not published"
+    )]
+    Conflict {
+        /// The object.
+        key: Key,
+    },
     /// The borrow or ownership this handle held was reclaimed store-side
     /// (its lease expired or its task ended), so its value can no longer be
     /// trusted.

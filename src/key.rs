@@ -167,7 +167,10 @@ mod tests {
             let k = Key::random();
             assert_eq!(k.to_string().parse::<Key>().unwrap(), k);
         }
-        assert_eq!(Key::from_u128(1).to_string(), "00000000000000000000000000000001");
+        assert_eq!(
+            Key::from_u128(1).to_string(),
+            "00000000000000000000000000000001"
+        );
     }
 
     #[test]
@@ -181,7 +184,10 @@ mod tests {
             "000000000000000000000000000000001",
             "+0000000000000000000000000000001",
         ] {
-            assert!(matches!(bad.parse::<Key>(), Err(Error::InvalidKey { .. })), "{bad}");
+            assert!(
+                matches!(bad.parse::<Key>(), Err(Error::InvalidKey { .. })),
+                "{bad}"
+            );
         }
     }
 

@@ -57,3 +57,12 @@ pub use ownership::{
 };
 pub use proxy::Proxy;
 pub use store::{Store, StoreBuilder, StoreConfig};
+
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
+/// Locks a std mutex, recovering from poisoning (used outside the loom facade).
+pub(crate) fn sync_std_lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}

@@ -26,7 +26,7 @@
 //! [`Effect::Evict`] also sets the "gone" bit, so exactly one caller ever
 //! sees it and no claim can be acquired afterwards.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -269,37 +269,48 @@ impl std::fmt::Debug for State {
     }
 }
 
-/// A [`State`] with the id of every claim, for connectors whose requests can
-/// be retried (a lost reply, a reconnect) or whose claimants can die.
+/// A lease deadline: milliseconds since the Unix epoch, on the clock the
+/// connector uses for leases.
+pub type Deadline = u64;
+
+/// The deadline of a claim that never expires.
+pub const NEVER: Deadline = u64::MAX;
+
+/// A [`State`] with the id and lease deadline of every claim, and the
+/// tickets in flight, for connectors whose requests can be retried (a lost
+/// reply, a reconnect) or whose claimants can die.
 ///
 /// Acquiring an id that is already held, or releasing one that is not, is a
-/// no-op: every operation is idempotent by id. All decisions are made by
-/// [`State::apply`].
+/// no-op: every operation is idempotent by id. A claim whose deadline has
+/// passed is released by [`Ledger::expire`] exactly as if its handle had
+/// been dropped. All decisions are made by [`State::apply`].
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ledger {
-    /// The counts; always agree with the id sets below.
+    /// The counts; always agree with the claims below.
     pub state: State,
-    /// The owner proxy's claim id.
-    pub owner: Option<ClaimId>,
-    /// The holders' claim ids.
-    pub holders: BTreeSet<ClaimId>,
-    /// The readers' claim ids.
-    pub readers: BTreeSet<ClaimId>,
-    /// The writer's claim id.
-    pub writer: Option<ClaimId>,
+    /// The owner proxy's claim id and deadline.
+    pub owner: Option<(ClaimId, Deadline)>,
+    /// The holders' claim ids and deadlines.
+    pub holders: BTreeMap<ClaimId, Deadline>,
+    /// The readers' claim ids and deadlines.
+    pub readers: BTreeMap<ClaimId, Deadline>,
+    /// The writer's claim id and deadline.
+    pub writer: Option<(ClaimId, Deadline)>,
+    /// Tickets in flight: ticket id to the claim it carries.
+    pub tickets: BTreeMap<ClaimId, Claim>,
     /// The value's version, bumped by every publish.
     pub version: u64,
 }
 
 impl Ledger {
-    /// The ledger of a new object.
-    pub fn new(init: Init) -> Ledger {
+    /// The ledger of a new object whose first claim (if any) lasts until `deadline`.
+    pub fn new(init: Init, deadline: Deadline) -> Ledger {
         let mut l = Ledger {
             version: 1,
             ..Ledger::default()
         };
         if let Init::Claimed(c) = init {
-            let _ = l.apply(Op::Acquire(c));
+            let _ = l.apply(Op::Acquire(c), deadline);
         }
         l
     }
@@ -307,15 +318,16 @@ impl Ledger {
     /// Whether `claim` is held.
     pub fn holds(&self, claim: Claim) -> bool {
         match claim.kind {
-            ClaimKind::Owner => self.owner == Some(claim.id),
-            ClaimKind::Holder => self.holders.contains(&claim.id),
-            ClaimKind::Reader => self.readers.contains(&claim.id),
-            ClaimKind::Writer => self.writer == Some(claim.id),
+            ClaimKind::Owner => self.owner.is_some_and(|(id, _)| id == claim.id),
+            ClaimKind::Holder => self.holders.contains_key(&claim.id),
+            ClaimKind::Reader => self.readers.contains_key(&claim.id),
+            ClaimKind::Writer => self.writer.is_some_and(|(id, _)| id == claim.id),
         }
     }
 
-    /// Applies `op`, idempotently by claim id.
-    pub fn apply(&mut self, op: Op) -> Result<Effect, Refusal> {
+    /// Applies `op`, idempotently by claim id. An acquired claim lasts until
+    /// `deadline`.
+    pub fn apply(&mut self, op: Op, deadline: Deadline) -> Result<Effect, Refusal> {
         match op {
             Op::Acquire(c) if self.holds(c) => Ok(Effect::None),
             Op::Release(c) if !self.holds(c) => Ok(Effect::None),
@@ -323,31 +335,131 @@ impl Ledger {
                 let (state, effect) = self.state.apply(op)?;
                 self.state = state;
                 match op {
-                    Op::Acquire(c) => self.record(c, true),
-                    Op::Release(c) => self.record(c, false),
+                    Op::Acquire(c) => self.record(c, Some(deadline)),
+                    Op::Release(c) => self.record(c, None),
                     Op::Evict => {}
+                }
+                if effect == Effect::Evict {
+                    self.tickets.clear();
                 }
                 Ok(effect)
             }
         }
     }
 
-    fn record(&mut self, c: Claim, held: bool) {
-        match (c.kind, held) {
-            (ClaimKind::Owner, true) => self.owner = Some(c.id),
-            (ClaimKind::Owner, false) => self.owner = None,
-            (ClaimKind::Writer, true) => self.writer = Some(c.id),
-            (ClaimKind::Writer, false) => self.writer = None,
-            (ClaimKind::Holder, true) => {
-                self.holders.insert(c.id);
+    /// Moves a held claim's deadline; false if the claim is not held (it
+    /// was released, or reclaimed after its lease expired).
+    pub fn renew(&mut self, claim: Claim, deadline: Deadline) -> bool {
+        let slot = match claim.kind {
+            ClaimKind::Owner => self
+                .owner
+                .as_mut()
+                .filter(|(id, _)| *id == claim.id)
+                .map(|(_, d)| d),
+            ClaimKind::Writer => self
+                .writer
+                .as_mut()
+                .filter(|(id, _)| *id == claim.id)
+                .map(|(_, d)| d),
+            ClaimKind::Holder => self.holders.get_mut(&claim.id),
+            ClaimKind::Reader => self.readers.get_mut(&claim.id),
+        };
+        match slot {
+            Some(d) => {
+                *d = deadline;
+                true
             }
-            (ClaimKind::Holder, false) => {
+            None => false,
+        }
+    }
+
+    /// Releases every claim whose deadline is before `now`, and drops the
+    /// tickets whose claim is gone. Returns `Effect::Evict` if that evicted
+    /// the object.
+    pub fn expire(&mut self, now: Deadline) -> Effect {
+        let mut expired: Vec<Claim> = Vec::new();
+        let mut add = |kind, id: &ClaimId, d: &Deadline| {
+            if *d < now {
+                expired.push(Claim { kind, id: *id });
+            }
+        };
+        if let Some((id, d)) = &self.owner {
+            add(ClaimKind::Owner, id, d);
+        }
+        if let Some((id, d)) = &self.writer {
+            add(ClaimKind::Writer, id, d);
+        }
+        for (id, d) in &self.holders {
+            add(ClaimKind::Holder, id, d);
+        }
+        for (id, d) in &self.readers {
+            add(ClaimKind::Reader, id, d);
+        }
+        let mut effect = Effect::None;
+        for c in expired {
+            if let Ok(Effect::Evict) = self.apply(Op::Release(c), NEVER) {
+                effect = Effect::Evict;
+            }
+        }
+        let held: Vec<ClaimId> = self
+            .tickets
+            .iter()
+            .filter(|(_, c)| !self.holds(**c))
+            .map(|(t, _)| *t)
+            .collect();
+        for t in held {
+            self.tickets.remove(&t);
+        }
+        effect
+    }
+
+    /// The earliest deadline of any claim, if any claim has one.
+    pub fn next_deadline(&self) -> Option<Deadline> {
+        self.owner
+            .iter()
+            .chain(self.writer.iter())
+            .map(|(_, d)| *d)
+            .chain(self.holders.values().copied())
+            .chain(self.readers.values().copied())
+            .filter(|d| *d != NEVER)
+            .min()
+    }
+
+    /// Records a ticket carrying `claim`, which must be held.
+    pub fn issue_ticket(&mut self, ticket: ClaimId, claim: Claim) -> Result<(), Refusal> {
+        if self.state.gone() {
+            return Err(Refusal::Gone);
+        }
+        if !self.holds(claim) {
+            return Err(Refusal::NotHeld);
+        }
+        self.tickets.insert(ticket, claim);
+        Ok(())
+    }
+
+    /// Redeems a ticket once: its claim, now lasting until `deadline`, or
+    /// `None` if the ticket was redeemed, cancelled, expired or never issued.
+    pub fn redeem_ticket(&mut self, ticket: ClaimId, deadline: Deadline) -> Option<Claim> {
+        let claim = self.tickets.remove(&ticket)?;
+        self.renew(claim, deadline).then_some(claim)
+    }
+
+    fn record(&mut self, c: Claim, deadline: Option<Deadline>) {
+        match (c.kind, deadline) {
+            (ClaimKind::Owner, Some(d)) => self.owner = Some((c.id, d)),
+            (ClaimKind::Owner, None) => self.owner = None,
+            (ClaimKind::Writer, Some(d)) => self.writer = Some((c.id, d)),
+            (ClaimKind::Writer, None) => self.writer = None,
+            (ClaimKind::Holder, Some(d)) => {
+                self.holders.insert(c.id, d);
+            }
+            (ClaimKind::Holder, None) => {
                 self.holders.remove(&c.id);
             }
-            (ClaimKind::Reader, true) => {
-                self.readers.insert(c.id);
+            (ClaimKind::Reader, Some(d)) => {
+                self.readers.insert(c.id, d);
             }
-            (ClaimKind::Reader, false) => {
+            (ClaimKind::Reader, None) => {
                 self.readers.remove(&c.id);
             }
         }
@@ -371,10 +483,19 @@ mod tests {
     fn readers_exclude_writer_and_writer_excludes_everyone() {
         let s = State::new(Init::Claimed(c(ClaimKind::Owner)));
         let r = step(s, Op::Acquire(c(ClaimKind::Reader)));
-        assert_eq!(r.apply(Op::Acquire(c(ClaimKind::Writer))), Err(Refusal::Borrowed));
+        assert_eq!(
+            r.apply(Op::Acquire(c(ClaimKind::Writer))),
+            Err(Refusal::Borrowed)
+        );
         let w = step(s, Op::Acquire(c(ClaimKind::Writer)));
-        assert_eq!(w.apply(Op::Acquire(c(ClaimKind::Reader))), Err(Refusal::MutablyBorrowed));
-        assert_eq!(w.apply(Op::Acquire(c(ClaimKind::Writer))), Err(Refusal::Borrowed));
+        assert_eq!(
+            w.apply(Op::Acquire(c(ClaimKind::Reader))),
+            Err(Refusal::MutablyBorrowed)
+        );
+        assert_eq!(
+            w.apply(Op::Acquire(c(ClaimKind::Writer))),
+            Err(Refusal::Borrowed)
+        );
         assert_eq!(w.apply(Op::Evict), Err(Refusal::Borrowed));
         assert_eq!(r.apply(Op::Evict), Err(Refusal::Borrowed));
     }
@@ -392,7 +513,10 @@ mod tests {
         let (s, e) = s.apply(Op::Release(reader)).unwrap();
         assert_eq!(e, Effect::Evict);
         assert!(s.gone());
-        assert_eq!(s.apply(Op::Acquire(c(ClaimKind::Reader))), Err(Refusal::Gone));
+        assert_eq!(
+            s.apply(Op::Acquire(c(ClaimKind::Reader))),
+            Err(Refusal::Gone)
+        );
     }
 
     #[test]
@@ -408,10 +532,16 @@ mod tests {
     #[test]
     fn one_owner_proxy_many_holders() {
         let s = State::new(Init::Claimed(c(ClaimKind::Owner)));
-        assert_eq!(s.apply(Op::Acquire(c(ClaimKind::Owner))), Err(Refusal::Owned));
+        assert_eq!(
+            s.apply(Op::Acquire(c(ClaimKind::Owner))),
+            Err(Refusal::Owned)
+        );
         let h1 = c(ClaimKind::Holder);
         let h2 = c(ClaimKind::Holder);
-        let s = step(step(State::new(Init::Plain), Op::Acquire(h1)), Op::Acquire(h2));
+        let s = step(
+            step(State::new(Init::Plain), Op::Acquire(h1)),
+            Op::Acquire(h2),
+        );
         assert_eq!(s.holders(), 2);
         let (s, e) = s.apply(Op::Release(h1)).unwrap();
         assert_eq!(e, Effect::None);
@@ -421,7 +551,12 @@ mod tests {
     #[test]
     fn releasing_what_is_not_held_is_refused() {
         let s = State::new(Init::Plain);
-        for k in [ClaimKind::Owner, ClaimKind::Holder, ClaimKind::Reader, ClaimKind::Writer] {
+        for k in [
+            ClaimKind::Owner,
+            ClaimKind::Holder,
+            ClaimKind::Reader,
+            ClaimKind::Writer,
+        ] {
             assert_eq!(s.apply(Op::Release(c(k))), Err(Refusal::NotHeld));
         }
     }
@@ -430,16 +565,56 @@ mod tests {
     fn ledger_is_idempotent_by_id() {
         let owner = c(ClaimKind::Owner);
         let reader = c(ClaimKind::Reader);
-        let mut l = Ledger::new(Init::Claimed(owner));
-        l.apply(Op::Acquire(reader)).unwrap();
-        l.apply(Op::Acquire(reader)).unwrap();
+        let mut l = Ledger::new(Init::Claimed(owner), NEVER);
+        l.apply(Op::Acquire(reader), NEVER).unwrap();
+        l.apply(Op::Acquire(reader), NEVER).unwrap();
         assert_eq!(l.state.readers(), 1);
-        assert_eq!(l.apply(Op::Release(owner)).unwrap(), Effect::None);
-        assert_eq!(l.apply(Op::Release(owner)).unwrap(), Effect::None);
-        assert_eq!(l.apply(Op::Release(reader)).unwrap(), Effect::Evict);
+        assert_eq!(l.apply(Op::Release(owner), NEVER).unwrap(), Effect::None);
+        assert_eq!(l.apply(Op::Release(owner), NEVER).unwrap(), Effect::None);
+        assert_eq!(l.apply(Op::Release(reader), NEVER).unwrap(), Effect::Evict);
         // a retried release after the eviction does nothing
-        assert_eq!(l.apply(Op::Release(reader)).unwrap(), Effect::None);
+        assert_eq!(l.apply(Op::Release(reader), NEVER).unwrap(), Effect::None);
         assert!(l.state.gone());
+    }
+
+    #[test]
+    fn expired_leases_are_released_like_dropped_handles() {
+        let owner = c(ClaimKind::Owner);
+        let reader = c(ClaimKind::Reader);
+        let mut l = Ledger::new(Init::Claimed(owner), 100);
+        l.apply(Op::Acquire(reader), 50).unwrap();
+        assert_eq!(l.next_deadline(), Some(50));
+        // the reader's process died; the owner still renews
+        assert!(l.renew(owner, 200));
+        assert_eq!(l.expire(60), Effect::None);
+        assert!(!l.holds(reader));
+        assert_eq!(l.state.readers(), 0);
+        assert!(!l.renew(reader, 300), "a reclaimed claim cannot be renewed");
+        // a writer may now enter
+        l.apply(Op::Acquire(c(ClaimKind::Writer)), 500).unwrap();
+        // the owner's process died too: eviction waits for the writer
+        assert_eq!(l.expire(300), Effect::None);
+        assert_eq!(l.expire(600), Effect::Evict);
+        assert!(l.state.gone());
+    }
+
+    #[test]
+    fn tickets_are_redeemed_once_and_expire_with_their_claim() {
+        let owner = c(ClaimKind::Owner);
+        let t = ClaimId::random();
+        let mut l = Ledger::new(Init::Claimed(owner), 100);
+        l.issue_ticket(t, owner).unwrap();
+        assert_eq!(l.redeem_ticket(t, 1_000), Some(owner));
+        assert_eq!(l.redeem_ticket(t, 1_000), None);
+        assert_eq!(l.owner, Some((owner.id, 1_000)));
+
+        let t2 = ClaimId::random();
+        l.issue_ticket(t2, owner).unwrap();
+        // never redeemed: its lease runs out
+        assert_eq!(l.expire(2_000), Effect::Evict);
+        assert!(l.tickets.is_empty());
+        assert_eq!(l.redeem_ticket(t2, 3_000), None);
+        assert_eq!(l.issue_ticket(ClaimId::random(), owner), Err(Refusal::Gone));
     }
 
     #[derive(Clone, Debug)]
@@ -474,7 +649,7 @@ mod tests {
         #[test]
         fn ledger_keeps_the_invariants(init_owned in any::<bool>(), script in steps()) {
             let init = if init_owned { Init::Claimed(c(ClaimKind::Owner)) } else { Init::Plain };
-            let mut l = Ledger::new(init);
+            let mut l = Ledger::new(init, NEVER);
             let mut held: Vec<Claim> = match init { Init::Claimed(c) => vec![c], Init::Plain => vec![] };
             let mut released: Vec<Claim> = vec![];
             let mut evictions = 0;
@@ -483,23 +658,23 @@ mod tests {
                 let r = match st {
                     Step::Acquire(k) => {
                         let cl = c(k);
-                        let r = l.apply(Op::Acquire(cl));
+                        let r = l.apply(Op::Acquire(cl), NEVER);
                         if r.is_ok() { held.push(cl); }
                         r
                     }
                     Step::Release(i) if !held.is_empty() => {
                         let cl = held.remove(i % held.len());
                         released.push(cl);
-                        l.apply(Op::Release(cl))
+                        l.apply(Op::Release(cl), NEVER)
                     }
                     Step::Retry(i) if !released.is_empty() => {
                         let cl = released[i % released.len()];
-                        let r = l.apply(Op::Release(cl));
+                        let r = l.apply(Op::Release(cl), NEVER);
                         prop_assert_eq!(r, Ok(Effect::None));
                         prop_assert_eq!(&l, &before);
                         r
                     }
-                    Step::Evict => l.apply(Op::Evict),
+                    Step::Evict => l.apply(Op::Evict, NEVER),
                     _ => continue,
                 };
                 if r.is_err() { prop_assert_eq!(&l, &before); }

@@ -276,13 +276,13 @@ impl Connector for MemoryConnector {
         Ok(())
     }
 
-    fn redeem_ticket(&self, ticket: ClaimId) -> Result<(Key, Claim)> {
+    fn redeem_ticket(&self, key: &Key, ticket: ClaimId) -> Result<Claim> {
         let won = self.shared.tickets.with_mut(&ticket, |t| {
-            if t.redeemed {
+            if t.redeemed || t.key != *key {
                 None
             } else {
                 t.redeemed = true;
-                Some((t.key, t.claim))
+                Some(t.claim)
             }
         });
         won.flatten().ok_or_else(|| Error::TicketRedeemed {
@@ -290,9 +290,9 @@ impl Connector for MemoryConnector {
         })
     }
 
-    fn cancel_ticket(&self, ticket: ClaimId) -> Result<()> {
-        let (key, claim) = self.redeem_ticket(ticket)?;
-        self.apply(&key, Op::Release(claim)).map(|_| ())
+    fn cancel_ticket(&self, key: &Key, ticket: ClaimId) -> Result<()> {
+        let claim = self.redeem_ticket(key, ticket)?;
+        self.apply(key, Op::Release(claim)).map(|_| ())
     }
 
     fn inspect(&self, key: &Key) -> Result<Option<Inspect>> {

@@ -11,8 +11,11 @@
 //! A connector may also hand out an [`Entry`]: a handle on one object's state
 //! that proxies keep, so that a borrow reaches the state without a lookup.
 //!
-//! Implementations: [`MemoryConnector`] (in-process; the default).
+//! Implementations: [`MemoryConnector`] (in-process; the default) and
+//! [`FileConnector`] (a directory shared by the processes of one host).
 
+mod file;
+mod lease;
 mod memory;
 mod value;
 
@@ -20,6 +23,8 @@ use std::sync::Arc;
 
 use futures::future::BoxFuture;
 
+pub use file::FileConnector;
+pub use lease::DEFAULT_LEASE;
 pub use memory::MemoryConnector;
 pub use value::{Fetch, LocalValue, Stored, Value};
 
@@ -107,12 +112,13 @@ pub trait Connector: Send + Sync + 'static {
     /// Records that `claim` on `key` is in flight under ticket id `ticket`.
     fn issue_ticket(&self, key: &Key, ticket: ClaimId, claim: Claim) -> Result<()>;
 
-    /// Redeems a ticket exactly once: the first call returns its key and
-    /// claim, every later call [`Error::TicketRedeemed`].
-    fn redeem_ticket(&self, ticket: ClaimId) -> Result<(Key, Claim)>;
+    /// Redeems a ticket for `key` exactly once: the first call returns its
+    /// claim, every later call [`Error::TicketRedeemed`]. Tickets go with
+    /// their object: once it is evicted, its tickets are gone too.
+    fn redeem_ticket(&self, key: &Key, ticket: ClaimId) -> Result<Claim>;
 
     /// Cancels an unredeemed ticket and releases its claim.
-    fn cancel_ticket(&self, ticket: ClaimId) -> Result<()>;
+    fn cancel_ticket(&self, key: &Key, ticket: ClaimId) -> Result<()>;
 
     /// The state and version of `key`.
     fn inspect(&self, key: &Key) -> Result<Option<Inspect>>;

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::codec::Storable;
+use crate::codec::{self, Storable};
 use crate::connector::Entry;
 use crate::error::Result;
 use crate::key::Key;
@@ -57,9 +57,32 @@ impl Object {
         self.store.resolve(&self.key, self.entry.as_deref())
     }
 
-    pub(crate) fn publish<T: Storable>(&self, writer: Claim, value: Arc<T>) -> Result<u64> {
+    pub(crate) fn resolve_versioned<T: Storable>(&self) -> Result<Snapshot<T>> {
         self.store
-            .publish(&self.key, self.entry.as_deref(), writer, Store::local(value))
+            .resolve_versioned(&self.key, self.entry.as_deref())
+            .map(|(value, version)| Snapshot { value, version })
+    }
+
+    /// Whether the stored version is still `version`.
+    pub(crate) fn is_current(&self, version: u64) -> Result<bool> {
+        let fetch = match &self.entry {
+            Some(e) => e.fetch(Some(version))?,
+            None => self.store.connector().fetch(&self.key, Some(version))?,
+        };
+        match fetch {
+            crate::connector::Fetch::Unchanged => Ok(true),
+            crate::connector::Fetch::Changed(_) => Ok(false),
+            crate::connector::Fetch::Missing => Err(self.store.not_found(&self.key)),
+        }
+    }
+
+    pub(crate) fn publish<T: Storable>(&self, writer: Claim, value: Arc<T>) -> Result<u64> {
+        self.store.publish(
+            &self.key,
+            self.entry.as_deref(),
+            writer,
+            Store::local(value),
+        )
     }
 }
 
@@ -86,28 +109,56 @@ pub(crate) fn deref_failed(obj: &Object, what: &str, e: &crate::Error) -> ! {
     )
 }
 
-/// Publishes a locally changed value; on failure the value is handed back
-/// so no data is lost.
+/// A resolved value and the store-side version it is.
+pub(crate) struct Snapshot<T> {
+    pub(crate) value: Arc<T>,
+    pub(crate) version: u64,
+}
+
+impl<T> Clone for Snapshot<T> {
+    fn clone(&self) -> Self {
+        Snapshot {
+            value: self.value.clone(),
+            version: self.version,
+        }
+    }
+}
+
+/// Resolves once into `cell` (the `Deref` snapshot of an owner).
+pub(crate) fn snapshot<'a, T: Storable>(
+    obj: &Object,
+    cell: &'a std::sync::OnceLock<Snapshot<T>>,
+) -> Result<&'a Snapshot<T>> {
+    if let Some(v) = cell.get() {
+        return Ok(v);
+    }
+    match obj.resolve_versioned::<T>() {
+        Ok(v) => Ok(cell.get_or_init(|| v)),
+        Err(e) => cell.get().ok_or(e),
+    }
+}
+
+/// Publishes a locally changed value; returns the published snapshot. On
+/// failure the value is handed back so no data is lost.
 pub(crate) fn publish_local<T: Storable>(
     obj: &Object,
     writer: Claim,
     local: &mut Option<T>,
-    cell: &mut std::sync::OnceLock<Arc<T>>,
-) -> Result<()> {
+) -> Result<Option<Snapshot<T>>> {
     let Some(value) = local.take() else {
-        return Ok(());
+        return Ok(None);
     };
     let shared = Arc::new(value);
     match obj.publish(writer, shared.clone()) {
-        Ok(_) => {
-            *cell = std::sync::OnceLock::from(shared);
-            Ok(())
-        }
+        Ok(version) => Ok(Some(Snapshot {
+            value: shared,
+            version,
+        })),
         Err(e) => {
             // The connector dropped its copy with the error; ours is unique.
             match Arc::try_unwrap(shared) {
                 Ok(v) => *local = Some(v),
-                Err(shared) => *cell = std::sync::OnceLock::from(shared),
+                Err(s) => *local = codec::deep_copy(&*s).ok(),
             }
             Err(e)
         }

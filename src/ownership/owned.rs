@@ -5,9 +5,10 @@ use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, OnceLock};
 
 use crate::codec::{self, Storable};
+use crate::error::Error;
 use crate::error::Result;
 use crate::key::Key;
-use crate::ownership::object::{Object, deref_failed, publish_local, resolved};
+use crate::ownership::object::{Object, Snapshot, deref_failed, publish_local, snapshot};
 use crate::ownership::ticket::{OwnerTicket, TicketWire};
 use crate::proxy::Proxy;
 use crate::state::{Claim, ClaimKind, Init, Op};
@@ -24,6 +25,18 @@ use crate::store::Store;
 /// stored value is untouched); [`update`](crate::update) publishes the
 /// change, and is refused while the object is borrowed. Unpublished changes
 /// are discarded when the owner is dropped or turned into a ticket.
+///
+/// # What the owner shows
+///
+/// `Deref` gives `&T` from `&self`, so the owner shows a snapshot: the value
+/// as of its first resolve or its last refresh. Every `&mut` access
+/// refreshes it — `DerefMut`, [`update`](crate::update),
+/// [`OwnedProxy::refresh`] — so after a mutable borrow has published, the
+/// owner's next change starts from the published value, and
+/// [`clone`](crate::clone) copies the current value. Local changes made on a
+/// version that a mutable borrow has since replaced are never published over
+/// it: `update` fails with [`Error::Conflict`] and keeps them.
+/// [`OwnedProxy::latest`] reads the current value without `&mut`.
 ///
 /// An owner is not serializable — that would make two owners. Move it to
 /// another process with [`OwnedProxy::into_ticket`].
@@ -51,13 +64,15 @@ use crate::store::Store;
 pub struct OwnedProxy<T> {
     pub(crate) obj: Arc<Object>,
     pub(crate) claim: Claim,
-    pub(crate) shared: OnceLock<Arc<T>>,
+    pub(crate) shared: OnceLock<Snapshot<T>>,
+    /// Local changes, and the version they were made on.
     pub(crate) local: Option<T>,
+    pub(crate) local_base: u64,
     pub(crate) live: bool,
 }
 
 impl<T: Storable> OwnedProxy<T> {
-    pub(crate) fn from_parts(obj: Arc<Object>, claim: Claim, value: Option<Arc<T>>) -> Self {
+    pub(crate) fn from_parts(obj: Arc<Object>, claim: Claim, value: Option<Snapshot<T>>) -> Self {
         let shared = OnceLock::new();
         if let Some(v) = value {
             let _ = shared.set(v);
@@ -67,6 +82,7 @@ impl<T: Storable> OwnedProxy<T> {
             claim,
             shared,
             local: None,
+            local_base: 0,
             live: true,
         }
     }
@@ -81,13 +97,37 @@ impl<T: Storable> OwnedProxy<T> {
         &this.obj.store
     }
 
-    /// The value as this owner sees it (its local changes, else the stored
-    /// value), resolving it if needed.
+    /// The value as this owner shows it: its local changes, else its
+    /// snapshot of the stored value (resolved on first use).
     pub fn resolve(this: &Self) -> Result<&T> {
         match &this.local {
             Some(v) => Ok(v),
-            None => resolved(&this.obj, &this.shared).map(|a| &**a),
+            None => snapshot(&this.obj, &this.shared).map(|s| &*s.value),
         }
+    }
+
+    /// The current stored value (not the local changes), shared. Costs a
+    /// version check; moves no value when the snapshot is current.
+    pub fn latest(this: &Self) -> Result<Arc<T>> {
+        if let Some(s) = this.shared.get()
+            && this.obj.is_current(s.version)?
+        {
+            return Ok(s.value.clone());
+        }
+        this.obj.resolve::<T>()
+    }
+
+    /// Brings the snapshot up to the current stored version, and returns the
+    /// value as the owner now shows it (local changes, if any, stay).
+    pub fn refresh(this: &mut Self) -> Result<&T> {
+        let current = match this.shared.get() {
+            Some(s) if this.obj.is_current(s.version)? => None,
+            _ => Some(this.obj.resolve_versioned::<T>()?),
+        };
+        if let Some(s) = current {
+            this.shared = OnceLock::from(s);
+        }
+        OwnedProxy::resolve(this)
     }
 
     /// Whether this owner has local changes that are not published.
@@ -124,9 +164,23 @@ impl<T: Storable> OwnedProxy<T> {
     /// Publishes local changes under a transient mutable borrow.
     pub(crate) fn publish(this: &mut Self) -> Result<()> {
         let writer = this.obj.acquire(ClaimKind::Writer)?;
-        let r = publish_local(&this.obj, writer, &mut this.local, &mut this.shared);
+        let r = OwnedProxy::publish_under(this, writer);
         this.obj.release(writer);
         r
+    }
+
+    fn publish_under(this: &mut Self, writer: Claim) -> Result<()> {
+        if this.local.is_none() {
+            OwnedProxy::refresh(this)?;
+            return Ok(());
+        }
+        if !this.obj.is_current(this.local_base)? {
+            return Err(Error::Conflict { key: this.obj.key });
+        }
+        if let Some(published) = publish_local(&this.obj, writer, &mut this.local)? {
+            this.shared = OnceLock::from(published);
+        }
+        Ok(())
     }
 }
 
@@ -147,11 +201,23 @@ impl<T: Storable> DerefMut for OwnedProxy<T> {
     /// implementation that fails on its own output).
     fn deref_mut(&mut self) -> &mut T {
         if self.local.is_none() {
-            let copy = codec::deep_copy(self.view())
+            // Start from the current version; if it cannot be read (the
+            // object was evicted, the store is unreachable), from the snapshot.
+            let refreshed = OwnedProxy::refresh(self).map(|_| ());
+            let base = match (self.shared.get(), refreshed) {
+                (Some(s), _) => s.clone(),
+                (None, Err(e)) => deref_failed(&self.obj, "owned proxy", &e),
+                (None, Ok(())) => unreachable!("refresh resolved the snapshot"),
+            };
+            let copy = codec::deep_copy(&*base.value)
                 .unwrap_or_else(|e| deref_failed(&self.obj, "owned proxy", &e));
+            self.local_base = base.version;
             self.local = Some(copy);
         }
-        self.local.as_mut().expect("set above")
+        match self.local.as_mut() {
+            Some(v) => v,
+            None => unreachable!("set above"),
+        }
     }
 }
 
@@ -185,7 +251,11 @@ impl Store {
         let claim = Claim::new(ClaimKind::Owner);
         let entry = self.insert(key, Store::local(value.clone()), Init::Claimed(claim))?;
         let obj = Object::new(self.clone(), key, entry);
-        Ok(OwnedProxy::from_parts(obj, claim, Some(value)))
+        Ok(OwnedProxy::from_parts(
+            obj,
+            claim,
+            Some(Snapshot { value, version: 1 }),
+        ))
     }
 }
 
@@ -194,21 +264,22 @@ impl Store {
 /// when the object already has an owner proxy, and with
 /// [`Error::KeyNotFound`](crate::Error::KeyNotFound) when it is gone.
 pub fn into_owned<T: Storable>(proxy: Proxy<T>) -> Result<OwnedProxy<T>> {
-    let (store, key, value) = proxy.into_parts();
+    let (store, key, _) = proxy.into_parts();
     let obj = Object::attach(store, key)?;
     let claim = Claim::new(ClaimKind::Owner);
     obj.apply(Op::Acquire(claim))?;
-    Ok(OwnedProxy::from_parts(obj, claim, value))
+    Ok(OwnedProxy::from_parts(obj, claim, None))
 }
 
-/// A deep copy of the owner's value (as the owner sees it) under a new key,
-/// with its own owner. Independent of its source: changing one never changes
-/// the other. In a memory store an unchanged value is shared, not copied
-/// (values are immutable once stored; every change replaces them).
+/// A deep copy of the owner's value under a new key, with its own owner:
+/// its local changes if it has any, else the current stored value.
+/// Independent of its source: changing one never changes the other. In a
+/// memory store an unchanged value is shared, not copied (values are
+/// immutable once stored; every change replaces them).
 pub fn clone<T: Storable>(owner: &OwnedProxy<T>) -> Result<OwnedProxy<T>> {
     let value = match &owner.local {
         Some(v) => Arc::new(codec::deep_copy(v)?),
-        None => resolved(&owner.obj, &owner.shared)?.clone(),
+        None => OwnedProxy::latest(owner)?,
     };
     owner.obj.store.owned_from_arc(value)
 }

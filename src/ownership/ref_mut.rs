@@ -75,7 +75,10 @@ impl<T: Storable> RefMutProxy<T> {
     }
 
     pub(crate) fn publish(this: &mut Self) -> Result<()> {
-        publish_local(&this.obj, this.claim, &mut this.local, &mut this.base)
+        if let Some(published) = publish_local(&this.obj, this.claim, &mut this.local)? {
+            this.base = OnceLock::from(published.value);
+        }
+        Ok(())
     }
 }
 
@@ -103,8 +106,8 @@ impl<T: Storable> DerefMut for RefMutProxy<T> {
                 Ok(v) => v,
                 Err(e) => deref_failed(&self.obj, "mutable borrow", &e),
             };
-            let copy =
-                codec::deep_copy(&**base).unwrap_or_else(|e| deref_failed(&self.obj, "mutable borrow", &e));
+            let copy = codec::deep_copy(&**base)
+                .unwrap_or_else(|e| deref_failed(&self.obj, "mutable borrow", &e));
             self.local = Some(copy);
         }
         self.local.as_mut().expect("set above")

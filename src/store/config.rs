@@ -1,7 +1,12 @@
 //! What a store is, as data: a name and a connector URL.
 
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
 use serde::{Deserialize, Serialize};
 
+use crate::connector::{Connector, DEFAULT_LEASE, FileConnector, MemoryConnector};
 use crate::error::{Error, Result};
 
 /// A store's serializable description: enough for a proxy or ticket that
@@ -19,6 +24,8 @@ pub struct StoreConfig {
 pub(crate) enum Location {
     /// `memory://name`
     Memory { name: String },
+    /// `file:///absolute/dir[?lease_ms=N]`
+    File { root: PathBuf, lease: Duration },
 }
 
 impl Location {
@@ -39,11 +46,59 @@ impl Location {
                     name: rest.to_owned(),
                 })
             }
-            "file" | "redis" | "rediss" => Err(bad(&format!(
+            "file" => {
+                let (path, query) = match rest.split_once('?') {
+                    Some((p, q)) => (p, Some(q)),
+                    None => (rest, None),
+                };
+                if !path.starts_with('/') {
+                    return Err(bad(
+                        "a file store needs an absolute path: file:///path/to/dir",
+                    ));
+                }
+                if path.contains('\0') || path.split('/').any(|part| part == "..") {
+                    return Err(bad("the path contains NUL or '..'"));
+                }
+                let mut lease = DEFAULT_LEASE;
+                for pair in query.into_iter().flat_map(|q| q.split('&')) {
+                    match pair.split_once('=') {
+                        Some(("lease_ms", v)) => {
+                            let ms: u64 = v
+                                .parse()
+                                .ok()
+                                .filter(|ms| *ms > 0)
+                                .ok_or_else(|| bad("lease_ms must be a positive integer"))?;
+                            lease = Duration::from_millis(ms);
+                        }
+                        _ => {
+                            return Err(bad(&format!(
+                                "unknown parameter {pair:?}; supported: lease_ms"
+                            )));
+                        }
+                    }
+                }
+                Ok(Location::File {
+                    root: PathBuf::from(path),
+                    lease,
+                })
+            }
+            "redis" | "rediss" => Err(bad(&format!(
                 "the {scheme} connector is not built into this version"
             ))),
-            _ => Err(bad(&format!("unknown scheme {scheme:?}; supported: memory"))),
+            _ => Err(bad(&format!(
+                "unknown scheme {scheme:?}; supported: memory, file"
+            ))),
         }
+    }
+
+    /// The connector for this location, for a store named `name`.
+    pub(crate) fn connect(&self, name: &str) -> Result<Arc<dyn Connector>> {
+        Ok(match self {
+            Location::Memory { .. } => Arc::new(MemoryConnector::new(name)),
+            Location::File { root, lease } => {
+                Arc::new(FileConnector::with_lease(name, root.clone(), *lease)?)
+            }
+        })
     }
 }
 
@@ -55,13 +110,45 @@ mod tests {
     fn parses_memory_urls() {
         assert_eq!(
             Location::parse("memory://demo").unwrap(),
-            Location::Memory { name: "demo".into() }
+            Location::Memory {
+                name: "demo".into()
+            }
+        );
+    }
+
+    #[test]
+    fn parses_file_urls() {
+        assert_eq!(
+            Location::parse("file:///tmp/x?lease_ms=250").unwrap(),
+            Location::File {
+                root: "/tmp/x".into(),
+                lease: Duration::from_millis(250)
+            }
+        );
+        assert_eq!(
+            Location::parse("file:///data").unwrap(),
+            Location::File {
+                root: "/data".into(),
+                lease: DEFAULT_LEASE
+            }
         );
     }
 
     #[test]
     fn rejects_malformed_urls() {
-        for bad in ["", "memory", "memory:/x", "ftp://x", "memory://a\nb", "://x"] {
+        for bad in [
+            "",
+            "memory",
+            "memory:/x",
+            "ftp://x",
+            "memory://a\nb",
+            "://x",
+            "file://relative/dir",
+            "file:///a/../etc",
+            "file:///a?lease_ms=0",
+            "file:///a?lease_ms=x",
+            "file:///a?colour=red",
+        ] {
             assert!(
                 matches!(Location::parse(bad), Err(Error::InvalidUrl { .. })),
                 "{bad:?}"

@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 
-pub use config::StoreConfig;
 pub(crate) use config::Location;
+pub use config::StoreConfig;
 
 use crate::codec::{self, Storable};
 use crate::connector::{Connector, Entry, Fetch, LocalValue, MemoryConnector, Stored, Value};
@@ -107,9 +107,7 @@ impl StoreBuilder {
             .unwrap_or_else(|| format!("memory://{}", self.name));
         let connector = match self.connector {
             Some(c) => c,
-            None => match Location::parse(&url)? {
-                Location::Memory { .. } => Arc::new(MemoryConnector::new(self.name.clone())),
-            },
+            None => Location::parse(&url)?.connect(&self.name)?,
         };
         let store = Store {
             inner: Arc::new(Inner {
@@ -152,12 +150,39 @@ impl Store {
         )
     }
 
-    /// Opens a store by connector URL: `memory://name`. Returns the
-    /// registered store with that URL if there is one.
+    /// Opens a store by connector URL, and registers it:
+    ///
+    /// - `memory://name` — the in-process store `name` (see [`Store::memory`]);
+    /// - `file:///absolute/dir` — a directory shared by the processes of one
+    ///   host; `?lease_ms=N` sets how long a dead process's claims survive it
+    ///   (default 30 s).
+    ///
+    /// The store is named by its URL (memory stores: by their name). Returns
+    /// the registered store of that name and URL if there is one.
     pub fn open(url: &str) -> Result<Store> {
         match Location::parse(url)? {
             Location::Memory { name } => Ok(Store::memory(name)),
+            location => Store::from_parts(url.to_owned(), url.to_owned(), location),
         }
+    }
+
+    fn from_parts(name: String, url: String, location: Location) -> Result<Store> {
+        if let Some(s) = registry::get(&name).filter(|s| s.url() == url) {
+            return Ok(s);
+        }
+        let connector = location.connect(&name)?;
+        let fresh = Store {
+            inner: Arc::new(Inner {
+                config: StoreConfig {
+                    name: name.clone(),
+                    url: url.clone(),
+                },
+                connector,
+                cache: Cache::default(),
+                max_value_size: None,
+            }),
+        };
+        Ok(registry::get_or_insert(|| fresh, &name, &url))
     }
 
     /// A builder for a store named `name`.
@@ -175,22 +200,8 @@ impl Store {
     /// its URL matches, else the store opened from the URL and registered
     /// under the name.
     pub fn from_config(config: &StoreConfig) -> Result<Store> {
-        if let Some(s) = registry::get(&config.name).filter(|s| s.url() == config.url) {
-            return Ok(s);
-        }
         let location = Location::parse(&config.url)?;
-        let connector: Arc<dyn Connector> = match location {
-            Location::Memory { .. } => Arc::new(MemoryConnector::new(config.name.clone())),
-        };
-        let fresh = Store {
-            inner: Arc::new(Inner {
-                config: config.clone(),
-                connector,
-                cache: Cache::default(),
-                max_value_size: None,
-            }),
-        };
-        Ok(registry::get_or_insert(|| fresh, &config.name, &config.url))
+        Store::from_parts(config.name.clone(), config.url.clone(), location)
     }
 
     /// The registered store named `name`.
@@ -346,7 +357,12 @@ impl Store {
 
     /// Stores a new object with its initial state; returns its entry if the
     /// connector has entries.
-    pub(crate) fn insert(&self, key: Key, value: Value, init: Init) -> Result<Option<Arc<dyn Entry>>> {
+    pub(crate) fn insert(
+        &self,
+        key: Key,
+        value: Value,
+        init: Init,
+    ) -> Result<Option<Arc<dyn Entry>>> {
         self.connector().put(&key, value, init)
     }
 
@@ -366,7 +382,20 @@ impl Store {
 
     /// The current value of `key`, shared: from the connector's local value,
     /// or decoded once per version through the cache.
-    pub(crate) fn resolve<T: Storable>(&self, key: &Key, entry: Option<&dyn Entry>) -> Result<Arc<T>> {
+    pub(crate) fn resolve<T: Storable>(
+        &self,
+        key: &Key,
+        entry: Option<&dyn Entry>,
+    ) -> Result<Arc<T>> {
+        self.resolve_versioned(key, entry).map(|(v, _)| v)
+    }
+
+    /// [`resolve`](Store::resolve), with the version resolved.
+    pub(crate) fn resolve_versioned<T: Storable>(
+        &self,
+        key: &Key,
+        entry: Option<&dyn Entry>,
+    ) -> Result<(Arc<T>, u64)> {
         let known = self.inner.cache.version(key);
         let fetch = match entry {
             Some(e) => e.fetch(known)?,
@@ -379,7 +408,10 @@ impl Store {
                 Err(self.not_found(key))
             }
             Fetch::Unchanged => match self.inner.cache.get(key) {
-                Some(c) if Some(c.version) == known => downcast_cached(c),
+                Some(c) if Some(c.version) == known => {
+                    let version = c.version;
+                    downcast_cached(c).map(|v| (v, version))
+                }
                 // The entry changed under us: read without the version check.
                 _ => match self.connector().fetch(key, None)? {
                     Fetch::Changed(stored) => self.materialize(key, stored),
@@ -410,9 +442,9 @@ impl Store {
         self.inner.cache.remove(key);
     }
 
-    fn materialize<T: Storable>(&self, key: &Key, stored: Stored) -> Result<Arc<T>> {
+    fn materialize<T: Storable>(&self, key: &Key, stored: Stored) -> Result<(Arc<T>, u64)> {
         match stored.value {
-            Value::Local(l) => downcast_local(&l),
+            Value::Local(l) => downcast_local(&l).map(|v| (v, stored.version)),
             Value::Bytes(b) => {
                 let value: Arc<T> = Arc::new(codec::decode(&b)?);
                 self.inner.cache.insert(
@@ -423,7 +455,7 @@ impl Store {
                         value: value.clone(),
                     },
                 );
-                Ok(value)
+                Ok((value, stored.version))
             }
         }
     }

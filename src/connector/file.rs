@@ -1,0 +1,485 @@
+//! The directory connector: several processes on one host.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, ErrorKind, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::connector::lease::{self, Held, Renew};
+use crate::connector::{Connector, Fetch, Inspect, Stored, Value};
+use crate::error::{Error, Result};
+use crate::key::{ClaimId, Key};
+use crate::state::{Claim, ClaimKind, Deadline, Effect, Init, Ledger, NEVER, Op};
+
+const SHARDS: usize = 256;
+const LEDGER_MAGIC: &[u8; 4] = b"BSL1";
+
+/// Keeps objects in a directory, shared by every process on the host that
+/// opens it (`file:///path/to/dir`, optionally `?lease_ms=N`).
+///
+/// Layout:
+///
+/// - `objects/<key>.ledger` — the object's [`Ledger`] (claims with their lease
+///   deadlines, tickets, version);
+/// - `objects/<key>.<version>.blob` — the value, one file per version;
+/// - `locks/<00..ff>.lock` — 256 lock files, never deleted;
+/// - `tmp/` — files being written.
+///
+/// Every state transition runs under the key's shard lock — a `std` mutex
+/// between this process's threads, and an exclusive file lock
+/// ([`File::lock`]) between processes — and writes its ledger to a temporary
+/// file that is renamed into place, so a process killed at any point leaves
+/// either the old ledger or the new one. Values are written the same way,
+/// under a new name per version, so readers never see half a value.
+///
+/// Claims are leased: this process renews its claims in the background, and
+/// claims whose lease ran out (a killed process) are released by the next
+/// operation on the object, or by the reap pass every lease.
+pub struct FileConnector {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    name: String,
+    root: PathBuf,
+    lease: Duration,
+    locks: Vec<Mutex<File>>,
+    held: Held,
+}
+
+struct ShardGuard<'a> {
+    file: MutexGuard<'a, File>,
+}
+
+impl Drop for ShardGuard<'_> {
+    fn drop(&mut self) {
+        let _ = self.file.unlock();
+    }
+}
+
+impl FileConnector {
+    /// Opens (creating if needed) the store directory `root` with the
+    /// default lease ([`DEFAULT_LEASE`](crate::connector::DEFAULT_LEASE)).
+    pub fn open(name: impl Into<String>, root: impl Into<PathBuf>) -> Result<Self> {
+        Self::with_lease(name, root, lease::DEFAULT_LEASE)
+    }
+
+    /// Opens the store directory `root`; claims of a process that dies are
+    /// reclaimed `lease` after its last renewal.
+    pub fn with_lease(
+        name: impl Into<String>,
+        root: impl Into<PathBuf>,
+        lease: Duration,
+    ) -> Result<Self> {
+        let name = name.into();
+        let root = root.into();
+        let io = |e: io::Error| io_error(&name, e);
+        for sub in ["objects", "locks", "tmp"] {
+            fs::create_dir_all(root.join(sub)).map_err(io)?;
+        }
+        let locks = (0..SHARDS)
+            .map(|i| {
+                OpenOptions::new()
+                    .create(true)
+                    .truncate(false)
+                    .write(true)
+                    .open(root.join("locks").join(format!("{i:02x}.lock")))
+                    .map(Mutex::new)
+            })
+            .collect::<io::Result<Vec<_>>>()
+            .map_err(io)?;
+        let inner = Arc::new(Inner {
+            name,
+            root,
+            lease,
+            locks,
+            held: Held::default(),
+        });
+        lease::spawn_renewer(Arc::downgrade(&inner), lease);
+        Ok(FileConnector { inner })
+    }
+
+    /// The store directory.
+    pub fn root(&self) -> &Path {
+        &self.inner.root
+    }
+
+    /// The lease length.
+    pub fn lease(&self) -> Duration {
+        self.inner.lease
+    }
+
+    /// Number of claims this process holds and renews.
+    pub fn held_claims(&self) -> usize {
+        self.inner.held.len()
+    }
+}
+
+fn io_error(store: &str, e: io::Error) -> Error {
+    Error::Connector {
+        store: store.to_owned(),
+        source: Box::new(e),
+    }
+}
+
+impl Inner {
+    fn io(&self, e: io::Error) -> Error {
+        io_error(&self.name, e)
+    }
+
+    fn not_found(&self, key: &Key) -> Error {
+        Error::KeyNotFound {
+            key: *key,
+            store: self.name.clone(),
+        }
+    }
+
+    fn deadline(&self) -> Deadline {
+        lease::now_ms().saturating_add(self.lease.as_millis() as u64)
+    }
+
+    fn lock(&self, key: &Key) -> Result<ShardGuard<'_>> {
+        let shard = (key.as_u128() as usize) % SHARDS;
+        let file = crate::sync_std_lock(&self.locks[shard]);
+        file.lock().map_err(|e| self.io(e))?;
+        Ok(ShardGuard { file })
+    }
+
+    fn ledger_path(&self, key: &Key) -> PathBuf {
+        self.root.join("objects").join(format!("{key}.ledger"))
+    }
+
+    fn blob_path(&self, key: &Key, version: u64) -> PathBuf {
+        self.root
+            .join("objects")
+            .join(format!("{key}.{version}.blob"))
+    }
+
+    /// Writes `data` to a new temporary file and returns its path.
+    fn write_tmp(&self, data: &[u8]) -> Result<PathBuf> {
+        let path = self
+            .root
+            .join("tmp")
+            .join(format!("{}.tmp", ClaimId::random()));
+        let mut f = File::create(&path).map_err(|e| self.io(e))?;
+        f.write_all(data).map_err(|e| self.io(e))?;
+        Ok(path)
+    }
+
+    fn read_ledger(&self, key: &Key) -> Result<Option<Ledger>> {
+        let bytes = match fs::read(self.ledger_path(key)) {
+            Ok(b) => b,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(self.io(e)),
+        };
+        if bytes.len() < 4 || &bytes[..4] != LEDGER_MAGIC {
+            return Err(Error::decode(format_args!("ledger of {key} is damaged")));
+        }
+        postcard::from_bytes(&bytes[4..])
+            .map(Some)
+            .map_err(|e| Error::decode(format_args!("ledger of {key} is damaged: {e}")))
+    }
+
+    fn write_ledger(&self, key: &Key, ledger: &Ledger) -> Result<()> {
+        let mut bytes = LEDGER_MAGIC.to_vec();
+        bytes = postcard::to_extend(ledger, bytes).map_err(Error::encode)?;
+        let tmp = self.write_tmp(&bytes)?;
+        fs::rename(&tmp, self.ledger_path(key)).map_err(|e| self.io(e))
+    }
+
+    fn remove_object(&self, key: &Key, version: u64) {
+        let _ = fs::remove_file(self.blob_path(key, version));
+        let _ = fs::remove_file(self.ledger_path(key));
+        self.held.forget_key(key);
+    }
+
+    /// Runs `f` on the key's ledger under the shard lock, after releasing
+    /// expired claims, and persists what changed.
+    fn with_ledger<R>(&self, key: &Key, f: impl FnOnce(&mut Ledger) -> Result<R>) -> Result<R> {
+        let _guard = self.lock(key)?;
+        let Some(mut ledger) = self.read_ledger(key)? else {
+            return Err(self.not_found(key));
+        };
+        let before = ledger.clone();
+        let _ = ledger.expire(lease::now_ms());
+        let result = if ledger.state.gone() {
+            Err(self.not_found(key))
+        } else {
+            f(&mut ledger)
+        };
+        if ledger.state.gone() {
+            // Readers of the value (take) have read it inside `f`.
+            self.remove_object(key, ledger.version);
+        } else if ledger != before {
+            self.write_ledger(key, &ledger)?;
+        }
+        result
+    }
+
+    fn read_blob(&self, key: &Key, version: u64) -> Result<Option<Bytes>> {
+        match fs::read(self.blob_path(key, version)) {
+            Ok(b) => Ok(Some(Bytes::from(b))),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(self.io(e)),
+        }
+    }
+
+    fn deadline_for(&self, op: &Op) -> Deadline {
+        match op {
+            Op::Acquire(_) => self.deadline(),
+            _ => NEVER,
+        }
+    }
+}
+
+impl Renew for Inner {
+    fn renew(&self, key: &Key, claims: &[Claim]) -> Vec<Claim> {
+        let deadline = self.deadline();
+        let r = self.with_ledger(key, |l| {
+            Ok(claims
+                .iter()
+                .filter(|c| !l.renew(**c, deadline))
+                .copied()
+                .collect::<Vec<_>>())
+        });
+        match r {
+            Ok(lost) => lost,
+            Err(Error::KeyNotFound { .. }) => claims.to_vec(),
+            Err(e) => {
+                tracing::warn!(%key, error = %e, "lease renewal failed; will retry");
+                Vec::new()
+            }
+        }
+    }
+
+    fn reap(&self) {
+        let Ok(dir) = fs::read_dir(self.root.join("objects")) else {
+            return;
+        };
+        for entry in dir.flatten() {
+            let name = entry.file_name();
+            let Some(key) = name
+                .to_str()
+                .and_then(|n| n.strip_suffix(".ledger"))
+                .and_then(|k| k.parse::<Key>().ok())
+            else {
+                continue;
+            };
+            let _ = self.with_ledger(&key, |_| Ok(()));
+        }
+    }
+
+    fn held(&self) -> &Held {
+        &self.held
+    }
+}
+
+impl Connector for FileConnector {
+    fn put(
+        &self,
+        key: &Key,
+        value: Value,
+        init: Init,
+    ) -> Result<Option<Arc<dyn crate::connector::Entry>>> {
+        let inner = &self.inner;
+        let bytes = value.into_bytes()?;
+        let tmp = inner.write_tmp(&bytes)?;
+        let _guard = inner.lock(key)?;
+        if inner.ledger_path(key).exists() {
+            let _ = fs::remove_file(&tmp);
+            return Err(Error::Connector {
+                store: inner.name.clone(),
+                source: format!("key {key} already exists").into(),
+            });
+        }
+        fs::rename(&tmp, inner.blob_path(key, 1)).map_err(|e| inner.io(e))?;
+        inner.write_ledger(key, &Ledger::new(init, inner.deadline()))?;
+        if let Init::Claimed(c) = init {
+            inner.held.add(*key, c);
+        }
+        Ok(None)
+    }
+
+    fn get(&self, key: &Key) -> Result<Option<Stored>> {
+        match self.fetch(key, None)? {
+            Fetch::Changed(s) => Ok(Some(s)),
+            _ => Ok(None),
+        }
+    }
+
+    fn fetch(&self, key: &Key, known_version: Option<u64>) -> Result<Fetch> {
+        let inner = &self.inner;
+        // A publish between reading the version and reading the blob removes
+        // the old blob: read the version again.
+        for _ in 0..64 {
+            let version = match inner.with_ledger(key, |l| Ok(l.version)) {
+                Ok(v) => v,
+                Err(Error::KeyNotFound { .. }) => return Ok(Fetch::Missing),
+                Err(e) => return Err(e),
+            };
+            if Some(version) == known_version {
+                return Ok(Fetch::Unchanged);
+            }
+            if let Some(bytes) = inner.read_blob(key, version)? {
+                return Ok(Fetch::Changed(Stored {
+                    value: Value::Bytes(bytes),
+                    version,
+                }));
+            }
+        }
+        Err(Error::Connector {
+            store: inner.name.clone(),
+            source: format!("value of {key} keeps changing while it is read").into(),
+        })
+    }
+
+    fn exists(&self, key: &Key) -> Result<bool> {
+        match self.inner.with_ledger(key, |_| Ok(())) {
+            Ok(()) => Ok(true),
+            Err(Error::KeyNotFound { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn evict(&self, key: &Key) -> Result<bool> {
+        let inner = &self.inner;
+        match inner.with_ledger(key, |l| {
+            l.apply(Op::Evict, NEVER)
+                .map_err(|r| r.into_error(*key, &inner.name))
+        }) {
+            Ok(_) => Ok(true),
+            Err(Error::KeyNotFound { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn take(&self, key: &Key) -> Result<Option<Stored>> {
+        let inner = &self.inner;
+        let r = inner.with_ledger(key, |l| {
+            l.apply(Op::Evict, NEVER)
+                .map_err(|r| r.into_error(*key, &inner.name))?;
+            let bytes = inner
+                .read_blob(key, l.version)?
+                .ok_or_else(|| inner.not_found(key))?;
+            Ok(Stored {
+                value: Value::Bytes(bytes),
+                version: l.version,
+            })
+        });
+        match r {
+            Ok(s) => Ok(Some(s)),
+            Err(Error::KeyNotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn publish(&self, key: &Key, writer: Claim, value: Value) -> Result<u64> {
+        let inner = &self.inner;
+        let tmp = inner.write_tmp(&value.into_bytes()?)?;
+        let r = inner.with_ledger(key, |l| {
+            if writer.kind != ClaimKind::Writer || !l.holds(writer) {
+                return Err(Error::ClaimLost { key: *key });
+            }
+            let old = l.version;
+            fs::rename(&tmp, inner.blob_path(key, old + 1)).map_err(|e| inner.io(e))?;
+            l.version = old + 1;
+            let _ = fs::remove_file(inner.blob_path(key, old));
+            Ok(l.version)
+        });
+        if r.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        r
+    }
+
+    fn apply(&self, key: &Key, op: Op) -> Result<Effect> {
+        let inner = &self.inner;
+        let deadline = inner.deadline_for(&op);
+        let effect = inner.with_ledger(key, |l| {
+            l.apply(op, deadline)
+                .map_err(|r| r.into_error(*key, &inner.name))
+        })?;
+        match op {
+            Op::Acquire(c) => inner.held.add(*key, c),
+            Op::Release(c) => inner.held.remove(key, &c),
+            Op::Evict => {}
+        }
+        Ok(effect)
+    }
+
+    fn release(&self, key: &Key, claim: Claim) {
+        self.inner.held.remove(key, &claim);
+        match self.apply(key, Op::Release(claim)) {
+            Ok(_) | Err(Error::KeyNotFound { .. }) => {}
+            Err(e) => tracing::warn!(%key, error = %e, "release failed"),
+        }
+    }
+
+    fn issue_ticket(&self, key: &Key, ticket: ClaimId, claim: Claim) -> Result<()> {
+        let inner = &self.inner;
+        inner.with_ledger(key, |l| {
+            l.issue_ticket(ticket, claim)
+                .map_err(|r| r.into_error(*key, &inner.name))
+        })?;
+        // The ticket's claim is no longer this process's to renew: if it is
+        // never redeemed, its lease runs out.
+        inner.held.remove(key, &claim);
+        Ok(())
+    }
+
+    fn redeem_ticket(&self, key: &Key, ticket: ClaimId) -> Result<Claim> {
+        let inner = &self.inner;
+        let deadline = inner.deadline();
+        let claim = match inner.with_ledger(key, |l| Ok(l.redeem_ticket(ticket, deadline))) {
+            Ok(Some(c)) => c,
+            Ok(None) | Err(Error::KeyNotFound { .. }) => {
+                return Err(Error::TicketRedeemed {
+                    ticket: ticket.to_string(),
+                });
+            }
+            Err(e) => return Err(e),
+        };
+        inner.held.add(*key, claim);
+        Ok(claim)
+    }
+
+    fn cancel_ticket(&self, key: &Key, ticket: ClaimId) -> Result<()> {
+        let claim = self.redeem_ticket(key, ticket)?;
+        self.release(key, claim);
+        Ok(())
+    }
+
+    fn inspect(&self, key: &Key) -> Result<Option<Inspect>> {
+        match self.inner.with_ledger(key, |l| {
+            Ok(Inspect {
+                state: l.state,
+                version: l.version,
+            })
+        }) {
+            Ok(i) => Ok(Some(i)),
+            Err(Error::KeyNotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn keys(&self) -> Result<Vec<Key>> {
+        let inner = &self.inner;
+        let mut keys = Vec::new();
+        for entry in fs::read_dir(inner.root.join("objects")).map_err(|e| inner.io(e))? {
+            let entry = entry.map_err(|e| inner.io(e))?;
+            if let Some(key) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.strip_suffix(".ledger"))
+                .and_then(|k| k.parse::<Key>().ok())
+                && self.exists(&key)?
+            {
+                keys.push(key);
+            }
+        }
+        Ok(keys)
+    }
+}

@@ -1,0 +1,114 @@
+//! The store / proxy / ownership snippet of DESIGN.md ("Public API
+//! contract") compiled as written — except `Store::open("redis://…")`, which
+//! this version does not support yet and is replaced by a `memory://` URL —
+//! followed by assertions on what it did.
+
+/// The snippet is kept verbatim, so rustfmt must not touch it; and it clones
+/// a `Key`, which is `Copy` (clippy's `clone_on_copy`).
+#[rustfmt::skip]
+#[allow(clippy::clone_on_copy)]
+#[test]
+fn public_api_contract_snippet() -> Result<(), Box<dyn std::error::Error>> {
+use borrowstore::{Store, Proxy, OwnedProxy, RefProxy, RefMutProxy, Error};
+use borrowstore::{borrow, mut_borrow, clone, into_owned, update};
+
+let store = Store::memory("demo");                    // embedded default; registered by name
+let shared = Store::open("memory://demo-open")?;      // also "file:///dir", "memory://name"
+let key = store.put(&vec![1u64, 2, 3])?;
+let back: Option<Vec<u64>> = store.get(&key)?;
+assert!(store.exists(&key)?);
+store.evict(&key)?;
+
+let p: Proxy<Vec<u64>> = store.proxy(vec![1, 2, 3])?;   // lazy: Deref resolves
+let sum: u64 = p.iter().sum();
+let again: Proxy<Vec<u64>> = store.proxy_from_key(Proxy::key(&p).clone());
+let bytes = postcard::to_allocvec(&p)?;                 // never carries the value
+let once = store.ephemeral_proxy(vec![7u8])?;           // evicted on first resolve
+
+let owner: OwnedProxy<Vec<u64>> = store.owned_proxy(vec![1, 2, 3])?;
+let r1: RefProxy<Vec<u64>> = borrow(&owner)?;
+let r2 = borrow(&owner)?;
+assert!(matches!(mut_borrow(&owner), Err(Error::AlreadyBorrowed { .. })));
+drop((r1, r2));
+let mut w: RefMutProxy<Vec<u64>> = mut_borrow(&owner)?;
+w.push(4);
+update(&mut w)?;
+drop(w);
+let copy: OwnedProxy<Vec<u64>> = clone(&owner)?;        // deep copy under a new key
+let adopted: OwnedProxy<Vec<u64>> = into_owned(store.proxy(vec![9])?)?;
+
+    // ---- what it did ----
+    let c = store.connector();
+
+    // Store::memory / Store::open: registered by name, reopened by URL
+    assert_eq!(store.name(), "demo");
+    assert_eq!(store.url(), "memory://demo");
+    assert!(Store::registered("demo").is_some_and(|s| s.same_store(&store)));
+    assert_eq!(shared.url(), "memory://demo-open");
+    assert!(!shared.same_store(&store));
+    assert!(Store::open("memory://demo-open")?.same_store(&shared));
+    assert!(Store::open("memory://demo")?.same_store(&store));
+    assert!(shared.connector().keys()?.is_empty());
+
+    // put / get / exists / evict
+    assert_eq!(back, Some(vec![1, 2, 3]));
+    assert!(!c.exists(&key)?);
+    assert_eq!(store.get::<Vec<u64>>(&key)?, None);
+
+    // plain proxies
+    assert_eq!(sum, 6);
+    assert_eq!(Proxy::key(&again), Proxy::key(&p));
+    assert_eq!(Proxy::resolve(&again)?, &vec![1, 2, 3]);
+    let decoded: Proxy<Vec<u64>> = postcard::from_bytes(&bytes)?;
+    assert_eq!(Proxy::key(&decoded), Proxy::key(&p));
+    assert_eq!(*decoded, vec![1, 2, 3]);
+    let big = store.proxy((0..10_000u64).collect::<Vec<_>>())?;
+    assert!(postcard::to_allocvec(&big)?.len() < 100, "a proxy never carries the value");
+    assert!(c.exists(Proxy::key(&p))?);
+
+    // the ephemeral proxy is stored until its first resolve
+    let once_key = *Proxy::key(&once);
+    assert!(c.exists(&once_key)?);
+    assert_eq!(*once, vec![7u8]);
+    assert!(!c.exists(&once_key)?);
+
+    // the owner, its published update, and the borrows that ended
+    let owner_key = *OwnedProxy::key(&owner);
+    let i = c.inspect(&owner_key)?.expect("the owner's object is stored");
+    assert!(i.state.owned() && i.state.readers() == 0 && !i.state.writer());
+    assert_eq!(i.version, 2, "one update");
+    assert_eq!(store.get::<Vec<u64>>(&owner_key)?, Some(vec![1, 2, 3, 4]));
+    assert_eq!(*borrow(&owner)?, vec![1, 2, 3, 4]);
+
+    // the copy is a new object with its own owner
+    let copy_key = *OwnedProxy::key(&copy);
+    assert_ne!(copy_key, owner_key);
+    assert!(c.inspect(&copy_key)?.expect("stored").state.owned());
+    assert_eq!(
+        store.get::<Vec<u64>>(&copy_key)?,
+        Some(vec![1, 2, 3, 4]),
+        "the copy misses the update published through `w` before it was made"
+    );
+
+    // the adopted proxy's object is owned, and goes with its owner
+    let adopted_key = *OwnedProxy::key(&adopted);
+    assert!(c.inspect(&adopted_key)?.expect("stored").state.owned());
+    assert_eq!(*adopted, vec![9]);
+
+    drop(owner);
+    assert!(!c.exists(&owner_key)?);
+    assert!(c.exists(&copy_key)?, "dropping the source leaves the copy");
+    drop(copy);
+    drop(adopted);
+    assert!(!c.exists(&copy_key)? && !c.exists(&adopted_key)?);
+
+    // what is left: the two plain objects, until evicted
+    let mut left = c.keys()?;
+    left.sort();
+    let mut plain = vec![*Proxy::key(&p), *Proxy::key(&big)];
+    plain.sort();
+    assert_eq!(left, plain);
+    assert_eq!(store.evict_batch(&plain)?, vec![true, true]);
+    assert!(c.keys()?.is_empty());
+    Ok(())
+}
