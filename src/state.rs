@@ -138,6 +138,31 @@ impl State {
         }
     }
 
+    /// The state with these counts and flags (for connectors that keep the
+    /// claims themselves and report them). Counts saturate at their limits.
+    pub fn from_parts(
+        readers: u32,
+        writer: bool,
+        owned: bool,
+        holders: u32,
+        had_owner: bool,
+        gone: bool,
+    ) -> State {
+        let holders = u64::from(holders.min(0xFF_FFFF));
+        let mut bits = u64::from(readers) | (holders << 32);
+        for (flag, bit) in [
+            (writer, WRITER),
+            (owned, OWNED),
+            (had_owner, HAD_OWNER),
+            (gone, GONE),
+        ] {
+            if flag {
+                bits |= bit;
+            }
+        }
+        State(bits)
+    }
+
     /// The raw bits, for atomic storage.
     pub const fn to_bits(self) -> u64 {
         self.0

@@ -11,12 +11,14 @@
 //! A connector may also hand out an [`Entry`]: a handle on one object's state
 //! that proxies keep, so that a borrow reaches the state without a lookup.
 //!
-//! Implementations: [`MemoryConnector`] (in-process; the default) and
-//! [`FileConnector`] (a directory shared by the processes of one host).
+//! Implementations: [`MemoryConnector`] (in-process; the default),
+//! [`FileConnector`] (a directory shared by the processes of one host) and
+//! [`RedisConnector`] (a Redis server shared by several machines).
 
 mod file;
 mod lease;
 mod memory;
+mod redis;
 mod value;
 
 use std::sync::Arc;
@@ -26,6 +28,7 @@ use futures::future::BoxFuture;
 pub use file::FileConnector;
 pub use lease::DEFAULT_LEASE;
 pub use memory::MemoryConnector;
+pub use redis::{DEFAULT_TIMEOUT, RedisConnector, RedisOptions};
 pub use value::{Fetch, LocalValue, Stored, Value};
 
 use crate::error::{Error, Result};

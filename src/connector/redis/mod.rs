@@ -1,0 +1,796 @@
+//! The Redis connector: several machines.
+
+use std::sync::mpsc as std_mpsc;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{Script, Value as RValue};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::connector::lease::{self, Held, Renew};
+use crate::connector::{Connector, Entry, Fetch, Inspect, Stored, Value};
+use crate::error::{Error, Result};
+use crate::key::{ClaimId, Key};
+use crate::state::{Claim, ClaimKind, Effect, Init, Op, Refusal, State};
+
+/// The default time one operation may take before it fails with
+/// [`Error::Connector`].
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+
+fn script() -> &'static Script {
+    static SCRIPT: OnceLock<Script> = OnceLock::new();
+    SCRIPT.get_or_init(|| Script::new(include_str!("state.lua")))
+}
+
+/// Settings of a [`RedisConnector`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RedisOptions {
+    /// The redis-rs connection URL (`redis://[user:pass@]host:port/db`).
+    pub url: String,
+    /// Prefix of every key this store writes; nothing outside it is touched.
+    pub namespace: String,
+    /// How long the claims of a dead process survive it.
+    pub lease: Duration,
+    /// How long one operation may take (connect and reply).
+    pub timeout: Duration,
+}
+
+/// Keeps objects in Redis, shared by every process on every machine that
+/// reaches the server
+/// (`redis://host:port/db?ns=NAME&lease_ms=N&timeout_ms=N`).
+///
+/// Every state transition is one Lua script — one round trip — that applies
+/// the rules of [`State::apply`] atomically and is idempotent (by claim id,
+/// or by a token for puts, publishes, takes and redeems), so a script that
+/// the reconnecting client retries after a lost reply does nothing twice.
+/// Keys are `<namespace>:{<object key>}:<part>`: the hash tag puts all of an
+/// object's keys in one cluster slot. Nothing ever runs `FLUSHDB` or touches
+/// keys outside the namespace.
+///
+/// The client runs on the connector's own I/O thread, so the connector works
+/// from plain threads, from inside any tokio runtime, and from `Drop`.
+/// Requests are applied in the order this process makes them; releases are
+/// queued without waiting (consecutive ones go out as one pipeline), and
+/// [`Connector::flush`] waits for them. Every operation fails with
+/// [`Error::Connector`] within its timeout when the server is unreachable.
+pub struct RedisConnector {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    name: String,
+    namespace: String,
+    lease: Duration,
+    timeout: Duration,
+    queue: mpsc::UnboundedSender<Request>,
+    held: Held,
+}
+
+type Reply = redis::RedisResult<RValue>;
+
+enum ReplyTo {
+    /// A blocking caller waiting with a timeout.
+    Thread(std_mpsc::SyncSender<Reply>),
+    /// An async caller.
+    Task(oneshot::Sender<Reply>),
+    /// A queued release: nobody waits.
+    Nobody,
+}
+
+impl ReplyTo {
+    fn send(self, r: Reply) {
+        match self {
+            ReplyTo::Thread(tx) => {
+                let _ = tx.try_send(r);
+            }
+            ReplyTo::Task(tx) => {
+                let _ = tx.send(r);
+            }
+            ReplyTo::Nobody => {}
+        }
+    }
+}
+
+enum Request {
+    Script {
+        keys: [String; 5],
+        args: Vec<Vec<u8>>,
+        reply: ReplyTo,
+    },
+    Scan {
+        pattern: String,
+        reply: ReplyTo,
+    },
+}
+
+impl RedisConnector {
+    /// A connector for the store named `name`; connects on first use.
+    pub fn new(name: impl Into<String>, options: RedisOptions) -> Result<Self> {
+        let name = name.into();
+        let client = redis::Client::open(options.url.as_str()).map_err(|e| Error::InvalidUrl {
+            url: options.url.clone(),
+            reason: e.to_string(),
+        })?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(options.timeout))
+            .set_response_timeout(Some(options.timeout))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_millis(100));
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| connector_error(&name, e))?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        std::thread::Builder::new()
+            .name("borrowstore-redis".into())
+            .spawn(move || runtime.block_on(io_loop(client, config, rx)))
+            .map_err(|e| connector_error(&name, e))?;
+        let inner = Arc::new(Inner {
+            name,
+            namespace: options.namespace,
+            lease: options.lease,
+            timeout: options.timeout,
+            queue: tx,
+            held: Held::default(),
+        });
+        lease::spawn_renewer(Arc::downgrade(&inner), options.lease);
+        Ok(RedisConnector { inner })
+    }
+
+    /// The lease length.
+    pub fn lease(&self) -> Duration {
+        self.inner.lease
+    }
+
+    /// Number of claims this process holds and renews.
+    pub fn held_claims(&self) -> usize {
+        self.inner.held.len()
+    }
+}
+
+fn connector_error(store: &str, e: impl std::error::Error + Send + Sync + 'static) -> Error {
+    Error::Connector {
+        store: store.to_owned(),
+        source: Box::new(e),
+    }
+}
+
+fn invocation(keys: &[String; 5], args: &[Vec<u8>]) -> redis::ScriptInvocation<'static> {
+    let mut inv = script().prepare_invoke();
+    for k in keys {
+        inv.key(k.as_str());
+    }
+    for a in args {
+        inv.arg(a.as_slice());
+    }
+    inv
+}
+
+/// The connector's I/O task: applies requests in arrival order; a run of
+/// queued releases goes out as one pipeline.
+async fn io_loop(
+    client: redis::Client,
+    config: ConnectionManagerConfig,
+    mut rx: mpsc::UnboundedReceiver<Request>,
+) {
+    let mut conn: Option<ConnectionManager> = None;
+    let mut next: Option<Request> = None;
+    loop {
+        let req = match next.take() {
+            Some(r) => r,
+            None => match rx.recv().await {
+                Some(r) => r,
+                None => return,
+            },
+        };
+        if conn.is_none() {
+            match ConnectionManager::new_lazy_with_config(client.clone(), config.clone()) {
+                Ok(c) => conn = Some(c),
+                Err(e) => {
+                    match req {
+                        Request::Script { reply, .. } | Request::Scan { reply, .. } => {
+                            reply.send(Err(e))
+                        }
+                    }
+                    continue;
+                }
+            }
+        }
+        let Some(c) = conn.as_mut() else { continue };
+        match req {
+            Request::Script {
+                keys,
+                args,
+                reply: ReplyTo::Nobody,
+            } => {
+                let mut batch = vec![(keys, args)];
+                while let Ok(r) = rx.try_recv() {
+                    match r {
+                        Request::Script {
+                            keys,
+                            args,
+                            reply: ReplyTo::Nobody,
+                        } => batch.push((keys, args)),
+                        other => {
+                            next = Some(other);
+                            break;
+                        }
+                    }
+                }
+                run_releases(c, &batch).await;
+            }
+            Request::Script { keys, args, reply } => {
+                let r = invocation(&keys, &args).invoke_async(c).await;
+                reply.send(r);
+            }
+            Request::Scan { pattern, reply } => {
+                let r = scan(c, &pattern).await.map(|keys| {
+                    RValue::Array(
+                        keys.into_iter()
+                            .map(|k| RValue::BulkString(k.into_bytes()))
+                            .collect(),
+                    )
+                });
+                reply.send(r);
+            }
+        }
+    }
+}
+
+async fn run_releases(c: &mut ConnectionManager, batch: &[([String; 5], Vec<Vec<u8>>)]) {
+    let mut pipe = redis::pipe();
+    for (keys, args) in batch {
+        pipe.invoke_script(&invocation(keys, args));
+    }
+    let first: redis::RedisResult<RValue> = pipe.query_async(c).await;
+    let Err(e) = first else { return };
+    // NOSCRIPT after a server restart (or a passing fault): load the script
+    // and send the releases again. They are idempotent by claim id.
+    let again = async {
+        script().load_async(c).await?;
+        pipe.query_async::<RValue>(c).await
+    }
+    .await;
+    if let Err(e2) = again {
+        tracing::warn!(error = %e, retry = %e2, releases = batch.len(),
+            "queued releases failed; their leases will expire instead");
+    }
+}
+
+async fn scan(c: &mut ConnectionManager, pattern: &str) -> redis::RedisResult<Vec<String>> {
+    let mut cursor: u64 = 0;
+    let mut out = Vec::new();
+    loop {
+        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(pattern)
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(c)
+            .await?;
+        out.extend(keys);
+        if next == 0 {
+            return Ok(out);
+        }
+        cursor = next;
+    }
+}
+
+fn kind_code(kind: ClaimKind) -> &'static str {
+    match kind {
+        ClaimKind::Owner => "o",
+        ClaimKind::Writer => "w",
+        ClaimKind::Reader => "r",
+        ClaimKind::Holder => "h",
+    }
+}
+
+fn kind_from(code: &str) -> Option<ClaimKind> {
+    Some(match code {
+        "o" => ClaimKind::Owner,
+        "w" => ClaimKind::Writer,
+        "r" => ClaimKind::Reader,
+        "h" => ClaimKind::Holder,
+        _ => return None,
+    })
+}
+
+fn text(v: &RValue) -> Option<String> {
+    match v {
+        RValue::BulkString(b) => String::from_utf8(b.clone()).ok(),
+        RValue::SimpleString(s) => Some(s.clone()),
+        RValue::Okay => Some("OK".into()),
+        RValue::Int(i) => Some(i.to_string()),
+        _ => None,
+    }
+}
+
+fn int(v: Option<&RValue>) -> Option<u64> {
+    v.and_then(text).and_then(|s| s.parse().ok())
+}
+
+fn items(v: RValue) -> Vec<RValue> {
+    match v {
+        RValue::Array(a) => a,
+        other => vec![other],
+    }
+}
+
+fn args<const N: usize>(parts: [&[u8]; N]) -> Vec<Vec<u8>> {
+    parts.iter().map(|p| p.to_vec()).collect()
+}
+
+fn token() -> String {
+    ClaimId::random().to_string()
+}
+
+impl Inner {
+    fn keys(&self, key: &Key) -> [String; 5] {
+        let ns = &self.namespace;
+        ["s", "r", "h", "t", "x"].map(|p| format!("{ns}:{{{key}}}:{p}"))
+    }
+
+    fn error(&self, reason: impl Into<String>) -> Error {
+        Error::Connector {
+            store: self.name.clone(),
+            source: reason.into().into(),
+        }
+    }
+
+    fn deadline(&self) -> String {
+        lease::now_ms()
+            .saturating_add(self.lease.as_millis() as u64)
+            .to_string()
+    }
+
+    fn enqueue(&self, req: Request) -> Result<()> {
+        self.queue
+            .send(req)
+            .map_err(|_| self.error("the connector's I/O thread has stopped"))
+    }
+
+    /// How long a caller waits for a reply: the I/O task always answers
+    /// within the connection and response timeouts; this is a safety net.
+    fn patience(&self) -> Duration {
+        self.timeout * 3 + Duration::from_millis(200)
+    }
+
+    fn reply(&self, r: Option<Reply>) -> Result<RValue> {
+        match r {
+            Some(Ok(v)) => Ok(v),
+            Some(Err(e)) => Err(connector_error(&self.name, e)),
+            None => Err(self.error(format!("no reply within {:?}", self.patience()))),
+        }
+    }
+
+    /// Runs the script on `key` and waits for the reply.
+    fn call(&self, key: &Key, args: Vec<Vec<u8>>) -> Result<RValue> {
+        let (tx, rx) = std_mpsc::sync_channel(1);
+        self.enqueue(Request::Script {
+            keys: self.keys(key),
+            args,
+            reply: ReplyTo::Thread(tx),
+        })?;
+        self.reply(rx.recv_timeout(self.patience()).ok())
+    }
+
+    async fn call_async(&self, key: &Key, args: Vec<Vec<u8>>) -> Result<RValue> {
+        let (tx, rx) = oneshot::channel();
+        self.enqueue(Request::Script {
+            keys: self.keys(key),
+            args,
+            reply: ReplyTo::Task(tx),
+        })?;
+        self.reply(rx.await.ok())
+    }
+
+    fn queue_release(&self, key: &Key, claim: Claim) {
+        self.held.remove(key, &claim);
+        let req = Request::Script {
+            keys: self.keys(key),
+            args: release_args(claim),
+            reply: ReplyTo::Nobody,
+        };
+        if self.enqueue(req).is_err() {
+            tracing::warn!(%key, "release dropped: the I/O thread has stopped; the lease will expire");
+        }
+    }
+
+    fn status(&self, key: &Key, v: &RValue) -> Result<String> {
+        text(v).ok_or_else(|| self.error(format!("unexpected reply for {key}: {v:?}")))
+    }
+
+    fn refusal(&self, key: &Key, status: &str) -> Error {
+        let r = match status {
+            "gone" | "missing" => Refusal::Gone,
+            "borrowed" => Refusal::Borrowed,
+            "mutably_borrowed" => Refusal::MutablyBorrowed,
+            "owned" => Refusal::Owned,
+            "not_held" | "lost" => Refusal::NotHeld,
+            other => return self.error(format!("unexpected reply for {key}: {other}")),
+        };
+        r.into_error(*key, &self.name)
+    }
+
+    fn apply_args(&self, op: Op) -> Vec<Vec<u8>> {
+        match op {
+            Op::Acquire(c) => args([
+                b"acquire",
+                kind_code(c.kind).as_bytes(),
+                c.id.to_string().as_bytes(),
+                self.deadline().as_bytes(),
+            ]),
+            Op::Release(c) => release_args(c),
+            Op::Evict => args([b"evict"]),
+        }
+    }
+
+    fn apply_result(&self, key: &Key, op: Op, v: &RValue) -> Result<Effect> {
+        let status = self.status(key, v)?;
+        let effect = match status.as_str() {
+            "ok" => Effect::None,
+            "evicted" => Effect::Evict,
+            other => return Err(self.refusal(key, other)),
+        };
+        match op {
+            Op::Acquire(c) => self.held.add(*key, c),
+            Op::Release(c) => self.held.remove(key, &c),
+            Op::Evict => self.held.forget_key(key),
+        }
+        if effect == Effect::Evict {
+            self.held.forget_key(key);
+        }
+        Ok(effect)
+    }
+
+    fn fetch_result(&self, key: &Key, v: RValue) -> Result<Fetch> {
+        let mut it = items(v).into_iter();
+        let status = it.next().as_ref().and_then(text).unwrap_or_default();
+        match status.as_str() {
+            "missing" => Ok(Fetch::Missing),
+            "unchanged" => Ok(Fetch::Unchanged),
+            "changed" | "ok" => {
+                let version = int(it.next().as_ref());
+                match (version, it.next()) {
+                    (Some(version), Some(RValue::BulkString(b))) => Ok(Fetch::Changed(Stored {
+                        value: Value::Bytes(Bytes::from(b)),
+                        version,
+                    })),
+                    _ => Err(self.error(format!("malformed reply for {key}"))),
+                }
+            }
+            "borrowed" => Err(self.refusal(key, "borrowed")),
+            other => Err(self.error(format!("unexpected reply for {key}: {other}"))),
+        }
+    }
+
+    fn fetch_args(known: Option<u64>) -> Vec<Vec<u8>> {
+        let known = known.map(|v| v.to_string()).unwrap_or_default();
+        args([b"fetch", known.as_bytes()])
+    }
+
+    fn put_args(&self, value: Value, init: Init) -> Result<Vec<Vec<u8>>> {
+        let blob = value.into_bytes()?;
+        let (kind, id) = match init {
+            Init::Plain => ("", String::new()),
+            Init::Claimed(c) => (kind_code(c.kind), c.id.to_string()),
+        };
+        Ok(vec![
+            b"put".to_vec(),
+            blob.to_vec(),
+            token().into_bytes(),
+            kind.as_bytes().to_vec(),
+            id.into_bytes(),
+            self.deadline().into_bytes(),
+        ])
+    }
+
+    fn put_result(&self, key: &Key, init: Init, v: &RValue) -> Result<Option<Arc<dyn Entry>>> {
+        match self.status(key, v)?.as_str() {
+            "ok" => {
+                if let Init::Claimed(c) = init {
+                    self.held.add(*key, c);
+                }
+                Ok(None)
+            }
+            "exists" => Err(self.error(format!("key {key} already exists"))),
+            other => Err(self.error(format!("unexpected reply for {key}: {other}"))),
+        }
+    }
+}
+
+fn release_args(c: Claim) -> Vec<Vec<u8>> {
+    args([
+        b"release",
+        kind_code(c.kind).as_bytes(),
+        c.id.to_string().as_bytes(),
+    ])
+}
+
+impl Renew for Inner {
+    fn renew(&self, key: &Key, claims: &[Claim]) -> Vec<Claim> {
+        let mut a = vec![b"renew".to_vec(), self.deadline().into_bytes()];
+        for c in claims {
+            a.push(kind_code(c.kind).as_bytes().to_vec());
+            a.push(c.id.to_string().into_bytes());
+        }
+        match self.call(key, a) {
+            Ok(v) if text(&v).as_deref() == Some("gone") => claims.to_vec(),
+            Ok(v) => {
+                let lost = items(v);
+                lost.chunks(2)
+                    .filter_map(|p| {
+                        let kind = kind_from(&text(p.first()?)?)?;
+                        let id = crate::key::parse_hex128(&text(p.get(1)?)?)?;
+                        Some(Claim {
+                            kind,
+                            id: ClaimId::from_u128(id),
+                        })
+                    })
+                    .collect()
+            }
+            Err(e) => {
+                tracing::warn!(%key, error = %e, "lease renewal failed; will retry");
+                Vec::new()
+            }
+        }
+    }
+
+    fn reap(&self) {
+        for key in self.scan_keys().unwrap_or_default() {
+            let _ = self.call(&key, args([b"reap"]));
+        }
+    }
+
+    fn held(&self) -> &Held {
+        &self.held
+    }
+}
+
+impl Inner {
+    fn scan_keys(&self) -> Result<Vec<Key>> {
+        let (tx, rx) = std_mpsc::sync_channel(1);
+        self.enqueue(Request::Scan {
+            pattern: format!("{}:{{*}}:s", self.namespace),
+            reply: ReplyTo::Thread(tx),
+        })?;
+        let v = self.reply(rx.recv_timeout(self.patience()).ok())?;
+        let prefix = format!("{}:{{", self.namespace);
+        Ok(items(v)
+            .iter()
+            .filter_map(text)
+            .filter_map(|k| {
+                k.strip_prefix(&prefix)?
+                    .strip_suffix("}:s")?
+                    .parse::<Key>()
+                    .ok()
+            })
+            .collect())
+    }
+}
+
+impl Connector for RedisConnector {
+    fn put(&self, key: &Key, value: Value, init: Init) -> Result<Option<Arc<dyn Entry>>> {
+        let inner = &self.inner;
+        let v = inner.call(key, inner.put_args(value, init)?)?;
+        inner.put_result(key, init, &v)
+    }
+
+    fn get(&self, key: &Key) -> Result<Option<Stored>> {
+        match self.fetch(key, None)? {
+            Fetch::Changed(s) => Ok(Some(s)),
+            _ => Ok(None),
+        }
+    }
+
+    fn fetch(&self, key: &Key, known_version: Option<u64>) -> Result<Fetch> {
+        let v = self.inner.call(key, Inner::fetch_args(known_version))?;
+        self.inner.fetch_result(key, v)
+    }
+
+    fn exists(&self, key: &Key) -> Result<bool> {
+        Ok(self.inspect(key)?.is_some())
+    }
+
+    fn evict(&self, key: &Key) -> Result<bool> {
+        match self.apply(key, Op::Evict) {
+            Ok(_) => Ok(true),
+            Err(Error::KeyNotFound { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn take(&self, key: &Key) -> Result<Option<Stored>> {
+        let inner = &self.inner;
+        let v = inner.call(key, args([b"take", token().as_bytes()]))?;
+        match inner.fetch_result(key, v)? {
+            Fetch::Changed(s) => {
+                inner.held.forget_key(key);
+                Ok(Some(s))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    fn publish(&self, key: &Key, writer: Claim, value: Value) -> Result<u64> {
+        let inner = &self.inner;
+        if writer.kind != ClaimKind::Writer {
+            return Err(Error::ClaimLost { key: *key });
+        }
+        let blob = value.into_bytes()?;
+        let a = vec![
+            b"publish".to_vec(),
+            writer.id.to_string().into_bytes(),
+            blob.to_vec(),
+            token().into_bytes(),
+        ];
+        let v = inner.call(key, a)?;
+        let status = inner.status(key, &v)?;
+        status
+            .parse::<u64>()
+            .map_err(|_| inner.refusal(key, &status))
+    }
+
+    fn apply(&self, key: &Key, op: Op) -> Result<Effect> {
+        let v = self.inner.call(key, self.inner.apply_args(op))?;
+        self.inner.apply_result(key, op, &v)
+    }
+
+    fn release(&self, key: &Key, claim: Claim) {
+        self.inner.queue_release(key, claim);
+    }
+
+    fn issue_ticket(&self, key: &Key, ticket: ClaimId, claim: Claim) -> Result<()> {
+        let inner = &self.inner;
+        let a = args([
+            b"issue",
+            ticket.to_string().as_bytes(),
+            kind_code(claim.kind).as_bytes(),
+            claim.id.to_string().as_bytes(),
+        ]);
+        match inner.status(key, &inner.call(key, a)?)?.as_str() {
+            "ok" => {
+                inner.held.remove(key, &claim);
+                Ok(())
+            }
+            other => Err(inner.refusal(key, other)),
+        }
+    }
+
+    fn redeem_ticket(&self, key: &Key, ticket: ClaimId) -> Result<Claim> {
+        let inner = &self.inner;
+        let a = args([
+            b"redeem",
+            ticket.to_string().as_bytes(),
+            token().as_bytes(),
+            inner.deadline().as_bytes(),
+        ]);
+        let v = inner.call(key, a)?;
+        let redeemed = || Error::TicketRedeemed {
+            ticket: ticket.to_string(),
+        };
+        let parts = items(v);
+        let status = parts.first().and_then(text).unwrap_or_default();
+        match status.as_str() {
+            "ok" => {
+                let kind = parts.get(1).and_then(text).and_then(|k| kind_from(&k));
+                let id = parts
+                    .get(2)
+                    .and_then(text)
+                    .and_then(|i| crate::key::parse_hex128(&i));
+                match (kind, id) {
+                    (Some(kind), Some(id)) => {
+                        let claim = Claim {
+                            kind,
+                            id: ClaimId::from_u128(id),
+                        };
+                        inner.held.add(*key, claim);
+                        Ok(claim)
+                    }
+                    _ => Err(inner.error(format!("malformed redeem reply for {key}"))),
+                }
+            }
+            "redeemed" | "gone" | "missing" => Err(redeemed()),
+            other => Err(inner.error(format!("unexpected reply for {key}: {other}"))),
+        }
+    }
+
+    fn cancel_ticket(&self, key: &Key, ticket: ClaimId) -> Result<()> {
+        let claim = self.redeem_ticket(key, ticket)?;
+        self.apply(key, Op::Release(claim)).map(|_| ())
+    }
+
+    fn inspect(&self, key: &Key) -> Result<Option<Inspect>> {
+        let inner = &self.inner;
+        let parts = items(inner.call(key, args([b"inspect"]))?);
+        match parts.first().and_then(text).as_deref() {
+            Some("missing") => return Ok(None),
+            Some("ok") => {}
+            _ => return Err(inner.error(format!("malformed inspect reply for {key}"))),
+        }
+        let n = |i: usize| int(parts.get(i)).unwrap_or(0);
+        let state = State::from_parts(
+            u32::try_from(n(4)).unwrap_or(u32::MAX),
+            n(3) == 1,
+            n(2) == 1,
+            u32::try_from(n(5)).unwrap_or(u32::MAX),
+            n(6) == 1,
+            false,
+        );
+        Ok(Some(Inspect {
+            state,
+            version: n(1),
+        }))
+    }
+
+    fn keys(&self) -> Result<Vec<Key>> {
+        self.inner.scan_keys()
+    }
+
+    fn flush(&self) -> Result<()> {
+        // The queue is ordered: a reply to a request sent now means every
+        // release queued before it has been applied.
+        self.inner
+            .call(&Key::from_u128(0), args([b"reap"]))
+            .map(|_| ())
+    }
+
+    fn fetch_async<'a>(
+        &'a self,
+        key: &'a Key,
+        known_version: Option<u64>,
+    ) -> BoxFuture<'a, Result<Fetch>> {
+        Box::pin(async move {
+            let v = self
+                .inner
+                .call_async(key, Inner::fetch_args(known_version))
+                .await?;
+            self.inner.fetch_result(key, v)
+        })
+    }
+
+    fn get_async<'a>(&'a self, key: &'a Key) -> BoxFuture<'a, Result<Option<Stored>>> {
+        Box::pin(async move {
+            match self.fetch_async(key, None).await? {
+                Fetch::Changed(s) => Ok(Some(s)),
+                _ => Ok(None),
+            }
+        })
+    }
+
+    fn put_async<'a>(
+        &'a self,
+        key: &'a Key,
+        value: Value,
+        init: Init,
+    ) -> BoxFuture<'a, Result<Option<Arc<dyn Entry>>>> {
+        Box::pin(async move {
+            let a = self.inner.put_args(value, init)?;
+            let v = self.inner.call_async(key, a).await?;
+            self.inner.put_result(key, init, &v)
+        })
+    }
+
+    fn apply_async<'a>(&'a self, key: &'a Key, op: Op) -> BoxFuture<'a, Result<Effect>> {
+        Box::pin(async move {
+            let v = self
+                .inner
+                .call_async(key, self.inner.apply_args(op))
+                .await?;
+            self.inner.apply_result(key, op, &v)
+        })
+    }
+
+    fn flush_async(&self) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async move {
+            self.inner
+                .call_async(&Key::from_u128(0), args([b"reap"]))
+                .await
+                .map(|_| ())
+        })
+    }
+}

@@ -1,0 +1,225 @@
+-- borrowstore: every store-side transition of one object, in one script.
+--
+-- KEYS: 1 state hash, 2 readers hash, 3 holders hash, 4 tickets hash,
+--       5 taken (a short-lived copy of a value consumed by `take`).
+-- All five keys share the hash tag {<object key>}, so the script touches
+-- one cluster slot.
+--
+-- State hash fields: v (version), b (value), had (1 once it had an owner),
+-- o/od (owner claim id / lease deadline), w/wd (writer), p (put token),
+-- pt (last publish token).
+-- Readers and holders hashes: claim id -> lease deadline (ms).
+-- Tickets hash: ticket id -> "<kind>:<claim id>", or
+-- "R:<redeem token>:<kind>:<claim id>" once redeemed.
+--
+-- The rules are those of borrowstore::state::State::apply, and every
+-- operation is idempotent: by claim id (acquire what is held, release what
+-- is not: no-op) or by a token the caller sends again when it retries.
+local S, R, H, T, X = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local op = ARGV[1]
+
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+local function exists() return redis.call('EXISTS', S) == 1 end
+local function owned() return redis.call('HEXISTS', S, 'o') == 1 end
+local function written() return redis.call('HEXISTS', S, 'w') == 1 end
+local function readers() return redis.call('HLEN', R) end
+local function holders() return redis.call('HLEN', H) end
+
+local function holds(kind, id)
+  if kind == 'o' then return redis.call('HGET', S, 'o') == id
+  elseif kind == 'w' then return redis.call('HGET', S, 'w') == id
+  elseif kind == 'r' then return redis.call('HEXISTS', R, id) == 1
+  elseif kind == 'h' then return redis.call('HEXISTS', H, id) == 1
+  end
+  return false
+end
+
+local function evict() redis.call('DEL', S, R, H, T) end
+
+-- Evicts when the object had an owner and no claim is left.
+local function settle()
+  if redis.call('HGET', S, 'had') == '1' and not owned() and not written()
+     and readers() == 0 and holders() == 0 then
+    evict()
+    return true
+  end
+  return false
+end
+
+local function expired(d, now)
+  local n = tonumber(d)
+  return n and n > 0 and n < now
+end
+
+-- Releases every claim whose lease ran out; drops tickets whose claim is gone.
+local function expire(now)
+  local changed = false
+  if expired(redis.call('HGET', S, 'od'), now) then
+    redis.call('HDEL', S, 'o', 'od'); changed = true
+  end
+  if expired(redis.call('HGET', S, 'wd'), now) then
+    redis.call('HDEL', S, 'w', 'wd'); changed = true
+  end
+  for _, hash in ipairs({R, H}) do
+    local all = redis.call('HGETALL', hash)
+    for i = 1, #all, 2 do
+      if expired(all[i + 1], now) then
+        redis.call('HDEL', hash, all[i]); changed = true
+      end
+    end
+  end
+  if not changed then return false end
+  local ts = redis.call('HGETALL', T)
+  for i = 1, #ts, 2 do
+    local kind, id = string.match(ts[i + 1], '^(%a):(%x+)$')
+    if kind and not holds(kind, id) then redis.call('HDEL', T, ts[i]) end
+  end
+  return settle()
+end
+
+local function acquire(kind, id, deadline)
+  if holds(kind, id) then return 'ok' end
+  if kind == 'r' then
+    if written() then return 'mutably_borrowed' end
+    redis.call('HSET', R, id, deadline)
+  elseif kind == 'w' then
+    if written() or readers() > 0 then return 'borrowed' end
+    redis.call('HSET', S, 'w', id, 'wd', deadline)
+  elseif kind == 'o' then
+    if owned() then return 'owned' end
+    redis.call('HSET', S, 'o', id, 'od', deadline, 'had', '1')
+  elseif kind == 'h' then
+    redis.call('HSET', H, id, deadline)
+    redis.call('HSET', S, 'had', '1')
+  else
+    return 'bad_kind'
+  end
+  return 'ok'
+end
+
+local function release(kind, id)
+  if not holds(kind, id) then return 'ok' end
+  if kind == 'r' then redis.call('HDEL', R, id)
+  elseif kind == 'w' then redis.call('HDEL', S, 'w', 'wd')
+  elseif kind == 'o' then redis.call('HDEL', S, 'o', 'od')
+  elseif kind == 'h' then redis.call('HDEL', H, id)
+  end
+  if settle() then return 'evicted' end
+  return 'ok'
+end
+
+local function renew(kind, id, deadline)
+  if not holds(kind, id) then return false end
+  if kind == 'o' then redis.call('HSET', S, 'od', deadline)
+  elseif kind == 'w' then redis.call('HSET', S, 'wd', deadline)
+  elseif kind == 'r' then redis.call('HSET', R, id, deadline)
+  else redis.call('HSET', H, id, deadline) end
+  return true
+end
+
+if op == 'put' then
+  -- ARGV: blob, put token, init kind ('' for none), init id, deadline
+  if exists() then
+    if redis.call('HGET', S, 'p') == ARGV[3] then return 'ok' end
+    return 'exists'
+  end
+  redis.call('HSET', S, 'v', 1, 'b', ARGV[2], 'had', '0', 'p', ARGV[3])
+  if ARGV[4] ~= '' then acquire(ARGV[4], ARGV[5], ARGV[6]) end
+  return 'ok'
+end
+
+if op == 'take' then
+  -- ARGV: take token. The taken value is kept for a minute under X so a
+  -- retried take (lost reply) gets it again.
+  if not exists() then
+    local kept = redis.call('HMGET', X, 'token', 'v', 'b')
+    if kept[1] == ARGV[2] then return {'ok', kept[2], kept[3]} end
+    return {'missing'}
+  end
+  expire(now_ms())
+  if not exists() then return {'missing'} end
+  if written() or readers() > 0 then return {'borrowed'} end
+  local vb = redis.call('HMGET', S, 'v', 'b')
+  evict()
+  redis.call('HSET', X, 'token', ARGV[2], 'v', vb[1], 'b', vb[2])
+  redis.call('PEXPIRE', X, 60000)
+  return {'ok', vb[1], vb[2]}
+end
+
+if not exists() then
+  if op == 'release' or op == 'renew' then return 'ok' end
+  if op == 'fetch' or op == 'inspect' then return {'missing'} end
+  return 'gone'
+end
+local now = now_ms()
+expire(now)
+if not exists() then
+  if op == 'release' then return 'ok' end
+  if op == 'fetch' or op == 'inspect' then return {'missing'} end
+  if op == 'renew' then return 'gone' end
+  return 'gone'
+end
+
+if op == 'fetch' then
+  -- ARGV: known version ('' for none). Moves no value when it is current.
+  local v = redis.call('HGET', S, 'v')
+  if v == ARGV[2] then return {'unchanged', v} end
+  return {'changed', v, redis.call('HGET', S, 'b')}
+elseif op == 'acquire' then
+  -- ARGV: kind, id, deadline
+  return acquire(ARGV[2], ARGV[3], ARGV[4])
+elseif op == 'release' then
+  -- ARGV: kind, id
+  return release(ARGV[2], ARGV[3])
+elseif op == 'evict' then
+  if written() or readers() > 0 then return 'borrowed' end
+  evict()
+  return 'ok'
+elseif op == 'publish' then
+  -- ARGV: writer id, blob, publish token
+  if redis.call('HGET', S, 'pt') == ARGV[4] then return redis.call('HGET', S, 'v') end
+  if redis.call('HGET', S, 'w') ~= ARGV[2] then return 'lost' end
+  local v = redis.call('HINCRBY', S, 'v', 1)
+  redis.call('HSET', S, 'b', ARGV[3], 'pt', ARGV[4])
+  return tostring(v)
+elseif op == 'renew' then
+  -- ARGV: deadline, then kind, id pairs. Returns the claims not held.
+  local lost = {}
+  for i = 3, #ARGV, 2 do
+    if not renew(ARGV[i], ARGV[i + 1], ARGV[2]) then
+      table.insert(lost, ARGV[i]); table.insert(lost, ARGV[i + 1])
+    end
+  end
+  return lost
+elseif op == 'issue' then
+  -- ARGV: ticket, kind, id
+  if not holds(ARGV[3], ARGV[4]) then return 'not_held' end
+  redis.call('HSET', T, ARGV[2], ARGV[3] .. ':' .. ARGV[4])
+  return 'ok'
+elseif op == 'redeem' then
+  -- ARGV: ticket, redeem token, deadline. Returns {'ok', kind, id}.
+  local t = redis.call('HGET', T, ARGV[2])
+  if not t then return {'redeemed'} end
+  local token, kind, id = string.match(t, '^R:(%x+):(%a):(%x+)$')
+  if token then
+    if token == ARGV[3] then return {'ok', kind, id} end
+    return {'redeemed'}
+  end
+  kind, id = string.match(t, '^(%a):(%x+)$')
+  if not kind or not renew(kind, id, ARGV[4]) then
+    redis.call('HDEL', T, ARGV[2])
+    return {'redeemed'}
+  end
+  redis.call('HSET', T, ARGV[2], 'R:' .. ARGV[3] .. ':' .. t)
+  return {'ok', kind, id}
+elseif op == 'inspect' then
+  return {'ok', redis.call('HGET', S, 'v'), owned() and 1 or 0, written() and 1 or 0,
+          readers(), holders(), redis.call('HGET', S, 'had')}
+elseif op == 'reap' then
+  return 'ok'
+end
+return 'bad_op'
