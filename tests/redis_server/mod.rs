@@ -15,6 +15,7 @@ pub struct RedisServer {
     child: Option<Child>,
     port: u16,
     dir: PathBuf,
+    persistent: bool,
 }
 
 fn free_port() -> u16 {
@@ -40,12 +41,26 @@ fn ping(port: u16) -> bool {
 impl RedisServer {
     /// Starts a server on a free port and waits until it answers.
     pub fn start() -> RedisServer {
+        Self::start_with(false)
+    }
+
+    /// Starts a server that keeps its data across [`restart`](Self::restart)
+    /// (append-only file, fsync always).
+    pub fn start_persistent() -> RedisServer {
+        Self::start_with(true)
+    }
+
+    fn start_with(persistent: bool) -> RedisServer {
         for _ in 0..5 {
             let port = free_port();
+            let dir = std::env::temp_dir()
+                .join(format!("borrowstore-redis-{}-{port}", std::process::id()));
+            let _ = std::fs::create_dir_all(&dir);
             let mut server = RedisServer {
                 child: None,
                 port,
-                dir: std::env::temp_dir(),
+                dir,
+                persistent,
             };
             if server.spawn() {
                 return server;
@@ -54,18 +69,29 @@ impl RedisServer {
         panic!("cannot start redis-server (is it installed? ./scripts/test.sh installs it)");
     }
 
+    /// Sends one command over RESP (for third-party writes in tests).
+    pub fn command(&self, args: &[&[u8]]) -> Vec<u8> {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).expect("connect");
+        let mut req = format!("*{}\r\n", args.len()).into_bytes();
+        for a in args {
+            req.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+            req.extend_from_slice(a);
+            req.extend_from_slice(b"\r\n");
+        }
+        s.write_all(&req).expect("write");
+        s.set_read_timeout(Some(Duration::from_secs(2)))
+            .expect("timeout");
+        let mut buf = vec![0u8; 4096];
+        let n = s.read(&mut buf).expect("read");
+        buf.truncate(n);
+        buf
+    }
+
     fn spawn(&mut self) -> bool {
+        let aof = if self.persistent { "yes" } else { "no" };
         let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &self.port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", aof, "--appendfsync", "always"])
             .arg("--dir")
             .arg(&self.dir)
             .stdout(Stdio::null())
@@ -128,6 +154,9 @@ impl RedisServer {
 impl Drop for RedisServer {
     fn drop(&mut self) {
         self.kill();
+        if self.persistent {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }
 

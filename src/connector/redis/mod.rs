@@ -104,6 +104,9 @@ enum Request {
         pattern: String,
         reply: ReplyTo,
     },
+    Flush {
+        reply: ReplyTo,
+    },
 }
 
 impl RedisConnector {
@@ -170,7 +173,9 @@ fn invocation(keys: &[String; 5], args: &[Vec<u8>]) -> redis::ScriptInvocation<'
 }
 
 /// The connector's I/O task: applies requests in arrival order; a run of
-/// queued releases goes out as one pipeline.
+/// queued releases goes out as one pipeline. Releases that fail (the server
+/// is down) are kept and sent again — before any later request, and every
+/// half second while idle — since they are idempotent by claim id.
 async fn io_loop(
     client: redis::Client,
     config: ConnectionManagerConfig,
@@ -178,28 +183,42 @@ async fn io_loop(
 ) {
     let mut conn: Option<ConnectionManager> = None;
     let mut next: Option<Request> = None;
+    let mut pending: Vec<([String; 5], Vec<Vec<u8>>)> = Vec::new();
     loop {
         let req = match next.take() {
             Some(r) => r,
-            None => match rx.recv().await {
+            None if pending.is_empty() => match rx.recv().await {
                 Some(r) => r,
                 None => return,
             },
-        };
-        if conn.is_none() {
-            match ConnectionManager::new_lazy_with_config(client.clone(), config.clone()) {
-                Ok(c) => conn = Some(c),
-                Err(e) => {
-                    match req {
-                        Request::Script { reply, .. } | Request::Scan { reply, .. } => {
-                            reply.send(Err(e))
-                        }
+            None => match tokio::time::timeout(Duration::from_millis(500), rx.recv()).await {
+                Ok(Some(r)) => r,
+                Ok(None) => return,
+                Err(_) => {
+                    if let Some(c) = connect(&mut conn, &client, &config) {
+                        retry_pending(c, &mut pending).await;
                     }
                     continue;
                 }
+            },
+        };
+        let Some(c) = connect(&mut conn, &client, &config) else {
+            match req {
+                Request::Script {
+                    keys,
+                    args,
+                    reply: ReplyTo::Nobody,
+                } => pending.push((keys, args)),
+                Request::Script { reply, .. }
+                | Request::Scan { reply, .. }
+                | Request::Flush { reply } => reply.send(Err(redis::RedisError::from((
+                    redis::ErrorKind::Client,
+                    "cannot create the connection manager",
+                )))),
             }
-        }
-        let Some(c) = conn.as_mut() else { continue };
+            continue;
+        };
+        retry_pending(c, &mut pending).await;
         match req {
             Request::Script {
                 keys,
@@ -220,7 +239,10 @@ async fn io_loop(
                         }
                     }
                 }
-                run_releases(c, &batch).await;
+                if let Err(e) = run_batch(c, &batch).await {
+                    tracing::warn!(error = %e, releases = batch.len(), "queued releases failed; will retry");
+                    pending.extend(batch);
+                }
             }
             Request::Script { keys, args, reply } => {
                 let r = invocation(&keys, &args).invoke_async(c).await;
@@ -236,27 +258,63 @@ async fn io_loop(
                 });
                 reply.send(r);
             }
+            Request::Flush { reply } => {
+                reply.send(if pending.is_empty() {
+                    Ok(RValue::Okay)
+                } else {
+                    Err(redis::RedisError::from((
+                        redis::ErrorKind::Io,
+                        "releases are still waiting for the server",
+                    )))
+                });
+            }
         }
     }
 }
 
-async fn run_releases(c: &mut ConnectionManager, batch: &[([String; 5], Vec<Vec<u8>>)]) {
+fn connect<'a>(
+    conn: &'a mut Option<ConnectionManager>,
+    client: &redis::Client,
+    config: &ConnectionManagerConfig,
+) -> Option<&'a mut ConnectionManager> {
+    if conn.is_none() {
+        match ConnectionManager::new_lazy_with_config(client.clone(), config.clone()) {
+            Ok(c) => *conn = Some(c),
+            Err(e) => tracing::warn!(error = %e, "cannot create the redis connection manager"),
+        }
+    }
+    conn.as_mut()
+}
+
+async fn retry_pending(c: &mut ConnectionManager, pending: &mut Vec<([String; 5], Vec<Vec<u8>>)>) {
+    if pending.is_empty() {
+        return;
+    }
+    if run_batch(c, pending).await.is_ok() {
+        tracing::info!(
+            releases = pending.len(),
+            "queued releases applied after a failure"
+        );
+        pending.clear();
+    }
+}
+
+/// Sends a batch of scripts as one pipeline; on NOSCRIPT (a restarted
+/// server) loads the script and sends the batch again.
+async fn run_batch(
+    c: &mut ConnectionManager,
+    batch: &[([String; 5], Vec<Vec<u8>>)],
+) -> redis::RedisResult<()> {
     let mut pipe = redis::pipe();
     for (keys, args) in batch {
         pipe.invoke_script(&invocation(keys, args));
     }
-    let first: redis::RedisResult<RValue> = pipe.query_async(c).await;
-    let Err(e) = first else { return };
-    // NOSCRIPT after a server restart (or a passing fault): load the script
-    // and send the releases again. They are idempotent by claim id.
-    let again = async {
-        script().load_async(c).await?;
-        pipe.query_async::<RValue>(c).await
-    }
-    .await;
-    if let Err(e2) = again {
-        tracing::warn!(error = %e, retry = %e2, releases = batch.len(),
-            "queued releases failed; their leases will expire instead");
+    match pipe.query_async::<RValue>(c).await {
+        Ok(_) => Ok(()),
+        Err(_) => {
+            script().load_async(c).await?;
+            pipe.query_async::<RValue>(c).await.map(|_| ())
+        }
     }
 }
 
@@ -787,10 +845,11 @@ impl Connector for RedisConnector {
 
     fn flush_async(&self) -> BoxFuture<'_, Result<()>> {
         Box::pin(async move {
-            self.inner
-                .call_async(&Key::from_u128(0), args([b"reap"]))
-                .await
-                .map(|_| ())
+            let (tx, rx) = oneshot::channel();
+            self.inner.enqueue(Request::Flush {
+                reply: ReplyTo::Task(tx),
+            })?;
+            self.inner.reply(rx.await.ok()).map(|_| ())
         })
     }
 }

@@ -1,0 +1,228 @@
+//! The Redis store when things go wrong: the server dies and comes back,
+//! a third party damages a value, the server cannot be reached.
+
+mod redis_server;
+
+use std::time::{Duration, Instant};
+
+use borrowstore::{Error, Key, OwnedProxy, Store, borrow, mut_borrow, update};
+use redis_server::RedisServer;
+
+type V = Vec<u64>;
+
+fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", Key::random())
+}
+
+/// Retries `f` until it succeeds or `limit` passes.
+fn eventually<T>(limit: Duration, mut f: impl FnMut() -> Result<T, Error>) -> T {
+    let start = Instant::now();
+    loop {
+        match f() {
+            Ok(v) => return v,
+            Err(e) if start.elapsed() < limit => {
+                let _ = e;
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(e) => panic!("still failing after {limit:?}: {e}"),
+        }
+    }
+}
+
+fn assert_connector_error_within<T: std::fmt::Debug>(
+    limit: Duration,
+    what: &str,
+    f: impl FnOnce() -> Result<T, Error>,
+) {
+    let start = Instant::now();
+    let r = f();
+    let took = start.elapsed();
+    assert!(
+        matches!(r, Err(Error::Connector { .. })),
+        "{what}: expected a connector error, got {r:?}"
+    );
+    assert!(took < limit, "{what}: took {took:?}, limit {limit:?}");
+}
+
+#[test]
+fn a_killed_server_gives_errors_within_the_timeout_and_the_store_recovers_after_restart() {
+    let mut server = RedisServer::start_persistent();
+    // 300 ms per operation; callers give up after 3 × that + 200 ms at most.
+    let store = Store::open(&server.url(&unique("fault"), "timeout_ms=300")).unwrap();
+    let limit = Duration::from_secs(3);
+
+    let owner = store.owned_proxy(vec![1u64, 2, 3]).unwrap();
+    let key = *OwnedProxy::key(&owner);
+    let r1 = borrow(&owner).unwrap();
+    let r2 = borrow(&owner).unwrap();
+    drop(r1); // applied before the crash
+    store.flush().unwrap();
+    assert_eq!(
+        store
+            .connector()
+            .inspect(&key)
+            .unwrap()
+            .unwrap()
+            .state
+            .readers(),
+        1
+    );
+
+    server.kill();
+    assert_connector_error_within(limit, "borrow", || borrow(&owner));
+    assert_connector_error_within(limit, "mut_borrow", || mut_borrow(&owner));
+    assert_connector_error_within(limit, "get", || store.get::<V>(&key));
+    assert_connector_error_within(limit, "put", || store.put(&7u8));
+    assert_connector_error_within(limit, "exists", || store.exists(&key));
+    // Drop neither blocks nor panics while the server is down: the release
+    // is queued, and kept.
+    let start = Instant::now();
+    drop(r2);
+    assert!(start.elapsed() < Duration::from_millis(100), "drop blocked");
+    assert_connector_error_within(limit, "flush", || store.flush());
+
+    server.restart();
+    // The queued release is applied once the server is back, exactly once.
+    eventually(Duration::from_secs(10), || store.flush());
+    let state = store.connector().inspect(&key).unwrap().unwrap().state;
+    assert_eq!(state.readers(), 0, "{state:?}");
+    assert!(state.owned() && !state.writer(), "{state:?}");
+
+    // The same store works again.
+    let mut w = mut_borrow(&owner).unwrap();
+    w.push(4);
+    update(&mut w).unwrap();
+    drop(w);
+    assert_eq!(*borrow(&owner).unwrap(), vec![1, 2, 3, 4]);
+    assert_eq!(store.connector().inspect(&key).unwrap().unwrap().version, 2);
+    drop(owner);
+    store.flush().unwrap();
+    assert!(!store.exists(&key).unwrap());
+    // Releasing again (a retried script) changes nothing and evicts nothing twice.
+    assert!(store.connector().keys().unwrap().is_empty());
+}
+
+#[test]
+fn an_owner_dropped_while_the_server_is_down_is_evicted_after_restart() {
+    let mut server = RedisServer::start_persistent();
+    let store = Store::open(&server.url(&unique("fault"), "timeout_ms=300")).unwrap();
+    let owner = store.owned_proxy(String::from("x")).unwrap();
+    let key = *OwnedProxy::key(&owner);
+    server.kill();
+    drop(owner);
+    server.restart();
+    eventually(Duration::from_secs(10), || store.flush());
+    assert!(!store.exists(&key).unwrap());
+    assert!(store.connector().keys().unwrap().is_empty());
+}
+
+#[test]
+fn a_value_damaged_by_a_third_party_is_a_decode_error() {
+    let server = RedisServer::start();
+    let ns = unique("damage");
+    let store = Store::open(&server.url(&ns, "")).unwrap();
+    let key = store.put(&vec![1u64, 2]).unwrap();
+    let hash = format!("{ns}:{{{key}}}:s");
+    let reply = server.command(&[b"HSET", hash.as_bytes(), b"b", b"garbage"]);
+    assert!(
+        reply.starts_with(b":0"),
+        "{}",
+        String::from_utf8_lossy(&reply)
+    );
+    assert!(matches!(store.get::<V>(&key), Err(Error::Decode { .. })));
+    let p = store.proxy_from_key::<V>(key);
+    assert!(matches!(
+        borrowstore::Proxy::resolve(&p),
+        Err(Error::Decode { .. })
+    ));
+    // Nothing was lost or changed by the failed reads.
+    assert!(store.exists(&key).unwrap());
+}
+
+#[test]
+fn keys_outside_the_namespace_are_never_touched() {
+    let server = RedisServer::start();
+    server.command(&[b"SET", b"someone-else:key", b"keep me"]);
+    let ns = unique("ns");
+    let store = Store::open(&server.url(&ns, "")).unwrap();
+    for i in 0..20u64 {
+        let owner = store.owned_proxy(vec![i]).unwrap();
+        let r = borrow(&owner).unwrap();
+        drop(owner);
+        drop(r);
+        let k = store.put(&i).unwrap();
+        store.evict(&k).unwrap();
+    }
+    store.flush().unwrap();
+    let reply = server.command(&[b"GET", b"someone-else:key"]);
+    assert_eq!(reply, b"$7\r\nkeep me\r\n");
+    let keys = server.command(&[b"KEYS", b"*"]);
+    let text = String::from_utf8_lossy(&keys);
+    assert!(text.contains("someone-else:key"), "{text}");
+    assert!(!text.contains(&ns), "objects left behind: {text}");
+}
+
+#[test]
+fn the_store_works_inside_a_current_thread_runtime_and_from_drop() {
+    let server = RedisServer::start();
+    let store = Store::open(&server.url(&unique("rt"), "")).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let owner = store.owned_proxy(vec![5u64]).unwrap();
+        let key = *OwnedProxy::key(&owner);
+        let r = borrow(&owner).unwrap();
+        let task = tokio::spawn(async move { r.iter().sum::<u64>() });
+        assert_eq!(task.await.unwrap(), 5);
+        store.flush_async().await.unwrap();
+        assert_eq!(
+            store
+                .connector()
+                .inspect(&key)
+                .unwrap()
+                .unwrap()
+                .state
+                .readers(),
+            0
+        );
+        drop(owner);
+        store.flush_async().await.unwrap();
+        assert!(!store.exists(&key).unwrap());
+    });
+}
+
+#[test]
+fn an_unreachable_server_is_a_connector_error_not_a_hang() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let store = Store::open(&format!(
+        "redis://127.0.0.1:{port}/0?ns={}&timeout_ms=200",
+        unique("down")
+    ))
+    .unwrap();
+    assert_connector_error_within(Duration::from_secs(2), "put", || store.put(&1u8));
+    assert_connector_error_within(Duration::from_secs(2), "owned_proxy", || {
+        store.owned_proxy(1u8)
+    });
+}
+
+#[test]
+fn malformed_redis_urls_are_invalid_url_errors() {
+    for bad in [
+        "redis://127.0.0.1:notaport/0",
+        "redis://127.0.0.1:6379/0?ns=",
+        "redis://127.0.0.1:6379/0?ns=a/b",
+        "redis://127.0.0.1:6379/0?lease_ms=0",
+        "redis://127.0.0.1:6379/0?timeout_ms=soon",
+    ] {
+        assert!(
+            matches!(Store::open(bad), Err(Error::InvalidUrl { .. })),
+            "{bad}"
+        );
+    }
+}
