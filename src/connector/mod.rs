@@ -97,6 +97,20 @@ pub trait Connector: Send + Sync + 'static {
     /// [`Error::AlreadyOwned`], [`Error::KeyNotFound`].
     fn apply(&self, key: &Key, op: Op) -> Result<Effect>;
 
+    /// Acquires `claim` and, in the same step where the connector can, reads
+    /// the value unless `known_version` is current — so a borrow and its
+    /// resolve cost one round trip. Connectors that cannot combine them
+    /// return `None` for the read (the default).
+    fn acquire_fetch(
+        &self,
+        key: &Key,
+        claim: Claim,
+        known_version: Option<u64>,
+    ) -> Result<Option<Fetch>> {
+        let _ = known_version;
+        self.apply(key, Op::Acquire(claim)).map(|_| None)
+    }
+
     /// Gives a claim back. Never blocks on the network and never fails
     /// visibly: network connectors queue the release, apply queued releases
     /// in order, and [`flush`](Connector::flush) waits for them.

@@ -42,6 +42,33 @@ impl Object {
         Ok(claim)
     }
 
+    /// Takes a new claim of `kind`. Where the object has no entry (network
+    /// and file connectors), the same request also reads the value unless
+    /// this process's cached version is current: one round trip for a
+    /// borrow and its resolve. A value that cannot be decoded is left for
+    /// the first resolve to report; the claim is held either way.
+    pub(crate) fn acquire_resolving<T: Storable>(
+        &self,
+        kind: ClaimKind,
+    ) -> Result<(Claim, Option<Arc<T>>)> {
+        if self.entry.is_some() {
+            return Ok((self.acquire(kind)?, None));
+        }
+        let claim = Claim::new(kind);
+        let known = self.store.cached_version(&self.key);
+        let fetch = self
+            .store
+            .connector()
+            .acquire_fetch(&self.key, claim, known)?;
+        let value = fetch.and_then(|f| {
+            self.store
+                .materialize_fetch::<T>(&self.key, f, known)
+                .ok()
+                .map(|(v, _)| v)
+        });
+        Ok((claim, value))
+    }
+
     /// Gives a claim back; never blocks on the network, never panics.
     pub(crate) fn release(&self, claim: Claim) {
         if matches!(claim.kind, ClaimKind::Owner | ClaimKind::Holder) {

@@ -139,11 +139,15 @@ impl<T: Storable> fmt::Debug for RefMutProxy<T> {
 /// [`Error::AlreadyBorrowed`](crate::Error::AlreadyBorrowed) while any other
 /// borrow exists anywhere.
 pub fn mut_borrow<T: Storable>(owner: &OwnedProxy<T>) -> Result<RefMutProxy<T>> {
-    let claim = owner.obj.acquire(ClaimKind::Writer)?;
+    let (claim, value) = owner.obj.acquire_resolving::<T>(ClaimKind::Writer)?;
+    let base = OnceLock::new();
+    if let Some(v) = value {
+        let _ = base.set(v);
+    }
     Ok(RefMutProxy {
         obj: owner.obj.clone(),
         claim,
-        base: OnceLock::new(),
+        base,
         local: None,
     })
 }

@@ -46,10 +46,18 @@ pub struct RefProxy<T> {
 
 impl<T: Storable> RefProxy<T> {
     pub(crate) fn from_parts(obj: Arc<Object>, claim: Claim) -> Self {
+        Self::with_value(obj, claim, None)
+    }
+
+    fn with_value(obj: Arc<Object>, claim: Claim, value: Option<Arc<T>>) -> Self {
+        let cell = OnceLock::new();
+        if let Some(v) = value {
+            let _ = cell.set(v);
+        }
         RefProxy {
             obj,
             claim,
-            value: OnceLock::new(),
+            value: cell,
             live: true,
         }
     }
@@ -117,6 +125,6 @@ impl<T> fmt::Debug for RefProxy<T> {
 /// [`Error::AlreadyMutablyBorrowed`](crate::Error::AlreadyMutablyBorrowed)
 /// while a mutable borrow exists anywhere.
 pub fn borrow<T: Storable>(owner: &OwnedProxy<T>) -> Result<RefProxy<T>> {
-    let claim = owner.obj.acquire(ClaimKind::Reader)?;
-    Ok(RefProxy::from_parts(owner.obj.clone(), claim))
+    let (claim, value) = owner.obj.acquire_resolving::<T>(ClaimKind::Reader)?;
+    Ok(RefProxy::with_value(owner.obj.clone(), claim, value))
 }

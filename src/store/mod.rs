@@ -421,6 +421,32 @@ impl Store {
         }
     }
 
+    /// The version of `key` in this process's cache.
+    pub(crate) fn cached_version(&self, key: &Key) -> Option<u64> {
+        self.inner.cache.version(key)
+    }
+
+    /// The value a combined acquire-and-read returned, given the version
+    /// that was sent as known.
+    pub(crate) fn materialize_fetch<T: Storable>(
+        &self,
+        key: &Key,
+        fetch: Fetch,
+        known: Option<u64>,
+    ) -> Result<(Arc<T>, u64)> {
+        match fetch {
+            Fetch::Changed(stored) => self.materialize(key, stored),
+            Fetch::Unchanged => match self.inner.cache.get(key) {
+                Some(c) if Some(c.version) == known => {
+                    let version = c.version;
+                    downcast_cached(c).map(|v| (v, version))
+                }
+                _ => self.resolve_versioned(key, None),
+            },
+            Fetch::Missing => Err(self.not_found(key)),
+        }
+    }
+
     /// Evicts `key` and returns its value (ephemeral resolve).
     pub(crate) fn take<T: Storable>(&self, key: &Key) -> Result<Arc<T>> {
         let stored = self.connector().take(key)?;

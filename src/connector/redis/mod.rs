@@ -172,104 +172,101 @@ fn invocation(keys: &[String; 5], args: &[Vec<u8>]) -> redis::ScriptInvocation<'
     inv
 }
 
-/// The connector's I/O task: applies requests in arrival order; a run of
-/// queued releases goes out as one pipeline. Releases that fail (the server
-/// is down) are kept and sent again — before any later request, and every
-/// half second while idle — since they are idempotent by claim id.
+type Call = ([String; 5], Vec<Vec<u8>>);
+
+/// How long a queued release may wait for a request to ride along with.
+const LINGER: Duration = Duration::from_millis(1);
+/// How often releases that failed (server down) are sent again while idle.
+const RETRY: Duration = Duration::from_millis(500);
+
+/// The connector's I/O task. Requests are applied in arrival order, so this
+/// process's releases always land before its later requests. A release is
+/// not sent alone at once: it waits up to [`LINGER`] and goes out in the
+/// same pipeline as the next request (one round trip for both), or alone
+/// when nothing follows. Releases that fail (the server is down) are kept
+/// and sent again — before any later request, and every [`RETRY`] while
+/// idle — since they are idempotent by claim id.
 async fn io_loop(
     client: redis::Client,
     config: ConnectionManagerConfig,
     mut rx: mpsc::UnboundedReceiver<Request>,
 ) {
     let mut conn: Option<ConnectionManager> = None;
-    let mut next: Option<Request> = None;
-    let mut pending: Vec<([String; 5], Vec<Vec<u8>>)> = Vec::new();
+    // Releases not yet applied, oldest first.
+    let mut outbox: Vec<Call> = Vec::new();
+    let mut failing = false;
     loop {
-        let req = match next.take() {
-            Some(r) => r,
-            None if pending.is_empty() => match rx.recv().await {
-                Some(r) => r,
-                None => return,
-            },
-            None => match tokio::time::timeout(Duration::from_millis(500), rx.recv()).await {
-                Ok(Some(r)) => r,
-                Ok(None) => return,
+        let wait = if outbox.is_empty() {
+            None
+        } else if failing {
+            Some(RETRY)
+        } else {
+            Some(LINGER)
+        };
+        let req = match wait {
+            None => rx.recv().await,
+            Some(d) => match tokio::time::timeout(d, rx.recv()).await {
+                Ok(r) => r,
                 Err(_) => {
+                    // Nothing came along: send the releases alone.
                     if let Some(c) = connect(&mut conn, &client, &config) {
-                        retry_pending(c, &mut pending).await;
+                        failing = pipeline(c, &mut outbox, None).await.is_err();
                     }
                     continue;
                 }
             },
         };
-        let Some(c) = connect(&mut conn, &client, &config) else {
-            match req {
-                Request::Script {
-                    keys,
-                    args,
-                    reply: ReplyTo::Nobody,
-                } => pending.push((keys, args)),
-                Request::Script { reply, .. }
-                | Request::Scan { reply, .. }
-                | Request::Flush { reply } => reply.send(Err(redis::RedisError::from((
-                    redis::ErrorKind::Client,
-                    "cannot create the connection manager",
-                )))),
+        let Some(req) = req else {
+            // The connector is gone: apply what is left, then stop.
+            if let Some(c) = connect(&mut conn, &client, &config) {
+                let _ = pipeline(c, &mut outbox, None).await;
             }
-            continue;
+            return;
         };
-        retry_pending(c, &mut pending).await;
-        match req {
+        let (call, reply) = match req {
             Request::Script {
                 keys,
                 args,
                 reply: ReplyTo::Nobody,
             } => {
-                let mut batch = vec![(keys, args)];
-                while let Ok(r) = rx.try_recv() {
-                    match r {
-                        Request::Script {
-                            keys,
-                            args,
-                            reply: ReplyTo::Nobody,
-                        } => batch.push((keys, args)),
-                        other => {
-                            next = Some(other);
-                            break;
-                        }
-                    }
-                }
-                if let Err(e) = run_batch(c, &batch).await {
-                    tracing::warn!(error = %e, releases = batch.len(), "queued releases failed; will retry");
-                    pending.extend(batch);
-                }
+                outbox.push((keys, args));
+                continue;
             }
-            Request::Script { keys, args, reply } => {
-                let r = invocation(&keys, &args).invoke_async(c).await;
-                reply.send(r);
-            }
+            Request::Script { keys, args, reply } => (Some((keys, args)), reply),
             Request::Scan { pattern, reply } => {
-                let r = scan(c, &pattern).await.map(|keys| {
-                    RValue::Array(
-                        keys.into_iter()
-                            .map(|k| RValue::BulkString(k.into_bytes()))
-                            .collect(),
-                    )
-                });
+                let r = match connect(&mut conn, &client, &config) {
+                    Some(c) => match pipeline(c, &mut outbox, None).await {
+                        Ok(_) => scan(c, &pattern).await.map(|keys| {
+                            RValue::Array(
+                                keys.into_iter()
+                                    .map(|k| RValue::BulkString(k.into_bytes()))
+                                    .collect(),
+                            )
+                        }),
+                        Err(e) => Err(e),
+                    },
+                    None => Err(no_manager()),
+                };
+                failing = r.is_err() && !outbox.is_empty();
                 reply.send(r);
+                continue;
             }
-            Request::Flush { reply } => {
-                reply.send(if pending.is_empty() {
-                    Ok(RValue::Okay)
-                } else {
-                    Err(redis::RedisError::from((
-                        redis::ErrorKind::Io,
-                        "releases are still waiting for the server",
-                    )))
-                });
-            }
-        }
+            Request::Flush { reply } => (None, reply),
+        };
+        let r = match connect(&mut conn, &client, &config) {
+            Some(c) => pipeline(c, &mut outbox, call.as_ref()).await,
+            None => Err(no_manager()),
+        };
+        failing = !outbox.is_empty();
+        reply.send(r.map(|v| v.unwrap_or(RValue::Okay)));
     }
+}
+
+fn no_manager() -> redis::RedisError {
+    redis::RedisError::from((
+        redis::ErrorKind::Client,
+        "cannot create the connection manager",
+    ))
 }
 
 fn connect<'a>(
@@ -286,34 +283,45 @@ fn connect<'a>(
     conn.as_mut()
 }
 
-async fn retry_pending(c: &mut ConnectionManager, pending: &mut Vec<([String; 5], Vec<Vec<u8>>)>) {
-    if pending.is_empty() {
-        return;
-    }
-    if run_batch(c, pending).await.is_ok() {
-        tracing::info!(
-            releases = pending.len(),
-            "queued releases applied after a failure"
-        );
-        pending.clear();
-    }
-}
-
-/// Sends a batch of scripts as one pipeline; on NOSCRIPT (a restarted
-/// server) loads the script and sends the batch again.
-async fn run_batch(
+/// Sends the queued releases and then `call` (if any) as one pipeline, and
+/// returns the reply to `call`. On success the outbox is empty. On failure
+/// the releases stay in the outbox and the error is returned. A NOSCRIPT
+/// reply (a restarted server) loads the script and sends everything again:
+/// every script is idempotent.
+async fn pipeline(
     c: &mut ConnectionManager,
-    batch: &[([String; 5], Vec<Vec<u8>>)],
-) -> redis::RedisResult<()> {
+    outbox: &mut Vec<Call>,
+    call: Option<&Call>,
+) -> redis::RedisResult<Option<RValue>> {
+    if outbox.is_empty() {
+        return match call {
+            Some((keys, args)) => invocation(keys, args).invoke_async(c).await.map(Some),
+            None => Ok(None),
+        };
+    }
     let mut pipe = redis::pipe();
-    for (keys, args) in batch {
+    for (keys, args) in outbox.iter().chain(call) {
         pipe.invoke_script(&invocation(keys, args));
     }
-    match pipe.query_async::<RValue>(c).await {
-        Ok(_) => Ok(()),
-        Err(_) => {
+    let sent: redis::RedisResult<Vec<RValue>> = match pipe.query_async(c).await {
+        Ok(v) => Ok(v),
+        Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
             script().load_async(c).await?;
-            pipe.query_async::<RValue>(c).await.map(|_| ())
+            pipe.query_async(c).await
+        }
+        Err(e) => Err(e),
+    };
+    match sent {
+        Ok(mut replies) => {
+            if outbox.len() > 1 || call.is_none() {
+                tracing::trace!(releases = outbox.len(), "releases applied");
+            }
+            outbox.clear();
+            Ok(call.and_then(|_| replies.pop()))
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, releases = outbox.len(), "queued releases failed; will retry");
+            Err(e)
         }
     }
 }
@@ -696,6 +704,31 @@ impl Connector for RedisConnector {
     fn apply(&self, key: &Key, op: Op) -> Result<Effect> {
         let v = self.inner.call(key, self.inner.apply_args(op))?;
         self.inner.apply_result(key, op, &v)
+    }
+
+    fn acquire_fetch(
+        &self,
+        key: &Key,
+        claim: Claim,
+        known_version: Option<u64>,
+    ) -> Result<Option<Fetch>> {
+        let inner = &self.inner;
+        let known = known_version.map(|v| v.to_string()).unwrap_or_default();
+        let a = args([
+            b"acquire_fetch",
+            kind_code(claim.kind).as_bytes(),
+            claim.id.to_string().as_bytes(),
+            inner.deadline().as_bytes(),
+            known.as_bytes(),
+        ]);
+        let mut parts = items(inner.call(key, a)?);
+        let status = parts.first().and_then(text).unwrap_or_default();
+        if status != "ok" {
+            return Err(inner.refusal(key, &status));
+        }
+        inner.held.add(*key, claim);
+        parts.remove(0);
+        inner.fetch_result(key, RValue::Array(parts)).map(Some)
     }
 
     fn release(&self, key: &Key, claim: Claim) {

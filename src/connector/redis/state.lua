@@ -172,6 +172,15 @@ if op == 'fetch' then
 elseif op == 'acquire' then
   -- ARGV: kind, id, deadline
   return acquire(ARGV[2], ARGV[3], ARGV[4])
+elseif op == 'acquire_fetch' then
+  -- ARGV: kind, id, deadline, known version. A borrow and a version-checked
+  -- read in one round trip: {status} or {'ok', 'unchanged', v} or
+  -- {'ok', 'changed', v, value}.
+  local status = acquire(ARGV[2], ARGV[3], ARGV[4])
+  if status ~= 'ok' then return {status} end
+  local v = redis.call('HGET', S, 'v')
+  if v == ARGV[5] then return {'ok', 'unchanged', v} end
+  return {'ok', 'changed', v, redis.call('HGET', S, 'b')}
 elseif op == 'release' then
   -- ARGV: kind, id
   return release(ARGV[2], ARGV[3])
