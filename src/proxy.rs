@@ -213,7 +213,7 @@ impl Store {
     pub fn proxy<T: Storable>(&self, value: T) -> Result<Proxy<T>> {
         let value = Arc::new(value);
         let key = Key::random();
-        self.insert(key, Store::local(value.clone()), Init::Plain)?;
+        self.insert(key, self.value_of(value.clone())?, Init::Plain)?;
         Ok(Proxy::new(self.clone(), key, false, Some(value)))
     }
 
@@ -226,7 +226,7 @@ impl Store {
     /// exactly one resolve, in any process, gets the value.
     pub fn ephemeral_proxy<T: Storable>(&self, value: T) -> Result<Proxy<T>> {
         let key = Key::random();
-        self.insert(key, Store::local(Arc::new(value)), Init::Plain)?;
+        self.insert(key, self.value_of(Arc::new(value))?, Init::Plain)?;
         Ok(Proxy::new(self.clone(), key, true, None))
     }
 }

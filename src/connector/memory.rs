@@ -191,6 +191,10 @@ impl Entry for Slot {
 }
 
 impl Connector for MemoryConnector {
+    fn keeps_local_values(&self) -> bool {
+        true
+    }
+
     fn put(&self, key: &Key, value: Value, init: Init) -> Result<Option<Arc<dyn Entry>>> {
         let slot = Arc::new(Slot {
             key: *key,

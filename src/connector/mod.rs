@@ -68,6 +68,13 @@ pub trait Entry: Send + Sync {
 /// The `*_async` methods default to calling their blocking twins; network
 /// connectors override them.
 pub trait Connector: Send + Sync + 'static {
+    /// Whether this connector keeps [`Value::Local`] values as they are (in
+    /// this process). When it does not, the store encodes values before
+    /// handing them over, and checks its size limit. Default: no.
+    fn keeps_local_values(&self) -> bool {
+        false
+    }
+
     /// Stores a new object under `key`, with its initial state. Fails if the
     /// key exists. Returns an [`Entry`] if the connector has them.
     fn put(&self, key: &Key, value: Value, init: Init) -> Result<Option<Arc<dyn Entry>>>;

@@ -104,12 +104,15 @@ impl Object {
     }
 
     pub(crate) fn publish<T: Storable>(&self, writer: Claim, value: Arc<T>) -> Result<u64> {
-        self.store.publish(
+        let version = self.store.publish(
             &self.key,
             self.entry.as_deref(),
             writer,
-            Store::local(value),
-        )
+            self.store.value_of(value.clone())?,
+        )?;
+        // The next resolve in this process finds the published value decoded.
+        self.store.remember(self.key, version, value);
+        Ok(version)
     }
 }
 

@@ -249,7 +249,7 @@ impl Store {
     pub(crate) fn owned_from_arc<T: Storable>(&self, value: Arc<T>) -> Result<OwnedProxy<T>> {
         let key = Key::random();
         let claim = Claim::new(ClaimKind::Owner);
-        let entry = self.insert(key, Store::local(value.clone()), Init::Claimed(claim))?;
+        let entry = self.insert(key, self.value_of(value.clone())?, Init::Claimed(claim))?;
         let obj = Object::new(self.clone(), key, entry);
         Ok(OwnedProxy::from_parts(
             obj,

@@ -85,9 +85,9 @@ impl StoreBuilder {
     }
 
     /// Refuse encoded values larger than `bytes` with [`Error::TooLarge`].
-    /// The limit applies to values as they are encoded (`put`, and any value
-    /// a connector has to send out of this process); values kept undecoded in
-    /// memory are never encoded and are not measured.
+    /// The limit applies to every value that is encoded: everything stored in
+    /// file and Redis stores, and `put` in memory stores; values that a
+    /// memory store keeps undecoded are never encoded and are not measured.
     pub fn max_value_size(mut self, bytes: usize) -> Self {
         self.max_value_size = Some(bytes);
         self
@@ -351,8 +351,15 @@ impl Store {
         Ok(Value::Bytes(bytes.into()))
     }
 
-    pub(crate) fn local<T: Storable>(value: Arc<T>) -> Value {
-        Value::Local(LocalValue::new(value))
+    /// The value to hand to the connector: kept as it is where the
+    /// connector keeps values in this process, else encoded here (and
+    /// checked against the size limit).
+    pub(crate) fn value_of<T: Storable>(&self, value: Arc<T>) -> Result<Value> {
+        if self.connector().keeps_local_values() {
+            Ok(Value::Local(LocalValue::new(value)))
+        } else {
+            self.encode(&*value)
+        }
     }
 
     /// Stores a new object with its initial state; returns its entry if the
@@ -418,6 +425,20 @@ impl Store {
                     _ => Err(self.not_found(key)),
                 },
             },
+        }
+    }
+
+    /// Caches a value this process published (connectors that encode only).
+    pub(crate) fn remember<T: Storable>(&self, key: Key, version: u64, value: Arc<T>) {
+        if !self.connector().keeps_local_values() {
+            self.inner.cache.insert(
+                key,
+                Cached {
+                    version,
+                    type_name: std::any::type_name::<T>(),
+                    value,
+                },
+            );
         }
     }
 
