@@ -7,7 +7,8 @@
 --
 -- State hash fields: v (version), b (value), had (1 once it had an owner),
 -- o/od (owner claim id / lease deadline), w/wd (writer), p (put token),
--- pt (last publish token).
+-- pt (last publish token), nx (no lease can run out before this time: the
+-- claims are scanned for expiry only from then on).
 -- Readers and holders hashes: claim id -> lease deadline (ms).
 -- Tickets hash: ticket id -> "<kind>:<claim id>", or
 -- "R:<redeem token>:<kind>:<claim id>" once redeemed.
@@ -55,8 +56,17 @@ local function expired(d, now)
   return n and n > 0 and n < now
 end
 
+-- Lowers the next-scan time to a new claim's deadline.
+local function note_deadline(deadline)
+  local d = tonumber(deadline)
+  local nx = tonumber(redis.call('HGET', S, 'nx') or '')
+  if d and d > 0 and (not nx or d < nx) then redis.call('HSET', S, 'nx', d) end
+end
+
 -- Releases every claim whose lease ran out; drops tickets whose claim is gone.
 local function expire(now)
+  local nx = tonumber(redis.call('HGET', S, 'nx') or '')
+  if nx and nx > now then return false end
   local changed = false
   if expired(redis.call('HGET', S, 'od'), now) then
     redis.call('HDEL', S, 'o', 'od'); changed = true
@@ -64,14 +74,25 @@ local function expire(now)
   if expired(redis.call('HGET', S, 'wd'), now) then
     redis.call('HDEL', S, 'w', 'wd'); changed = true
   end
+  -- The earliest deadline left decides when to scan again.
+  local earliest = now + 86400000
+  local function keep(d)
+    local n = tonumber(d)
+    if n and n > 0 and n < earliest then earliest = n end
+  end
+  keep(redis.call('HGET', S, 'od'))
+  keep(redis.call('HGET', S, 'wd'))
   for _, hash in ipairs({R, H}) do
     local all = redis.call('HGETALL', hash)
     for i = 1, #all, 2 do
       if expired(all[i + 1], now) then
         redis.call('HDEL', hash, all[i]); changed = true
+      else
+        keep(all[i + 1])
       end
     end
   end
+  redis.call('HSET', S, 'nx', earliest)
   if not changed then return false end
   local ts = redis.call('HGETALL', T)
   for i = 1, #ts, 2 do
@@ -83,6 +104,7 @@ end
 
 local function acquire(kind, id, deadline)
   if holds(kind, id) then return 'ok' end
+  note_deadline(deadline)
   if kind == 'r' then
     if written() then return 'mutably_borrowed' end
     redis.call('HSET', R, id, deadline)
