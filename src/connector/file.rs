@@ -190,9 +190,12 @@ impl Inner {
         fs::rename(&tmp, self.ledger_path(key)).map_err(|e| self.io(e))
     }
 
+    /// Removes an evicted object: the ledger first, so a process killed in
+    /// between leaves an orphaned value (swept by the reap pass), never a
+    /// ledger without its value.
     fn remove_object(&self, key: &Key, version: u64) {
-        let _ = fs::remove_file(self.blob_path(key, version));
         let _ = fs::remove_file(self.ledger_path(key));
+        let _ = fs::remove_file(self.blob_path(key, version));
         self.held.forget_key(key);
     }
 
@@ -259,16 +262,52 @@ impl Renew for Inner {
         let Ok(dir) = fs::read_dir(self.root.join("objects")) else {
             return;
         };
+        let mut ledgers = std::collections::BTreeSet::new();
+        let mut blobs: Vec<(Key, u64)> = Vec::new();
         for entry in dir.flatten() {
             let name = entry.file_name();
-            let Some(key) = name
-                .to_str()
-                .and_then(|n| n.strip_suffix(".ledger"))
+            let Some(name) = name.to_str() else { continue };
+            if let Some(key) = name
+                .strip_suffix(".ledger")
                 .and_then(|k| k.parse::<Key>().ok())
-            else {
+            {
+                ledgers.insert(key);
+            } else if let Some((key, version)) = name.strip_suffix(".blob").and_then(|kv| {
+                let (k, v) = kv.split_once('.')?;
+                Some((k.parse::<Key>().ok()?, v.parse::<u64>().ok()?))
+            }) {
+                blobs.push((key, version));
+            }
+        }
+        // Release expired claims (and evict what that frees).
+        for key in &ledgers {
+            let _ = self.with_ledger(key, |_| Ok(()));
+        }
+        // Value files that no ledger names: left by a process killed between
+        // writing a value and writing (or after writing) its ledger. Checked
+        // under the shard lock, which every writer holds from renaming a
+        // value into place until its ledger is written.
+        for (key, version) in blobs {
+            let Ok(_guard) = self.lock(&key) else {
                 continue;
             };
-            let _ = self.with_ledger(&key, |_| Ok(()));
+            let current = self.read_ledger(&key).ok().flatten().map(|l| l.version);
+            if current != Some(version) {
+                let _ = fs::remove_file(self.blob_path(&key, version));
+            }
+        }
+        // Temporary files of writers that died mid-write.
+        let stale = std::time::SystemTime::now() - Duration::from_secs(3600).max(self.lease * 10);
+        if let Ok(tmp) = fs::read_dir(self.root.join("tmp")) {
+            for entry in tmp.flatten() {
+                if entry
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .is_ok_and(|t| t < stale)
+                {
+                    let _ = fs::remove_file(entry.path());
+                }
+            }
         }
     }
 
@@ -379,20 +418,34 @@ impl Connector for FileConnector {
     fn publish(&self, key: &Key, writer: Claim, value: Value) -> Result<u64> {
         let inner = &self.inner;
         let tmp = inner.write_tmp(&value.into_bytes()?)?;
+        let mut renamed: Option<u64> = None;
         let r = inner.with_ledger(key, |l| {
             if writer.kind != ClaimKind::Writer || !l.holds(writer) {
                 return Err(Error::ClaimLost { key: *key });
             }
-            let old = l.version;
-            fs::rename(&tmp, inner.blob_path(key, old + 1)).map_err(|e| inner.io(e))?;
-            l.version = old + 1;
-            let _ = fs::remove_file(inner.blob_path(key, old));
-            Ok(l.version)
+            let new = l.version + 1;
+            fs::rename(&tmp, inner.blob_path(key, new)).map_err(|e| inner.io(e))?;
+            renamed = Some(new);
+            l.version = new;
+            Ok(new)
         });
-        if r.is_err() {
-            let _ = fs::remove_file(&tmp);
+        match r {
+            // The ledger naming the new version is in place: only now may the
+            // old value go. (A process killed before this line leaves an
+            // orphan that the reap pass removes, never a ledger without its
+            // value.)
+            Ok(new) => {
+                let _ = fs::remove_file(inner.blob_path(key, new - 1));
+                Ok(new)
+            }
+            Err(e) => {
+                let _ = fs::remove_file(&tmp);
+                if let Some(new) = renamed {
+                    let _ = fs::remove_file(inner.blob_path(key, new));
+                }
+                Err(e)
+            }
         }
-        r
     }
 
     fn apply(&self, key: &Key, op: Op) -> Result<Effect> {

@@ -172,3 +172,12 @@ pub fn url_for_this_test(namespace: &str, query: &str) -> String {
     SERVERS.with(|s| s.borrow_mut().push(server));
     url
 }
+
+/// Starts a server that lives until the current thread ends, and returns its
+/// base URL (`redis://127.0.0.1:PORT/0`).
+pub fn base_url_for_this_test() -> String {
+    let server = RedisServer::start();
+    let url = format!("redis://127.0.0.1:{}/0", server.port());
+    SERVERS.with(|s| s.borrow_mut().push(server));
+    url
+}
