@@ -226,3 +226,28 @@ fn malformed_redis_urls_are_invalid_url_errors() {
         );
     }
 }
+
+#[test]
+fn auth_in_the_url_is_used_and_a_wrong_password_is_an_error() {
+    let server = RedisServer::start_with_password("s3cret");
+    let ns = unique("auth");
+    let good = Store::open(&format!(
+        "redis://:s3cret@127.0.0.1:{}/0?ns={ns}",
+        server.port()
+    ))
+    .unwrap();
+    let owner = good.owned_proxy(vec![1u64]).unwrap();
+    assert_eq!(*borrow(&owner).unwrap(), vec![1]);
+    drop(owner);
+    good.flush().unwrap();
+    assert!(good.connector().keys().unwrap().is_empty());
+
+    let bad = Store::open(&format!(
+        "redis://:wrong@127.0.0.1:{}/0?ns={ns}&timeout_ms=300",
+        server.port()
+    ))
+    .unwrap();
+    assert_connector_error_within(Duration::from_secs(3), "put with a wrong password", || {
+        bad.put(&1u8)
+    });
+}

@@ -16,6 +16,7 @@ pub struct RedisServer {
     port: u16,
     dir: PathBuf,
     persistent: bool,
+    password: Option<String>,
 }
 
 fn free_port() -> u16 {
@@ -25,14 +26,21 @@ fn free_port() -> u16 {
         .expect("a free loopback port")
 }
 
-fn ping(port: u16) -> bool {
-    let Ok(mut s) =
-        TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(100))
-    else {
+fn ping(port: u16, password: Option<&str>) -> bool {
+    let addr = ([127, 0, 0, 1], port).into();
+    let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_millis(100)) else {
         return false;
     };
     let _ = s.set_read_timeout(Some(Duration::from_millis(200)));
-    let mut buf = [0u8; 16];
+    let mut buf = [0u8; 64];
+    if let Some(p) = password {
+        let auth = format!("AUTH {p}\r\n");
+        let ok = s.write_all(auth.as_bytes()).is_ok()
+            && s.read(&mut buf).is_ok_and(|n| buf[..n].starts_with(b"+OK"));
+        if !ok {
+            return false;
+        }
+    }
     s.write_all(b"PING\r\n").is_ok()
         && s.read(&mut buf)
             .is_ok_and(|n| buf[..n].starts_with(b"+PONG"))
@@ -50,7 +58,16 @@ impl RedisServer {
         Self::start_with(true)
     }
 
+    /// Starts a server that requires `password` (`requirepass`).
+    pub fn start_with_password(password: &str) -> RedisServer {
+        Self::start_full(false, Some(password.to_owned()))
+    }
+
     fn start_with(persistent: bool) -> RedisServer {
+        Self::start_full(persistent, None)
+    }
+
+    fn start_full(persistent: bool, password: Option<String>) -> RedisServer {
         for _ in 0..5 {
             let port = free_port();
             let dir = std::env::temp_dir()
@@ -61,6 +78,7 @@ impl RedisServer {
                 port,
                 dir,
                 persistent,
+                password: password.clone(),
             };
             if server.spawn() {
                 return server;
@@ -92,6 +110,11 @@ impl RedisServer {
         let child = Command::new("redis-server")
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", aof, "--appendfsync", "always"])
+            .args(
+                self.password
+                    .iter()
+                    .flat_map(|p| ["--requirepass", p.as_str()]),
+            )
             .arg("--dir")
             .arg(&self.dir)
             .stdout(Stdio::null())
@@ -100,7 +123,7 @@ impl RedisServer {
         let Ok(mut child) = child else { return false };
         let deadline = Instant::now() + Duration::from_secs(5);
         while Instant::now() < deadline {
-            if ping(self.port) {
+            if ping(self.port, self.password.as_deref()) {
                 self.child = Some(child);
                 return true;
             }
