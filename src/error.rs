@@ -119,6 +119,39 @@ pub enum Error {
         /// The object.
         key: Key,
     },
+    /// [`LivenessScope::preserve`](crate::LivenessScope::preserve) was
+    /// called on a scope that is not the innermost scope open on this
+    /// thread: only the innermost scope may hand an object outwards.
+    #[error("preserve: this scope is not the innermost liveness scope open on this thread")]
+    NotInnermostScope,
+    /// [`LivenessScope::preserve`](crate::LivenessScope::preserve) was
+    /// called on the outermost open scope: there is no enclosing scope to
+    /// hand the object to. Nothing changed.
+    #[error("preserve: no enclosing liveness scope is open to hand object {key} to")]
+    NoEnclosingScope {
+        /// The object.
+        key: Key,
+    },
+    /// The lifetime has ended (closed, or its lease expired): nothing can
+    /// be added to it. Nothing was added or written.
+    #[error("the lifetime has ended")]
+    LifetimeEnded,
+    /// A task started by `submit` or `submit_blocking` panicked. Its borrows
+    /// were ended store-side before this was reported.
+    #[error("the submitted task panicked: {message}")]
+    TaskPanicked {
+        /// The panic message (or a placeholder when the payload is not text).
+        message: String,
+    },
+    /// A task started by `submit` or `submit_blocking` was cancelled before
+    /// it finished: aborted, dropped by its executor (a runtime shutting
+    /// down), or never started (the executor refused it). Its borrows were
+    /// ended store-side before this was reported.
+    #[error("the submitted task was cancelled: {reason}")]
+    TaskCancelled {
+        /// Why, as far as the executor tells.
+        reason: String,
+    },
     /// The store's backend failed or could not be reached.
     #[error("store {store:?} failed: {source}")]
     Connector {

@@ -42,21 +42,29 @@ pub mod connector;
 pub mod docs;
 mod error;
 mod key;
+mod lifetime;
 mod ownership;
 mod proxy;
+mod scope;
 pub mod state;
 mod store;
+pub mod submit;
 mod sync;
 
 pub use codec::Storable;
 pub use error::{Error, Result};
 pub use key::{ClaimId, Key};
+pub use lifetime::{
+    ContextLifetime, LeaseLifetime, Lifetime, ObjectRef, StaticExitGuard, StaticLifetime,
+};
 pub use ownership::{
     BorrowTicket, OwnedProxy, OwnerTicket, RefMutProxy, RefProxy, Update, borrow, clone,
     into_owned, mut_borrow, update,
 };
 pub use proxy::Proxy;
+pub use scope::{LivenessScope, ScopedFuture, liveness_scope};
 pub use store::{Store, StoreBuilder, StoreConfig};
+pub use submit::{Submitted, submit, submit_blocking};
 
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]

@@ -10,7 +10,6 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::codec::{self, Storable};
 use crate::error::{Error, Result};
 use crate::key::Key;
-use crate::state::Init;
 use crate::store::{Store, StoreConfig};
 
 /// A lazy reference to an object in a store.
@@ -210,10 +209,13 @@ impl<'de, T: Storable> Deserialize<'de> for Proxy<T> {
 impl Store {
     /// Stores `value` (kept undecoded in a memory store) under a new key with
     /// no owner, and returns a resolved proxy of it.
+    ///
+    /// While a liveness scope is open on this thread, the new object is
+    /// managed by it.
     pub fn proxy<T: Storable>(&self, value: T) -> Result<Proxy<T>> {
         let value = Arc::new(value);
         let key = Key::random();
-        self.insert(key, self.value_of(value.clone())?, Init::Plain)?;
+        self.insert_managed(key, self.value_of(value.clone())?)?;
         Ok(Proxy::new(self.clone(), key, false, Some(value)))
     }
 
@@ -224,9 +226,13 @@ impl Store {
 
     /// Stores `value` and returns a proxy whose first resolve evicts it:
     /// exactly one resolve, in any process, gets the value.
+    ///
+    /// While a liveness scope is open on this thread, the new object is
+    /// managed by it too: the first resolve still evicts it, and if nothing
+    /// resolves it, releasing the scope does.
     pub fn ephemeral_proxy<T: Storable>(&self, value: T) -> Result<Proxy<T>> {
         let key = Key::random();
-        self.insert(key, self.value_of(Arc::new(value))?, Init::Plain)?;
+        self.insert_managed(key, self.value_of(Arc::new(value))?)?;
         Ok(Proxy::new(self.clone(), key, true, None))
     }
 }

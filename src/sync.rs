@@ -31,6 +31,7 @@ use std::hash::Hash;
 
 /// Locks a mutex, recovering the data of a poisoned lock: every critical
 /// section in this crate leaves its data consistent before it can panic.
+#[cfg(not(borrowstore_loom))]
 pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }

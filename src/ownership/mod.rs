@@ -10,6 +10,7 @@ mod ticket;
 
 pub use owned::{OwnedProxy, clone, into_owned};
 pub use ref_mut::{RefMutProxy, mut_borrow};
+pub(crate) use ref_proxy::TaskClaim;
 pub use ref_proxy::{RefProxy, borrow};
 pub use ticket::{BorrowTicket, OwnerTicket};
 

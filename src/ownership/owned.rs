@@ -242,6 +242,10 @@ impl<T> fmt::Debug for OwnedProxy<T> {
 impl Store {
     /// Stores `value` under a new key, owned by the returned proxy. In a
     /// memory store the value is kept as it is: no copy, no encoding.
+    ///
+    /// While a liveness scope is open on this thread, the object is managed
+    /// by it too: it is evicted once the owner is dropped *and* the scope
+    /// released (and its last borrow has ended).
     pub fn owned_proxy<T: Storable>(&self, value: T) -> Result<OwnedProxy<T>> {
         self.owned_from_arc(Arc::new(value))
     }
@@ -251,11 +255,13 @@ impl Store {
         let claim = Claim::new(ClaimKind::Owner);
         let entry = self.insert(key, self.value_of(value.clone())?, Init::Claimed(claim))?;
         let obj = Object::new(self.clone(), key, entry);
-        Ok(OwnedProxy::from_parts(
-            obj,
-            claim,
-            Some(Snapshot { value, version: 1 }),
-        ))
+        let owner = OwnedProxy::from_parts(obj, claim, Some(Snapshot { value, version: 1 }));
+        // The creation hook: an open liveness scope manages it too. On
+        // failure `owner` drops, which evicts the object.
+        self.manage_owned(key, |holder| {
+            owner.obj.apply(Op::Acquire(holder)).map(|_| ())
+        })?;
+        Ok(owner)
     }
 }
 

@@ -5,10 +5,11 @@ use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, OnceLock};
 
 use crate::codec::{self, Storable};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::key::Key;
 use crate::ownership::object::{Object, deref_failed, publish_local, resolved};
 use crate::ownership::owned::OwnedProxy;
+use crate::ownership::ref_proxy::{TaskClaim, TaskGuard};
 use crate::state::{Claim, ClaimKind};
 use crate::store::Store;
 
@@ -43,6 +44,8 @@ pub struct RefMutProxy<T: Storable> {
     claim: Claim,
     base: OnceLock<Arc<T>>,
     local: Option<T>,
+    /// Set while the borrow belongs to a submitted task (see `RefProxy`).
+    guard: Option<Arc<TaskGuard>>,
 }
 
 impl<T: Storable> RefMutProxy<T> {
@@ -57,10 +60,21 @@ impl<T: Storable> RefMutProxy<T> {
     }
 
     /// The value as this borrow sees it (with its unpublished changes).
+    ///
+    /// [`Error::ClaimLost`] once the task this borrow was submitted to has
+    /// ended.
     pub fn resolve(this: &Self) -> Result<&T> {
+        RefMutProxy::check_guard(this)?;
         match &this.local {
             Some(v) => Ok(v),
             None => resolved(&this.obj, &this.base).map(|a| &**a),
+        }
+    }
+
+    fn check_guard(this: &Self) -> Result<()> {
+        match &this.guard {
+            Some(g) if g.is_ended() => Err(Error::ClaimLost { key: this.obj.key }),
+            _ => Ok(()),
         }
     }
 
@@ -75,10 +89,53 @@ impl<T: Storable> RefMutProxy<T> {
     }
 
     pub(crate) fn publish(this: &mut Self) -> Result<()> {
+        let Some(g) = this.guard.clone() else {
+            return RefMutProxy::publish_held(this);
+        };
+        if !g.enter() {
+            return Err(Error::ClaimLost { key: this.obj.key });
+        }
+        let r = RefMutProxy::publish_held(this);
+        g.leave(false);
+        r
+    }
+
+    /// Publishes; the caller knows the claim is held.
+    fn publish_held(this: &mut Self) -> Result<()> {
         if let Some(published) = publish_local(&this.obj, this.claim, &mut this.local)? {
             this.base = OnceLock::from(published.value);
         }
         Ok(())
+    }
+
+    /// The claim this borrow holds.
+    pub(crate) fn claim_of(this: &Self) -> Claim {
+        this.claim
+    }
+
+    /// Ties this borrow to a submitted task; see `RefProxy::enlist`.
+    pub(crate) fn enlist(this: &mut Self) -> Option<TaskClaim> {
+        TaskClaim::enlist(&this.obj, this.claim, &mut this.guard)
+    }
+
+    /// A view of a mutable borrow that another process holds: reads and
+    /// publishes under that claim, never releases it, and is invalid once
+    /// the returned record is ended.
+    pub(crate) fn view(store: Store, key: Key, claim: Claim) -> Result<(Self, TaskClaim)> {
+        let obj = crate::ownership::object::Object::attach(store, key)?;
+        let guard = TaskGuard::new(false);
+        let mut slot = Some(guard);
+        let record = TaskClaim::enlist(&obj, claim, &mut slot).ok_or(Error::ClaimLost { key })?;
+        Ok((
+            RefMutProxy {
+                obj,
+                claim,
+                base: OnceLock::new(),
+                local: None,
+                guard: slot,
+            },
+            record,
+        ))
     }
 }
 
@@ -101,6 +158,9 @@ impl<T: Storable> DerefMut for RefMutProxy<T> {
     ///
     /// If the value cannot be resolved or copied.
     fn deref_mut(&mut self) -> &mut T {
+        if let Err(e) = RefMutProxy::check_guard(self) {
+            deref_failed(&self.obj, "mutable borrow", &e)
+        }
         if self.local.is_none() {
             let base = match resolved(&self.obj, &self.base) {
                 Ok(v) => v,
@@ -116,12 +176,27 @@ impl<T: Storable> DerefMut for RefMutProxy<T> {
 
 impl<T: Storable> Drop for RefMutProxy<T> {
     fn drop(&mut self) {
+        let guard = self.guard.take();
+        let (held, owned) = match &guard {
+            None => (true, true),
+            Some(g) => (g.enter(), g.owns_claim()),
+        };
+        if !held {
+            // A submitted task's end released it: publishing now could
+            // overwrite another writer.
+            return;
+        }
         if self.local.is_some()
-            && let Err(e) = RefMutProxy::publish(self)
+            && let Err(e) = RefMutProxy::publish_held(self)
         {
             tracing::error!(key = %self.obj.key, error = %e, "publishing a dropped RefMutProxy failed");
         }
-        self.obj.release(self.claim);
+        if owned {
+            self.obj.release(self.claim);
+        }
+        if let Some(g) = guard {
+            g.leave(true);
+        }
     }
 }
 
@@ -149,5 +224,6 @@ pub fn mut_borrow<T: Storable>(owner: &OwnedProxy<T>) -> Result<RefMutProxy<T>> 
         claim,
         base,
         local: None,
+        guard: None,
     })
 }

@@ -5,13 +5,14 @@ use std::ops::Deref;
 use std::sync::{Arc, OnceLock};
 
 use crate::codec::Storable;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::key::Key;
 use crate::ownership::object::{Object, deref_failed, resolved};
 use crate::ownership::owned::OwnedProxy;
 use crate::ownership::ticket::{BorrowTicket, TicketWire};
 use crate::state::{Claim, ClaimKind};
 use crate::store::Store;
+use crate::sync::{AtomicU64, Ordering};
 
 /// A shared borrow of an owned object: `&T` only, never `&mut T`.
 ///
@@ -42,6 +43,9 @@ pub struct RefProxy<T> {
     claim: Claim,
     value: OnceLock<Arc<T>>,
     live: bool,
+    /// Set while the borrow belongs to a submitted task (`None` otherwise,
+    /// so ordinary borrows pay one branch).
+    guard: Option<Arc<TaskGuard>>,
 }
 
 impl<T: Storable> RefProxy<T> {
@@ -59,6 +63,7 @@ impl<T: Storable> RefProxy<T> {
             claim,
             value: cell,
             live: true,
+            guard: None,
         }
     }
 
@@ -79,17 +84,78 @@ impl<T: Storable> RefProxy<T> {
 
     /// The shared value, resolving it if needed. The `Arc` may outlive the
     /// borrow; it is a snapshot, and stays immutable.
+    ///
+    /// [`Error::ClaimLost`] once the task this borrow was submitted to has
+    /// ended (a borrow leaked out of a task is never read stale).
     pub fn shared(this: &Self) -> Result<&Arc<T>> {
-        resolved(&this.obj, &this.value)
+        let value = resolved(&this.obj, &this.value)?;
+        if let Some(g) = &this.guard
+            && g.is_ended()
+        {
+            return Err(Error::ClaimLost { key: this.obj.key });
+        }
+        Ok(value)
     }
 
     /// Moves this borrow out of this process: returns a serializable ticket
     /// that [`BorrowTicket::redeem`] turns back into the borrow, exactly once.
     /// Until then the ticket holds the borrow store-side.
+    ///
+    /// A borrow that a submitted task turns into a ticket leaves the task:
+    /// the ticket keeps it after the task ends. [`Error::ClaimLost`] if the
+    /// task has already ended it.
     pub fn into_ticket(mut this: Self) -> Result<BorrowTicket<T>> {
-        let wire = TicketWire::issue::<T>(&this.obj, this.claim)?;
-        this.live = false;
-        Ok(BorrowTicket::new(wire))
+        let guard = this.guard.take();
+        if let Some(g) = &guard
+            && !g.enter()
+        {
+            this.live = false;
+            return Err(Error::ClaimLost { key: this.obj.key });
+        }
+        let issued = TicketWire::issue::<T>(&this.obj, this.claim);
+        match (issued, &guard) {
+            (Ok(wire), g) => {
+                if let Some(g) = g {
+                    g.leave(true);
+                }
+                this.live = false;
+                Ok(BorrowTicket::new(wire))
+            }
+            (Err(e), Some(g)) => {
+                // Still the task's: its drop or the task's end releases it.
+                g.leave(false);
+                this.guard = guard;
+                Err(e)
+            }
+            (Err(e), None) => Err(e),
+        }
+    }
+
+    /// The claim this borrow holds.
+    pub(crate) fn claim_of(this: &Self) -> Claim {
+        this.claim
+    }
+
+    /// Ties this borrow to a submitted task (see [`TaskGuard`]); returns the
+    /// task's record of it, or `None` if a task already ended it.
+    pub(crate) fn enlist(this: &mut Self) -> Option<TaskClaim> {
+        TaskClaim::enlist(&this.obj, this.claim, &mut this.guard)
+    }
+
+    /// A view of a claim that another process holds (a borrow sent to a
+    /// task in this process): reads like a borrow, never releases, and is
+    /// invalid once the returned record is ended.
+    pub(crate) fn view(store: Store, key: Key, claim: Claim) -> Result<(Self, TaskClaim)> {
+        let obj = Object::attach(store, key)?;
+        let guard = TaskGuard::new(false);
+        let record = TaskClaim {
+            obj: obj.clone(),
+            claim,
+            guard: guard.clone(),
+        };
+        let mut view = RefProxy::from_parts(obj, claim);
+        view.guard = Some(guard);
+        Ok((view, record))
     }
 }
 
@@ -106,8 +172,20 @@ impl<T: Storable> Deref for RefProxy<T> {
 
 impl<T> Drop for RefProxy<T> {
     fn drop(&mut self) {
-        if self.live {
-            self.obj.release(self.claim);
+        match &self.guard {
+            None => {
+                if self.live {
+                    self.obj.release(self.claim);
+                }
+            }
+            Some(g) => {
+                if self.live && g.enter() {
+                    if g.owns_claim() {
+                        self.obj.release(self.claim);
+                    }
+                    g.leave(true);
+                }
+            }
         }
     }
 }
@@ -127,4 +205,141 @@ impl<T> fmt::Debug for RefProxy<T> {
 pub fn borrow<T: Storable>(owner: &OwnedProxy<T>) -> Result<RefProxy<T>> {
     let (claim, value) = owner.obj.acquire_resolving::<T>(ClaimKind::Reader)?;
     Ok(RefProxy::with_value(owner.obj.clone(), claim, value))
+}
+
+// ------------------------------------------------------------ task guards
+
+const HELD: u64 = 0;
+const BUSY: u64 = 1;
+const ENDED: u64 = 2;
+
+/// Ties a borrow to the task that `submit` moved it into.
+///
+/// Whichever comes first ends the claim, exactly once: the handle's own
+/// drop, or the end of the task ([`TaskClaim::end`]). From then on the
+/// handle refuses to resolve or publish ([`Error::ClaimLost`]), so a borrow
+/// leaked out of a task (`mem::forget`, a global) is never read stale and
+/// never released twice.
+///
+/// States: `HELD` → `ENDED`, or `HELD` → `BUSY` → `HELD` / `ENDED`. The
+/// handle's side (drop, publish) goes through `BUSY` while it uses the
+/// claim; the task's side waits for `BUSY` to pass, so a release the
+/// handle makes is always queued before the task's end reports.
+pub(crate) struct TaskGuard {
+    state: AtomicU64,
+    /// Whether ending the claim releases it (false for a view of a claim
+    /// another process holds).
+    owns_claim: bool,
+}
+
+impl TaskGuard {
+    pub(crate) fn new(owns_claim: bool) -> Arc<TaskGuard> {
+        Arc::new(TaskGuard {
+            state: AtomicU64::new(HELD),
+            owns_claim,
+        })
+    }
+
+    /// Whether the claim has ended.
+    pub(crate) fn is_ended(&self) -> bool {
+        self.state.load(Ordering::Acquire) == ENDED
+    }
+
+    /// Whether ending the claim releases it.
+    pub(crate) fn owns_claim(&self) -> bool {
+        self.owns_claim
+    }
+
+    /// The handle's side: marks the claim in use; false once it has ended.
+    /// Only the handle's owner calls this (through `&mut`), so `BUSY` is
+    /// never contended.
+    pub(crate) fn enter(&self) -> bool {
+        self.state
+            .compare_exchange(HELD, BUSY, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
+    /// Leaves `BUSY`: ends the claim, or gives it back to `HELD`.
+    pub(crate) fn leave(&self, ended: bool) {
+        self.state
+            .store(if ended { ENDED } else { HELD }, Ordering::Release);
+    }
+
+    /// The task's side: ends the claim unless it has ended; waits while the
+    /// handle uses it. True if the caller must release the claim.
+    fn end(&self) -> bool {
+        loop {
+            match self
+                .state
+                .compare_exchange_weak(HELD, ENDED, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => return self.owns_claim,
+                Err(ENDED) => return false,
+                Err(_) => {
+                    #[cfg(not(borrowstore_loom))]
+                    std::thread::yield_now();
+                    #[cfg(borrowstore_loom)]
+                    loom::thread::yield_now();
+                }
+            }
+        }
+    }
+}
+
+/// A submitted task's record of one borrow it holds: ends it when the task
+/// ends, unless the handle ended it first.
+pub(crate) struct TaskClaim {
+    obj: Arc<Object>,
+    claim: Claim,
+    guard: Arc<TaskGuard>,
+}
+
+impl TaskClaim {
+    /// Installs a guard in `slot` (or joins the one there: a borrow moved
+    /// on into a nested task); `None` if the claim has ended.
+    pub(crate) fn enlist(
+        obj: &Arc<Object>,
+        claim: Claim,
+        slot: &mut Option<Arc<TaskGuard>>,
+    ) -> Option<TaskClaim> {
+        let guard = match slot {
+            Some(g) if g.is_ended() => return None,
+            Some(g) => g.clone(),
+            None => {
+                let g = TaskGuard::new(true);
+                *slot = Some(g.clone());
+                g
+            }
+        };
+        Some(TaskClaim {
+            obj: obj.clone(),
+            claim,
+            guard,
+        })
+    }
+
+    /// Ends the claim: releases it (never blocking on the network) unless
+    /// it has ended already; the handle, wherever it is, is invalid after.
+    pub(crate) fn end(&self) {
+        if self.guard.end() {
+            self.obj.release(self.claim);
+        }
+    }
+
+    /// Whether the claim has ended.
+    pub(crate) fn is_ended(&self) -> bool {
+        self.guard.is_ended()
+    }
+
+    pub(crate) fn store(&self) -> &Store {
+        &self.obj.store
+    }
+
+    pub(crate) fn key(&self) -> &Key {
+        &self.obj.key
+    }
+
+    pub(crate) fn claim(&self) -> Claim {
+        self.claim
+    }
 }

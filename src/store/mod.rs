@@ -2,6 +2,7 @@
 
 mod cache;
 mod config;
+pub(crate) mod manager;
 mod registry;
 
 use std::sync::Arc;
@@ -252,14 +253,23 @@ impl Store {
 
     /// Stores a copy of `value` (encoded) under a new key, with no owner: it
     /// persists until evicted.
+    ///
+    /// While a liveness scope is open on this thread, the new object is
+    /// managed by it.
     pub fn put<T: Storable>(&self, value: &T) -> Result<Key> {
         let key = Key::random();
-        self.insert(key, self.encode(value)?, Init::Plain)?;
+        self.insert_managed(key, self.encode(value)?)?;
         Ok(key)
     }
 
     /// Stores copies of several values; one key each, in order.
+    ///
+    /// While a liveness scope is open on this thread, each new object is
+    /// managed by it (and they are stored one by one).
     pub fn put_batch<T: Storable>(&self, values: &[T]) -> Result<Vec<Key>> {
+        if manager::active() {
+            return values.iter().map(|v| self.put(v)).collect();
+        }
         let items = values
             .iter()
             .map(|v| Ok((Key::random(), self.encode(v)?)))

@@ -1,0 +1,339 @@
+//! [`TaskArgs`]: what a task's arguments are made of, and the borrows among
+//! them.
+
+use crate::codec::Storable;
+use crate::key::Key;
+use crate::ownership::{OwnedProxy, RefMutProxy, RefProxy, TaskClaim};
+use crate::proxy::Proxy;
+use crate::state::Claim;
+use crate::store::Store;
+use crate::submit::task::Few;
+
+/// A task's arguments: handles, containers of handles, and plain values.
+///
+/// [`submit`](crate::submit::submit) and
+/// [`submit_blocking`](crate::submit::submit_blocking) walk the arguments
+/// with [`TaskArgs::visit`] before the task starts, and tie every borrow
+/// they find to the task: the borrows end store-side when the task ends, in
+/// whatever way it ends.
+///
+/// Implemented for [`RefProxy`], [`RefMutProxy`], [`OwnedProxy`], [`Proxy`],
+/// [`Plain`] (any other value), `()`, tuples of up to 12 arguments,
+/// `Vec`, `Option`, `Box` and arrays of arguments. For a struct of your own,
+/// visit each field:
+///
+/// ```
+/// use borrowstore::submit::{ArgsVisitor, Plain, TaskArgs};
+/// use borrowstore::RefProxy;
+///
+/// struct Job {
+///     input: RefProxy<Vec<u64>>,
+///     scale: Plain<u64>,
+/// }
+///
+/// impl TaskArgs for Job {
+///     fn visit(&mut self, visitor: &mut ArgsVisitor) {
+///         self.input.visit(visitor);
+///         self.scale.visit(visitor);
+///     }
+/// }
+/// ```
+///
+/// A borrow the visit does not reach is not tied to the task: it ends when
+/// its handle is dropped, as anywhere else.
+pub trait TaskArgs: Send + 'static {
+    /// Reports every borrow in `self`, and the store of every handle, to
+    /// `visitor`.
+    fn visit(&mut self, visitor: &mut ArgsVisitor);
+}
+
+/// One borrow found in a task's arguments.
+#[derive(Clone, Debug)]
+pub struct BorrowInfo {
+    /// The object's store.
+    pub store: Store,
+    /// The object's key.
+    pub key: Key,
+    /// The claim the borrow holds (a reader or a writer).
+    pub claim: Claim,
+}
+
+enum Mode {
+    /// Tie borrows to a task.
+    Enlist(Few<TaskClaim>),
+    /// Only report them.
+    Inspect(Vec<BorrowInfo>),
+}
+
+/// Collects the borrows and stores of a task's arguments; see
+/// [`TaskArgs::visit`].
+pub struct ArgsVisitor {
+    mode: Mode,
+    stores: Few<Store>,
+}
+
+impl std::fmt::Debug for ArgsVisitor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ArgsVisitor")
+            .field("borrows", &self.borrows())
+            .field("stores", &self.stores())
+            .finish()
+    }
+}
+
+impl ArgsVisitor {
+    pub(crate) fn enlisting() -> Self {
+        ArgsVisitor {
+            mode: Mode::Enlist(Few::Zero),
+            stores: Few::Zero,
+        }
+    }
+
+    /// The borrows found so far.
+    pub fn borrows(&self) -> Vec<BorrowInfo> {
+        match &self.mode {
+            Mode::Inspect(b) => b.clone(),
+            Mode::Enlist(claims) => claims
+                .as_slice()
+                .iter()
+                .map(|c| BorrowInfo {
+                    store: c.store().clone(),
+                    key: *c.key(),
+                    claim: c.claim(),
+                })
+                .collect(),
+        }
+    }
+
+    /// The stores of every handle found so far, each once. The task's
+    /// handle waits for these stores' queued releases
+    /// ([`Store::flush_async`]) before it resolves.
+    pub fn stores(&self) -> &[Store] {
+        self.stores.as_slice()
+    }
+
+    /// Adds a store whose queued releases the task's handle waits for.
+    pub fn store(&mut self, store: &Store) {
+        self.store_of(store.clone());
+    }
+
+    fn is_enlisting(&self) -> bool {
+        matches!(self.mode, Mode::Enlist(_))
+    }
+
+    fn push_claim(&mut self, c: TaskClaim) {
+        let store = c.store().clone();
+        if let Mode::Enlist(claims) = &mut self.mode {
+            claims.push(c);
+        }
+        self.store_of(store);
+    }
+
+    fn push_info(&mut self, b: BorrowInfo) {
+        let store = b.store.clone();
+        if let Mode::Inspect(found) = &mut self.mode {
+            found.push(b);
+        }
+        self.store_of(store);
+    }
+
+    fn store_of(&mut self, store: Store) {
+        if !self.stores.as_slice().iter().any(|s| s.same_store(&store)) {
+            self.stores.push(store);
+        }
+    }
+
+    pub(crate) fn into_parts(self) -> (Few<TaskClaim>, Few<Store>) {
+        match self.mode {
+            Mode::Enlist(claims) => (claims, self.stores),
+            Mode::Inspect(_) => (Few::Zero, self.stores),
+        }
+    }
+}
+
+/// The borrows in `args`, without tying them to any task.
+///
+/// ```
+/// use borrowstore::{Store, borrow};
+/// use borrowstore::submit::{Plain, task_borrows};
+/// # fn main() -> Result<(), borrowstore::Error> {
+/// let store = Store::memory("doc-task-borrows");
+/// let a = store.owned_proxy(1u8)?;
+/// let mut args = (borrow(&a)?, Plain(7));
+/// assert_eq!(task_borrows(&mut args).len(), 1);
+/// # Ok(()) }
+/// ```
+pub fn task_borrows<A: TaskArgs>(args: &mut A) -> Vec<BorrowInfo> {
+    let mut v = ArgsVisitor {
+        mode: Mode::Inspect(Vec::new()),
+        stores: Few::Zero,
+    };
+    args.visit(&mut v);
+    v.borrows()
+}
+
+/// A plain value among a task's arguments: no borrow, nothing to end.
+///
+/// ```
+/// use borrowstore::submit::Plain;
+/// let p = Plain(vec![1, 2, 3]);
+/// assert_eq!(p.0.len(), 3);
+/// assert_eq!(p.into_inner(), vec![1, 2, 3]);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Plain<T>(pub T);
+
+impl<T> Plain<T> {
+    /// The value.
+    pub fn into_inner(self) -> T {
+        self.0
+    }
+}
+
+impl<T> std::ops::Deref for Plain<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T> std::ops::DerefMut for Plain<T> {
+    fn deref_mut(&mut self) -> &mut T {
+        &mut self.0
+    }
+}
+
+impl<T: Send + 'static> TaskArgs for Plain<T> {
+    fn visit(&mut self, _: &mut ArgsVisitor) {}
+}
+
+macro_rules! plain_args {
+    ($($t:ty),*) => {$(
+        impl TaskArgs for $t {
+            fn visit(&mut self, _: &mut ArgsVisitor) {}
+        }
+    )*};
+}
+
+plain_args!(
+    (),
+    bool,
+    char,
+    u8,
+    u16,
+    u32,
+    u64,
+    u128,
+    usize,
+    i8,
+    i16,
+    i32,
+    i64,
+    i128,
+    isize,
+    f32,
+    f64,
+    String
+);
+
+impl<T: Storable> TaskArgs for RefProxy<T> {
+    fn visit(&mut self, v: &mut ArgsVisitor) {
+        if v.is_enlisting() {
+            // `None`: a task already ended it; nobody's to end again.
+            if let Some(c) = RefProxy::enlist(self) {
+                v.push_claim(c);
+            }
+        } else {
+            v.push_info(BorrowInfo {
+                store: RefProxy::store(self).clone(),
+                key: *RefProxy::key(self),
+                claim: RefProxy::claim_of(self),
+            });
+        }
+    }
+}
+
+impl<T: Storable> TaskArgs for RefMutProxy<T> {
+    fn visit(&mut self, v: &mut ArgsVisitor) {
+        if v.is_enlisting() {
+            if let Some(c) = RefMutProxy::enlist(self) {
+                v.push_claim(c);
+            }
+        } else {
+            v.push_info(BorrowInfo {
+                store: RefMutProxy::store(self).clone(),
+                key: *RefMutProxy::key(self),
+                claim: RefMutProxy::claim_of(self),
+            });
+        }
+    }
+}
+
+/// An owner moves into the task: no borrow, but its store is waited for
+/// (dropping the owner in the task queues a release).
+impl<T: Storable> TaskArgs for OwnedProxy<T> {
+    fn visit(&mut self, v: &mut ArgsVisitor) {
+        v.store_of(OwnedProxy::store(self).clone());
+    }
+}
+
+/// A plain proxy holds no claim: nothing to end.
+impl<T: Storable> TaskArgs for Proxy<T> {
+    fn visit(&mut self, _: &mut ArgsVisitor) {}
+}
+
+impl<A: TaskArgs> TaskArgs for Option<A> {
+    fn visit(&mut self, v: &mut ArgsVisitor) {
+        if let Some(a) = self {
+            a.visit(v);
+        }
+    }
+}
+
+impl<A: TaskArgs> TaskArgs for Vec<A> {
+    fn visit(&mut self, v: &mut ArgsVisitor) {
+        for a in self {
+            a.visit(v);
+        }
+    }
+}
+
+impl<A: TaskArgs> TaskArgs for Box<A> {
+    fn visit(&mut self, v: &mut ArgsVisitor) {
+        (**self).visit(v);
+    }
+}
+
+impl<A: TaskArgs, const N: usize> TaskArgs for [A; N] {
+    fn visit(&mut self, v: &mut ArgsVisitor) {
+        for a in self {
+            a.visit(v);
+        }
+    }
+}
+
+macro_rules! tuple_args {
+    ($($name:ident)+) => {
+        impl<$($name: TaskArgs),+> TaskArgs for ($($name,)+) {
+            #[allow(non_snake_case)]
+            fn visit(&mut self, v: &mut ArgsVisitor) {
+                let ($($name,)+) = self;
+                $($name.visit(v);)+
+            }
+        }
+    };
+}
+
+tuple_args!(A);
+tuple_args!(A B);
+tuple_args!(A B C);
+tuple_args!(A B C D);
+tuple_args!(A B C D E);
+tuple_args!(A B C D E F);
+tuple_args!(A B C D E F G);
+tuple_args!(A B C D E F G H);
+tuple_args!(A B C D E F G H I);
+tuple_args!(A B C D E F G H I J);
+tuple_args!(A B C D E F G H I J K);
+tuple_args!(A B C D E F G H I J K L);

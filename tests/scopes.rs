@@ -1,0 +1,976 @@
+//! Liveness scopes (issue 5): Deephaven's liveness tests, the QueryScope
+//! worked example, mixed ownership in every order, a 10,000-object chain,
+//! a concurrency stress test, and a scope in another process.
+//!
+//! Every check looks at what the connector really holds
+//! (`store.connector().exists / inspect / keys`), after `store.flush()`.
+//! The behavioural tests run against the memory, file and Redis stores.
+
+mod redis_server;
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Barrier};
+use std::time::Duration;
+
+use borrowstore::{
+    ContextLifetime, Error, Key, LivenessScope, OwnedProxy, Proxy, Store, borrow, liveness_scope,
+    mut_borrow,
+};
+
+// ---------------------------------------------------------------- helpers --
+
+fn unique(prefix: &str) -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!(
+        "{prefix}-{}-{}-{nanos:x}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+fn memory_store() -> Store {
+    Store::memory(unique("scopes-memory"))
+}
+
+fn file_store() -> Store {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("scopes")
+        .join(unique("file"));
+    Store::open(&format!("file://{}", dir.display())).expect("open file store")
+}
+
+fn redis_store() -> Store {
+    let url = redis_server::url_for_this_test(&unique("scopes"), "");
+    Store::open(&url).expect("open redis store")
+}
+
+/// Whether the connector holds `key` (after every queued release applied).
+fn exists(store: &Store, key: &Key) -> bool {
+    store.flush().expect("flush");
+    store.connector().exists(key).expect("exists")
+}
+
+/// The store-side holder count of `key` (0 when gone).
+fn holders(store: &Store, key: &Key) -> u32 {
+    store.flush().expect("flush");
+    store
+        .connector()
+        .inspect(key)
+        .expect("inspect")
+        .map_or(0, |i| i.state.holders())
+}
+
+/// Every key the connector holds.
+fn contents(store: &Store) -> BTreeSet<Key> {
+    store.flush().expect("flush");
+    store
+        .connector()
+        .keys()
+        .expect("keys")
+        .into_iter()
+        .collect()
+}
+
+fn set(keys: &[Key]) -> BTreeSet<Key> {
+    keys.iter().copied().collect()
+}
+
+fn key<T: borrowstore::Storable>(p: &Proxy<T>) -> Key {
+    *Proxy::key(p)
+}
+
+/// A "table": what the Deephaven and QueryScope examples create.
+type Table = Vec<(String, i64)>;
+
+fn table(store: &Store, name: &str) -> Proxy<Table> {
+    store
+        .proxy(vec![(name.to_owned(), name.len() as i64)])
+        .expect("create table")
+}
+
+/// Runs every listed check against the memory, file and Redis stores.
+macro_rules! on_every_store {
+    ($($check:ident),* $(,)?) => {
+        mod memory {
+            $( #[test] fn $check() { super::$check(super::memory_store()) } )*
+        }
+        mod file {
+            $( #[test] fn $check() { super::$check(super::file_store()) } )*
+        }
+        mod redis {
+            $( #[test] fn $check() { super::$check(super::redis_store()) } )*
+        }
+    };
+}
+
+on_every_store!(
+    deephaven_simple,
+    deephaven_nested,
+    deephaven_siblings,
+    deephaven_reopen,
+    deephaven_preserve_on_the_wrong_scope,
+    query_scope_worked_example,
+    manage_twice_holds_two_references,
+    unmanage_of_what_is_not_managed_is_a_no_op,
+    manage_of_a_missing_object_is_key_not_found,
+    nothing_is_managed_without_an_open_scope,
+    everything_created_in_an_open_scope_is_managed,
+    owned_proxy_in_a_scope_lives_until_both_are_gone,
+    ephemeral_proxy_in_a_scope,
+    liveness_scope_releases_on_return_error_and_panic,
+    open_pops_the_scope_even_on_panic,
+    dropping_the_last_handle_releases_the_scope,
+    release_while_borrowed_defers_eviction,
+    mixed_ownership_in_every_order,
+    stress_small,
+);
+
+// ---------------------------------------------------- Deephaven liveness --
+
+/// Deephaven `test_liveness`: in a one-shot scope, what is preserved
+/// survives, the rest is released; what no scope managed is untouched.
+fn deephaven_simple(store: Store) {
+    let not_managed = table(&store, "not_managed");
+    let enclosing = LivenessScope::new();
+    let (to_discard, must_keep) = enclosing
+        .open(|| {
+            liveness_scope(|s| -> Result<_, Error> {
+                let to_discard = table(&store, "to_discard");
+                let must_keep = table(&store, "must_keep");
+                s.preserve(&must_keep)?;
+                assert_eq!(s.references(&to_discard), 1);
+                assert_eq!(s.references(&must_keep), 0);
+                Ok((key(&to_discard), must_keep))
+            })
+        })
+        .expect("release")
+        .expect("scope body");
+
+    assert!(exists(&store, &key(&not_managed)));
+    assert!(exists(&store, &key(&must_keep)));
+    assert!(!exists(&store, &to_discard));
+    assert_eq!(contents(&store), set(&[key(&not_managed), key(&must_keep)]));
+    assert_eq!(holders(&store, &key(&must_keep)), 1);
+    assert_eq!(*must_keep, vec![("must_keep".to_owned(), 9)]);
+
+    enclosing.release().unwrap();
+    assert_eq!(contents(&store), set(&[key(&not_managed)]));
+}
+
+/// Deephaven `test_liveness_nested`: an inner scope preserves into the
+/// outer one, which later releases what it was handed.
+fn deephaven_nested(store: Store) {
+    let base = LivenessScope::new();
+    let (must_keep, nested_must_keep) = base
+        .open(|| {
+            liveness_scope(|l| -> Result<_, Error> {
+                let to_discard = table(&store, "to_discard");
+                let (nested_to_discard, nested_must_keep) = liveness_scope(|n| {
+                    let nested_to_discard = table(&store, "nested_to_discard");
+                    let nested_must_keep = table(&store, "nested_must_keep");
+                    n.preserve(&nested_must_keep)?;
+                    Ok::<_, Error>((key(&nested_to_discard), nested_must_keep))
+                })??;
+                // The nested scope is gone: what it preserved is `l`'s now.
+                assert!(!exists(&store, &nested_to_discard));
+                assert!(exists(&store, &key(&nested_must_keep)));
+                assert_eq!(l.references(&nested_must_keep), 1);
+                assert!(exists(&store, &key(&to_discard)));
+
+                let must_keep = table(&store, "must_keep");
+                l.preserve(&must_keep)?;
+                Ok((must_keep, key(&nested_must_keep)))
+            })
+        })
+        .expect("release")
+        .expect("scope body");
+
+    // `l` released: only what it preserved into `base` is left.
+    assert!(!exists(&store, &nested_must_keep));
+    assert_eq!(contents(&store), set(&[key(&must_keep)]));
+    assert_eq!(base.references(&must_keep), 1);
+    base.release().unwrap();
+    assert!(contents(&store).is_empty());
+}
+
+/// Deephaven `test_liveness_siblings`: sibling scopes are independent and
+/// release in any order; an object both manage lives until both let go.
+fn deephaven_siblings(store: Store) {
+    for first_released in [0, 1] {
+        let scopes = [LivenessScope::new(), LivenessScope::new()];
+        let a = scopes[0].open(|| table(&store, "a"));
+        let b = scopes[1].open(|| table(&store, "b"));
+        let shared = scopes[0].open(|| table(&store, "shared"));
+        scopes[1].manage(&shared).unwrap();
+        assert_eq!(holders(&store, &key(&shared)), 2);
+        assert_eq!(contents(&store), set(&[key(&a), key(&b), key(&shared)]));
+
+        scopes[first_released].release().unwrap();
+        let (gone, kept) = if first_released == 0 {
+            (&a, &b)
+        } else {
+            (&b, &a)
+        };
+        assert!(!exists(&store, &key(gone)));
+        assert_eq!(contents(&store), set(&[key(kept), key(&shared)]));
+        assert_eq!(holders(&store, &key(&shared)), 1);
+
+        scopes[1 - first_released].release().unwrap();
+        assert!(contents(&store).is_empty());
+    }
+}
+
+/// Deephaven reopen: a scope opened several times before its release
+/// manages what every opening created; nothing made between openings.
+fn deephaven_reopen(store: Store) {
+    let scope = LivenessScope::new();
+    let first = scope.open(|| table(&store, "first"));
+    let between = table(&store, "between");
+    let second = scope.open(|| table(&store, "second"));
+    assert_eq!(scope.len(), 2);
+    assert_eq!(holders(&store, &key(&between)), 0);
+    scope.release().unwrap();
+    assert!(!exists(&store, &key(&first)));
+    assert!(!exists(&store, &key(&second)));
+    assert_eq!(contents(&store), set(&[key(&between)]));
+
+    // Released scopes can be used again.
+    let third = scope.open(|| table(&store, "third"));
+    scope.release().unwrap();
+    assert!(!exists(&store, &key(&third)));
+}
+
+/// Deephaven: preserving from a scope that is not the innermost open one is
+/// an error that changes nothing; so is preserving with no enclosing scope.
+fn deephaven_preserve_on_the_wrong_scope(store: Store) {
+    let outer = LivenessScope::new();
+    let inner = LivenessScope::new();
+    let t = outer.open(|| {
+        let t = table(&store, "t");
+        inner.open(|| {
+            let before = holders(&store, &key(&t));
+            match outer.preserve(&t) {
+                Err(Error::NotInnermostScope) => {}
+                other => panic!("expected NotInnermostScope, got {other:?}"),
+            }
+            assert_eq!(holders(&store, &key(&t)), before);
+            assert_eq!((outer.references(&t), inner.references(&t)), (1, 0));
+        });
+        // `outer` is innermost again, but nothing encloses it.
+        match outer.preserve(&t) {
+            Err(Error::NoEnclosingScope { key: k }) => assert_eq!(k, key(&t)),
+            other => panic!("expected NoEnclosingScope, got {other:?}"),
+        }
+        assert_eq!(outer.references(&t), 1);
+        t
+    });
+    // A scope that is not open at all.
+    assert!(matches!(
+        LivenessScope::new().preserve(&t),
+        Err(Error::NotInnermostScope)
+    ));
+    assert!(matches!(outer.preserve(&t), Err(Error::NotInnermostScope)));
+    assert_eq!(holders(&store, &key(&t)), 1);
+    outer.release().unwrap();
+    assert!(contents(&store).is_empty());
+}
+
+// ------------------------------------------------- QueryScope peer scopes --
+
+/// The QueryScope worked example: tables T1, T2; scopes S1, S2, S3 holding
+/// (T1,S1), (T1,S2), (T2,S2), (T2,S3). Disposing S2 releases nothing, then
+/// S3 releases T2, then S1 releases T1.
+fn query_scope_worked_example(store: Store) {
+    let (s1, s2, s3) = (
+        LivenessScope::new(),
+        LivenessScope::new(),
+        LivenessScope::new(),
+    );
+    let t1 = s1.open(|| table(&store, "T1"));
+    s2.manage(&t1).unwrap();
+    let t2 = s2.open(|| table(&store, "T2"));
+    s3.manage(&t2).unwrap();
+    assert_eq!(contents(&store), set(&[key(&t1), key(&t2)]));
+    assert_eq!(holders(&store, &key(&t1)), 2);
+    assert_eq!(holders(&store, &key(&t2)), 2);
+
+    s2.release().unwrap();
+    assert_eq!(contents(&store), set(&[key(&t1), key(&t2)]));
+    s3.release().unwrap();
+    assert_eq!(contents(&store), set(&[key(&t1)]));
+    s1.release().unwrap();
+    assert!(contents(&store).is_empty());
+}
+
+// ----------------------------------------------------- counting and hooks --
+
+fn manage_twice_holds_two_references(store: Store) {
+    let p = store.proxy(1u32).unwrap();
+    let scope = LivenessScope::new();
+    scope.manage(&p).unwrap();
+    scope.manage(&(&store, key(&p))).unwrap();
+    assert_eq!(scope.references(&p), 2);
+    assert_eq!(scope.len(), 1);
+    assert_eq!(holders(&store, &key(&p)), 2);
+    assert!(scope.unmanage(&p));
+    assert!(exists(&store, &key(&p)));
+    assert_eq!(holders(&store, &key(&p)), 1);
+    assert!(scope.unmanage(&(store.clone(), key(&p))));
+    assert!(!exists(&store, &key(&p)));
+    assert!(scope.is_empty());
+}
+
+fn unmanage_of_what_is_not_managed_is_a_no_op(store: Store) {
+    let p = store.proxy(1u32).unwrap();
+    let other = LivenessScope::new();
+    other.manage(&p).unwrap();
+    let scope = LivenessScope::new();
+    assert!(!scope.unmanage(&p));
+    assert!(!scope.unmanage(&(&store, Key::random())));
+    assert_eq!(holders(&store, &key(&p)), 1);
+    other.release().unwrap();
+    assert!(contents(&store).is_empty());
+}
+
+fn manage_of_a_missing_object_is_key_not_found(store: Store) {
+    let scope = LivenessScope::new();
+    let missing = Key::random();
+    assert!(matches!(
+        scope.manage(&(&store, missing)),
+        Err(Error::KeyNotFound { .. })
+    ));
+    assert!(scope.is_empty());
+    assert!(contents(&store).is_empty());
+}
+
+/// With no scope open nothing is managed: no base scope keeps anything.
+fn nothing_is_managed_without_an_open_scope(store: Store) {
+    let k = store.put(&1u8).unwrap();
+    let p = store.proxy(2u8).unwrap();
+    let owner = store.owned_proxy(3u8).unwrap();
+    for key in [k, key(&p), *OwnedProxy::key(&owner)] {
+        assert_eq!(holders(&store, &key), 0);
+    }
+    let owned_key = *OwnedProxy::key(&owner);
+    drop(owner);
+    assert!(!exists(&store, &owned_key));
+    assert_eq!(contents(&store), set(&[k, key(&p)]));
+}
+
+/// Every creation function is hooked: put, put_batch, proxy,
+/// ephemeral_proxy, owned_proxy, clone.
+fn everything_created_in_an_open_scope_is_managed(store: Store) {
+    let scope = LivenessScope::new();
+    let (owner, copy, keys) = scope.open(|| {
+        let mut keys = vec![store.put(&1u8).unwrap()];
+        keys.extend(store.put_batch(&[2u8, 3, 4]).unwrap());
+        keys.push(key(&store.proxy(5u8).unwrap()));
+        keys.push(key(&store.ephemeral_proxy(6u8).unwrap()));
+        let owner = store.owned_proxy(7u8).unwrap();
+        let copy = borrowstore::clone(&owner).unwrap();
+        (owner, copy, keys)
+    });
+    let mut all = keys.clone();
+    all.push(*OwnedProxy::key(&owner));
+    all.push(*OwnedProxy::key(&copy));
+    assert_eq!(scope.len(), all.len());
+    assert_eq!(contents(&store), set(&all));
+    for k in &all {
+        assert_eq!(holders(&store, k), 1, "{k} is held by the scope");
+    }
+    scope.release().unwrap();
+    // Plain objects had only the scope; the owned ones still have owners.
+    assert_eq!(
+        contents(&store),
+        set(&[*OwnedProxy::key(&owner), *OwnedProxy::key(&copy)])
+    );
+    drop((owner, copy));
+    assert!(contents(&store).is_empty());
+}
+
+fn owned_proxy_in_a_scope_lives_until_both_are_gone(store: Store) {
+    // Owner first, then the scope.
+    let scope = LivenessScope::new();
+    let owner = scope.open(|| store.owned_proxy(vec![1u64]).unwrap());
+    let k = *OwnedProxy::key(&owner);
+    drop(owner);
+    assert!(exists(&store, &k));
+    scope.release().unwrap();
+    assert!(!exists(&store, &k));
+    // The scope first, then the owner.
+    let owner = scope.open(|| store.owned_proxy(vec![2u64]).unwrap());
+    let k = *OwnedProxy::key(&owner);
+    scope.release().unwrap();
+    assert!(exists(&store, &k));
+    assert_eq!(*owner, vec![2]);
+    drop(owner);
+    assert!(!exists(&store, &k));
+}
+
+/// Ephemeral proxies are managed too: the first resolve still evicts them,
+/// and the scope evicts those that nobody resolved.
+fn ephemeral_proxy_in_a_scope(store: Store) {
+    let scope = LivenessScope::new();
+    let (resolved, unresolved) = scope.open(|| {
+        (
+            store.ephemeral_proxy(1u8).unwrap(),
+            store.ephemeral_proxy(2u8).unwrap(),
+        )
+    });
+    assert_eq!(*Proxy::resolve(&resolved).unwrap(), 1);
+    assert!(!exists(&store, &key(&resolved)));
+    assert!(exists(&store, &key(&unresolved)));
+    scope.release().unwrap();
+    assert!(contents(&store).is_empty());
+}
+
+fn liveness_scope_releases_on_return_error_and_panic(store: Store) {
+    // Return.
+    let k = liveness_scope(|_| store.put(&1u8).unwrap()).unwrap();
+    assert!(!exists(&store, &k));
+    // Error.
+    let mut made = None;
+    let r: Result<Result<(), Error>, Error> = liveness_scope(|_| {
+        made = Some(store.put(&2u8)?);
+        Err(Error::LifetimeEnded)
+    });
+    assert!(matches!(r, Ok(Err(Error::LifetimeEnded))));
+    assert!(!exists(&store, &made.unwrap()));
+    // Panic.
+    let made = std::sync::Mutex::new(None);
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        liveness_scope(|_| {
+            *made.lock().unwrap() = Some(store.put(&3u8).unwrap());
+            panic!("boom");
+        })
+    }));
+    assert!(r.is_err());
+    let k = made.lock().unwrap().unwrap();
+    assert!(!exists(&store, &k));
+    // Nothing is left on the scope stack.
+    let after = store.put(&4u8).unwrap();
+    assert_eq!(holders(&store, &after), 0);
+    assert_eq!(contents(&store), set(&[after]));
+}
+
+fn open_pops_the_scope_even_on_panic(store: Store) {
+    let scope = LivenessScope::new();
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        scope.open(|| {
+            store.put(&1u8).unwrap();
+            panic!("boom");
+        })
+    }));
+    assert!(r.is_err());
+    assert!(!scope.is_open());
+    let after = store.put(&2u8).unwrap();
+    assert_eq!(holders(&store, &after), 0);
+    assert_eq!(scope.len(), 1);
+    scope.release().unwrap();
+    assert_eq!(contents(&store), set(&[after]));
+}
+
+fn dropping_the_last_handle_releases_the_scope(store: Store) {
+    let scope = LivenessScope::new();
+    let clone = scope.clone();
+    let k = scope.open(|| store.put(&1u8).unwrap());
+    drop(scope);
+    assert!(exists(&store, &k));
+    assert_eq!(clone.references(&(&store, k)), 1);
+    drop(clone);
+    assert!(!exists(&store, &k));
+}
+
+fn release_while_borrowed_defers_eviction(store: Store) {
+    let scope = LivenessScope::new();
+    let owner = scope.open(|| store.owned_proxy(vec![1u64, 2]).unwrap());
+    let k = *OwnedProxy::key(&owner);
+    let r = borrow(&owner).unwrap();
+    drop(owner);
+    scope.release().unwrap();
+    assert!(exists(&store, &k), "references are always valid");
+    assert_eq!(r.len(), 2);
+    drop(r);
+    assert!(!exists(&store, &k));
+}
+
+// ------------------------------------------------------- mixed ownership --
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Event {
+    DropOwner,
+    ReleaseScope,
+    CloseLifetime,
+    EndBorrow,
+}
+
+fn permutations(items: &[Event]) -> Vec<Vec<Event>> {
+    if items.len() <= 1 {
+        return vec![items.to_vec()];
+    }
+    let mut out = Vec::new();
+    for i in 0..items.len() {
+        let mut rest = items.to_vec();
+        let first = rest.remove(i);
+        for mut p in permutations(&rest) {
+            p.insert(0, first);
+            out.push(p);
+        }
+    }
+    out
+}
+
+enum Borrow {
+    Reader(borrowstore::RefProxy<Vec<u64>>),
+    Writer(borrowstore::RefMutProxy<Vec<u64>>),
+}
+
+/// An object owned by an `OwnedProxy`, a scope and a lifetime, and
+/// borrowed, is evicted only after all three owners are gone and the borrow
+/// has ended — in each of the 24 orders, with a shared and with a mutable
+/// borrow.
+fn mixed_ownership_in_every_order(store: Store) {
+    use Event::*;
+    let orders = permutations(&[DropOwner, ReleaseScope, CloseLifetime, EndBorrow]);
+    assert_eq!(orders.len(), 24);
+    for writer in [false, true] {
+        for order in &orders {
+            let scope = LivenessScope::new();
+            let lifetime = ContextLifetime::new(&store);
+            let mut owner = Some(scope.open(|| store.owned_proxy(vec![1u64, 2, 3]).unwrap()));
+            let k = *OwnedProxy::key(owner.as_ref().unwrap());
+            lifetime.add_proxy(owner.as_ref().unwrap()).unwrap();
+            let mut held = Some(if writer {
+                Borrow::Writer(mut_borrow(owner.as_ref().unwrap()).unwrap())
+            } else {
+                Borrow::Reader(borrow(owner.as_ref().unwrap()).unwrap())
+            });
+            let inspect = |store: &Store| store.connector().inspect(&k).unwrap();
+            store.flush().unwrap();
+            let s = inspect(&store).unwrap().state;
+            assert!(s.owned() && s.holders() == 2 && s.borrowed(), "{s:?}");
+
+            for (step, event) in order.iter().enumerate() {
+                match event {
+                    DropOwner => drop(owner.take()),
+                    ReleaseScope => scope.release().unwrap(),
+                    CloseLifetime => lifetime.close().unwrap(),
+                    EndBorrow => match held.take() {
+                        Some(Borrow::Writer(mut w)) => {
+                            w.push(4); // published as it ends
+                            drop(w);
+                        }
+                        Some(Borrow::Reader(r)) => {
+                            assert_eq!(r.len(), 3, "the reader still sees the value");
+                            drop(r);
+                        }
+                        None => unreachable!("each event happens once"),
+                    },
+                }
+                store.flush().unwrap();
+                let done = &order[..=step];
+                let last = step == order.len() - 1;
+                match inspect(&store) {
+                    Some(i) => {
+                        assert!(
+                            !last,
+                            "{order:?}: still stored after every owner and borrow"
+                        );
+                        let s = i.state;
+                        assert_eq!(s.owned(), !done.contains(&DropOwner), "{order:?} {s:?}");
+                        let expected_holders = u32::from(!done.contains(&ReleaseScope))
+                            + u32::from(!done.contains(&CloseLifetime));
+                        assert_eq!(s.holders(), expected_holders, "{order:?} {s:?}");
+                        assert_eq!(s.borrowed(), !done.contains(&EndBorrow), "{order:?} {s:?}");
+                        if writer && done.contains(&EndBorrow) {
+                            assert_eq!(i.version, 2, "the writer published");
+                        }
+                    }
+                    None => assert!(last, "{order:?}: evicted after only {done:?}"),
+                }
+            }
+            assert!(!exists(&store, &k));
+        }
+    }
+    assert!(contents(&store).is_empty());
+}
+
+// ------------------------------------------------------------ the chain --
+
+/// One link of a chain: each object depends on (names) the previous one.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Link {
+    id: u64,
+    prev: Option<Key>,
+}
+
+/// A chain of 10,000 dependent objects releases on a 256 KiB stack: the
+/// release is a loop, not a recursion.
+#[test]
+fn a_chain_of_10000_objects_releases_without_growing_the_stack() {
+    const N: u64 = 10_000;
+    let store = memory_store();
+    let scope = LivenessScope::new();
+    let mut owners = Vec::new();
+    scope.open(|| {
+        let mut prev = None;
+        for id in 0..N {
+            // Alternate plain objects and owned ones whose owners go first.
+            if id % 2 == 0 {
+                prev = Some(store.put(&Link { id, prev }).unwrap());
+            } else {
+                let o = store.owned_proxy(Link { id, prev }).unwrap();
+                prev = Some(*OwnedProxy::key(&o));
+                owners.push(o);
+            }
+        }
+    });
+    drop(owners);
+    assert_eq!(contents(&store).len(), N as usize);
+    assert_eq!(scope.len(), N as usize);
+
+    let s = scope.clone();
+    let released = std::thread::Builder::new()
+        .stack_size(256 * 1024)
+        .spawn(move || {
+            s.release().unwrap();
+            drop(s);
+        })
+        .unwrap()
+        .join();
+    assert!(released.is_ok(), "release overflowed a 256 KiB stack");
+    assert!(scope.is_empty());
+    assert!(contents(&store).is_empty());
+
+    // The same through the last handle's drop.
+    let scope = LivenessScope::new();
+    scope.open(|| {
+        for id in 0..N {
+            store.put(&Link { id, prev: None }).unwrap();
+        }
+    });
+    std::thread::Builder::new()
+        .stack_size(256 * 1024)
+        .spawn(move || drop(scope))
+        .unwrap()
+        .join()
+        .expect("drop overflowed a 256 KiB stack");
+    assert!(contents(&store).is_empty());
+}
+
+// ------------------------------------------------------------ async --
+
+/// A scope stays current across `.await`s on a multi-threaded runtime,
+/// where tasks move between threads and interleave on each worker: every
+/// task's scope manages exactly what that task created.
+#[test]
+fn open_async_keeps_each_scope_current_across_awaits_and_threads() {
+    let store = memory_store();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .unwrap();
+    let tasks: Vec<_> = (0..16u64)
+        .map(|t| {
+            let store = store.clone();
+            let scope = LivenessScope::new();
+            let fut = scope.clone().open_async(async move {
+                let mut made = Vec::new();
+                for i in 0..20u64 {
+                    made.push(store.put(&(t, i)).unwrap());
+                    tokio::task::yield_now().await;
+                    tokio::time::sleep(Duration::from_micros(50)).await;
+                }
+                made
+            });
+            (scope, rt.spawn(fut))
+        })
+        .collect();
+    let mut all = Vec::new();
+    for (scope, task) in tasks {
+        let made = rt.block_on(task).unwrap();
+        let mut managed = scope.keys();
+        managed.sort();
+        let mut expected = made.clone();
+        expected.sort();
+        assert_eq!(managed, expected);
+        all.push((scope, made));
+    }
+    // Nothing leaked onto the workers' stacks.
+    let outside = rt
+        .block_on(rt.spawn({
+            let store = store.clone();
+            async move { store.put(&0u8).unwrap() }
+        }))
+        .unwrap();
+    assert_eq!(holders(&store, &outside), 0);
+    for (scope, made) in all {
+        scope.release().unwrap();
+        assert!(made.iter().all(|k| !exists(&store, k)));
+    }
+    assert_eq!(contents(&store), set(&[outside]));
+}
+
+// ------------------------------------------------------------ stress --
+
+/// A tiny deterministic generator (xorshift).
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % n as u64) as usize
+    }
+}
+
+/// Manage / unmanage / release / create-in-scope from 8 threads on shared
+/// and private scopes. At the end every object's store-side holder count
+/// equals the references the scopes record, and releasing everything
+/// empties the store.
+fn stress(store: Store, ops_per_thread: usize) {
+    const THREADS: usize = 8;
+    let owners: Vec<OwnedProxy<u64>> = (0..16).map(|i| store.owned_proxy(i).unwrap()).collect();
+    let owned: Vec<Key> = owners.iter().map(|o| *OwnedProxy::key(o)).collect();
+    let shared: Vec<LivenessScope> = (0..3).map(|_| LivenessScope::new()).collect();
+    let barrier = Arc::new(Barrier::new(THREADS));
+    let results: Vec<(LivenessScope, Vec<Key>)> = std::thread::scope(|ts| {
+        let handles: Vec<_> = (0..THREADS)
+            .map(|t| {
+                let (store, owned, shared, barrier) = (&store, &owned, &shared, barrier.clone());
+                ts.spawn(move || {
+                    let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ (t as u64 + 1));
+                    let private = LivenessScope::new();
+                    let mut created: Vec<Key> = Vec::new();
+                    barrier.wait();
+                    for _ in 0..ops_per_thread {
+                        let scope = match rng.below(4) {
+                            3 => &private,
+                            i => &shared[i],
+                        };
+                        match rng.below(100) {
+                            0..=39 => scope
+                                .manage(&(store, owned[rng.below(owned.len())]))
+                                .unwrap(),
+                            40..=69 => {
+                                scope.unmanage(&(store, owned[rng.below(owned.len())]));
+                            }
+                            70..=84 => {
+                                let k = scope.open(|| store.put(&(t as u64)).unwrap());
+                                created.push(k);
+                            }
+                            85..=94 => {
+                                // Manage something another thread may be releasing.
+                                if let Some(k) = created.get(rng.below(created.len().max(1))) {
+                                    match scope.manage(&(store, *k)) {
+                                        Ok(()) | Err(Error::KeyNotFound { .. }) => {}
+                                        Err(e) => panic!("{e}"),
+                                    }
+                                }
+                            }
+                            _ => scope.release().unwrap(),
+                        }
+                    }
+                    (private, created)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+
+    let mut scopes: Vec<LivenessScope> = shared;
+    let mut every_key: Vec<Key> = owned.clone();
+    for (private, created) in results {
+        scopes.push(private);
+        every_key.extend(created);
+    }
+    store.flush().unwrap();
+    for k in &every_key {
+        let references: usize = scopes.iter().map(|s| s.references(&(&store, *k))).sum();
+        let state = store.connector().inspect(k).unwrap().map(|i| i.state);
+        match state {
+            Some(s) => assert_eq!(s.holders() as usize, references, "{k}: {s:?}"),
+            None => assert_eq!(references, 0, "{k} is gone but still referenced"),
+        }
+        if !owned.contains(k) {
+            assert_eq!(
+                state.is_some(),
+                references > 0,
+                "{k}: plain objects live while held"
+            );
+        }
+    }
+    for s in &scopes {
+        s.release().unwrap();
+    }
+    assert_eq!(contents(&store), set(&owned));
+    drop(owners);
+    assert!(contents(&store).is_empty());
+}
+
+fn stress_small(store: Store) {
+    stress(store, 150);
+}
+
+#[test]
+fn stress_memory_many_ops() {
+    stress(memory_store(), 20_000);
+}
+
+// ------------------------------------------------------ cross-process --
+
+const CHILD_ENV: &str = "BORROWSTORE_SCOPES_CHILD";
+
+/// The child half of the cross-process test (does nothing unless the
+/// parent started this binary with `CHILD_ENV` set).
+#[test]
+fn child_process_scope() {
+    let Ok(spec) = std::env::var(CHILD_ENV) else {
+        return;
+    };
+    let mut parts = spec.split(' ');
+    let url = parts.next().unwrap();
+    let x: Key = parts.next().unwrap().parse().unwrap();
+    let y: Key = parts.next().unwrap().parse().unwrap();
+    let store = Store::open(url).unwrap();
+    let (b1, b2) = (LivenessScope::new(), LivenessScope::new());
+    b1.manage(&(store.clone(), x)).unwrap();
+    b2.manage(&(&store, y)).unwrap();
+    println!("@@MANAGED");
+    std::io::stdout().flush().unwrap();
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line).unwrap();
+    b2.release().unwrap(); // `y` still has the parent's scope
+    assert!(store.exists(&y).unwrap());
+    b1.release().unwrap(); // the parent released `x` already: evicted
+    assert!(!store.exists(&x).unwrap());
+    println!("@@RELEASED");
+    std::io::stdout().flush().unwrap();
+}
+
+/// A scope in this process and a scope in another share objects through
+/// the file store; each object is evicted when both scopes have released
+/// it, whichever releases first.
+#[test]
+fn a_scope_in_another_process_shares_objects_through_the_file_store() {
+    let store = file_store();
+    let (a1, a2) = (LivenessScope::new(), LivenessScope::new());
+    let x = a1.open(|| table(&store, "X"));
+    let y = a2.open(|| table(&store, "Y"));
+
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["child_process_scope", "--exact", "--nocapture"])
+        .env(
+            CHILD_ENV,
+            format!("{} {} {}", store.url(), key(&x), key(&y)),
+        )
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut wait_for = |marker: &str| {
+        let mut line = String::new();
+        loop {
+            line.clear();
+            let n = out.read_line(&mut line).unwrap();
+            assert!(n > 0, "child exited before {marker}");
+            if line.contains(marker) {
+                return;
+            }
+        }
+    };
+    wait_for("@@MANAGED");
+    assert_eq!(holders(&store, &key(&x)), 2);
+    assert_eq!(holders(&store, &key(&y)), 2);
+
+    // This process lets go of `x` first: the child still holds it.
+    a1.release().unwrap();
+    assert!(exists(&store, &key(&x)));
+    assert_eq!(holders(&store, &key(&x)), 1);
+
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"go\n").unwrap();
+    stdin.flush().unwrap();
+    wait_for("@@RELEASED");
+    let status = child.wait().unwrap();
+    assert!(status.success(), "child failed: {status}");
+
+    // The child released both: `x` is gone, `y` is this process's alone.
+    assert!(!exists(&store, &key(&x)));
+    assert_eq!(holders(&store, &key(&y)), 1);
+    a2.release().unwrap();
+    assert!(contents(&store).is_empty());
+}
+
+// ------------------------------------------------------------ misc --
+
+#[test]
+fn scopes_are_send_sync_and_cheap_to_clone() {
+    fn send_sync<T: Send + Sync + Clone>() {}
+    send_sync::<LivenessScope>();
+    fn send<T: Send>(_: &T) {}
+    let scope = LivenessScope::new();
+    send(&scope.open_async(async {}));
+    assert!(scope.clone().same_scope(&scope));
+}
+
+#[test]
+fn objects_made_in_a_lifetime_inside_an_open_scope_belong_to_the_lifetime() {
+    let store = memory_store();
+    let scope = LivenessScope::new();
+    let lt = ContextLifetime::new(&store);
+    let (in_lifetime, in_scope) =
+        scope.open(|| (store.put_in(&lt, &1u8).unwrap(), store.put(&2u8).unwrap()));
+    assert_eq!(holders(&store, &in_lifetime), 1);
+    assert_eq!(scope.references(&(&store, in_lifetime)), 0);
+    assert_eq!(scope.references(&(&store, in_scope)), 1);
+    lt.close().unwrap();
+    assert_eq!(contents(&store), set(&[in_scope]));
+    scope.release().unwrap();
+    assert!(contents(&store).is_empty());
+}
+
+/// The "Scopes and lifetimes" block of DESIGN.md, as written (with an
+/// enclosing scope for `preserve`, and `String` for the `&str` literal,
+/// which is not `Storable`).
+#[test]
+fn the_design_api_block_works() -> Result<(), Error> {
+    use borrowstore::LeaseLifetime;
+    let store = memory_store();
+    let enclosing = LivenessScope::new();
+    let (kept, tmp_key) = enclosing.open(|| {
+        let scope = LivenessScope::new();
+        let kept = scope.open(|| -> Result<_, Error> {
+            let tmp = store.proxy(vec![0u8; 1024])?;
+            let out = store.proxy(tmp.len())?;
+            scope.preserve(&out)?;
+            Ok((out, key(&tmp)))
+        })?;
+        scope.release()?;
+        Ok::<_, Error>(kept)
+    })?;
+    assert!(!exists(&store, &tmp_key));
+    assert_eq!(*kept, 1024);
+    let value = liveness_scope(|_s| 7)?;
+    assert_eq!(value, 7);
+
+    let lt = ContextLifetime::new(&store);
+    let k = store.put_in(&lt, &"x".to_owned())?;
+    lt.close()?;
+    assert!(!exists(&store, &k));
+    let lease = LeaseLifetime::new(&store, Duration::from_secs(10));
+    lease.extend(Duration::from_secs(5))?;
+    assert!(lease.remaining() > Duration::from_secs(14));
+    enclosing.release()?;
+    assert!(contents(&store).is_empty());
+    Ok(())
+}
