@@ -104,6 +104,7 @@ pub struct ClaimId(u128);
 impl ClaimId {
     /// A fresh id, unique in this process and, with overwhelming
     /// probability, among all processes. Costs no system call.
+    #[inline]
     pub fn next() -> Self {
         use std::cell::Cell;
         use std::sync::OnceLock;

@@ -210,6 +210,7 @@ impl State {
 
     /// The one transition function. Pure: the caller stores the new state
     /// atomically (compare-and-swap, a file lock, a Lua script).
+    #[inline]
     pub fn apply(self, op: Op) -> Result<(State, Effect), Refusal> {
         let s = self.0;
         match op {
@@ -271,6 +272,7 @@ impl State {
     }
 
     /// Evicts when the object had an owner and has no claim left.
+    #[inline]
     fn settle(self) -> (State, Effect) {
         let unclaimed = !self.owned() && self.holders() == 0 && !self.borrowed();
         if self.had_owner() && unclaimed && !self.gone() {

@@ -37,6 +37,9 @@ struct Slot {
     state: AtomicU64,
     stored: RwLock<Option<Stored>>,
     home: Weak<Shared>,
+    /// Set before this slot's first ticket is recorded; `finish` sweeps the
+    /// ticket map only when it is set.
+    has_tickets: std::sync::atomic::AtomicBool,
 }
 
 impl MemoryConnector {
@@ -86,6 +89,7 @@ impl Slot {
     }
 
     /// The compare-and-swap loop that applies one transition.
+    #[inline]
     fn transition(&self, op: Op) -> Result<Effect> {
         let mut current = self.state.load(Ordering::Acquire);
         loop {
@@ -116,7 +120,8 @@ impl Slot {
         if let Some(home) = self.home.upgrade() {
             home.slots
                 .remove_if(&self.key, |s| std::ptr::eq(Arc::as_ptr(s), self));
-            if home.tickets.len() > 0 {
+            std::sync::atomic::fence(Ordering::SeqCst);
+            if self.has_tickets.load(Ordering::SeqCst) {
                 home.tickets.retain(|_, t| t.key != self.key);
             }
         }
@@ -201,6 +206,7 @@ impl Connector for MemoryConnector {
             state: AtomicU64::new(State::new(init).to_bits()),
             stored: RwLock::new(Some(Stored { value, version: 1 })),
             home: Arc::downgrade(&self.shared),
+            has_tickets: std::sync::atomic::AtomicBool::new(false),
         });
         if self.shared.slots.insert_new(*key, slot.clone()) {
             Ok(Some(slot))
@@ -263,6 +269,7 @@ impl Connector for MemoryConnector {
             claim,
             redeemed: false,
         };
+        slot.has_tickets.store(true, Ordering::SeqCst);
         if !self.shared.tickets.insert_new(ticket, t) {
             return Err(Error::TicketRedeemed {
                 ticket: ticket.to_string(),
@@ -270,6 +277,7 @@ impl Connector for MemoryConnector {
         }
         // An eviction that ran between the lookup and the insert has already
         // swept the tickets: sweep this one too.
+        std::sync::atomic::fence(Ordering::SeqCst);
         if slot.load().gone() {
             self.shared.tickets.remove(&ticket);
             return Err(Error::KeyNotFound {

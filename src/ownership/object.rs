@@ -28,6 +28,7 @@ impl Object {
         Ok(Object::new(store, key, entry))
     }
 
+    #[inline]
     pub(crate) fn apply(&self, op: Op) -> Result<Effect> {
         match &self.entry {
             Some(e) => e.apply(op),
@@ -36,6 +37,7 @@ impl Object {
     }
 
     /// Takes a new claim of `kind`.
+    #[inline]
     pub(crate) fn acquire(&self, kind: ClaimKind) -> Result<Claim> {
         let claim = Claim::new(kind);
         self.apply(Op::Acquire(claim))?;
@@ -70,6 +72,7 @@ impl Object {
     }
 
     /// Gives a claim back; never blocks on the network, never panics.
+    #[inline]
     pub(crate) fn release(&self, claim: Claim) {
         if matches!(claim.kind, ClaimKind::Owner | ClaimKind::Holder) {
             self.store.forget_cached(&self.key);

@@ -7,6 +7,8 @@
 
 use std::any::Any;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use crate::key::Key;
 use crate::sync::{Arc, Map};
 
@@ -17,17 +19,31 @@ pub(crate) struct Cached {
     pub(crate) value: Arc<dyn Any + Send + Sync>,
 }
 
+/// The cache. Memory stores keep values undecoded and never fill it, so
+/// every operation first checks an entry count and skips the map (a hash
+/// and a shard lock) while it is empty.
 #[derive(Default)]
 pub(crate) struct Cache {
     map: Map<Key, Cached>,
+    entries: AtomicUsize,
 }
 
 impl Cache {
+    fn is_empty(&self) -> bool {
+        self.entries.load(Ordering::Acquire) == 0
+    }
+
     pub(crate) fn version(&self, key: &Key) -> Option<u64> {
+        if self.is_empty() {
+            return None;
+        }
         self.map.with(key, |c| c.version)
     }
 
     pub(crate) fn get(&self, key: &Key) -> Option<Cached> {
+        if self.is_empty() {
+            return None;
+        }
         self.map.get(key)
     }
 
@@ -42,15 +58,24 @@ impl Cache {
             })
             .is_some();
         if !newer {
-            self.map.insert(key, cached);
+            // Count first: a reader that sees the entry must not skip the map.
+            self.entries.fetch_add(1, Ordering::AcqRel);
+            if self.map.insert(key, cached).is_some() {
+                self.entries.fetch_sub(1, Ordering::AcqRel);
+            }
         }
     }
 
     pub(crate) fn remove(&self, key: &Key) {
-        self.map.remove(key);
+        if self.is_empty() {
+            return;
+        }
+        if self.map.remove(key).is_some() {
+            self.entries.fetch_sub(1, Ordering::AcqRel);
+        }
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.map.len()
+        self.entries.load(Ordering::Acquire)
     }
 }

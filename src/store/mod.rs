@@ -413,7 +413,8 @@ impl Store {
         key: &Key,
         entry: Option<&dyn Entry>,
     ) -> Result<(Arc<T>, u64)> {
-        let known = self.inner.cache.version(key);
+        let cached = self.inner.cache.get(key);
+        let known = cached.as_ref().map(|c| c.version);
         let fetch = match entry {
             Some(e) => e.fetch(known)?,
             None => self.connector().fetch(key, known)?,
@@ -424,8 +425,8 @@ impl Store {
                 self.inner.cache.remove(key);
                 Err(self.not_found(key))
             }
-            Fetch::Unchanged => match self.inner.cache.get(key) {
-                Some(c) if Some(c.version) == known => {
+            Fetch::Unchanged => match cached {
+                Some(c) => {
                     let version = c.version;
                     downcast_cached(c).map(|v| (v, version))
                 }
