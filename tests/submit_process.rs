@@ -157,10 +157,10 @@ impl Worker {
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
-                if let Some(at) = line.find(PREFIX) {
-                    if tx.send(line[at + PREFIX.len()..].to_owned()).is_err() {
-                        break;
-                    }
+                if let Some(at) = line.find(PREFIX)
+                    && tx.send(line[at + PREFIX.len()..].to_owned()).is_err()
+                {
+                    break;
                 }
             }
         });

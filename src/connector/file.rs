@@ -317,6 +317,11 @@ impl Renew for Inner {
 }
 
 impl Connector for FileConnector {
+    /// Releases are applied before `release` returns (local files).
+    fn queues_releases(&self) -> bool {
+        false
+    }
+
     fn put(
         &self,
         key: &Key,

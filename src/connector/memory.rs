@@ -196,6 +196,10 @@ impl Entry for Slot {
 }
 
 impl Connector for MemoryConnector {
+    fn queues_releases(&self) -> bool {
+        false
+    }
+
     fn keeps_local_values(&self) -> bool {
         true
     }

@@ -150,6 +150,13 @@ pub trait Connector: Send + Sync + 'static {
     /// Every key in the store (for inspection and tests).
     fn keys(&self) -> Result<Vec<Key>>;
 
+    /// Whether releases can be pending after [`release`](Connector::release)
+    /// returns (they are queued). When not, [`flush`](Connector::flush) has
+    /// nothing to wait for and the store skips it. Default: yes.
+    fn queues_releases(&self) -> bool {
+        true
+    }
+
     /// Waits until every release queued by this process has been applied.
     fn flush(&self) -> Result<()> {
         Ok(())

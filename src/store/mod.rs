@@ -333,6 +333,9 @@ impl Store {
     /// Waits until every release this process queued has been applied
     /// store-side. Immediate for the memory store.
     pub fn flush(&self) -> Result<()> {
+        if !self.connector().queues_releases() {
+            return Ok(());
+        }
         self.connector().flush()
     }
 
@@ -343,6 +346,9 @@ impl Store {
     ///
     /// Cancel safe: dropping the future stops the wait, not the releases.
     pub async fn flush_async(&self) -> Result<()> {
+        if !self.connector().queues_releases() {
+            return Ok(());
+        }
         self.connector().flush_async().await
     }
 

@@ -35,7 +35,7 @@
 //! inside the task, or the end of the task. When the task's future (or
 //! closure) finishes — normally, with an error, or by a panic, which
 //! `submit` catches — it ends every borrow that is still held and waits for
-//! the stores' queued releases ([`Store::flush_async`]); only then does it
+//! the stores' queued releases ([`Store::flush_async`](crate::Store::flush_async)); only then does it
 //! report its output. When the executor drops the task instead (abort,
 //! runtime shutdown, a task that never started), the task's drop ends the
 //! borrows, and the handle waits for the releases before it resolves to
@@ -45,7 +45,9 @@
 //! returned as part of the output — is ended all the same: its claim is
 //! released, and the handle refuses to be read from then on
 //! ([`Error::ClaimLost`] from `RefProxy::resolve`; `Deref` panics with that
-//! message). It is never read stale and never released twice.
+//! message). It is never read stale and never released twice. An escaped
+//! mutable borrow's unpublished changes are discarded, and it refuses to
+//! publish after the task (another writer may hold the object by then).
 //!
 //! An [`OwnedProxy`](crate::OwnedProxy) moves into the task with its
 //! arguments, and one returned by the task moves back to the submitter

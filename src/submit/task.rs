@@ -23,15 +23,9 @@ pub(crate) enum Few<T> {
     Many(Vec<T>),
 }
 
-impl<T> Default for Few<T> {
-    fn default() -> Self {
-        Few::Zero
-    }
-}
-
 impl<T> Few<T> {
     pub(crate) fn push(&mut self, v: T) {
-        *self = match std::mem::take(self) {
+        *self = match std::mem::replace(self, Few::Zero) {
             Few::Zero => Few::One(v),
             Few::One(a) => Few::Many(vec![a, v]),
             Few::Many(mut all) => {
