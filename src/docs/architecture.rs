@@ -23,6 +23,36 @@
 //! 7. `ownership` — [`OwnedProxy`](crate::OwnedProxy),
 //!    [`RefProxy`](crate::RefProxy), [`RefMutProxy`](crate::RefMutProxy), the
 //!    free functions, and tickets.
+//! 8. `lifetime` — [`ContextLifetime`](crate::ContextLifetime),
+//!    [`LeaseLifetime`](crate::LeaseLifetime),
+//!    [`StaticLifetime`](crate::StaticLifetime): holders of objects, counted
+//!    store-side as holder claims.
+//! 9. `scope` — [`LivenessScope`](crate::LivenessScope) and
+//!    [`liveness_scope`](crate::liveness_scope): the objects created while a
+//!    scope is current are managed by it (holder claims). The store layer
+//!    only knows a small "manager" hook; it never names scopes or lifetimes.
+//! 10. [`submit`](mod@crate::submit) — executor wrappers that end a task's
+//!     borrows store-side, and flush queued releases, before the task's
+//!     handle resolves; worker processes get views of the submitter's
+//!     borrows.
+//!
+//! ## Connectors
+//!
+//! - [`MemoryConnector`](crate::connector::MemoryConnector): a concurrent
+//!   map of slots; a transition is a compare-and-swap on the slot's packed
+//!   state; values stay undecoded.
+//! - [`FileConnector`](crate::connector::FileConnector): one
+//!   [`Ledger`](crate::state::Ledger) file and versioned value files per
+//!   object; transitions under a shard lock (a `std` mutex plus
+//!   `File::lock`), every write a rename of a finished file.
+//! - [`RedisConnector`](crate::connector::RedisConnector): one Lua script
+//!   per transition (one round trip; idempotent by claim id or token), on
+//!   the connector's own I/O thread; releases are queued and ride in the
+//!   next request's pipeline.
+//!
+//! File and Redis claims are leased: a background thread renews the claims
+//! this process holds; claims whose lease ran out (a dead process) are
+//! released by the next operation on the object or by the reap pass.
 //!
 //! ## The hot path
 //!
