@@ -37,6 +37,9 @@ cargo clippy --workspace --all-targets --all-features -- -D warnings
 step "cargo test (unit, integration, doc tests)"
 cargo test --workspace --all-features
 
+step "cargo doc (warnings are errors)"
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps -p borrowstore --all-features
+
 step "loom models"
 ./scripts/loom.sh
 
