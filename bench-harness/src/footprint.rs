@@ -122,7 +122,7 @@ pub fn live_objects(n: usize) {
     store.flush().expect("flush");
     let left = store.connector().keys().expect("keys").len();
     eprintln!(
-        "  live_objects_1m                        memory  borrowstore  {overhead:>9.1} B/object store overhead ({per_object:.1} B total)"
+        "  live_objects                           memory  borrowstore  {overhead:>9.1} B/object store overhead ({per_object:.1} B total)"
     );
     Record::new(
         "live_objects",
@@ -151,7 +151,10 @@ pub fn live_dashmap(n: usize) {
     let before = rss();
     let map: DashMap<u128, Arc<u64>> = DashMap::new();
     for i in 0..n as u128 {
-        map.insert(i.wrapping_mul(0x9E37_79B9_7F4A_7C15_F39C_C060_5CED_C835), Arc::new(i as u64));
+        map.insert(
+            i.wrapping_mul(0x9E37_79B9_7F4A_7C15_F39C_C060_5CED_C835),
+            Arc::new(i as u64),
+        );
     }
     let after = rss();
     let per_object = after.saturating_sub(before) as f64 / n as f64;
@@ -211,7 +214,7 @@ pub fn submit_cycles(n: u64, checkpoint: u64) {
     let rss_end = rss();
     let growth = rss_end as i64 - rss_checkpoint as i64;
     eprintln!(
-        "  submit_cycles_1m                       memory  borrowstore  {keys_left} keys left, RSS growth {:.2} MiB from cycle {checkpoint} to {n}",
+        "  submit_cycles                          memory  borrowstore  {keys_left} keys left, RSS growth {:.2} MiB from cycle {checkpoint} to {n}",
         growth as f64 / MIB
     );
     let notes = format!(
@@ -241,5 +244,51 @@ pub fn submit_cycles(n: u64, checkpoint: u64) {
     .with("checkpoint", checkpoint)
     .with("rss_checkpoint", rss_checkpoint)
     .with("rss_end", rss_end)
+    .emit();
+}
+
+/// Whether a task's borrow is still held once its result is in: `n` ×
+/// (owner, borrow, `submit` a task with it, await, then `mut_borrow`).
+pub fn held_after_join(n: u64) {
+    let rt = two_workers();
+    let store = Store::memory("bench-harness-held");
+    let task_store = store.clone();
+    let held = rt
+        .block_on(rt.spawn(async move {
+            let handle = Handle::current();
+            let mut held = 0u64;
+            for i in 0..n {
+                let owner = task_store.owned_proxy(i).expect("owned_proxy");
+                let r = borrow(&owner).expect("borrow");
+                black_box(
+                    submit(&handle, r, |r| async move { *r })
+                        .await
+                        .expect("task"),
+                );
+                match borrowstore::mut_borrow(&owner) {
+                    Ok(w) => drop(w),
+                    Err(_) => held += 1,
+                }
+            }
+            held
+        }))
+        .expect("bench task");
+    store.flush().expect("flush");
+    let left = store.connector().keys().expect("keys").len();
+    eprintln!(
+        "  borrow_held_after_join                 memory  borrowstore  {held} of {n} borrows still held after the handle resolved; {left} objects left"
+    );
+    Record::new(
+        "borrow_held_after_join",
+        "memory",
+        "borrowstore",
+        ("count", held as f64, "count"),
+        n,
+    )
+    .notes(format!(
+        "{n} x (owned_proxy, borrow, submit to a 2-worker tokio runtime, await the handle, then \
+         mut_borrow(&owner)): cycles where mut_borrow was refused"
+    ))
+    .with("keys_left_at_end", left as u64)
     .emit();
 }

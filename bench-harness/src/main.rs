@@ -13,7 +13,7 @@
 //! ```text
 //! bench-harness [--quick] [--redis redis://127.0.0.1:PORT/0] [--file-dir /abs/dir]
 //!               [--only GROUP,…] [--live N] [--cycles N] [--checkpoint N]
-//!               [--value-bytes N] [--tasks N]
+//!               [--value-bytes N] [--tasks N] [--held N]
 //! ```
 //!
 //! Groups: `memory`, `references`, `submit`, `file`, `redis`, `footprint`.
@@ -47,6 +47,7 @@ struct Options {
     checkpoint: u64,
     value_bytes: usize,
     tasks: usize,
+    held: u64,
 }
 
 impl Default for Options {
@@ -61,23 +62,24 @@ impl Default for Options {
             checkpoint: 100_000,
             value_bytes: 100_000_000,
             tasks: 1_000,
+            held: 1_000,
         }
     }
 }
 
-fn usage() -> ! {
+fn usage(code: i32) -> ! {
     eprintln!(
         "usage: bench-harness [--quick] [--redis URL] [--file-dir DIR] [--only GROUP,...] \
-         [--live N] [--cycles N] [--checkpoint N] [--value-bytes N] [--tasks N]\n\
+         [--live N] [--cycles N] [--checkpoint N] [--value-bytes N] [--tasks N] [--held N]\n\
          groups: memory, references, submit, file, redis, footprint"
     );
-    std::process::exit(2)
+    std::process::exit(code)
 }
 
 fn number<T: std::str::FromStr>(flag: &str, v: Option<String>) -> T {
     v.and_then(|v| v.parse().ok()).unwrap_or_else(|| {
         eprintln!("bench-harness: {flag} needs a number");
-        usage()
+        usage(2)
     })
 }
 
@@ -87,10 +89,10 @@ fn parse(args: impl Iterator<Item = String>) -> Options {
     while let Some(a) = args.next() {
         match a.as_str() {
             "--quick" => o.budget = Budget::QUICK,
-            "--redis" => o.redis = Some(args.next().unwrap_or_else(|| usage())),
-            "--file-dir" => o.file_dir = Some(args.next().unwrap_or_else(|| usage()).into()),
+            "--redis" => o.redis = Some(args.next().unwrap_or_else(|| usage(2))),
+            "--file-dir" => o.file_dir = Some(args.next().unwrap_or_else(|| usage(2)).into()),
             "--only" => {
-                let list = args.next().unwrap_or_else(|| usage());
+                let list = args.next().unwrap_or_else(|| usage(2));
                 o.only = Some(list.split(',').map(str::to_owned).collect());
             }
             "--live" => o.live = number(&a, args.next()),
@@ -98,10 +100,11 @@ fn parse(args: impl Iterator<Item = String>) -> Options {
             "--checkpoint" => o.checkpoint = number(&a, args.next()),
             "--value-bytes" => o.value_bytes = number(&a, args.next()),
             "--tasks" => o.tasks = number(&a, args.next()),
-            "-h" | "--help" => usage(),
+            "--held" => o.held = number(&a, args.next()),
+            "-h" | "--help" => usage(0),
             _ => {
                 eprintln!("bench-harness: unknown argument {a:?}");
-                usage()
+                usage(2)
             }
         }
     }
@@ -151,14 +154,15 @@ fn run_child(args: &[String]) {
     let arg = |i: usize| -> u64 {
         args.get(i)
             .and_then(|a| a.parse().ok())
-            .unwrap_or_else(|| usage())
+            .unwrap_or_else(|| usage(2))
     };
     match args.first().map(String::as_str) {
         Some("peak") => footprint::peak_value(arg(1) as usize, arg(2) as usize),
         Some("live") => footprint::live_objects(arg(1) as usize),
         Some("live-dashmap") => footprint::live_dashmap(arg(1) as usize),
         Some("cycles") => footprint::submit_cycles(arg(1), arg(2)),
-        _ => usage(),
+        Some("held") => footprint::held_after_join(arg(1)),
+        _ => usage(2),
     }
 }
 
@@ -201,15 +205,13 @@ fn main() {
 
     group(&o, "footprint", || {
         let s = |v: &dyn ToString| v.to_string();
-        child(
-            "footprint",
-            &[s(&"peak"), s(&o.value_bytes), s(&o.tasks)],
-        );
+        child("footprint", &[s(&"peak"), s(&o.value_bytes), s(&o.tasks)]);
         child("footprint", &[s(&"live"), s(&o.live)]);
         child("footprint", &[s(&"live-dashmap"), s(&o.live)]);
         child(
             "footprint",
             &[s(&"cycles"), s(&o.cycles), s(&o.checkpoint.min(o.cycles))],
         );
+        child("footprint", &[s(&"held"), s(&o.held)]);
     });
 }

@@ -96,7 +96,11 @@ pub fn run(server: &str, store: &Store, budget: Budget) {
 
     let owner = store.owned_proxy(value).expect("owned_proxy");
     // The first resolve moves the value into this process's cache.
-    black_box(borrowstore::OwnedProxy::resolve(&owner).expect("resolve").len());
+    black_box(
+        borrowstore::OwnedProxy::resolve(&owner)
+            .expect("resolve")
+            .len(),
+    );
     let t = time(budget, |n| {
         let start = Instant::now();
         for _ in 0..n {

@@ -38,7 +38,9 @@ pub fn small_value_set(store: &Store, label: &'static str, budget: Budget) {
     let t = time(budget, |n| {
         let start = Instant::now();
         for i in 0..n {
-            drop(black_box(store.owned_proxy(black_box(i)).expect("owned_proxy")));
+            drop(black_box(
+                store.owned_proxy(black_box(i)).expect("owned_proxy"),
+            ));
         }
         flush(store);
         start.elapsed()
@@ -89,7 +91,9 @@ pub fn small_value_set(store: &Store, label: &'static str, budget: Budget) {
     let t = time(budget, |n| {
         let start = Instant::now();
         for _ in 0..n {
-            drop(black_box(mut_borrow(black_box(&owner)).expect("mut_borrow")));
+            drop(black_box(
+                mut_borrow(black_box(&owner)).expect("mut_borrow"),
+            ));
         }
         flush(store);
         start.elapsed()

@@ -13,7 +13,7 @@ notes. Progress goes to stderr.
     python ps_workloads.py [--quick] [--redis-port PORT] [--file-dir DIR]
                            [--only GROUP,...] [--live N] [--cycles N]
                            [--checkpoint N] [--value-bytes N] [--tasks N]
-                           [--pool-cycles N]
+                           [--held N]
 
 Groups: memory, submit, file, redis, footprint. The memory workloads
 (footprint) each run in a fresh child process (``... child NAME``) so their
@@ -50,6 +50,7 @@ from proxystore.store.scopes import submit
 LIVE_BORROWS = 16_384
 COLD_CHUNK = 1 << 14
 MIB = 1024 * 1024
+_KEEP: list[Any] = []
 
 
 @dataclass(frozen=True)
@@ -452,7 +453,9 @@ def child_live(n: int) -> None:
         keys_in_store=keys,
         ns_per_create=took / n,
     )
-    del owners
+    # Never dropped: the child leaves with os._exit (dropping n owners runs
+    # n atexit.unregister calls, each linear in the live proxies).
+    _KEEP.append(owners)
 
 
 def child_cycles(n: int, checkpoint: int) -> None:
@@ -516,46 +519,59 @@ def child_cycles(n: int, checkpoint: int) -> None:
     )
 
 
-def child_pool_cycles(n: int, file_dir: str) -> None:
-    """The same cycle on a process pool (FileConnector, so workers can
-    read): the borrow is pickled, which invalidates it, so scopes.submit's
-    callback never gives it back and the owner cannot evict."""
-    refused = 0
-
-    def count(_: Any) -> None:
-        nonlocal refused
-        refused += 1
-
-    sys.unraisablehook = count
-    directory = tempfile.mkdtemp(prefix='ps-bench-pool-', dir=file_dir)
-    store = Store('ps-bench-pool', FileConnector(directory), register=True)
+def child_held(n: int, kind: str, file_dir: str) -> None:
+    """Whether a task's borrow is still counted once its result is in:
+    n x (owned_proxy, borrow, scopes.submit, del the borrow, result(),
+    then try mut_borrow(owner)). On a ProcessPoolExecutor the borrow is
+    pickled, which invalidates it, so scopes.submit's callback skips it and
+    it stays counted until the future itself is garbage collected; on a
+    ThreadPoolExecutor the callback can run after result() returns."""
+    directory = tempfile.mkdtemp(prefix='ps-bench-held-', dir=file_dir)
+    if kind == 'process':
+        store = Store('ps-bench-held', FileConnector(directory), register=True)
+        pool: concurrent.futures.Executor = (
+            concurrent.futures.ProcessPoolExecutor(max_workers=2)
+        )
+        label = 'file'
+    else:
+        store = Store('ps-bench-held', LocalConnector(), register=True)
+        pool = concurrent.futures.ThreadPoolExecutor(max_workers=2)
+        label = 'memory'
+    held = 0
     keys = []
-    with concurrent.futures.ProcessPoolExecutor(max_workers=2) as pool:
+    with pool:
         for i in range(n):
             owner = store.owned_proxy(i)
             keys.append(owner.__proxy_factory__.key)
             r = borrow(owner)
             fut = submit(pool.submit, args=(read, r))
+            del r
             fut.result()
-            del r, owner, fut
+            try:
+                w = mut_borrow(owner)
+                del w
+            except Exception:
+                held += 1
+            del fut, owner
     gc.collect()
     left = sum(1 for k in keys if store.exists(k))
     print(
-        f'  submit_cycles_process_pool             file    proxystore   '
-        f'{left} of {n} objects left ({refused} owner finalizers refused)',
+        f'  borrow_held_after_join ({kind} pool)  {label:<7} proxystore   '
+        f'{held} of {n} borrows still held after result(); {left} objects left',
         file=sys.stderr,
     )
     emit(
-        'submit_cycles_process_pool_left',
-        'file',
+        f'borrow_held_after_join_{kind}',
+        label,
         'proxystore',
-        'keys_left',
-        left,
+        'count',
+        held,
         'count',
         n,
-        f'{n} x (owned_proxy, borrow, scopes.submit to a 2-process '
-        'ProcessPoolExecutor, result, del): objects still in the store',
-        owner_finalizers_refused=refused,
+        f'{n} x (owned_proxy, borrow, scopes.submit to a 2-worker {kind} pool, '
+        'del the borrow, result(), then mut_borrow(owner)): cycles where '
+        'mut_borrow was refused because the task\'s borrow was still counted',
+        keys_left_at_end=left,
     )
     shutil.rmtree(directory, ignore_errors=True)
 
@@ -569,8 +585,8 @@ def run_child(argv: list[str]) -> None:
             child_live(int(argv[1]))
         elif name == 'cycles':
             child_cycles(int(argv[1]), int(argv[2]))
-        elif name == 'pool-cycles':
-            child_pool_cycles(int(argv[1]), argv[2])
+        elif name == 'held':
+            child_held(int(argv[1]), argv[2], argv[3])
         else:
             raise SystemExit(f'unknown child {name!r}')
     except BaseException as e:
@@ -609,7 +625,7 @@ def main() -> None:
     ap.add_argument('--checkpoint', type=int, default=10_000)
     ap.add_argument('--value-bytes', type=int, default=100_000_000)
     ap.add_argument('--tasks', type=int, default=1_000)
-    ap.add_argument('--pool-cycles', type=int, default=200)
+    ap.add_argument('--held', type=int, default=1_000)
     o = ap.parse_args()
     budget = QUICK if o.quick else FULL
     only = set(o.only.split(',')) if o.only else None
@@ -650,7 +666,8 @@ def main() -> None:
         child('footprint', ['live', str(o.live)])
         checkpoint = min(o.checkpoint, o.cycles)
         child('footprint', ['cycles', str(o.cycles), str(checkpoint)])
-        child('footprint', ['pool-cycles', str(o.pool_cycles), file_dir])
+        for kind in ('thread', 'process'):
+            child('footprint', ['held', str(o.held), kind, file_dir])
 
     group('memory', memory)
     group('submit', lambda: submit_set(budget))
