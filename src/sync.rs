@@ -159,11 +159,11 @@ impl<K: Eq + Hash + Clone, V: Clone> Map<K, V> {
         #[cfg(borrowstore_loom)]
         {
             let mut m = lock(&self.inner);
-            if m.contains_key(&k) {
-                false
-            } else {
-                m.insert(k, v);
+            if let std::collections::hash_map::Entry::Vacant(e) = m.entry(k) {
+                e.insert(v);
                 true
+            } else {
+                false
             }
         }
     }

@@ -21,18 +21,19 @@
 //! | `tests/update.rs` | `update` (on an owner and on a `RefMutProxy`) racing a borrow |
 //! | `tests/state_cas.rs` | `State::apply` applied through a loom `AtomicU64` compare-and-swap loop, on its own |
 //!
-//! TODO(scopes): model `LivenessScope` / peer-scope reference counts
-//! (`manage` / `unmanage` / `release` racing an owner drop and a borrow's
-//! release: evicted exactly once, when the last holder goes) once `scope`
-//! exists.
+//! Not modelled yet (these features landed after the models above):
 //!
-//! TODO(submit): model `submit` / `submit_blocking` release ordering (the
-//! task's borrows are released store-side before its handle resolves, also
-//! when the task panics or is cancelled; `loom::future::block_on` with the
-//! "futures" feature) once `submit` exists.
+//! TODO(scopes): `LivenessScope` / peer-scope holder counts — `manage`,
+//! `unmanage` and `release` racing an owner drop and a borrow's release:
+//! evicted exactly once, when the last holder and the last borrow are gone.
 //!
-//! TODO(lifetimes): `ContextLifetime::close` racing a borrow's release, once
-//! `lifetime` exists.
+//! TODO(submit): `submit` / `submit_blocking` release ordering — the task's
+//! borrows are released store-side before its handle resolves, also when the
+//! task fails, panics or is cancelled (`loom::future::block_on`, the
+//! "futures" feature of loom is already enabled).
+//!
+//! TODO(lifetimes): `ContextLifetime::close` / `LeaseLifetime` expiry racing
+//! a borrow's release and `put_in`.
 
 #[cfg(borrowstore_loom)]
 mod support;

@@ -103,6 +103,15 @@ impl CountingConnector {
 }
 
 impl Connector for CountingConnector {
+    // Forward every capability of the wrapped connector, so that the store
+    // takes the same paths (values kept undecoded, no release queue) as it
+    // does on a plain memory store.
+    fn keeps_local_values(&self) -> bool {
+        self.inner.keeps_local_values()
+    }
+    fn queues_releases(&self) -> bool {
+        self.inner.queues_releases()
+    }
     fn put(&self, key: &Key, value: Value, init: Init) -> Result<Option<Arc<dyn Entry>>> {
         self.inner.put(key, value, init).map(|e| self.wrap(e))
     }

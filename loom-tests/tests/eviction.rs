@@ -31,7 +31,10 @@ fn owner_drop_races_last_release() {
         drop(owner);
         t.join().unwrap();
 
-        assert!(!store.exists(&key).unwrap());
+        assert!(
+            !store.exists(&key).unwrap(),
+            "the object outlived its owner and its last borrow"
+        );
         assert!(store.connector().inspect(&key).unwrap().is_none());
         finish_empty(store);
     });
@@ -53,7 +56,10 @@ fn owner_drop_races_two_releases() {
         t1.join().unwrap();
         t2.join().unwrap();
 
-        assert!(!store.exists(&key).unwrap());
+        assert!(
+            !store.exists(&key).unwrap(),
+            "the object outlived its owner and its last borrow"
+        );
         finish_empty(store);
     });
 }
@@ -81,7 +87,10 @@ fn evicted_exactly_once() {
         t2.join().unwrap();
 
         assert_eq!(evictions.load(Ordering::Relaxed), 1, "evictions");
-        assert!(!store.exists(&key).unwrap());
+        assert!(
+            !store.exists(&key).unwrap(),
+            "the object outlived its owner and its last borrow"
+        );
         finish_empty(store);
     });
 }
@@ -120,7 +129,10 @@ fn evict_races_borrow() {
             assert!(store.exists(&key).unwrap(), "refused eviction evicted");
         }
         drop(owner);
-        assert!(!store.exists(&key).unwrap());
+        assert!(
+            !store.exists(&key).unwrap(),
+            "the object outlived its owner and its last borrow"
+        );
         finish_empty(store);
     });
 }

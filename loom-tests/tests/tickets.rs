@@ -38,7 +38,10 @@ fn owner_ticket_redeemed_exactly_once() {
         assert!(here ^ there, "winners: here {here}, there {there}");
 
         // The winner dropped its owner: evicted, ticket record swept.
-        assert!(!store.exists(&key).unwrap());
+        assert!(
+            !store.exists(&key).unwrap(),
+            "the object outlived its owner and its last borrow"
+        );
         assert!(matches!(
             OwnerTicket::<V>::from_bytes(&bytes).unwrap().redeem(),
             Err(Error::TicketRedeemed { .. })
@@ -76,7 +79,10 @@ fn borrow_ticket_redeemed_exactly_once_while_owner_drops() {
         drop(owner);
         let (a, b) = (t1.join().unwrap(), t2.join().unwrap());
         assert!(a ^ b, "winners: {a} {b}");
-        assert!(!store.exists(&key).unwrap());
+        assert!(
+            !store.exists(&key).unwrap(),
+            "the object outlived its owner and its last borrow"
+        );
         finish_empty(store);
     });
 }
@@ -105,7 +111,10 @@ fn redeem_races_cancel() {
             redeemed ^ cancelled,
             "redeemed {redeemed}, cancelled {cancelled}"
         );
-        assert!(!store.exists(&key).unwrap());
+        assert!(
+            !store.exists(&key).unwrap(),
+            "the object outlived its owner and its last borrow"
+        );
         finish_empty(store);
     });
 }
