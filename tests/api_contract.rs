@@ -1,7 +1,6 @@
 //! The store / proxy / ownership snippet of DESIGN.md ("Public API
-//! contract") compiled as written — except `Store::open("redis://…")`, which
-//! this version does not support yet and is replaced by a `memory://` URL —
-//! followed by assertions on what it did.
+//! contract") compiled exactly as written, followed by assertions on what it
+//! did. (`Store::open("redis://…")` connects lazily, so it needs no server.)
 
 /// The snippet is kept verbatim, so rustfmt must not touch it; and it clones
 /// a `Key`, which is `Copy` (clippy's `clone_on_copy`).
@@ -13,7 +12,7 @@ use borrowstore::{Store, Proxy, OwnedProxy, RefProxy, RefMutProxy, Error};
 use borrowstore::{borrow, mut_borrow, clone, into_owned, update};
 
 let store = Store::memory("demo");                    // embedded default; registered by name
-let shared = Store::open("memory://demo-open")?;      // also "file:///dir", "memory://name"
+let shared = Store::open("redis://127.0.0.1:6379/0")?; // also "file:///dir", "memory://name"
 let key = store.put(&vec![1u64, 2, 3])?;
 let back: Option<Vec<u64>> = store.get(&key)?;
 assert!(store.exists(&key)?);
@@ -46,7 +45,10 @@ let adopted: OwnedProxy<Vec<u64>> = into_owned(store.proxy(vec![9])?)?;
     assert!(Store::registered("demo").is_some_and(|s| s.same_store(&store)));
     assert_eq!(shared.url(), "memory://demo-open");
     assert!(!shared.same_store(&store));
-    assert!(Store::open("memory://demo-open")?.same_store(&shared));
+    // Redis stores connect lazily: opening needs no server; the same URL
+    // gives the same registered store.
+    assert!(Store::open("redis://127.0.0.1:6379/0")?.same_store(&shared));
+    assert_eq!(shared.url(), "redis://127.0.0.1:6379/0");
     assert!(Store::open("memory://demo")?.same_store(&store));
     assert!(shared.connector().keys()?.is_empty());
 
