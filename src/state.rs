@@ -300,6 +300,17 @@ impl std::fmt::Debug for State {
 /// connector uses for leases.
 pub type Deadline = u64;
 
+/// What redeeming a ticket found.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Redeem {
+    /// The ticket's claim, now held by the redeemer.
+    Claim(Claim),
+    /// The ticket was redeemed, cancelled or expired, or never issued.
+    Spent,
+    /// The ticket carries a claim of this other kind; nothing was changed.
+    WrongKind(ClaimKind),
+}
+
 /// The deadline of a claim that never expires.
 pub const NEVER: Deadline = u64::MAX;
 
@@ -464,11 +475,23 @@ impl Ledger {
         Ok(())
     }
 
-    /// Redeems a ticket once: its claim, now lasting until `deadline`, or
-    /// `None` if the ticket was redeemed, cancelled, expired or never issued.
-    pub fn redeem_ticket(&mut self, ticket: ClaimId, deadline: Deadline) -> Option<Claim> {
-        let claim = self.tickets.remove(&ticket)?;
-        self.renew(claim, deadline).then_some(claim)
+    /// Redeems a ticket once, if it carries a claim of `kind`: its claim,
+    /// now lasting until `deadline`. A ticket of another kind (damaged or
+    /// forged bytes) is refused and left as it was.
+    pub fn redeem_ticket(
+        &mut self,
+        ticket: ClaimId,
+        kind: ClaimKind,
+        deadline: Deadline,
+    ) -> Redeem {
+        match self.tickets.get(&ticket) {
+            None => Redeem::Spent,
+            Some(c) if c.kind != kind => Redeem::WrongKind(c.kind),
+            Some(_) => match self.tickets.remove(&ticket) {
+                Some(claim) if self.renew(claim, deadline) => Redeem::Claim(claim),
+                _ => Redeem::Spent,
+            },
+        }
     }
 
     fn record(&mut self, c: Claim, deadline: Option<Deadline>) {
@@ -631,8 +654,16 @@ mod tests {
         let t = ClaimId::random();
         let mut l = Ledger::new(Init::Claimed(owner), 100);
         l.issue_ticket(t, owner).unwrap();
-        assert_eq!(l.redeem_ticket(t, 1_000), Some(owner));
-        assert_eq!(l.redeem_ticket(t, 1_000), None);
+        assert_eq!(
+            l.redeem_ticket(t, ClaimKind::Reader, 1_000),
+            Redeem::WrongKind(ClaimKind::Owner),
+            "a ticket redeemed as the wrong kind is refused"
+        );
+        assert_eq!(
+            l.redeem_ticket(t, ClaimKind::Owner, 1_000),
+            Redeem::Claim(owner)
+        );
+        assert_eq!(l.redeem_ticket(t, ClaimKind::Owner, 1_000), Redeem::Spent);
         assert_eq!(l.owner, Some((owner.id, 1_000)));
 
         let t2 = ClaimId::random();
@@ -640,7 +671,7 @@ mod tests {
         // never redeemed: its lease runs out
         assert_eq!(l.expire(2_000), Effect::Evict);
         assert!(l.tickets.is_empty());
-        assert_eq!(l.redeem_ticket(t2, 3_000), None);
+        assert_eq!(l.redeem_ticket(t2, ClaimKind::Owner, 3_000), Redeem::Spent);
         assert_eq!(l.issue_ticket(ClaimId::random(), owner), Err(Refusal::Gone));
     }
 

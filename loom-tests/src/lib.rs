@@ -20,20 +20,27 @@
 //! | `tests/tickets.rs` | a ticket redeemed from two threads (two processes): exactly one winner, the other gets `Error::TicketRedeemed`; redeem racing cancel |
 //! | `tests/update.rs` | `update` (on an owner and on a `RefMutProxy`) racing a borrow |
 //! | `tests/state_cas.rs` | `State::apply` applied through a loom `AtomicU64` compare-and-swap loop, on its own |
+//! | `tests/scopes.rs` | `LivenessScope` holder counts: `manage` racing `release` (of the same scope, and of the object's last holder), `unmanage` racing `release`, a peer scope's release racing the owner's drop and the last borrow's release: store-side holders equal the scopes' references, every holder claim released exactly once, evicted exactly once and only when no owner, holder or borrow is left, store empty at the end |
+//! | `tests/lifetimes.rs` | `ContextLifetime::close` racing `put_in` (the object is never left unowned) and racing the last borrow's release: evicted exactly once, store empty at the end |
+//! | `tests/submit.rs` | `submit` / `submit_blocking` on a loom executor (a `loom::thread` per task, a join handle on a loom `Mutex`, driven with `loom::future::block_on`): once the handle resolves, the reader claim is released store-side (`readers() == 0`, a `mut_borrow` is granted) — when the task returns, leaks its borrow (`mem::forget`), panics, or is dropped by its executor before or after the cancel is reported — and released exactly once |
 //!
-//! Not modelled yet (these features landed after the models above):
+//! Not modelled: `LeaseLifetime` expiry — it fires on a process-wide std
+//! timer thread behind a std `Mutex` / `Condvar`, which loom cannot see; an
+//! expiry ends the lease through the same `Core::end` as `close`, which
+//! `tests/lifetimes.rs` covers — and `StaticLifetime` (process-wide, it
+//! closes once per process, so it cannot be made fresh per iteration).
 //!
-//! TODO(scopes): `LivenessScope` / peer-scope holder counts — `manage`,
-//! `unmanage` and `release` racing an owner drop and a borrow's release:
-//! evicted exactly once, when the last holder and the last borrow are gone.
+//! # A bug the submit model found (fixed)
 //!
-//! TODO(submit): `submit` / `submit_blocking` release ordering — the task's
-//! borrows are released store-side before its handle resolves, also when the
-//! task fails, panics or is cancelled (`loom::future::block_on`, the
-//! "futures" feature of loom is already enabled).
-//!
-//! TODO(lifetimes): `ContextLifetime::close` / `LeaseLifetime` expiry racing
-//! a borrow's release and `put_in`.
+//! `submit_reported_then_dropped` and `submit_blocking_dropped` failed on
+//! the first version of the task guard: when an executor reports a task
+//! cancelled *before* it drops the task, the handle's `end_borrows` and the
+//! task's `Ender` raced on the borrow's `TaskGuard`, which moved `HELD` →
+//! `ENDED` before the winner released; when the executor's drop won, the
+//! handle saw `ENDED`, skipped the release, and resolved while the reader
+//! claim was still held (`readers() == 1`). The guard now goes `HELD` →
+//! `ENDING` → `ENDED` with the release in between, and every other ender
+//! waits for `ENDED`. The two models are the regression tests.
 
 #[cfg(borrowstore_loom)]
 mod support;

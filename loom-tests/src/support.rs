@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use borrowstore::connector::{Connector, Entry, Fetch, Inspect, MemoryConnector, Stored, Value};
-use borrowstore::state::{Claim, Effect, Init, Op, State};
+use borrowstore::state::{Claim, ClaimKind, Effect, Init, Op, State};
 use borrowstore::{ClaimId, Key, Result, Store};
 
 /// A store name no other loom iteration has used.
@@ -47,33 +47,80 @@ pub fn state(store: &Store, key: &Key) -> Option<State> {
         .map(|i| i.state)
 }
 
-/// A [`MemoryConnector`] that counts every transition whose effect is an
-/// eviction, on every path (keyed operations and entries alike).
+/// What a [`CountingConnector`] counted: evictions, and the releases it was
+/// asked to apply, by claim kind, and how many of those it refused.
 ///
-/// Counts are plain std atomics: loom does not see them, and the models read
-/// them only after joining every thread.
+/// Plain std atomics: loom does not see them (they add no interleavings),
+/// and the models read them only after joining every thread that could
+/// still release something.
+#[derive(Default)]
+pub struct Tally {
+    evictions: AtomicUsize,
+    /// Indexed by [`kind_index`].
+    releases: [AtomicUsize; 4],
+    refused_releases: AtomicUsize,
+}
+
+fn kind_index(kind: ClaimKind) -> usize {
+    match kind {
+        ClaimKind::Owner => 0,
+        ClaimKind::Holder => 1,
+        ClaimKind::Reader => 2,
+        ClaimKind::Writer => 3,
+    }
+}
+
+impl Tally {
+    /// Transitions whose effect was an eviction (every path).
+    pub fn evictions(&self) -> usize {
+        self.evictions.load(Ordering::Relaxed)
+    }
+
+    /// Releases of claims of `kind` that reached the store, applied or
+    /// refused. A claim released twice counts twice.
+    pub fn releases(&self, kind: ClaimKind) -> usize {
+        self.releases[kind_index(kind)].load(Ordering::Relaxed)
+    }
+
+    /// Releases the state machine refused (a claim of that kind was not
+    /// held, or the object was gone): a double release shows up here, or
+    /// in [`releases`](Self::releases).
+    pub fn refused_releases(&self) -> usize {
+        self.refused_releases.load(Ordering::Relaxed)
+    }
+
+    fn count(&self, op: Op, r: &Result<Effect>) {
+        if matches!(r, Ok(Effect::Evict)) {
+            self.evictions.fetch_add(1, Ordering::Relaxed);
+        }
+        if let Op::Release(claim) = op {
+            self.releases[kind_index(claim.kind)].fetch_add(1, Ordering::Relaxed);
+            if r.is_err() {
+                self.refused_releases.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// A [`MemoryConnector`] that counts every transition whose effect is an
+/// eviction, and every release, on every path (keyed operations and entries
+/// alike): see [`Tally`].
 pub struct CountingConnector {
     inner: MemoryConnector,
-    evictions: Arc<AtomicUsize>,
+    tally: Arc<Tally>,
 }
 
 /// The [`Entry`] a [`CountingConnector`] hands out: the memory connector's
-/// slot, with evictions counted.
+/// slot, with evictions and releases counted.
 struct CountingEntry {
     inner: Arc<dyn Entry>,
-    evictions: Arc<AtomicUsize>,
-}
-
-fn count(evictions: &AtomicUsize, r: &Result<Effect>) {
-    if matches!(r, Ok(Effect::Evict)) {
-        evictions.fetch_add(1, Ordering::Relaxed);
-    }
+    tally: Arc<Tally>,
 }
 
 impl Entry for CountingEntry {
     fn apply(&self, op: Op) -> Result<Effect> {
         let r = self.inner.apply(op);
-        count(&self.evictions, &r);
+        self.tally.count(op, &r);
         r
     }
 
@@ -96,7 +143,7 @@ impl CountingConnector {
         e.map(|inner| {
             Arc::new(CountingEntry {
                 inner,
-                evictions: self.evictions.clone(),
+                tally: self.tally.clone(),
             }) as Arc<dyn Entry>
         })
     }
@@ -127,14 +174,14 @@ impl Connector for CountingConnector {
     fn evict(&self, key: &Key) -> Result<bool> {
         let r = self.inner.evict(key);
         if matches!(r, Ok(true)) {
-            self.evictions.fetch_add(1, Ordering::Relaxed);
+            self.tally.evictions.fetch_add(1, Ordering::Relaxed);
         }
         r
     }
     fn take(&self, key: &Key) -> Result<Option<Stored>> {
         let r = self.inner.take(key);
         if matches!(r, Ok(Some(_))) {
-            self.evictions.fetch_add(1, Ordering::Relaxed);
+            self.tally.evictions.fetch_add(1, Ordering::Relaxed);
         }
         r
     }
@@ -143,7 +190,7 @@ impl Connector for CountingConnector {
     }
     fn apply(&self, key: &Key, op: Op) -> Result<Effect> {
         let r = self.inner.apply(key, op);
-        count(&self.evictions, &r);
+        self.tally.count(op, &r);
         r
     }
     fn entry(&self, key: &Key) -> Result<Option<Arc<dyn Entry>>> {
@@ -152,12 +199,12 @@ impl Connector for CountingConnector {
     fn issue_ticket(&self, key: &Key, ticket: ClaimId, claim: Claim) -> Result<()> {
         self.inner.issue_ticket(key, ticket, claim)
     }
-    fn redeem_ticket(&self, key: &Key, ticket: ClaimId) -> Result<Claim> {
-        self.inner.redeem_ticket(key, ticket)
+    fn redeem_ticket(&self, key: &Key, ticket: ClaimId, kind: ClaimKind) -> Result<Claim> {
+        self.inner.redeem_ticket(key, ticket, kind)
     }
-    fn cancel_ticket(&self, key: &Key, ticket: ClaimId) -> Result<()> {
+    fn cancel_ticket(&self, key: &Key, ticket: ClaimId, kind: ClaimKind) -> Result<()> {
         // As the memory connector does it, with the release counted.
-        let claim = self.inner.redeem_ticket(key, ticket)?;
+        let claim = self.inner.redeem_ticket(key, ticket, kind)?;
         self.apply(key, Op::Release(claim)).map(|_| ())
     }
     fn inspect(&self, key: &Key) -> Result<Option<Inspect>> {
@@ -168,20 +215,20 @@ impl Connector for CountingConnector {
     }
 }
 
-/// A fresh registered store over a [`CountingConnector`], and its eviction
-/// count.
-pub fn counting_store(model: &str) -> (Store, Arc<AtomicUsize>) {
+/// A fresh registered store over a [`CountingConnector`], and what it
+/// counts.
+pub fn counting_store(model: &str) -> (Store, Arc<Tally>) {
     let name = unique_name(model);
-    let evictions = Arc::new(AtomicUsize::new(0));
+    let tally = Arc::new(Tally::default());
     let connector = CountingConnector {
         inner: MemoryConnector::new(name.clone()),
-        evictions: evictions.clone(),
+        tally: tally.clone(),
     };
     let store = Store::builder(name.clone())
         .connector(Arc::new(connector), format!("memory://{name}"))
         .build()
         .expect("build counting store");
-    (store, evictions)
+    (store, tally)
 }
 
 /// Ghost counts of the borrows a model holds: a borrow is counted after the

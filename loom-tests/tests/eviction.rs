@@ -3,8 +3,6 @@
 //! store is empty at the end.
 #![cfg(borrowstore_loom)]
 
-use std::sync::atomic::Ordering;
-
 use borrowstore::{Error, OwnedProxy, RefProxy, borrow};
 use borrowstore_loom_tests::{counting_store, finish_empty, fresh_store};
 use loom::thread;
@@ -70,7 +68,7 @@ fn owner_drop_races_two_releases() {
 #[test]
 fn evicted_exactly_once() {
     loom::model(|| {
-        let (store, evictions) = counting_store("once");
+        let (store, tally) = counting_store("once");
         let owner = store.owned_proxy(vec![7u64, 8, 9]).unwrap();
         let key = *OwnedProxy::key(&owner);
         let r = borrow(&owner).unwrap();
@@ -86,7 +84,7 @@ fn evicted_exactly_once() {
         t1.join().unwrap();
         t2.join().unwrap();
 
-        assert_eq!(evictions.load(Ordering::Relaxed), 1, "evictions");
+        assert_eq!(tally.evictions(), 1, "evictions");
         assert!(
             !store.exists(&key).unwrap(),
             "the object outlived its owner and its last borrow"

@@ -12,7 +12,7 @@ use crate::connector::lease::{self, Held, Renew};
 use crate::connector::{Connector, Fetch, Inspect, Stored, Value};
 use crate::error::{Error, Result};
 use crate::key::{ClaimId, Key};
-use crate::state::{Claim, ClaimKind, Deadline, Effect, Init, Ledger, NEVER, Op};
+use crate::state::{Claim, ClaimKind, Deadline, Effect, Init, Ledger, NEVER, Op, Redeem};
 
 const SHARDS: usize = 256;
 const LEDGER_MAGIC: &[u8; 4] = b"BSL1";
@@ -488,24 +488,26 @@ impl Connector for FileConnector {
         Ok(())
     }
 
-    fn redeem_ticket(&self, key: &Key, ticket: ClaimId) -> Result<Claim> {
+    fn redeem_ticket(&self, key: &Key, ticket: ClaimId, kind: ClaimKind) -> Result<Claim> {
         let inner = &self.inner;
         let deadline = inner.deadline();
-        let claim = match inner.with_ledger(key, |l| Ok(l.redeem_ticket(ticket, deadline))) {
-            Ok(Some(c)) => c,
-            Ok(None) | Err(Error::KeyNotFound { .. }) => {
-                return Err(Error::TicketRedeemed {
-                    ticket: ticket.to_string(),
-                });
+        let redeemed = || Error::TicketRedeemed {
+            ticket: ticket.to_string(),
+        };
+        let claim = match inner.with_ledger(key, |l| Ok(l.redeem_ticket(ticket, kind, deadline))) {
+            Ok(Redeem::Claim(c)) => c,
+            Ok(Redeem::WrongKind(found)) => {
+                return Err(crate::connector::wrong_ticket_kind(found, kind));
             }
+            Ok(Redeem::Spent) | Err(Error::KeyNotFound { .. }) => return Err(redeemed()),
             Err(e) => return Err(e),
         };
         inner.held.add(*key, claim);
         Ok(claim)
     }
 
-    fn cancel_ticket(&self, key: &Key, ticket: ClaimId) -> Result<()> {
-        let claim = self.redeem_ticket(key, ticket)?;
+    fn cancel_ticket(&self, key: &Key, ticket: ClaimId, kind: ClaimKind) -> Result<()> {
+        let claim = self.redeem_ticket(key, ticket, kind)?;
         self.release(key, claim);
         Ok(())
     }

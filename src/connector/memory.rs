@@ -5,7 +5,7 @@ use std::sync::Weak;
 use crate::connector::{Connector, Entry, Fetch, Inspect, Stored, Value};
 use crate::error::{Error, Result};
 use crate::key::{ClaimId, Key};
-use crate::state::{Claim, Effect, Init, Op, State};
+use crate::state::{Claim, ClaimKind, Effect, Init, Op, State};
 use crate::sync::{self, Arc, AtomicU64, Map, Ordering, RwLock};
 
 /// Keeps objects in this process's memory. The embedded default
@@ -292,22 +292,28 @@ impl Connector for MemoryConnector {
         Ok(())
     }
 
-    fn redeem_ticket(&self, key: &Key, ticket: ClaimId) -> Result<Claim> {
-        let won = self.shared.tickets.with_mut(&ticket, |t| {
+    fn redeem_ticket(&self, key: &Key, ticket: ClaimId, kind: ClaimKind) -> Result<Claim> {
+        let outcome = self.shared.tickets.with_mut(&ticket, |t| {
             if t.redeemed || t.key != *key {
-                None
+                Err(None)
+            } else if t.claim.kind != kind {
+                Err(Some(t.claim.kind))
             } else {
                 t.redeemed = true;
-                Some(t.claim)
+                Ok(t.claim)
             }
         });
-        won.flatten().ok_or_else(|| Error::TicketRedeemed {
-            ticket: ticket.to_string(),
-        })
+        match outcome {
+            Some(Ok(claim)) => Ok(claim),
+            Some(Err(Some(found))) => Err(crate::connector::wrong_ticket_kind(found, kind)),
+            _ => Err(Error::TicketRedeemed {
+                ticket: ticket.to_string(),
+            }),
+        }
     }
 
-    fn cancel_ticket(&self, key: &Key, ticket: ClaimId) -> Result<()> {
-        let claim = self.redeem_ticket(key, ticket)?;
+    fn cancel_ticket(&self, key: &Key, ticket: ClaimId, kind: ClaimKind) -> Result<()> {
+        let claim = self.redeem_ticket(key, ticket, kind)?;
         self.apply(key, Op::Release(claim)).map(|_| ())
     }
 

@@ -33,7 +33,7 @@ pub use value::{Fetch, LocalValue, Stored, Value};
 
 use crate::error::{Error, Result};
 use crate::key::{ClaimId, Key};
-use crate::state::{Claim, Effect, Init, Op, Refusal, State};
+use crate::state::{Claim, ClaimKind, Effect, Init, Op, Refusal, State};
 
 /// What a connector reports of one object's state, for inspection and tests.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -136,13 +136,16 @@ pub trait Connector: Send + Sync + 'static {
     /// Records that `claim` on `key` is in flight under ticket id `ticket`.
     fn issue_ticket(&self, key: &Key, ticket: ClaimId, claim: Claim) -> Result<()>;
 
-    /// Redeems a ticket for `key` exactly once: the first call returns its
-    /// claim, every later call [`Error::TicketRedeemed`]. Tickets go with
-    /// their object: once it is evicted, its tickets are gone too.
-    fn redeem_ticket(&self, key: &Key, ticket: ClaimId) -> Result<Claim>;
+    /// Redeems a ticket for `key` that carries a claim of `kind`, exactly
+    /// once: the first call returns its claim, every later call
+    /// [`Error::TicketRedeemed`]. A ticket of another kind is refused with
+    /// [`Error::Malformed`] and left redeemable: damaged bytes never consume
+    /// a ticket. Tickets go with their object: once it is evicted, its
+    /// tickets are gone too.
+    fn redeem_ticket(&self, key: &Key, ticket: ClaimId, kind: ClaimKind) -> Result<Claim>;
 
-    /// Cancels an unredeemed ticket and releases its claim.
-    fn cancel_ticket(&self, key: &Key, ticket: ClaimId) -> Result<()>;
+    /// Cancels an unredeemed ticket of `kind` and releases its claim.
+    fn cancel_ticket(&self, key: &Key, ticket: ClaimId, kind: ClaimKind) -> Result<()>;
 
     /// The state and version of `key`.
     fn inspect(&self, key: &Key) -> Result<Option<Inspect>>;
@@ -223,6 +226,14 @@ pub trait Connector: Send + Sync + 'static {
     fn flush_async(&self) -> BoxFuture<'_, Result<()>> {
         Box::pin(async move { self.flush() })
     }
+}
+
+/// The error for a ticket redeemed as the wrong kind of claim.
+pub(crate) fn wrong_ticket_kind(found: ClaimKind, asked: ClaimKind) -> Error {
+    Error::malformed(
+        "ticket",
+        format_args!("it carries a {found:?} claim, not a {asked:?} claim; it was not consumed"),
+    )
 }
 
 impl Refusal {

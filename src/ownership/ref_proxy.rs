@@ -212,6 +212,8 @@ pub fn borrow<T: Storable>(owner: &OwnedProxy<T>) -> Result<RefProxy<T>> {
 const HELD: u64 = 0;
 const BUSY: u64 = 1;
 const ENDED: u64 = 2;
+/// A task-side ender is releasing the claim; `ENDED` once it has.
+const ENDING: u64 = 3;
 
 /// Ties a borrow to the task that `submit` moved it into.
 ///
@@ -221,10 +223,13 @@ const ENDED: u64 = 2;
 /// leaked out of a task (`mem::forget`, a global) is never read stale and
 /// never released twice.
 ///
-/// States: `HELD` → `ENDED`, or `HELD` → `BUSY` → `HELD` / `ENDED`. The
-/// handle's side (drop, publish) goes through `BUSY` while it uses the
-/// claim; the task's side waits for `BUSY` to pass, so a release the
-/// handle makes is always queued before the task's end reports.
+/// States: `HELD` → `ENDING` → `ENDED`, or `HELD` → `BUSY` → `HELD` /
+/// `ENDED`. The handle's side (drop, publish) goes through `BUSY` while it
+/// uses the claim, the task's side through `ENDING` while it releases it;
+/// the task's side waits for either to pass, so a release made by the
+/// handle, or by another ender (the executor dropping the task while the
+/// task's handle ends it too), is always queued before the task's end
+/// reports.
 pub(crate) struct TaskGuard {
     state: AtomicU64,
     /// Whether ending the claim releases it (false for a view of a claim
@@ -242,7 +247,7 @@ impl TaskGuard {
 
     /// Whether the claim has ended.
     pub(crate) fn is_ended(&self) -> bool {
-        self.state.load(Ordering::Acquire) == ENDED
+        matches!(self.state.load(Ordering::Acquire), ENDED | ENDING)
     }
 
     /// Whether ending the claim releases it.
@@ -265,16 +270,28 @@ impl TaskGuard {
             .store(if ended { ENDED } else { HELD }, Ordering::Release);
     }
 
-    /// The task's side: ends the claim unless it has ended; waits while the
-    /// handle uses it. True if the caller must release the claim.
-    fn end(&self) -> bool {
+    /// The task's side: ends the claim unless it has ended, calling
+    /// `release` if it owns the claim. Returns only once the claim has
+    /// ended *and* its release was made, by whoever ended it: this call,
+    /// the handle (`BUSY`), or another ender (`ENDING`) — so a task's
+    /// handle that ends its borrows never resolves ahead of a release that
+    /// the executor's drop of the task is still making.
+    fn end(&self, release: impl FnOnce()) {
         loop {
-            match self
-                .state
-                .compare_exchange_weak(HELD, ENDED, Ordering::AcqRel, Ordering::Acquire)
-            {
-                Ok(_) => return self.owns_claim,
-                Err(ENDED) => return false,
+            match self.state.compare_exchange_weak(
+                HELD,
+                ENDING,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => {
+                    if self.owns_claim {
+                        release();
+                    }
+                    self.state.store(ENDED, Ordering::Release);
+                    return;
+                }
+                Err(ENDED) => return,
                 Err(_) => {
                     #[cfg(not(borrowstore_loom))]
                     std::thread::yield_now();
@@ -321,9 +338,7 @@ impl TaskClaim {
     /// Ends the claim: releases it (never blocking on the network) unless
     /// it has ended already; the handle, wherever it is, is invalid after.
     pub(crate) fn end(&self) {
-        if self.guard.end() {
-            self.obj.release(self.claim);
-        }
+        self.guard.end(|| self.obj.release(self.claim));
     }
 
     /// Whether the claim has ended.

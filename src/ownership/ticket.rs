@@ -62,22 +62,18 @@ impl TicketWire {
             ));
         }
         let store = Store::from_config(&self.store)?;
-        let claim = store.connector().redeem_ticket(&self.key, self.ticket)?;
-        if claim.kind != kind {
-            // Not reachable with tickets this crate wrote: give the claim back.
-            store.connector().release(&self.key, claim);
-            return Err(Error::malformed(
-                "ticket",
-                "its kind does not match the store's record",
-            ));
-        }
+        let claim = store
+            .connector()
+            .redeem_ticket(&self.key, self.ticket, kind)?;
         Ok((Object::attach(store, self.key)?, claim))
     }
 
     fn cancel(&self) -> Result<()> {
-        Store::from_config(&self.store)?
-            .connector()
-            .cancel_ticket(&self.key, self.ticket)
+        Store::from_config(&self.store)?.connector().cancel_ticket(
+            &self.key,
+            self.ticket,
+            self.kind,
+        )
     }
 }
 

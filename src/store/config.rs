@@ -61,8 +61,8 @@ impl Location {
                         "a file store needs an absolute path: file:///path/to/dir",
                     ));
                 }
-                if path.contains('\0') || path.split('/').any(|part| part == "..") {
-                    return Err(bad("the path contains NUL or '..'"));
+                if path.chars().any(char::is_control) || path.split('/').any(|part| part == "..") {
+                    return Err(bad("the path contains a control character or '..'"));
                 }
                 let mut lease = DEFAULT_LEASE;
                 for pair in query.into_iter().flat_map(|q| q.split('&')) {

@@ -183,7 +183,7 @@ impl Store {
                 max_value_size: None,
             }),
         };
-        Ok(registry::get_or_insert(|| fresh, &name, &url))
+        Ok(registry::get_or_insert_if_free(|| fresh, &name, &url))
     }
 
     /// A builder for a store named `name`.
@@ -198,8 +198,10 @@ impl Store {
     }
 
     /// The store described by `config`: the registered store of that name if
-    /// its URL matches, else the store opened from the URL and registered
-    /// under the name.
+    /// its URL matches, else the store opened from the URL — registered under
+    /// the name if the name is free. A config naming a registered store with
+    /// another URL (bytes from elsewhere) never displaces it: it gets a store
+    /// of its own, unregistered.
     pub fn from_config(config: &StoreConfig) -> Result<Store> {
         let location = Location::parse(&config.url)?;
         Store::from_parts(config.name.clone(), config.url.clone(), location)

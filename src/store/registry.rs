@@ -40,6 +40,25 @@ pub(crate) fn get_or_insert(store: impl FnOnce() -> Store, name: &str, url: &str
     s
 }
 
+/// Returns the store registered under `name` with this URL; else registers
+/// `store` if the name is free; else (the name belongs to a store with
+/// another URL) returns `store` unregistered, so that bytes from elsewhere
+/// can never displace a store this process registered.
+pub(crate) fn get_or_insert_if_free(store: impl FnOnce() -> Store, name: &str, url: &str) -> Store {
+    let mut map = registry()
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    match map.get(name) {
+        Some(s) if s.url() == url => s.clone(),
+        Some(_) => store(),
+        None => {
+            let s = store();
+            map.insert(name.to_owned(), s.clone());
+            s
+        }
+    }
+}
+
 pub(crate) fn remove(name: &str) -> Option<Store> {
     registry()
         .write()

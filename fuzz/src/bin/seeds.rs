@@ -82,16 +82,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let eph = Proxy::to_bytes(&fixture.ephemeral_proxy(1u64)?)?;
     let eph_key = Proxy::key(&Proxy::<u64>::from_bytes(&eph)?).as_u128();
-    let mut eph1 = Vec::new();
-    for b in [&eph] {
-        // The same ephemeral proxy, pointed at fixture key 1.
-        let (config, rest) = postcard::take_from_bytes::<StoreConfig>(b)?;
-        let (k, rest) = postcard::take_from_bytes::<u128>(rest)?;
-        assert_eq!(k, eph_key);
-        eph1 = postcard::to_allocvec(&config)?;
-        eph1.extend_from_slice(&postcard::to_allocvec(&1u128)?);
-        eph1.extend_from_slice(rest);
-    }
+    // The same ephemeral proxy, pointed at fixture key 1.
+    let (config, rest) = postcard::take_from_bytes::<StoreConfig>(&eph)?;
+    let (k, rest) = postcard::take_from_bytes::<u128>(rest)?;
+    assert_eq!(k, eph_key);
+    let mut eph1 = postcard::to_allocvec(&config)?;
+    eph1.extend_from_slice(&postcard::to_allocvec(&1u128)?);
+    eph1.extend_from_slice(rest);
     proxies.push(eph);
     proxies.push(eph1);
     let other = Store::memory("fuzz-other");

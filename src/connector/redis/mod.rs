@@ -752,13 +752,14 @@ impl Connector for RedisConnector {
         }
     }
 
-    fn redeem_ticket(&self, key: &Key, ticket: ClaimId) -> Result<Claim> {
+    fn redeem_ticket(&self, key: &Key, ticket: ClaimId, kind: ClaimKind) -> Result<Claim> {
         let inner = &self.inner;
         let a = args([
             b"redeem",
             ticket.to_string().as_bytes(),
             token().as_bytes(),
             inner.deadline().as_bytes(),
+            kind_code(kind).as_bytes(),
         ]);
         let v = inner.call(key, a)?;
         let redeemed = || Error::TicketRedeemed {
@@ -785,13 +786,21 @@ impl Connector for RedisConnector {
                     _ => Err(inner.error(format!("malformed redeem reply for {key}"))),
                 }
             }
+            "wrong_kind" => {
+                let found = parts
+                    .get(1)
+                    .and_then(text)
+                    .and_then(|k| kind_from(&k))
+                    .unwrap_or(kind);
+                Err(crate::connector::wrong_ticket_kind(found, kind))
+            }
             "redeemed" | "gone" | "missing" => Err(redeemed()),
             other => Err(inner.error(format!("unexpected reply for {key}: {other}"))),
         }
     }
 
-    fn cancel_ticket(&self, key: &Key, ticket: ClaimId) -> Result<()> {
-        let claim = self.redeem_ticket(key, ticket)?;
+    fn cancel_ticket(&self, key: &Key, ticket: ClaimId, kind: ClaimKind) -> Result<()> {
+        let claim = self.redeem_ticket(key, ticket, kind)?;
         self.apply(key, Op::Release(claim)).map(|_| ())
     }
 

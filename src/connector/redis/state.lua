@@ -232,7 +232,8 @@ elseif op == 'issue' then
   redis.call('HSET', T, ARGV[2], ARGV[3] .. ':' .. ARGV[4])
   return 'ok'
 elseif op == 'redeem' then
-  -- ARGV: ticket, redeem token, deadline. Returns {'ok', kind, id}.
+  -- ARGV: ticket, redeem token, deadline, kind. Returns {'ok', kind, id}.
+  -- A ticket of another kind (damaged bytes) is refused and not consumed.
   local t = redis.call('HGET', T, ARGV[2])
   if not t then return {'redeemed'} end
   local token, kind, id = string.match(t, '^R:(%x+):(%a):(%x+)$')
@@ -241,6 +242,7 @@ elseif op == 'redeem' then
     return {'redeemed'}
   end
   kind, id = string.match(t, '^(%a):(%x+)$')
+  if kind and kind ~= ARGV[5] then return {'wrong_kind', kind} end
   if not kind or not renew(kind, id, ARGV[4]) then
     redis.call('HDEL', T, ARGV[2])
     return {'redeemed'}
