@@ -44,6 +44,13 @@ impl Object {
         Ok(claim)
     }
 
+    /// Whether the connector gave this object an entry (the memory store):
+    /// then a claim is one atomic transition and nothing is read with it.
+    #[inline]
+    pub(crate) fn has_entry(&self) -> bool {
+        self.entry.is_some()
+    }
+
     /// Takes a new claim of `kind`. Where the object has no entry (network
     /// and file connectors), the same request also reads the value unless
     /// this process's cached version is current: one round trip for a
