@@ -8,81 +8,23 @@
 //! Redis stores.
 
 mod redis_server;
+mod store_probe;
 
-use std::collections::BTreeSet;
+use store_probe::*;
+
+/// Names this suite's stores and directories.
+const SUITE: &str = "lifetimes";
+
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use borrowstore::{
-    ContextLifetime, Error, Key, LeaseLifetime, Lifetime, LivenessScope, OwnedProxy, Proxy,
+    ContextLifetime, Error, Key, LeaseLifetime, Lifetime, LivenessScope, OwnedProxy,
     StaticLifetime, Store, borrow,
 };
 
 // ---------------------------------------------------------------- helpers --
-
-fn unique(prefix: &str) -> String {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    format!(
-        "{prefix}-{}-{}-{nanos:x}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-fn memory_store() -> Store {
-    Store::memory(unique("lifetimes-memory"))
-}
-
-fn file_dir() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("lifetimes")
-        .join(unique("file"))
-}
-
-fn file_store() -> Store {
-    Store::open(&format!("file://{}", file_dir().display())).expect("open file store")
-}
-
-fn redis_store() -> Store {
-    let url = redis_server::url_for_this_test(&unique("lifetimes"), "");
-    Store::open(&url).expect("open redis store")
-}
-
-fn exists(store: &Store, key: &Key) -> bool {
-    store.flush().expect("flush");
-    store.connector().exists(key).expect("exists")
-}
-
-fn holders(store: &Store, key: &Key) -> u32 {
-    store.flush().expect("flush");
-    store
-        .connector()
-        .inspect(key)
-        .expect("inspect")
-        .map_or(0, |i| i.state.holders())
-}
-
-fn contents(store: &Store) -> BTreeSet<Key> {
-    store.flush().expect("flush");
-    store
-        .connector()
-        .keys()
-        .expect("keys")
-        .into_iter()
-        .collect()
-}
-
-fn set(keys: &[Key]) -> BTreeSet<Key> {
-    keys.iter().copied().collect()
-}
-
-fn key<T: borrowstore::Storable>(p: &Proxy<T>) -> Key {
-    *Proxy::key(p)
-}
 
 /// Waits (up to `limit`) until `cond` holds; returns whether it did.
 fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {

@@ -7,11 +7,15 @@
 //! The behavioural tests run against the memory, file and Redis stores.
 
 mod redis_server;
+mod store_probe;
 
-use std::collections::BTreeSet;
+use store_probe::*;
+
+/// Names this suite's stores and directories.
+const SUITE: &str = "scopes";
+
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
@@ -21,69 +25,6 @@ use borrowstore::{
 };
 
 // ---------------------------------------------------------------- helpers --
-
-fn unique(prefix: &str) -> String {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    format!(
-        "{prefix}-{}-{}-{nanos:x}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-fn memory_store() -> Store {
-    Store::memory(unique("scopes-memory"))
-}
-
-fn file_store() -> Store {
-    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("scopes")
-        .join(unique("file"));
-    Store::open(&format!("file://{}", dir.display())).expect("open file store")
-}
-
-fn redis_store() -> Store {
-    let url = redis_server::url_for_this_test(&unique("scopes"), "");
-    Store::open(&url).expect("open redis store")
-}
-
-/// Whether the connector holds `key` (after every queued release applied).
-fn exists(store: &Store, key: &Key) -> bool {
-    store.flush().expect("flush");
-    store.connector().exists(key).expect("exists")
-}
-
-/// The store-side holder count of `key` (0 when gone).
-fn holders(store: &Store, key: &Key) -> u32 {
-    store.flush().expect("flush");
-    store
-        .connector()
-        .inspect(key)
-        .expect("inspect")
-        .map_or(0, |i| i.state.holders())
-}
-
-/// Every key the connector holds.
-fn contents(store: &Store) -> BTreeSet<Key> {
-    store.flush().expect("flush");
-    store
-        .connector()
-        .keys()
-        .expect("keys")
-        .into_iter()
-        .collect()
-}
-
-fn set(keys: &[Key]) -> BTreeSet<Key> {
-    keys.iter().copied().collect()
-}
-
-fn key<T: borrowstore::Storable>(p: &Proxy<T>) -> Key {
-    *Proxy::key(p)
-}
 
 /// A "table": what the Deephaven and QueryScope examples create.
 type Table = Vec<(String, i64)>;
