@@ -40,20 +40,6 @@ fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
     }
 }
 
-macro_rules! on_every_store {
-    ($($check:ident),* $(,)?) => {
-        mod memory {
-            $( #[test] fn $check() { super::$check(super::memory_store()) } )*
-        }
-        mod file {
-            $( #[test] fn $check() { super::$check(super::file_store()) } )*
-        }
-        mod redis {
-            $( #[test] fn $check() { super::$check(super::redis_store()) } )*
-        }
-    };
-}
-
 on_every_store!(
     context_lifetime_cleanup,
     close_is_idempotent,

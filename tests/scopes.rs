@@ -35,21 +35,6 @@ fn table(store: &Store, name: &str) -> Proxy<Table> {
         .expect("create table")
 }
 
-/// Runs every listed check against the memory, file and Redis stores.
-macro_rules! on_every_store {
-    ($($check:ident),* $(,)?) => {
-        mod memory {
-            $( #[test] fn $check() { super::$check(super::memory_store()) } )*
-        }
-        mod file {
-            $( #[test] fn $check() { super::$check(super::file_store()) } )*
-        }
-        mod redis {
-            $( #[test] fn $check() { super::$check(super::redis_store()) } )*
-        }
-    };
-}
-
 on_every_store!(
     deephaven_simple,
     deephaven_nested,

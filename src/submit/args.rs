@@ -216,26 +216,35 @@ macro_rules! plain_args {
     )*};
 }
 
-plain_args!(
-    (),
-    bool,
-    char,
-    u8,
-    u16,
-    u32,
-    u64,
-    u128,
-    usize,
-    i8,
-    i16,
-    i32,
-    i64,
-    i128,
-    isize,
-    f32,
-    f64,
-    String
-);
+/// Calls `$mac!` with every plain type that crosses into a task as it is
+/// (here as task arguments, in `remote` as portable values).
+macro_rules! with_plain_types {
+    ($mac:ident) => {
+        $mac!(
+            (),
+            bool,
+            char,
+            u8,
+            u16,
+            u32,
+            u64,
+            u128,
+            usize,
+            i8,
+            i16,
+            i32,
+            i64,
+            i128,
+            isize,
+            f32,
+            f64,
+            String
+        );
+    };
+}
+pub(crate) use with_plain_types;
+
+with_plain_types!(plain_args);
 
 impl<T: Storable> TaskArgs for RefProxy<T> {
     fn visit(&mut self, v: &mut ArgsVisitor) {

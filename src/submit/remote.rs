@@ -315,26 +315,7 @@ macro_rules! plain_portable {
     )*};
 }
 
-plain_portable!(
-    (),
-    bool,
-    char,
-    u8,
-    u16,
-    u32,
-    u64,
-    u128,
-    usize,
-    i8,
-    i16,
-    i32,
-    i64,
-    i128,
-    isize,
-    f32,
-    f64,
-    String
-);
+super::args::with_plain_types!(plain_portable);
 
 impl<A: Portable> Portable for Option<A> {
     type Wire = Option<A::Wire>;

@@ -10,6 +10,23 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use borrowstore::{Key, Proxy, Store};
 
+/// Runs every listed check (a `fn(Store)` at the test crate's root)
+/// against fresh memory, file and Redis stores, one `#[test]` each.
+macro_rules! on_every_store {
+    ($($check:ident),* $(,)?) => {
+        mod memory {
+            $( #[test] fn $check() { super::$check(super::memory_store()) } )*
+        }
+        mod file {
+            $( #[test] fn $check() { super::$check(super::file_store()) } )*
+        }
+        mod redis {
+            $( #[test] fn $check() { super::$check(super::redis_store()) } )*
+        }
+    };
+}
+pub(crate) use on_every_store;
+
 /// A name no other test, in this or any other process, uses.
 pub fn unique(prefix: &str) -> String {
     static NEXT: AtomicU64 = AtomicU64::new(0);
