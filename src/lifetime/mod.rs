@@ -469,15 +469,7 @@ pub(crate) fn release_claims(
             stores.push(store);
         }
     }
-    let mut result = Ok(());
-    for store in stores {
-        if let Err(e) = store.flush()
-            && result.is_ok()
-        {
-            result = Err(e);
-        }
-    }
-    result
+    Store::flush_all(&stores)
 }
 
 impl Store {

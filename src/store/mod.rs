@@ -2,6 +2,7 @@
 
 mod cache;
 mod config;
+mod flush;
 pub(crate) mod manager;
 mod registry;
 

@@ -510,7 +510,7 @@ impl<R: Portable> RemoteCall<R> {
             }),
             Err(e) => {
                 export.abandon();
-                let _ = flush_all(&export.stores);
+                let _ = Store::flush_all(&export.stores);
                 Err(e)
             }
         }
@@ -522,7 +522,7 @@ impl<R: Portable> RemoteCall<R> {
     /// [`Error::TaskCancelled`] if the worker could not run it.
     pub fn finish(self, reply: &[u8]) -> Result<R> {
         let (reply, stores) = self.settle(reply);
-        flush_all(&stores)?;
+        Store::flush_all(&stores)?;
         import_result::<R>(reply?)
     }
 
@@ -536,7 +536,7 @@ impl<R: Portable> RemoteCall<R> {
     /// result (an owner in it stays unredeemed until its lease runs out).
     pub async fn finish_async(self, reply: &[u8]) -> Result<R> {
         let (reply, stores) = self.settle(reply);
-        flush_all_async(&stores).await?;
+        Store::flush_all_async(&stores).await?;
         import_result::<R>(reply?)
     }
 
@@ -545,7 +545,7 @@ impl<R: Portable> RemoteCall<R> {
     /// applied store-side.
     pub fn abandon(mut self) -> Result<()> {
         self.export.abandon();
-        flush_all(&self.export.stores)
+        Store::flush_all(&self.export.stores)
     }
 
     /// Ends the borrows; on a failed reply, also cancels unredeemed owner
@@ -591,30 +591,6 @@ fn import_result<R: Portable>(wire: R::Wire) -> Result<R> {
     // side kept for the task: the task is over, so they are too.
     import.into_task().end_borrows();
     Ok(result)
-}
-
-fn flush_all(stores: &[Store]) -> Result<()> {
-    let mut first = Ok(());
-    for s in stores {
-        if let Err(e) = s.flush()
-            && first.is_ok()
-        {
-            first = Err(e);
-        }
-    }
-    first
-}
-
-async fn flush_all_async(stores: &[Store]) -> Result<()> {
-    let mut first = Ok(());
-    for s in stores {
-        if let Err(e) = s.flush_async().await
-            && first.is_ok()
-        {
-            first = Err(e);
-        }
-    }
-    first
 }
 
 /// The worker's side: runs the task `f` on the arguments in `request` and
@@ -717,7 +693,7 @@ fn reply_of<R: Portable>(out: std::thread::Result<R>, task: &TaskState) -> Vec<u
             let mut export = Export::default();
             let wire = result.export(&mut export);
             task.end_borrows();
-            let _ = flush_all(&export.stores);
+            let _ = Store::flush_all(&export.stores);
             drop(export);
             match wire {
                 Ok(w) => Ok(w),

@@ -83,15 +83,7 @@ impl TaskState {
     /// Waits, blocking the thread, until every store's queued releases
     /// are applied. Tries every store; reports the first failure.
     pub(crate) fn flush_blocking(&self) -> Result<()> {
-        let mut first = Ok(());
-        for s in self.stores.as_slice() {
-            if let Err(e) = s.flush()
-                && first.is_ok()
-            {
-                first = Err(e);
-            }
-        }
-        first
+        Store::flush_all(self.stores.as_slice())
     }
 
     /// [`flush_blocking`](Self::flush_blocking) without blocking the
@@ -101,15 +93,7 @@ impl TaskState {
     ///
     /// Cancel safe: dropping the future stops the wait, not the releases.
     pub(crate) async fn flush(&self) -> Result<()> {
-        let mut first = Ok(());
-        for s in self.stores.as_slice() {
-            if let Err(e) = s.flush_async().await
-                && first.is_ok()
-            {
-                first = Err(e);
-            }
-        }
-        first
+        Store::flush_all_async(self.stores.as_slice()).await
     }
 
     /// Whether there is nothing to end or wait for.
