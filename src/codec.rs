@@ -27,6 +27,7 @@
 //! ```
 
 use std::any::Any;
+use std::fmt;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -55,6 +56,31 @@ impl<T: Serialize + DeserializeOwned + Send + Sync + 'static> Storable for T {}
 /// processes; it is not a schema hash.
 pub fn fingerprint<T: ?Sized>() -> u64 {
     fingerprint_of(std::any::type_name::<T>())
+}
+
+/// Checks a type fingerprint read back from bytes against `T`'s: else
+/// [`Error::TypeMismatch`], expecting `T` and finding "`{what}` type
+/// fingerprint …" (`what`: "a proxy of", "a value with", …).
+pub(crate) fn check_fingerprint<T: ?Sized>(found: u64, what: impl fmt::Display) -> Result<()> {
+    check_fingerprint_as(fingerprint::<T>(), std::any::type_name::<T>(), found, what)
+}
+
+/// [`check_fingerprint`] against the fingerprint `expected` of a type that
+/// stands for the one named `name` (its wire form).
+pub(crate) fn check_fingerprint_as(
+    expected: u64,
+    name: &'static str,
+    found: u64,
+    what: impl fmt::Display,
+) -> Result<()> {
+    if found == expected {
+        Ok(())
+    } else {
+        Err(Error::TypeMismatch {
+            expected: name,
+            found: format!("{what} type fingerprint {found:016x}"),
+        })
+    }
 }
 
 fn fingerprint_of(name: &str) -> u64 {
@@ -99,14 +125,7 @@ pub fn header_fingerprint(bytes: &[u8]) -> Result<u64> {
 
 /// Decodes a blob written by [`encode`] for `T`.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
-    let found = header_fingerprint(bytes)?;
-    let expected = fingerprint::<T>();
-    if found != expected {
-        return Err(Error::TypeMismatch {
-            expected: std::any::type_name::<T>(),
-            found: format!("a value with type fingerprint {found:016x}"),
-        });
-    }
+    check_fingerprint::<T>(header_fingerprint(bytes)?, "a value with")?;
     let (value, rest) =
         postcard::take_from_bytes::<T>(&bytes[HEADER_LEN..]).map_err(Error::decode)?;
     if !rest.is_empty() {

@@ -175,12 +175,7 @@ struct Wire {
 
 impl Wire {
     fn into_proxy<T: Storable>(self) -> Result<Proxy<T>> {
-        if self.fingerprint != codec::fingerprint::<T>() {
-            return Err(Error::TypeMismatch {
-                expected: std::any::type_name::<T>(),
-                found: format!("a proxy of type fingerprint {:016x}", self.fingerprint),
-            });
-        }
+        codec::check_fingerprint::<T>(self.fingerprint, "a proxy of")?;
         let store = Store::from_config(&self.store)?;
         Ok(Proxy::new(store, self.key, self.ephemeral, None))
     }

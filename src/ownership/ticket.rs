@@ -38,20 +38,9 @@ impl TicketWire {
         })
     }
 
-    fn check_type<T>(&self) -> Result<()> {
-        if self.fingerprint == codec::fingerprint::<T>() {
-            Ok(())
-        } else {
-            Err(Error::TypeMismatch {
-                expected: std::any::type_name::<T>(),
-                found: format!("a ticket of type fingerprint {:016x}", self.fingerprint),
-            })
-        }
-    }
-
     /// Redeems store-side; returns the object and the claim it carried.
     fn redeem<T>(&self, kind: ClaimKind) -> Result<(std::sync::Arc<Object>, Claim)> {
-        self.check_type::<T>()?;
+        codec::check_fingerprint::<T>(self.fingerprint, "a ticket of")?;
         if self.kind != kind {
             return Err(Error::malformed(
                 "ticket",

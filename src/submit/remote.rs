@@ -182,12 +182,7 @@ impl ClaimView {
     }
 
     fn open<T>(&self, kind: ClaimKind) -> Result<Store> {
-        if self.fingerprint != codec::fingerprint::<T>() {
-            return Err(Error::TypeMismatch {
-                expected: std::any::type_name::<T>(),
-                found: format!("a borrow of type fingerprint {:016x}", self.fingerprint),
-            });
-        }
+        codec::check_fingerprint::<T>(self.fingerprint, "a borrow of")?;
         if self.claim.kind != kind {
             return Err(Error::malformed(
                 "task arguments",
@@ -447,12 +442,7 @@ fn decode<W: DeserializeOwned>(magic: [u8; 4], what: &'static str, bytes: &[u8])
     if e.magic != magic {
         return Err(Error::malformed(what, "wrong magic bytes"));
     }
-    if e.fingerprint != codec::fingerprint::<W>() {
-        return Err(Error::TypeMismatch {
-            expected: std::any::type_name::<W>(),
-            found: format!("a {what} of type fingerprint {:016x}", e.fingerprint),
-        });
-    }
+    codec::check_fingerprint::<W>(e.fingerprint, format_args!("a {what} of"))?;
     Ok(e.body)
 }
 
@@ -668,12 +658,13 @@ fn import_args<A: Portable, R: Portable>(
     let fail = |e: Error| failed_reply::<R>(Failure::Failed(e.to_string()));
     let (result_fp, wire) =
         decode::<(u64, A::Wire)>(REQUEST_MAGIC, "task request", request).map_err(fail)?;
-    if result_fp != codec::fingerprint::<R::Wire>() {
-        return Err(fail(Error::TypeMismatch {
-            expected: std::any::type_name::<R>(),
-            found: format!("a request for a result of type fingerprint {result_fp:016x}"),
-        }));
-    }
+    codec::check_fingerprint_as(
+        codec::fingerprint::<R::Wire>(),
+        std::any::type_name::<R>(),
+        result_fp,
+        "a request for a result of",
+    )
+    .map_err(fail)?;
     let mut import = Import::default();
     match A::import(wire, &mut import) {
         Ok(args) => Ok((args, import.into_task())),
