@@ -7,7 +7,7 @@ use crate::ownership::{OwnedProxy, RefMutProxy, RefProxy, TaskClaim};
 use crate::proxy::Proxy;
 use crate::state::Claim;
 use crate::store::Store;
-use crate::submit::task::Few;
+use crate::submit::few::Few;
 
 /// A task's arguments: handles, containers of handles, and plain values.
 ///

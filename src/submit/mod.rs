@@ -81,6 +81,7 @@
 //! for their release before it hands the result back.
 
 mod args;
+mod few;
 pub mod remote;
 mod spawn;
 mod task;
