@@ -8,6 +8,7 @@ use crate::proxy::Proxy;
 use crate::state::Claim;
 use crate::store::Store;
 use crate::submit::few::Few;
+use crate::submit::lists;
 
 /// A task's arguments: handles, containers of handles, and plain values.
 ///
@@ -216,35 +217,7 @@ macro_rules! plain_args {
     )*};
 }
 
-/// Calls `$mac!` with every plain type that crosses into a task as it is
-/// (here as task arguments, in `remote` as portable values).
-macro_rules! with_plain_types {
-    ($mac:ident) => {
-        $mac!(
-            (),
-            bool,
-            char,
-            u8,
-            u16,
-            u32,
-            u64,
-            u128,
-            usize,
-            i8,
-            i16,
-            i32,
-            i64,
-            i128,
-            isize,
-            f32,
-            f64,
-            String
-        );
-    };
-}
-pub(crate) use with_plain_types;
-
-with_plain_types!(plain_args);
+lists::with_plain_types!(plain_args);
 
 impl<T: Storable> TaskArgs for RefProxy<T> {
     fn visit(&mut self, v: &mut ArgsVisitor) {
@@ -334,15 +307,4 @@ macro_rules! tuple_args {
     };
 }
 
-tuple_args!(A);
-tuple_args!(A B);
-tuple_args!(A B C);
-tuple_args!(A B C D);
-tuple_args!(A B C D E);
-tuple_args!(A B C D E F);
-tuple_args!(A B C D E F G);
-tuple_args!(A B C D E F G H);
-tuple_args!(A B C D E F G H I);
-tuple_args!(A B C D E F G H I J);
-tuple_args!(A B C D E F G H I J K);
-tuple_args!(A B C D E F G H I J K L);
+lists::with_tuples!(tuple_args);

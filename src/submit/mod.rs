@@ -82,6 +82,7 @@
 
 mod args;
 mod few;
+mod lists;
 pub mod remote;
 mod spawn;
 mod task;

@@ -71,6 +71,7 @@ use crate::proxy::Proxy;
 use crate::state::{Claim, ClaimKind};
 use crate::store::{Store, StoreConfig};
 use crate::submit::args::Plain;
+use crate::submit::lists;
 use crate::submit::task::{TaskState, panic_message};
 
 /// A value that can cross into a task in another process, or back out of
@@ -310,7 +311,7 @@ macro_rules! plain_portable {
     )*};
 }
 
-super::args::with_plain_types!(plain_portable);
+lists::with_plain_types!(plain_portable);
 
 impl<A: Portable> Portable for Option<A> {
     type Wire = Option<A::Wire>;
@@ -392,18 +393,7 @@ macro_rules! tuple_portable {
     };
 }
 
-tuple_portable!(A);
-tuple_portable!(A B);
-tuple_portable!(A B C);
-tuple_portable!(A B C D);
-tuple_portable!(A B C D E);
-tuple_portable!(A B C D E F);
-tuple_portable!(A B C D E F G);
-tuple_portable!(A B C D E F G H);
-tuple_portable!(A B C D E F G H I);
-tuple_portable!(A B C D E F G H I J);
-tuple_portable!(A B C D E F G H I J K);
-tuple_portable!(A B C D E F G H I J K L);
+lists::with_tuples!(tuple_portable);
 
 // ------------------------------------------------------------ the wire
 
