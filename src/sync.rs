@@ -29,6 +29,18 @@ pub(crate) use loom::sync::{
 
 use std::hash::Hash;
 
+/// Lets other threads run: a spin loop's back-off (under loom, a point
+/// where the model may switch threads).
+#[cfg(not(borrowstore_loom))]
+pub(crate) fn yield_now() {
+    std::thread::yield_now();
+}
+
+#[cfg(borrowstore_loom)]
+pub(crate) fn yield_now() {
+    loom::thread::yield_now();
+}
+
 /// Locks a mutex, recovering the data of a poisoned lock: every critical
 /// section in this crate leaves its data consistent before it can panic.
 #[cfg(not(borrowstore_loom))]

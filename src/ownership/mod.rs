@@ -6,12 +6,13 @@ mod object;
 mod owned;
 mod ref_mut;
 mod ref_proxy;
+mod task_guard;
 mod ticket;
 
 pub use owned::{OwnedProxy, clone, into_owned};
 pub use ref_mut::{RefMutProxy, mut_borrow};
-pub(crate) use ref_proxy::TaskClaim;
 pub use ref_proxy::{RefProxy, borrow};
+pub(crate) use task_guard::TaskClaim;
 pub use ticket::{BorrowTicket, OwnerTicket};
 
 use crate::codec::Storable;

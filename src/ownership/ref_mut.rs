@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::key::Key;
 use crate::ownership::object::{Object, deref_failed, publish_local, resolved};
 use crate::ownership::owned::OwnedProxy;
-use crate::ownership::ref_proxy::{TaskClaim, TaskGuard};
+use crate::ownership::task_guard::{TaskClaim, TaskGuard};
 use crate::state::{Claim, ClaimKind};
 use crate::store::Store;
 
