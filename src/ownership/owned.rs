@@ -5,11 +5,9 @@ use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, OnceLock};
 
 use crate::codec::{self, Storable};
-use crate::error::Error;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::key::Key;
 use crate::ownership::object::{Object, Snapshot, deref_failed, publish_local, snapshot};
-use crate::ownership::ticket::{OwnerTicket, TicketWire};
 use crate::proxy::Proxy;
 use crate::state::{Claim, ClaimKind, Init, Op};
 use crate::store::Store;
@@ -138,20 +136,6 @@ impl<T: Storable> OwnedProxy<T> {
     /// Drops local changes, going back to the stored value.
     pub fn discard_changes(this: &mut Self) {
         this.local = None;
-    }
-
-    /// Moves ownership out of this process: returns a serializable ticket
-    /// that [`OwnerTicket::redeem`] turns back into the owner, exactly once,
-    /// in any process that can reach the store. Unpublished local changes
-    /// are discarded.
-    ///
-    /// Until it is redeemed the ticket owns the object store-side; a ticket
-    /// that is never redeemed can be cancelled with [`OwnerTicket::cancel`]
-    /// (and, on stores with leases, expires with its lease).
-    pub fn into_ticket(mut this: Self) -> Result<OwnerTicket<T>> {
-        let wire = TicketWire::issue::<T>(&this.obj, this.claim)?;
-        this.live = false;
-        Ok(OwnerTicket::new(wire))
     }
 
     fn view(&self) -> &T {

@@ -10,7 +10,6 @@ use crate::key::Key;
 use crate::ownership::object::{Object, deref_failed, resolved};
 use crate::ownership::owned::OwnedProxy;
 use crate::ownership::task_guard::{TaskClaim, TaskGuard};
-use crate::ownership::ticket::{BorrowTicket, TicketWire};
 use crate::state::{Claim, ClaimKind};
 use crate::store::Store;
 
@@ -97,14 +96,15 @@ impl<T: Storable> RefProxy<T> {
         Ok(value)
     }
 
-    /// Moves this borrow out of this process: returns a serializable ticket
-    /// that [`BorrowTicket::redeem`] turns back into the borrow, exactly once.
-    /// Until then the ticket holds the borrow store-side.
-    ///
-    /// A borrow that a submitted task turns into a ticket leaves the task:
-    /// the ticket keeps it after the task ends. [`Error::ClaimLost`] if the
-    /// task has already ended it.
-    pub fn into_ticket(mut this: Self) -> Result<BorrowTicket<T>> {
+    /// Hands the claim over to whatever `f` makes of it (a ticket): from
+    /// then on this borrow neither holds nor releases it. A borrow that
+    /// belongs to a submitted task leaves the task. [`Error::ClaimLost`] if
+    /// the task has already ended it; if `f` fails the borrow keeps the
+    /// claim (and, if it has one, its task).
+    pub(super) fn hand_over<R>(
+        this: &mut Self,
+        f: impl FnOnce(&Object, Claim) -> Result<R>,
+    ) -> Result<R> {
         let guard = this.guard.take();
         if let Some(g) = &guard
             && !g.enter()
@@ -112,19 +112,18 @@ impl<T: Storable> RefProxy<T> {
             this.live = false;
             return Err(Error::ClaimLost { key: this.obj.key });
         }
-        let issued = TicketWire::issue::<T>(&this.obj, this.claim);
-        match (issued, &guard) {
-            (Ok(wire), g) => {
+        match (f(&this.obj, this.claim), guard) {
+            (Ok(r), g) => {
                 if let Some(g) = g {
                     g.leave(true);
                 }
                 this.live = false;
-                Ok(BorrowTicket::new(wire))
+                Ok(r)
             }
             (Err(e), Some(g)) => {
                 // Still the task's: its drop or the task's end releases it.
                 g.leave(false);
-                this.guard = guard;
+                this.guard = Some(g);
                 Err(e)
             }
             (Err(e), None) => Err(e),

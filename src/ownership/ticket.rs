@@ -1,4 +1,5 @@
-//! Tickets: moving an owner or a borrow to another process, exactly once.
+//! Tickets: moving an owner or a borrow to another process, exactly once
+//! ([`OwnedProxy::into_ticket`], [`RefProxy::into_ticket`]).
 
 use std::fmt;
 use std::marker::PhantomData;
@@ -15,7 +16,7 @@ use crate::state::{Claim, ClaimKind};
 use crate::store::{Store, StoreConfig};
 
 #[derive(Clone, Serialize, Deserialize)]
-pub(crate) struct TicketWire {
+struct TicketWire {
     store: StoreConfig,
     key: Key,
     ticket: ClaimId,
@@ -24,7 +25,9 @@ pub(crate) struct TicketWire {
 }
 
 impl TicketWire {
-    pub(crate) fn issue<T: Storable>(obj: &Object, claim: Claim) -> Result<TicketWire> {
+    /// Issues a ticket for `claim` store-side: from then on the ticket
+    /// holds it.
+    fn issue<T: Storable>(obj: &Object, claim: Claim) -> Result<TicketWire> {
         let ticket = ClaimId::random();
         obj.store
             .connector()
@@ -79,7 +82,7 @@ macro_rules! ticket_type {
         }
 
         impl<T: Storable> $name<T> {
-            pub(crate) fn new(wire: TicketWire) -> Self {
+            fn new(wire: TicketWire) -> Self {
                 $name { wire, _type: PhantomData }
             }
 
@@ -158,5 +161,34 @@ impl<T: Storable> BorrowTicket<T> {
     pub fn redeem(self) -> Result<RefProxy<T>> {
         let (obj, claim) = self.wire.redeem::<T>(ClaimKind::Reader)?;
         Ok(RefProxy::from_parts(obj, claim))
+    }
+}
+
+impl<T: Storable> OwnedProxy<T> {
+    /// Moves ownership out of this process: returns a serializable ticket
+    /// that [`OwnerTicket::redeem`] turns back into the owner, exactly once,
+    /// in any process that can reach the store. Unpublished local changes
+    /// are discarded.
+    ///
+    /// Until it is redeemed the ticket owns the object store-side; a ticket
+    /// that is never redeemed can be cancelled with [`OwnerTicket::cancel`]
+    /// (and, on stores with leases, expires with its lease).
+    pub fn into_ticket(mut this: Self) -> Result<OwnerTicket<T>> {
+        let wire = TicketWire::issue::<T>(&this.obj, this.claim)?;
+        this.live = false;
+        Ok(OwnerTicket::new(wire))
+    }
+}
+
+impl<T: Storable> RefProxy<T> {
+    /// Moves this borrow out of this process: returns a serializable ticket
+    /// that [`BorrowTicket::redeem`] turns back into the borrow, exactly once.
+    /// Until then the ticket holds the borrow store-side.
+    ///
+    /// A borrow that a submitted task turns into a ticket leaves the task:
+    /// the ticket keeps it after the task ends. [`Error::ClaimLost`] if the
+    /// task has already ended it.
+    pub fn into_ticket(mut this: Self) -> Result<BorrowTicket<T>> {
+        RefProxy::hand_over(&mut this, TicketWire::issue::<T>).map(BorrowTicket::new)
     }
 }
