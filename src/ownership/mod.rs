@@ -2,6 +2,7 @@
 //! functions that make and change them, and tickets that move them between
 //! processes.
 
+mod borrow_core;
 mod object;
 mod owned;
 mod ref_mut;
@@ -9,6 +10,7 @@ mod ref_proxy;
 mod task_guard;
 mod ticket;
 
+pub(crate) use borrow_core::Borrowed;
 pub use owned::{OwnedProxy, clone, into_owned};
 pub use ref_mut::{RefMutProxy, mut_borrow};
 pub use ref_proxy::{RefProxy, borrow};

@@ -2,15 +2,14 @@
 
 use std::fmt;
 use std::ops::{Deref, DerefMut};
-use std::sync::{Arc, OnceLock};
 
 use crate::codec::{self, Storable};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::key::Key;
-use crate::ownership::object::{Object, deref_failed, publish_local, resolved};
+use crate::ownership::borrow_core::{BorrowCore, Borrowed};
+use crate::ownership::object::publish_local;
 use crate::ownership::owned::OwnedProxy;
-use crate::ownership::task_guard::{TaskClaim, TaskGuard};
-use crate::state::{Claim, ClaimKind};
+use crate::state::ClaimKind;
 use crate::store::Store;
 
 /// The mutable borrow of an owned object.
@@ -40,41 +39,31 @@ use crate::store::Store;
 #[clippy::has_significant_drop]
 #[must_use = "dropping a RefMutProxy ends the borrow at once"]
 pub struct RefMutProxy<T: Storable> {
-    obj: Arc<Object>,
-    claim: Claim,
-    base: OnceLock<Arc<T>>,
+    core: BorrowCore<T>,
+    /// Changes not yet published.
     local: Option<T>,
-    /// Set while the borrow belongs to a submitted task (see `RefProxy`).
-    guard: Option<Arc<TaskGuard>>,
 }
 
 impl<T: Storable> RefMutProxy<T> {
     /// The object's key.
     pub fn key(this: &Self) -> &Key {
-        &this.obj.key
+        this.core.key()
     }
 
     /// The object's store.
     pub fn store(this: &Self) -> &Store {
-        &this.obj.store
+        this.core.store()
     }
 
     /// The value as this borrow sees it (with its unpublished changes).
     ///
-    /// [`Error::ClaimLost`] once the task this borrow was submitted to has
-    /// ended.
+    /// [`Error::ClaimLost`](crate::Error::ClaimLost) once the task this
+    /// borrow was submitted to has ended.
     pub fn resolve(this: &Self) -> Result<&T> {
-        RefMutProxy::check_guard(this)?;
+        this.core.check_guard()?;
         match &this.local {
             Some(v) => Ok(v),
-            None => resolved(&this.obj, &this.base).map(|a| &**a),
-        }
-    }
-
-    fn check_guard(this: &Self) -> Result<()> {
-        match &this.guard {
-            Some(g) if g.is_ended() => Err(Error::ClaimLost { key: this.obj.key }),
-            _ => Ok(()),
+            None => this.core.resolved().map(|a| &**a),
         }
     }
 
@@ -89,53 +78,33 @@ impl<T: Storable> RefMutProxy<T> {
     }
 
     pub(crate) fn publish(this: &mut Self) -> Result<()> {
-        let Some(g) = this.guard.clone() else {
-            return RefMutProxy::publish_held(this);
-        };
-        if !g.enter() {
-            return Err(Error::ClaimLost { key: this.obj.key });
-        }
-        let r = RefMutProxy::publish_held(this);
-        g.leave(false);
-        r
+        let local = &mut this.local;
+        this.core.while_held(|core| publish_held(core, local))
+    }
+}
+
+/// Publishes `local`; the caller knows the claim is held.
+fn publish_held<T: Storable>(core: &mut BorrowCore<T>, local: &mut Option<T>) -> Result<()> {
+    if let Some(published) = publish_local(core.object(), core.claim(), local)? {
+        core.set_resolved(published.value);
+    }
+    Ok(())
+}
+
+impl<T: Storable> Borrowed for RefMutProxy<T> {
+    type Value = T;
+    const KIND: ClaimKind = ClaimKind::Writer;
+
+    fn core(&self) -> &BorrowCore<T> {
+        &self.core
     }
 
-    /// Publishes; the caller knows the claim is held.
-    fn publish_held(this: &mut Self) -> Result<()> {
-        if let Some(published) = publish_local(&this.obj, this.claim, &mut this.local)? {
-            this.base = OnceLock::from(published.value);
-        }
-        Ok(())
+    fn core_mut(&mut self) -> &mut BorrowCore<T> {
+        &mut self.core
     }
 
-    /// The claim this borrow holds.
-    pub(crate) fn claim_of(this: &Self) -> Claim {
-        this.claim
-    }
-
-    /// Ties this borrow to a submitted task; see `RefProxy::enlist`.
-    pub(crate) fn enlist(this: &mut Self) -> Option<TaskClaim> {
-        TaskClaim::enlist(&this.obj, this.claim, &mut this.guard)
-    }
-
-    /// A view of a mutable borrow that another process holds: reads and
-    /// publishes under that claim, never releases it, and is invalid once
-    /// the returned record is ended.
-    pub(crate) fn view(store: Store, key: Key, claim: Claim) -> Result<(Self, TaskClaim)> {
-        let obj = crate::ownership::object::Object::attach(store, key)?;
-        let guard = TaskGuard::new(false);
-        let mut slot = Some(guard);
-        let record = TaskClaim::enlist(&obj, claim, &mut slot).ok_or(Error::ClaimLost { key })?;
-        Ok((
-            RefMutProxy {
-                obj,
-                claim,
-                base: OnceLock::new(),
-                local: None,
-                guard: slot,
-            },
-            record,
-        ))
+    fn from_core(core: BorrowCore<T>) -> Self {
+        RefMutProxy { core, local: None }
     }
 }
 
@@ -143,10 +112,7 @@ impl<T: Storable> Deref for RefMutProxy<T> {
     type Target = T;
 
     fn deref(&self) -> &T {
-        match RefMutProxy::resolve(self) {
-            Ok(v) => v,
-            Err(e) => deref_failed(&self.obj, "mutable borrow", &e),
-        }
+        RefMutProxy::resolve(self).unwrap_or_else(|e| self.core.deref_failed("mutable borrow", &e))
     }
 }
 
@@ -158,16 +124,16 @@ impl<T: Storable> DerefMut for RefMutProxy<T> {
     ///
     /// If the value cannot be resolved or copied.
     fn deref_mut(&mut self) -> &mut T {
-        if let Err(e) = RefMutProxy::check_guard(self) {
-            deref_failed(&self.obj, "mutable borrow", &e)
+        let core = &self.core;
+        if let Err(e) = core.check_guard() {
+            core.deref_failed("mutable borrow", &e)
         }
         if self.local.is_none() {
-            let base = match resolved(&self.obj, &self.base) {
-                Ok(v) => v,
-                Err(e) => deref_failed(&self.obj, "mutable borrow", &e),
-            };
+            let base = core
+                .resolved()
+                .unwrap_or_else(|e| core.deref_failed("mutable borrow", &e));
             let copy = codec::deep_copy(&**base)
-                .unwrap_or_else(|e| deref_failed(&self.obj, "mutable borrow", &e));
+                .unwrap_or_else(|e| core.deref_failed("mutable borrow", &e));
             self.local = Some(copy);
         }
         self.local.as_mut().expect("set above")
@@ -176,35 +142,22 @@ impl<T: Storable> DerefMut for RefMutProxy<T> {
 
 impl<T: Storable> Drop for RefMutProxy<T> {
     fn drop(&mut self) {
-        let guard = self.guard.take();
-        let (held, owned) = match &guard {
-            None => (true, true),
-            Some(g) => (g.enter(), g.owns_claim()),
-        };
-        if !held {
-            // A submitted task's end released it: publishing now could
-            // overwrite another writer.
-            return;
-        }
-        if self.local.is_some()
-            && let Err(e) = RefMutProxy::publish_held(self)
-        {
-            tracing::error!(key = %self.obj.key, error = %e, "publishing a dropped RefMutProxy failed");
-        }
-        if owned {
-            self.obj.release(self.claim);
-        }
-        if let Some(g) = guard {
-            g.leave(true);
-        }
+        let local = &mut self.local;
+        self.core.end(|core| {
+            if local.is_some()
+                && let Err(e) = publish_held(core, local)
+            {
+                tracing::error!(key = %core.key(), error = %e, "publishing a dropped RefMutProxy failed");
+            }
+        });
     }
 }
 
 impl<T: Storable> fmt::Debug for RefMutProxy<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RefMutProxy")
-            .field("key", &self.obj.key)
-            .field("store", &self.obj.store.name())
+            .field("key", self.core.key())
+            .field("store", &self.core.store().name())
             .field("modified", &self.local.is_some())
             .finish()
     }
@@ -215,15 +168,8 @@ impl<T: Storable> fmt::Debug for RefMutProxy<T> {
 /// borrow exists anywhere.
 pub fn mut_borrow<T: Storable>(owner: &OwnedProxy<T>) -> Result<RefMutProxy<T>> {
     let (claim, value) = owner.obj.acquire_resolving::<T>(ClaimKind::Writer)?;
-    let base = OnceLock::new();
-    if let Some(v) = value {
-        let _ = base.set(v);
-    }
     Ok(RefMutProxy {
-        obj: owner.obj.clone(),
-        claim,
-        base,
+        core: BorrowCore::new(owner.obj.clone(), claim, value),
         local: None,
-        guard: None,
     })
 }

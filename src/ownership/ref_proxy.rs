@@ -2,15 +2,14 @@
 
 use std::fmt;
 use std::ops::Deref;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use crate::codec::Storable;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::key::Key;
-use crate::ownership::object::{Object, deref_failed, resolved};
+use crate::ownership::borrow_core::{BorrowCore, Borrowed};
 use crate::ownership::owned::OwnedProxy;
-use crate::ownership::task_guard::{TaskClaim, TaskGuard};
-use crate::state::{Claim, ClaimKind};
+use crate::state::ClaimKind;
 use crate::store::Store;
 
 /// A shared borrow of an owned object: `&T` only, never `&mut T`.
@@ -38,42 +37,18 @@ use crate::store::Store;
 #[clippy::has_significant_drop]
 #[must_use = "dropping a RefProxy ends the borrow at once"]
 pub struct RefProxy<T> {
-    obj: Arc<Object>,
-    claim: Claim,
-    value: OnceLock<Arc<T>>,
-    live: bool,
-    /// Set while the borrow belongs to a submitted task (`None` otherwise,
-    /// so ordinary borrows pay one branch).
-    guard: Option<Arc<TaskGuard>>,
+    core: BorrowCore<T>,
 }
 
 impl<T: Storable> RefProxy<T> {
-    pub(crate) fn from_parts(obj: Arc<Object>, claim: Claim) -> Self {
-        Self::with_value(obj, claim, None)
-    }
-
-    fn with_value(obj: Arc<Object>, claim: Claim, value: Option<Arc<T>>) -> Self {
-        let cell = OnceLock::new();
-        if let Some(v) = value {
-            let _ = cell.set(v);
-        }
-        RefProxy {
-            obj,
-            claim,
-            value: cell,
-            live: true,
-            guard: None,
-        }
-    }
-
     /// The object's key.
     pub fn key(this: &Self) -> &Key {
-        &this.obj.key
+        this.core.key()
     }
 
     /// The object's store.
     pub fn store(this: &Self) -> &Store {
-        &this.obj.store
+        this.core.store()
     }
 
     /// The value, resolving it if needed.
@@ -84,72 +59,30 @@ impl<T: Storable> RefProxy<T> {
     /// The shared value, resolving it if needed. The `Arc` may outlive the
     /// borrow; it is a snapshot, and stays immutable.
     ///
-    /// [`Error::ClaimLost`] once the task this borrow was submitted to has
-    /// ended (a borrow leaked out of a task is never read stale).
+    /// [`Error::ClaimLost`](crate::Error::ClaimLost) once the task this
+    /// borrow was submitted to has ended (a borrow leaked out of a task is
+    /// never read stale).
     pub fn shared(this: &Self) -> Result<&Arc<T>> {
-        let value = resolved(&this.obj, &this.value)?;
-        if let Some(g) = &this.guard
-            && g.is_ended()
-        {
-            return Err(Error::ClaimLost { key: this.obj.key });
-        }
+        let value = this.core.resolved()?;
+        this.core.check_guard()?;
         Ok(value)
     }
+}
 
-    /// Hands the claim over to whatever `f` makes of it (a ticket): from
-    /// then on this borrow neither holds nor releases it. A borrow that
-    /// belongs to a submitted task leaves the task. [`Error::ClaimLost`] if
-    /// the task has already ended it; if `f` fails the borrow keeps the
-    /// claim (and, if it has one, its task).
-    pub(super) fn hand_over<R>(
-        this: &mut Self,
-        f: impl FnOnce(&Object, Claim) -> Result<R>,
-    ) -> Result<R> {
-        let guard = this.guard.take();
-        if let Some(g) = &guard
-            && !g.enter()
-        {
-            this.live = false;
-            return Err(Error::ClaimLost { key: this.obj.key });
-        }
-        match (f(&this.obj, this.claim), guard) {
-            (Ok(r), g) => {
-                if let Some(g) = g {
-                    g.leave(true);
-                }
-                this.live = false;
-                Ok(r)
-            }
-            (Err(e), Some(g)) => {
-                // Still the task's: its drop or the task's end releases it.
-                g.leave(false);
-                this.guard = Some(g);
-                Err(e)
-            }
-            (Err(e), None) => Err(e),
-        }
+impl<T: Storable> Borrowed for RefProxy<T> {
+    type Value = T;
+    const KIND: ClaimKind = ClaimKind::Reader;
+
+    fn core(&self) -> &BorrowCore<T> {
+        &self.core
     }
 
-    /// The claim this borrow holds.
-    pub(crate) fn claim_of(this: &Self) -> Claim {
-        this.claim
+    fn core_mut(&mut self) -> &mut BorrowCore<T> {
+        &mut self.core
     }
 
-    /// Ties this borrow to a submitted task (see [`TaskGuard`]); returns the
-    /// task's record of it, or `None` if a task already ended it.
-    pub(crate) fn enlist(this: &mut Self) -> Option<TaskClaim> {
-        TaskClaim::enlist(&this.obj, this.claim, &mut this.guard)
-    }
-
-    /// A view of a claim that another process holds (a borrow sent to a
-    /// task in this process): reads like a borrow, never releases, and is
-    /// invalid once the returned record is ended.
-    pub(crate) fn view(store: Store, key: Key, claim: Claim) -> Result<(Self, TaskClaim)> {
-        let obj = Object::attach(store, key)?;
-        let (guard, record) = TaskClaim::of_view(&obj, claim);
-        let mut view = RefProxy::from_parts(obj, claim);
-        view.guard = Some(guard);
-        Ok((view, record))
+    fn from_core(core: BorrowCore<T>) -> Self {
+        RefProxy { core }
     }
 }
 
@@ -157,38 +90,15 @@ impl<T: Storable> Deref for RefProxy<T> {
     type Target = T;
 
     fn deref(&self) -> &T {
-        match RefProxy::resolve(self) {
-            Ok(v) => v,
-            Err(e) => deref_failed(&self.obj, "borrow", &e),
-        }
-    }
-}
-
-impl<T> Drop for RefProxy<T> {
-    fn drop(&mut self) {
-        match &self.guard {
-            None => {
-                if self.live {
-                    self.obj.release(self.claim);
-                }
-            }
-            Some(g) => {
-                if self.live && g.enter() {
-                    if g.owns_claim() {
-                        self.obj.release(self.claim);
-                    }
-                    g.leave(true);
-                }
-            }
-        }
+        RefProxy::resolve(self).unwrap_or_else(|e| self.core.deref_failed("borrow", &e))
     }
 }
 
 impl<T> fmt::Debug for RefProxy<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RefProxy")
-            .field("key", &self.obj.key)
-            .field("store", &self.obj.store.name())
+            .field("key", self.core.key())
+            .field("store", &self.core.store().name())
             .finish()
     }
 }
@@ -202,8 +112,12 @@ pub fn borrow<T: Storable>(owner: &OwnedProxy<T>) -> Result<RefProxy<T>> {
     // costs a store-forwarding stall on this path.)
     if owner.obj.has_entry() {
         let claim = owner.obj.acquire(ClaimKind::Reader)?;
-        return Ok(RefProxy::with_value(owner.obj.clone(), claim, None));
+        return Ok(RefProxy {
+            core: BorrowCore::new(owner.obj.clone(), claim, None),
+        });
     }
     let (claim, value) = owner.obj.acquire_resolving::<T>(ClaimKind::Reader)?;
-    Ok(RefProxy::with_value(owner.obj.clone(), claim, value))
+    Ok(RefProxy {
+        core: BorrowCore::new(owner.obj.clone(), claim, value),
+    })
 }

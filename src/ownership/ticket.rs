@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::codec::{self, Storable};
 use crate::error::{Error, Result};
 use crate::key::{ClaimId, Key};
+use crate::ownership::borrow_core::{BorrowCore, Borrowed};
 use crate::ownership::object::Object;
 use crate::ownership::owned::OwnedProxy;
 use crate::ownership::ref_proxy::RefProxy;
@@ -160,7 +161,7 @@ impl<T: Storable> BorrowTicket<T> {
     /// same ticket fail with [`Error::TicketRedeemed`].
     pub fn redeem(self) -> Result<RefProxy<T>> {
         let (obj, claim) = self.wire.redeem::<T>(ClaimKind::Reader)?;
-        Ok(RefProxy::from_parts(obj, claim))
+        Ok(RefProxy::from_core(BorrowCore::new(obj, claim, None)))
     }
 }
 
@@ -189,6 +190,8 @@ impl<T: Storable> RefProxy<T> {
     /// the ticket keeps it after the task ends. [`Error::ClaimLost`] if the
     /// task has already ended it.
     pub fn into_ticket(mut this: Self) -> Result<BorrowTicket<T>> {
-        RefProxy::hand_over(&mut this, TicketWire::issue::<T>).map(BorrowTicket::new)
+        this.core_mut()
+            .hand_over(TicketWire::issue::<T>)
+            .map(BorrowTicket::new)
     }
 }

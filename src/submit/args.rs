@@ -3,7 +3,7 @@
 
 use crate::codec::Storable;
 use crate::key::Key;
-use crate::ownership::{OwnedProxy, RefMutProxy, RefProxy, TaskClaim};
+use crate::ownership::{Borrowed, OwnedProxy, RefMutProxy, RefProxy, TaskClaim};
 use crate::proxy::Proxy;
 use crate::state::Claim;
 use crate::store::Store;
@@ -118,24 +118,24 @@ impl ArgsVisitor {
         self.store_of(store.clone());
     }
 
-    fn is_enlisting(&self) -> bool {
-        matches!(self.mode, Mode::Enlist(_))
-    }
-
-    fn push_claim(&mut self, c: TaskClaim) {
-        let store = c.store().clone();
-        if let Mode::Enlist(claims) = &mut self.mode {
-            claims.push(c);
+    /// A borrow: tied to the task, or only reported.
+    fn borrow<B: Borrowed>(&mut self, b: &mut B) {
+        let core = b.core_mut();
+        match &mut self.mode {
+            Mode::Enlist(claims) => {
+                // `None`: a task already ended it; nobody's to end again.
+                let Some(c) = core.enlist() else {
+                    return;
+                };
+                claims.push(c);
+            }
+            Mode::Inspect(found) => found.push(BorrowInfo {
+                store: core.store().clone(),
+                key: *core.key(),
+                claim: core.claim(),
+            }),
         }
-        self.store_of(store);
-    }
-
-    fn push_info(&mut self, b: BorrowInfo) {
-        let store = b.store.clone();
-        if let Mode::Inspect(found) = &mut self.mode {
-            found.push(b);
-        }
-        self.store_of(store);
+        self.store_of(core.store().clone());
     }
 
     fn store_of(&mut self, store: Store) {
@@ -221,34 +221,13 @@ lists::with_plain_types!(plain_args);
 
 impl<T: Storable> TaskArgs for RefProxy<T> {
     fn visit(&mut self, v: &mut ArgsVisitor) {
-        if v.is_enlisting() {
-            // `None`: a task already ended it; nobody's to end again.
-            if let Some(c) = RefProxy::enlist(self) {
-                v.push_claim(c);
-            }
-        } else {
-            v.push_info(BorrowInfo {
-                store: RefProxy::store(self).clone(),
-                key: *RefProxy::key(self),
-                claim: RefProxy::claim_of(self),
-            });
-        }
+        v.borrow(self);
     }
 }
 
 impl<T: Storable> TaskArgs for RefMutProxy<T> {
     fn visit(&mut self, v: &mut ArgsVisitor) {
-        if v.is_enlisting() {
-            if let Some(c) = RefMutProxy::enlist(self) {
-                v.push_claim(c);
-            }
-        } else {
-            v.push_info(BorrowInfo {
-                store: RefMutProxy::store(self).clone(),
-                key: *RefMutProxy::key(self),
-                claim: RefMutProxy::claim_of(self),
-            });
-        }
+        v.borrow(self);
     }
 }
 

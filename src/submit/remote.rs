@@ -66,7 +66,7 @@ use serde::{Deserialize, Serialize};
 use crate::codec::{self, Storable};
 use crate::error::{Error, Result};
 use crate::key::Key;
-use crate::ownership::{OwnedProxy, OwnerTicket, RefMutProxy, RefProxy, TaskClaim};
+use crate::ownership::{Borrowed, OwnedProxy, OwnerTicket, RefMutProxy, RefProxy, TaskClaim};
 use crate::proxy::Proxy;
 use crate::state::{Claim, ClaimKind};
 use crate::store::{Store, StoreConfig};
@@ -127,6 +127,15 @@ impl Export {
             cancel();
         }
     }
+    /// Keeps the borrow `b` here for the length of the task, and names it
+    /// for the other side.
+    fn keep_borrow<B: Borrowed + Send + 'static>(&mut self, b: B) -> ClaimView {
+        let core = b.core();
+        let view = ClaimView::new::<B::Value>(core.store(), *core.key(), core.claim());
+        self.store(core.store());
+        self.keep(b);
+        view
+    }
 }
 
 /// What the receiving side records while it rebuilds a task's arguments or
@@ -154,6 +163,15 @@ impl Import {
 
     fn into_task(self) -> TaskState {
         TaskState::from_parts(self.views, self.stores)
+    }
+    /// A view of the borrow that `wire` names, recorded here so that it
+    /// ends with the task.
+    fn view<B: Borrowed>(&mut self, wire: ClaimView) -> Result<B> {
+        let store = wire.open::<B::Value>(B::KIND)?;
+        let (view, record) = B::view(store.clone(), wire.key, wire.claim)?;
+        self.views.push(record);
+        self.store(&store);
+        Ok(view)
     }
 }
 
@@ -201,22 +219,11 @@ impl<T: Storable> Portable for RefProxy<T> {
     type Wire = ClaimView;
 
     fn export(self, out: &mut Export) -> Result<ClaimView> {
-        let view = ClaimView::new::<T>(
-            RefProxy::store(&self),
-            *RefProxy::key(&self),
-            RefProxy::claim_of(&self),
-        );
-        out.store(RefProxy::store(&self));
-        out.keep(self);
-        Ok(view)
+        Ok(out.keep_borrow(self))
     }
 
     fn import(wire: ClaimView, into: &mut Import) -> Result<Self> {
-        let store = wire.open::<T>(ClaimKind::Reader)?;
-        let (view, record) = RefProxy::view(store.clone(), wire.key, wire.claim)?;
-        into.views.push(record);
-        into.store(&store);
-        Ok(view)
+        into.view(wire)
     }
 }
 
@@ -226,22 +233,11 @@ impl<T: Storable> Portable for RefMutProxy<T> {
     fn export(mut self, out: &mut Export) -> Result<ClaimView> {
         // The other side starts from what this borrow shows.
         RefMutProxy::publish(&mut self)?;
-        let view = ClaimView::new::<T>(
-            RefMutProxy::store(&self),
-            *RefMutProxy::key(&self),
-            RefMutProxy::claim_of(&self),
-        );
-        out.store(RefMutProxy::store(&self));
-        out.keep(self);
-        Ok(view)
+        Ok(out.keep_borrow(self))
     }
 
     fn import(wire: ClaimView, into: &mut Import) -> Result<Self> {
-        let store = wire.open::<T>(ClaimKind::Writer)?;
-        let (view, record) = RefMutProxy::view(store.clone(), wire.key, wire.claim)?;
-        into.views.push(record);
-        into.store(&store);
-        Ok(view)
+        into.view(wire)
     }
 }
 
