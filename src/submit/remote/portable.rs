@@ -1,0 +1,355 @@
+//! [`Portable`]: how a task's arguments and results cross to another
+//! process — borrows as views of the claim the sending side keeps, owners
+//! as tickets, plain values as they are — and what each side keeps meanwhile
+//! ([`Export`], [`Import`]).
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::codec::{self, Storable};
+use crate::error::{Error, Result};
+use crate::key::Key;
+use crate::ownership::{Borrowed, OwnedProxy, OwnerTicket, RefMutProxy, RefProxy, TaskClaim};
+use crate::proxy::Proxy;
+use crate::state::{Claim, ClaimKind};
+use crate::store::{Store, StoreConfig};
+use crate::submit::args::Plain;
+use crate::submit::lists;
+use crate::submit::task::TaskState;
+
+/// A value that can cross into a task in another process, or back out of
+/// it: arguments and results of remote tasks. See the [module docs](super)
+/// for what each handle crosses as.
+pub trait Portable: Sized {
+    /// The serializable form.
+    type Wire: Serialize + DeserializeOwned;
+
+    /// The sending side: the wire form. What must stay in this process for
+    /// the length of the task (the borrows) goes into `out`.
+    fn export(self, out: &mut Export) -> Result<Self::Wire>;
+
+    /// The receiving side: the value again. Views of borrows are recorded
+    /// in `into`, which ends them with the task.
+    fn import(wire: Self::Wire, into: &mut Import) -> Result<Self>;
+}
+
+/// What the sending side keeps while a task runs in another process.
+#[derive(Default)]
+pub struct Export {
+    kept: Vec<Box<dyn Send>>,
+    stores: Vec<Store>,
+    /// Cancels an owner ticket the other side may never redeem.
+    tickets: Vec<Box<dyn FnOnce() + Send>>,
+}
+
+impl std::fmt::Debug for Export {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Export")
+            .field("kept", &self.kept.len())
+            .field("stores", &self.stores)
+            .field("tickets", &self.tickets.len())
+            .finish()
+    }
+}
+
+impl Export {
+    /// Keeps `handle` in this process until the task has ended.
+    pub fn keep<H: Send + 'static>(&mut self, handle: H) {
+        self.kept.push(Box::new(handle));
+    }
+
+    /// Adds a store whose queued releases are waited for when the task ends.
+    pub fn store(&mut self, store: &Store) {
+        push_store(&mut self.stores, store);
+    }
+
+    /// Ends what was kept, and cancels the owner tickets nobody redeemed.
+    pub(super) fn abandon(&mut self) {
+        self.kept.clear();
+        for cancel in self.tickets.drain(..) {
+            cancel();
+        }
+    }
+
+    /// Ends what was kept; the other side redeemed every owner ticket, so
+    /// there is none to cancel.
+    pub(super) fn settle(&mut self) {
+        self.tickets.clear();
+        self.kept.clear();
+    }
+
+    /// The stores to wait for once the task has ended.
+    pub(super) fn stores(&self) -> &[Store] {
+        &self.stores
+    }
+
+    /// Takes the stores to wait for out of this export.
+    pub(super) fn take_stores(&mut self) -> Vec<Store> {
+        std::mem::take(&mut self.stores)
+    }
+
+    /// Keeps the borrow `b` here for the length of the task, and names it
+    /// for the other side.
+    fn keep_borrow<B: Borrowed + Send + 'static>(&mut self, b: B) -> ClaimView {
+        let core = b.core();
+        let view = ClaimView::new::<B::Value>(core.store(), *core.key(), core.claim());
+        self.store(core.store());
+        self.keep(b);
+        view
+    }
+}
+
+/// What the receiving side records while it rebuilds a task's arguments or
+/// result.
+#[derive(Default)]
+pub struct Import {
+    views: Vec<TaskClaim>,
+    stores: Vec<Store>,
+}
+
+impl std::fmt::Debug for Import {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Import")
+            .field("views", &self.views.len())
+            .field("stores", &self.stores)
+            .finish()
+    }
+}
+
+impl Import {
+    /// Adds a store whose queued releases are waited for when the task ends.
+    pub fn store(&mut self, store: &Store) {
+        push_store(&mut self.stores, store);
+    }
+
+    /// The task that ends the views recorded here.
+    pub(super) fn into_task(self) -> TaskState {
+        TaskState::from_parts(self.views, self.stores)
+    }
+
+    /// A view of the borrow that `wire` names, recorded here so that it
+    /// ends with the task.
+    fn view<B: Borrowed>(&mut self, wire: ClaimView) -> Result<B> {
+        let store = wire.open::<B::Value>(B::KIND)?;
+        let (view, record) = B::view(store.clone(), wire.key, wire.claim)?;
+        self.views.push(record);
+        self.store(&store);
+        Ok(view)
+    }
+}
+
+fn push_store(stores: &mut Vec<Store>, store: &Store) {
+    if !stores.iter().any(|s| s.same_store(store)) {
+        stores.push(store.clone());
+    }
+}
+
+/// A borrow in flight: the claim the sending side keeps, and where.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ClaimView {
+    store: StoreConfig,
+    key: Key,
+    claim: Claim,
+    fingerprint: u64,
+}
+
+impl ClaimView {
+    fn new<T>(store: &Store, key: Key, claim: Claim) -> ClaimView {
+        ClaimView {
+            store: store.config().clone(),
+            key,
+            claim,
+            fingerprint: codec::fingerprint::<T>(),
+        }
+    }
+
+    fn open<T>(&self, kind: ClaimKind) -> Result<Store> {
+        codec::check_fingerprint::<T>(self.fingerprint, "a borrow of")?;
+        if self.claim.kind != kind {
+            return Err(Error::malformed(
+                "task arguments",
+                format_args!(
+                    "a {:?} borrow cannot be read as a {kind:?} borrow",
+                    self.claim.kind
+                ),
+            ));
+        }
+        Store::from_config(&self.store)
+    }
+}
+
+impl<T: Storable> Portable for RefProxy<T> {
+    type Wire = ClaimView;
+
+    fn export(self, out: &mut Export) -> Result<ClaimView> {
+        Ok(out.keep_borrow(self))
+    }
+
+    fn import(wire: ClaimView, into: &mut Import) -> Result<Self> {
+        into.view(wire)
+    }
+}
+
+impl<T: Storable> Portable for RefMutProxy<T> {
+    type Wire = ClaimView;
+
+    fn export(mut self, out: &mut Export) -> Result<ClaimView> {
+        // The other side starts from what this borrow shows.
+        RefMutProxy::publish(&mut self)?;
+        Ok(out.keep_borrow(self))
+    }
+
+    fn import(wire: ClaimView, into: &mut Import) -> Result<Self> {
+        into.view(wire)
+    }
+}
+
+impl<T: Storable> Portable for OwnedProxy<T> {
+    type Wire = OwnerTicket<T>;
+
+    fn export(self, out: &mut Export) -> Result<OwnerTicket<T>> {
+        let ticket = OwnedProxy::into_ticket(self)?;
+        let bytes = ticket.to_bytes()?;
+        out.tickets.push(Box::new(move || {
+            if let Ok(t) = OwnerTicket::<T>::from_bytes(&bytes) {
+                match t.cancel() {
+                    Ok(()) | Err(Error::TicketRedeemed { .. } | Error::KeyNotFound { .. }) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cancelling an unredeemed owner ticket failed")
+                    }
+                }
+            }
+        }));
+        Ok(ticket)
+    }
+
+    fn import(wire: OwnerTicket<T>, into: &mut Import) -> Result<Self> {
+        let owner = wire.redeem()?;
+        into.store(OwnedProxy::store(&owner));
+        Ok(owner)
+    }
+}
+
+impl<T: Storable> Portable for Proxy<T> {
+    type Wire = Proxy<T>;
+
+    fn export(self, _: &mut Export) -> Result<Proxy<T>> {
+        Ok(self)
+    }
+
+    fn import(wire: Proxy<T>, _: &mut Import) -> Result<Self> {
+        Ok(wire)
+    }
+}
+
+impl<T: Serialize + DeserializeOwned> Portable for Plain<T> {
+    type Wire = T;
+
+    fn export(self, _: &mut Export) -> Result<T> {
+        Ok(self.0)
+    }
+
+    fn import(wire: T, _: &mut Import) -> Result<Self> {
+        Ok(Plain(wire))
+    }
+}
+
+macro_rules! plain_portable {
+    ($($t:ty),*) => {$(
+        impl Portable for $t {
+            type Wire = $t;
+
+            fn export(self, _: &mut Export) -> Result<$t> {
+                Ok(self)
+            }
+
+            fn import(wire: $t, _: &mut Import) -> Result<Self> {
+                Ok(wire)
+            }
+        }
+    )*};
+}
+
+lists::with_plain_types!(plain_portable);
+
+impl<A: Portable> Portable for Option<A> {
+    type Wire = Option<A::Wire>;
+
+    fn export(self, out: &mut Export) -> Result<Self::Wire> {
+        self.map(|a| a.export(out)).transpose()
+    }
+
+    fn import(wire: Self::Wire, into: &mut Import) -> Result<Self> {
+        wire.map(|w| A::import(w, into)).transpose()
+    }
+}
+
+impl<A: Portable> Portable for Vec<A> {
+    type Wire = Vec<A::Wire>;
+
+    fn export(self, out: &mut Export) -> Result<Self::Wire> {
+        self.into_iter().map(|a| a.export(out)).collect()
+    }
+
+    fn import(wire: Self::Wire, into: &mut Import) -> Result<Self> {
+        wire.into_iter().map(|w| A::import(w, into)).collect()
+    }
+}
+
+impl<A: Portable> Portable for Box<A> {
+    type Wire = A::Wire;
+
+    fn export(self, out: &mut Export) -> Result<Self::Wire> {
+        (*self).export(out)
+    }
+
+    fn import(wire: Self::Wire, into: &mut Import) -> Result<Self> {
+        A::import(wire, into).map(Box::new)
+    }
+}
+
+impl<A: Portable, const N: usize> Portable for [A; N] {
+    type Wire = Vec<A::Wire>;
+
+    fn export(self, out: &mut Export) -> Result<Self::Wire> {
+        self.into_iter().map(|a| a.export(out)).collect()
+    }
+
+    fn import(wire: Self::Wire, into: &mut Import) -> Result<Self> {
+        if wire.len() != N {
+            return Err(Error::malformed(
+                "task arguments",
+                format_args!("expected an array of {N}, found {}", wire.len()),
+            ));
+        }
+        let items = wire
+            .into_iter()
+            .map(|w| A::import(w, into))
+            .collect::<Result<Vec<A>>>()?;
+        items
+            .try_into()
+            .map_err(|_| Error::malformed("task arguments", "array length"))
+    }
+}
+
+macro_rules! tuple_portable {
+    ($($name:ident)+) => {
+        impl<$($name: Portable),+> Portable for ($($name,)+) {
+            type Wire = ($($name::Wire,)+);
+
+            #[allow(non_snake_case)]
+            fn export(self, out: &mut Export) -> Result<Self::Wire> {
+                let ($($name,)+) = self;
+                Ok(($($name.export(out)?,)+))
+            }
+
+            #[allow(non_snake_case)]
+            fn import(wire: Self::Wire, into: &mut Import) -> Result<Self> {
+                let ($($name,)+) = wire;
+                Ok(($($name::import($name, into)?,)+))
+            }
+        }
+    };
+}
+
+lists::with_tuples!(tuple_portable);
