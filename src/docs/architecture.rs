@@ -22,7 +22,11 @@
 //! 6. `proxy` — [`Proxy<T>`](crate::Proxy): lazy, plain, serializable.
 //! 7. `ownership` — [`OwnedProxy`](crate::OwnedProxy),
 //!    [`RefProxy`](crate::RefProxy), [`RefMutProxy`](crate::RefMutProxy), the
-//!    free functions, and tickets.
+//!    free functions, and tickets. The two borrows wrap one core (the claim,
+//!    the resolved value, the task guard, the release on drop) and add what
+//!    differs; the task guard, which ends a borrow moved into a submitted
+//!    task exactly once, has a file of its own; tickets are made from the
+//!    handles (`into_ticket` lives with the tickets), never the reverse.
 //! 8. `lifetime` — [`ContextLifetime`](crate::ContextLifetime),
 //!    [`LeaseLifetime`](crate::LeaseLifetime),
 //!    [`StaticLifetime`](crate::StaticLifetime): holders of objects, counted
@@ -34,7 +38,12 @@
 //! 10. [`submit`](mod@crate::submit) — executor wrappers that end a task's
 //!     borrows store-side, and flush queued releases, before the task's
 //!     handle resolves; worker processes get views of the submitter's
-//!     borrows.
+//!     borrows. [`remote`](crate::submit::remote) is in four parts: how
+//!     values cross ([`Portable`](crate::submit::remote::Portable)), the
+//!     request and reply bytes, the submitting side
+//!     ([`RemoteCall`](crate::submit::remote::RemoteCall)) and the worker's
+//!     ([`serve`](fn@crate::submit::remote::serve)). One list of plain types
+//!     and tuple arities generates both `TaskArgs` and `Portable`.
 //!
 //! ## Connectors
 //!
