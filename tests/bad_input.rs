@@ -44,6 +44,46 @@ fn malformed_urls_are_invalid_url_errors() {
     }
 }
 
+/// `memory://` names no store: it used to open (and register) a memory
+/// store with the empty name; it is an invalid URL, wherever a URL is read.
+#[test]
+fn a_memory_url_without_a_name_is_an_invalid_url() {
+    match Store::open("memory://") {
+        Err(Error::InvalidUrl { url, reason }) => {
+            assert_eq!(url, "memory://");
+            assert!(reason.contains("name"), "{reason}");
+        }
+        other => panic!(
+            "expected InvalidUrl, got {:?}",
+            other.map(|s| s.name().to_owned())
+        ),
+    }
+    assert!(matches!(
+        Store::builder("").build(),
+        Err(Error::InvalidUrl { .. })
+    ));
+    assert!(matches!(
+        Store::from_config(&borrowstore::StoreConfig {
+            name: "bad-input-empty".into(),
+            url: "memory://".into(),
+        }),
+        Err(Error::InvalidUrl { .. })
+    ));
+    assert!(Store::registered("").is_none(), "nothing was registered");
+    // `Store::memory` cannot fail: with the empty name it is still an
+    // in-process store, but one that no URL reaches.
+    let anonymous = Store::memory("");
+    assert_eq!(anonymous.url(), "memory://");
+    let p = anonymous.proxy(5u8).unwrap();
+    assert_eq!(*p, 5);
+    assert!(matches!(
+        Proxy::<u8>::from_bytes(&Proxy::to_bytes(&p).unwrap()),
+        Err(Error::InvalidUrl { .. })
+    ));
+    // A name is all it takes.
+    assert_eq!(Store::open("memory://x").unwrap().name(), "x");
+}
+
 #[test]
 fn rediss_without_tls_support_is_a_clear_error_not_a_panic() {
     match Store::open("rediss://localhost:6380/0") {
