@@ -194,3 +194,73 @@ fn the_size_limit_applies_to_every_value_a_file_store_encodes() {
     drop(owner);
     assert!(store.connector().keys().unwrap().is_empty());
 }
+
+/// A file store's I/O errors name the store, the operation and the path,
+/// not only the OS error ("No such file or directory" alone said nothing).
+#[test]
+fn a_file_store_that_cannot_create_its_directory_names_the_path_and_the_operation() {
+    let url = "file:///proc/borrowstore-forbidden";
+    let err = match Store::open(url) {
+        Ok(_) => panic!("a store directory under /proc was created"),
+        Err(e) => e,
+    };
+    assert!(matches!(err, Error::Connector { .. }), "{err:?}");
+    let msg = err.to_string();
+    assert!(msg.contains(url), "{msg}");
+    assert!(
+        msg.contains("creating directory /proc/borrowstore-forbidden/objects: "),
+        "{msg}"
+    );
+    assert!(msg.contains("os error"), "the OS error is kept: {msg}");
+    // The OS error is still there for code that looks at it.
+    let source = std::error::Error::source(&err).expect("a source");
+    let io = source
+        .downcast_ref::<std::io::Error>()
+        .expect("an io::Error");
+    assert_eq!(io.kind(), std::io::ErrorKind::NotFound);
+
+    // A store opened under another name names its URL too.
+    let err = Store::builder("bad-input-named-file-store")
+        .url(url)
+        .build()
+        .expect_err("refused");
+    let msg = err.to_string();
+    assert!(msg.contains("bad-input-named-file-store"), "{msg}");
+    assert!(msg.contains(url), "{msg}");
+    assert!(msg.contains("creating directory"), "{msg}");
+}
+
+/// Reads and writes that fail after the store opened name the file too.
+#[test]
+fn file_store_read_and_write_errors_name_the_path_and_the_operation() {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("bad-input-io-{}", Key::random()));
+    let url = format!("file://{}", dir.display());
+    let store = Store::open(&url).unwrap();
+    let key = store.put(&7u32).unwrap();
+
+    // A ledger that is a directory cannot be read.
+    let ledger = dir.join("objects").join(format!("{key}.ledger"));
+    std::fs::remove_file(&ledger).unwrap();
+    std::fs::create_dir(&ledger).unwrap();
+    let msg = store.get::<u32>(&key).unwrap_err().to_string();
+    assert!(msg.contains(&url), "{msg}");
+    assert!(
+        msg.contains(&format!("reading {}: ", ledger.display())),
+        "{msg}"
+    );
+    assert!(msg.contains("os error"), "{msg}");
+
+    // Values are written to tmp/ first: a tmp/ that is a regular file
+    // makes every write fail.
+    let tmp = dir.join("tmp");
+    std::fs::remove_dir_all(&tmp).unwrap();
+    std::fs::write(&tmp, b"not a directory").unwrap();
+    let msg = store.put(&8u32).unwrap_err().to_string();
+    assert!(msg.contains(&url), "{msg}");
+    assert!(
+        msg.contains(&format!("creating {}/", tmp.display())),
+        "{msg}"
+    );
+    assert!(msg.contains("os error"), "{msg}");
+}
