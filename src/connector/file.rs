@@ -543,7 +543,7 @@ impl Connector for FileConnector {
         })?;
         match op {
             Op::Acquire(c) => inner.held.add(*key, c),
-            Op::Release(c) => inner.held.remove(key, &c),
+            Op::Release(c) | Op::Disown(c) => inner.held.remove(key, &c),
             Op::Evict => {}
         }
         Ok(effect)
