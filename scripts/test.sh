@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every check borrowstore has: formatting, clippy, the whole test suite
-# (memory, file and Redis stores), doc tests, the loom models, and miri when
-# a nightly toolchain with miri is installed.
+# (memory, file and Redis stores), doc tests, the README snippets as programs
+# of their own, the loom models, and miri when a nightly toolchain with miri
+# is installed.
 #
 # Usage: ./scripts/test.sh
 set -euo pipefail
@@ -36,6 +37,9 @@ cargo clippy --workspace --all-targets --all-features -- -D warnings
 
 step "cargo test (unit, integration, doc tests)"
 cargo test --workspace --all-features
+
+step "README snippets, each built as a program of its own"
+./scripts/readme-snippets.sh
 
 step "cargo doc (warnings are errors)"
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps -p borrowstore --all-features

@@ -124,9 +124,14 @@ pub enum Error {
     /// thread: only the innermost scope may hand an object outwards.
     #[error("preserve: this scope is not the innermost liveness scope open on this thread")]
     NotInnermostScope,
-    /// [`LivenessScope::preserve`](crate::LivenessScope::preserve) was
-    /// called on the outermost open scope: there is no enclosing scope to
-    /// hand the object to. Nothing changed.
+    /// No longer returned. [`LivenessScope::preserve`](crate::LivenessScope::preserve)
+    /// used to refuse with it in the outermost open scope; it now hands the
+    /// object on as an object without an owner there. The variant stays so
+    /// that code naming it still compiles; it goes with the next breaking
+    /// release.
+    #[deprecated(
+        note = "never returned: `preserve` in the outermost scope hands the object on as an object without an owner"
+    )]
     #[error("preserve: no enclosing liveness scope is open to hand object {key} to")]
     NoEnclosingScope {
         /// The object.

@@ -14,6 +14,7 @@
 //! | acquire owner | gone; an owner proxy exists | marks "had an owner" |
 //! | acquire holder | gone | marks "had an owner" |
 //! | release any | a claim of that kind is not held | evicts when it had an owner and none, and no borrow, is left |
+//! | disown any | as release | as release, except that giving back the last owner or holder makes the object plain again (never evicts) |
 //! | evict | gone; borrowed at all | evicts |
 //!
 //! Every connector applies exactly these transitions atomically: the memory
@@ -71,6 +72,13 @@ pub enum Op {
     Acquire(Claim),
     /// Give a claim back.
     Release(Claim),
+    /// Give a claim back without handing the object to anyone: as
+    /// [`Release`](Op::Release), except that when the claim is the object's
+    /// last owner or holder, the object becomes plain again — an object
+    /// without an owner, as if stored by a plain `put` — instead of being
+    /// evicted. While other owners or holders are left, the usual rule
+    /// stays. `LivenessScope::preserve` with no enclosing scope.
+    Disown(Claim),
     /// Remove the object now (explicit eviction, or an ephemeral resolve).
     Evict,
 }
@@ -249,14 +257,18 @@ impl State {
                 };
                 Ok((State(next), Effect::None))
             }
-            Op::Release(c) => {
-                let next = match c.kind {
+            Op::Release(c) | Op::Disown(c) => {
+                let mut next = match c.kind {
                     ClaimKind::Reader if self.readers() > 0 => s - 1,
                     ClaimKind::Writer if self.writer() => s & !WRITER,
                     ClaimKind::Owner if self.owned() => s & !OWNED,
                     ClaimKind::Holder if self.holders() > 0 => s - HOLDER_ONE,
                     _ => return Err(Refusal::NotHeld),
                 };
+                let an_owner = matches!(c.kind, ClaimKind::Owner | ClaimKind::Holder);
+                if matches!(op, Op::Disown(_)) && an_owner && next & (OWNED | HOLDERS_MASK) == 0 {
+                    next &= !HAD_OWNER;
+                }
                 Ok(State(next).settle())
             }
             Op::Evict => {
@@ -368,13 +380,13 @@ impl Ledger {
     pub fn apply(&mut self, op: Op, deadline: Deadline) -> Result<Effect, Refusal> {
         match op {
             Op::Acquire(c) if self.holds(c) => Ok(Effect::None),
-            Op::Release(c) if !self.holds(c) => Ok(Effect::None),
+            Op::Release(c) | Op::Disown(c) if !self.holds(c) => Ok(Effect::None),
             _ => {
                 let (state, effect) = self.state.apply(op)?;
                 self.state = state;
                 match op {
                     Op::Acquire(c) => self.record(c, Some(deadline)),
-                    Op::Release(c) => self.record(c, None),
+                    Op::Release(c) | Op::Disown(c) => self.record(c, None),
                     Op::Evict => {}
                 }
                 if effect == Effect::Evict {
@@ -609,6 +621,37 @@ mod tests {
         ] {
             assert_eq!(s.apply(Op::Release(c(k))), Err(Refusal::NotHeld));
         }
+    }
+
+    #[test]
+    fn disowning_the_last_owner_leaves_a_plain_object() {
+        // The last holder: plain again, never evicted, even once borrows end.
+        let (h1, h2, r) = (
+            c(ClaimKind::Holder),
+            c(ClaimKind::Holder),
+            c(ClaimKind::Reader),
+        );
+        let s = step(State::new(Init::Claimed(h1)), Op::Acquire(r));
+        let (s, e) = s.apply(Op::Disown(h1)).unwrap();
+        assert_eq!((e, s.had_owner(), s.holders()), (Effect::None, false, 0));
+        let (s, e) = s.apply(Op::Release(r)).unwrap();
+        assert_eq!((e, s), (Effect::None, State::EMPTY));
+        // Other owners left: the usual rule.
+        let owner = c(ClaimKind::Owner);
+        let s = step(State::new(Init::Claimed(owner)), Op::Acquire(h2));
+        let (s, e) = s.apply(Op::Disown(h2)).unwrap();
+        assert_eq!((e, s.had_owner()), (Effect::None, true));
+        assert_eq!(s.apply(Op::Release(owner)).unwrap().1, Effect::Evict);
+        // A borrow is no owner: disowning it is releasing it.
+        let s = step(State::new(Init::Claimed(owner)), Op::Acquire(r));
+        let s = step(s, Op::Release(owner));
+        assert_eq!(s.apply(Op::Disown(r)).unwrap().1, Effect::Evict);
+        assert_eq!(State::EMPTY.apply(Op::Disown(h1)), Err(Refusal::NotHeld));
+        // Idempotent by id in a ledger.
+        let mut l = Ledger::new(Init::Claimed(h1), NEVER);
+        assert_eq!(l.apply(Op::Disown(h1), NEVER), Ok(Effect::None));
+        assert_eq!(l.apply(Op::Disown(h1), NEVER), Ok(Effect::None));
+        assert_eq!((l.state, l.holders.len()), (State::EMPTY, 0));
     }
 
     #[test]

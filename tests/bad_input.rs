@@ -44,6 +44,46 @@ fn malformed_urls_are_invalid_url_errors() {
     }
 }
 
+/// `memory://` names no store: it used to open (and register) a memory
+/// store with the empty name; it is an invalid URL, wherever a URL is read.
+#[test]
+fn a_memory_url_without_a_name_is_an_invalid_url() {
+    match Store::open("memory://") {
+        Err(Error::InvalidUrl { url, reason }) => {
+            assert_eq!(url, "memory://");
+            assert!(reason.contains("name"), "{reason}");
+        }
+        other => panic!(
+            "expected InvalidUrl, got {:?}",
+            other.map(|s| s.name().to_owned())
+        ),
+    }
+    assert!(matches!(
+        Store::builder("").build(),
+        Err(Error::InvalidUrl { .. })
+    ));
+    assert!(matches!(
+        Store::from_config(&borrowstore::StoreConfig {
+            name: "bad-input-empty".into(),
+            url: "memory://".into(),
+        }),
+        Err(Error::InvalidUrl { .. })
+    ));
+    assert!(Store::registered("").is_none(), "nothing was registered");
+    // `Store::memory` cannot fail: with the empty name it is still an
+    // in-process store, but one that no URL reaches.
+    let anonymous = Store::memory("");
+    assert_eq!(anonymous.url(), "memory://");
+    let p = anonymous.proxy(5u8).unwrap();
+    assert_eq!(*p, 5);
+    assert!(matches!(
+        Proxy::<u8>::from_bytes(&Proxy::to_bytes(&p).unwrap()),
+        Err(Error::InvalidUrl { .. })
+    ));
+    // A name is all it takes.
+    assert_eq!(Store::open("memory://x").unwrap().name(), "x");
+}
+
 #[test]
 fn rediss_without_tls_support_is_a_clear_error_not_a_panic() {
     match Store::open("rediss://localhost:6380/0") {
@@ -153,4 +193,74 @@ fn the_size_limit_applies_to_every_value_a_file_store_encodes() {
     );
     drop(owner);
     assert!(store.connector().keys().unwrap().is_empty());
+}
+
+/// A file store's I/O errors name the store, the operation and the path,
+/// not only the OS error ("No such file or directory" alone said nothing).
+#[test]
+fn a_file_store_that_cannot_create_its_directory_names_the_path_and_the_operation() {
+    let url = "file:///proc/borrowstore-forbidden";
+    let err = match Store::open(url) {
+        Ok(_) => panic!("a store directory under /proc was created"),
+        Err(e) => e,
+    };
+    assert!(matches!(err, Error::Connector { .. }), "{err:?}");
+    let msg = err.to_string();
+    assert!(msg.contains(url), "{msg}");
+    assert!(
+        msg.contains("creating directory /proc/borrowstore-forbidden/objects: "),
+        "{msg}"
+    );
+    assert!(msg.contains("os error"), "the OS error is kept: {msg}");
+    // The OS error is still there for code that looks at it.
+    let source = std::error::Error::source(&err).expect("a source");
+    let io = source
+        .downcast_ref::<std::io::Error>()
+        .expect("an io::Error");
+    assert_eq!(io.kind(), std::io::ErrorKind::NotFound);
+
+    // A store opened under another name names its URL too.
+    let err = Store::builder("bad-input-named-file-store")
+        .url(url)
+        .build()
+        .expect_err("refused");
+    let msg = err.to_string();
+    assert!(msg.contains("bad-input-named-file-store"), "{msg}");
+    assert!(msg.contains(url), "{msg}");
+    assert!(msg.contains("creating directory"), "{msg}");
+}
+
+/// Reads and writes that fail after the store opened name the file too.
+#[test]
+fn file_store_read_and_write_errors_name_the_path_and_the_operation() {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("bad-input-io-{}", Key::random()));
+    let url = format!("file://{}", dir.display());
+    let store = Store::open(&url).unwrap();
+    let key = store.put(&7u32).unwrap();
+
+    // A ledger that is a directory cannot be read.
+    let ledger = dir.join("objects").join(format!("{key}.ledger"));
+    std::fs::remove_file(&ledger).unwrap();
+    std::fs::create_dir(&ledger).unwrap();
+    let msg = store.get::<u32>(&key).unwrap_err().to_string();
+    assert!(msg.contains(&url), "{msg}");
+    assert!(
+        msg.contains(&format!("reading {}: ", ledger.display())),
+        "{msg}"
+    );
+    assert!(msg.contains("os error"), "{msg}");
+
+    // Values are written to tmp/ first: a tmp/ that is a regular file
+    // makes every write fail.
+    let tmp = dir.join("tmp");
+    std::fs::remove_dir_all(&tmp).unwrap();
+    std::fs::write(&tmp, b"not a directory").unwrap();
+    let msg = store.put(&8u32).unwrap_err().to_string();
+    assert!(msg.contains(&url), "{msg}");
+    assert!(
+        msg.contains(&format!("creating {}/", tmp.display())),
+        "{msg}"
+    );
+    assert!(msg.contains("os error"), "{msg}");
 }

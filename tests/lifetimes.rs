@@ -51,6 +51,7 @@ on_every_store!(
     lifetime_spans_stores,
     lease_expiry,
     lease_extension,
+    lease_extension_by_duration_max_saturates,
     lease_shortening,
     lease_in_the_past_expires_at_once,
     lease_close_and_done,
@@ -281,6 +282,41 @@ fn lease_extension(store: Store) {
         lease.extend(Duration::from_secs(1)),
         Err(Error::LifetimeEnded)
     ));
+}
+
+/// Extending by more than an `Instant` can hold saturates (as `new` and
+/// `expire_in` do): the lease lasts practically forever. It used to keep its
+/// old expiry, so the objects were evicted on time although `extend` said
+/// `Ok`.
+fn lease_extension_by_duration_max_saturates(store: Store) {
+    const A_CENTURY_LESS_A_DAY: Duration = Duration::from_secs((100 * 365 - 1) * 24 * 3600);
+    let lease = LeaseLifetime::new(&store, Duration::from_millis(200));
+    let k = store.put_in(&lease, &1u8).unwrap();
+    lease.extend(Duration::MAX).unwrap();
+    assert!(
+        lease.remaining() > A_CENTURY_LESS_A_DAY,
+        "remaining {:?}",
+        lease.remaining()
+    );
+    assert!(lease.expiry() > SystemTime::now() + A_CENTURY_LESS_A_DAY);
+    // Past the original expiry: still there.
+    std::thread::sleep(Duration::from_millis(600));
+    assert!(!lease.done());
+    assert!(exists(&store, &k));
+    // Saturated leases stay saturated, and never get shorter by extending.
+    let before = lease.expiry();
+    lease.extend(Duration::MAX).unwrap();
+    lease.extend(Duration::from_secs(1)).unwrap();
+    assert!(lease.expiry() >= before);
+    // A lease made with `Duration::MAX` can be extended too.
+    let forever = LeaseLifetime::new(&store, Duration::MAX);
+    forever.extend(Duration::MAX).unwrap();
+    assert!(forever.remaining() > A_CENTURY_LESS_A_DAY);
+    // And shortening still works afterwards.
+    lease.expire_in(Duration::from_millis(50)).unwrap();
+    assert!(eventually(Duration::from_secs(10), || lease.done()));
+    assert!(!exists(&store, &k));
+    forever.close().unwrap();
 }
 
 /// Shortening takes effect at the new time (ProxyStore ignores it until

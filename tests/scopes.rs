@@ -20,8 +20,8 @@ use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
 use borrowstore::{
-    ContextLifetime, Error, Key, LivenessScope, OwnedProxy, Proxy, Store, borrow, liveness_scope,
-    mut_borrow,
+    ContextLifetime, Error, Key, LivenessScope, OwnedProxy, Proxy, Store, borrow, into_owned,
+    liveness_scope, mut_borrow,
 };
 
 // ---------------------------------------------------------------- helpers --
@@ -41,6 +41,10 @@ on_every_store!(
     deephaven_siblings,
     deephaven_reopen,
     deephaven_preserve_on_the_wrong_scope,
+    design_md_scope_block,
+    deephaven_one_shot_scope,
+    preserve_in_the_outermost_scope_leaves_other_owners_in_charge,
+    preserve_in_the_outermost_scope_makes_a_sole_owned_object_plain,
     query_scope_worked_example,
     manage_twice_holds_two_references,
     unmanage_of_what_is_not_managed_is_a_no_op,
@@ -173,7 +177,8 @@ fn deephaven_reopen(store: Store) {
 }
 
 /// Deephaven: preserving from a scope that is not the innermost open one is
-/// an error that changes nothing; so is preserving with no enclosing scope.
+/// an error that changes nothing. (Preserving from the outermost scope is
+/// not an error: see `preserve_in_the_outermost_scope_*`.)
 fn deephaven_preserve_on_the_wrong_scope(store: Store) {
     let outer = LivenessScope::new();
     let inner = LivenessScope::new();
@@ -188,11 +193,6 @@ fn deephaven_preserve_on_the_wrong_scope(store: Store) {
             assert_eq!(holders(&store, &key(&t)), before);
             assert_eq!((outer.references(&t), inner.references(&t)), (1, 0));
         });
-        // `outer` is innermost again, but nothing encloses it.
-        match outer.preserve(&t) {
-            Err(Error::NoEnclosingScope { key: k }) => assert_eq!(k, key(&t)),
-            other => panic!("expected NoEnclosingScope, got {other:?}"),
-        }
         assert_eq!(outer.references(&t), 1);
         t
     });
@@ -204,6 +204,204 @@ fn deephaven_preserve_on_the_wrong_scope(store: Store) {
     assert!(matches!(outer.preserve(&t), Err(Error::NotInnermostScope)));
     assert_eq!(holders(&store, &key(&t)), 1);
     outer.release().unwrap();
+    assert!(contents(&store).is_empty());
+}
+
+// ---------------------------------------- preserve in the outermost scope --
+
+/// The store-side (owned, holders, had an owner) of `key`.
+fn ownership(store: &Store, key: &Key) -> (bool, u32, bool) {
+    store.flush().expect("flush");
+    let state = store
+        .connector()
+        .inspect(key)
+        .expect("inspect")
+        .expect("the object exists")
+        .state;
+    (state.owned(), state.holders(), state.had_owner())
+}
+
+/// An object without an owner, as a plain `put` makes it: no owner proxy,
+/// no holder, and no record of ever having had one (so nothing evicts it
+/// but an explicit eviction).
+const PLAIN: (bool, u32, bool) = (false, 0, false);
+
+/// DESIGN.md's "Scopes and lifetimes" block as a user writes it: in a
+/// function of their own, with no scope open around it. `out` lives on
+/// after the release, as an object without an owner; `tmp` is evicted.
+fn design_md_scope_block(store: Store) {
+    let (kept, value) = design_md_scope_block_as_written(&store).expect("the block as written");
+    assert_eq!(*kept, 1024);
+    assert_eq!(*value, 3);
+    assert_eq!(contents(&store), set(&[key(&kept), key(&value)]));
+    assert_eq!(ownership(&store, &key(&kept)), PLAIN);
+    assert_eq!(ownership(&store, &key(&value)), PLAIN);
+    // They persist until evicted.
+    store.evict(Proxy::key(&kept)).unwrap();
+    store.evict(Proxy::key(&value)).unwrap();
+    assert!(contents(&store).is_empty());
+}
+
+/// The block, copied from DESIGN.md; only the one-shot scope's body is
+/// filled in (DESIGN.md leaves it as a comment).
+#[rustfmt::skip] // kept as DESIGN.md lays it out
+fn design_md_scope_block_as_written(store: &Store) -> Result<(Proxy<usize>, Proxy<u64>), Error> {
+    let scope = LivenessScope::new();
+    let kept = scope.open(|| -> Result<_, Error> {        // objects created inside are managed by `scope`
+        let tmp = store.proxy(vec![0u8; 1024])?;           //   (async: scope.open_async(fut))
+        let out = store.proxy(tmp.len())?;
+        scope.preserve(&out)?;                             // also owned by the enclosing scope
+        Ok(out)
+    })?;
+    scope.release()?;                                      // `tmp` evicted; `out` lives on
+    let value = liveness_scope(|s| { /* one-shot scope, released on return */
+        let parts = store.proxy(vec![1u64, 2])?;
+        let out = store.proxy(parts.iter().sum::<u64>())?;
+        s.preserve(&out)?;
+        Ok::<_, Error>(out)
+    })??;
+    Ok((kept, value))
+}
+
+/// Deephaven's one-shot scope, as its documentation writes it:
+///
+/// ```python
+/// def make_table():
+///     with liveness_scope() as scope:
+///         t = source.update(...)
+///         scope.preserve(t)
+///         return t
+/// ```
+///
+/// called with no scope open: the table outlives the scope, what was made
+/// on the way does not.
+fn deephaven_one_shot_scope(store: Store) {
+    fn make_table(store: &Store) -> Result<Proxy<Table>, Error> {
+        liveness_scope(|scope| {
+            let source = table(store, "source");
+            let t = store.proxy(
+                source
+                    .iter()
+                    .map(|(name, n)| (format!("{name}-updated"), n * 2))
+                    .collect::<Table>(),
+            )?;
+            scope.preserve(&t)?;
+            Ok(t)
+        })?
+    }
+
+    let t = make_table(&store).expect("make_table");
+    assert_eq!(*t, vec![("source-updated".to_owned(), 12)]);
+    assert_eq!(contents(&store), set(&[key(&t)]), "only the table is left");
+    assert_eq!(ownership(&store, &key(&t)), PLAIN);
+    // Called again, from inside a scope, it hands the table to that scope.
+    let app = LivenessScope::new();
+    let u = app
+        .open(|| make_table(&store))
+        .expect("make_table in a scope");
+    assert_eq!(app.references(&u), 1);
+    app.release().unwrap();
+    assert_eq!(contents(&store), set(&[key(&t)]));
+    store.evict(Proxy::key(&t)).unwrap();
+    assert!(contents(&store).is_empty());
+}
+
+/// With no enclosing scope, `preserve` takes this scope out of the object's
+/// owners; the owners it still has decide, by the usual rule: an owner
+/// proxy (and its borrows), a peer scope, a lifetime.
+fn preserve_in_the_outermost_scope_leaves_other_owners_in_charge(store: Store) {
+    // An owner proxy.
+    let scope = LivenessScope::new();
+    let owner = scope.open(|| store.owned_proxy(vec![1u8])).unwrap();
+    let k = *OwnedProxy::key(&owner);
+    assert_eq!(ownership(&store, &k), (true, 1, true));
+    scope.open(|| scope.preserve(&owner)).unwrap();
+    assert_eq!(scope.references(&owner), 0);
+    assert_eq!(ownership(&store, &k), (true, 0, true));
+    scope.release().unwrap();
+    assert!(exists(&store, &k));
+    let r = borrow(&owner).unwrap();
+    drop(owner);
+    assert!(exists(&store, &k), "still borrowed");
+    drop(r);
+    assert!(!exists(&store, &k), "its last owner and borrow are gone");
+
+    // A peer scope.
+    let (a, b) = (LivenessScope::new(), LivenessScope::new());
+    let p = a.open(|| table(&store, "shared"));
+    b.manage(&p).unwrap();
+    a.open(|| a.preserve(&p)).unwrap();
+    a.release().unwrap();
+    assert_eq!(ownership(&store, &key(&p)), (false, 1, true));
+    b.release().unwrap();
+    assert!(!exists(&store, &key(&p)));
+
+    // A lifetime.
+    let lt = ContextLifetime::new(&store);
+    let scope = LivenessScope::new();
+    let p = scope.open(|| table(&store, "in a lifetime"));
+    lt.add_proxy(&p).unwrap();
+    scope.open(|| scope.preserve(&p)).unwrap();
+    scope.release().unwrap();
+    assert_eq!(ownership(&store, &key(&p)), (false, 1, true));
+    lt.close().unwrap();
+    assert!(!exists(&store, &key(&p)));
+
+    assert!(contents(&store).is_empty());
+}
+
+/// When this scope was the object's only owner, `preserve` with no
+/// enclosing scope leaves an object without an owner, the same as a plain
+/// `put`: it persists until evicted, and an owner it gets later owns it by
+/// the usual rule.
+fn preserve_in_the_outermost_scope_makes_a_sole_owned_object_plain(store: Store) {
+    // All of this scope's references go, so its release cannot evict it.
+    let scope = LivenessScope::new();
+    let p = scope.open(|| table(&store, "twice"));
+    scope.manage(&p).unwrap();
+    assert_eq!(ownership(&store, &key(&p)), (false, 2, true));
+    scope.open(|| scope.preserve(&p)).unwrap();
+    assert_eq!(scope.references(&p), 0);
+    assert_eq!(ownership(&store, &key(&p)), PLAIN);
+    scope.release().unwrap();
+    assert!(exists(&store, &key(&p)));
+    // A later owner: managed, then released, it is evicted like any object.
+    let later = LivenessScope::new();
+    later.manage(&p).unwrap();
+    later.release().unwrap();
+    assert!(!exists(&store, &key(&p)));
+
+    // The same with an owner proxy adopted later.
+    let scope = LivenessScope::new();
+    let q = scope.open(|| table(&store, "adopted"));
+    scope.open(|| scope.preserve(&q)).unwrap();
+    scope.release().unwrap();
+    let qk = key(&q);
+    let owner = into_owned(q).unwrap();
+    drop(owner);
+    assert!(!exists(&store, &qk));
+
+    // Preserving what the scope does not manage changes nothing; a plain
+    // object stays plain.
+    let plain = table(&store, "plain");
+    let scope = LivenessScope::new();
+    scope.open(|| scope.preserve(&plain)).unwrap();
+    assert_eq!(ownership(&store, &key(&plain)), PLAIN);
+    store.evict(Proxy::key(&plain)).unwrap();
+
+    // A gone object is `KeyNotFound`, managed or not.
+    let scope = LivenessScope::new();
+    let (gone, other) = scope.open(|| (table(&store, "gone"), table(&store, "other")));
+    store.evict(Proxy::key(&gone)).unwrap();
+    store.evict(Proxy::key(&other)).unwrap();
+    scope.unmanage(&other);
+    for p in [&gone, &other] {
+        match scope.open(|| scope.preserve(p)) {
+            Err(Error::KeyNotFound { key: k, .. }) => assert_eq!(k, key(p)),
+            r => panic!("expected KeyNotFound, got {r:?}"),
+        }
+    }
+    scope.release().unwrap();
     assert!(contents(&store).is_empty());
 }
 
@@ -837,6 +1035,56 @@ fn a_scope_in_another_process_shares_objects_through_the_file_store() {
     assert!(contents(&store).is_empty());
 }
 
+const PRESERVE_CHILD_ENV: &str = "BORROWSTORE_SCOPES_PRESERVE_CHILD";
+
+/// The child half of the next test: a top-level one-shot scope that
+/// preserves its result, then the process exits.
+#[test]
+fn child_process_preserve() {
+    let Ok(url) = std::env::var(PRESERVE_CHILD_ENV) else {
+        return;
+    };
+    let store = Store::open(&url).unwrap();
+    let out = liveness_scope(|s| {
+        let tmp = table(&store, "tmp");
+        let out = store.proxy(tmp.len() as u64 + 41)?;
+        s.preserve(&out)?;
+        Ok::<_, Error>(out)
+    })
+    .unwrap()
+    .unwrap();
+    println!("@@KEY {}", key(&out));
+}
+
+/// What a top-level scope preserves on the file store is an object without
+/// an owner, not a claim of the process that made it: it outlives that
+/// process by more than the lease.
+#[test]
+fn a_preserved_object_outlives_the_process_that_made_it() {
+    let url = format!("file://{}?lease_ms=100", file_dir().display());
+    let store = Store::open(&url).unwrap();
+    let child = Command::new(std::env::current_exe().unwrap())
+        .args(["child_process_preserve", "--exact", "--nocapture"])
+        .env(PRESERVE_CHILD_ENV, &url)
+        .output()
+        .unwrap();
+    assert!(child.status.success(), "child failed: {child:?}");
+    let stdout = String::from_utf8_lossy(&child.stdout);
+    let k: Key = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("@@KEY "))
+        .expect("the child printed its key")
+        .trim()
+        .parse()
+        .unwrap();
+    // Several leases and reap passes later.
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(contents(&store), set(&[k]));
+    assert_eq!(ownership(&store, &k), PLAIN);
+    assert_eq!(store.get::<u64>(&k).unwrap(), Some(42));
+    store.evict(&k).unwrap();
+}
+
 // ------------------------------------------------------------ misc --
 
 #[test]
@@ -865,9 +1113,9 @@ fn objects_made_in_a_lifetime_inside_an_open_scope_belong_to_the_lifetime() {
     assert!(contents(&store).is_empty());
 }
 
-/// The "Scopes and lifetimes" block of DESIGN.md, as written (with an
-/// enclosing scope for `preserve`, and `String` for the `&str` literal,
-/// which is not `Storable`).
+/// The "Scopes and lifetimes" block of DESIGN.md, inside an enclosing
+/// scope (and with `String` for the `&str` literal, which is not
+/// `Storable`); `design_md_scope_block` runs it with no scope around it.
 #[test]
 fn the_design_api_block_works() -> Result<(), Error> {
     use borrowstore::LeaseLifetime;

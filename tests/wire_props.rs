@@ -298,7 +298,7 @@ fn contained(url: &str) -> bool {
 /// documented rules; only used to check which outcome is expected).
 fn valid_memory_url(url: &str) -> bool {
     url.strip_prefix("memory://")
-        .is_some_and(|name| !name.chars().any(char::is_control))
+        .is_some_and(|name| !name.is_empty() && !name.chars().any(char::is_control))
 }
 
 fn is_store_error(e: &Error) -> bool {

@@ -38,12 +38,20 @@ const LEDGER_MAGIC: &[u8; 4] = b"BSL1";
 /// Claims are leased: this process renews its claims in the background, and
 /// claims whose lease ran out (a killed process) are released by the next
 /// operation on the object, or by the reap pass every lease.
+///
+/// A failed file operation is an [`Error::Connector`] that names the store
+/// (its URL, when the store is not named by it), the operation and the path,
+/// with the OS error last: `store "file:///data" failed: creating directory
+/// /data/objects: Permission denied (os error 13)`. Its source is an
+/// [`io::Error`] of the OS error's kind.
 pub struct FileConnector {
     inner: Arc<Inner>,
 }
 
 struct Inner {
     name: String,
+    /// What I/O errors say about the store; see [`Site`].
+    site: Site,
     root: PathBuf,
     lease: Duration,
     locks: Vec<Mutex<File>>,
@@ -76,23 +84,26 @@ impl FileConnector {
     ) -> Result<Self> {
         let name = name.into();
         let root = root.into();
-        let io = |e: io::Error| io_error(&name, e);
+        let site = Site::new(&name, &root);
         for sub in ["objects", "locks", "tmp"] {
-            fs::create_dir_all(root.join(sub)).map_err(io)?;
+            let dir = root.join(sub);
+            fs::create_dir_all(&dir).map_err(|e| site.error(e, "creating directory", &dir))?;
         }
         let locks = (0..SHARDS)
             .map(|i| {
+                let path = lock_path(&root, i);
                 OpenOptions::new()
                     .create(true)
                     .truncate(false)
                     .write(true)
-                    .open(root.join("locks").join(format!("{i:02x}.lock")))
+                    .open(&path)
                     .map(Mutex::new)
+                    .map_err(|e| site.error(e, "opening", &path))
             })
-            .collect::<io::Result<Vec<_>>>()
-            .map_err(io)?;
+            .collect::<Result<Vec<_>>>()?;
         let inner = Arc::new(Inner {
             name,
+            site,
             root,
             lease,
             locks,
@@ -118,18 +129,84 @@ impl FileConnector {
     }
 }
 
-fn io_error(store: &str, e: io::Error) -> Error {
-    Error::Connector {
-        store: store.to_owned(),
-        source: Box::new(e),
+fn lock_path(root: &Path, shard: usize) -> PathBuf {
+    root.join("locks").join(format!("{shard:02x}.lock"))
+}
+
+/// Where a store's I/O happens, for its error messages: every I/O error
+/// becomes an [`Error::Connector`] of the store whose source is an
+/// [`io::Error`] of the same kind, which says what was done to which path
+/// (`creating directory /data/objects: Permission denied (os error 13)`)
+/// and keeps the OS error as its source. The store's URL leads the message
+/// when the store's name is not already that URL.
+struct Site {
+    name: String,
+    url: Option<String>,
+}
+
+impl Site {
+    fn new(name: &str, root: &Path) -> Site {
+        let url = format!("file://{}", root.display());
+        let named_by_url = name == url
+            || name
+                .strip_prefix(url.as_str())
+                .is_some_and(|q| q.starts_with('?'));
+        Site {
+            name: name.to_owned(),
+            url: (!named_by_url).then_some(url),
+        }
+    }
+
+    /// The error for `source`, which happened while `doing` `path`.
+    fn error(&self, source: io::Error, doing: &str, path: &Path) -> Error {
+        self.wrap(source, format!("{doing} {}", path.display()))
+    }
+
+    /// The error for `source`, which happened while renaming `from` to `to`.
+    fn rename_error(&self, source: io::Error, from: &Path, to: &Path) -> Error {
+        self.wrap(
+            source,
+            format!("renaming {} to {}", from.display(), to.display()),
+        )
+    }
+
+    fn wrap(&self, source: io::Error, what: String) -> Error {
+        let what = match &self.url {
+            Some(url) => format!("{url}: {what}"),
+            None => what,
+        };
+        Error::Connector {
+            store: self.name.clone(),
+            source: Box::new(io::Error::new(source.kind(), PathError { what, source })),
+        }
     }
 }
 
-impl Inner {
-    fn io(&self, e: io::Error) -> Error {
-        io_error(&self.name, e)
-    }
+/// An I/O error and what it happened to (see [`Site`]).
+#[derive(Debug)]
+struct PathError {
+    what: String,
+    source: io::Error,
+}
 
+impl std::fmt::Display for PathError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.what, self.source)
+    }
+}
+
+impl std::error::Error for PathError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.source)
+    }
+}
+
+/// Renames `from` to `to`, with an error that names both.
+fn rename(site: &Site, from: &Path, to: &Path) -> Result<()> {
+    fs::rename(from, to).map_err(|e| site.rename_error(e, from, to))
+}
+
+impl Inner {
     fn not_found(&self, key: &Key) -> Error {
         Error::KeyNotFound {
             key: *key,
@@ -144,7 +221,8 @@ impl Inner {
     fn lock(&self, key: &Key) -> Result<ShardGuard<'_>> {
         let shard = (key.as_u128() as usize) % SHARDS;
         let file = crate::sync_std_lock(&self.locks[shard]);
-        file.lock().map_err(|e| self.io(e))?;
+        file.lock()
+            .map_err(|e| self.site.error(e, "locking", &lock_path(&self.root, shard)))?;
         Ok(ShardGuard { file })
     }
 
@@ -164,16 +242,18 @@ impl Inner {
             .root
             .join("tmp")
             .join(format!("{}.tmp", ClaimId::random()));
-        let mut f = File::create(&path).map_err(|e| self.io(e))?;
-        f.write_all(data).map_err(|e| self.io(e))?;
+        let mut f = File::create(&path).map_err(|e| self.site.error(e, "creating", &path))?;
+        f.write_all(data)
+            .map_err(|e| self.site.error(e, "writing", &path))?;
         Ok(path)
     }
 
     fn read_ledger(&self, key: &Key) -> Result<Option<Ledger>> {
-        let bytes = match fs::read(self.ledger_path(key)) {
+        let path = self.ledger_path(key);
+        let bytes = match fs::read(&path) {
             Ok(b) => b,
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(self.io(e)),
+            Err(e) => return Err(self.site.error(e, "reading", &path)),
         };
         if bytes.len() < 4 || &bytes[..4] != LEDGER_MAGIC {
             return Err(Error::decode(format_args!("ledger of {key} is damaged")));
@@ -187,7 +267,7 @@ impl Inner {
         let mut bytes = LEDGER_MAGIC.to_vec();
         bytes = postcard::to_extend(ledger, bytes).map_err(Error::encode)?;
         let tmp = self.write_tmp(&bytes)?;
-        fs::rename(&tmp, self.ledger_path(key)).map_err(|e| self.io(e))
+        rename(&self.site, &tmp, &self.ledger_path(key))
     }
 
     /// Removes an evicted object: the ledger first, so a process killed in
@@ -223,10 +303,11 @@ impl Inner {
     }
 
     fn read_blob(&self, key: &Key, version: u64) -> Result<Option<Bytes>> {
-        match fs::read(self.blob_path(key, version)) {
+        let path = self.blob_path(key, version);
+        match fs::read(&path) {
             Ok(b) => Ok(Some(Bytes::from(b))),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(self.io(e)),
+            Err(e) => Err(self.site.error(e, "reading", &path)),
         }
     }
 
@@ -339,7 +420,7 @@ impl Connector for FileConnector {
                 source: format!("key {key} already exists").into(),
             });
         }
-        fs::rename(&tmp, inner.blob_path(key, 1)).map_err(|e| inner.io(e))?;
+        rename(&inner.site, &tmp, &inner.blob_path(key, 1))?;
         inner.write_ledger(key, &Ledger::new(init, inner.deadline()))?;
         if let Init::Claimed(c) = init {
             inner.held.add(*key, c);
@@ -429,7 +510,7 @@ impl Connector for FileConnector {
                 return Err(Error::ClaimLost { key: *key });
             }
             let new = l.version + 1;
-            fs::rename(&tmp, inner.blob_path(key, new)).map_err(|e| inner.io(e))?;
+            rename(&inner.site, &tmp, &inner.blob_path(key, new))?;
             renamed = Some(new);
             l.version = new;
             Ok(new)
@@ -462,7 +543,7 @@ impl Connector for FileConnector {
         })?;
         match op {
             Op::Acquire(c) => inner.held.add(*key, c),
-            Op::Release(c) => inner.held.remove(key, &c),
+            Op::Release(c) | Op::Disown(c) => inner.held.remove(key, &c),
             Op::Evict => {}
         }
         Ok(effect)
@@ -528,8 +609,10 @@ impl Connector for FileConnector {
     fn keys(&self) -> Result<Vec<Key>> {
         let inner = &self.inner;
         let mut keys = Vec::new();
-        for entry in fs::read_dir(inner.root.join("objects")).map_err(|e| inner.io(e))? {
-            let entry = entry.map_err(|e| inner.io(e))?;
+        let objects = inner.root.join("objects");
+        let listing = |e| inner.site.error(e, "listing", &objects);
+        for entry in fs::read_dir(&objects).map_err(listing)? {
+            let entry = entry.map_err(listing)?;
             if let Some(key) = entry
                 .file_name()
                 .to_str()

@@ -142,6 +142,11 @@ impl LeaseLifetime {
     /// Adds `by` to the lease. [`Error::LifetimeEnded`] once it has ended
     /// (closed, or past its expiry).
     ///
+    /// An expiry too far ahead for [`Instant`] to hold (say
+    /// `extend(Duration::MAX)`) saturates to about a century from now, as
+    /// [`new`](LeaseLifetime::new) and [`expire_in`](LeaseLifetime::expire_in)
+    /// do; extending never moves the expiry earlier.
+    ///
     /// ```
     /// # use std::time::Duration;
     /// # use borrowstore::{LeaseLifetime, Store};
@@ -157,7 +162,7 @@ impl LeaseLifetime {
             drop(t);
             return self.lease.expired();
         }
-        t.expiry = t.expiry.checked_add(by).unwrap_or(t.expiry);
+        t.expiry = saturating_add(t.expiry, by);
         // The armed entry fires at the old expiry and re-arms at the new one.
         Ok(())
     }
@@ -308,6 +313,12 @@ fn instant_after(d: Duration) -> Instant {
     // Far enough to never come; `Instant` cannot hold arbitrary durations.
     now.checked_add(d)
         .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600))
+}
+
+/// `at + d`, saturating like [`instant_after`] (and never earlier than `at`).
+fn saturating_add(at: Instant, d: Duration) -> Instant {
+    at.checked_add(d)
+        .unwrap_or_else(|| at.max(instant_after(d)))
 }
 
 fn instant_of(t: SystemTime) -> Instant {

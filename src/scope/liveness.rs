@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::key::Key;
 use crate::lifetime::release_claims;
 use crate::state::{Claim, ClaimKind, Op};
@@ -81,6 +81,34 @@ impl ScopeInner {
             }
             None => false,
         }
+    }
+
+    /// Gives back every reference the scope holds on `key` of `store`
+    /// without handing the object to anyone: the last one through
+    /// [`Op::Disown`], so an object that no other owner holds becomes an
+    /// object without an owner instead of being evicted. A scope that holds
+    /// no reference on it only checks that the object exists.
+    pub(crate) fn disown(&self, store: &Store, key: Key) -> Result<()> {
+        let claims = sync::lock(&self.held)
+            .remove(&(store.identity(), key))
+            .map(|h| h.claims)
+            .unwrap_or_default();
+        let Some((last, rest)) = claims.split_last() else {
+            return if store.connector().exists(&key)? {
+                Ok(())
+            } else {
+                Err(Error::KeyNotFound {
+                    key,
+                    store: store.name().to_owned(),
+                })
+            };
+        };
+        // While `last` is held these cannot evict; they are applied (or
+        // queued) before the disowning request.
+        for c in rest {
+            store.connector().release(&key, *c);
+        }
+        store.connector().apply(&key, Op::Disown(*last)).map(|_| ())
     }
 
     /// How many references the scope holds on `key` of `store`.

@@ -63,7 +63,8 @@ use liveness::ScopeInner;
 /// - [`manage`](LivenessScope::manage) takes one more reference on an
 ///   existing object, [`unmanage`](LivenessScope::unmanage) gives one back.
 /// - [`preserve`](LivenessScope::preserve) hands an object to the enclosing
-///   open scope, so it outlives this one.
+///   open scope, so it outlives this one; with no enclosing scope, it hands
+///   it on as an object without an owner.
 /// - [`release`](LivenessScope::release) gives every reference back. The
 ///   scope can be used again afterwards; dropping its last clone releases
 ///   it too.
@@ -218,15 +219,56 @@ impl LivenessScope {
         self.inner.unmanage(P::store(handle), P::key(handle))
     }
 
-    /// Hands the object `handle` names to the enclosing scope: the next
-    /// outer scope open on this thread takes a reference, then this scope
-    /// gives one of its own back (if it has one). The object then outlives
-    /// this scope's release.
+    /// Hands the object `handle` names to the enclosing scope, so that it
+    /// outlives this scope's release. This scope must be the innermost one
+    /// open on this thread.
     ///
-    /// Errors, with nothing changed: [`Error::NotInnermostScope`] when this
-    /// scope is not the innermost scope open on this thread;
-    /// [`Error::NoEnclosingScope`] when no scope encloses it;
+    /// - **An enclosing scope is open** (the next outer scope on this
+    ///   thread): it takes a reference, then this scope gives one of its
+    ///   own back (if it has one).
+    /// - **No scope encloses this one** (it is the outermost, as in a
+    ///   [`liveness_scope`] called at top level): the object is handed on
+    ///   as an object without an owner, as Deephaven's base scope takes
+    ///   it. This scope gives back *every* reference it holds on the object
+    ///   (nothing takes them over, and one left behind would evict the
+    ///   object at release), and:
+    ///   - if the object has other owners — its [`OwnedProxy`](crate::OwnedProxy),
+    ///     another scope that manages it, a lifetime that holds it, in any
+    ///     process — they keep it by the usual rule: it is evicted when the
+    ///     last of them lets go and its last borrow ends;
+    ///   - if this scope was its only owner, it becomes what a plain
+    ///     [`Store::put`](crate::Store::put) makes: an object without an
+    ///     owner, which persists until evicted explicitly
+    ///     ([`Store::evict`](crate::Store::evict), or an ephemeral resolve).
+    ///     An owner it gets later owns it by the usual rule.
+    ///
+    ///   Which case applies is decided store-side, in one step, when this
+    ///   scope's last reference goes.
+    ///
+    /// Errors: [`Error::NotInnermostScope`] when this scope is not the
+    /// innermost scope open on this thread (nothing changed);
     /// [`Error::KeyNotFound`] when the object is gone.
+    /// ([`Error::NoEnclosingScope`] is no longer returned.)
+    ///
+    /// In the outermost scope:
+    ///
+    /// ```
+    /// # use borrowstore::{Error, LivenessScope, Proxy, Store, liveness_scope};
+    /// # fn main() -> Result<(), Error> {
+    /// let store = Store::memory("doc-scope-preserve-outermost");
+    /// let out = liveness_scope(|s| {
+    ///     let tmp = store.proxy(vec![1u64, 2, 3])?;   // evicted at the end
+    ///     let out = store.proxy(tmp.iter().sum::<u64>())?;
+    ///     s.preserve(&out)?;                          // no owner: lives on
+    ///     Ok::<_, Error>(out)
+    /// })??;
+    /// assert_eq!(*out, 6);
+    /// assert_eq!(store.connector().keys()?, vec![*Proxy::key(&out)]);
+    /// store.evict(Proxy::key(&out))?;                 // until evicted
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// Into an enclosing scope:
     ///
     /// ```
     /// # use borrowstore::{Error, LivenessScope, Proxy, Store};
@@ -252,9 +294,12 @@ impl LivenessScope {
         let outer = manager::with_stack(|s| match s {
             [.., top] if manager::addr(top) != me => Err(Error::NotInnermostScope),
             [] => Err(Error::NotInnermostScope),
-            [.., outer, _] => Ok(outer.clone()),
-            [_] => Err(Error::NoEnclosingScope { key }),
+            [.., outer, _] => Ok(Some(outer.clone())),
+            [_] => Ok(None),
         })?;
+        let Some(outer) = outer else {
+            return self.inner.disown(store, key);
+        };
         if let Some(claim) = outer.claim_for(store, key) {
             store
                 .connector()
@@ -407,7 +452,10 @@ impl<F> fmt::Debug for ScopedFuture<F> {
 /// what `f` returned, or the release's error.
 ///
 /// Objects `f` creates are evicted at the end unless something else owns
-/// them: preserve them into an enclosing scope, or give them another owner.
+/// them or they are [preserved](LivenessScope::preserve): into the
+/// enclosing scope if one is open, else as objects without an owner, which
+/// outlive the call (Deephaven's `with liveness_scope() as scope: …;
+/// scope.preserve(t); return t`).
 ///
 /// ```
 /// use borrowstore::{Error, Store, liveness_scope};

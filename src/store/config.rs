@@ -25,7 +25,7 @@ pub struct StoreConfig {
 /// A parsed connector URL.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Location {
-    /// `memory://name`
+    /// `memory://name`, `name` not empty
     Memory { name: String },
     /// `file:///absolute/dir[?lease_ms=N]`
     File { root: PathBuf, lease: Duration },
@@ -44,6 +44,9 @@ impl Location {
             .ok_or_else(|| bad("expected scheme://…, for example memory://name"))?;
         match scheme {
             "memory" => {
+                if rest.is_empty() {
+                    return Err(bad("a memory store needs a name: memory://name"));
+                }
                 if rest.chars().any(|c| c.is_control()) {
                     return Err(bad("the store name contains control characters"));
                 }
@@ -195,6 +198,7 @@ mod tests {
             "",
             "memory",
             "memory:/x",
+            "memory://",
             "ftp://x",
             "memory://a\nb",
             "://x",

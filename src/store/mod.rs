@@ -132,6 +132,12 @@ impl StoreBuilder {
 impl Store {
     /// The in-memory store named `name`: the registered one if a memory store
     /// of that name exists, else a new one, registered.
+    ///
+    /// Give it a name. This constructor cannot fail, so `Store::memory("")`
+    /// still returns a working in-process store, but its URL `memory://` is
+    /// refused by [`Store::open`] and [`Store::from_config`]
+    /// ([`Error::InvalidUrl`]): proxies and tickets of that store cannot be
+    /// decoded again, not even in this process.
     pub fn memory(name: impl Into<String>) -> Store {
         let name = name.into();
         let url = format!("memory://{name}");
@@ -155,6 +161,7 @@ impl Store {
     /// Opens a store by connector URL, and registers it:
     ///
     /// - `memory://name` — the in-process store `name` (see [`Store::memory`]);
+    ///   the name must not be empty;
     /// - `file:///absolute/dir` — a directory shared by the processes of one
     ///   host; `?lease_ms=N` sets how long a dead process's claims survive it
     ///   (default 30 s).

@@ -491,6 +491,11 @@ impl Inner {
                 self.deadline().as_bytes(),
             ]),
             Op::Release(c) => release_args(c),
+            Op::Disown(c) => args([
+                b"disown",
+                kind_code(c.kind).as_bytes(),
+                c.id.to_string().as_bytes(),
+            ]),
             Op::Evict => args([b"evict"]),
         }
     }
@@ -504,7 +509,7 @@ impl Inner {
         };
         match op {
             Op::Acquire(c) => self.held.add(*key, c),
-            Op::Release(c) => self.held.remove(key, &c),
+            Op::Release(c) | Op::Disown(c) => self.held.remove(key, &c),
             Op::Evict => self.held.forget_key(key),
         }
         if effect == Effect::Evict {

@@ -123,12 +123,17 @@ local function acquire(kind, id, deadline)
   return 'ok'
 end
 
-local function release(kind, id)
+-- Gives a claim back. `disown`: if it was the last owner or holder, the
+-- object becomes plain again (had = 0) instead of being evicted.
+local function release(kind, id, disown)
   if not holds(kind, id) then return 'ok' end
   if kind == 'r' then redis.call('HDEL', R, id)
   elseif kind == 'w' then redis.call('HDEL', S, 'w', 'wd')
   elseif kind == 'o' then redis.call('HDEL', S, 'o', 'od')
   elseif kind == 'h' then redis.call('HDEL', H, id)
+  end
+  if disown and (kind == 'o' or kind == 'h') and not owned() and holders() == 0 then
+    redis.call('HSET', S, 'had', '0')
   end
   if settle() then return 'evicted' end
   return 'ok'
@@ -205,7 +210,10 @@ elseif op == 'acquire_fetch' then
   return {'ok', 'changed', v, redis.call('HGET', S, 'b')}
 elseif op == 'release' then
   -- ARGV: kind, id
-  return release(ARGV[2], ARGV[3])
+  return release(ARGV[2], ARGV[3], false)
+elseif op == 'disown' then
+  -- ARGV: kind, id
+  return release(ARGV[2], ARGV[3], true)
 elseif op == 'evict' then
   if written() or readers() > 0 then return 'borrowed' end
   evict()
