@@ -63,7 +63,7 @@ pub use ownership::{
 };
 pub use proxy::Proxy;
 pub use scope::{LivenessScope, ScopedFuture, liveness_scope};
-pub use store::{Store, StoreBuilder, StoreConfig};
+pub use store::{ObjectInfo, Store, StoreBuilder, StoreConfig};
 pub use submit::{Submitted, submit, submit_blocking};
 
 #[cfg(doctest)]

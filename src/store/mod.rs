@@ -2,6 +2,7 @@
 
 mod cache;
 mod config;
+mod info;
 pub(crate) mod manager;
 mod registry;
 
@@ -11,6 +12,7 @@ use serde::de::DeserializeOwned;
 
 pub(crate) use config::Location;
 pub use config::StoreConfig;
+pub use info::ObjectInfo;
 
 use crate::codec::{self, Storable};
 use crate::connector::{Connector, Entry, Fetch, LocalValue, MemoryConnector, Stored, Value};
@@ -241,6 +243,61 @@ impl Store {
     /// The connector, for inspecting what is really stored.
     pub fn connector(&self) -> &Arc<dyn Connector> {
         &self.inner.connector
+    }
+
+    /// What the store holds for the object under `key` — its version, its
+    /// owners and its borrows, read store-side in one step — or `None` if
+    /// there is no object under `key` (never stored, or evicted).
+    ///
+    /// Releases this process queued may not have been applied yet on
+    /// connectors that queue them; [`flush`](Store::flush) first to see them.
+    ///
+    /// ```
+    /// use borrowstore::{OwnedProxy, Store, borrow};
+    /// # fn main() -> Result<(), borrowstore::Error> {
+    /// let store = Store::memory("doc-inspect");
+    /// let owner = store.owned_proxy(vec![1u64, 2])?;
+    /// let key = *OwnedProxy::key(&owner);
+    /// let reader = borrow(&owner)?;
+    ///
+    /// let info = store.inspect(&key)?.expect("stored");
+    /// assert_eq!((info.owners, info.readers, info.writer), (1, 1, false));
+    /// assert_eq!(info.version, 1);
+    /// println!("{info}");
+    ///
+    /// drop(owner); // eviction waits for the reader
+    /// assert_eq!(store.inspect(&key)?.expect("still borrowed").owners, 0);
+    /// drop(reader);
+    /// assert!(store.inspect(&key)?.is_none());
+    /// # Ok(()) }
+    /// ```
+    pub fn inspect(&self, key: &Key) -> Result<Option<ObjectInfo>> {
+        Ok(self
+            .connector()
+            .inspect(key)?
+            .and_then(|i| ObjectInfo::from_inspect(*key, i)))
+    }
+
+    /// The keys of every object in the store, in no particular order. On a
+    /// shared store that includes other processes' objects.
+    ///
+    /// ```
+    /// use borrowstore::Store;
+    /// # fn main() -> Result<(), borrowstore::Error> {
+    /// let store = Store::memory("doc-keys");
+    /// let a = store.put(&1u8)?;
+    /// let b = store.put(&2u8)?;
+    /// let mut keys = store.keys()?;
+    /// keys.sort();
+    /// let mut expected = vec![a, b];
+    /// expected.sort();
+    /// assert_eq!(keys, expected);
+    /// store.evict_batch(&[a, b])?;
+    /// assert!(store.keys()?.is_empty());
+    /// # Ok(()) }
+    /// ```
+    pub fn keys(&self) -> Result<Vec<Key>> {
+        self.connector().keys()
     }
 
     /// Whether two handles are the same store.
