@@ -5,6 +5,7 @@ mod config;
 mod info;
 pub(crate) mod manager;
 mod registry;
+mod target;
 
 use std::sync::Arc;
 
@@ -13,6 +14,7 @@ use serde::de::DeserializeOwned;
 pub(crate) use config::Location;
 pub use config::StoreConfig;
 pub use info::ObjectInfo;
+pub(crate) use target::Target;
 
 use crate::codec::{self, Storable};
 use crate::connector::{Connector, Entry, Fetch, LocalValue, MemoryConnector, Stored, Value};
@@ -349,7 +351,7 @@ impl Store {
     /// The value under `key`, shared with every other reader in this process
     /// (no copy), or `None`.
     pub fn get_shared<T: Storable>(&self, key: &Key) -> Result<Option<Arc<T>>> {
-        match self.resolve(key, None) {
+        match self.resolve(Target::keyed(key)) {
             Ok(v) => Ok(Some(v)),
             Err(Error::KeyNotFound { .. }) => Ok(None),
             Err(e) => Err(e),
@@ -448,42 +450,32 @@ impl Store {
         self.connector().put(&key, value, init)
     }
 
-    /// Publishes `value` for `key` on behalf of `writer`.
+    /// Publishes `value` for the object at `target` on behalf of `writer`;
+    /// returns the new version.
     pub(crate) fn publish(
         &self,
-        key: &Key,
-        entry: Option<&dyn Entry>,
+        target: Target<'_>,
         writer: crate::state::Claim,
         value: Value,
     ) -> Result<u64> {
-        match entry {
-            Some(e) => e.publish(writer, value),
-            None => self.connector().publish(key, writer, value),
-        }
+        target.publish(self, writer, value)
     }
 
-    /// The current value of `key`, shared: from the connector's local value,
-    /// or decoded once per version through the cache.
-    pub(crate) fn resolve<T: Storable>(
-        &self,
-        key: &Key,
-        entry: Option<&dyn Entry>,
-    ) -> Result<Arc<T>> {
-        self.resolve_versioned(key, entry).map(|(v, _)| v)
+    /// The current value of the object at `target`, shared: from the
+    /// connector's local value, or decoded once per version through the cache.
+    pub(crate) fn resolve<T: Storable>(&self, target: Target<'_>) -> Result<Arc<T>> {
+        self.resolve_versioned(target).map(|(v, _)| v)
     }
 
     /// [`resolve`](Store::resolve), with the version resolved.
     pub(crate) fn resolve_versioned<T: Storable>(
         &self,
-        key: &Key,
-        entry: Option<&dyn Entry>,
+        target: Target<'_>,
     ) -> Result<(Arc<T>, u64)> {
+        let key = target.key();
         let cached = self.inner.cache.get(key);
         let known = cached.as_ref().map(|c| c.version);
-        let fetch = match entry {
-            Some(e) => e.fetch(known)?,
-            None => self.connector().fetch(key, known)?,
-        };
+        let fetch = target.fetch(self, known)?;
         match fetch {
             Fetch::Changed(stored) => self.materialize(key, stored),
             Fetch::Missing => {
@@ -538,7 +530,7 @@ impl Store {
                     let version = c.version;
                     downcast_cached(c).map(|v| (v, version))
                 }
-                _ => self.resolve_versioned(key, None),
+                _ => self.resolve_versioned(Target::keyed(key)),
             },
             Fetch::Missing => Err(self.not_found(key)),
         }
