@@ -31,6 +31,7 @@ use crate::key::Key;
 ///
 /// let info = store.inspect(OwnedProxy::key(&owner))?.expect("stored");
 /// assert!(info.writer && info.readers == 0);
+/// assert!(info.owner);
 /// assert_eq!((info.owners, info.holders), (1, 0));
 /// assert!(!info.plain);
 /// assert!(info.to_string().contains("writer   yes"));
@@ -44,12 +45,14 @@ pub struct ObjectInfo {
     pub key: Key,
     /// The value's version: 1 when stored, one more at every publish.
     pub version: u64,
-    /// How many owners keep the object: its owner handle (an
-    /// [`OwnedProxy`](crate::OwnedProxy), or an owner ticket in flight; at
-    /// most one) plus its [`holders`](ObjectInfo::holders).
+    /// How many owners keep the object: its [`owner`](ObjectInfo::owner)
+    /// handle, if it has one, plus its [`holders`](ObjectInfo::holders).
     pub owners: u32,
+    /// Whether the object has its owner handle: an
+    /// [`OwnedProxy`](crate::OwnedProxy), or an owner ticket in flight. At
+    /// most one.
+    pub owner: bool,
     /// How many of the owners are holders: liveness scopes and lifetimes.
-    /// `owners - holders` is 1 while an owner handle exists, else 0.
     pub holders: u32,
     /// How many shared borrows ([`RefProxy`](crate::RefProxy), or borrow
     /// tickets in flight) the object has.
@@ -76,6 +79,7 @@ impl ObjectInfo {
             key,
             version: inspect.version,
             owners: s.holders().saturating_add(u32::from(s.owned())),
+            owner: s.owned(),
             holders: s.holders(),
             readers: s.readers(),
             writer: s.writer(),
@@ -89,7 +93,13 @@ impl fmt::Display for ObjectInfo {
         let yes_no = |b: bool| if b { "yes" } else { "no" };
         writeln!(f, "key      {}", self.key)?;
         writeln!(f, "version  {}", self.version)?;
-        writeln!(f, "owners   {} ({} holders)", self.owners, self.holders)?;
+        writeln!(
+            f,
+            "owners   {} (owner handle: {}, holders: {})",
+            self.owners,
+            yes_no(self.owner),
+            self.holders
+        )?;
         writeln!(f, "readers  {}", self.readers)?;
         writeln!(f, "writer   {}", yes_no(self.writer))?;
         write!(f, "plain    {}", yes_no(self.plain))
@@ -111,11 +121,11 @@ mod tests {
         assert_eq!(i.key, Key::from_u128(7));
         assert_eq!(i.version, 3);
         assert_eq!((i.owners, i.holders, i.readers), (4, 3, 2));
-        assert!(!i.writer && !i.plain);
+        assert!(i.owner && !i.writer && !i.plain);
 
         let i = info(State::from_parts(0, true, false, 0, false, false)).unwrap();
         assert_eq!((i.owners, i.holders, i.readers), (0, 0, 0));
-        assert!(i.writer && i.plain);
+        assert!(!i.owner && i.writer && i.plain);
     }
 
     #[test]
@@ -130,7 +140,7 @@ mod tests {
             i.to_string(),
             "key      00000000000000000000000000000007\n\
              version  3\n\
-             owners   1 (0 holders)\n\
+             owners   1 (owner handle: yes, holders: 0)\n\
              readers  1\n\
              writer   no\n\
              plain    no"
