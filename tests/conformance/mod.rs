@@ -215,9 +215,9 @@ fn assert_idle_owned(s: ObjectInfo) {
 }
 
 /// Stores raw bytes under a fresh key, with no owner, through the connector.
-fn put_raw(f: &Fixture, bytes: Vec<u8>) -> Key {
+fn put_raw(connector: &Arc<dyn Connector>, bytes: Vec<u8>) -> Key {
     let key = Key::random();
-    f.connector
+    connector
         .put(&key, Value::Bytes(bytes.into()), Init::Plain)
         .unwrap();
     key
@@ -726,12 +726,12 @@ pub fn plain_objects_persist_until_evicted(store: Store) {
 // ---------------------------------------------------------------- eviction
 
 pub fn evict_refused_while_read(f: Fixture) {
-    let store = &f.store;
+    let Fixture { store, connector } = f;
     let owner = store.owned_proxy(vec![1u64]).unwrap();
     let key = *OwnedProxy::key(&owner);
     let r = borrow(&owner).unwrap();
     assert_err!(store.evict(&key), Error::AlreadyBorrowed { key: k } if k == key);
-    assert_err!(f.connector.evict(&key), Error::AlreadyBorrowed { key: k } if k == key);
+    assert_err!(connector.evict(&key), Error::AlreadyBorrowed { key: k } if k == key);
     assert_stored(&store, &key);
     assert_eq!(state(&store, &key).readers, 1);
     assert_eq!(RefProxy::resolve(&r).unwrap(), &vec![1]);
@@ -1146,7 +1146,7 @@ fn good_blob() -> Vec<u8> {
 }
 
 pub fn damaged_blob_truncated_is_decode_error(f: Fixture) {
-    let store = &f.store;
+    let Fixture { store, connector } = f;
     let good = good_blob();
     for len in [
         0,
@@ -1157,12 +1157,12 @@ pub fn damaged_blob_truncated_is_decode_error(f: Fixture) {
         HEADER_LEN + 1,
         good.len() - 1,
     ] {
-        let key = put_raw(&f, good[..len].to_vec());
+        let key = put_raw(&connector, good[..len].to_vec());
         assert_decode_error(&store, key, &format!("truncated to {len}"));
         assert!(store.evict(&key).unwrap());
     }
     // the intact blob reads fine, through a borrow too
-    let key = put_raw(&f, good);
+    let key = put_raw(&connector, good);
     assert_eq!(
         store.get::<String>(&key).unwrap().as_deref(),
         Some("hello world")
@@ -1174,7 +1174,7 @@ pub fn damaged_blob_truncated_is_decode_error(f: Fixture) {
 }
 
 pub fn damaged_blob_bad_header_is_decode_error(f: Fixture) {
-    let store = &f.store;
+    let Fixture { store, connector } = f;
     let mut magic = good_blob();
     magic[0] = b'X';
     let mut zeros = good_blob();
@@ -1186,7 +1186,7 @@ pub fn damaged_blob_bad_header_is_decode_error(f: Fixture) {
         ("zero header", zeros),
         ("bad format version", format),
     ] {
-        let key = put_raw(&f, bytes);
+        let key = put_raw(&connector, bytes);
         assert_decode_error(&store, key, what);
         // through a borrow as well
         let owner = into_owned(store.proxy_from_key::<String>(key)).unwrap();
@@ -1199,14 +1199,14 @@ pub fn damaged_blob_bad_header_is_decode_error(f: Fixture) {
     // a damaged type fingerprint looks like another type
     let mut fp = good_blob();
     fp[7] ^= 0x01;
-    let key = put_raw(&f, fp);
+    let key = put_raw(&connector, fp);
     assert_err!(store.get::<String>(&key), Error::TypeMismatch { .. });
     assert!(store.evict(&key).unwrap());
     assert_empty(&store);
 }
 
 pub fn damaged_blob_payload_is_decode_error(f: Fixture) {
-    let store = &f.store;
+    let Fixture { store, connector } = f;
     let good = good_blob();
     let mut utf8 = good.clone();
     *utf8.last_mut().unwrap() = 0xFF; // invalid UTF-8
@@ -1223,7 +1223,7 @@ pub fn damaged_blob_payload_is_decode_error(f: Fixture) {
         ("trailing byte", trailing),
         ("overlong varint", varint),
     ] {
-        let key = put_raw(&f, bytes);
+        let key = put_raw(&connector, bytes);
         assert_decode_error(&store, key, what);
         let owner = into_owned(store.proxy_from_key::<String>(key)).unwrap();
         assert_err!(OwnedProxy::resolve(&owner), Error::Decode { .. });
@@ -1320,8 +1320,10 @@ pub fn batch_forms(store: Store) {
 }
 
 pub fn connector_batch_forms(f: Fixture) {
-    let store = &f.store;
-    let c = &f.connector;
+    let Fixture {
+        store,
+        connector: c,
+    } = f;
     let items: Vec<(Key, Vec<u8>)> = (0..4u64)
         .map(|i| (Key::random(), codec::encode(&vec![i; i as usize]).unwrap()))
         .collect();
