@@ -91,7 +91,7 @@ impl Tally {
             self.evictions.fetch_add(1, Ordering::Relaxed);
         }
         if let Op::Release(claim) = op {
-            self.releases[kind_index(claim.kind)].fetch_add(1, Ordering::Relaxed);
+            self.releases[kind_index(claim.kind())].fetch_add(1, Ordering::Relaxed);
             if r.is_err() {
                 self.refused_releases.fetch_add(1, Ordering::Relaxed);
             }

@@ -1,4 +1,12 @@
-//! Where objects live: the [`Connector`] trait and its implementations.
+//! Where objects live: the [`Connector`] trait and its implementations, for
+//! connector authors.
+//!
+//! Users of a [`Store`](crate::Store) never call a connector: they open a
+//! store by URL ([`Store::open`](crate::Store::open)) or hand one a
+//! connector of their own ([`StoreBuilder::connector`](crate::StoreBuilder::connector)),
+//! and look at what it holds through [`Store::inspect`](crate::Store::inspect)
+//! and [`Store::keys`](crate::Store::keys). This module is what a connector
+//! author implements, and the connectors that come with the crate.
 //!
 //! A connector does two things, both keyed by [`Key`]:
 //!
@@ -11,6 +19,17 @@
 //! A connector may also hand out an [`Entry`]: a handle on one object's state
 //! that proxies keep, so that a borrow reaches the state without a lookup.
 //!
+//! # How claims reach a connector
+//!
+//! A [`Claim`] is made only inside this crate: a handle (an owner, a borrow,
+//! a scope or a lifetime) takes a fresh one and its store passes it to the
+//! connector, in an [`Op`], an [`Init`], a publish or a ticket. A connector
+//! can read a claim ([`Claim::kind`], [`Claim::id`]), keep it, and hand it
+//! back (from [`Connector::redeem_ticket`]), but cannot make one, so no code
+//! outside the crate acts under a claim it was not given. A connector that
+//! keeps claims across processes stores their kinds and ids, as the file and
+//! Redis connectors do.
+//!
 //! Implementations: [`MemoryConnector`] (in-process; the default),
 //! [`FileConnector`] (a directory shared by the processes of one host) and
 //! [`RedisConnector`] (a Redis server shared by several machines).
@@ -20,6 +39,7 @@ mod lease;
 mod memory;
 mod redis;
 mod value;
+pub(crate) mod wire;
 
 use std::sync::Arc;
 
@@ -35,7 +55,8 @@ use crate::error::{Error, Result};
 use crate::key::{ClaimId, Key};
 use crate::state::{Claim, ClaimKind, Effect, Init, Op, Refusal, State};
 
-/// What a connector reports of one object's state, for inspection and tests.
+/// What a connector reports of one object's state; users see it as an
+/// [`ObjectInfo`](crate::ObjectInfo), through [`Store::inspect`](crate::Store::inspect).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Inspect {
     /// The borrow state.
@@ -147,10 +168,11 @@ pub trait Connector: Send + Sync + 'static {
     /// Cancels an unredeemed ticket of `kind` and releases its claim.
     fn cancel_ticket(&self, key: &Key, ticket: ClaimId, kind: ClaimKind) -> Result<()>;
 
-    /// The state and version of `key`.
+    /// The state and version of `key`; `None` if there is no object under
+    /// it. Backs [`Store::inspect`](crate::Store::inspect).
     fn inspect(&self, key: &Key) -> Result<Option<Inspect>>;
 
-    /// Every key in the store (for inspection and tests).
+    /// Every key in the store. Backs [`Store::keys`](crate::Store::keys).
     fn keys(&self) -> Result<Vec<Key>>;
 
     /// Whether releases can be pending after [`release`](Connector::release)

@@ -242,8 +242,10 @@ impl Store {
         &self.inner.config
     }
 
-    /// The connector, for inspecting what is really stored.
-    pub fn connector(&self) -> &Arc<dyn Connector> {
+    /// The connector. Crate-private: users see what is stored through
+    /// [`inspect`](Store::inspect) and [`keys`](Store::keys), and claims reach
+    /// the connector only through the handles that took them.
+    pub(crate) fn connector(&self) -> &Arc<dyn Connector> {
         &self.inner.connector
     }
 
