@@ -86,8 +86,8 @@ pub trait Entry: Send + Sync {
 /// must apply exactly the transitions of [`State::apply`]. The conformance
 /// suite in `tests/` checks an implementation against these rules.
 ///
-/// The `*_async` methods default to calling their blocking twins; network
-/// connectors override them.
+/// [`flush_async`](Connector::flush_async) defaults to calling
+/// [`flush`](Connector::flush); network connectors override it.
 pub trait Connector: Send + Sync + 'static {
     /// Whether this connector keeps [`Value::Local`] values as they are (in
     /// this process). When it does not, the store encodes values before
@@ -210,41 +210,15 @@ pub trait Connector: Send + Sync + 'static {
         keys.iter().map(|k| self.evict(k)).collect()
     }
 
-    /// [`get`](Connector::get), without blocking the executor on network connectors.
-    fn get_async<'a>(&'a self, key: &'a Key) -> BoxFuture<'a, Result<Option<Stored>>> {
-        Box::pin(async move { self.get(key) })
-    }
-
-    /// [`fetch`](Connector::fetch), async.
-    fn fetch_async<'a>(
-        &'a self,
-        key: &'a Key,
-        known_version: Option<u64>,
-    ) -> BoxFuture<'a, Result<Fetch>> {
-        Box::pin(async move { self.fetch(key, known_version) })
-    }
-
-    /// [`put`](Connector::put), async.
-    fn put_async<'a>(
-        &'a self,
-        key: &'a Key,
-        value: Value,
-        init: Init,
-    ) -> BoxFuture<'a, Result<Option<Arc<dyn Entry>>>> {
-        Box::pin(async move { self.put(key, value, init) })
-    }
-
-    /// [`apply`](Connector::apply), async.
-    fn apply_async<'a>(&'a self, key: &'a Key, op: Op) -> BoxFuture<'a, Result<Effect>> {
-        Box::pin(async move { self.apply(key, op) })
-    }
-
-    /// [`evict`](Connector::evict), async.
-    fn evict_async<'a>(&'a self, key: &'a Key) -> BoxFuture<'a, Result<bool>> {
-        Box::pin(async move { self.evict(key) })
-    }
-
-    /// [`flush`](Connector::flush), async.
+    /// [`flush`](Connector::flush), without blocking the executor: network
+    /// connectors override it. The default calls `flush`.
+    ///
+    /// # Cancel safety
+    ///
+    /// Implementations must be cancel safe: dropping the future ends the
+    /// wait only, and the queued releases are still applied, in order. The
+    /// default is: it does all its work (a blocking `flush`) in its first
+    /// poll.
     fn flush_async(&self) -> BoxFuture<'_, Result<()>> {
         Box::pin(async move { self.flush() })
     }
