@@ -26,9 +26,10 @@
 //! connector, in an [`Op`], an [`Init`], a publish or a ticket. A connector
 //! can read a claim ([`Claim::kind`], [`Claim::id`]), keep it, and hand it
 //! back (from [`Connector::redeem_ticket`]), but cannot make one, so no code
-//! outside the crate acts under a claim it was not given. A connector that
-//! keeps claims across processes stores their kinds and ids, as the file and
-//! Redis connectors do.
+//! outside the crate acts under a claim it was not given. Rebuilding a claim
+//! from a stored kind and id, as the file and Redis connectors do for a
+//! ticket issued by another process, is for the crate's own connectors
+//! only: a connector from outside hands back the claims it was given.
 //!
 //! Implementations: [`MemoryConnector`] (in-process; the default),
 //! [`FileConnector`] (a directory shared by the processes of one host) and
