@@ -189,7 +189,7 @@ fn parent(url: &str) -> Result<(), BoxError> {
     // 7. A worker dies holding a borrow.
     crashed_worker(&store)?;
 
-    let left = store.connector().keys()?;
+    let left = store.keys()?;
     println!("\nDone. Objects left in the store: {}.", left.len());
     if !left.is_empty() {
         return Err(format!("objects left behind: {left:?}").into());
@@ -243,13 +243,13 @@ fn crashed_worker(store: &Store) -> Result<(), BoxError> {
 
 /// Prints what the store records for `key`.
 fn show(store: &Store, key: &Key) {
-    match store.connector().inspect(key) {
+    match store.inspect(key) {
         Ok(Some(i)) => println!(
             "   store-side: version {}, owner: {}, readers: {}, writer: {}",
             i.version,
-            if i.state.owned() { "yes" } else { "no" },
-            i.state.readers(),
-            if i.state.writer() { "yes" } else { "no" },
+            if i.owner { "yes" } else { "no" },
+            i.readers,
+            if i.writer { "yes" } else { "no" },
         ),
         Ok(None) => println!("   store-side: no object under {key}"),
         Err(e) => println!("   store-side: cannot inspect: {e}"),

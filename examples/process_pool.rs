@@ -199,21 +199,11 @@ impl Drop for Worker {
 
 /// The store-side count of shared borrows of `key`.
 fn readers(store: &Store, key: &Key) -> u32 {
-    store
-        .connector()
-        .inspect(key)
-        .ok()
-        .flatten()
-        .map_or(0, |i| i.state.readers())
+    store.inspect(key).ok().flatten().map_or(0, |i| i.readers)
 }
 
 fn writer(store: &Store, key: &Key) -> bool {
-    store
-        .connector()
-        .inspect(key)
-        .ok()
-        .flatten()
-        .is_some_and(|i| i.state.writer())
+    store.inspect(key).ok().flatten().is_some_and(|i| i.writer)
 }
 
 fn parent(args: &[String]) -> Result<(), BoxError> {
@@ -332,7 +322,7 @@ fn run(url: &str, workers: usize) -> Result<(), BoxError> {
 
     drop(owner);
     store.flush()?;
-    let left = store.connector().keys()?;
+    let left = store.keys()?;
     println!("\nobjects left in the store: {}", left.len());
     if !left.is_empty() {
         return Err(format!("the store should be empty, holds {left:?}").into());

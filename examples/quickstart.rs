@@ -13,13 +13,13 @@ use borrowstore::{Error, OwnedProxy, RefProxy, Store, borrow, mut_borrow, update
 
 /// One line describing what the store records for `key` right now.
 fn store_side(store: &Store, key: &borrowstore::Key) -> String {
-    match store.connector().inspect(key) {
+    match store.inspect(key) {
         Ok(Some(i)) => format!(
             "stored (version {}), owner proxy: {}, readers: {}, writer: {}",
             i.version,
-            if i.state.owned() { "yes" } else { "no" },
-            i.state.readers(),
-            if i.state.writer() { "yes" } else { "no" },
+            if i.owner { "yes" } else { "no" },
+            i.readers,
+            if i.writer { "yes" } else { "no" },
         ),
         Ok(None) => "not stored (evicted)".to_owned(),
         Err(e) => format!("cannot inspect: {e}"),
@@ -122,9 +122,6 @@ fn main() -> Result<(), Error> {
     );
     assert!(!store.exists(&key)?);
 
-    println!(
-        "\nDone: {} objects left in the store.",
-        store.connector().keys()?.len()
-    );
+    println!("\nDone: {} objects left in the store.", store.keys()?.len());
     Ok(())
 }

@@ -45,16 +45,10 @@ fn show(store: &Store, when: &str) -> Result<(), Error> {
     store.flush()?;
     let names = NAMES.lock().unwrap();
     let mut rows: Vec<String> = store
-        .connector()
         .keys()?
         .into_iter()
         .map(|k| {
-            let holders = store
-                .connector()
-                .inspect(&k)
-                .ok()
-                .flatten()
-                .map_or(0, |i| i.state.holders());
+            let holders = store.inspect(&k).ok().flatten().map_or(0, |i| i.holders);
             let label = names
                 .as_ref()
                 .and_then(|n| n.get(&k).cloned())

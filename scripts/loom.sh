@@ -3,7 +3,9 @@
 #
 # Builds the crate with `--cfg borrowstore_loom` (loom's atomics and locks
 # replace std's in src/sync.rs) in its own target directory, so it never
-# invalidates the normal build, and runs every model in loom-tests/tests/.
+# invalidates the normal build, and runs every model in loom-tests/tests/,
+# then the crate's own unit tests under the same cfg: among them the models
+# that need crate-private items (src/loom_models.rs).
 #
 # Usage: scripts/loom.sh [extra cargo test args, e.g. a test name filter]
 # Environment: LOOM_MAX_PREEMPTIONS (default 2); any other LOOM_* variable
@@ -19,4 +21,5 @@ export CARGO_TARGET_DIR="${LOOM_TARGET_DIR:-$root/target-loom}"
 
 start=$SECONDS
 cargo test -p borrowstore-loom-tests --release "$@"
+cargo test -p borrowstore --lib --release "$@"
 echo "loom: all models passed in $((SECONDS - start)) s (LOOM_MAX_PREEMPTIONS=$LOOM_MAX_PREEMPTIONS)"

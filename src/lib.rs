@@ -43,6 +43,8 @@ pub mod docs;
 mod error;
 mod key;
 mod lifetime;
+#[cfg(all(test, borrowstore_loom))]
+mod loom_models;
 mod ownership;
 mod proxy;
 mod scope;
@@ -63,7 +65,7 @@ pub use ownership::{
 };
 pub use proxy::Proxy;
 pub use scope::{LivenessScope, ScopedFuture, liveness_scope};
-pub use store::{Store, StoreBuilder, StoreConfig};
+pub use store::{ObjectInfo, Store, StoreBuilder, StoreConfig};
 pub use submit::{Submitted, submit, submit_blocking};
 
 #[cfg(doctest)]

@@ -81,7 +81,8 @@ impl<T: Storable> Proxy<T> {
         let resolved = if this.ephemeral {
             this.store.take::<T>(&this.key)
         } else {
-            this.store.resolve::<T>(&this.key, None)
+            this.store
+                .resolve::<T>(crate::store::Target::keyed(&this.key))
         };
         match resolved {
             Ok(v) => Ok(this.value.get_or_init(|| v)),

@@ -47,26 +47,38 @@ pub enum ClaimKind {
 }
 
 /// One claim: its kind and its id.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Serialize, Deserialize)]
+///
+/// Only this crate makes claims (the handles take them, and connectors hand
+/// back the ones they were given), so code outside it cannot act under a
+/// claim it does not hold. It can read one, and serialize it.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Serialize)]
 pub struct Claim {
-    /// The kind of claim.
-    pub kind: ClaimKind,
-    /// Its id; releases are idempotent by id where the connector keeps ids.
-    pub id: ClaimId,
+    pub(crate) kind: ClaimKind,
+    pub(crate) id: ClaimId,
 }
 
 impl Claim {
     /// A claim of `kind` with a fresh id.
-    pub fn new(kind: ClaimKind) -> Self {
+    pub(crate) fn new(kind: ClaimKind) -> Self {
         Claim {
             kind,
             id: ClaimId::next(),
         }
     }
+
+    /// The kind of claim.
+    pub const fn kind(self) -> ClaimKind {
+        self.kind
+    }
+
+    /// Its id; releases are idempotent by id where the connector keeps ids.
+    pub const fn id(self) -> ClaimId {
+        self.id
+    }
 }
 
 /// A transition request.
-#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize)]
 pub enum Op {
     /// Take a claim.
     Acquire(Claim),
@@ -110,7 +122,7 @@ pub enum Refusal {
 }
 
 /// How a new object starts.
-#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize)]
 pub enum Init {
     /// No owner: persists until evicted explicitly (plain `put`, `proxy`).
     Plain,
@@ -334,7 +346,10 @@ pub const NEVER: Deadline = u64::MAX;
 /// no-op: every operation is idempotent by id. A claim whose deadline has
 /// passed is released by [`Ledger::expire`] exactly as if its handle had
 /// been dropped. All decisions are made by [`State::apply`].
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// A ledger serializes; it is read back only inside this crate, because its
+/// tickets carry [`Claim`]s.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Ledger {
     /// The counts; always agree with the claims below.
     pub state: State,

@@ -37,8 +37,6 @@ let copy: OwnedProxy<Vec<u64>> = clone(&owner)?;        // deep copy under a new
 let adopted: OwnedProxy<Vec<u64>> = into_owned(store.proxy(vec![9])?)?;
 
     // ---- what it did ----
-    let c = store.connector();
-
     // Store::memory / Store::open: registered by name, reopened by URL
     assert_eq!(store.name(), "demo");
     assert_eq!(store.url(), "memory://demo");
@@ -52,7 +50,7 @@ let adopted: OwnedProxy<Vec<u64>> = into_owned(store.proxy(vec![9])?)?;
 
     // put / get / exists / evict
     assert_eq!(back, Some(vec![1, 2, 3]));
-    assert!(!c.exists(&key)?);
+    assert!(!store.exists(&key)?);
     assert_eq!(store.get::<Vec<u64>>(&key)?, None);
 
     // plain proxies
@@ -64,18 +62,18 @@ let adopted: OwnedProxy<Vec<u64>> = into_owned(store.proxy(vec![9])?)?;
     assert_eq!(*decoded, vec![1, 2, 3]);
     let big = store.proxy((0..10_000u64).collect::<Vec<_>>())?;
     assert!(postcard::to_allocvec(&big)?.len() < 100, "a proxy never carries the value");
-    assert!(c.exists(Proxy::key(&p))?);
+    assert!(store.exists(Proxy::key(&p))?);
 
     // the ephemeral proxy is stored until its first resolve
     let once_key = *Proxy::key(&once);
-    assert!(c.exists(&once_key)?);
+    assert!(store.exists(&once_key)?);
     assert_eq!(*once, vec![7u8]);
-    assert!(!c.exists(&once_key)?);
+    assert!(!store.exists(&once_key)?);
 
     // the owner, its published update, and the borrows that ended
     let owner_key = *OwnedProxy::key(&owner);
-    let i = c.inspect(&owner_key)?.expect("the owner's object is stored");
-    assert!(i.state.owned() && i.state.readers() == 0 && !i.state.writer());
+    let i = store.inspect(&owner_key)?.expect("the owner's object is stored");
+    assert!(i.owner && i.readers == 0 && !i.writer);
     assert_eq!(i.version, 2, "one update");
     assert_eq!(store.get::<Vec<u64>>(&owner_key)?, Some(vec![1, 2, 3, 4]));
     assert_eq!(*borrow(&owner)?, vec![1, 2, 3, 4]);
@@ -83,7 +81,7 @@ let adopted: OwnedProxy<Vec<u64>> = into_owned(store.proxy(vec![9])?)?;
     // the copy is a new object with its own owner
     let copy_key = *OwnedProxy::key(&copy);
     assert_ne!(copy_key, owner_key);
-    assert!(c.inspect(&copy_key)?.expect("stored").state.owned());
+    assert!(store.inspect(&copy_key)?.expect("stored").owner);
     assert_eq!(
         store.get::<Vec<u64>>(&copy_key)?,
         Some(vec![1, 2, 3, 4]),
@@ -92,23 +90,23 @@ let adopted: OwnedProxy<Vec<u64>> = into_owned(store.proxy(vec![9])?)?;
 
     // the adopted proxy's object is owned, and goes with its owner
     let adopted_key = *OwnedProxy::key(&adopted);
-    assert!(c.inspect(&adopted_key)?.expect("stored").state.owned());
+    assert!(store.inspect(&adopted_key)?.expect("stored").owner);
     assert_eq!(*adopted, vec![9]);
 
     drop(owner);
-    assert!(!c.exists(&owner_key)?);
-    assert!(c.exists(&copy_key)?, "dropping the source leaves the copy");
+    assert!(!store.exists(&owner_key)?);
+    assert!(store.exists(&copy_key)?, "dropping the source leaves the copy");
     drop(copy);
     drop(adopted);
-    assert!(!c.exists(&copy_key)? && !c.exists(&adopted_key)?);
+    assert!(!store.exists(&copy_key)? && !store.exists(&adopted_key)?);
 
     // what is left: the two plain objects, until evicted
-    let mut left = c.keys()?;
+    let mut left = store.keys()?;
     left.sort();
     let mut plain = vec![*Proxy::key(&p), *Proxy::key(&big)];
     plain.sort();
     assert_eq!(left, plain);
     assert_eq!(store.evict_batch(&plain)?, vec![true, true]);
-    assert!(c.keys()?.is_empty());
+    assert!(store.keys()?.is_empty());
     Ok(())
 }

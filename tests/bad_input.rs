@@ -149,12 +149,12 @@ fn oversized_values_are_refused_and_store_nothing() {
         .max_value_size(64)
         .build()
         .unwrap();
-    let before = store.connector().keys().unwrap().len();
+    let before = store.keys().unwrap().len();
     assert!(matches!(
         store.put(&vec![0u8; 1000]),
         Err(Error::TooLarge { size, limit: 64 }) if size > 64
     ));
-    assert_eq!(store.connector().keys().unwrap().len(), before);
+    assert_eq!(store.keys().unwrap().len(), before);
     assert!(store.put(&vec![0u8; 8]).is_ok());
 }
 
@@ -192,7 +192,7 @@ fn the_size_limit_applies_to_every_value_a_file_store_encodes() {
         Some(vec![0u8; 8])
     );
     drop(owner);
-    assert!(store.connector().keys().unwrap().is_empty());
+    assert!(store.keys().unwrap().is_empty());
 }
 
 /// A file store's I/O errors name the store, the operation and the path,

@@ -162,13 +162,7 @@ fn handles_move_between_threads() {
         let shared = shared.clone();
         move || {
             let sum: u64 = r.iter().sum::<u64>() + shared.iter().sum::<u64>();
-            let readers = store
-                .connector()
-                .inspect(&key)
-                .unwrap()
-                .unwrap()
-                .state
-                .readers();
+            let readers = store.inspect(&key).unwrap().unwrap().readers;
             drop(r);
             (sum, readers)
         }
@@ -177,16 +171,7 @@ fn handles_move_between_threads() {
     .unwrap();
     assert_eq!(sum, 12);
     assert_eq!(readers_inside, 1);
-    assert_eq!(
-        store
-            .connector()
-            .inspect(&key)
-            .unwrap()
-            .unwrap()
-            .state
-            .readers(),
-        0
-    );
+    assert_eq!(store.inspect(&key).unwrap().unwrap().readers, 0);
 
     let moved = std::thread::spawn(move || {
         let w = borrowstore::mut_borrow(&owner).map(drop);
@@ -196,5 +181,5 @@ fn handles_move_between_threads() {
     .unwrap();
     assert!(moved.1);
     drop(moved.0);
-    assert!(!store.connector().exists(&key).unwrap());
+    assert!(!store.exists(&key).unwrap());
 }

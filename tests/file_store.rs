@@ -3,12 +3,20 @@
 
 mod conformance;
 
-/// A file store in a fresh directory under cargo's per-target temp dir.
-fn file_store() -> borrowstore::Store {
+use std::sync::Arc;
+
+use borrowstore::connector::FileConnector;
+
+/// A file store in a fresh directory under cargo's per-target temp dir, as
+/// `Store::open("file://<dir>")` makes it (named by its URL), and its
+/// connector.
+fn file_store() -> conformance::Fixture {
     let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
         .join("file-store")
         .join(conformance::unique_name("file"));
-    borrowstore::Store::open(&format!("file://{}", dir.display())).expect("open file store")
+    let url = format!("file://{}", dir.display());
+    let connector = FileConnector::open(url.clone(), dir).expect("open file store");
+    conformance::Fixture::new(&url, &url, Arc::new(connector))
 }
 
 conformance::conformance_suite!(file_store());

@@ -2,6 +2,4 @@
 
 mod conformance;
 
-conformance::conformance_suite!(borrowstore::Store::memory(conformance::unique_name(
-    "memory"
-)));
+conformance::conformance_suite!(conformance::memory_fixture());

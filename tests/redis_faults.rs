@@ -57,16 +57,7 @@ fn a_killed_server_gives_errors_within_the_timeout_and_the_store_recovers_after_
     let r2 = borrow(&owner).unwrap();
     drop(r1); // applied before the crash
     store.flush().unwrap();
-    assert_eq!(
-        store
-            .connector()
-            .inspect(&key)
-            .unwrap()
-            .unwrap()
-            .state
-            .readers(),
-        1
-    );
+    assert_eq!(store.inspect(&key).unwrap().unwrap().readers, 1);
 
     server.kill();
     assert_connector_error_within(limit, "borrow", || borrow(&owner));
@@ -84,9 +75,9 @@ fn a_killed_server_gives_errors_within_the_timeout_and_the_store_recovers_after_
     server.restart();
     // The queued release is applied once the server is back, exactly once.
     eventually(Duration::from_secs(10), || store.flush());
-    let state = store.connector().inspect(&key).unwrap().unwrap().state;
-    assert_eq!(state.readers(), 0, "{state:?}");
-    assert!(state.owned() && !state.writer(), "{state:?}");
+    let state = store.inspect(&key).unwrap().unwrap();
+    assert_eq!(state.readers, 0, "{state:?}");
+    assert!(state.owner && !state.writer, "{state:?}");
 
     // The same store works again.
     let mut w = mut_borrow(&owner).unwrap();
@@ -94,12 +85,12 @@ fn a_killed_server_gives_errors_within_the_timeout_and_the_store_recovers_after_
     update(&mut w).unwrap();
     drop(w);
     assert_eq!(*borrow(&owner).unwrap(), vec![1, 2, 3, 4]);
-    assert_eq!(store.connector().inspect(&key).unwrap().unwrap().version, 2);
+    assert_eq!(store.inspect(&key).unwrap().unwrap().version, 2);
     drop(owner);
     store.flush().unwrap();
     assert!(!store.exists(&key).unwrap());
     // Releasing again (a retried script) changes nothing and evicts nothing twice.
-    assert!(store.connector().keys().unwrap().is_empty());
+    assert!(store.keys().unwrap().is_empty());
 }
 
 #[test]
@@ -113,7 +104,7 @@ fn an_owner_dropped_while_the_server_is_down_is_evicted_after_restart() {
     server.restart();
     eventually(Duration::from_secs(10), || store.flush());
     assert!(!store.exists(&key).unwrap());
-    assert!(store.connector().keys().unwrap().is_empty());
+    assert!(store.keys().unwrap().is_empty());
 }
 
 #[test]
@@ -177,16 +168,7 @@ fn the_store_works_inside_a_current_thread_runtime_and_from_drop() {
         let task = tokio::spawn(async move { r.iter().sum::<u64>() });
         assert_eq!(task.await.unwrap(), 5);
         store.flush_async().await.unwrap();
-        assert_eq!(
-            store
-                .connector()
-                .inspect(&key)
-                .unwrap()
-                .unwrap()
-                .state
-                .readers(),
-            0
-        );
+        assert_eq!(store.inspect(&key).unwrap().unwrap().readers, 0);
         drop(owner);
         store.flush_async().await.unwrap();
         assert!(!store.exists(&key).unwrap());
@@ -240,7 +222,7 @@ fn auth_in_the_url_is_used_and_a_wrong_password_is_an_error() {
     assert_eq!(*borrow(&owner).unwrap(), vec![1]);
     drop(owner);
     good.flush().unwrap();
-    assert!(good.connector().keys().unwrap().is_empty());
+    assert!(good.keys().unwrap().is_empty());
 
     let bad = Store::open(&format!(
         "redis://:wrong@127.0.0.1:{}/0?ns={ns}&timeout_ms=300",

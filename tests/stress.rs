@@ -61,15 +61,13 @@ fn lock(owners: &Owners) -> MutexGuard<'_, Vec<Option<OwnedProxy<V>>>> {
 fn check_held(store: &Store, held: &[Held], ctx: &str) {
     for h in held {
         let key = h.key();
-        let i =
-            store.connector().inspect(&key).unwrap().unwrap_or_else(|| {
-                panic!("{ctx}: {key} is borrowed by this thread but not stored")
-            });
-        let s = i.state;
-        assert!(!s.gone(), "{ctx}: borrowed object {key} is gone: {s:?}");
+        let i = store.inspect(&key).unwrap().unwrap_or_else(|| {
+            panic!("{ctx}: {key} is borrowed by this thread but not stored (or gone)")
+        });
+        let s = i;
         match h {
             Held::Write(_) => assert!(
-                s.writer() && s.readers() == 0,
+                s.writer && s.readers == 0,
                 "{ctx}: this thread holds the writer of {key}, store says {s:?}"
             ),
             Held::Read(_) => {
@@ -78,7 +76,7 @@ fn check_held(store: &Store, held: &[Held], ctx: &str) {
                     .filter(|o| matches!(o, Held::Read(_)) && o.key() == key)
                     .count() as u32;
                 assert!(
-                    s.readers() >= mine && !s.writer(),
+                    s.readers >= mine && !s.writer,
                     "{ctx}: this thread holds {mine} readers of {key}, store says {s:?}"
                 );
             }
@@ -88,13 +86,13 @@ fn check_held(store: &Store, held: &[Held], ctx: &str) {
 
 /// Never a writer beside readers, on any object.
 fn check_all(store: &Store, ctx: &str) {
-    for key in store.connector().keys().unwrap() {
-        if let Some(i) = store.connector().inspect(&key).unwrap() {
-            let s = i.state;
+    for key in store.keys().unwrap() {
+        if let Some(i) = store.inspect(&key).unwrap() {
+            let s = i;
             assert!(
-                !(s.writer() && s.readers() > 0),
+                !(s.writer && s.readers > 0),
                 "{ctx}: {key} has a writer and {} readers",
-                s.readers()
+                s.readers
             );
         }
     }
@@ -174,11 +172,11 @@ fn worker(t: usize, store: &Store, owners: &Owners, stats: &Stats) {
                 if let Some(Held::Write(w)) = held.iter_mut().find(|h| matches!(h, Held::Write(_)))
                 {
                     let key = *RefMutProxy::key(w);
-                    let before = store.connector().inspect(&key).unwrap().expect("stored");
+                    let before = store.inspect(&key).unwrap().expect("stored");
                     w[0] += 1;
                     let expected = w[0];
                     update(w).unwrap_or_else(|e| panic!("{ctx}: writer update failed: {e:?}"));
-                    let after = store.connector().inspect(&key).unwrap().expect("stored");
+                    let after = store.inspect(&key).unwrap().expect("stored");
                     // nobody else can publish while we hold the writer
                     assert_eq!(after.version, before.version + 1, "{ctx}");
                     assert_eq!(RefMutProxy::resolve(w).unwrap()[0], expected, "{ctx}");
@@ -220,10 +218,10 @@ fn worker(t: usize, store: &Store, owners: &Owners, stats: &Stats) {
                     let key = *OwnedProxy::key(&owner);
                     drop(owner);
                     if holds_any(&held, key) {
-                        let i = store.connector().inspect(&key).unwrap().unwrap_or_else(|| {
+                        let i = store.inspect(&key).unwrap().unwrap_or_else(|| {
                             panic!("{ctx}: owner drop evicted {key} while this thread borrows it")
                         });
-                        assert!(!i.state.owned(), "{ctx}: {:?}", i.state);
+                        assert!(!i.owner, "{ctx}: {i:?}");
                     }
                     bump(&stats.owner_drops);
                 }
@@ -274,7 +272,7 @@ fn random_borrows_keep_the_rules_and_leave_nothing_behind() {
         .flatten()
         .map(|o| *OwnedProxy::key(o))
         .collect();
-    let mut keys = store.connector().keys().unwrap();
+    let mut keys = store.keys().unwrap();
     keys.sort();
     let mut expected = live.clone();
     expected.sort();
@@ -284,20 +282,15 @@ fn random_borrows_keep_the_rules_and_leave_nothing_behind() {
     );
     for key in &live {
         let s = store
-            .connector()
             .inspect(key)
             .unwrap()
-            .expect("stored")
-            .state;
-        assert!(
-            s.owned() && s.readers() == 0 && !s.writer() && !s.gone(),
-            "{key}: {s:?}"
-        );
+            .expect("stored (an object being evicted has no info)");
+        assert!(s.owner && s.readers == 0 && !s.writer, "{key}: {s:?}");
     }
     guard.clear();
     drop(guard);
     store.flush().unwrap();
-    assert!(store.connector().keys().unwrap().is_empty());
+    assert!(store.keys().unwrap().is_empty());
 
     let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
     eprintln!(

@@ -2,7 +2,7 @@
 //! end store-side before its handle resolves, whatever way the task ends.
 //!
 //! Every check reads what the connector really holds
-//! (`store.connector().inspect(&key)`, `keys()`) right after the handle
+//! (`store.inspect(&key)`, `keys()`) right after the handle
 //! resolves — never a cache or a flag. The per-executor checks run on a
 //! memory store, a file store (a fresh directory under cargo's per-target
 //! temp dir) and a Redis store (a `redis-server` started for the test on a
@@ -82,11 +82,10 @@ fn key_of<T: borrowstore::Storable>(o: &OwnedProxy<T>) -> Key {
 /// (readers, writer) as the connector holds them.
 fn borrows(store: &Store, key: &Key) -> (u32, bool) {
     let i = observed(store)
-        .connector()
         .inspect(key)
         .expect("inspect")
         .unwrap_or_else(|| panic!("{key} is not stored"));
-    (i.state.readers(), i.state.writer())
+    (i.readers, i.writer)
 }
 
 #[track_caller]
@@ -100,7 +99,7 @@ fn assert_idle(store: &Store, key: &Key) {
 
 #[track_caller]
 fn assert_empty(store: &Store) {
-    let keys = observed(store).connector().keys().unwrap();
+    let keys = observed(store).keys().unwrap();
     assert!(keys.is_empty(), "store should be empty, holds {keys:?}");
 }
 
@@ -595,12 +594,7 @@ fn leaked_borrows_are_invalidated(store: Store) {
 
     // A leaked writer: released without publishing, refuses to publish after.
     let (wtx, wrx) = mpsc::channel::<RefMutProxy<V>>();
-    let version = observed(&store)
-        .connector()
-        .inspect(&key)
-        .unwrap()
-        .unwrap()
-        .version;
+    let version = observed(&store).inspect(&key).unwrap().unwrap().version;
     let h = submit(
         rt.handle(),
         mut_borrow(&owner).unwrap(),
@@ -621,12 +615,7 @@ fn leaked_borrows_are_invalidated(store: Store) {
     store.flush().unwrap();
     assert_idle(&store, &key);
     assert_eq!(
-        observed(&store)
-            .connector()
-            .inspect(&key)
-            .unwrap()
-            .unwrap()
-            .version,
+        observed(&store).inspect(&key).unwrap().unwrap().version,
         version
     );
 
@@ -691,13 +680,8 @@ fn writer_publishes_and_owner_moves_back(store: Store) {
     });
     let owner = rt.block_on(h).unwrap();
     assert_idle(&store, &key);
-    let state = observed(&store)
-        .connector()
-        .inspect(&key)
-        .unwrap()
-        .unwrap()
-        .state;
-    assert!(state.owned());
+    let state = observed(&store).inspect(&key).unwrap().unwrap();
+    assert!(state.owner);
 
     // A new owner made by the task is the submitter's.
     let h = submit(rt.handle(), borrow(&owner).unwrap(), |r| async move {
@@ -966,11 +950,11 @@ fn concurrent_submits_keep_the_invariant() {
                     let check = {
                         let violations = violations.clone();
                         move |store: &Store, want_writer: bool| {
-                            let state = store.connector().inspect(&key).unwrap().unwrap().state;
+                            let state = store.inspect(&key).unwrap().unwrap();
                             let ok = if want_writer {
-                                state.writer() && state.readers() == 0
+                                state.writer && state.readers == 0
                             } else {
-                                !state.writer() && state.readers() >= 1
+                                !state.writer && state.readers >= 1
                             };
                             if !ok {
                                 violations.lock().unwrap().push(format!("{key}: {state:?}"));

@@ -46,11 +46,10 @@ fn say(line: &str) {
 
 fn readers_now<T: borrowstore::Storable>(r: &RefProxy<T>) -> u32 {
     let i = RefProxy::store(r)
-        .connector()
         .inspect(RefProxy::key(r))
         .unwrap()
         .unwrap();
-    i.state.readers()
+    i.readers
 }
 
 /// Runs one task; returns the reply bytes.
@@ -64,13 +63,7 @@ fn run_task(task: &str, request: &[u8]) -> Vec<u8> {
             let store = RefMutProxy::store(&w).clone();
             let key = *RefMutProxy::key(&w);
             w.push(n);
-            let writer = store
-                .connector()
-                .inspect(&key)
-                .unwrap()
-                .unwrap()
-                .state
-                .writer();
+            let writer = store.inspect(&key).unwrap().unwrap().writer;
             drop(w); // publishes under the submitter's writer claim
             writer
         }),
@@ -264,12 +257,8 @@ fn key_of(o: &OwnedProxy<V>) -> Key {
 }
 
 fn borrows(store: &Store, key: &Key) -> (u32, bool) {
-    let i = observed(store)
-        .connector()
-        .inspect(key)
-        .unwrap()
-        .expect("stored");
-    (i.state.readers(), i.state.writer())
+    let i = observed(store).inspect(key).unwrap().expect("stored");
+    (i.readers, i.writer)
 }
 
 // ------------------------------------------------------------ the checks
@@ -297,23 +286,13 @@ fn borrow_count_is_zero_as_soon_as_the_result_returns(store: Store) {
     assert_eq!(borrows(&store, &key), (0, false));
 
     // A mutable borrow: the worker publishes under the submitter's claim.
-    let version = observed(&store)
-        .connector()
-        .inspect(&key)
-        .unwrap()
-        .unwrap()
-        .version;
+    let version = observed(&store).inspect(&key).unwrap().unwrap().version;
     let writer_during: bool = workers[0]
         .run("push", (mut_borrow(&owner).unwrap(), 101u64))
         .unwrap();
     assert!(writer_during);
     assert_eq!(borrows(&store, &key), (0, false));
-    let now = observed(&store)
-        .connector()
-        .inspect(&key)
-        .unwrap()
-        .unwrap()
-        .version;
+    let now = observed(&store).inspect(&key).unwrap().unwrap().version;
     assert_eq!(now, version + 1);
     assert_eq!(borrow(&owner).unwrap().last(), Some(&101));
 
@@ -323,15 +302,7 @@ fn borrow_count_is_zero_as_soon_as_the_result_returns(store: Store) {
     assert_eq!(made[0], 2);
     assert_eq!(borrows(&store, &key), (0, false));
     let made_key = key_of(&made);
-    assert!(
-        store
-            .connector()
-            .inspect(&made_key)
-            .unwrap()
-            .unwrap()
-            .state
-            .owned()
-    );
+    assert!(store.inspect(&made_key).unwrap().unwrap().owner);
     // …and back into a worker, which drops it: evicted when the result returns.
     let n: u64 = workers[0].run("consume", made).unwrap();
     assert_eq!(n, 101);
@@ -352,7 +323,7 @@ fn borrow_count_is_zero_as_soon_as_the_result_returns(store: Store) {
 
     drop(owner);
     store.flush().unwrap();
-    assert!(observed(&store).connector().keys().unwrap().is_empty());
+    assert!(observed(&store).keys().unwrap().is_empty());
 }
 
 fn dead_worker_holds_nothing(store: Store) {

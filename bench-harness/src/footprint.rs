@@ -52,10 +52,9 @@ pub fn peak_value(size: usize, tasks: usize) {
             }));
         }
         let readers = store
-            .connector()
             .inspect(&key)
             .expect("inspect")
-            .map_or(0, |i| i.state.readers());
+            .map_or(0, |i| i.readers);
         barrier.wait().await;
         let mut sum = 0u64;
         for h in running {
@@ -67,7 +66,7 @@ pub fn peak_value(size: usize, tasks: usize) {
     let peak = peak_rss();
     drop(owner);
     store.flush().expect("flush");
-    let left = store.connector().keys().expect("keys").len();
+    let left = store.keys().expect("keys").len();
 
     let delta = peak.saturating_sub(before);
     let ratio = delta as f64 / size as f64;
@@ -114,13 +113,13 @@ pub fn live_objects(n: usize) {
     }
     let took = start.elapsed();
     let after = rss();
-    let keys = store.connector().keys().expect("keys").len();
+    let keys = store.keys().expect("keys").len();
 
     let per_object = after.saturating_sub(before) as f64 / n as f64;
     let overhead = per_object - 8.0 - handle_size as f64;
     drop(owners);
     store.flush().expect("flush");
-    let left = store.connector().keys().expect("keys").len();
+    let left = store.keys().expect("keys").len();
     eprintln!(
         "  live_objects                           memory  borrowstore  {overhead:>9.1} B/object store overhead ({per_object:.1} B total)"
     );
@@ -202,7 +201,7 @@ pub fn submit_cycles(n: u64, checkpoint: u64) {
                 black_box(h.await.expect("task"));
                 if i + 1 == checkpoint {
                     store.flush_async().await.expect("flush");
-                    at_checkpoint = (rss(), store.connector().keys().expect("keys").len());
+                    at_checkpoint = (rss(), store.keys().expect("keys").len());
                 }
             }
             at_checkpoint
@@ -210,7 +209,7 @@ pub fn submit_cycles(n: u64, checkpoint: u64) {
         .expect("bench task");
     let took = start.elapsed();
     store.flush().expect("flush");
-    let keys_left = store.connector().keys().expect("keys").len();
+    let keys_left = store.keys().expect("keys").len();
     let rss_end = rss();
     let growth = rss_end as i64 - rss_checkpoint as i64;
     eprintln!(
@@ -219,7 +218,7 @@ pub fn submit_cycles(n: u64, checkpoint: u64) {
     );
     let notes = format!(
         "fresh process, 2-worker runtime: {n} x (owned_proxy(u64), borrow, submit a task with the \
-         borrow, drop the owner, await); store.connector().keys() after the last cycle; VmRSS after \
+         borrow, drop the owner, await); store.keys() after the last cycle; VmRSS after \
          cycle {checkpoint} and after cycle {n}"
     );
     Record::new(
@@ -274,7 +273,7 @@ pub fn held_after_join(n: u64) {
         }))
         .expect("bench task");
     store.flush().expect("flush");
-    let left = store.connector().keys().expect("keys").len();
+    let left = store.keys().expect("keys").len();
     eprintln!(
         "  borrow_held_after_join                 memory  borrowstore  {held} of {n} borrows still held after the handle resolved; {left} objects left"
     );

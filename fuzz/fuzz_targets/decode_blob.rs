@@ -7,10 +7,10 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use borrowstore::codec::{self, HEADER_LEN};
-use borrowstore::connector::{LocalValue, Value};
+use borrowstore::connector::{Connector, LocalValue, MemoryConnector, Value};
 use borrowstore::state::Init;
 use borrowstore::{Error, Key, Proxy, Storable, Store};
 use borrowstore_fuzz::{Record, Shape};
@@ -71,11 +71,27 @@ fn check_payload(payload: &[u8]) {
     check::<Record>(&r);
 }
 
+/// The memory store `fuzz-blobs` and its connector, which stores the raw
+/// blobs (the store API only stores values it encoded itself).
+fn blob_store() -> &'static (Store, Arc<MemoryConnector>) {
+    static STORE: OnceLock<(Store, Arc<MemoryConnector>)> = OnceLock::new();
+    STORE.get_or_init(|| {
+        let connector = Arc::new(MemoryConnector::new("fuzz-blobs"));
+        let store = Store::builder("fuzz-blobs")
+            .connector(connector.clone(), "memory://fuzz-blobs")
+            .build()
+            .expect("build the fuzz-blobs store");
+        (store, connector)
+    })
+}
+
 /// The blob stored under a key, read back through the store.
-fn through_store<T: Storable + PartialEq + Debug>(store: &Store, blob: &[u8]) {
+fn through_store<T: Storable + PartialEq + Debug>(
+    (store, connector): &(Store, Arc<MemoryConnector>),
+    blob: &[u8],
+) {
     let key = Key::from_u128(1);
-    store
-        .connector()
+    connector
         .put(&key, Value::Bytes(blob.to_vec().into()), Init::Plain)
         .expect("the key is free");
     let direct = codec::decode::<T>(blob);
@@ -104,8 +120,7 @@ fn through_store<T: Storable + PartialEq + Debug>(store: &Store, blob: &[u8]) {
     }
     assert!(store.evict(&key).expect("evict an unborrowed object"));
     // A local (undecoded) value under the key, read as T: only the type matters.
-    store
-        .connector()
+    connector
         .put(
             &key,
             Value::Local(LocalValue::new(Arc::new(blob.len() as u64))),
@@ -126,16 +141,16 @@ fuzz_target!(|data: &[u8]| {
     let Some((&selector, payload)) = data.split_first() else {
         return;
     };
-    let store = Store::memory("fuzz-blobs");
+    let store = blob_store();
     match selector % 4 {
-        0 => through_store::<u64>(&store, &with_header::<u64>(payload)),
-        1 => through_store::<Vec<String>>(&store, &with_header::<Vec<String>>(payload)),
+        0 => through_store::<u64>(store, &with_header::<u64>(payload)),
+        1 => through_store::<Vec<String>>(store, &with_header::<Vec<String>>(payload)),
         2 => {
             let mut r = codec::encode(&borrowstore_fuzz::record()).expect("encode");
             r.truncate(HEADER_LEN);
             r.extend_from_slice(payload);
-            through_store::<Record>(&store, &r);
+            through_store::<Record>(store, &r);
         }
-        _ => through_store::<String>(&store, payload),
+        _ => through_store::<String>(store, payload),
     }
 });

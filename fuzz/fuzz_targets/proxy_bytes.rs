@@ -11,17 +11,26 @@
 #![no_main]
 
 use std::fmt::Debug;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use borrowstore::codec;
-use borrowstore::connector::{LocalValue, Value};
+use borrowstore::connector::{Connector, LocalValue, MemoryConnector, Value};
 use borrowstore::state::Init;
 use borrowstore::{Error, Key, Proxy, Storable, Store};
 use borrowstore_fuzz::{FIXTURE_STORES, Record, forgetting_stores, input_is_safe, is_store_error};
 use libfuzzer_sys::fuzz_target;
 
 fn fixture() -> Store {
-    let store = Store::memory("fuzz");
+    // The store and its connector, which stores the raw (and damaged) blobs.
+    static FIXTURE: OnceLock<(Store, Arc<MemoryConnector>)> = OnceLock::new();
+    let (store, connector) = FIXTURE.get_or_init(|| {
+        let connector = Arc::new(MemoryConnector::new("fuzz"));
+        let store = Store::builder("fuzz")
+            .connector(connector.clone(), "memory://fuzz")
+            .build()
+            .expect("build the fuzz store");
+        (store, connector)
+    });
     let objects: [(u128, Value); 4] = [
         (1, Value::Local(LocalValue::new(Arc::new(42u64)))),
         (
@@ -41,12 +50,12 @@ fn fixture() -> Store {
     for (k, v) in objects {
         let key = Key::from_u128(k);
         if !store.exists(&key).unwrap() {
-            store.connector().put(&key, v, Init::Plain).unwrap();
+            connector.put(&key, v, Init::Plain).unwrap();
         }
     }
     // A damaged URL under this name may have displaced it from the registry.
     store.register();
-    store
+    store.clone()
 }
 
 fn check_proxy<T: Storable + Debug>(data: &[u8]) {

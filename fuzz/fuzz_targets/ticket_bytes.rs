@@ -165,7 +165,7 @@ fn damaged(data: &[u8]) {
         }
     }
     drop(b);
-    let left = store.connector().keys().unwrap();
+    let left = store.keys().unwrap();
     if !left.is_empty() {
         violation(
             "leaked-object",

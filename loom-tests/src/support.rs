@@ -4,8 +4,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use borrowstore::connector::{Connector, Entry, Fetch, Inspect, MemoryConnector, Stored, Value};
-use borrowstore::state::{Claim, ClaimKind, Effect, Init, Op, State};
-use borrowstore::{ClaimId, Key, Result, Store};
+use borrowstore::state::{Claim, ClaimKind, Effect, Init, Op};
+use borrowstore::{ClaimId, Key, ObjectInfo, Result, Store};
 
 /// A store name no other loom iteration has used.
 ///
@@ -27,7 +27,7 @@ pub fn fresh_store(model: &str) -> Store {
 /// Asserts that the store holds nothing, then unregisters it, so its loom
 /// objects are dropped inside the iteration that made them.
 pub fn finish_empty(store: Store) {
-    let keys = store.connector().keys().expect("keys");
+    let keys = store.keys().expect("keys");
     assert!(keys.is_empty(), "store not empty at the end: {keys:?}");
     finish(store);
 }
@@ -38,13 +38,10 @@ pub fn finish(store: Store) {
     drop(store);
 }
 
-/// The store-side state of `key`, or `None` once it is evicted.
-pub fn state(store: &Store, key: &Key) -> Option<State> {
-    store
-        .connector()
-        .inspect(key)
-        .expect("inspect")
-        .map(|i| i.state)
+/// The store-side state of `key`, or `None` once it is evicted (or its
+/// eviction has begun).
+pub fn state(store: &Store, key: &Key) -> Option<ObjectInfo> {
+    store.inspect(key).expect("inspect")
 }
 
 /// What a [`CountingConnector`] counted: evictions, and the releases it was
@@ -94,7 +91,7 @@ impl Tally {
             self.evictions.fetch_add(1, Ordering::Relaxed);
         }
         if let Op::Release(claim) = op {
-            self.releases[kind_index(claim.kind)].fetch_add(1, Ordering::Relaxed);
+            self.releases[kind_index(claim.kind())].fetch_add(1, Ordering::Relaxed);
             if r.is_err() {
                 self.refused_releases.fetch_add(1, Ordering::Relaxed);
             }

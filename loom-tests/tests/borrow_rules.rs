@@ -20,7 +20,7 @@ fn reader(owner: &Owner, ghost: &Ghost) -> bool {
             let key = OwnedProxy::key(owner);
             let s = state(OwnedProxy::store(owner), key).expect("evicted while borrowed");
             assert!(
-                !s.writer() && s.readers() >= 1,
+                !s.writer && s.readers >= 1,
                 "a granted shared borrow is not what the store records: {s:?}"
             );
             assert_eq!(*r, vec![1, 2, 3]);
@@ -42,7 +42,7 @@ fn writer(owner: &Owner, ghost: &Ghost) -> bool {
             let key = OwnedProxy::key(owner);
             let s = state(OwnedProxy::store(owner), key).expect("evicted while borrowed");
             assert!(
-                s.writer() && s.readers() == 0,
+                s.writer && s.readers == 0,
                 "a granted mutable borrow is not what the store records: {s:?}"
             );
             assert_eq!(*w, vec![1, 2, 3]);
@@ -61,7 +61,7 @@ fn end(owner: Owner) {
     let key = *OwnedProxy::key(&owner);
     let s = state(&store, &key).expect("still stored while owned");
     assert!(
-        s.owned() && !s.borrowed() && !s.gone(),
+        s.owner && s.readers == 0 && !s.writer,
         "claims leaked: {s:?}"
     );
     drop(owner);
@@ -134,7 +134,7 @@ fn release_lets_the_writer_in() {
             Ok(w) => {
                 // Only possible after `held` was released.
                 let s = state(OwnedProxy::store(&o), OwnedProxy::key(&o)).unwrap();
-                assert!(s.writer() && s.readers() == 0, "{s:?}");
+                assert!(s.writer && s.readers == 0, "{s:?}");
                 drop(w);
                 true
             }

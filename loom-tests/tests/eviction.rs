@@ -33,7 +33,7 @@ fn owner_drop_races_last_release() {
             !store.exists(&key).unwrap(),
             "the object outlived its owner and its last borrow"
         );
-        assert!(store.connector().inspect(&key).unwrap().is_none());
+        assert!(store.inspect(&key).unwrap().is_none());
         finish_empty(store);
     });
 }

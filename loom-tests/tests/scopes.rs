@@ -22,7 +22,7 @@ type V = Vec<u64>;
 fn holders(store: &Store, key: &Key) -> u32 {
     state(store, key)
         .expect("evicted while a scope or an owner still held it")
-        .holders()
+        .holders
 }
 
 /// Uses a borrow: the object must still be stored, and readable.

@@ -234,7 +234,7 @@ impl Future for YieldOnce {
 fn released_before_resolve(store: &Store, owner: &OwnedProxy<V>) {
     let key = *OwnedProxy::key(owner);
     let s = state(store, &key).expect("evicted while owned");
-    assert_eq!(s.readers(), 0, "the handle resolved before the release");
+    assert_eq!(s.readers, 0, "the handle resolved before the release");
     let w = mut_borrow(owner).expect("mut_borrow refused after the handle resolved");
     drop(w);
 }

@@ -258,7 +258,7 @@ impl Inner {
         if bytes.len() < 4 || &bytes[..4] != LEDGER_MAGIC {
             return Err(Error::decode(format_args!("ledger of {key} is damaged")));
         }
-        postcard::from_bytes(&bytes[4..])
+        crate::connector::wire::decode_ledger(&bytes[4..])
             .map(Some)
             .map_err(|e| Error::decode(format_args!("ledger of {key} is damaged: {e}")))
     }

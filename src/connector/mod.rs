@@ -1,4 +1,12 @@
-//! Where objects live: the [`Connector`] trait and its implementations.
+//! Where objects live: the [`Connector`] trait and its implementations, for
+//! connector authors.
+//!
+//! Users of a [`Store`](crate::Store) never call a connector: they open a
+//! store by URL ([`Store::open`](crate::Store::open)) or hand one a
+//! connector of their own ([`StoreBuilder::connector`](crate::StoreBuilder::connector)),
+//! and look at what it holds through [`Store::inspect`](crate::Store::inspect)
+//! and [`Store::keys`](crate::Store::keys). This module is what a connector
+//! author implements, and the connectors that come with the crate.
 //!
 //! A connector does two things, both keyed by [`Key`]:
 //!
@@ -11,6 +19,18 @@
 //! A connector may also hand out an [`Entry`]: a handle on one object's state
 //! that proxies keep, so that a borrow reaches the state without a lookup.
 //!
+//! # How claims reach a connector
+//!
+//! A [`Claim`] is made only inside this crate: a handle (an owner, a borrow,
+//! a scope or a lifetime) takes a fresh one and its store passes it to the
+//! connector, in an [`Op`], an [`Init`], a publish or a ticket. A connector
+//! can read a claim ([`Claim::kind`], [`Claim::id`]), keep it, and hand it
+//! back (from [`Connector::redeem_ticket`]), but cannot make one, so no code
+//! outside the crate acts under a claim it was not given. Rebuilding a claim
+//! from a stored kind and id, as the file and Redis connectors do for a
+//! ticket issued by another process, is for the crate's own connectors
+//! only: a connector from outside hands back the claims it was given.
+//!
 //! Implementations: [`MemoryConnector`] (in-process; the default),
 //! [`FileConnector`] (a directory shared by the processes of one host) and
 //! [`RedisConnector`] (a Redis server shared by several machines).
@@ -20,6 +40,7 @@ mod lease;
 mod memory;
 mod redis;
 mod value;
+pub(crate) mod wire;
 
 use std::sync::Arc;
 
@@ -35,7 +56,8 @@ use crate::error::{Error, Result};
 use crate::key::{ClaimId, Key};
 use crate::state::{Claim, ClaimKind, Effect, Init, Op, Refusal, State};
 
-/// What a connector reports of one object's state, for inspection and tests.
+/// What a connector reports of one object's state; users see it as an
+/// [`ObjectInfo`](crate::ObjectInfo), through [`Store::inspect`](crate::Store::inspect).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Inspect {
     /// The borrow state.
@@ -65,8 +87,8 @@ pub trait Entry: Send + Sync {
 /// must apply exactly the transitions of [`State::apply`]. The conformance
 /// suite in `tests/` checks an implementation against these rules.
 ///
-/// The `*_async` methods default to calling their blocking twins; network
-/// connectors override them.
+/// [`flush_async`](Connector::flush_async) defaults to calling
+/// [`flush`](Connector::flush); network connectors override it.
 pub trait Connector: Send + Sync + 'static {
     /// Whether this connector keeps [`Value::Local`] values as they are (in
     /// this process). When it does not, the store encodes values before
@@ -147,10 +169,11 @@ pub trait Connector: Send + Sync + 'static {
     /// Cancels an unredeemed ticket of `kind` and releases its claim.
     fn cancel_ticket(&self, key: &Key, ticket: ClaimId, kind: ClaimKind) -> Result<()>;
 
-    /// The state and version of `key`.
+    /// The state and version of `key`; `None` if there is no object under
+    /// it. Backs [`Store::inspect`](crate::Store::inspect).
     fn inspect(&self, key: &Key) -> Result<Option<Inspect>>;
 
-    /// Every key in the store (for inspection and tests).
+    /// Every key in the store. Backs [`Store::keys`](crate::Store::keys).
     fn keys(&self) -> Result<Vec<Key>>;
 
     /// Whether releases can be pending after [`release`](Connector::release)
@@ -188,41 +211,15 @@ pub trait Connector: Send + Sync + 'static {
         keys.iter().map(|k| self.evict(k)).collect()
     }
 
-    /// [`get`](Connector::get), without blocking the executor on network connectors.
-    fn get_async<'a>(&'a self, key: &'a Key) -> BoxFuture<'a, Result<Option<Stored>>> {
-        Box::pin(async move { self.get(key) })
-    }
-
-    /// [`fetch`](Connector::fetch), async.
-    fn fetch_async<'a>(
-        &'a self,
-        key: &'a Key,
-        known_version: Option<u64>,
-    ) -> BoxFuture<'a, Result<Fetch>> {
-        Box::pin(async move { self.fetch(key, known_version) })
-    }
-
-    /// [`put`](Connector::put), async.
-    fn put_async<'a>(
-        &'a self,
-        key: &'a Key,
-        value: Value,
-        init: Init,
-    ) -> BoxFuture<'a, Result<Option<Arc<dyn Entry>>>> {
-        Box::pin(async move { self.put(key, value, init) })
-    }
-
-    /// [`apply`](Connector::apply), async.
-    fn apply_async<'a>(&'a self, key: &'a Key, op: Op) -> BoxFuture<'a, Result<Effect>> {
-        Box::pin(async move { self.apply(key, op) })
-    }
-
-    /// [`evict`](Connector::evict), async.
-    fn evict_async<'a>(&'a self, key: &'a Key) -> BoxFuture<'a, Result<bool>> {
-        Box::pin(async move { self.evict(key) })
-    }
-
-    /// [`flush`](Connector::flush), async.
+    /// [`flush`](Connector::flush), without blocking the executor: network
+    /// connectors override it. The default calls `flush`.
+    ///
+    /// # Cancel safety
+    ///
+    /// Implementations must be cancel safe: dropping the future ends the
+    /// wait only, and the queued releases are still applied, in order. The
+    /// default is: it does all its work (a blocking `flush`) in its first
+    /// poll.
     fn flush_async(&self) -> BoxFuture<'_, Result<()>> {
         Box::pin(async move { self.flush() })
     }

@@ -18,7 +18,11 @@
 //!    so a borrow is one atomic operation, not a map lookup.
 //! 5. `store` — [`Store`](crate::Store): a name, a connector, this process's
 //!    cache of decoded values (`Arc<T>` per version), the registry by name,
-//!    and a serializable [`StoreConfig`](crate::StoreConfig).
+//!    and a serializable [`StoreConfig`](crate::StoreConfig). The connector
+//!    stays inside: users read what is stored through
+//!    [`Store::inspect`](crate::Store::inspect) ([`ObjectInfo`](crate::ObjectInfo))
+//!    and [`Store::keys`](crate::Store::keys), and the store alone decides
+//!    whether an object's operations go through its entry or the keyed calls.
 //! 6. `proxy` — [`Proxy<T>`](crate::Proxy): lazy, plain, serializable.
 //! 7. `ownership` — [`OwnedProxy`](crate::OwnedProxy),
 //!    [`RefProxy`](crate::RefProxy), [`RefMutProxy`](crate::RefMutProxy), the

@@ -22,20 +22,27 @@
 //!
 //! ## What a transition does
 //!
-//! ```
-//! use borrowstore::state::{Claim, ClaimKind, Effect, Init, Op, Refusal, State};
+//! Each handle is one claim, and [`Store::inspect`](crate::Store::inspect)
+//! shows what the store-side state counts:
 //!
-//! let owner = Claim::new(ClaimKind::Owner);
-//! let reader = Claim::new(ClaimKind::Reader);
-//! let s = State::new(Init::Claimed(owner));
-//! let (s, _) = s.apply(Op::Acquire(reader)).unwrap();
-//! assert_eq!(s.apply(Op::Acquire(Claim::new(ClaimKind::Writer))), Err(Refusal::Borrowed));
-//! let (s, effect) = s.apply(Op::Release(owner)).unwrap();
-//! assert_eq!(effect, Effect::None); // still borrowed: eviction deferred
-//! let (s, effect) = s.apply(Op::Release(reader)).unwrap();
-//! assert_eq!(effect, Effect::Evict); // the last claim is gone
-//! assert!(s.gone());
 //! ```
+//! use borrowstore::{Error, OwnedProxy, Store, borrow, mut_borrow};
+//! # fn main() -> Result<(), Error> {
+//! let store = Store::memory("doc-semantics");
+//! let owner = store.owned_proxy(vec![1u64])?;
+//! let key = *OwnedProxy::key(&owner);
+//! let reader = borrow(&owner)?;
+//! assert!(matches!(mut_borrow(&owner), Err(Error::AlreadyBorrowed { .. })));
+//! drop(owner); // still borrowed: eviction deferred
+//! let info = store.inspect(&key)?.expect("still stored");
+//! assert_eq!((info.owners, info.readers), (0, 1));
+//! drop(reader); // the last claim is gone
+//! assert!(store.inspect(&key)?.is_none());
+//! # Ok(()) }
+//! ```
+//!
+//! The transitions themselves, as a table, are in the [`state`](crate::state)
+//! module docs.
 //!
 //! ## Copy-on-write, and what readers see
 //!

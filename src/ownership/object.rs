@@ -7,10 +7,11 @@ use crate::connector::Entry;
 use crate::error::Result;
 use crate::key::Key;
 use crate::state::{Claim, ClaimKind, Effect, Op};
-use crate::store::Store;
+use crate::store::{Store, Target};
 
 /// One object as its handles see it: store, key, and the connector's entry
 /// (if it has one), so that a borrow is one state transition and no lookup.
+/// The key and the entry reach the store as a [`Target`].
 pub(crate) struct Object {
     pub(crate) store: Store,
     pub(crate) key: Key,
@@ -28,12 +29,15 @@ impl Object {
         Ok(Object::new(store, key, entry))
     }
 
+    /// Where this object's operations go.
+    #[inline]
+    fn target(&self) -> Target<'_> {
+        Target::new(&self.key, self.entry.as_deref())
+    }
+
     #[inline]
     pub(crate) fn apply(&self, op: Op) -> Result<Effect> {
-        match &self.entry {
-            Some(e) => e.apply(op),
-            None => self.store.connector().apply(&self.key, op),
-        }
+        self.target().apply(&self.store, op)
     }
 
     /// Takes a new claim of `kind`.
@@ -84,29 +88,22 @@ impl Object {
         if matches!(claim.kind, ClaimKind::Owner | ClaimKind::Holder) {
             self.store.forget_cached(&self.key);
         }
-        match &self.entry {
-            Some(e) => e.release(claim),
-            None => self.store.connector().release(&self.key, claim),
-        }
+        self.target().release(&self.store, claim);
     }
 
     pub(crate) fn resolve<T: Storable>(&self) -> Result<Arc<T>> {
-        self.store.resolve(&self.key, self.entry.as_deref())
+        self.store.resolve(self.target())
     }
 
     pub(crate) fn resolve_versioned<T: Storable>(&self) -> Result<Snapshot<T>> {
         self.store
-            .resolve_versioned(&self.key, self.entry.as_deref())
+            .resolve_versioned(self.target())
             .map(|(value, version)| Snapshot { value, version })
     }
 
     /// Whether the stored version is still `version`.
     pub(crate) fn is_current(&self, version: u64) -> Result<bool> {
-        let fetch = match &self.entry {
-            Some(e) => e.fetch(Some(version))?,
-            None => self.store.connector().fetch(&self.key, Some(version))?,
-        };
-        match fetch {
+        match self.target().fetch(&self.store, Some(version))? {
             crate::connector::Fetch::Unchanged => Ok(true),
             crate::connector::Fetch::Changed(_) => Ok(false),
             crate::connector::Fetch::Missing => Err(self.store.not_found(&self.key)),
@@ -114,12 +111,9 @@ impl Object {
     }
 
     pub(crate) fn publish<T: Storable>(&self, writer: Claim, value: Arc<T>) -> Result<u64> {
-        let version = self.store.publish(
-            &self.key,
-            self.entry.as_deref(),
-            writer,
-            self.store.value_of(value.clone())?,
-        )?;
+        let version =
+            self.store
+                .publish(self.target(), writer, self.store.value_of(value.clone())?)?;
         // The next resolve in this process finds the published value decoded.
         self.store.remember(self.key, version, value);
         Ok(version)

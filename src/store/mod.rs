@@ -3,8 +3,10 @@
 mod cache;
 mod config;
 mod flush;
+mod info;
 pub(crate) mod manager;
 mod registry;
+mod target;
 
 use std::sync::Arc;
 
@@ -12,6 +14,8 @@ use serde::de::DeserializeOwned;
 
 pub(crate) use config::Location;
 pub use config::StoreConfig;
+pub use info::ObjectInfo;
+pub(crate) use target::Target;
 
 use crate::codec::{self, Storable};
 use crate::connector::{Connector, Entry, Fetch, LocalValue, MemoryConnector, Stored, Value};
@@ -246,9 +250,66 @@ impl Store {
         &self.inner.config
     }
 
-    /// The connector, for inspecting what is really stored.
-    pub fn connector(&self) -> &Arc<dyn Connector> {
+    /// The connector. Crate-private: users see what is stored through
+    /// [`inspect`](Store::inspect) and [`keys`](Store::keys), and claims reach
+    /// the connector only through the handles that took them.
+    pub(crate) fn connector(&self) -> &Arc<dyn Connector> {
         &self.inner.connector
+    }
+
+    /// What the store holds for the object under `key` — its version, its
+    /// owners and its borrows, read store-side in one step — or `None` if
+    /// there is no object under `key` (never stored, or evicted).
+    ///
+    /// Releases this process queued may not have been applied yet on
+    /// connectors that queue them; [`flush`](Store::flush) first to see them.
+    ///
+    /// ```
+    /// use borrowstore::{OwnedProxy, Store, borrow};
+    /// # fn main() -> Result<(), borrowstore::Error> {
+    /// let store = Store::memory("doc-inspect");
+    /// let owner = store.owned_proxy(vec![1u64, 2])?;
+    /// let key = *OwnedProxy::key(&owner);
+    /// let reader = borrow(&owner)?;
+    ///
+    /// let info = store.inspect(&key)?.expect("stored");
+    /// assert_eq!((info.owners, info.readers, info.writer), (1, 1, false));
+    /// assert_eq!(info.version, 1);
+    /// println!("{info}");
+    ///
+    /// drop(owner); // eviction waits for the reader
+    /// assert_eq!(store.inspect(&key)?.expect("still borrowed").owners, 0);
+    /// drop(reader);
+    /// assert!(store.inspect(&key)?.is_none());
+    /// # Ok(()) }
+    /// ```
+    pub fn inspect(&self, key: &Key) -> Result<Option<ObjectInfo>> {
+        Ok(self
+            .connector()
+            .inspect(key)?
+            .and_then(|i| ObjectInfo::from_inspect(*key, i)))
+    }
+
+    /// The keys of every object in the store, in no particular order. On a
+    /// shared store that includes other processes' objects.
+    ///
+    /// ```
+    /// use borrowstore::Store;
+    /// # fn main() -> Result<(), borrowstore::Error> {
+    /// let store = Store::memory("doc-keys");
+    /// let a = store.put(&1u8)?;
+    /// let b = store.put(&2u8)?;
+    /// let mut keys = store.keys()?;
+    /// keys.sort();
+    /// let mut expected = vec![a, b];
+    /// expected.sort();
+    /// assert_eq!(keys, expected);
+    /// store.evict_batch(&[a, b])?;
+    /// assert!(store.keys()?.is_empty());
+    /// # Ok(()) }
+    /// ```
+    pub fn keys(&self) -> Result<Vec<Key>> {
+        self.connector().keys()
     }
 
     /// Whether two handles are the same store.
@@ -300,7 +361,7 @@ impl Store {
     /// The value under `key`, shared with every other reader in this process
     /// (no copy), or `None`.
     pub fn get_shared<T: Storable>(&self, key: &Key) -> Result<Option<Arc<T>>> {
-        match self.resolve(key, None) {
+        match self.resolve(Target::keyed(key)) {
             Ok(v) => Ok(Some(v)),
             Err(Error::KeyNotFound { .. }) => Ok(None),
             Err(e) => Err(e),
@@ -399,42 +460,32 @@ impl Store {
         self.connector().put(&key, value, init)
     }
 
-    /// Publishes `value` for `key` on behalf of `writer`.
+    /// Publishes `value` for the object at `target` on behalf of `writer`;
+    /// returns the new version.
     pub(crate) fn publish(
         &self,
-        key: &Key,
-        entry: Option<&dyn Entry>,
+        target: Target<'_>,
         writer: crate::state::Claim,
         value: Value,
     ) -> Result<u64> {
-        match entry {
-            Some(e) => e.publish(writer, value),
-            None => self.connector().publish(key, writer, value),
-        }
+        target.publish(self, writer, value)
     }
 
-    /// The current value of `key`, shared: from the connector's local value,
-    /// or decoded once per version through the cache.
-    pub(crate) fn resolve<T: Storable>(
-        &self,
-        key: &Key,
-        entry: Option<&dyn Entry>,
-    ) -> Result<Arc<T>> {
-        self.resolve_versioned(key, entry).map(|(v, _)| v)
+    /// The current value of the object at `target`, shared: from the
+    /// connector's local value, or decoded once per version through the cache.
+    pub(crate) fn resolve<T: Storable>(&self, target: Target<'_>) -> Result<Arc<T>> {
+        self.resolve_versioned(target).map(|(v, _)| v)
     }
 
     /// [`resolve`](Store::resolve), with the version resolved.
     pub(crate) fn resolve_versioned<T: Storable>(
         &self,
-        key: &Key,
-        entry: Option<&dyn Entry>,
+        target: Target<'_>,
     ) -> Result<(Arc<T>, u64)> {
+        let key = target.key();
         let cached = self.inner.cache.get(key);
         let known = cached.as_ref().map(|c| c.version);
-        let fetch = match entry {
-            Some(e) => e.fetch(known)?,
-            None => self.connector().fetch(key, known)?,
-        };
+        let fetch = target.fetch(self, known)?;
         match fetch {
             Fetch::Changed(stored) => self.materialize(key, stored),
             Fetch::Missing => {
@@ -489,7 +540,7 @@ impl Store {
                     let version = c.version;
                     downcast_cached(c).map(|v| (v, version))
                 }
-                _ => self.resolve_versioned(key, None),
+                _ => self.resolve_versioned(Target::keyed(key)),
             },
             Fetch::Missing => Err(self.not_found(key)),
         }

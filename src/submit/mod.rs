@@ -119,8 +119,8 @@ use task::{Ender, TaskState, settle};
 /// let owner = store.owned_proxy(String::from("hello"))?;
 /// let h = submit(runtime.handle(), borrow(&owner)?, |s| async move { s.len() });
 /// assert_eq!(runtime.block_on(h)?, 5);
-/// let state = store.connector().inspect(borrowstore::OwnedProxy::key(&owner))?.unwrap().state;
-/// assert_eq!(state.readers(), 0);
+/// let info = store.inspect(borrowstore::OwnedProxy::key(&owner))?.unwrap();
+/// assert_eq!(info.readers, 0);
 /// # Ok(()) }
 /// ```
 pub fn submit<S, A, F, Fut>(

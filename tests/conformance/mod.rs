@@ -1,30 +1,31 @@
 //! The connector conformance suite: the rules of DESIGN.md ("Semantics") as
 //! tests that every connector must pass.
 //!
-//! Each check is a `pub fn` taking a fresh [`Store`]; the
-//! [`conformance_suite!`] macro turns every one of them into a `#[test]` for
-//! one connector:
+//! Each check is a `pub fn` taking a fresh [`Store`] (or, for the checks of
+//! connector operations that the store API does not offer, a [`Fixture`]:
+//! the store and its connector); the [`conformance_suite!`] macro turns
+//! every one of them into a `#[test]` for one connector:
 //!
 //! ```ignore
 //! mod conformance;
-//! conformance::conformance_suite!(borrowstore::Store::memory(conformance::unique_name("memory")));
+//! conformance::conformance_suite!(conformance::memory_fixture());
 //! ```
 //!
-//! The expression is evaluated once per test, so every test gets its own
-//! store. Checks assert on what the connector really holds
-//! (`store.connector().exists / inspect / keys`), never on a cache or a flag,
-//! and use the `Result`-returning accessors (`Proxy::resolve`, …) on error
-//! paths so that nothing panics.
+//! The expression (a [`Fixture`]) is evaluated once per test, so every test
+//! gets its own store. Checks assert on what the store really holds
+//! (`Store::exists / inspect / keys`, read from the connector), never on a
+//! cache or a flag, and use the `Result`-returning accessors
+//! (`Proxy::resolve`, …) on error paths so that nothing panics.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use borrowstore::codec::{self, HEADER_LEN};
-use borrowstore::connector::{Inspect, Value};
-use borrowstore::state::{Init, State};
+use borrowstore::connector::{Connector, MemoryConnector, Value};
+use borrowstore::state::Init;
 use borrowstore::{
-    BorrowTicket, Error, Key, OwnedProxy, OwnerTicket, Proxy, RefMutProxy, RefProxy, Store,
-    StoreConfig, borrow, clone, into_owned, mut_borrow, update,
+    BorrowTicket, Error, Key, ObjectInfo, OwnedProxy, OwnerTicket, Proxy, RefMutProxy, RefProxy,
+    Store, StoreConfig, borrow, clone, into_owned, mut_borrow, update,
 };
 
 type V = Vec<u64>;
@@ -44,11 +45,11 @@ macro_rules! assert_err {
     };
 }
 
-/// Expands to one `#[test]` per conformance check, each with a fresh store
-/// made by evaluating `$make_store` (an expression of type [`Store`]).
+/// Expands to one `#[test]` per conformance check, each with a fresh
+/// [`Fixture`] made by evaluating `$make` (an expression of that type).
 macro_rules! conformance_suite {
-    ($make_store:expr) => {
-        $crate::conformance::conformance_suite!(@tests $make_store;
+    ($make:expr) => {
+        $crate::conformance::conformance_suite!(@tests $make;
             owner_drop_evicts,
             owner_drop_while_read_defers_eviction_in_every_release_order,
             owner_drop_while_written_defers_eviction,
@@ -67,7 +68,6 @@ macro_rules! conformance_suite {
             into_owned_twice_is_already_owned,
             into_owned_of_missing_key_is_key_not_found,
             plain_objects_persist_until_evicted,
-            evict_refused_while_read,
             evict_refused_while_written,
             evicting_an_owned_object_ends_its_owner,
             ephemeral_proxy_is_evicted_by_first_resolve,
@@ -82,12 +82,8 @@ macro_rules! conformance_suite {
             type_mismatch_via_get,
             type_mismatch_via_proxy,
             type_mismatch_via_proxy_from_bytes,
-            damaged_blob_truncated_is_decode_error,
-            damaged_blob_bad_header_is_decode_error,
-            damaged_blob_payload_is_decode_error,
             put_get_exists_evict,
             batch_forms,
-            connector_batch_forms,
             serialized_proxy_round_trips_and_resolves,
             malformed_proxy_bytes_are_malformed,
             malformed_ticket_bytes_are_malformed,
@@ -95,13 +91,25 @@ macro_rules! conformance_suite {
             readers_share_one_value_of_an_owned_proxy,
             readers_share_one_decoded_value_of_an_adopted_blob,
             flush_is_ok_and_releases_are_applied,
+        ;
+            evict_refused_while_read,
+            damaged_blob_truncated_is_decode_error,
+            damaged_blob_bad_header_is_decode_error,
+            damaged_blob_payload_is_decode_error,
+            connector_batch_forms,
         );
     };
-    (@tests $make_store:expr; $($name:ident),* $(,)?) => {
+    (@tests $make:expr; $($name:ident),* $(,)?; $($with_connector:ident),* $(,)?) => {
         $(
             #[test]
             fn $name() {
-                $crate::conformance::$name($make_store);
+                $crate::conformance::$name($make.store);
+            }
+        )*
+        $(
+            #[test]
+            fn $with_connector() {
+                $crate::conformance::$with_connector($make);
             }
         )*
     };
@@ -121,18 +129,50 @@ pub fn unique_name(prefix: &str) -> String {
     )
 }
 
-// ---------------------------------------------------------------- helpers
+/// A store under test and its connector: the checks of connector
+/// operations that the store API does not offer (raw bytes, the batch forms,
+/// a keyed evict) call the connector itself.
+pub struct Fixture {
+    /// The store, registered under its name.
+    pub store: Store,
+    /// The connector `store` was built over.
+    pub connector: Arc<dyn Connector>,
+}
 
-/// What the connector holds for `key`; fails the test if it holds nothing.
-fn inspect(store: &Store, key: &Key) -> Inspect {
-    match store.connector().inspect(key) {
-        Ok(Some(i)) => i,
-        other => panic!("expected {key} to be stored, the connector says {other:?}"),
+impl Fixture {
+    /// A registered store named `name` over `connector`, which other
+    /// processes reach by `url` (as `Store::open(url)` makes it).
+    pub fn new(name: &str, url: &str, connector: Arc<dyn Connector>) -> Fixture {
+        let store = Store::builder(name)
+            .connector(connector.clone(), url)
+            .build()
+            .expect("build the store under test");
+        Fixture { store, connector }
     }
 }
 
-fn state(store: &Store, key: &Key) -> State {
-    inspect(store, key).state
+/// A fresh in-memory store (what `Store::memory(name)` makes) and its
+/// connector.
+#[allow(dead_code)] // each test binary uses one fixture
+pub fn memory_fixture() -> Fixture {
+    let name = unique_name("memory");
+    let url = format!("memory://{name}");
+    Fixture::new(&name, &url, Arc::new(MemoryConnector::new(name.clone())))
+}
+
+// ---------------------------------------------------------------- helpers
+
+/// What the store holds for `key`; fails the test if it holds nothing (or
+/// its eviction has begun).
+fn inspect(store: &Store, key: &Key) -> ObjectInfo {
+    match store.inspect(key) {
+        Ok(Some(i)) => i,
+        other => panic!("expected {key} to be stored, the store says {other:?}"),
+    }
+}
+
+fn state(store: &Store, key: &Key) -> ObjectInfo {
+    inspect(store, key)
 }
 
 fn version(store: &Store, key: &Key) -> u64 {
@@ -140,45 +180,44 @@ fn version(store: &Store, key: &Key) -> u64 {
 }
 
 fn assert_stored(store: &Store, key: &Key) {
-    assert!(store.connector().exists(key).unwrap(), "{key} should exist");
-    assert!(!state(store, key).gone(), "{key} is marked gone");
+    assert!(store.exists(key).unwrap(), "{key} should exist");
     assert!(
-        store.connector().keys().unwrap().contains(key),
+        store.inspect(key).unwrap().is_some(),
+        "{key} is marked gone"
+    );
+    assert!(
+        store.keys().unwrap().contains(key),
         "{key} missing from keys()"
     );
 }
 
 fn assert_evicted(store: &Store, key: &Key) {
-    assert!(
-        !store.connector().exists(key).unwrap(),
-        "{key} should be evicted"
-    );
-    let i = store.connector().inspect(key).unwrap();
+    assert!(!store.exists(key).unwrap(), "{key} should be evicted");
+    let i = store.inspect(key).unwrap();
     assert!(i.is_none(), "{key} should be evicted, inspect says {i:?}");
     assert!(
-        !store.connector().keys().unwrap().contains(key),
+        !store.keys().unwrap().contains(key),
         "{key} still listed by keys()"
     );
 }
 
 fn assert_empty(store: &Store) {
-    let keys = store.connector().keys().unwrap();
+    let keys = store.keys().unwrap();
     assert!(keys.is_empty(), "store should be empty, holds {keys:?}");
 }
 
-/// State of an owned object nobody borrows.
-fn assert_idle_owned(s: State) {
-    assert!(s.owned(), "{s:?}");
-    assert_eq!(s.readers(), 0, "{s:?}");
-    assert!(!s.writer(), "{s:?}");
-    assert!(!s.gone(), "{s:?}");
+/// State of an owned object nobody borrows (and not gone: an object whose
+/// eviction has begun has no `ObjectInfo`, so `state` fails first).
+fn assert_idle_owned(s: ObjectInfo) {
+    assert!(s.owner, "{s:?}");
+    assert_eq!(s.readers, 0, "{s:?}");
+    assert!(!s.writer, "{s:?}");
 }
 
-/// Stores raw bytes under a fresh key, with no owner.
-fn put_raw(store: &Store, bytes: Vec<u8>) -> Key {
+/// Stores raw bytes under a fresh key, with no owner, through the connector.
+fn put_raw(connector: &Arc<dyn Connector>, bytes: Vec<u8>) -> Key {
     let key = Key::random();
-    store
-        .connector()
+    connector
         .put(&key, Value::Bytes(bytes.into()), Init::Plain)
         .unwrap();
     key
@@ -221,11 +260,11 @@ pub fn owner_drop_while_read_defers_eviction_in_every_release_order(store: Store
         let key = *OwnedProxy::key(&owner);
         let mut readers: Vec<Option<RefProxy<V>>> =
             (0..3).map(|_| Some(borrow(&owner).unwrap())).collect();
-        assert_eq!(state(&store, &key).readers(), 3);
+        assert_eq!(state(&store, &key).readers, 3);
         drop(owner);
         let s = state(&store, &key);
-        assert!(!s.owned(), "{order:?}: {s:?}");
-        assert_eq!(s.readers(), 3, "{order:?}");
+        assert!(!s.owner, "{order:?}: {s:?}");
+        assert_eq!(s.readers, 3, "{order:?}");
         assert_stored(&store, &key);
         for (n, &i) in order.iter().enumerate() {
             // references stay valid: every remaining reader still resolves,
@@ -237,7 +276,7 @@ pub fn owner_drop_while_read_defers_eviction_in_every_release_order(store: Store
             let left = 3 - (n as u32 + 1);
             if left > 0 {
                 assert_stored(&store, &key);
-                assert_eq!(state(&store, &key).readers(), left, "{order:?}");
+                assert_eq!(state(&store, &key).readers, left, "{order:?}");
             } else {
                 assert_evicted(&store, &key);
             }
@@ -253,7 +292,7 @@ pub fn owner_drop_while_written_defers_eviction(store: Store) {
     let mut w = mut_borrow(&owner).unwrap();
     drop(owner);
     let s = state(&store, &key);
-    assert!(s.writer() && !s.owned() && s.readers() == 0, "{s:?}");
+    assert!(s.writer && !s.owner && s.readers == 0, "{s:?}");
     assert_stored(&store, &key);
     w.push(4);
     update(&mut w).unwrap();
@@ -283,15 +322,15 @@ pub fn readers_refuse_a_writer(store: Store) {
     assert_err!(mut_borrow(&owner), Error::AlreadyBorrowed { key: k } if k == key);
     // the refusal left no trace
     let s = state(&store, &key);
-    assert_eq!(s.readers(), 2);
-    assert!(!s.writer() && s.owned());
+    assert_eq!(s.readers, 2);
+    assert!(!s.writer && s.owner);
     drop(r1);
     assert_err!(mut_borrow(&owner), Error::AlreadyBorrowed { key: k } if k == key);
-    assert_eq!(state(&store, &key).readers(), 1);
+    assert_eq!(state(&store, &key).readers, 1);
     drop(r2);
     let w = mut_borrow(&owner).unwrap();
     let s = state(&store, &key);
-    assert!(s.writer() && s.readers() == 0, "{s:?}");
+    assert!(s.writer && s.readers == 0, "{s:?}");
     drop(w);
     assert_idle_owned(state(&store, &key));
     drop(owner);
@@ -305,11 +344,11 @@ pub fn a_writer_refuses_readers_and_a_second_writer(store: Store) {
     assert_err!(borrow(&owner), Error::AlreadyMutablyBorrowed { key: k } if k == key);
     assert_err!(mut_borrow(&owner), Error::AlreadyBorrowed { key: k } if k == key);
     let s = state(&store, &key);
-    assert!(s.writer() && s.readers() == 0 && s.owned(), "{s:?}");
+    assert!(s.writer && s.readers == 0 && s.owner, "{s:?}");
     drop(w);
     assert_idle_owned(state(&store, &key));
     let r = borrow(&owner).unwrap();
-    assert_eq!(state(&store, &key).readers(), 1);
+    assert_eq!(state(&store, &key).readers, 1);
     drop(r);
     drop(owner);
     assert_empty(&store);
@@ -336,7 +375,7 @@ pub fn update_of_ref_mut_publishes_and_bumps_version(store: Store) {
     // nothing new to publish: no bump
     update(&mut w).unwrap();
     assert_eq!(version(&store, &key), v0 + 1);
-    assert!(state(&store, &key).writer(), "update keeps the borrow");
+    assert!(state(&store, &key).writer, "update keeps the borrow");
     drop(w);
     assert_eq!(
         version(&store, &key),
@@ -418,7 +457,7 @@ pub fn update_of_owner_refused_while_borrowed_keeps_local_changes(store: Store) 
     assert_eq!(store.get::<V>(&key).unwrap(), Some(vec![1]));
     assert_eq!(version(&store, &key), v0);
     let s = state(&store, &key);
-    assert!(s.readers() == 1 && !s.writer(), "{s:?}");
+    assert!(s.readers == 1 && !s.writer, "{s:?}");
     assert_eq!(RefProxy::resolve(&r).unwrap(), &vec![1]);
     drop(r);
 
@@ -427,7 +466,7 @@ pub fn update_of_owner_refused_while_borrowed_keeps_local_changes(store: Store) 
     assert!(OwnedProxy::is_modified(&owner));
     assert_eq!(*owner, vec![1, 2]);
     let s = state(&store, &key);
-    assert!(s.writer() && s.readers() == 0, "{s:?}");
+    assert!(s.writer && s.readers == 0, "{s:?}");
     drop(w);
     assert_eq!(version(&store, &key), v0);
 
@@ -604,7 +643,7 @@ pub fn into_owned_adopts_a_plain_proxy(store: Store) {
     let p = store.proxy(vec![9u64]).unwrap();
     let key = *Proxy::key(&p);
     let s = state(&store, &key);
-    assert!(!s.owned() && !s.had_owner(), "{s:?}");
+    assert!(!s.owner && s.plain, "{s:?}");
     let twin = p.clone();
     drop(twin); // a plain proxy owns nothing
     assert_stored(&store, &key);
@@ -686,14 +725,15 @@ pub fn plain_objects_persist_until_evicted(store: Store) {
 
 // ---------------------------------------------------------------- eviction
 
-pub fn evict_refused_while_read(store: Store) {
+pub fn evict_refused_while_read(f: Fixture) {
+    let Fixture { store, connector } = f;
     let owner = store.owned_proxy(vec![1u64]).unwrap();
     let key = *OwnedProxy::key(&owner);
     let r = borrow(&owner).unwrap();
     assert_err!(store.evict(&key), Error::AlreadyBorrowed { key: k } if k == key);
-    assert_err!(store.connector().evict(&key), Error::AlreadyBorrowed { key: k } if k == key);
+    assert_err!(connector.evict(&key), Error::AlreadyBorrowed { key: k } if k == key);
     assert_stored(&store, &key);
-    assert_eq!(state(&store, &key).readers(), 1);
+    assert_eq!(state(&store, &key).readers, 1);
     assert_eq!(RefProxy::resolve(&r).unwrap(), &vec![1]);
     drop(r);
     assert!(store.evict(&key).unwrap());
@@ -709,7 +749,7 @@ pub fn evict_refused_while_written(store: Store) {
     let mut w = mut_borrow(&owner).unwrap();
     assert_err!(store.evict(&key), Error::AlreadyBorrowed { key: k } if k == key);
     assert_stored(&store, &key);
-    assert!(state(&store, &key).writer());
+    assert!(state(&store, &key).writer);
     w.push(2);
     update(&mut w).unwrap(); // the writer still works
     drop(w);
@@ -828,7 +868,7 @@ pub fn owner_ticket_in_flight_keeps_the_object(store: Store) {
     let r = borrow(&owner).unwrap();
     let bytes = OwnedProxy::into_ticket(owner).unwrap().to_bytes().unwrap();
     let s = state(&store, &key);
-    assert!(s.owned() && s.readers() == 1, "{s:?}");
+    assert!(s.owner && s.readers == 1, "{s:?}");
     drop(r);
     // the ticket owns the object store-side: it stays
     assert_stored(&store, &key);
@@ -887,13 +927,13 @@ pub fn borrow_ticket_keeps_the_borrow_in_flight(store: Store) {
     drop(ticket);
 
     // still borrowed store-side
-    assert_eq!(state(&store, &key).readers(), 1);
+    assert_eq!(state(&store, &key).readers, 1);
     assert_err!(mut_borrow(&owner), Error::AlreadyBorrowed { key: k } if k == key);
     assert_err!(store.evict(&key), Error::AlreadyBorrowed { key: k } if k == key);
     drop(owner);
     assert_stored(&store, &key);
     let s = state(&store, &key);
-    assert!(!s.owned() && s.readers() == 1, "{s:?}");
+    assert!(!s.owner && s.readers == 1, "{s:?}");
 
     let r = BorrowTicket::<V>::from_bytes(&bytes)
         .unwrap()
@@ -901,12 +941,12 @@ pub fn borrow_ticket_keeps_the_borrow_in_flight(store: Store) {
         .unwrap();
     assert_eq!(RefProxy::key(&r), &key);
     assert_eq!(RefProxy::resolve(&r).unwrap(), &vec![3]);
-    assert_eq!(state(&store, &key).readers(), 1);
+    assert_eq!(state(&store, &key).readers, 1);
     assert_err!(
         BorrowTicket::<V>::from_bytes(&bytes).unwrap().redeem(),
         Error::TicketRedeemed { .. }
     );
-    assert_eq!(state(&store, &key).readers(), 1);
+    assert_eq!(state(&store, &key).readers, 1);
     drop(r);
     assert_evicted(&store, &key);
     assert_empty(&store);
@@ -917,7 +957,7 @@ pub fn borrow_ticket_cancel_releases(store: Store) {
     let key = *OwnedProxy::key(&owner);
     let ticket = RefProxy::into_ticket(borrow(&owner).unwrap()).unwrap();
     let bytes = ticket.to_bytes().unwrap();
-    assert_eq!(state(&store, &key).readers(), 1);
+    assert_eq!(state(&store, &key).readers, 1);
     ticket.cancel().unwrap();
     assert_idle_owned(state(&store, &key));
     assert_err!(
@@ -963,7 +1003,7 @@ pub fn ticket_redeemed_as_wrong_type_is_type_mismatch_and_stays_valid(store: Sto
         BorrowTicket::<u32>::from_bytes(&r_bytes).unwrap().redeem(),
         Error::TypeMismatch { .. }
     );
-    assert_eq!(state(&store, &key).readers(), 1);
+    assert_eq!(state(&store, &key).readers, 1);
     let r = BorrowTicket::<V>::from_bytes(&r_bytes)
         .unwrap()
         .redeem()
@@ -1105,7 +1145,8 @@ fn good_blob() -> Vec<u8> {
     codec::encode(&String::from("hello world")).unwrap()
 }
 
-pub fn damaged_blob_truncated_is_decode_error(store: Store) {
+pub fn damaged_blob_truncated_is_decode_error(f: Fixture) {
+    let Fixture { store, connector } = f;
     let good = good_blob();
     for len in [
         0,
@@ -1116,12 +1157,12 @@ pub fn damaged_blob_truncated_is_decode_error(store: Store) {
         HEADER_LEN + 1,
         good.len() - 1,
     ] {
-        let key = put_raw(&store, good[..len].to_vec());
+        let key = put_raw(&connector, good[..len].to_vec());
         assert_decode_error(&store, key, &format!("truncated to {len}"));
         assert!(store.evict(&key).unwrap());
     }
     // the intact blob reads fine, through a borrow too
-    let key = put_raw(&store, good);
+    let key = put_raw(&connector, good);
     assert_eq!(
         store.get::<String>(&key).unwrap().as_deref(),
         Some("hello world")
@@ -1132,7 +1173,8 @@ pub fn damaged_blob_truncated_is_decode_error(store: Store) {
     assert_empty(&store);
 }
 
-pub fn damaged_blob_bad_header_is_decode_error(store: Store) {
+pub fn damaged_blob_bad_header_is_decode_error(f: Fixture) {
+    let Fixture { store, connector } = f;
     let mut magic = good_blob();
     magic[0] = b'X';
     let mut zeros = good_blob();
@@ -1144,7 +1186,7 @@ pub fn damaged_blob_bad_header_is_decode_error(store: Store) {
         ("zero header", zeros),
         ("bad format version", format),
     ] {
-        let key = put_raw(&store, bytes);
+        let key = put_raw(&connector, bytes);
         assert_decode_error(&store, key, what);
         // through a borrow as well
         let owner = into_owned(store.proxy_from_key::<String>(key)).unwrap();
@@ -1157,13 +1199,14 @@ pub fn damaged_blob_bad_header_is_decode_error(store: Store) {
     // a damaged type fingerprint looks like another type
     let mut fp = good_blob();
     fp[7] ^= 0x01;
-    let key = put_raw(&store, fp);
+    let key = put_raw(&connector, fp);
     assert_err!(store.get::<String>(&key), Error::TypeMismatch { .. });
     assert!(store.evict(&key).unwrap());
     assert_empty(&store);
 }
 
-pub fn damaged_blob_payload_is_decode_error(store: Store) {
+pub fn damaged_blob_payload_is_decode_error(f: Fixture) {
+    let Fixture { store, connector } = f;
     let good = good_blob();
     let mut utf8 = good.clone();
     *utf8.last_mut().unwrap() = 0xFF; // invalid UTF-8
@@ -1180,7 +1223,7 @@ pub fn damaged_blob_payload_is_decode_error(store: Store) {
         ("trailing byte", trailing),
         ("overlong varint", varint),
     ] {
-        let key = put_raw(&store, bytes);
+        let key = put_raw(&connector, bytes);
         assert_decode_error(&store, key, what);
         let owner = into_owned(store.proxy_from_key::<String>(key)).unwrap();
         assert_err!(OwnedProxy::resolve(&owner), Error::Decode { .. });
@@ -1198,7 +1241,7 @@ pub fn put_get_exists_evict(store: Store) {
     assert!(store.exists(&key).unwrap());
     let i = inspect(&store, &key);
     assert_eq!(i.version, 1);
-    assert!(!i.state.owned() && !i.state.had_owner() && !i.state.borrowed());
+    assert!(!i.owner && i.plain && i.readers == 0 && !i.writer);
     assert_eq!(store.get::<V>(&key).unwrap(), Some(vec![1, 2, 3]));
     assert_eq!(store.get::<V>(&key).unwrap(), Some(vec![1, 2, 3]));
     assert_eq!(
@@ -1215,7 +1258,7 @@ pub fn put_get_exists_evict(store: Store) {
         store.get::<(u8, Option<String>, i64)>(&tuple).unwrap(),
         Some((1, Some(String::from("x")), -3))
     );
-    let mut keys = store.connector().keys().unwrap();
+    let mut keys = store.keys().unwrap();
     keys.sort();
     let mut expected = vec![key, again, text, tuple];
     expected.sort();
@@ -1267,7 +1310,7 @@ pub fn batch_forms(store: Store) {
         Error::AlreadyBorrowed { key: k } if k == ko
     );
     assert_stored(&store, &ko);
-    assert_eq!(state(&store, &ko).readers(), 1);
+    assert_eq!(state(&store, &ko).readers, 1);
     drop(r);
     assert_eq!(store.evict_batch(&[keys[1], keys[2]]).unwrap().len(), 2);
     assert_eq!(store.exists_batch(&keys).unwrap(), vec![false; 3]);
@@ -1276,8 +1319,11 @@ pub fn batch_forms(store: Store) {
     assert_empty(&store);
 }
 
-pub fn connector_batch_forms(store: Store) {
-    let c = store.connector();
+pub fn connector_batch_forms(f: Fixture) {
+    let Fixture {
+        store,
+        connector: c,
+    } = f;
     let items: Vec<(Key, Vec<u8>)> = (0..4u64)
         .map(|i| (Key::random(), codec::encode(&vec![i; i as usize]).unwrap()))
         .collect();
@@ -1291,7 +1337,7 @@ pub fn connector_batch_forms(store: Store) {
     .unwrap();
     for k in &keys {
         let s = state(&store, k);
-        assert!(!s.owned() && !s.had_owner() && !s.borrowed(), "{s:?}");
+        assert!(!s.owner && s.plain && s.readers == 0 && !s.writer, "{s:?}");
     }
     let missing = Key::random();
     let mut probe = keys.clone();
@@ -1443,7 +1489,7 @@ pub fn malformed_ticket_bytes_are_malformed(store: Store) {
     if let Ok(t) = BorrowTicket::<V>::from_bytes(&forged) {
         assert!(t.redeem().is_err(), "a forged ticket was redeemed");
     }
-    assert_eq!(state(&store, &key).readers(), 1);
+    assert_eq!(state(&store, &key).readers, 1);
     let r = BorrowTicket::<V>::from_bytes(&good)
         .unwrap()
         .redeem()
@@ -1460,7 +1506,7 @@ pub fn missing_keys(store: Store) {
     assert!(store.get_shared::<V>(&missing).unwrap().is_none());
     assert!(!store.exists(&missing).unwrap());
     assert!(!store.evict(&missing).unwrap());
-    assert!(store.connector().inspect(&missing).unwrap().is_none());
+    assert!(store.inspect(&missing).unwrap().is_none());
     let p: Proxy<V> = store.proxy_from_key(missing);
     match Proxy::resolve(&p) {
         Err(Error::KeyNotFound { key, store: name }) => {

@@ -63,31 +63,25 @@ pub fn redis_store() -> Store {
     Store::open(&url).expect("open redis store")
 }
 
-/// Whether the connector holds `key`.
+/// Whether the store holds `key`.
 pub fn exists(store: &Store, key: &Key) -> bool {
     store.flush().expect("flush");
-    store.connector().exists(key).expect("exists")
+    store.exists(key).expect("exists")
 }
 
 /// The store-side holder count of `key` (0 when gone).
 pub fn holders(store: &Store, key: &Key) -> u32 {
     store.flush().expect("flush");
     store
-        .connector()
         .inspect(key)
         .expect("inspect")
-        .map_or(0, |i| i.state.holders())
+        .map_or(0, |i| i.holders)
 }
 
-/// Every key the connector holds.
+/// Every key the store holds.
 pub fn contents(store: &Store) -> BTreeSet<Key> {
     store.flush().expect("flush");
-    store
-        .connector()
-        .keys()
-        .expect("keys")
-        .into_iter()
-        .collect()
+    store.keys().expect("keys").into_iter().collect()
 }
 
 /// `keys` as a set.

@@ -209,7 +209,7 @@ impl Interp {
     }
 
     fn version(&self, key: &borrowstore::Key) -> String {
-        match self.store.connector().inspect(key) {
+        match self.store.inspect(key) {
             Ok(Some(i)) => i.version.to_string(),
             other => format!("?{other:?}"),
         }

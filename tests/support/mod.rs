@@ -34,8 +34,7 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use borrowstore::connector::Inspect;
-use borrowstore::{Key, Store};
+use borrowstore::{Key, ObjectInfo, Store};
 
 /// The role a child plays; absent in the parent.
 pub const ROLE_VAR: &str = "BORROWSTORE_CHILD_ROLE";
@@ -141,7 +140,7 @@ impl Target {
     /// Asserts that the store holds nothing: no key, and (file stores) no
     /// file under `objects/`.
     pub fn assert_empty(&self, store: &Store) {
-        let keys = store.connector().keys().expect("keys");
+        let keys = store.keys().expect("keys");
         assert!(keys.is_empty(), "leftover keys in {}: {keys:?}", self.url);
         let files = self.files_in("objects");
         assert!(
@@ -200,8 +199,8 @@ fn nanos() -> u128 {
 }
 
 /// The store-side state of `key`, or `None` if it is not stored.
-pub fn inspect(store: &Store, key: &Key) -> Option<Inspect> {
-    store.connector().inspect(key).expect("inspect")
+pub fn inspect(store: &Store, key: &Key) -> Option<ObjectInfo> {
+    store.inspect(key).expect("inspect")
 }
 
 /// Polls `cond` every few milliseconds until it holds or `timeout` passes;

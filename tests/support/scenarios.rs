@@ -5,7 +5,7 @@
 //!
 //! Process A is the test itself; B, C, … are [`ChildProc`]es driven through
 //! the commands of [`super::child`]. Every check is made on what the store
-//! records (`connector().inspect`, `exists`, `keys`), not on a local flag.
+//! records (`Store::inspect`, `exists`, `keys`), not on a local flag.
 
 use std::time::{Duration, Instant};
 
@@ -59,8 +59,8 @@ pub fn reader_in_b_blocks_writer_in_a(t: &Target) {
 
     let check_blocked = |owner: &mut OwnedProxy<V>| {
         let i = inspect(&store, &key).expect("stored");
-        assert_eq!(i.state.readers(), 1, "{i:?}");
-        assert!(!i.state.writer() && i.state.owned(), "{i:?}");
+        assert_eq!(i.readers, 1, "{i:?}");
+        assert!(!i.writer && i.owner, "{i:?}");
         assert_err!(mut_borrow(owner), Error::AlreadyBorrowed { .. });
         assert_err!(update(owner), Error::AlreadyBorrowed { .. });
         assert_err!(store.evict(&key), Error::AlreadyBorrowed { .. });
@@ -73,14 +73,14 @@ pub fn reader_in_b_blocks_writer_in_a(t: &Target) {
 
     // Readers share: A may borrow beside B.
     let mine = borrow(&owner).unwrap();
-    assert_eq!(inspect(&store, &key).unwrap().state.readers(), 2);
+    assert_eq!(inspect(&store, &key).unwrap().readers, 2);
     assert_eq!(*mine, vec![1, 2, 3]);
     drop(mine);
     store.flush().unwrap();
 
     b.ok("DROP_READER");
     let i = inspect(&store, &key).expect("stored");
-    assert_eq!((i.state.readers(), i.state.writer()), (0, false), "{i:?}");
+    assert_eq!((i.readers, i.writer), (0, false), "{i:?}");
     let mut w = mut_borrow(&owner).expect("mut_borrow once B's borrow is gone");
     w.push(4);
     update(&mut w).unwrap();
@@ -115,8 +115,8 @@ pub fn writer_in_b_blocks_a(t: &Target) {
 
     let check_written = || {
         let i = inspect(&store, &key).expect("stored");
-        assert!(i.state.writer() && i.state.owned(), "{i:?}");
-        assert_eq!(i.state.readers(), 0, "{i:?}");
+        assert!(i.writer && i.owner, "{i:?}");
+        assert_eq!(i.readers, 0, "{i:?}");
         assert_err!(store.evict(&key), Error::AlreadyBorrowed { .. });
         assert_err!(
             into_owned(store.proxy_from_key::<V>(key)),
@@ -133,13 +133,13 @@ pub fn writer_in_b_blocks_a(t: &Target) {
     assert_eq!(b.ok("PUSH 4"), "2");
     let i = inspect(&store, &key).unwrap();
     assert_eq!(i.version, 2);
-    assert!(i.state.writer());
+    assert!(i.writer);
     assert_eq!(store.get::<V>(&key).unwrap(), Some(vec![1, 2, 3, 4]));
 
     b.ok("DROP_WRITER");
     let i = inspect(&store, &key).expect("stored");
-    assert_eq!((i.state.readers(), i.state.writer()), (0, false), "{i:?}");
-    assert!(i.state.owned(), "B still owns it: {i:?}");
+    assert_eq!((i.readers, i.writer), (0, false), "{i:?}");
+    assert!(i.owner, "B still owns it: {i:?}");
 
     b.ok("DROP_OWNER");
     assert!(!store.exists(&key).unwrap());
@@ -192,13 +192,13 @@ pub fn owner_ticket_moved_to_b_evicts_when_b_drops_it(t: &Target) {
     let key = *OwnedProxy::key(&owner);
     let bytes = OwnedProxy::into_ticket(owner).unwrap().to_bytes().unwrap();
     let i = inspect(&store, &key).expect("the ticket keeps it");
-    assert!(i.state.owned(), "{i:?}");
+    assert!(i.owner, "{i:?}");
 
     let mut b = child(t, "b-owner");
     b.ok(&format!("REDEEM_OWNER {}", hex(&bytes)));
     assert_eq!(b.ok("READ"), "7,8,9");
     assert!(store.exists(&key).unwrap());
-    assert!(inspect(&store, &key).unwrap().state.owned());
+    assert!(inspect(&store, &key).unwrap().owner);
     assert_err!(
         OwnerTicket::<V>::from_bytes(&bytes).unwrap().redeem(),
         Error::TicketRedeemed { .. }
@@ -224,7 +224,7 @@ pub fn owner_dropped_in_b_waits_for_borrow_in_a(t: &Target) {
     b.ok(&format!("REDEEM_OWNER {}", hex(&bytes)));
     b.ok("DROP_OWNER");
     let i = inspect(&store, &key).expect("a borrow defers eviction");
-    assert!(!i.state.owned() && i.state.readers() == 1, "{i:?}");
+    assert!(!i.owner && i.readers == 1, "{i:?}");
     assert_eq!(*mine, vec![1, 1, 2, 3, 5]);
 
     drop(mine);
@@ -296,8 +296,8 @@ pub fn ticket_redeemed_at_once_succeeds_once(
         assert_eq!(winner.ok("READ"), csv(&value));
         let i = inspect(&store, &key).expect("stored");
         match kind {
-            TicketKind::Owner => assert!(i.state.owned() && i.state.readers() == 0, "{i:?}"),
-            TicketKind::Borrow => assert_eq!(i.state.readers(), 1, "{i:?}"),
+            TicketKind::Owner => assert!(i.owner && i.readers == 0, "{i:?}"),
+            TicketKind::Borrow => assert_eq!(i.readers, 1, "{i:?}"),
         }
         match kind {
             TicketKind::Owner => {
@@ -306,7 +306,7 @@ pub fn ticket_redeemed_at_once_succeeds_once(
             }
             TicketKind::Borrow => {
                 winner.ok("DROP_READER");
-                assert_eq!(inspect(&store, &key).unwrap().state.readers(), 0);
+                assert_eq!(inspect(&store, &key).unwrap().readers, 0);
                 drop(kept);
                 store.flush().unwrap();
                 assert!(!store.exists(&key).unwrap());
@@ -337,7 +337,7 @@ pub fn killed_reader_is_reclaimed(t: &Target) {
         std::thread::sleep(wait);
     }
     assert_err!(mut_borrow(&owner), Error::AlreadyBorrowed { .. });
-    assert_eq!(inspect(&store, &key).unwrap().state.readers(), 1);
+    assert_eq!(inspect(&store, &key).unwrap().readers, 1);
 
     b.kill();
     let mut writer = None;
@@ -364,7 +364,7 @@ pub fn killed_reader_is_reclaimed(t: &Target) {
         ),
     );
     let i = inspect(&store, &key).unwrap();
-    assert!(i.state.writer() && i.state.readers() == 0, "{i:?}");
+    assert!(i.writer && i.readers == 0, "{i:?}");
     drop(writer);
     drop(owner);
     store.flush().unwrap();
@@ -391,7 +391,7 @@ pub fn killed_owner_is_evicted(t: &Target, with_writer: bool) {
         std::thread::sleep(wait);
     }
     let i = inspect(&store, &key).expect("B keeps it alive");
-    assert!(i.state.owned() && i.state.writer() == with_writer, "{i:?}");
+    assert!(i.owner && i.writer == with_writer, "{i:?}");
 
     b.kill();
     let took = poll_until(t.reclaim_deadline(), || !store.exists(&key).unwrap());
@@ -428,8 +428,7 @@ pub fn killed_owner_waits_for_borrow_in_a(t: &Target) {
     let took = poll_until(t.reclaim_deadline(), || {
         !inspect(&store, &key)
             .expect("A's borrow keeps the object")
-            .state
-            .owned()
+            .owner
     })
     .expect("the killed owner's claim was not reclaimed");
     log(
@@ -437,7 +436,7 @@ pub fn killed_owner_waits_for_borrow_in_a(t: &Target) {
         format_args!("owner claim reclaimed {took:?} after SIGKILL"),
     );
     let i = inspect(&store, &key).expect("stored");
-    assert_eq!(i.state.readers(), 1, "{i:?}");
+    assert_eq!(i.readers, 1, "{i:?}");
     assert_eq!(*mine, vec![6, 7]);
     assert_eq!(store.get::<V>(&key).unwrap(), Some(vec![6, 7]));
 
@@ -460,7 +459,7 @@ pub fn never_redeemed_owner_ticket_expires(t: &Target) {
     b.exit();
     let issued = Instant::now();
     let i = inspect(&store, &key).expect("the ticket keeps it for now");
-    assert!(i.state.owned(), "{i:?}");
+    assert!(i.owner, "{i:?}");
 
     let took = poll_until(t.reclaim_deadline(), || !store.exists(&key).unwrap());
     assert!(
@@ -508,7 +507,7 @@ pub fn never_redeemed_borrow_ticket_expires(t: &Target) {
     store.flush().unwrap();
     let mut b = child(t, "b-late");
     b.err(&format!("REDEEM_BORROW {}", hex(&bytes)), "TicketRedeemed");
-    assert_eq!(inspect(&store, &key).unwrap().state.readers(), 0);
+    assert_eq!(inspect(&store, &key).unwrap().readers, 0);
     b.exit();
     drop(owner);
     store.flush().unwrap();
@@ -559,11 +558,11 @@ pub fn frozen_process_loses_its_claims_harmlessly(t: &Target) {
     std::thread::sleep(t.lease.min(Duration::from_secs(2)));
     b.ok("DROP_READER");
     let i = inspect(&store, &key).unwrap();
-    assert!(i.state.writer() && i.state.readers() == 0, "{i:?}");
+    assert!(i.writer && i.readers == 0, "{i:?}");
     drop(w);
     store.flush().unwrap();
     let i = inspect(&store, &key).unwrap();
-    assert!(!i.state.borrowed() && i.version == 2, "{i:?}");
+    assert!(i.readers == 0 && !i.writer && i.version == 2, "{i:?}");
     b.exit();
     drop(owner);
     store.flush().unwrap();

@@ -37,7 +37,7 @@
 //! // Back on the submitting side: the borrow ends before the result returns.
 //! let total = call.finish(&reply)?;
 //! assert_eq!(total, 6);
-//! assert_eq!(store.connector().inspect(&key)?.unwrap().state.readers(), 0);
+//! assert_eq!(store.inspect(&key)?.unwrap().readers, 0);
 //! # Ok(()) }
 //! ```
 //!

@@ -149,6 +149,7 @@ fn push_store(stores: &mut Vec<Store>, store: &Store) {
 pub struct ClaimView {
     store: StoreConfig,
     key: Key,
+    #[serde(deserialize_with = "crate::connector::wire::deserialize_claim")]
     claim: Claim,
     fingerprint: u64,
 }

@@ -1,0 +1,77 @@
+//! [`Target`]: where the operations on one object go — the connector's
+//! [`Entry`] for it, if the connector has entries, else the connector's
+//! keyed calls on its key. The one place that makes that choice.
+
+use crate::connector::{Entry, Fetch, Value};
+use crate::error::Result;
+use crate::key::Key;
+use crate::state::{Claim, Effect, Op};
+use crate::store::Store;
+
+/// One object's key and, where the connector has them, its entry: the
+/// handles of an object keep both and lend them as a `Target` to reach its
+/// store-side state. Through an entry an operation is the connector's keyed
+/// operation without the lookup ([`Entry`]), so both paths behave alike.
+#[derive(Clone, Copy)]
+pub(crate) struct Target<'a> {
+    key: &'a Key,
+    entry: Option<&'a dyn Entry>,
+}
+
+impl<'a> Target<'a> {
+    /// The object under `key`, reached through `entry` if there is one.
+    #[inline]
+    pub(crate) fn new(key: &'a Key, entry: Option<&'a dyn Entry>) -> Self {
+        Target { key, entry }
+    }
+
+    /// The object under `key`, reached by the connector's keyed calls.
+    #[inline]
+    pub(crate) fn keyed(key: &'a Key) -> Self {
+        Target { key, entry: None }
+    }
+
+    /// The object's key.
+    #[inline]
+    pub(crate) fn key(self) -> &'a Key {
+        self.key
+    }
+
+    /// Applies `op` atomically; see [`Connector::apply`](crate::connector::Connector::apply).
+    #[inline]
+    pub(crate) fn apply(self, store: &Store, op: Op) -> Result<Effect> {
+        match self.entry {
+            Some(e) => e.apply(op),
+            None => store.connector().apply(self.key, op),
+        }
+    }
+
+    /// Gives `claim` back without blocking; see
+    /// [`Connector::release`](crate::connector::Connector::release).
+    #[inline]
+    pub(crate) fn release(self, store: &Store, claim: Claim) {
+        match self.entry {
+            Some(e) => e.release(claim),
+            None => store.connector().release(self.key, claim),
+        }
+    }
+
+    /// A version-checked read; see [`Connector::fetch`](crate::connector::Connector::fetch).
+    #[inline]
+    pub(crate) fn fetch(self, store: &Store, known_version: Option<u64>) -> Result<Fetch> {
+        match self.entry {
+            Some(e) => e.fetch(known_version),
+            None => store.connector().fetch(self.key, known_version),
+        }
+    }
+
+    /// Replaces the value on behalf of `writer`; returns the new version.
+    /// See [`Connector::publish`](crate::connector::Connector::publish).
+    #[inline]
+    pub(crate) fn publish(self, store: &Store, writer: Claim, value: Value) -> Result<u64> {
+        match self.entry {
+            Some(e) => e.publish(writer, value),
+            None => store.connector().publish(self.key, writer, value),
+        }
+    }
+}
