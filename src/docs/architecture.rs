@@ -2,10 +2,13 @@
 //!
 //! Each layer uses only the layers above it in this list.
 //!
-//! 1. `sync` — the std / loom switch (`cfg(borrowstore_loom)`). Under loom the
-//!    concurrent map is a loom `Mutex<HashMap>` behind the same closure-based
-//!    facade as the [`dashmap`] it replaces, so the loom models in
-//!    `loom-tests/` check the real code.
+//! 1. `sync` (`src/sync/`) — the std / loom switch: the facade `sync/mod.rs`
+//!    over a std half and a loom half, picked by the loom cfg (see `sync`;
+//!    nothing outside it names the cfg). Under loom the concurrent map is a
+//!    loom `Mutex<HashMap>` behind the same closure-based facade as the
+//!    [`dashmap`] it replaces, so the loom models in `loom-tests/` check the
+//!    real code; the locks of state loom never models (file locks, lease
+//!    threads) are std's in both builds (`sync::unmodeled`).
 //! 2. [`codec`](crate::codec) — serde + postcard behind a 13-byte header
 //!    (magic, format version, type fingerprint).
 //! 3. [`state`](crate::state) — the pure per-object state machine, and its
