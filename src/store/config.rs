@@ -7,8 +7,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::connector::{
-    Connector, DEFAULT_LEASE, DEFAULT_TIMEOUT, FileConnector, MemoryConnector, RedisConnector,
-    RedisOptions,
+    Connector, DEFAULT_LEASE, FileConnector, MemoryConnector, RedisConnector, RedisOptions,
 };
 use crate::error::{Error, Result};
 
@@ -87,58 +86,9 @@ impl Location {
                     lease,
                 })
             }
-            "redis" | "rediss" => {
-                let (base, query) = match url.split_once('?') {
-                    Some((b, q)) => (b, Some(q)),
-                    None => (url, None),
-                };
-                let mut options = RedisOptions {
-                    url: base.to_owned(),
-                    namespace: "borrowstore".to_owned(),
-                    lease: DEFAULT_LEASE,
-                    timeout: DEFAULT_TIMEOUT,
-                };
-                let mut passed = Vec::new();
-                for pair in query
-                    .into_iter()
-                    .flat_map(|q| q.split('&'))
-                    .filter(|p| !p.is_empty())
-                {
-                    let ms = |v: &str| {
-                        v.parse::<u64>()
-                            .ok()
-                            .filter(|ms| *ms > 0)
-                            .map(Duration::from_millis)
-                    };
-                    match pair.split_once('=') {
-                        Some(("ns", v))
-                            if !v.is_empty()
-                                && v.chars()
-                                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) =>
-                        {
-                            options.namespace = v.to_owned()
-                        }
-                        Some(("ns", _)) => {
-                            return Err(bad("ns must be non-empty and use only [A-Za-z0-9._-]"));
-                        }
-                        Some(("lease_ms", v)) => {
-                            options.lease =
-                                ms(v).ok_or_else(|| bad("lease_ms must be a positive integer"))?
-                        }
-                        Some(("timeout_ms", v)) => {
-                            options.timeout =
-                                ms(v).ok_or_else(|| bad("timeout_ms must be a positive integer"))?
-                        }
-                        _ => passed.push(pair),
-                    }
-                }
-                if !passed.is_empty() {
-                    options.url = format!("{base}?{}", passed.join("&"));
-                }
-                // Let redis-rs judge the rest of the URL now, not at first use.
-                redis::Client::open(options.url.as_str()).map_err(|e| bad(&e.to_string()))?;
-                Ok(Location::Redis(options))
-            }
+            "redis" | "rediss" => RedisOptions::from_url(url)
+                .map(Location::Redis)
+                .map_err(|reason| bad(&reason)),
             _ => Err(bad(&format!(
                 "unknown scheme {scheme:?}; supported: memory, file, redis, rediss"
             ))),
