@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use redis::Value as RValue;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 use super::io::{Reply, ReplyTo, Request};
 use super::script::{args, int, items, kind_code, kind_from, release_args, text, token};
@@ -87,16 +87,6 @@ impl Inner {
             reply: ReplyTo::Thread(tx),
         })?;
         self.reply(rx.recv_timeout(self.patience()).ok())
-    }
-
-    pub(super) async fn call_async(&self, key: &Key, args: Vec<Vec<u8>>) -> Result<RValue> {
-        let (tx, rx) = oneshot::channel();
-        self.enqueue(Request::Script {
-            keys: self.keys(key),
-            args,
-            reply: ReplyTo::Task(tx),
-        })?;
-        self.reply(rx.await.ok())
     }
 
     pub(super) fn queue_release(&self, key: &Key, claim: Claim) {

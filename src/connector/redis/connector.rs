@@ -271,52 +271,6 @@ impl Connector for RedisConnector {
             .map(|_| ())
     }
 
-    fn fetch_async<'a>(
-        &'a self,
-        key: &'a Key,
-        known_version: Option<u64>,
-    ) -> BoxFuture<'a, Result<Fetch>> {
-        Box::pin(async move {
-            let v = self
-                .inner
-                .call_async(key, Inner::fetch_args(known_version))
-                .await?;
-            self.inner.fetch_result(key, v)
-        })
-    }
-
-    fn get_async<'a>(&'a self, key: &'a Key) -> BoxFuture<'a, Result<Option<Stored>>> {
-        Box::pin(async move {
-            match self.fetch_async(key, None).await? {
-                Fetch::Changed(s) => Ok(Some(s)),
-                _ => Ok(None),
-            }
-        })
-    }
-
-    fn put_async<'a>(
-        &'a self,
-        key: &'a Key,
-        value: Value,
-        init: Init,
-    ) -> BoxFuture<'a, Result<Option<Arc<dyn Entry>>>> {
-        Box::pin(async move {
-            let a = self.inner.put_args(value, init)?;
-            let v = self.inner.call_async(key, a).await?;
-            self.inner.put_result(key, init, &v)
-        })
-    }
-
-    fn apply_async<'a>(&'a self, key: &'a Key, op: Op) -> BoxFuture<'a, Result<Effect>> {
-        Box::pin(async move {
-            let v = self
-                .inner
-                .call_async(key, self.inner.apply_args(op))
-                .await?;
-            self.inner.apply_result(key, op, &v)
-        })
-    }
-
     fn flush_async(&self) -> BoxFuture<'_, Result<()>> {
         Box::pin(async move {
             let (tx, rx) = oneshot::channel();
