@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::connector::{
-    Connector, DEFAULT_LEASE, FileConnector, MemoryConnector, RedisConnector, RedisOptions,
-};
+use crate::connector::{Connector, DEFAULT_LEASE, FileConnector, MemoryConnector};
+#[cfg(feature = "redis")]
+use crate::connector::{RedisConnector, RedisOptions};
 use crate::error::{Error, Result};
 
 /// A store's serializable description: enough for a proxy or ticket that
@@ -29,6 +29,7 @@ pub(crate) enum Location {
     /// `file:///absolute/dir[?lease_ms=N]`
     File { root: PathBuf, lease: Duration },
     /// `redis://…[?ns=NAME&lease_ms=N&timeout_ms=N]` (and `rediss://`)
+    #[cfg(feature = "redis")]
     Redis(RedisOptions),
 }
 
@@ -86,9 +87,14 @@ impl Location {
                     lease,
                 })
             }
+            #[cfg(feature = "redis")]
             "redis" | "rediss" => RedisOptions::from_url(url)
                 .map(Location::Redis)
                 .map_err(|reason| bad(&reason)),
+            #[cfg(not(feature = "redis"))]
+            "redis" | "rediss" => Err(bad(
+                "this borrowstore was built without the `redis` feature, so it has no Redis connector",
+            )),
             _ => Err(bad(&format!(
                 "unknown scheme {scheme:?}; supported: memory, file, redis, rediss"
             ))),
@@ -102,6 +108,7 @@ impl Location {
             Location::File { root, lease } => {
                 Arc::new(FileConnector::with_lease(name, root.clone(), *lease)?)
             }
+            #[cfg(feature = "redis")]
             Location::Redis(options) => Arc::new(RedisConnector::new(name, options.clone())?),
         })
     }
@@ -158,6 +165,19 @@ mod tests {
                 matches!(Location::parse(bad), Err(Error::InvalidUrl { .. })),
                 "{bad:?}"
             );
+        }
+    }
+
+    #[cfg(not(feature = "redis"))]
+    #[test]
+    fn redis_urls_without_the_redis_feature_are_invalid_url_errors() {
+        for url in ["redis://127.0.0.1:6379/0", "rediss://h:6380/0?ns=x"] {
+            match Location::parse(url) {
+                Err(Error::InvalidUrl { reason, .. }) => {
+                    assert!(reason.contains("without the `redis` feature"), "{reason}")
+                }
+                other => panic!("{url}: expected InvalidUrl, got {other:?}"),
+            }
         }
     }
 }
