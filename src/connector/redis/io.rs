@@ -12,8 +12,10 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::script::{invocation, script};
 
+/// What the server answered to one request.
 pub(super) type Reply = redis::RedisResult<RValue>;
 
+/// Who waits for a request's reply.
 pub(super) enum ReplyTo {
     /// A blocking caller waiting with a timeout.
     Thread(std_mpsc::SyncSender<Reply>),
@@ -37,19 +39,18 @@ impl ReplyTo {
     }
 }
 
+/// One request to the I/O thread, applied in the order it was queued.
 pub(super) enum Request {
+    /// One call of the script on one object's five keys.
     Script {
         keys: [String; 5],
         args: Vec<Vec<u8>>,
         reply: ReplyTo,
     },
-    Scan {
-        pattern: String,
-        reply: ReplyTo,
-    },
-    Flush {
-        reply: ReplyTo,
-    },
+    /// The keys that match `pattern`, after the queued releases.
+    Scan { pattern: String, reply: ReplyTo },
+    /// Sends the releases queued before it; answered with the outcome.
+    Flush { reply: ReplyTo },
 }
 
 /// Starts the I/O thread, with the client's connection and response
