@@ -2,7 +2,7 @@
 # Model-checks borrowstore's concurrency with loom (see loom-tests/).
 #
 # Builds the crate with `--cfg borrowstore_loom` (loom's atomics and locks
-# replace std's in src/sync.rs) in its own target directory, so it never
+# replace std's in src/sync/) in its own target directory, so it never
 # invalidates the normal build, and runs every model in loom-tests/tests/,
 # then the crate's own unit tests under the same cfg: among them the models
 # that need crate-private items (src/loom_models.rs).

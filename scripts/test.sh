@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Runs every check borrowstore has: formatting, clippy, the whole test suite
-# (memory, file and Redis stores), doc tests, the README snippets as programs
-# of their own, the loom models, and miri when a nightly toolchain with miri
-# is installed.
+# Runs every check borrowstore has: formatting, clippy, a build without the
+# default features (no Redis), the whole test suite (memory, file and Redis
+# stores), doc tests, the README snippets as programs of their own, the loom
+# models, and miri when a nightly toolchain with miri is installed.
 #
 # Usage: ./scripts/test.sh
 set -euo pipefail
@@ -34,6 +34,17 @@ cargo fmt --all -- --check
 
 step "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --all-features -- -D warnings
+
+# The crate without its default features is the memory + file crate: it must
+# build, and the Redis client must not be in its dependency tree.
+step "cargo build --no-default-features (no redis crate in the tree)"
+cargo build --no-default-features -p borrowstore
+tree="$(cargo tree --no-default-features -e normal -p borrowstore --prefix none -f '{p}')"
+if grep -Eq '^redis[ -]' <<<"$tree"; then
+    echo "borrowstore without default features still depends on a redis crate:" >&2
+    grep -E '^redis[ -]' <<<"$tree" >&2
+    exit 1
+fi
 
 step "cargo test (unit, integration, doc tests)"
 cargo test --workspace --all-features

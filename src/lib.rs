@@ -71,8 +71,3 @@ pub use submit::{Submitted, submit, submit_blocking};
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
-
-/// Locks a std mutex, recovering from poisoning (used outside the loom facade).
-pub(crate) fn sync_std_lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}

@@ -223,6 +223,7 @@ mod file {
     }
 }
 
+#[cfg(feature = "redis")]
 mod redis {
     use super::Target;
 

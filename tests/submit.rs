@@ -47,6 +47,7 @@ fn file_store() -> Store {
     Store::open(&format!("file://{}", dir.display())).expect("open file store")
 }
 
+#[cfg(feature = "redis")]
 fn redis_store() -> Store {
     let url = redis_server::url_for_this_test(&unique("submit"), "");
     let store = Store::open(&url).expect("open redis store");
@@ -734,6 +735,7 @@ macro_rules! on_stores {
                 }
             )*
         }
+        #[cfg(feature = "redis")]
         mod redis {
             $(
                 #[test]

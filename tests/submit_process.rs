@@ -216,6 +216,7 @@ fn file_store() -> Store {
     Store::open(&format!("file://{}", dir.display())).expect("open file store")
 }
 
+#[cfg(feature = "redis")]
 fn redis_store() -> Option<Store> {
     let found = Command::new("redis-server")
         .arg("--version")
@@ -384,6 +385,7 @@ fn file_leaked_view_is_invalid_after_the_task() {
     leaked_view_is_invalid_after_the_task(file_store());
 }
 
+#[cfg(feature = "redis")]
 #[test]
 fn redis_borrow_count_is_zero_as_soon_as_the_result_returns() {
     if let Some(store) = redis_store() {
@@ -391,6 +393,7 @@ fn redis_borrow_count_is_zero_as_soon_as_the_result_returns() {
     }
 }
 
+#[cfg(feature = "redis")]
 #[test]
 fn redis_dead_worker_holds_nothing() {
     if let Some(store) = redis_store() {
@@ -398,6 +401,7 @@ fn redis_dead_worker_holds_nothing() {
     }
 }
 
+#[cfg(feature = "redis")]
 #[test]
 fn redis_leaked_view_is_invalid_after_the_task() {
     if let Some(store) = redis_store() {

@@ -220,7 +220,7 @@ impl Inner {
 
     fn lock(&self, key: &Key) -> Result<ShardGuard<'_>> {
         let shard = (key.as_u128() as usize) % SHARDS;
-        let file = crate::sync_std_lock(&self.locks[shard]);
+        let file = crate::sync::unmodeled::lock(&self.locks[shard]);
         file.lock()
             .map_err(|e| self.site.error(e, "locking", &lock_path(&self.root, shard)))?;
         Ok(ShardGuard { file })

@@ -31,14 +31,14 @@ pub(crate) struct Held {
 
 impl Held {
     pub(crate) fn add(&self, key: Key, claim: Claim) {
-        crate::sync_std_lock(&self.claims)
+        crate::sync::unmodeled::lock(&self.claims)
             .entry(key)
             .or_default()
             .insert(claim);
     }
 
     pub(crate) fn remove(&self, key: &Key, claim: &Claim) {
-        let mut map = crate::sync_std_lock(&self.claims);
+        let mut map = crate::sync::unmodeled::lock(&self.claims);
         if let Some(set) = map.get_mut(key) {
             set.remove(claim);
             if set.is_empty() {
@@ -48,18 +48,18 @@ impl Held {
     }
 
     pub(crate) fn forget_key(&self, key: &Key) {
-        crate::sync_std_lock(&self.claims).remove(key);
+        crate::sync::unmodeled::lock(&self.claims).remove(key);
     }
 
     pub(crate) fn snapshot(&self) -> Vec<(Key, Vec<Claim>)> {
-        crate::sync_std_lock(&self.claims)
+        crate::sync::unmodeled::lock(&self.claims)
             .iter()
             .map(|(k, s)| (*k, s.iter().copied().collect()))
             .collect()
     }
 
     pub(crate) fn len(&self) -> usize {
-        crate::sync_std_lock(&self.claims)
+        crate::sync::unmodeled::lock(&self.claims)
             .values()
             .map(HashSet::len)
             .sum()

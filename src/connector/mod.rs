@@ -33,11 +33,16 @@
 //!
 //! Implementations: [`MemoryConnector`] (in-process; the default),
 //! [`FileConnector`] (a directory shared by the processes of one host) and
-//! [`RedisConnector`] (a Redis server shared by several machines).
+//! [`RedisConnector`] (a Redis server shared by several machines; the
+//! default-on `redis` feature).
+
+// Without the `redis` feature the link above has nothing to point at.
+#![cfg_attr(not(feature = "redis"), allow(rustdoc::broken_intra_doc_links))]
 
 mod file;
 mod lease;
 mod memory;
+#[cfg(feature = "redis")]
 mod redis;
 mod value;
 pub(crate) mod wire;
@@ -49,6 +54,7 @@ use futures::future::BoxFuture;
 pub use file::FileConnector;
 pub use lease::DEFAULT_LEASE;
 pub use memory::MemoryConnector;
+#[cfg(feature = "redis")]
 pub use redis::{DEFAULT_TIMEOUT, RedisConnector, RedisOptions};
 pub use value::{Fetch, LocalValue, Stored, Value};
 

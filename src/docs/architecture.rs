@@ -2,14 +2,22 @@
 //!
 //! Each layer uses only the layers above it in this list.
 //!
-//! 1. `sync` — the std / loom switch (`cfg(borrowstore_loom)`). Under loom the
-//!    concurrent map is a loom `Mutex<HashMap>` behind the same closure-based
-//!    facade as the [`dashmap`] it replaces, so the loom models in
-//!    `loom-tests/` check the real code.
+//! 1. `sync` (`src/sync/`) — the std / loom switch: the facade `mod.rs` over
+//!    a std half (`std.rs`) and a loom half (`loom.rs`), picked by the loom
+//!    cfg (see `sync`; nothing outside it names the cfg). The concurrent map
+//!    (`map.rs`) is written once over a small closure-based primitive
+//!    (`raw_map.rs`) that each half implements: the [`dashmap`] on std, a
+//!    loom `Mutex<HashMap>` under loom, so the loom models in `loom-tests/`
+//!    check the real code. The locks of state loom never models (file
+//!    locks, lease threads) are std's in both builds (`unmodeled.rs`).
 //! 2. [`codec`](crate::codec) — serde + postcard behind a 13-byte header
 //!    (magic, format version, type fingerprint).
-//! 3. [`state`](crate::state) — the pure per-object state machine, and its
-//!    id-keeping [`Ledger`](crate::state::Ledger).
+//! 3. [`state`](crate::state) (`src/state/`) — the pure per-object state
+//!    machine (`machine.rs`: [`State`](crate::state::State) and
+//!    [`State::apply`](crate::state::State::apply) with the claims, ops,
+//!    effects and refusals), and its id-keeping
+//!    [`Ledger`](crate::state::Ledger) with leases and tickets
+//!    (`ledger.rs`).
 //! 4. [`connector`](crate::connector) — the [`Connector`](crate::connector::Connector)
 //!    trait and its implementations:
 //!    [`MemoryConnector`](crate::connector::MemoryConnector) packs an object's
@@ -58,10 +66,16 @@
 //!   [`Ledger`](crate::state::Ledger) file and versioned value files per
 //!   object; transitions under a shard lock (a `std` mutex plus
 //!   `File::lock`), every write a rename of a finished file.
-//! - [`RedisConnector`](crate::connector::RedisConnector): one Lua script
-//!   per transition (one round trip; idempotent by claim id or token), on
-//!   the connector's own I/O thread; releases are queued and ride in the
-//!   next request's pipeline.
+//! - [`RedisConnector`](crate::connector::RedisConnector), behind the
+//!   default-on `redis` feature: one Lua script per transition (one round
+//!   trip; idempotent by claim id or token), on the connector's own I/O
+//!   thread; releases are queued and ride in the next request's pipeline.
+//!   `src/connector/redis/` holds the connector and its `Connector` impl
+//!   (`connector.rs`), what it shares with its lease renewer (`client.rs`),
+//!   the I/O thread with its queue, pipeline and retries (`io.rs`), the
+//!   script with its arguments and reply helpers (`script.rs`, `state.lua`)
+//!   and the URL options (`options.rs`). Without the feature, a `redis://`
+//!   URL is an [`Error::InvalidUrl`](crate::Error::InvalidUrl).
 //!
 //! File and Redis claims are leased: a background thread renews the claims
 //! this process holds; claims whose lease ran out (a dead process) are
@@ -83,3 +97,6 @@
 //! `Arc<T>`: readers share it, nothing is serialized. Values put by
 //! reference ([`Store::put`](crate::Store::put)) are encoded (that is the
 //! copy), and decoded once per version into the store's cache.
+
+// Without the `redis` feature the Redis links above have nothing to point at.
+#![cfg_attr(not(feature = "redis"), allow(rustdoc::broken_intra_doc_links))]

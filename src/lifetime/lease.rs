@@ -256,7 +256,7 @@ impl LeaseLifetime {
 
 impl Lease {
     fn times(&self) -> std::sync::MutexGuard<'_, Times> {
-        crate::sync_std_lock(&self.times)
+        crate::sync::unmodeled::lock(&self.times)
     }
 
     /// Whether the lease has ended: closed, or past its expiry (the timer
@@ -352,7 +352,7 @@ fn timer() -> &'static Timer {
 
 impl Timer {
     fn arm(&'static self, at: Instant, lease: Arc<Lease>) {
-        let mut q = crate::sync_std_lock(&self.queue);
+        let mut q = crate::sync::unmodeled::lock(&self.queue);
         let id = q.next;
         q.next += 1;
         q.heap.push(Reverse((at, id)));
@@ -371,7 +371,7 @@ impl Timer {
     }
 
     fn run(&self) {
-        let mut q = crate::sync_std_lock(&self.queue);
+        let mut q = crate::sync::unmodeled::lock(&self.queue);
         loop {
             let now = Instant::now();
             match q.heap.peek().copied() {
@@ -396,7 +396,7 @@ impl Timer {
                     // Release outside the lock: it may wait on the network.
                     drop(q);
                     let again = lease.on_deadline(at);
-                    q = crate::sync_std_lock(&self.queue);
+                    q = crate::sync::unmodeled::lock(&self.queue);
                     if let Some(at) = again {
                         let id = q.next;
                         q.next += 1;

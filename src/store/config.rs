@@ -6,10 +6,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::connector::{
-    Connector, DEFAULT_LEASE, DEFAULT_TIMEOUT, FileConnector, MemoryConnector, RedisConnector,
-    RedisOptions,
-};
+use crate::connector::{Connector, DEFAULT_LEASE, FileConnector, MemoryConnector};
+#[cfg(feature = "redis")]
+use crate::connector::{RedisConnector, RedisOptions};
 use crate::error::{Error, Result};
 
 /// A store's serializable description: enough for a proxy or ticket that
@@ -30,6 +29,7 @@ pub(crate) enum Location {
     /// `file:///absolute/dir[?lease_ms=N]`
     File { root: PathBuf, lease: Duration },
     /// `redis://…[?ns=NAME&lease_ms=N&timeout_ms=N]` (and `rediss://`)
+    #[cfg(feature = "redis")]
     Redis(RedisOptions),
 }
 
@@ -90,58 +90,14 @@ impl Location {
                     lease,
                 })
             }
-            "redis" | "rediss" => {
-                let (base, query) = match url.split_once('?') {
-                    Some((b, q)) => (b, Some(q)),
-                    None => (url, None),
-                };
-                let mut options = RedisOptions {
-                    url: base.to_owned(),
-                    namespace: "borrowstore".to_owned(),
-                    lease: DEFAULT_LEASE,
-                    timeout: DEFAULT_TIMEOUT,
-                };
-                let mut passed = Vec::new();
-                for pair in query
-                    .into_iter()
-                    .flat_map(|q| q.split('&'))
-                    .filter(|p| !p.is_empty())
-                {
-                    let ms = |v: &str| {
-                        v.parse::<u64>()
-                            .ok()
-                            .filter(|ms| *ms > 0)
-                            .map(Duration::from_millis)
-                    };
-                    match pair.split_once('=') {
-                        Some(("ns", v))
-                            if !v.is_empty()
-                                && v.chars()
-                                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) =>
-                        {
-                            options.namespace = v.to_owned()
-                        }
-                        Some(("ns", _)) => {
-                            return Err(bad("ns must be non-empty and use only [A-Za-z0-9._-]"));
-                        }
-                        Some(("lease_ms", v)) => {
-                            options.lease =
-                                ms(v).ok_or_else(|| bad("lease_ms must be a positive integer"))?
-                        }
-                        Some(("timeout_ms", v)) => {
-                            options.timeout =
-                                ms(v).ok_or_else(|| bad("timeout_ms must be a positive integer"))?
-                        }
-                        _ => passed.push(pair),
-                    }
-                }
-                if !passed.is_empty() {
-                    options.url = format!("{base}?{}", passed.join("&"));
-                }
-                // Let redis-rs judge the rest of the URL now, not at first use.
-                redis::Client::open(options.url.as_str()).map_err(|e| bad(&e.to_string()))?;
-                Ok(Location::Redis(options))
-            }
+            #[cfg(feature = "redis")]
+            "redis" | "rediss" => RedisOptions::from_url(url)
+                .map(Location::Redis)
+                .map_err(|reason| bad(&reason)),
+            #[cfg(not(feature = "redis"))]
+            "redis" | "rediss" => Err(bad(
+                "this borrowstore was built without the `redis` feature, so it has no Redis connector",
+            )),
             _ => Err(bad(&format!(
                 "unknown scheme {scheme:?}; supported: memory, file, redis, rediss"
             ))),
@@ -155,6 +111,7 @@ impl Location {
             Location::File { root, lease } => {
                 Arc::new(FileConnector::with_lease(name, root.clone(), *lease)?)
             }
+            #[cfg(feature = "redis")]
             Location::Redis(options) => Arc::new(RedisConnector::new(name, options.clone())?),
         })
     }
@@ -212,6 +169,19 @@ mod tests {
                 matches!(Location::parse(bad), Err(Error::InvalidUrl { .. })),
                 "{bad:?}"
             );
+        }
+    }
+
+    #[cfg(not(feature = "redis"))]
+    #[test]
+    fn redis_urls_without_the_redis_feature_are_invalid_url_errors() {
+        for url in ["redis://127.0.0.1:6379/0", "rediss://h:6380/0?ns=x"] {
+            match Location::parse(url) {
+                Err(Error::InvalidUrl { reason, .. }) => {
+                    assert!(reason.contains("without the `redis` feature"), "{reason}")
+                }
+                other => panic!("{url}: expected InvalidUrl, got {other:?}"),
+            }
         }
     }
 }

@@ -48,14 +48,8 @@ pub(crate) trait Manager: Send + Sync {
     fn adopt(&self, store: &Store, key: Key, claim: Claim) -> Result<()>;
 }
 
-#[cfg(not(borrowstore_loom))]
-thread_local! {
+crate::sync::thread_local! {
     static STACK: RefCell<Vec<Arc<dyn Manager>>> = const { RefCell::new(Vec::new()) };
-}
-
-#[cfg(borrowstore_loom)]
-loom::thread_local! {
-    static STACK: RefCell<Vec<Arc<dyn Manager>>> = RefCell::new(Vec::new());
 }
 
 /// The address of a manager, for identity comparisons (never dereferenced).

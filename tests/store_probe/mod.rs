@@ -20,6 +20,7 @@ macro_rules! on_every_store {
         mod file {
             $( #[test] fn $check() { super::$check(super::file_store()) } )*
         }
+        #[cfg(feature = "redis")]
         mod redis {
             $( #[test] fn $check() { super::$check(super::redis_store()) } )*
         }

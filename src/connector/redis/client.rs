@@ -1,0 +1,277 @@
+//! The connector's shared half, [`Inner`]: what the connector and its lease
+//! renewer hold. It sends requests to the I/O thread, waits for their
+//! replies, and turns replies into results.
+
+use std::sync::Arc;
+use std::sync::mpsc as std_mpsc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use redis::Value as RValue;
+use tokio::sync::mpsc;
+
+use super::io::{Reply, ReplyTo, Request};
+use super::script::{args, int, items, kind_code, kind_from, release_args, text, token};
+use crate::connector::lease::{self, Held, Renew};
+use crate::connector::{Entry, Fetch, Stored, Value};
+use crate::error::{Error, Result};
+use crate::key::{ClaimId, Key};
+use crate::state::{Claim, Effect, Init, Op, Refusal};
+
+/// The state shared by a [`RedisConnector`](super::RedisConnector) and its
+/// lease renewer.
+pub(super) struct Inner {
+    pub(super) name: String,
+    pub(super) namespace: String,
+    pub(super) lease: Duration,
+    pub(super) timeout: Duration,
+    pub(super) queue: mpsc::UnboundedSender<Request>,
+    pub(super) held: Held,
+}
+
+pub(super) fn connector_error(
+    store: &str,
+    e: impl std::error::Error + Send + Sync + 'static,
+) -> Error {
+    Error::Connector {
+        store: store.to_owned(),
+        source: Box::new(e),
+    }
+}
+
+impl Inner {
+    pub(super) fn keys(&self, key: &Key) -> [String; 5] {
+        let ns = &self.namespace;
+        ["s", "r", "h", "t", "x"].map(|p| format!("{ns}:{{{key}}}:{p}"))
+    }
+
+    pub(super) fn error(&self, reason: impl Into<String>) -> Error {
+        Error::Connector {
+            store: self.name.clone(),
+            source: reason.into().into(),
+        }
+    }
+
+    pub(super) fn deadline(&self) -> String {
+        lease::now_ms()
+            .saturating_add(self.lease.as_millis() as u64)
+            .to_string()
+    }
+
+    pub(super) fn enqueue(&self, req: Request) -> Result<()> {
+        self.queue
+            .send(req)
+            .map_err(|_| self.error("the connector's I/O thread has stopped"))
+    }
+
+    /// How long a caller waits for a reply: the I/O task always answers
+    /// within the connection and response timeouts; this is a safety net.
+    pub(super) fn patience(&self) -> Duration {
+        self.timeout * 3 + Duration::from_millis(200)
+    }
+
+    pub(super) fn reply(&self, r: Option<Reply>) -> Result<RValue> {
+        match r {
+            Some(Ok(v)) => Ok(v),
+            Some(Err(e)) => Err(connector_error(&self.name, e)),
+            None => Err(self.error(format!("no reply within {:?}", self.patience()))),
+        }
+    }
+
+    /// Runs the script on `key` and waits for the reply.
+    pub(super) fn call(&self, key: &Key, args: Vec<Vec<u8>>) -> Result<RValue> {
+        let (tx, rx) = std_mpsc::sync_channel(1);
+        self.enqueue(Request::Script {
+            keys: self.keys(key),
+            args,
+            reply: ReplyTo::Thread(tx),
+        })?;
+        self.reply(rx.recv_timeout(self.patience()).ok())
+    }
+
+    pub(super) fn queue_release(&self, key: &Key, claim: Claim) {
+        self.held.remove(key, &claim);
+        let req = Request::Script {
+            keys: self.keys(key),
+            args: release_args(claim),
+            reply: ReplyTo::Nobody,
+        };
+        if self.enqueue(req).is_err() {
+            tracing::warn!(%key, "release dropped: the I/O thread has stopped; the lease will expire");
+        }
+    }
+
+    pub(super) fn status(&self, key: &Key, v: &RValue) -> Result<String> {
+        text(v).ok_or_else(|| self.error(format!("unexpected reply for {key}: {v:?}")))
+    }
+
+    pub(super) fn refusal(&self, key: &Key, status: &str) -> Error {
+        let r = match status {
+            "gone" | "missing" => Refusal::Gone,
+            "borrowed" => Refusal::Borrowed,
+            "mutably_borrowed" => Refusal::MutablyBorrowed,
+            "owned" => Refusal::Owned,
+            "not_held" | "lost" => Refusal::NotHeld,
+            other => return self.error(format!("unexpected reply for {key}: {other}")),
+        };
+        r.into_error(*key, &self.name)
+    }
+
+    pub(super) fn apply_args(&self, op: Op) -> Vec<Vec<u8>> {
+        match op {
+            Op::Acquire(c) => args([
+                b"acquire",
+                kind_code(c.kind).as_bytes(),
+                c.id.to_string().as_bytes(),
+                self.deadline().as_bytes(),
+            ]),
+            Op::Release(c) => release_args(c),
+            Op::Disown(c) => args([
+                b"disown",
+                kind_code(c.kind).as_bytes(),
+                c.id.to_string().as_bytes(),
+            ]),
+            Op::Evict => args([b"evict"]),
+        }
+    }
+
+    pub(super) fn apply_result(&self, key: &Key, op: Op, v: &RValue) -> Result<Effect> {
+        let status = self.status(key, v)?;
+        let effect = match status.as_str() {
+            "ok" => Effect::None,
+            "evicted" => Effect::Evict,
+            other => return Err(self.refusal(key, other)),
+        };
+        match op {
+            Op::Acquire(c) => self.held.add(*key, c),
+            Op::Release(c) | Op::Disown(c) => self.held.remove(key, &c),
+            Op::Evict => self.held.forget_key(key),
+        }
+        if effect == Effect::Evict {
+            self.held.forget_key(key);
+        }
+        Ok(effect)
+    }
+
+    pub(super) fn fetch_result(&self, key: &Key, v: RValue) -> Result<Fetch> {
+        let mut it = items(v).into_iter();
+        let status = it.next().as_ref().and_then(text).unwrap_or_default();
+        match status.as_str() {
+            "missing" => Ok(Fetch::Missing),
+            "unchanged" => Ok(Fetch::Unchanged),
+            "changed" | "ok" => {
+                let version = int(it.next().as_ref());
+                match (version, it.next()) {
+                    (Some(version), Some(RValue::BulkString(b))) => Ok(Fetch::Changed(Stored {
+                        value: Value::Bytes(Bytes::from(b)),
+                        version,
+                    })),
+                    _ => Err(self.error(format!("malformed reply for {key}"))),
+                }
+            }
+            "borrowed" => Err(self.refusal(key, "borrowed")),
+            other => Err(self.error(format!("unexpected reply for {key}: {other}"))),
+        }
+    }
+
+    pub(super) fn fetch_args(known: Option<u64>) -> Vec<Vec<u8>> {
+        let known = known.map(|v| v.to_string()).unwrap_or_default();
+        args([b"fetch", known.as_bytes()])
+    }
+
+    pub(super) fn put_args(&self, value: Value, init: Init) -> Result<Vec<Vec<u8>>> {
+        let blob = value.into_bytes()?;
+        let (kind, id) = match init {
+            Init::Plain => ("", String::new()),
+            Init::Claimed(c) => (kind_code(c.kind), c.id.to_string()),
+        };
+        Ok(vec![
+            b"put".to_vec(),
+            blob.to_vec(),
+            token().into_bytes(),
+            kind.as_bytes().to_vec(),
+            id.into_bytes(),
+            self.deadline().into_bytes(),
+        ])
+    }
+
+    pub(super) fn put_result(
+        &self,
+        key: &Key,
+        init: Init,
+        v: &RValue,
+    ) -> Result<Option<Arc<dyn Entry>>> {
+        match self.status(key, v)?.as_str() {
+            "ok" => {
+                if let Init::Claimed(c) = init {
+                    self.held.add(*key, c);
+                }
+                Ok(None)
+            }
+            "exists" => Err(self.error(format!("key {key} already exists"))),
+            other => Err(self.error(format!("unexpected reply for {key}: {other}"))),
+        }
+    }
+}
+
+impl Renew for Inner {
+    fn renew(&self, key: &Key, claims: &[Claim]) -> Vec<Claim> {
+        let mut a = vec![b"renew".to_vec(), self.deadline().into_bytes()];
+        for c in claims {
+            a.push(kind_code(c.kind).as_bytes().to_vec());
+            a.push(c.id.to_string().into_bytes());
+        }
+        match self.call(key, a) {
+            Ok(v) if text(&v).as_deref() == Some("gone") => claims.to_vec(),
+            Ok(v) => {
+                let lost = items(v);
+                lost.chunks(2)
+                    .filter_map(|p| {
+                        let kind = kind_from(&text(p.first()?)?)?;
+                        let id = crate::key::parse_hex128(&text(p.get(1)?)?)?;
+                        Some(Claim {
+                            kind,
+                            id: ClaimId::from_u128(id),
+                        })
+                    })
+                    .collect()
+            }
+            Err(e) => {
+                tracing::warn!(%key, error = %e, "lease renewal failed; will retry");
+                Vec::new()
+            }
+        }
+    }
+
+    fn reap(&self) {
+        for key in self.scan_keys().unwrap_or_default() {
+            let _ = self.call(&key, args([b"reap"]));
+        }
+    }
+
+    fn held(&self) -> &Held {
+        &self.held
+    }
+}
+
+impl Inner {
+    pub(super) fn scan_keys(&self) -> Result<Vec<Key>> {
+        let (tx, rx) = std_mpsc::sync_channel(1);
+        self.enqueue(Request::Scan {
+            pattern: format!("{}:{{*}}:s", self.namespace),
+            reply: ReplyTo::Thread(tx),
+        })?;
+        let v = self.reply(rx.recv_timeout(self.patience()).ok())?;
+        let prefix = format!("{}:{{", self.namespace);
+        Ok(items(v)
+            .iter()
+            .filter_map(text)
+            .filter_map(|k| {
+                k.strip_prefix(&prefix)?
+                    .strip_suffix("}:s")?
+                    .parse::<Key>()
+                    .ok()
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,249 @@
+//! The connector's I/O thread: one current-thread tokio runtime running the
+//! redis-rs client, fed by an ordered queue of requests. Queued releases
+//! ride in the pipeline of the next request, and are sent again while the
+//! server is down.
+
+use std::sync::mpsc as std_mpsc;
+use std::time::Duration;
+
+use redis::Value as RValue;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use tokio::sync::{mpsc, oneshot};
+
+use super::script::{invocation, script};
+
+/// What the server answered to one request.
+pub(super) type Reply = redis::RedisResult<RValue>;
+
+/// Who waits for a request's reply.
+pub(super) enum ReplyTo {
+    /// A blocking caller waiting with a timeout.
+    Thread(std_mpsc::SyncSender<Reply>),
+    /// An async caller.
+    Task(oneshot::Sender<Reply>),
+    /// A queued release: nobody waits.
+    Nobody,
+}
+
+impl ReplyTo {
+    pub(super) fn send(self, r: Reply) {
+        match self {
+            ReplyTo::Thread(tx) => {
+                let _ = tx.try_send(r);
+            }
+            ReplyTo::Task(tx) => {
+                let _ = tx.send(r);
+            }
+            ReplyTo::Nobody => {}
+        }
+    }
+}
+
+/// One request to the I/O thread, applied in the order it was queued.
+pub(super) enum Request {
+    /// One call of the script on one object's five keys.
+    Script {
+        keys: [String; 5],
+        args: Vec<Vec<u8>>,
+        reply: ReplyTo,
+    },
+    /// The keys that match `pattern`, after the queued releases.
+    Scan { pattern: String, reply: ReplyTo },
+    /// Sends the releases queued before it; answered with the outcome.
+    Flush { reply: ReplyTo },
+}
+
+/// Starts the I/O thread, with the client's connection and response
+/// timeouts set to `timeout`; returns the queue that feeds it.
+pub(super) fn start(
+    client: redis::Client,
+    timeout: Duration,
+) -> std::io::Result<mpsc::UnboundedSender<Request>> {
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(timeout))
+        .set_response_timeout(Some(timeout))
+        .set_number_of_retries(1)
+        .set_max_delay(Duration::from_millis(100));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let (tx, rx) = mpsc::unbounded_channel();
+    std::thread::Builder::new()
+        .name("borrowstore-redis".into())
+        .spawn(move || runtime.block_on(io_loop(client, config, rx)))?;
+    Ok(tx)
+}
+
+type Call = ([String; 5], Vec<Vec<u8>>);
+
+/// How long a queued release may wait for a request to ride along with.
+const LINGER: Duration = Duration::from_millis(1);
+/// How often releases that failed (server down) are sent again while idle.
+const RETRY: Duration = Duration::from_millis(500);
+
+/// The connector's I/O task. Requests are applied in arrival order, so this
+/// process's releases always land before its later requests. A release is
+/// not sent alone at once: it waits up to [`LINGER`] and goes out in the
+/// same pipeline as the next request (one round trip for both), or alone
+/// when nothing follows. Releases that fail (the server is down) are kept
+/// and sent again — before any later request, and every [`RETRY`] while
+/// idle — since they are idempotent by claim id.
+async fn io_loop(
+    client: redis::Client,
+    config: ConnectionManagerConfig,
+    mut rx: mpsc::UnboundedReceiver<Request>,
+) {
+    let mut conn: Option<ConnectionManager> = None;
+    // Releases not yet applied, oldest first.
+    let mut outbox: Vec<Call> = Vec::new();
+    let mut failing = false;
+    loop {
+        let wait = if outbox.is_empty() {
+            None
+        } else if failing {
+            Some(RETRY)
+        } else {
+            Some(LINGER)
+        };
+        let req = match wait {
+            None => rx.recv().await,
+            Some(d) => match tokio::time::timeout(d, rx.recv()).await {
+                Ok(r) => r,
+                Err(_) => {
+                    // Nothing came along: send the releases alone.
+                    if let Some(c) = connect(&mut conn, &client, &config) {
+                        failing = pipeline(c, &mut outbox, None).await.is_err();
+                    }
+                    continue;
+                }
+            },
+        };
+        let Some(req) = req else {
+            // The connector is gone: apply what is left, then stop.
+            if let Some(c) = connect(&mut conn, &client, &config) {
+                let _ = pipeline(c, &mut outbox, None).await;
+            }
+            return;
+        };
+        let (call, reply) = match req {
+            Request::Script {
+                keys,
+                args,
+                reply: ReplyTo::Nobody,
+            } => {
+                outbox.push((keys, args));
+                continue;
+            }
+            Request::Script { keys, args, reply } => (Some((keys, args)), reply),
+            Request::Scan { pattern, reply } => {
+                let r = match connect(&mut conn, &client, &config) {
+                    Some(c) => match pipeline(c, &mut outbox, None).await {
+                        Ok(_) => scan(c, &pattern).await.map(|keys| {
+                            RValue::Array(
+                                keys.into_iter()
+                                    .map(|k| RValue::BulkString(k.into_bytes()))
+                                    .collect(),
+                            )
+                        }),
+                        Err(e) => Err(e),
+                    },
+                    None => Err(no_manager()),
+                };
+                failing = r.is_err() && !outbox.is_empty();
+                reply.send(r);
+                continue;
+            }
+            Request::Flush { reply } => (None, reply),
+        };
+        let r = match connect(&mut conn, &client, &config) {
+            Some(c) => pipeline(c, &mut outbox, call.as_ref()).await,
+            None => Err(no_manager()),
+        };
+        failing = !outbox.is_empty();
+        reply.send(r.map(|v| v.unwrap_or(RValue::Okay)));
+    }
+}
+
+fn no_manager() -> redis::RedisError {
+    redis::RedisError::from((
+        redis::ErrorKind::Client,
+        "cannot create the connection manager",
+    ))
+}
+
+fn connect<'a>(
+    conn: &'a mut Option<ConnectionManager>,
+    client: &redis::Client,
+    config: &ConnectionManagerConfig,
+) -> Option<&'a mut ConnectionManager> {
+    if conn.is_none() {
+        match ConnectionManager::new_lazy_with_config(client.clone(), config.clone()) {
+            Ok(c) => *conn = Some(c),
+            Err(e) => tracing::warn!(error = %e, "cannot create the redis connection manager"),
+        }
+    }
+    conn.as_mut()
+}
+
+/// Sends the queued releases and then `call` (if any) as one pipeline, and
+/// returns the reply to `call`. On success the outbox is empty. On failure
+/// the releases stay in the outbox and the error is returned. A NOSCRIPT
+/// reply (a restarted server) loads the script and sends everything again:
+/// every script is idempotent.
+async fn pipeline(
+    c: &mut ConnectionManager,
+    outbox: &mut Vec<Call>,
+    call: Option<&Call>,
+) -> redis::RedisResult<Option<RValue>> {
+    if outbox.is_empty() {
+        return match call {
+            Some((keys, args)) => invocation(keys, args).invoke_async(c).await.map(Some),
+            None => Ok(None),
+        };
+    }
+    let mut pipe = redis::pipe();
+    for (keys, args) in outbox.iter().chain(call) {
+        pipe.invoke_script(&invocation(keys, args));
+    }
+    let sent: redis::RedisResult<Vec<RValue>> = match pipe.query_async(c).await {
+        Ok(v) => Ok(v),
+        Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
+            script().load_async(c).await?;
+            pipe.query_async(c).await
+        }
+        Err(e) => Err(e),
+    };
+    match sent {
+        Ok(mut replies) => {
+            if outbox.len() > 1 || call.is_none() {
+                tracing::trace!(releases = outbox.len(), "releases applied");
+            }
+            outbox.clear();
+            Ok(call.and_then(|_| replies.pop()))
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, releases = outbox.len(), "queued releases failed; will retry");
+            Err(e)
+        }
+    }
+}
+
+async fn scan(c: &mut ConnectionManager, pattern: &str) -> redis::RedisResult<Vec<String>> {
+    let mut cursor: u64 = 0;
+    let mut out = Vec::new();
+    loop {
+        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(pattern)
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(c)
+            .await?;
+        out.extend(keys);
+        if next == 0 {
+            return Ok(out);
+        }
+        cursor = next;
+    }
+}

@@ -1,0 +1,294 @@
+//! The packed per-object state machine: [`State`] and its one transition
+//! function, [`State::apply`], with the claims, operations, effects and
+//! refusals it speaks of. See the [module docs](crate::state) for the rules.
+
+use serde::{Deserialize, Serialize};
+
+use crate::key::ClaimId;
+
+/// What kind of claim on an object.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Serialize, Deserialize)]
+pub enum ClaimKind {
+    /// The owner proxy (`OwnedProxy`, or an owner ticket in flight). At most one.
+    Owner,
+    /// A scope or lifetime that shares ownership. Any number.
+    Holder,
+    /// A shared borrow (`RefProxy`). Any number, never beside a writer.
+    Reader,
+    /// The mutable borrow (`RefMutProxy`). At most one, never beside readers.
+    Writer,
+}
+
+/// One claim: its kind and its id.
+///
+/// Only this crate makes claims (the handles take them, and connectors hand
+/// back the ones they were given), so code outside it cannot act under a
+/// claim it does not hold. It can read one, and serialize it.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Serialize)]
+pub struct Claim {
+    pub(crate) kind: ClaimKind,
+    pub(crate) id: ClaimId,
+}
+
+impl Claim {
+    /// A claim of `kind` with a fresh id.
+    pub(crate) fn new(kind: ClaimKind) -> Self {
+        Claim {
+            kind,
+            id: ClaimId::next(),
+        }
+    }
+
+    /// The kind of claim.
+    pub const fn kind(self) -> ClaimKind {
+        self.kind
+    }
+
+    /// Its id; releases are idempotent by id where the connector keeps ids.
+    pub const fn id(self) -> ClaimId {
+        self.id
+    }
+}
+
+/// A transition request.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize)]
+pub enum Op {
+    /// Take a claim.
+    Acquire(Claim),
+    /// Give a claim back.
+    Release(Claim),
+    /// Give a claim back without handing the object to anyone: as
+    /// [`Release`](Op::Release), except that when the claim is the object's
+    /// last owner or holder, the object becomes plain again — an object
+    /// without an owner, as if stored by a plain `put` — instead of being
+    /// evicted. While other owners or holders are left, the usual rule
+    /// stays. `LivenessScope::preserve` with no enclosing scope.
+    Disown(Claim),
+    /// Remove the object now (explicit eviction, or an ephemeral resolve).
+    Evict,
+}
+
+/// What the connector must do after a transition.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub enum Effect {
+    /// Nothing.
+    None,
+    /// Remove the object's value now. Returned exactly once per object.
+    Evict,
+}
+
+/// Why a transition was refused. Connectors turn this into an [`Error`](crate::Error).
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub enum Refusal {
+    /// The object was evicted (or never existed).
+    Gone,
+    /// A writer or an eviction was refused: the object is borrowed.
+    Borrowed,
+    /// A reader was refused: the object is mutably borrowed.
+    MutablyBorrowed,
+    /// An owner was refused: the object already has an owner proxy.
+    Owned,
+    /// A counter would overflow.
+    Overflow,
+    /// A release of a claim kind that is not held (a bug in the caller).
+    NotHeld,
+}
+
+/// How a new object starts.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize)]
+pub enum Init {
+    /// No owner: persists until evicted explicitly (plain `put`, `proxy`).
+    Plain,
+    /// Born with an owner proxy or a holder.
+    Claimed(Claim),
+}
+
+/// The packed per-object state. See the [module docs](crate::state).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct State(u64);
+
+const READERS_MASK: u64 = 0xFFFF_FFFF;
+const HOLDER_ONE: u64 = 1 << 32;
+const HOLDERS_MASK: u64 = 0xFF_FFFF << 32;
+const WRITER: u64 = 1 << 56;
+const OWNED: u64 = 1 << 57;
+const HAD_OWNER: u64 = 1 << 58;
+const GONE: u64 = 1 << 59;
+
+impl State {
+    /// A new object with no claims.
+    pub const EMPTY: State = State(0);
+
+    /// The state of a new object.
+    pub fn new(init: Init) -> State {
+        match init {
+            Init::Plain => State::EMPTY,
+            Init::Claimed(c) => match State::EMPTY.apply(Op::Acquire(c)) {
+                Ok((s, Effect::None)) => s,
+                _ => unreachable!("acquiring on an empty state cannot fail"),
+            },
+        }
+    }
+
+    /// The state with these counts and flags (for connectors that keep the
+    /// claims themselves and report them). Counts saturate at their limits.
+    pub fn from_parts(
+        readers: u32,
+        writer: bool,
+        owned: bool,
+        holders: u32,
+        had_owner: bool,
+        gone: bool,
+    ) -> State {
+        let holders = u64::from(holders.min(0xFF_FFFF));
+        let mut bits = u64::from(readers) | (holders << 32);
+        for (flag, bit) in [
+            (writer, WRITER),
+            (owned, OWNED),
+            (had_owner, HAD_OWNER),
+            (gone, GONE),
+        ] {
+            if flag {
+                bits |= bit;
+            }
+        }
+        State(bits)
+    }
+
+    /// The raw bits, for atomic storage.
+    pub const fn to_bits(self) -> u64 {
+        self.0
+    }
+
+    /// The state of these raw bits.
+    pub const fn from_bits(bits: u64) -> State {
+        State(bits)
+    }
+
+    /// Number of shared borrows.
+    pub const fn readers(self) -> u32 {
+        (self.0 & READERS_MASK) as u32
+    }
+
+    /// Number of holders (scopes and lifetimes).
+    pub const fn holders(self) -> u32 {
+        ((self.0 & HOLDERS_MASK) >> 32) as u32
+    }
+
+    /// Whether a mutable borrow exists.
+    pub const fn writer(self) -> bool {
+        self.0 & WRITER != 0
+    }
+
+    /// Whether an owner proxy exists.
+    pub const fn owned(self) -> bool {
+        self.0 & OWNED != 0
+    }
+
+    /// Whether the object ever had an owner or holder.
+    pub const fn had_owner(self) -> bool {
+        self.0 & HAD_OWNER != 0
+    }
+
+    /// Whether the object was evicted.
+    pub const fn gone(self) -> bool {
+        self.0 & GONE != 0
+    }
+
+    /// Whether any borrow exists.
+    pub const fn borrowed(self) -> bool {
+        self.readers() > 0 || self.writer()
+    }
+
+    /// The one transition function. Pure: the caller stores the new state
+    /// atomically (compare-and-swap, a file lock, a Lua script).
+    #[inline]
+    pub fn apply(self, op: Op) -> Result<(State, Effect), Refusal> {
+        let s = self.0;
+        match op {
+            Op::Acquire(c) => {
+                if self.gone() {
+                    return Err(Refusal::Gone);
+                }
+                let next = match c.kind {
+                    ClaimKind::Reader => {
+                        if self.writer() {
+                            return Err(Refusal::MutablyBorrowed);
+                        }
+                        if self.readers() == u32::MAX {
+                            return Err(Refusal::Overflow);
+                        }
+                        s + 1
+                    }
+                    ClaimKind::Writer => {
+                        if self.borrowed() {
+                            return Err(Refusal::Borrowed);
+                        }
+                        s | WRITER
+                    }
+                    ClaimKind::Owner => {
+                        if self.owned() {
+                            return Err(Refusal::Owned);
+                        }
+                        s | OWNED | HAD_OWNER
+                    }
+                    ClaimKind::Holder => {
+                        if s & HOLDERS_MASK == HOLDERS_MASK {
+                            return Err(Refusal::Overflow);
+                        }
+                        (s + HOLDER_ONE) | HAD_OWNER
+                    }
+                };
+                Ok((State(next), Effect::None))
+            }
+            Op::Release(c) | Op::Disown(c) => {
+                let mut next = match c.kind {
+                    ClaimKind::Reader if self.readers() > 0 => s - 1,
+                    ClaimKind::Writer if self.writer() => s & !WRITER,
+                    ClaimKind::Owner if self.owned() => s & !OWNED,
+                    ClaimKind::Holder if self.holders() > 0 => s - HOLDER_ONE,
+                    _ => return Err(Refusal::NotHeld),
+                };
+                let an_owner = matches!(c.kind, ClaimKind::Owner | ClaimKind::Holder);
+                if matches!(op, Op::Disown(_)) && an_owner && next & (OWNED | HOLDERS_MASK) == 0 {
+                    next &= !HAD_OWNER;
+                }
+                Ok(State(next).settle())
+            }
+            Op::Evict => {
+                if self.gone() {
+                    return Err(Refusal::Gone);
+                }
+                if self.borrowed() {
+                    return Err(Refusal::Borrowed);
+                }
+                Ok((State(s | GONE), Effect::Evict))
+            }
+        }
+    }
+
+    /// Evicts when the object had an owner and has no claim left.
+    #[inline]
+    fn settle(self) -> (State, Effect) {
+        let unclaimed = !self.owned() && self.holders() == 0 && !self.borrowed();
+        if self.had_owner() && unclaimed && !self.gone() {
+            (State(self.0 | GONE), Effect::Evict)
+        } else {
+            (self, Effect::None)
+        }
+    }
+}
+
+impl std::fmt::Debug for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("State")
+            .field("readers", &self.readers())
+            .field("writer", &self.writer())
+            .field("owned", &self.owned())
+            .field("holders", &self.holders())
+            .field("had_owner", &self.had_owner())
+            .field("gone", &self.gone())
+            .finish()
+    }
+}
