@@ -5,7 +5,7 @@
 # replace std's in src/sync/) in its own target directory, so it never
 # invalidates the normal build, and runs every model in loom-tests/tests/,
 # then the crate's own unit tests under the same cfg: among them the models
-# that need crate-private items (src/loom_models.rs).
+# that need crate-private items (src/sync/models.rs).
 #
 # Usage: scripts/loom.sh [extra cargo test args, e.g. a test name filter]
 # Environment: LOOM_MAX_PREEMPTIONS (default 2); any other LOOM_* variable

@@ -43,8 +43,6 @@ pub mod docs;
 mod error;
 mod key;
 mod lifetime;
-#[cfg(all(test, borrowstore_loom))]
-mod loom_models;
 mod ownership;
 mod proxy;
 mod scope;

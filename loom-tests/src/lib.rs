@@ -12,7 +12,7 @@
 //!
 //! The second command runs the models that need what only the crate can do
 //! (make claims by hand, call the connector): they are in the crate's
-//! `src/loom_models.rs`.
+//! `src/sync/models.rs`.
 //!
 //! Under `--cfg borrowstore_loom` the crate's `sync` module swaps in loom's
 //! atomics and locks, so every model below runs the real code of the memory
@@ -25,8 +25,8 @@
 //! | `tests/eviction.rs` | owner drop racing the last release, explicit evict racing borrows: evicted exactly once, never while borrowed, store empty at the end |
 //! | `tests/tickets.rs` | a ticket redeemed from two threads (two processes): exactly one winner, the other gets `Error::TicketRedeemed`; redeem racing cancel |
 //! | `tests/update.rs` | `update` on a `RefMutProxy` racing a borrow |
-//! | crate `src/loom_models.rs`: `update::owner_update_races_a_reader` | `update` on an owner racing a reader claim taken through the connector, with no handle |
-//! | crate `src/loom_models.rs`: `state_cas::*` | `State::apply` applied through a loom `AtomicU64` compare-and-swap loop, on its own |
+//! | crate `src/sync/models.rs`: `update::owner_update_races_a_reader` | `update` on an owner racing a reader claim taken through the connector, with no handle |
+//! | crate `src/sync/models.rs`: `state_cas::*` | `State::apply` applied through a loom `AtomicU64` compare-and-swap loop, on its own |
 //! | `tests/scopes.rs` | `LivenessScope` holder counts: `manage` racing `release` (of the same scope, and of the object's last holder), `unmanage` racing `release`, a peer scope's release racing the owner's drop and the last borrow's release: store-side holders equal the scopes' references, every holder claim released exactly once, evicted exactly once and only when no owner, holder or borrow is left, store empty at the end |
 //! | `tests/lifetimes.rs` | `ContextLifetime::close` racing `put_in` (the object is never left unowned) and racing the last borrow's release: evicted exactly once, store empty at the end |
 //! | `tests/submit.rs` | `submit` / `submit_blocking` on a loom executor (a `loom::thread` per task, a join handle on a loom `Mutex`, driven with `loom::future::block_on`): once the handle resolves, the reader claim is released store-side (`readers() == 0`, a `mut_borrow` is granted) — when the task returns, leaks its borrow (`mem::forget`), panics, or is dropped by its executor before or after the cancel is reported — and released exactly once |

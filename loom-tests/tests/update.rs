@@ -2,7 +2,7 @@
 //! reader holds the object, a refused `update` keeps the local changes, and
 //! a reader sees one whole version from start to end. (`update` on an owner
 //! racing a reader claim taken through the connector, with no handle, is
-//! modelled inside the crate: `src/loom_models.rs`.)
+//! modelled inside the crate: `src/sync/models.rs`.)
 #![cfg(borrowstore_loom)]
 
 use std::sync::Arc;

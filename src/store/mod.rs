@@ -6,23 +6,21 @@ mod flush;
 mod info;
 pub(crate) mod manager;
 mod registry;
+mod resolve;
 mod target;
 
 use std::sync::Arc;
-
-use serde::de::DeserializeOwned;
 
 pub(crate) use config::Location;
 pub use config::StoreConfig;
 pub use info::ObjectInfo;
 pub(crate) use target::Target;
 
-use crate::codec::{self, Storable};
-use crate::connector::{Connector, Entry, Fetch, LocalValue, MemoryConnector, Stored, Value};
+use crate::codec::Storable;
+use crate::connector::{Connector, MemoryConnector};
 use crate::error::{Error, Result};
 use crate::key::Key;
-use crate::state::Init;
-use cache::{Cache, Cached};
+use cache::Cache;
 
 /// A store of objects: a name, a [`Connector`], and this process's cache of
 /// decoded values. Cheap to clone; clones share everything.
@@ -422,194 +420,4 @@ impl Store {
         }
         self.connector().flush_async().await
     }
-
-    // ---- crate-private plumbing used by the proxy and ownership layers ----
-
-    fn encode<T: Storable>(&self, value: &T) -> Result<Value> {
-        let bytes = codec::encode(value)?;
-        if let Some(limit) = self.inner.max_value_size
-            && bytes.len() > limit
-        {
-            return Err(Error::TooLarge {
-                size: bytes.len(),
-                limit,
-            });
-        }
-        Ok(Value::Bytes(bytes.into()))
-    }
-
-    /// The value to hand to the connector: kept as it is where the
-    /// connector keeps values in this process, else encoded here (and
-    /// checked against the size limit).
-    pub(crate) fn value_of<T: Storable>(&self, value: Arc<T>) -> Result<Value> {
-        if self.connector().keeps_local_values() {
-            Ok(Value::Local(LocalValue::new(value)))
-        } else {
-            self.encode(&*value)
-        }
-    }
-
-    /// Stores a new object with its initial state; returns its entry if the
-    /// connector has entries.
-    pub(crate) fn insert(
-        &self,
-        key: Key,
-        value: Value,
-        init: Init,
-    ) -> Result<Option<Arc<dyn Entry>>> {
-        self.connector().put(&key, value, init)
-    }
-
-    /// Publishes `value` for the object at `target` on behalf of `writer`;
-    /// returns the new version.
-    pub(crate) fn publish(
-        &self,
-        target: Target<'_>,
-        writer: crate::state::Claim,
-        value: Value,
-    ) -> Result<u64> {
-        target.publish(self, writer, value)
-    }
-
-    /// The current value of the object at `target`, shared: from the
-    /// connector's local value, or decoded once per version through the cache.
-    pub(crate) fn resolve<T: Storable>(&self, target: Target<'_>) -> Result<Arc<T>> {
-        self.resolve_versioned(target).map(|(v, _)| v)
-    }
-
-    /// [`resolve`](Store::resolve), with the version resolved.
-    pub(crate) fn resolve_versioned<T: Storable>(
-        &self,
-        target: Target<'_>,
-    ) -> Result<(Arc<T>, u64)> {
-        let key = target.key();
-        let cached = self.inner.cache.get(key);
-        let known = cached.as_ref().map(|c| c.version);
-        let fetch = target.fetch(self, known)?;
-        match fetch {
-            Fetch::Changed(stored) => self.materialize(key, stored),
-            Fetch::Missing => {
-                self.inner.cache.remove(key);
-                Err(self.not_found(key))
-            }
-            Fetch::Unchanged => match cached {
-                Some(c) => {
-                    let version = c.version;
-                    downcast_cached(c).map(|v| (v, version))
-                }
-                // The entry changed under us: read without the version check.
-                _ => match self.connector().fetch(key, None)? {
-                    Fetch::Changed(stored) => self.materialize(key, stored),
-                    _ => Err(self.not_found(key)),
-                },
-            },
-        }
-    }
-
-    /// Caches a value this process published (connectors that encode only).
-    pub(crate) fn remember<T: Storable>(&self, key: Key, version: u64, value: Arc<T>) {
-        if !self.connector().keeps_local_values() {
-            self.inner.cache.insert(
-                key,
-                Cached {
-                    version,
-                    type_name: std::any::type_name::<T>(),
-                    value,
-                },
-            );
-        }
-    }
-
-    /// The version of `key` in this process's cache.
-    pub(crate) fn cached_version(&self, key: &Key) -> Option<u64> {
-        self.inner.cache.version(key)
-    }
-
-    /// The value a combined acquire-and-read returned, given the version
-    /// that was sent as known.
-    pub(crate) fn materialize_fetch<T: Storable>(
-        &self,
-        key: &Key,
-        fetch: Fetch,
-        known: Option<u64>,
-    ) -> Result<(Arc<T>, u64)> {
-        match fetch {
-            Fetch::Changed(stored) => self.materialize(key, stored),
-            Fetch::Unchanged => match self.inner.cache.get(key) {
-                Some(c) if Some(c.version) == known => {
-                    let version = c.version;
-                    downcast_cached(c).map(|v| (v, version))
-                }
-                _ => self.resolve_versioned(Target::keyed(key)),
-            },
-            Fetch::Missing => Err(self.not_found(key)),
-        }
-    }
-
-    /// Evicts `key` and returns its value (ephemeral resolve).
-    pub(crate) fn take<T: Storable>(&self, key: &Key) -> Result<Arc<T>> {
-        let stored = self.connector().take(key)?;
-        self.inner.cache.remove(key);
-        match stored {
-            Some(s) => self.materialize_uncached(s),
-            None => Err(self.not_found(key)),
-        }
-    }
-
-    pub(crate) fn not_found(&self, key: &Key) -> Error {
-        Error::KeyNotFound {
-            key: *key,
-            store: self.name().to_owned(),
-        }
-    }
-
-    pub(crate) fn forget_cached(&self, key: &Key) {
-        self.inner.cache.remove(key);
-    }
-
-    fn materialize<T: Storable>(&self, key: &Key, stored: Stored) -> Result<(Arc<T>, u64)> {
-        match stored.value {
-            Value::Local(l) => downcast_local(&l).map(|v| (v, stored.version)),
-            Value::Bytes(b) => {
-                let value: Arc<T> = Arc::new(codec::decode(&b)?);
-                self.inner.cache.insert(
-                    *key,
-                    Cached {
-                        version: stored.version,
-                        type_name: std::any::type_name::<T>(),
-                        value: value.clone(),
-                    },
-                );
-                Ok((value, stored.version))
-            }
-        }
-    }
-
-    fn materialize_uncached<T: Storable>(&self, stored: Stored) -> Result<Arc<T>> {
-        match stored.value {
-            Value::Local(l) => downcast_local(&l),
-            Value::Bytes(b) => Ok(Arc::new(codec::decode(&b)?)),
-        }
-    }
-
-    fn to_owned_value<T: Storable + DeserializeOwned>(&self, stored: Stored) -> Result<T> {
-        match stored.value {
-            Value::Local(l) => codec::deep_copy(&*downcast_local::<T>(&l)?),
-            Value::Bytes(b) => codec::decode(&b),
-        }
-    }
-}
-
-fn downcast_local<T: Storable>(l: &LocalValue) -> Result<Arc<T>> {
-    l.downcast::<T>().ok_or_else(|| Error::TypeMismatch {
-        expected: std::any::type_name::<T>(),
-        found: l.type_name().to_owned(),
-    })
-}
-
-fn downcast_cached<T: Storable>(c: Cached) -> Result<Arc<T>> {
-    c.value.downcast::<T>().map_err(|_| Error::TypeMismatch {
-        expected: std::any::type_name::<T>(),
-        found: c.type_name.to_owned(),
-    })
 }

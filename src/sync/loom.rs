@@ -12,17 +12,15 @@ pub(crate) use loom::thread::yield_now;
 use super::raw_map::RawMap;
 
 /// `loom::thread_local!`, also accepting std's `const { … }` initializers
-/// (loom's macro takes a plain expression; the value is the same).
+/// (loom's macro takes a plain expression; the value is the same). One
+/// static per invocation.
 macro_rules! loom_thread_local {
-    ($(#[$attr:meta])* $vis:vis static $name:ident: $t:ty = const { $init:expr }; $($rest:tt)*) => {
+    ($(#[$attr:meta])* $vis:vis static $name:ident: $t:ty = const { $init:expr };) => {
         ::loom::thread_local! { $(#[$attr])* $vis static $name: $t = $init; }
-        $crate::sync::thread_local! { $($rest)* }
     };
-    ($(#[$attr:meta])* $vis:vis static $name:ident: $t:ty = $init:expr; $($rest:tt)*) => {
+    ($(#[$attr:meta])* $vis:vis static $name:ident: $t:ty = $init:expr;) => {
         ::loom::thread_local! { $(#[$attr])* $vis static $name: $t = $init; }
-        $crate::sync::thread_local! { $($rest)* }
     };
-    () => {};
 }
 pub(crate) use loom_thread_local as thread_local;
 

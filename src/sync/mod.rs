@@ -41,6 +41,8 @@ mod loom;
 use self::loom as imp;
 
 mod map;
+#[cfg(all(test, borrowstore_loom))]
+mod models;
 mod raw_map;
 pub(crate) mod unmodeled;
 

@@ -1,5 +1,6 @@
 //! Loom models that need what only this crate can do: make claims by hand
-//! and reach the connector. The models of the public API are in
+//! and reach the connector. They live beside the loom switch because they
+//! exist only under it. The models of the public API are in
 //! `loom-tests/`; `scripts/loom.sh` runs both (these with
 //! `cargo test -p borrowstore --lib` under `--cfg borrowstore_loom`).
 //!
