@@ -2,7 +2,7 @@
 
 use std::sync::Weak;
 
-use crate::connector::{Connector, Entry, Fetch, Inspect, Stored, Value};
+use crate::connector::{Connector, Entry, Fetch, Inspect, Recheck, Stored, Value, Waiters};
 use crate::error::{Error, Result};
 use crate::key::{ClaimId, Key};
 use crate::state::{Claim, ClaimKind, Effect, Init, Op, State};
@@ -15,6 +15,13 @@ use crate::sync::{self, Arc, AtomicU64, Map, Ordering, RwLock};
 /// value with its version behind a lock. A borrow is one compare-and-swap on
 /// the slot, reached through the [`Entry`] its proxies keep. Values put as
 /// [`Value::Local`] are kept undecoded and shared, never copied.
+///
+/// Waiting borrows are woken by the release that frees them, never by
+/// polling: a waiter marks the slot (a bit of the same atomic word, which
+/// the state machine never uses) before it tries, and a release that finds
+/// the mark clears it and announces the release to the connector's
+/// [`Waiters`]. A release that finds no mark costs nothing more: the mark
+/// is in the word its compare-and-swap reads anyway.
 pub struct MemoryConnector {
     shared: Arc<Shared>,
 }
@@ -23,7 +30,13 @@ struct Shared {
     name: String,
     slots: Map<Key, Arc<Slot>>,
     tickets: Map<ClaimId, Ticket>,
+    waiters: Arc<Waiters>,
 }
+
+/// The waiting mark in a slot's state word: a bit [`State`] never uses (it
+/// packs its counts and flags in bits 0 to 59). Set by a waiter before it
+/// tries; cleared, and announced, by the next release.
+const WAITING: u64 = 1 << 63;
 
 #[derive(Clone)]
 struct Ticket {
@@ -50,6 +63,7 @@ impl MemoryConnector {
                 name: name.into(),
                 slots: Map::new(),
                 tickets: Map::new(),
+                waiters: Waiters::new(Recheck::Never),
             }),
         }
     }
@@ -85,20 +99,28 @@ impl Slot {
     }
 
     fn load(&self) -> State {
-        State::from_bits(self.state.load(Ordering::Acquire))
+        State::from_bits(self.state.load(Ordering::Acquire) & !WAITING)
     }
 
-    /// The compare-and-swap loop that applies one transition.
+    /// The compare-and-swap loop that applies one transition. An acquire
+    /// keeps the waiting mark; any other transition clears it and, if it
+    /// was set, announces itself to the waiters.
     #[inline]
     fn transition(&self, op: Op) -> Result<Effect> {
+        let frees = !matches!(op, Op::Acquire(_));
         let mut current = self.state.load(Ordering::Acquire);
         loop {
-            let (next, effect) = State::from_bits(current)
+            let (next, effect) = State::from_bits(current & !WAITING)
                 .apply(op)
                 .map_err(|r| r.into_error(self.key, &self.store_name()))?;
+            let next = if frees {
+                next.to_bits()
+            } else {
+                next.to_bits() | (current & WAITING)
+            };
             match self.state.compare_exchange_weak(
                 current,
-                next.to_bits(),
+                next,
                 Ordering::AcqRel,
                 Ordering::Acquire,
             ) {
@@ -106,10 +128,28 @@ impl Slot {
                     if effect == Effect::Evict {
                         self.finish();
                     }
+                    if frees && current & WAITING != 0 {
+                        self.announce();
+                    }
                     return Ok(effect);
                 }
                 Err(actual) => current = actual,
             }
+        }
+    }
+
+    /// Marks the slot: the next release announces itself. (Set after the
+    /// waiter recorded what was announced, before it tries; the mark and the
+    /// borrow state are one word, so the release either sees the mark or
+    /// comes before the try.)
+    fn mark_waiting(&self) {
+        self.state.fetch_or(WAITING, Ordering::AcqRel);
+    }
+
+    #[cold]
+    fn announce(&self) {
+        if let Some(home) = self.home.upgrade() {
+            home.waiters.notify(&self.key);
         }
     }
 
@@ -131,7 +171,7 @@ impl Slot {
     fn take(&self) -> Result<Option<Stored>> {
         let mut current = self.state.load(Ordering::Acquire);
         loop {
-            let next = match State::from_bits(current).apply(Op::Evict) {
+            let next = match State::from_bits(current & !WAITING).apply(Op::Evict) {
                 Ok((next, _)) => next,
                 Err(crate::state::Refusal::Gone) => return Ok(None),
                 Err(r) => return Err(r.into_error(self.key, &self.store_name())),
@@ -142,7 +182,13 @@ impl Slot {
                 Ordering::AcqRel,
                 Ordering::Acquire,
             ) {
-                Ok(_) => return Ok(self.finish()),
+                Ok(_) => {
+                    let stored = self.finish();
+                    if current & WAITING != 0 {
+                        self.announce();
+                    }
+                    return Ok(stored);
+                }
                 Err(actual) => current = actual,
             }
         }
@@ -193,6 +239,10 @@ impl Entry for Slot {
     fn publish(&self, writer: Claim, value: Value) -> Result<u64> {
         Slot::publish(self, writer, value)
     }
+
+    fn listen(&self) {
+        self.mark_waiting();
+    }
 }
 
 impl Connector for MemoryConnector {
@@ -202,6 +252,21 @@ impl Connector for MemoryConnector {
 
     fn keeps_local_values(&self) -> bool {
         true
+    }
+
+    /// In this process: nothing blocks.
+    fn does_io(&self) -> bool {
+        false
+    }
+
+    fn waiters(&self) -> Option<&Arc<Waiters>> {
+        Some(&self.shared.waiters)
+    }
+
+    fn listen(&self, key: &Key) {
+        if let Some(s) = self.slot(key) {
+            s.mark_waiting();
+        }
     }
 
     fn put(&self, key: &Key, value: Value, init: Init) -> Result<Option<Arc<dyn Entry>>> {

@@ -42,9 +42,12 @@
 mod file;
 mod lease;
 mod memory;
+pub(crate) mod offload;
 #[cfg(feature = "redis")]
 mod redis;
+mod timer;
 mod value;
+mod wait;
 pub(crate) mod wire;
 
 use std::sync::Arc;
@@ -56,7 +59,9 @@ pub use lease::DEFAULT_LEASE;
 pub use memory::MemoryConnector;
 #[cfg(feature = "redis")]
 pub use redis::{DEFAULT_TIMEOUT, RedisConnector, RedisOptions};
+pub(crate) use timer::Sleep;
 pub use value::{Fetch, LocalValue, Stored, Value};
+pub use wait::{Recheck, Waiters};
 
 use crate::error::{Error, Result};
 use crate::key::{ClaimId, Key};
@@ -84,6 +89,16 @@ pub trait Entry: Send + Sync {
     fn fetch(&self, known_version: Option<u64>) -> Result<Fetch>;
     /// Replaces the value; see [`Connector::publish`].
     fn publish(&self, writer: Claim, value: Value) -> Result<u64>;
+
+    /// A waiting borrow of this process is about to try this object; see
+    /// [`Connector::listen`]. Default: nothing.
+    fn listen(&self) {}
+
+    /// Replaces the value without blocking on the network; see
+    /// [`Connector::queue_publish`]. Default: [`publish`](Entry::publish).
+    fn queue_publish(&self, writer: Claim, value: Value) -> Result<Option<u64>> {
+        self.publish(writer, value).map(Some)
+    }
 }
 
 /// A place where objects and their ownership state live.
@@ -93,14 +108,56 @@ pub trait Entry: Send + Sync {
 /// must apply exactly the transitions of [`State::apply`]. The conformance
 /// suite in `tests/` checks an implementation against these rules.
 ///
-/// [`flush_async`](Connector::flush_async) defaults to calling
-/// [`flush`](Connector::flush); network connectors override it.
+/// # Async forms
+///
+/// Every operation that can touch the disk or the network has an `_async`
+/// form, which the store's async API calls. Each defaults to calling the
+/// blocking form in its first poll, which is right for state in this
+/// process; a connector that does I/O overrides them so that they never
+/// block the thread that polls them. They take the key by value. Each says
+/// what dropping its future before it completes leaves behind (`# Cancel
+/// safety`): in short, reads leave nothing, and a claim the operation was
+/// taking is given back.
+///
+/// # Waiting borrows
+///
+/// [`waiters`](Connector::waiters) is where the connector announces that
+/// claims were given back, to the waiting borrows of this process
+/// (`borrow_async`, `mut_borrow_timeout`, …); [`listen`](Connector::listen)
+/// tells it that one is about to try an object. A connector without
+/// waiters leaves its store to re-check with a bounded backoff.
 pub trait Connector: Send + Sync + 'static {
     /// Whether this connector keeps [`Value::Local`] values as they are (in
     /// this process). When it does not, the store encodes values before
     /// handing them over, and checks its size limit. Default: no.
     fn keeps_local_values(&self) -> bool {
         false
+    }
+
+    /// Whether its operations can block on the disk or the network. The
+    /// store then warns once when a blocking form is called on a tokio
+    /// worker thread, and offloads what it does around the connector.
+    /// Default: yes.
+    fn does_io(&self) -> bool {
+        true
+    }
+
+    /// Where this connector announces releases to the waiting borrows of
+    /// this process: it calls [`Waiters::notify`] for an object whenever a
+    /// release may have freed it, and the waiters re-check as
+    /// [`Waiters::recheck`] says for what it cannot announce. Default:
+    /// `None` — nothing is announced, and the store's waiters re-check with
+    /// a bounded backoff.
+    fn waiters(&self) -> Option<&Arc<Waiters>> {
+        None
+    }
+
+    /// A waiting borrow of this process is about to try `key` (after
+    /// recording what was announced so far): the connector must announce
+    /// the next release on `key` that can free it. Never blocks. Default:
+    /// nothing (a connector that announces every release).
+    fn listen(&self, key: &Key) {
+        let _ = key;
     }
 
     /// Stores a new object under `key`, with its initial state. Fails if the
@@ -146,6 +203,19 @@ pub trait Connector: Send + Sync + 'static {
         self.apply(key, Op::Acquire(claim)).map(|_| None)
     }
 
+    /// Replaces the value of `key` on behalf of `writer` without blocking on
+    /// the network: connectors that queue releases queue the publish too,
+    /// ordered with them, so a release of `writer` queued after it is
+    /// applied after it; a queued publish that fails is logged and reported
+    /// by the next [`flush`](Connector::flush). Returns the new version when
+    /// the value was published at once, `None` when it was queued, and
+    /// `Err` for a failure known at once. Default:
+    /// [`publish`](Connector::publish). (A `RefMutProxy` dropped with
+    /// changes publishes through this.)
+    fn queue_publish(&self, key: &Key, writer: Claim, value: Value) -> Result<Option<u64>> {
+        self.publish(key, writer, value).map(Some)
+    }
+
     /// Gives a claim back. Never blocks on the network and never fails
     /// visibly: network connectors queue the release, apply queued releases
     /// in order, and [`flush`](Connector::flush) waits for them.
@@ -189,7 +259,9 @@ pub trait Connector: Send + Sync + 'static {
         true
     }
 
-    /// Waits until every release queued by this process has been applied.
+    /// Waits until every release (and publish) queued by this process has
+    /// been applied; reports a queued publish that failed since the last
+    /// flush.
     fn flush(&self) -> Result<()> {
         Ok(())
     }
@@ -217,8 +289,163 @@ pub trait Connector: Send + Sync + 'static {
         keys.iter().map(|k| self.evict(k)).collect()
     }
 
-    /// [`flush`](Connector::flush), without blocking the executor: network
-    /// connectors override it. The default calls `flush`.
+    /// [`put`](Connector::put), without blocking the executor.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future may leave the object stored or not; a claim it
+    /// was put with ([`Init::Claimed`]) is given back either way, so an
+    /// object put with an owner is then evicted.
+    fn put_async(
+        &self,
+        key: Key,
+        value: Value,
+        init: Init,
+    ) -> BoxFuture<'_, Result<Option<Arc<dyn Entry>>>> {
+        Box::pin(async move { self.put(&key, value, init) })
+    }
+
+    /// [`fetch`](Connector::fetch), without blocking the executor.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only reads.
+    fn fetch_async(&self, key: Key, known_version: Option<u64>) -> BoxFuture<'_, Result<Fetch>> {
+        Box::pin(async move { self.fetch(&key, known_version) })
+    }
+
+    /// [`exists`](Connector::exists), without blocking the executor.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only reads.
+    fn exists_async(&self, key: Key) -> BoxFuture<'_, Result<bool>> {
+        Box::pin(async move { self.exists(&key) })
+    }
+
+    /// [`evict`](Connector::evict), without blocking the executor.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future may leave the object evicted or not.
+    fn evict_async(&self, key: Key) -> BoxFuture<'_, Result<bool>> {
+        Box::pin(async move { self.evict(&key) })
+    }
+
+    /// [`take`](Connector::take), without blocking the executor.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future may leave the object evicted, and its value
+    /// then lost: an ephemeral object is read once.
+    fn take_async(&self, key: Key) -> BoxFuture<'_, Result<Option<Stored>>> {
+        Box::pin(async move { self.take(&key) })
+    }
+
+    /// [`publish`](Connector::publish), without blocking the executor.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future may leave the value published or not (never
+    /// half); the writer keeps its claim either way.
+    fn publish_async(&self, key: Key, writer: Claim, value: Value) -> BoxFuture<'_, Result<u64>> {
+        Box::pin(async move { self.publish(&key, writer, value) })
+    }
+
+    /// [`apply`](Connector::apply), without blocking the executor.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future before it completes gives back the claim of an
+    /// [`Op::Acquire`] if it was taken; another op may or may not have been
+    /// applied.
+    fn apply_async(&self, key: Key, op: Op) -> BoxFuture<'_, Result<Effect>> {
+        Box::pin(async move { self.apply(&key, op) })
+    }
+
+    /// [`acquire_fetch`](Connector::acquire_fetch), without blocking the
+    /// executor.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future before it completes gives `claim` back if it was
+    /// taken: it leaves no claim behind.
+    fn acquire_fetch_async(
+        &self,
+        key: Key,
+        claim: Claim,
+        known_version: Option<u64>,
+    ) -> BoxFuture<'_, Result<Option<Fetch>>> {
+        Box::pin(async move { self.acquire_fetch(&key, claim, known_version) })
+    }
+
+    /// [`issue_ticket`](Connector::issue_ticket), without blocking the
+    /// executor.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future may leave the ticket issued: it then holds the
+    /// claim until it is redeemed, cancelled, or its lease runs out.
+    fn issue_ticket_async(
+        &self,
+        key: Key,
+        ticket: ClaimId,
+        claim: Claim,
+    ) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async move { self.issue_ticket(&key, ticket, claim) })
+    }
+
+    /// [`redeem_ticket`](Connector::redeem_ticket), without blocking the
+    /// executor.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future may leave the ticket redeemed with nobody
+    /// holding its claim; on stores with leases the claim then ends with
+    /// its lease, as a dead process's would.
+    fn redeem_ticket_async(
+        &self,
+        key: Key,
+        ticket: ClaimId,
+        kind: ClaimKind,
+    ) -> BoxFuture<'_, Result<Claim>> {
+        Box::pin(async move { self.redeem_ticket(&key, ticket, kind) })
+    }
+
+    /// [`cancel_ticket`](Connector::cancel_ticket), without blocking the
+    /// executor.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future may leave the ticket cancelled or not.
+    fn cancel_ticket_async(
+        &self,
+        key: Key,
+        ticket: ClaimId,
+        kind: ClaimKind,
+    ) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async move { self.cancel_ticket(&key, ticket, kind) })
+    }
+
+    /// [`inspect`](Connector::inspect), without blocking the executor.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only reads.
+    fn inspect_async(&self, key: Key) -> BoxFuture<'_, Result<Option<Inspect>>> {
+        Box::pin(async move { self.inspect(&key) })
+    }
+
+    /// [`keys`](Connector::keys), without blocking the executor.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only reads.
+    fn keys_async(&self) -> BoxFuture<'_, Result<Vec<Key>>> {
+        Box::pin(async move { self.keys() })
+    }
+
+    /// [`flush`](Connector::flush), without blocking the executor.
     ///
     /// # Cancel safety
     ///

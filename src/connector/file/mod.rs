@@ -1,24 +1,24 @@
 //! The directory connector: several processes on one host.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{ErrorKind, Write};
+use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
+use futures::future::BoxFuture;
 
+mod files;
+mod renew;
 mod site;
 
-use crate::connector::lease::{self, Held, Renew};
-use crate::connector::{Connector, Fetch, Inspect, Stored, Value};
+use crate::connector::lease;
+use crate::connector::offload::{Undo, offload};
+use crate::connector::{Connector, Entry, Fetch, Inspect, Stored, Value, Waiters};
 use crate::error::{Error, Result};
 use crate::key::{ClaimId, Key};
-use crate::state::{Claim, ClaimKind, Deadline, Effect, Init, Ledger, NEVER, Op, Redeem};
-use site::{Site, rename};
-
-const SHARDS: usize = 256;
-const LEDGER_MAGIC: &[u8; 4] = b"BSL1";
+use crate::state::{Claim, ClaimKind, Effect, Init, Ledger, NEVER, Op, Redeem};
+use files::Inner;
+use site::rename;
 
 /// Keeps objects in a directory, shared by every process on the host that
 /// opens it (`file:///path/to/dir`, optionally `?lease_ms=N`).
@@ -42,6 +42,18 @@ const LEDGER_MAGIC: &[u8; 4] = b"BSL1";
 /// claims whose lease ran out (a killed process) are released by the next
 /// operation on the object, or by the reap pass every lease.
 ///
+/// Waiting borrows are woken at once by the releases this process makes
+/// (and the expired claims it reclaims): every transition that frees a
+/// claim announces itself to the connector's [`Waiters`]. Releases made by
+/// other processes leave no trace this process could wait on, so its
+/// waiters also re-check, after 2 ms and then twice as long each time up to
+/// 64 ms. (That backoff is the seam for a wake-up shared between processes:
+/// whatever announces them calls the same [`Waiters::notify`].)
+///
+/// The `_async` operations run their file I/O on tokio's blocking pool
+/// (`spawn_blocking`) when they are polled inside a tokio runtime, and
+/// inline otherwise.
+///
 /// A failed file operation is an [`Error::Connector`] that names the store
 /// (its URL, when the store is not named by it), the operation and the path,
 /// with the OS error last: `store "file:///data" failed: creating directory
@@ -49,26 +61,6 @@ const LEDGER_MAGIC: &[u8; 4] = b"BSL1";
 /// [`io::Error`] of the OS error's kind.
 pub struct FileConnector {
     inner: Arc<Inner>,
-}
-
-struct Inner {
-    name: String,
-    /// What I/O errors say about the store; see [`Site`].
-    site: Site,
-    root: PathBuf,
-    lease: Duration,
-    locks: Vec<Mutex<File>>,
-    held: Held,
-}
-
-struct ShardGuard<'a> {
-    file: MutexGuard<'a, File>,
-}
-
-impl Drop for ShardGuard<'_> {
-    fn drop(&mut self) {
-        let _ = self.file.unlock();
-    }
 }
 
 impl FileConnector {
@@ -85,33 +77,7 @@ impl FileConnector {
         root: impl Into<PathBuf>,
         lease: Duration,
     ) -> Result<Self> {
-        let name = name.into();
-        let root = root.into();
-        let site = Site::new(&name, &root);
-        for sub in ["objects", "locks", "tmp"] {
-            let dir = root.join(sub);
-            fs::create_dir_all(&dir).map_err(|e| site.error(e, "creating directory", &dir))?;
-        }
-        let locks = (0..SHARDS)
-            .map(|i| {
-                let path = lock_path(&root, i);
-                OpenOptions::new()
-                    .create(true)
-                    .truncate(false)
-                    .write(true)
-                    .open(&path)
-                    .map(Mutex::new)
-                    .map_err(|e| site.error(e, "opening", &path))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let inner = Arc::new(Inner {
-            name,
-            site,
-            root,
-            lease,
-            locks,
-            held: Held::default(),
-        });
+        let inner = Arc::new(Inner::open(name.into(), root.into(), lease)?);
         lease::spawn_renewer(Arc::downgrade(&inner), lease);
         Ok(FileConnector { inner })
     }
@@ -130,200 +96,47 @@ impl FileConnector {
     pub fn held_claims(&self) -> usize {
         self.inner.held.len()
     }
-}
 
-fn lock_path(root: &Path, shard: usize) -> PathBuf {
-    root.join("locks").join(format!("{shard:02x}.lock"))
-}
-
-impl Inner {
-    fn not_found(&self, key: &Key) -> Error {
-        Error::KeyNotFound {
-            key: *key,
-            store: self.name.clone(),
+    /// Another handle on the same connector (for work sent off the
+    /// executor).
+    fn handle(&self) -> FileConnector {
+        FileConnector {
+            inner: self.inner.clone(),
         }
     }
 
-    fn deadline(&self) -> Deadline {
-        lease::now_ms().saturating_add(self.lease.as_millis() as u64)
+    /// Runs `f` on this connector off the executor thread ([`offload`]).
+    fn off<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&FileConnector) -> Result<T> + Send + 'static,
+    ) -> BoxFuture<'static, Result<T>> {
+        let c = self.handle();
+        Box::pin(offload(self.inner.name.clone(), move || f(&c)))
     }
 
-    fn lock(&self, key: &Key) -> Result<ShardGuard<'_>> {
-        let shard = (key.as_u128() as usize) % SHARDS;
-        let file = crate::sync::unmodeled::lock(&self.locks[shard]);
-        file.lock()
-            .map_err(|e| self.site.error(e, "locking", &lock_path(&self.root, shard)))?;
-        Ok(ShardGuard { file })
-    }
-
-    fn ledger_path(&self, key: &Key) -> PathBuf {
-        self.root.join("objects").join(format!("{key}.ledger"))
-    }
-
-    fn blob_path(&self, key: &Key, version: u64) -> PathBuf {
-        self.root
-            .join("objects")
-            .join(format!("{key}.{version}.blob"))
-    }
-
-    /// Writes `data` to a new temporary file and returns its path.
-    fn write_tmp(&self, data: &[u8]) -> Result<PathBuf> {
-        let path = self
-            .root
-            .join("tmp")
-            .join(format!("{}.tmp", ClaimId::random()));
-        let mut f = File::create(&path).map_err(|e| self.site.error(e, "creating", &path))?;
-        f.write_all(data)
-            .map_err(|e| self.site.error(e, "writing", &path))?;
-        Ok(path)
-    }
-
-    fn read_ledger(&self, key: &Key) -> Result<Option<Ledger>> {
-        let path = self.ledger_path(key);
-        let bytes = match fs::read(&path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(self.site.error(e, "reading", &path)),
-        };
-        if bytes.len() < 4 || &bytes[..4] != LEDGER_MAGIC {
-            return Err(Error::decode(format_args!("ledger of {key} is damaged")));
-        }
-        crate::connector::wire::decode_ledger(&bytes[4..])
-            .map(Some)
-            .map_err(|e| Error::decode(format_args!("ledger of {key} is damaged: {e}")))
-    }
-
-    fn write_ledger(&self, key: &Key, ledger: &Ledger) -> Result<()> {
-        let mut bytes = LEDGER_MAGIC.to_vec();
-        bytes = postcard::to_extend(ledger, bytes).map_err(Error::encode)?;
-        let tmp = self.write_tmp(&bytes)?;
-        rename(&self.site, &tmp, &self.ledger_path(key))
-    }
-
-    /// Removes an evicted object: the ledger first, so a process killed in
-    /// between leaves an orphaned value (swept by the reap pass), never a
-    /// ledger without its value.
-    fn remove_object(&self, key: &Key, version: u64) {
-        let _ = fs::remove_file(self.ledger_path(key));
-        let _ = fs::remove_file(self.blob_path(key, version));
-        self.held.forget_key(key);
-    }
-
-    /// Runs `f` on the key's ledger under the shard lock, after releasing
-    /// expired claims, and persists what changed.
-    fn with_ledger<R>(&self, key: &Key, f: impl FnOnce(&mut Ledger) -> Result<R>) -> Result<R> {
-        let _guard = self.lock(key)?;
-        let Some(mut ledger) = self.read_ledger(key)? else {
-            return Err(self.not_found(key));
-        };
-        let before = ledger.clone();
-        let _ = ledger.expire(lease::now_ms());
-        let result = if ledger.state.gone() {
-            Err(self.not_found(key))
-        } else {
-            f(&mut ledger)
-        };
-        if ledger.state.gone() {
-            // Readers of the value (take) have read it inside `f`.
-            self.remove_object(key, ledger.version);
-        } else if ledger != before {
-            self.write_ledger(key, &ledger)?;
-        }
-        result
-    }
-
-    fn read_blob(&self, key: &Key, version: u64) -> Result<Option<Bytes>> {
-        let path = self.blob_path(key, version);
-        match fs::read(&path) {
-            Ok(b) => Ok(Some(Bytes::from(b))),
-            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(self.site.error(e, "reading", &path)),
-        }
-    }
-
-    fn deadline_for(&self, op: &Op) -> Deadline {
-        match op {
-            Op::Acquire(_) => self.deadline(),
-            _ => NEVER,
-        }
-    }
-}
-
-impl Renew for Inner {
-    fn renew(&self, key: &Key, claims: &[Claim]) -> Vec<Claim> {
-        let deadline = self.deadline();
-        let r = self.with_ledger(key, |l| {
-            Ok(claims
-                .iter()
-                .filter(|c| !l.renew(**c, deadline))
-                .copied()
-                .collect::<Vec<_>>())
-        });
-        match r {
-            Ok(lost) => lost,
-            Err(Error::KeyNotFound { .. }) => claims.to_vec(),
-            Err(e) => {
-                tracing::warn!(%key, error = %e, "lease renewal failed; will retry");
-                Vec::new()
-            }
-        }
-    }
-
-    fn reap(&self) {
-        let Ok(dir) = fs::read_dir(self.root.join("objects")) else {
-            return;
-        };
-        let mut ledgers = std::collections::BTreeSet::new();
-        let mut blobs: Vec<(Key, u64)> = Vec::new();
-        for entry in dir.flatten() {
-            let name = entry.file_name();
-            let Some(name) = name.to_str() else { continue };
-            if let Some(key) = name
-                .strip_suffix(".ledger")
-                .and_then(|k| k.parse::<Key>().ok())
-            {
-                ledgers.insert(key);
-            } else if let Some((key, version)) = name.strip_suffix(".blob").and_then(|kv| {
-                let (k, v) = kv.split_once('.')?;
-                Some((k.parse::<Key>().ok()?, v.parse::<u64>().ok()?))
-            }) {
-                blobs.push((key, version));
-            }
-        }
-        // Release expired claims (and evict what that frees).
-        for key in &ledgers {
-            let _ = self.with_ledger(key, |_| Ok(()));
-        }
-        // Value files that no ledger names: left by a process killed between
-        // writing a value and writing (or after writing) its ledger. Checked
-        // under the shard lock, which every writer holds from renaming a
-        // value into place until its ledger is written.
-        for (key, version) in blobs {
-            let Ok(_guard) = self.lock(&key) else {
-                continue;
+    /// [`off`](Self::off), for a request that takes `claim` on `key`: if
+    /// the caller's future is dropped before it takes the result, the claim
+    /// is given back (after the request: it runs on the blocking pool).
+    fn off_claiming<T: Send + 'static>(
+        &self,
+        key: Key,
+        claim: Option<Claim>,
+        f: impl FnOnce(&FileConnector) -> Result<T> + Send + 'static,
+    ) -> BoxFuture<'static, Result<T>> {
+        let c = self.handle();
+        let work = offload(self.inner.name.clone(), move || {
+            let value = f(&c)?;
+            let undo = match claim {
+                Some(claim) => Undo::new(move || c.release(&key, claim)),
+                None => Undo::none(),
             };
-            let current = self.read_ledger(&key).ok().flatten().map(|l| l.version);
-            if current != Some(version) {
-                let _ = fs::remove_file(self.blob_path(&key, version));
-            }
-        }
-        // Temporary files of writers that died mid-write.
-        let stale = std::time::SystemTime::now() - Duration::from_secs(3600).max(self.lease * 10);
-        if let Ok(tmp) = fs::read_dir(self.root.join("tmp")) {
-            for entry in tmp.flatten() {
-                if entry
-                    .metadata()
-                    .and_then(|m| m.modified())
-                    .is_ok_and(|t| t < stale)
-                {
-                    let _ = fs::remove_file(entry.path());
-                }
-            }
-        }
-    }
-
-    fn held(&self) -> &Held {
-        &self.held
+            Ok((value, undo))
+        });
+        Box::pin(async move {
+            let (value, undo) = work.await?;
+            undo.disarm();
+            Ok(value)
+        })
     }
 }
 
@@ -333,12 +146,107 @@ impl Connector for FileConnector {
         false
     }
 
-    fn put(
+    fn waiters(&self) -> Option<&Arc<Waiters>> {
+        Some(&self.inner.waiters)
+    }
+
+    fn put_async(
         &self,
-        key: &Key,
+        key: Key,
         value: Value,
         init: Init,
-    ) -> Result<Option<Arc<dyn crate::connector::Entry>>> {
+    ) -> BoxFuture<'_, Result<Option<Arc<dyn Entry>>>> {
+        let claim = match init {
+            Init::Claimed(c) => Some(c),
+            Init::Plain => None,
+        };
+        self.off_claiming(key, claim, move |c| c.put(&key, value, init))
+    }
+
+    fn fetch_async(&self, key: Key, known_version: Option<u64>) -> BoxFuture<'_, Result<Fetch>> {
+        self.off(move |c| c.fetch(&key, known_version))
+    }
+
+    fn exists_async(&self, key: Key) -> BoxFuture<'_, Result<bool>> {
+        self.off(move |c| c.exists(&key))
+    }
+
+    fn evict_async(&self, key: Key) -> BoxFuture<'_, Result<bool>> {
+        self.off(move |c| c.evict(&key))
+    }
+
+    fn take_async(&self, key: Key) -> BoxFuture<'_, Result<Option<Stored>>> {
+        self.off(move |c| c.take(&key))
+    }
+
+    fn publish_async(&self, key: Key, writer: Claim, value: Value) -> BoxFuture<'_, Result<u64>> {
+        self.off(move |c| c.publish(&key, writer, value))
+    }
+
+    fn apply_async(&self, key: Key, op: Op) -> BoxFuture<'_, Result<Effect>> {
+        let claim = match op {
+            Op::Acquire(c) => Some(c),
+            _ => None,
+        };
+        self.off_claiming(key, claim, move |c| c.apply(&key, op))
+    }
+
+    fn acquire_fetch_async(
+        &self,
+        key: Key,
+        claim: Claim,
+        known_version: Option<u64>,
+    ) -> BoxFuture<'_, Result<Option<Fetch>>> {
+        self.off_claiming(key, Some(claim), move |c| {
+            c.acquire_fetch(&key, claim, known_version)
+        })
+    }
+
+    fn issue_ticket_async(
+        &self,
+        key: Key,
+        ticket: ClaimId,
+        claim: Claim,
+    ) -> BoxFuture<'_, Result<()>> {
+        self.off(move |c| c.issue_ticket(&key, ticket, claim))
+    }
+
+    fn redeem_ticket_async(
+        &self,
+        key: Key,
+        ticket: ClaimId,
+        kind: ClaimKind,
+    ) -> BoxFuture<'_, Result<Claim>> {
+        let c = self.handle();
+        let work = offload(self.inner.name.clone(), move || {
+            let claim = c.redeem_ticket(&key, ticket, kind)?;
+            Ok((claim, Undo::new(move || c.release(&key, claim))))
+        });
+        Box::pin(async move {
+            let (claim, undo) = work.await?;
+            undo.disarm();
+            Ok(claim)
+        })
+    }
+
+    fn cancel_ticket_async(
+        &self,
+        key: Key,
+        ticket: ClaimId,
+        kind: ClaimKind,
+    ) -> BoxFuture<'_, Result<()>> {
+        self.off(move |c| c.cancel_ticket(&key, ticket, kind))
+    }
+
+    fn inspect_async(&self, key: Key) -> BoxFuture<'_, Result<Option<Inspect>>> {
+        self.off(move |c| c.inspect(&key))
+    }
+
+    fn keys_async(&self) -> BoxFuture<'_, Result<Vec<Key>>> {
+        self.off(|c| c.keys())
+    }
+
+    fn put(&self, key: &Key, value: Value, init: Init) -> Result<Option<Arc<dyn Entry>>> {
         let inner = &self.inner;
         let bytes = value.into_bytes()?;
         let tmp = inner.write_tmp(&bytes)?;

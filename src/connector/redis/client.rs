@@ -3,17 +3,19 @@
 //! replies, and turns replies into results.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc as std_mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use redis::Value as RValue;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
-use super::io::{Reply, ReplyTo, Request};
+use super::io::{Refused, Reply, ReplyTo, Request};
 use super::script::{args, int, items, kind_code, kind_from, release_args, text, token};
 use crate::connector::lease::{self, Held, Renew};
-use crate::connector::{Entry, Fetch, Stored, Value};
+use crate::connector::offload::Undo;
+use crate::connector::{Fetch, Sleep, Stored, Value, Waiters};
 use crate::error::{Error, Result};
 use crate::key::{ClaimId, Key};
 use crate::state::{Claim, Effect, Init, Op, Refusal};
@@ -27,6 +29,12 @@ pub(super) struct Inner {
     pub(super) timeout: Duration,
     pub(super) queue: mpsc::UnboundedSender<Request>,
     pub(super) held: Held,
+    /// This process's waiting borrows, woken by the subscriber.
+    pub(super) waiters: Arc<Waiters>,
+    /// Whether the subscriber was asked for.
+    pub(super) subscribed: AtomicBool,
+    /// Queued publishes the server refused since the last flush.
+    pub(super) refused: Refused,
 }
 
 pub(super) fn connector_error(
@@ -87,6 +95,59 @@ impl Inner {
             reply: ReplyTo::Thread(tx),
         })?;
         self.reply(rx.recv_timeout(self.patience()).ok())
+    }
+
+    /// Runs the script on `key` without blocking: the reply is awaited.
+    /// Dropping the future leaves the request queued; it is still applied.
+    pub(super) async fn call_async(&self, key: &Key, args: Vec<Vec<u8>>) -> Result<RValue> {
+        let (tx, rx) = oneshot::channel();
+        self.enqueue(Request::Script {
+            keys: self.keys(key),
+            args,
+            reply: ReplyTo::Task(tx),
+        })?;
+        self.answer(rx).await
+    }
+
+    /// The reply on `rx`, or no reply after [`patience`](Self::patience).
+    pub(super) async fn answer(&self, rx: oneshot::Receiver<Reply>) -> Result<RValue> {
+        let late = Sleep::until(Instant::now() + self.patience());
+        match futures::future::select(rx, late).await {
+            futures::future::Either::Left((r, _)) => self.reply(r.ok()),
+            futures::future::Either::Right(_) => self.reply(None),
+        }
+    }
+
+    /// What gives `claim` back if the future of the request taking it is
+    /// dropped before its reply: a release queued behind the request.
+    pub(super) fn undo(self: &Arc<Self>, key: &Key, claim: Claim) -> Undo {
+        let (inner, key) = (self.clone(), *key);
+        Undo::new(move || inner.queue_release(&key, claim))
+    }
+
+    /// Starts the subscriber (once): from then on the releases of every
+    /// process wake this process's waiters.
+    pub(super) fn subscribe(&self) {
+        if !self.subscribed.load(Ordering::Acquire) && !self.subscribed.swap(true, Ordering::AcqRel)
+        {
+            let req = Request::Subscribe {
+                channel: format!("{}:released", self.namespace),
+                waiters: self.waiters.clone(),
+            };
+            if self.enqueue(req).is_err() {
+                tracing::warn!("cannot subscribe: the I/O thread has stopped");
+            }
+        }
+    }
+
+    /// The queued publishes refused since the last call, as one error.
+    pub(super) fn take_refused(&self) -> Result<()> {
+        let refused = std::mem::take(&mut *crate::sync::unmodeled::lock(&self.refused));
+        if refused.is_empty() {
+            Ok(())
+        } else {
+            Err(self.error(refused.join("; ")))
+        }
     }
 
     pub(super) fn queue_release(&self, key: &Key, claim: Claim) {
@@ -194,24 +255,6 @@ impl Inner {
             self.deadline().into_bytes(),
         ])
     }
-
-    pub(super) fn put_result(
-        &self,
-        key: &Key,
-        init: Init,
-        v: &RValue,
-    ) -> Result<Option<Arc<dyn Entry>>> {
-        match self.status(key, v)?.as_str() {
-            "ok" => {
-                if let Init::Claimed(c) = init {
-                    self.held.add(*key, c);
-                }
-                Ok(None)
-            }
-            "exists" => Err(self.error(format!("key {key} already exists"))),
-            other => Err(self.error(format!("unexpected reply for {key}: {other}"))),
-        }
-    }
 }
 
 impl Renew for Inner {
@@ -257,13 +300,28 @@ impl Renew for Inner {
 impl Inner {
     pub(super) fn scan_keys(&self) -> Result<Vec<Key>> {
         let (tx, rx) = std_mpsc::sync_channel(1);
-        self.enqueue(Request::Scan {
-            pattern: format!("{}:{{*}}:s", self.namespace),
-            reply: ReplyTo::Thread(tx),
-        })?;
+        self.enqueue(self.scan_request(ReplyTo::Thread(tx)))?;
         let v = self.reply(rx.recv_timeout(self.patience()).ok())?;
+        Ok(self.scanned(v))
+    }
+
+    pub(super) async fn scan_keys_async(&self) -> Result<Vec<Key>> {
+        let (tx, rx) = oneshot::channel();
+        self.enqueue(self.scan_request(ReplyTo::Task(tx)))?;
+        let v = self.answer(rx).await?;
+        Ok(self.scanned(v))
+    }
+
+    fn scan_request(&self, reply: ReplyTo) -> Request {
+        Request::Scan {
+            pattern: format!("{}:{{*}}:s", self.namespace),
+            reply,
+        }
+    }
+
+    fn scanned(&self, v: RValue) -> Vec<Key> {
         let prefix = format!("{}:{{", self.namespace);
-        Ok(items(v)
+        items(v)
             .iter()
             .filter_map(text)
             .filter_map(|k| {
@@ -272,6 +330,6 @@ impl Inner {
                     .parse::<Key>()
                     .ok()
             })
-            .collect())
+            .collect()
     }
 }

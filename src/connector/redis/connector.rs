@@ -1,6 +1,8 @@
 //! [`RedisConnector`] and its [`Connector`] impl.
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::sync::mpsc as std_mpsc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
@@ -12,10 +14,27 @@ use super::io::{self, ReplyTo, Request};
 use super::options::RedisOptions;
 use super::script::{args, int, items, kind_code, kind_from, text, token};
 use crate::connector::lease::{self, Held};
-use crate::connector::{Connector, Entry, Fetch, Inspect, Stored, Value};
+use crate::connector::offload::Undo;
+use crate::connector::{Connector, Entry, Fetch, Inspect, Recheck, Stored, Value, Waiters};
 use crate::error::{Error, Result};
 use crate::key::{ClaimId, Key};
 use crate::state::{Claim, ClaimKind, Effect, Init, Op, State};
+
+/// How this process's waiters re-check when no message came: a message
+/// can be lost with its connection, and a dead process's claims expire
+/// without one until an operation (or the reap pass) notices.
+const RECHECK: Recheck = Recheck::Backoff {
+    first: Duration::from_millis(100),
+    max: Duration::from_secs(1),
+};
+
+/// One script call on one object and what to make of its reply: the same
+/// for the blocking and the async form of each operation.
+struct Call<T> {
+    key: Key,
+    args: Vec<Vec<u8>>,
+    read: fn(&Inner, &Key, RValue) -> Result<T>,
+}
 
 /// Keeps objects in Redis, shared by every process on every machine that
 /// reaches the server
@@ -35,6 +54,20 @@ use crate::state::{Claim, ClaimKind, Effect, Init, Op, State};
 /// queued without waiting (consecutive ones go out as one pipeline), and
 /// [`Connector::flush`] waits for them. Every operation fails with
 /// [`Error::Connector`] within its timeout when the server is unreachable.
+///
+/// The `_async` operations hand their request to the same queue and await
+/// the reply, so they never block the thread that polls them; an async
+/// request that takes a claim and is dropped before its reply queues the
+/// claim's release behind it. A `RefMutProxy` dropped with changes queues
+/// its publish ahead of its release; a publish the server refuses is
+/// reported by the next flush.
+///
+/// Waiting borrows are woken by the releases of every process: the release
+/// script publishes the object's key on `<namespace>:released`, and one
+/// subscriber connection per store (started by the first waiting borrow)
+/// wakes the waiters of that key in this process. Waiters re-check after
+/// 100 ms, then twice as long each time up to 1 s, for messages that never
+/// come (a lost connection, the lease of a dead process running out).
 pub struct RedisConnector {
     inner: Arc<Inner>,
 }
@@ -47,7 +80,9 @@ impl RedisConnector {
             url: options.url.clone(),
             reason: e.to_string(),
         })?;
-        let tx = io::start(client, options.timeout).map_err(|e| connector_error(&name, e))?;
+        let refused = io::Refused::default();
+        let tx = io::start(client, options.timeout, refused.clone())
+            .map_err(|e| connector_error(&name, e))?;
         let inner = Arc::new(Inner {
             name,
             namespace: options.namespace,
@@ -55,6 +90,9 @@ impl RedisConnector {
             timeout: options.timeout,
             queue: tx,
             held: Held::default(),
+            waiters: Waiters::new(RECHECK),
+            subscribed: AtomicBool::new(false),
+            refused,
         });
         lease::spawn_renewer(Arc::downgrade(&inner), options.lease);
         Ok(RedisConnector { inner })
@@ -71,89 +109,135 @@ impl RedisConnector {
     }
 }
 
-impl Connector for RedisConnector {
-    fn put(&self, key: &Key, value: Value, init: Init) -> Result<Option<Arc<dyn Entry>>> {
-        let inner = &self.inner;
-        let v = inner.call(key, inner.put_args(value, init)?)?;
-        inner.put_result(key, init, &v)
+impl RedisConnector {
+    /// Runs `call` and waits for its reply, blocking the thread.
+    fn run<T>(&self, call: Call<T>) -> Result<T> {
+        let v = self.inner.call(&call.key, call.args)?;
+        (call.read)(&self.inner, &call.key, v)
     }
 
-    fn get(&self, key: &Key) -> Result<Option<Stored>> {
-        match self.fetch(key, None)? {
-            Fetch::Changed(s) => Ok(Some(s)),
-            _ => Ok(None),
-        }
+    /// Runs `call` and awaits its reply. Dropping the future leaves the
+    /// request queued: it is still applied.
+    async fn run_async<T>(&self, call: Call<T>) -> Result<T> {
+        let v = self.inner.call_async(&call.key, call.args).await?;
+        (call.read)(&self.inner, &call.key, v)
     }
 
-    fn fetch(&self, key: &Key, known_version: Option<u64>) -> Result<Fetch> {
-        let v = self.inner.call(key, Inner::fetch_args(known_version))?;
-        self.inner.fetch_result(key, v)
+    /// [`run_async`](Self::run_async) of a request that takes `claim`: if
+    /// the future is dropped before the reply is read, the claim's release
+    /// is queued behind the request.
+    async fn run_claiming<T>(&self, call: Call<T>, claim: Option<Claim>) -> Result<T> {
+        let undo = match claim {
+            Some(c) => self.inner.undo(&call.key, c),
+            None => Undo::none(),
+        };
+        let r = self.run_async(call).await;
+        undo.disarm();
+        r
     }
 
-    fn exists(&self, key: &Key) -> Result<bool> {
-        Ok(self.inspect(key)?.is_some())
-    }
-
-    fn evict(&self, key: &Key) -> Result<bool> {
-        match self.apply(key, Op::Evict) {
-            Ok(_) => Ok(true),
-            Err(Error::KeyNotFound { .. }) => Ok(false),
-            Err(e) => Err(e),
-        }
-    }
-
-    fn take(&self, key: &Key) -> Result<Option<Stored>> {
-        let inner = &self.inner;
-        let v = inner.call(key, args([b"take", token().as_bytes()]))?;
-        match inner.fetch_result(key, v)? {
-            Fetch::Changed(s) => {
-                inner.held.forget_key(key);
-                Ok(Some(s))
+    fn put_call(&self, key: &Key, value: Value, init: Init) -> Result<Call<()>> {
+        fn read(inner: &Inner, key: &Key, v: RValue) -> Result<()> {
+            match inner.status(key, &v)?.as_str() {
+                "ok" => Ok(()),
+                "exists" => Err(inner.error(format!("key {key} already exists"))),
+                other => Err(inner.error(format!("unexpected reply for {key}: {other}"))),
             }
-            _ => Ok(None),
+        }
+        Ok(Call {
+            key: *key,
+            args: self.inner.put_args(value, init)?,
+            read,
+        })
+    }
+
+    fn put_done(&self, key: &Key, init: Init) -> Option<Arc<dyn Entry>> {
+        if let Init::Claimed(c) = init {
+            self.inner.held.add(*key, c);
+        }
+        None
+    }
+
+    fn fetch_call(key: &Key, known_version: Option<u64>) -> Call<Fetch> {
+        Call {
+            key: *key,
+            args: Inner::fetch_args(known_version),
+            read: |inner, key, v| inner.fetch_result(key, v),
         }
     }
 
-    fn publish(&self, key: &Key, writer: Claim, value: Value) -> Result<u64> {
-        let inner = &self.inner;
+    fn take_call(key: &Key) -> Call<Option<Stored>> {
+        Call {
+            key: *key,
+            args: args([b"take", token().as_bytes()]),
+            read: |inner, key, v| match inner.fetch_result(key, v)? {
+                Fetch::Changed(s) => {
+                    inner.held.forget_key(key);
+                    Ok(Some(s))
+                }
+                _ => Ok(None),
+            },
+        }
+    }
+
+    fn publish_args(key: &Key, writer: Claim, value: Value) -> Result<Vec<Vec<u8>>> {
         if writer.kind != ClaimKind::Writer {
             return Err(Error::ClaimLost { key: *key });
         }
         let blob = value.into_bytes()?;
-        let a = vec![
+        Ok(vec![
             b"publish".to_vec(),
             writer.id.to_string().into_bytes(),
             blob.to_vec(),
             token().into_bytes(),
-        ];
-        let v = inner.call(key, a)?;
-        let status = inner.status(key, &v)?;
-        status
-            .parse::<u64>()
-            .map_err(|_| inner.refusal(key, &status))
+        ])
     }
 
-    fn apply(&self, key: &Key, op: Op) -> Result<Effect> {
-        let v = self.inner.call(key, self.inner.apply_args(op))?;
-        self.inner.apply_result(key, op, &v)
+    fn publish_call(key: &Key, writer: Claim, value: Value) -> Result<Call<u64>> {
+        Ok(Call {
+            key: *key,
+            args: Self::publish_args(key, writer, value)?,
+            read: |inner, key, v| {
+                let status = inner.status(key, &v)?;
+                status
+                    .parse::<u64>()
+                    .map_err(|_| inner.refusal(key, &status))
+            },
+        })
     }
 
-    fn acquire_fetch(
+    /// A transition; its reply is read by [`Inner::apply_result`], which
+    /// needs the op, so the read is done by the caller.
+    fn apply_call(&self, key: &Key, op: Op) -> Call<RValue> {
+        Call {
+            key: *key,
+            args: self.inner.apply_args(op),
+            read: |_, _, v| Ok(v),
+        }
+    }
+
+    fn acquire_fetch_call(&self, key: &Key, claim: Claim, known: Option<u64>) -> Call<Vec<RValue>> {
+        let known = known.map(|v| v.to_string()).unwrap_or_default();
+        Call {
+            key: *key,
+            args: args([
+                b"acquire_fetch",
+                kind_code(claim.kind).as_bytes(),
+                claim.id.to_string().as_bytes(),
+                self.inner.deadline().as_bytes(),
+                known.as_bytes(),
+            ]),
+            read: |_, _, v| Ok(items(v)),
+        }
+    }
+
+    fn acquire_fetch_done(
         &self,
         key: &Key,
         claim: Claim,
-        known_version: Option<u64>,
+        mut parts: Vec<RValue>,
     ) -> Result<Option<Fetch>> {
         let inner = &self.inner;
-        let known = known_version.map(|v| v.to_string()).unwrap_or_default();
-        let a = args([
-            b"acquire_fetch",
-            kind_code(claim.kind).as_bytes(),
-            claim.id.to_string().as_bytes(),
-            inner.deadline().as_bytes(),
-            known.as_bytes(),
-        ]);
-        let mut parts = items(inner.call(key, a)?);
         let status = parts.first().and_then(text).unwrap_or_default();
         if status != "ok" {
             return Err(inner.refusal(key, &status));
@@ -163,41 +247,54 @@ impl Connector for RedisConnector {
         inner.fetch_result(key, RValue::Array(parts)).map(Some)
     }
 
-    fn release(&self, key: &Key, claim: Claim) {
-        self.inner.queue_release(key, claim);
-    }
-
-    fn issue_ticket(&self, key: &Key, ticket: ClaimId, claim: Claim) -> Result<()> {
-        let inner = &self.inner;
-        let a = args([
-            b"issue",
-            ticket.to_string().as_bytes(),
-            kind_code(claim.kind).as_bytes(),
-            claim.id.to_string().as_bytes(),
-        ]);
-        match inner.status(key, &inner.call(key, a)?)?.as_str() {
-            "ok" => {
-                inner.held.remove(key, &claim);
-                Ok(())
-            }
-            other => Err(inner.refusal(key, other)),
+    fn issue_call(key: &Key, ticket: ClaimId, claim: Claim) -> Call<String> {
+        Call {
+            key: *key,
+            args: args([
+                b"issue",
+                ticket.to_string().as_bytes(),
+                kind_code(claim.kind).as_bytes(),
+                claim.id.to_string().as_bytes(),
+            ]),
+            read: |inner, key, v| inner.status(key, &v),
         }
     }
 
-    fn redeem_ticket(&self, key: &Key, ticket: ClaimId, kind: ClaimKind) -> Result<Claim> {
+    fn issue_done(&self, key: &Key, claim: Claim, status: &str) -> Result<()> {
+        match status {
+            "ok" => {
+                self.inner.held.remove(key, &claim);
+                Ok(())
+            }
+            other => Err(self.inner.refusal(key, other)),
+        }
+    }
+
+    fn redeem_call(&self, key: &Key, ticket: ClaimId, kind: ClaimKind) -> Call<Vec<RValue>> {
+        Call {
+            key: *key,
+            args: args([
+                b"redeem",
+                ticket.to_string().as_bytes(),
+                token().as_bytes(),
+                self.inner.deadline().as_bytes(),
+                kind_code(kind).as_bytes(),
+            ]),
+            read: |_, _, v| Ok(items(v)),
+        }
+    }
+
+    fn redeem_done(
+        &self,
+        key: &Key,
+        ticket: ClaimId,
+        kind: ClaimKind,
+        parts: &[RValue],
+    ) -> Result<Claim> {
         let inner = &self.inner;
-        let a = args([
-            b"redeem",
-            ticket.to_string().as_bytes(),
-            token().as_bytes(),
-            inner.deadline().as_bytes(),
-            kind_code(kind).as_bytes(),
-        ]);
-        let v = inner.call(key, a)?;
         let redeemed = || Error::TicketRedeemed {
             ticket: ticket.to_string(),
         };
-        let parts = items(v);
         let status = parts.first().and_then(text).unwrap_or_default();
         match status.as_str() {
             "ok" => {
@@ -231,32 +328,131 @@ impl Connector for RedisConnector {
         }
     }
 
+    fn inspect_call(key: &Key) -> Call<Option<Inspect>> {
+        Call {
+            key: *key,
+            args: args([b"inspect"]),
+            read: |inner, key, v| {
+                let parts = items(v);
+                match parts.first().and_then(text).as_deref() {
+                    Some("missing") => return Ok(None),
+                    Some("ok") => {}
+                    _ => return Err(inner.error(format!("malformed inspect reply for {key}"))),
+                }
+                let n = |i: usize| int(parts.get(i)).unwrap_or(0);
+                let state = State::from_parts(
+                    u32::try_from(n(4)).unwrap_or(u32::MAX),
+                    n(3) == 1,
+                    n(2) == 1,
+                    u32::try_from(n(5)).unwrap_or(u32::MAX),
+                    n(6) == 1,
+                    false,
+                );
+                Ok(Some(Inspect {
+                    state,
+                    version: n(1),
+                }))
+            },
+        }
+    }
+
+    /// Waits for every queued request, then reports the queued publishes
+    /// the server refused.
+    fn flushed(&self, r: Result<RValue>) -> Result<()> {
+        let refused = self.inner.take_refused();
+        r.map(|_| ())?;
+        refused
+    }
+}
+
+impl Connector for RedisConnector {
+    fn put(&self, key: &Key, value: Value, init: Init) -> Result<Option<Arc<dyn Entry>>> {
+        self.run(self.put_call(key, value, init)?)?;
+        Ok(self.put_done(key, init))
+    }
+
+    fn get(&self, key: &Key) -> Result<Option<Stored>> {
+        match self.fetch(key, None)? {
+            Fetch::Changed(s) => Ok(Some(s)),
+            _ => Ok(None),
+        }
+    }
+
+    fn fetch(&self, key: &Key, known_version: Option<u64>) -> Result<Fetch> {
+        self.run(Self::fetch_call(key, known_version))
+    }
+
+    fn exists(&self, key: &Key) -> Result<bool> {
+        Ok(self.inspect(key)?.is_some())
+    }
+
+    fn evict(&self, key: &Key) -> Result<bool> {
+        evicted(self.apply(key, Op::Evict))
+    }
+
+    fn take(&self, key: &Key) -> Result<Option<Stored>> {
+        self.run(Self::take_call(key))
+    }
+
+    fn publish(&self, key: &Key, writer: Claim, value: Value) -> Result<u64> {
+        self.run(Self::publish_call(key, writer, value)?)
+    }
+
+    fn queue_publish(&self, key: &Key, writer: Claim, value: Value) -> Result<Option<u64>> {
+        let req = Request::Publish {
+            keys: self.inner.keys(key),
+            args: Self::publish_args(key, writer, value)?,
+            key: *key,
+        };
+        self.inner.enqueue(req)?;
+        Ok(None)
+    }
+
+    fn apply(&self, key: &Key, op: Op) -> Result<Effect> {
+        let v = self.run(self.apply_call(key, op))?;
+        self.inner.apply_result(key, op, &v)
+    }
+
+    fn acquire_fetch(
+        &self,
+        key: &Key,
+        claim: Claim,
+        known_version: Option<u64>,
+    ) -> Result<Option<Fetch>> {
+        let parts = self.run(self.acquire_fetch_call(key, claim, known_version))?;
+        self.acquire_fetch_done(key, claim, parts)
+    }
+
+    fn release(&self, key: &Key, claim: Claim) {
+        self.inner.queue_release(key, claim);
+    }
+
+    fn waiters(&self) -> Option<&Arc<Waiters>> {
+        Some(&self.inner.waiters)
+    }
+
+    fn listen(&self, key: &Key) {
+        let _ = key;
+        self.inner.subscribe();
+    }
+
+    fn issue_ticket(&self, key: &Key, ticket: ClaimId, claim: Claim) -> Result<()> {
+        let status = self.run(Self::issue_call(key, ticket, claim))?;
+        self.issue_done(key, claim, &status)
+    }
+
+    fn redeem_ticket(&self, key: &Key, ticket: ClaimId, kind: ClaimKind) -> Result<Claim> {
+        let parts = self.run(self.redeem_call(key, ticket, kind))?;
+        self.redeem_done(key, ticket, kind, &parts)
+    }
+
     fn cancel_ticket(&self, key: &Key, ticket: ClaimId, kind: ClaimKind) -> Result<()> {
         let claim = self.redeem_ticket(key, ticket, kind)?;
         self.apply(key, Op::Release(claim)).map(|_| ())
     }
 
     fn inspect(&self, key: &Key) -> Result<Option<Inspect>> {
-        let inner = &self.inner;
-        let parts = items(inner.call(key, args([b"inspect"]))?);
-        match parts.first().and_then(text).as_deref() {
-            Some("missing") => return Ok(None),
-            Some("ok") => {}
-            _ => return Err(inner.error(format!("malformed inspect reply for {key}"))),
-        }
-        let n = |i: usize| int(parts.get(i)).unwrap_or(0);
-        let state = State::from_parts(
-            u32::try_from(n(4)).unwrap_or(u32::MAX),
-            n(3) == 1,
-            n(2) == 1,
-            u32::try_from(n(5)).unwrap_or(u32::MAX),
-            n(6) == 1,
-            false,
-        );
-        Ok(Some(Inspect {
-            state,
-            version: n(1),
-        }))
+        self.run(Self::inspect_call(key))
     }
 
     fn keys(&self) -> Result<Vec<Key>> {
@@ -266,18 +462,146 @@ impl Connector for RedisConnector {
     fn flush(&self) -> Result<()> {
         // The queue is ordered: a reply to a request sent now means every
         // release queued before it has been applied.
-        self.inner
-            .call(&Key::from_u128(0), args([b"reap"]))
-            .map(|_| ())
+        let (tx, rx) = std_mpsc::sync_channel(1);
+        let sent = self.inner.enqueue(Request::Flush {
+            reply: ReplyTo::Thread(tx),
+        });
+        let r = sent.and_then(|()| {
+            self.inner
+                .reply(rx.recv_timeout(self.inner.patience()).ok())
+        });
+        self.flushed(r)
+    }
+
+    fn put_async(
+        &self,
+        key: Key,
+        value: Value,
+        init: Init,
+    ) -> BoxFuture<'_, Result<Option<Arc<dyn Entry>>>> {
+        Box::pin(async move {
+            let claim = match init {
+                Init::Claimed(c) => Some(c),
+                Init::Plain => None,
+            };
+            self.run_claiming(self.put_call(&key, value, init)?, claim)
+                .await?;
+            Ok(self.put_done(&key, init))
+        })
+    }
+
+    fn fetch_async(&self, key: Key, known_version: Option<u64>) -> BoxFuture<'_, Result<Fetch>> {
+        Box::pin(self.run_async(Self::fetch_call(&key, known_version)))
+    }
+
+    fn exists_async(&self, key: Key) -> BoxFuture<'_, Result<bool>> {
+        Box::pin(async move { Ok(self.run_async(Self::inspect_call(&key)).await?.is_some()) })
+    }
+
+    fn evict_async(&self, key: Key) -> BoxFuture<'_, Result<bool>> {
+        Box::pin(async move { evicted(self.apply_async(key, Op::Evict).await) })
+    }
+
+    fn take_async(&self, key: Key) -> BoxFuture<'_, Result<Option<Stored>>> {
+        Box::pin(self.run_async(Self::take_call(&key)))
+    }
+
+    fn publish_async(&self, key: Key, writer: Claim, value: Value) -> BoxFuture<'_, Result<u64>> {
+        Box::pin(async move {
+            self.run_async(Self::publish_call(&key, writer, value)?)
+                .await
+        })
+    }
+
+    fn apply_async(&self, key: Key, op: Op) -> BoxFuture<'_, Result<Effect>> {
+        Box::pin(async move {
+            let claim = match op {
+                Op::Acquire(c) => Some(c),
+                _ => None,
+            };
+            let v = self.run_claiming(self.apply_call(&key, op), claim).await?;
+            self.inner.apply_result(&key, op, &v)
+        })
+    }
+
+    fn acquire_fetch_async(
+        &self,
+        key: Key,
+        claim: Claim,
+        known_version: Option<u64>,
+    ) -> BoxFuture<'_, Result<Option<Fetch>>> {
+        Box::pin(async move {
+            let call = self.acquire_fetch_call(&key, claim, known_version);
+            let parts = self.run_claiming(call, Some(claim)).await?;
+            self.acquire_fetch_done(&key, claim, parts)
+        })
+    }
+
+    fn issue_ticket_async(
+        &self,
+        key: Key,
+        ticket: ClaimId,
+        claim: Claim,
+    ) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async move {
+            let status = self
+                .run_async(Self::issue_call(&key, ticket, claim))
+                .await?;
+            self.issue_done(&key, claim, &status)
+        })
+    }
+
+    fn redeem_ticket_async(
+        &self,
+        key: Key,
+        ticket: ClaimId,
+        kind: ClaimKind,
+    ) -> BoxFuture<'_, Result<Claim>> {
+        Box::pin(async move {
+            let parts = self.run_async(self.redeem_call(&key, ticket, kind)).await?;
+            self.redeem_done(&key, ticket, kind, &parts)
+        })
+    }
+
+    fn cancel_ticket_async(
+        &self,
+        key: Key,
+        ticket: ClaimId,
+        kind: ClaimKind,
+    ) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async move {
+            let claim = self.redeem_ticket_async(key, ticket, kind).await?;
+            self.apply_async(key, Op::Release(claim)).await.map(|_| ())
+        })
+    }
+
+    fn inspect_async(&self, key: Key) -> BoxFuture<'_, Result<Option<Inspect>>> {
+        Box::pin(self.run_async(Self::inspect_call(&key)))
+    }
+
+    fn keys_async(&self) -> BoxFuture<'_, Result<Vec<Key>>> {
+        Box::pin(self.inner.scan_keys_async())
     }
 
     fn flush_async(&self) -> BoxFuture<'_, Result<()>> {
         Box::pin(async move {
             let (tx, rx) = oneshot::channel();
-            self.inner.enqueue(Request::Flush {
+            let r = match self.inner.enqueue(Request::Flush {
                 reply: ReplyTo::Task(tx),
-            })?;
-            self.inner.reply(rx.await.ok()).map(|_| ())
+            }) {
+                Ok(()) => self.inner.answer(rx).await,
+                Err(e) => Err(e),
+            };
+            self.flushed(r)
         })
+    }
+}
+
+/// `evict`'s answer from the outcome of an `Op::Evict`.
+fn evicted(r: Result<Effect>) -> Result<bool> {
+    match r {
+        Ok(_) => Ok(true),
+        Err(Error::KeyNotFound { .. }) => Ok(false),
+        Err(e) => Err(e),
     }
 }

@@ -1,16 +1,21 @@
 //! The connector's I/O thread: one current-thread tokio runtime running the
 //! redis-rs client, fed by an ordered queue of requests. Queued releases
-//! ride in the pipeline of the next request, and are sent again while the
-//! server is down.
+//! (and the publishes of dropped writers) ride in the pipeline of the next
+//! request, and are sent again while the server is down. The thread also
+//! runs the store's one subscriber connection, once a borrow waits.
 
 use std::sync::mpsc as std_mpsc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use redis::Value as RValue;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio::sync::{mpsc, oneshot};
 
-use super::script::{invocation, script};
+use super::script::{invocation, script, text};
+use super::subscribe;
+use crate::connector::Waiters;
+use crate::key::Key;
 
 /// What the server answered to one request.
 pub(super) type Reply = redis::RedisResult<RValue>;
@@ -47,17 +52,35 @@ pub(super) enum Request {
         args: Vec<Vec<u8>>,
         reply: ReplyTo,
     },
+    /// A publish nobody waits for (a dropped writer's), queued like a
+    /// release; if the script refuses it, the refusal is kept for the next
+    /// flush.
+    Publish {
+        keys: [String; 5],
+        args: Vec<Vec<u8>>,
+        key: Key,
+    },
     /// The keys that match `pattern`, after the queued releases.
     Scan { pattern: String, reply: ReplyTo },
     /// Sends the releases queued before it; answered with the outcome.
     Flush { reply: ReplyTo },
+    /// Starts the subscriber that announces releases on `channel` to
+    /// `waiters` (once per connector).
+    Subscribe {
+        channel: String,
+        waiters: Arc<Waiters>,
+    },
 }
+
+/// Queued publishes the server refused since the last flush, as messages.
+pub(super) type Refused = Arc<Mutex<Vec<String>>>;
 
 /// Starts the I/O thread, with the client's connection and response
 /// timeouts set to `timeout`; returns the queue that feeds it.
 pub(super) fn start(
     client: redis::Client,
     timeout: Duration,
+    refused: Refused,
 ) -> std::io::Result<mpsc::UnboundedSender<Request>> {
     let config = ConnectionManagerConfig::new()
         .set_connection_timeout(Some(timeout))
@@ -70,11 +93,18 @@ pub(super) fn start(
     let (tx, rx) = mpsc::unbounded_channel();
     std::thread::Builder::new()
         .name("borrowstore-redis".into())
-        .spawn(move || runtime.block_on(io_loop(client, config, rx)))?;
+        .spawn(move || runtime.block_on(io_loop(client, config, timeout, rx, refused)))?;
     Ok(tx)
 }
 
 type Call = ([String; 5], Vec<Vec<u8>>);
+
+/// A queued request nobody waits for: a release, or a dropped writer's
+/// publish (with its object's key).
+struct Queued {
+    call: Call,
+    publish: Option<Key>,
+}
 
 /// How long a queued release may wait for a request to ride along with.
 const LINGER: Duration = Duration::from_millis(1);
@@ -91,11 +121,14 @@ const RETRY: Duration = Duration::from_millis(500);
 async fn io_loop(
     client: redis::Client,
     config: ConnectionManagerConfig,
+    timeout: Duration,
     mut rx: mpsc::UnboundedReceiver<Request>,
+    refused: Refused,
 ) {
     let mut conn: Option<ConnectionManager> = None;
-    // Releases not yet applied, oldest first.
-    let mut outbox: Vec<Call> = Vec::new();
+    // Releases (and publishes) not yet applied, oldest first.
+    let mut outbox: Vec<Queued> = Vec::new();
+    let mut subscribed = false;
     let mut failing = false;
     loop {
         let wait = if outbox.is_empty() {
@@ -112,7 +145,7 @@ async fn io_loop(
                 Err(_) => {
                     // Nothing came along: send the releases alone.
                     if let Some(c) = connect(&mut conn, &client, &config) {
-                        failing = pipeline(c, &mut outbox, None).await.is_err();
+                        failing = pipeline(c, &mut outbox, None, &refused).await.is_err();
                     }
                     continue;
                 }
@@ -121,7 +154,7 @@ async fn io_loop(
         let Some(req) = req else {
             // The connector is gone: apply what is left, then stop.
             if let Some(c) = connect(&mut conn, &client, &config) {
-                let _ = pipeline(c, &mut outbox, None).await;
+                let _ = pipeline(c, &mut outbox, None, &refused).await;
             }
             return;
         };
@@ -131,13 +164,30 @@ async fn io_loop(
                 args,
                 reply: ReplyTo::Nobody,
             } => {
-                outbox.push((keys, args));
+                outbox.push(Queued {
+                    call: (keys, args),
+                    publish: None,
+                });
+                continue;
+            }
+            Request::Publish { keys, args, key } => {
+                outbox.push(Queued {
+                    call: (keys, args),
+                    publish: Some(key),
+                });
+                continue;
+            }
+            Request::Subscribe { channel, waiters } => {
+                if !subscribed {
+                    subscribed = true;
+                    tokio::spawn(subscribe::run(client.clone(), channel, waiters, timeout));
+                }
                 continue;
             }
             Request::Script { keys, args, reply } => (Some((keys, args)), reply),
             Request::Scan { pattern, reply } => {
                 let r = match connect(&mut conn, &client, &config) {
-                    Some(c) => match pipeline(c, &mut outbox, None).await {
+                    Some(c) => match pipeline(c, &mut outbox, None, &refused).await {
                         Ok(_) => scan(c, &pattern).await.map(|keys| {
                             RValue::Array(
                                 keys.into_iter()
@@ -156,7 +206,7 @@ async fn io_loop(
             Request::Flush { reply } => (None, reply),
         };
         let r = match connect(&mut conn, &client, &config) {
-            Some(c) => pipeline(c, &mut outbox, call.as_ref()).await,
+            Some(c) => pipeline(c, &mut outbox, call.as_ref(), &refused).await,
             None => Err(no_manager()),
         };
         failing = !outbox.is_empty();
@@ -186,14 +236,16 @@ fn connect<'a>(
 }
 
 /// Sends the queued releases and then `call` (if any) as one pipeline, and
-/// returns the reply to `call`. On success the outbox is empty. On failure
-/// the releases stay in the outbox and the error is returned. A NOSCRIPT
-/// reply (a restarted server) loads the script and sends everything again:
-/// every script is idempotent.
+/// returns the reply to `call`. On success the outbox is empty, and every
+/// queued publish the script refused is added to `refused`. On failure the
+/// queue stays in the outbox and the error is returned. A NOSCRIPT reply (a
+/// restarted server) loads the script and sends everything again: every
+/// script is idempotent (a publish by its token).
 async fn pipeline(
     c: &mut ConnectionManager,
-    outbox: &mut Vec<Call>,
+    outbox: &mut Vec<Queued>,
     call: Option<&Call>,
+    refused: &Refused,
 ) -> redis::RedisResult<Option<RValue>> {
     if outbox.is_empty() {
         return match call {
@@ -202,7 +254,7 @@ async fn pipeline(
         };
     }
     let mut pipe = redis::pipe();
-    for (keys, args) in outbox.iter().chain(call) {
+    for (keys, args) in outbox.iter().map(|q| &q.call).chain(call) {
         pipe.invoke_script(&invocation(keys, args));
     }
     let sent: redis::RedisResult<Vec<RValue>> = match pipe.query_async(c).await {
@@ -218,8 +270,26 @@ async fn pipeline(
             if outbox.len() > 1 || call.is_none() {
                 tracing::trace!(releases = outbox.len(), "releases applied");
             }
+            let answer = call.and_then(|_| replies.pop());
+            for (q, reply) in outbox.iter().zip(&replies) {
+                if let Some(key) = q.publish
+                    && text(reply).and_then(|t| t.parse::<u64>().ok()).is_none()
+                {
+                    let why = match text(reply).as_deref() {
+                        Some("lost") | Some("gone") => {
+                            "its mutable borrow was no longer held".to_owned()
+                        }
+                        other => format!("unexpected reply {other:?}"),
+                    };
+                    let msg = format!(
+                        "the changes of a dropped RefMutProxy of {key} were not published: {why}"
+                    );
+                    tracing::error!(%key, "{msg}");
+                    crate::sync::unmodeled::lock(refused).push(msg);
+                }
+            }
             outbox.clear();
-            Ok(call.and_then(|_| replies.pop()))
+            Ok(answer)
         }
         Err(e) => {
             tracing::warn!(error = %e, releases = outbox.len(), "queued releases failed; will retry");

@@ -5,7 +5,10 @@
 //! - `client` — what the connector and its lease renewer share: requests
 //!   sent to the I/O thread, and their replies turned into results;
 //! - `io` — the I/O thread: the ordered request queue, the pipeline that
-//!   carries queued releases, and their retries;
+//!   carries queued releases (and the publishes of dropped writers), and
+//!   their retries;
+//! - `subscribe` — the one subscriber connection that wakes this process's
+//!   waiting borrows when the release script announces a release;
 //! - `script` — the Lua script (`state.lua`), its invocation, its
 //!   arguments, and the helpers that read its replies;
 //! - `options` — [`RedisOptions`] and the `redis://` URL they are read from.
@@ -15,6 +18,7 @@ mod connector;
 mod io;
 mod options;
 mod script;
+mod subscribe;
 
 pub use connector::RedisConnector;
 pub use options::{DEFAULT_TIMEOUT, RedisOptions};

@@ -16,8 +16,17 @@
 -- The rules are those of borrowstore::state::State::apply, and every
 -- operation is idempotent: by claim id (acquire what is held, release what
 -- is not: no-op) or by a token the caller sends again when it retries.
+--
+-- Every transition that gives a claim back (a release, an expired lease, an
+-- eviction) publishes the object key on the channel '<namespace>:released',
+-- where the waiting borrows of every process are listening.
 local S, R, H, T, X = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local op = ARGV[1]
+local NS, OKEY = string.match(S, '^(.*):{([^}]*)}:s$')
+
+local function announce()
+  if NS then redis.call('PUBLISH', NS .. ':released', OKEY) end
+end
 
 local function now_ms()
   local t = redis.call('TIME')
@@ -94,6 +103,7 @@ local function expire(now)
   end
   redis.call('HSET', S, 'nx', earliest)
   if not changed then return false end
+  announce()
   local ts = redis.call('HGETALL', T)
   for i = 1, #ts, 2 do
     local kind, id = string.match(ts[i + 1], '^(%a):(%x+)$')
@@ -135,6 +145,7 @@ local function release(kind, id, disown)
   if disown and (kind == 'o' or kind == 'h') and not owned() and holders() == 0 then
     redis.call('HSET', S, 'had', '0')
   end
+  announce()
   if settle() then return 'evicted' end
   return 'ok'
 end
@@ -172,6 +183,7 @@ if op == 'take' then
   if written() or readers() > 0 then return {'borrowed'} end
   local vb = redis.call('HMGET', S, 'v', 'b')
   evict()
+  announce()
   redis.call('HSET', X, 'token', ARGV[2], 'v', vb[1], 'b', vb[2])
   redis.call('PEXPIRE', X, 60000)
   return {'ok', vb[1], vb[2]}
@@ -217,6 +229,7 @@ elseif op == 'disown' then
 elseif op == 'evict' then
   if written() or readers() > 0 then return 'borrowed' end
   evict()
+  announce()
   return 'ok'
 elseif op == 'publish' then
   -- ARGV: writer id, blob, publish token
