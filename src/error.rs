@@ -28,6 +28,16 @@ pub enum Error {
         /// The borrowed object.
         key: Key,
     },
+    /// A waiting borrow ([`borrow_timeout`](crate::borrow_timeout),
+    /// [`mut_borrow_timeout`](crate::mut_borrow_timeout)) did not get the
+    /// object within its timeout. Nothing was claimed.
+    #[error("object {key} was still borrowed after waiting {waited:?}")]
+    Timeout {
+        /// The object.
+        key: Key,
+        /// How long the call waited.
+        waited: std::time::Duration,
+    },
     /// A shared borrow was refused because the object is mutably borrowed.
     #[error("object {key} is already mutably borrowed")]
     AlreadyMutablyBorrowed {

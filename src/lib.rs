@@ -58,8 +58,9 @@ pub use lifetime::{
     ContextLifetime, LeaseLifetime, Lifetime, ObjectRef, StaticExitGuard, StaticLifetime,
 };
 pub use ownership::{
-    BorrowTicket, OwnedProxy, OwnerTicket, RefMutProxy, RefProxy, Update, borrow, clone,
-    into_owned, mut_borrow, update,
+    BorrowTicket, OwnedProxy, OwnerTicket, RefMutProxy, RefProxy, Update, borrow, borrow_async,
+    borrow_timeout, clone, clone_async, into_owned, into_owned_async, mut_borrow, mut_borrow_async,
+    mut_borrow_timeout, update, update_async,
 };
 pub use proxy::Proxy;
 pub use scope::{LivenessScope, ScopedFuture, liveness_scope};

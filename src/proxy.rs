@@ -69,6 +69,9 @@ impl<T: Storable> Proxy<T> {
     ///
     /// For an ephemeral proxy the first resolve also evicts the object; any
     /// other proxy of it then fails with [`Error::KeyNotFound`].
+    ///
+    /// Inside async code use [`Proxy::resolve_async`]: on a file or Redis
+    /// store this blocks the thread until the store answers.
     pub fn resolve(this: &Self) -> Result<&T> {
         Proxy::shared(this).map(|a| &**a)
     }
@@ -87,6 +90,53 @@ impl<T: Storable> Proxy<T> {
         match resolved {
             Ok(v) => Ok(this.value.get_or_init(|| v)),
             // Another thread may have resolved (and, if ephemeral, consumed) it.
+            Err(e) => this.value.get().ok_or(e),
+        }
+    }
+
+    /// [`Proxy::resolve`], without blocking the executor: on a file or
+    /// Redis store the read is awaited. On a memory store it completes in
+    /// its first poll.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe for a plain proxy: it only reads. For an ephemeral proxy,
+    /// dropping the future may leave the object evicted and its value lost
+    /// (it is read once).
+    ///
+    /// ```
+    /// use borrowstore::{Proxy, Store};
+    /// # fn main() -> Result<(), borrowstore::Error> {
+    /// let store = Store::memory("doc-proxy-async");
+    /// let p: Proxy<Vec<u64>> = futures::executor::block_on(store.proxy_async(vec![1, 2]))?;
+    /// let again: Proxy<Vec<u64>> = store.proxy_from_key(*Proxy::key(&p));
+    /// let v = futures::executor::block_on(Proxy::resolve_async(&again))?;
+    /// assert_eq!(v, &vec![1, 2]);
+    /// # Ok(()) }
+    /// ```
+    pub async fn resolve_async(this: &Self) -> Result<&T> {
+        Proxy::shared_async(this).await.map(|a| &**a)
+    }
+
+    /// [`Proxy::shared`], without blocking the executor; as
+    /// [`Proxy::resolve_async`].
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`Proxy::resolve_async`].
+    pub async fn shared_async(this: &Self) -> Result<&Arc<T>> {
+        if let Some(v) = this.value.get() {
+            return Ok(v);
+        }
+        let resolved = if this.ephemeral {
+            this.store.take_async::<T>(&this.key).await
+        } else {
+            this.store
+                .resolve_async::<T>(crate::store::Target::keyed(&this.key))
+                .await
+        };
+        match resolved {
+            Ok(v) => Ok(this.value.get_or_init(|| v)),
             Err(e) => this.value.get().ok_or(e),
         }
     }
@@ -213,6 +263,32 @@ impl Store {
         let key = Key::random();
         self.insert_managed(key, self.value_of(value.clone())?)?;
         Ok(Proxy::new(self.clone(), key, false, Some(value)))
+    }
+
+    /// [`Store::proxy`], without blocking the executor.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future may leave the value stored under a key nobody
+    /// was told (a plain object: it persists until evicted).
+    pub async fn proxy_async<T: Storable>(&self, value: T) -> Result<Proxy<T>> {
+        let value = Arc::new(value);
+        let key = Key::random();
+        self.insert_managed_async(key, self.value_of(value.clone())?)
+            .await?;
+        Ok(Proxy::new(self.clone(), key, false, Some(value)))
+    }
+
+    /// [`Store::ephemeral_proxy`], without blocking the executor.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`Store::proxy_async`].
+    pub async fn ephemeral_proxy_async<T: Storable>(&self, value: T) -> Result<Proxy<T>> {
+        let key = Key::random();
+        self.insert_managed_async(key, self.value_of(Arc::new(value))?)
+            .await?;
+        Ok(Proxy::new(self.clone(), key, true, None))
     }
 
     /// A proxy of the object under `key`; nothing is checked until it resolves.

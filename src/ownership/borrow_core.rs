@@ -6,7 +6,7 @@ use std::sync::{Arc, OnceLock};
 use crate::codec::Storable;
 use crate::error::{Error, Result};
 use crate::key::Key;
-use crate::ownership::object::{Object, deref_failed, resolved};
+use crate::ownership::object::{Object, deref_failed, resolved, resolved_async};
 use crate::ownership::task_guard::{TaskClaim, TaskGuard};
 use crate::state::{Claim, ClaimKind};
 use crate::store::Store;
@@ -97,15 +97,21 @@ impl<T> BorrowCore<T> {
     /// Runs `f` while the claim is surely held: no task can end it
     /// meanwhile. [`Error::ClaimLost`] if a task has ended it.
     pub(crate) fn while_held<R>(&mut self, f: impl FnOnce(&mut Self) -> Result<R>) -> Result<R> {
-        let Some(g) = self.guard.clone() else {
-            return f(self);
-        };
-        if !g.enter() {
-            return Err(self.claim_lost());
-        }
+        let held = self.hold()?;
         let r = f(self);
-        g.leave(false);
+        drop(held);
         r
+    }
+
+    /// Marks the claim in use until the returned guard drops (across
+    /// awaits: a dropped future leaves the claim as it was), so no task can
+    /// end it meanwhile. [`Error::ClaimLost`] if a task has ended it.
+    pub(crate) fn hold(&self) -> Result<Held> {
+        match &self.guard {
+            None => Ok(Held(None)),
+            Some(g) if g.enter() => Ok(Held(Some(g.clone()))),
+            Some(_) => Err(self.claim_lost()),
+        }
     }
 
     /// Hands the claim over to whatever `f` makes of it (a ticket): from
@@ -142,6 +148,32 @@ impl<T> BorrowCore<T> {
         }
     }
 
+    /// [`hand_over`](Self::hand_over), for an `f` that awaits. If the
+    /// future is dropped while `f` runs, the borrow keeps the claim (and,
+    /// if it has one, its task) — `f` may have handed it over meanwhile.
+    pub(crate) async fn hand_over_async<R, F>(
+        &mut self,
+        f: impl FnOnce(Arc<Object>, Claim) -> F,
+    ) -> Result<R>
+    where
+        F: std::future::Future<Output = Result<R>>,
+    {
+        let mut held = match self.hold() {
+            Ok(h) => h,
+            Err(e) => {
+                self.live = false;
+                return Err(e);
+            }
+        };
+        let r = f(self.obj.clone(), self.claim).await?;
+        if let Some(g) = held.0.take() {
+            g.leave(true);
+        }
+        self.guard = None;
+        self.live = false;
+        Ok(r)
+    }
+
     /// Ends the claim from the handle's side, once: unless a task ended it
     /// first, runs `last` (the writer's publish) while it is still held,
     /// then releases it — if it is this process's to release (a view's is
@@ -172,14 +204,45 @@ impl<T> BorrowCore<T> {
 }
 
 impl<T: Storable> BorrowCore<T> {
+    /// A borrow holding a new claim of `kind`, taken without blocking the
+    /// executor, with its value resolved (a value that cannot be decoded is
+    /// left for the first resolve to report). Dropping the future leaves no
+    /// claim behind: the claim is owned by the borrow from the poll that
+    /// takes it.
+    pub(crate) async fn acquire_async(obj: &Arc<Object>, kind: ClaimKind) -> Result<Self> {
+        let (claim, value) = obj.acquire_resolving_async::<T>(kind).await?;
+        let core = BorrowCore::new(obj.clone(), claim, value);
+        if !obj.has_entry() {
+            let _ = core.resolved_async().await;
+        }
+        Ok(core)
+    }
+
     /// The stored value as of this borrow's first resolve.
     pub(crate) fn resolved(&self) -> Result<&Arc<T>> {
         resolved(&self.obj, &self.value)
     }
 
+    /// [`resolved`](Self::resolved), without blocking the executor.
+    pub(crate) async fn resolved_async(&self) -> Result<&Arc<T>> {
+        resolved_async(&self.obj, &self.value).await
+    }
+
     /// Takes `value` as the stored one (after this borrow published it).
     pub(crate) fn set_resolved(&mut self, value: Arc<T>) {
         self.value = OnceLock::from(value);
+    }
+}
+
+/// The claim of a borrow marked in use (see [`BorrowCore::hold`]); gives
+/// it back to its task when dropped.
+pub(crate) struct Held(Option<Arc<TaskGuard>>);
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if let Some(g) = self.0.take() {
+            g.leave(false);
+        }
     }
 }
 

@@ -71,7 +71,7 @@ impl Object {
         let known = self.store.cached_version(&self.key);
         let fetch = self
             .store
-            .connector()
+            .blocking()
             .acquire_fetch(&self.key, claim, known)?;
         let value = fetch.and_then(|f| {
             self.store
@@ -80,6 +80,53 @@ impl Object {
                 .map(|(v, _)| v)
         });
         Ok((claim, value))
+    }
+
+    /// [`apply`](Self::apply), without blocking the executor.
+    pub(crate) async fn apply_async(&self, op: Op) -> Result<Effect> {
+        self.target().apply_async(&self.store, op).await
+    }
+
+    /// [`acquire`](Self::acquire), without blocking the executor. If the
+    /// future is dropped, the claim is given back.
+    pub(crate) async fn acquire_async(&self, kind: ClaimKind) -> Result<Claim> {
+        let claim = Claim::new(kind);
+        self.apply_async(Op::Acquire(claim)).await?;
+        Ok(claim)
+    }
+
+    /// Takes a new claim of `kind` without blocking the executor, with the
+    /// read that the connector combines with it (as
+    /// [`acquire_resolving`](Self::acquire_resolving)): the claim, and the
+    /// value if it came along. If the future is dropped, the claim is given
+    /// back.
+    pub(crate) async fn acquire_resolving_async<T: Storable>(
+        &self,
+        kind: ClaimKind,
+    ) -> Result<(Claim, Option<Arc<T>>)> {
+        if self.entry.is_some() {
+            return Ok((self.acquire(kind)?, None));
+        }
+        let claim = Claim::new(kind);
+        let known = self.store.cached_version(&self.key);
+        let fetch = self
+            .store
+            .connector()
+            .acquire_fetch_async(self.key, claim, known)
+            .await?;
+        let value =
+            fetch.and_then(
+                |f| match self.store.materialize_known::<T>(&self.key, f, known) {
+                    Ok(Some((v, _))) => Some(v),
+                    _ => None,
+                },
+            );
+        Ok((claim, value))
+    }
+
+    /// A waiting borrow of this process is about to try the object.
+    pub(crate) fn listen(&self) {
+        self.target().listen(&self.store);
     }
 
     /// Gives a claim back; never blocks on the network, never panics.
@@ -101,6 +148,30 @@ impl Object {
             .map(|(value, version)| Snapshot { value, version })
     }
 
+    pub(crate) async fn resolve_async<T: Storable>(&self) -> Result<Arc<T>> {
+        self.store.resolve_async(self.target()).await
+    }
+
+    pub(crate) async fn resolve_versioned_async<T: Storable>(&self) -> Result<Snapshot<T>> {
+        self.store
+            .resolve_versioned_async(self.target())
+            .await
+            .map(|(value, version)| Snapshot { value, version })
+    }
+
+    /// [`is_current`](Self::is_current), without blocking the executor.
+    pub(crate) async fn is_current_async(&self, version: u64) -> Result<bool> {
+        match self
+            .target()
+            .fetch_async(&self.store, Some(version))
+            .await?
+        {
+            crate::connector::Fetch::Unchanged => Ok(true),
+            crate::connector::Fetch::Changed(_) => Ok(false),
+            crate::connector::Fetch::Missing => Err(self.store.not_found(&self.key)),
+        }
+    }
+
     /// Whether the stored version is still `version`.
     pub(crate) fn is_current(&self, version: u64) -> Result<bool> {
         match self.target().fetch(&self.store, Some(version))? {
@@ -117,6 +188,50 @@ impl Object {
         // The next resolve in this process finds the published value decoded.
         self.store.remember(self.key, version, value);
         Ok(version)
+    }
+
+    /// [`publish`](Self::publish), without blocking the executor.
+    pub(crate) async fn publish_async<T: Storable>(
+        &self,
+        writer: Claim,
+        value: Arc<T>,
+    ) -> Result<u64> {
+        let encoded = self.store.value_of(value.clone())?;
+        let version = self
+            .store
+            .publish_async(self.target(), writer, encoded)
+            .await?;
+        self.store.remember(self.key, version, value);
+        Ok(version)
+    }
+
+    /// Publishes without blocking on the network, for `Drop`: queued ahead
+    /// of the writer's release where the connector queues releases. A
+    /// failure (at once, or of the queued publish, at the next flush) is
+    /// reported by the store's next flush.
+    pub(crate) fn publish_on_drop<T: Storable>(&self, writer: Claim, value: Arc<T>) {
+        let queued = self
+            .store
+            .value_of(value.clone())
+            .and_then(|v| self.target().queue_publish(&self.store, writer, v));
+        match queued {
+            Ok(Some(version)) => self.store.remember(self.key, version, value),
+            // The new version is not known until it lands: read it then.
+            Ok(None) => self.store.forget_cached(&self.key),
+            Err(e) => self.store.defer_error(e),
+        }
+    }
+}
+
+/// Gives a claim back when dropped (a transient claim held across awaits).
+pub(crate) struct Releasing {
+    pub(crate) obj: Arc<Object>,
+    pub(crate) claim: Claim,
+}
+
+impl Drop for Releasing {
+    fn drop(&mut self) {
+        self.obj.release(self.claim);
     }
 }
 
@@ -158,6 +273,34 @@ impl<T> Clone for Snapshot<T> {
     }
 }
 
+/// [`resolved`], without blocking the executor.
+pub(crate) async fn resolved_async<'a, T: Storable>(
+    obj: &Object,
+    cell: &'a std::sync::OnceLock<Arc<T>>,
+) -> Result<&'a Arc<T>> {
+    if let Some(v) = cell.get() {
+        return Ok(v);
+    }
+    match obj.resolve_async::<T>().await {
+        Ok(v) => Ok(cell.get_or_init(|| v)),
+        Err(e) => cell.get().ok_or(e),
+    }
+}
+
+/// [`snapshot`], without blocking the executor.
+pub(crate) async fn snapshot_async<'a, T: Storable>(
+    obj: &Object,
+    cell: &'a std::sync::OnceLock<Snapshot<T>>,
+) -> Result<&'a Snapshot<T>> {
+    if let Some(v) = cell.get() {
+        return Ok(v);
+    }
+    match obj.resolve_versioned_async::<T>().await {
+        Ok(v) => Ok(cell.get_or_init(|| v)),
+        Err(e) => cell.get().ok_or(e),
+    }
+}
+
 /// Resolves once into `cell` (the `Deref` snapshot of an owner).
 pub(crate) fn snapshot<'a, T: Storable>(
     obj: &Object,
@@ -169,6 +312,56 @@ pub(crate) fn snapshot<'a, T: Storable>(
     match obj.resolve_versioned::<T>() {
         Ok(v) => Ok(cell.get_or_init(|| v)),
         Err(e) => cell.get().ok_or(e),
+    }
+}
+
+/// [`publish_local`], without blocking the executor. If the future is
+/// dropped before the publish is known to have failed or succeeded, the
+/// local changes are put back (they may have been published too).
+pub(crate) async fn publish_local_async<T: Storable>(
+    obj: &Object,
+    writer: Claim,
+    local: &mut Option<T>,
+) -> Result<Option<Snapshot<T>>> {
+    let Some(value) = local.take() else {
+        return Ok(None);
+    };
+    let shared = Arc::new(value);
+    let mut back = PutBack {
+        local,
+        value: Some(shared.clone()),
+    };
+    match obj.publish_async(writer, shared.clone()).await {
+        Ok(version) => {
+            back.value = None;
+            Ok(Some(Snapshot {
+                value: shared,
+                version,
+            }))
+        }
+        Err(e) => {
+            drop(shared);
+            drop(back);
+            Err(e)
+        }
+    }
+}
+
+/// Puts a value being published back into its handle's local changes
+/// unless the publish went through (see [`publish_local_async`]).
+struct PutBack<'a, T: Storable> {
+    local: &'a mut Option<T>,
+    value: Option<Arc<T>>,
+}
+
+impl<T: Storable> Drop for PutBack<'_, T> {
+    fn drop(&mut self) {
+        if let Some(shared) = self.value.take() {
+            *self.local = match Arc::try_unwrap(shared) {
+                Ok(v) => Some(v),
+                Err(s) => codec::deep_copy(&*s).ok(),
+            };
+        }
     }
 }
 

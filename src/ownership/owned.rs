@@ -7,7 +7,10 @@ use std::sync::{Arc, OnceLock};
 use crate::codec::{self, Storable};
 use crate::error::{Error, Result};
 use crate::key::Key;
-use crate::ownership::object::{Object, Snapshot, deref_failed, publish_local, snapshot};
+use crate::ownership::object::{
+    Object, Releasing, Snapshot, deref_failed, publish_local, publish_local_async, snapshot,
+    snapshot_async,
+};
 use crate::proxy::Proxy;
 use crate::state::{Claim, ClaimKind, Init, Op};
 use crate::store::Store;
@@ -104,6 +107,50 @@ impl<T: Storable> OwnedProxy<T> {
         }
     }
 
+    /// [`OwnedProxy::resolve`], without blocking the executor.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only reads.
+    pub async fn resolve_async(this: &Self) -> Result<&T> {
+        match &this.local {
+            Some(v) => Ok(v),
+            None => snapshot_async(&this.obj, &this.shared)
+                .await
+                .map(|s| &*s.value),
+        }
+    }
+
+    /// [`OwnedProxy::latest`], without blocking the executor.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only reads.
+    pub async fn latest_async(this: &Self) -> Result<Arc<T>> {
+        if let Some(s) = this.shared.get()
+            && this.obj.is_current_async(s.version).await?
+        {
+            return Ok(s.value.clone());
+        }
+        this.obj.resolve_async::<T>().await
+    }
+
+    /// [`OwnedProxy::refresh`], without blocking the executor.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: the snapshot is replaced only once the read is in.
+    pub async fn refresh_async(this: &mut Self) -> Result<&T> {
+        let current = match this.shared.get() {
+            Some(s) if this.obj.is_current_async(s.version).await? => None,
+            _ => Some(this.obj.resolve_versioned_async::<T>().await?),
+        };
+        if let Some(s) = current {
+            this.shared = OnceLock::from(s);
+        }
+        OwnedProxy::resolve(this)
+    }
+
     /// The current stored value (not the local changes), shared. Costs a
     /// version check; moves no value when the snapshot is current.
     pub fn latest(this: &Self) -> Result<Arc<T>> {
@@ -151,6 +198,29 @@ impl<T: Storable> OwnedProxy<T> {
         let r = OwnedProxy::publish_under(this, writer);
         this.obj.release(writer);
         r
+    }
+
+    /// [`publish`](Self::publish), without blocking the executor. Dropping
+    /// the future gives the transient borrow back; the local changes are
+    /// kept unless they were published.
+    pub(crate) async fn publish_async(this: &mut Self) -> Result<()> {
+        let writer = this.obj.acquire_async(ClaimKind::Writer).await?;
+        let _release = Releasing {
+            obj: this.obj.clone(),
+            claim: writer,
+        };
+        if this.local.is_none() {
+            OwnedProxy::refresh_async(this).await?;
+            return Ok(());
+        }
+        if !this.obj.is_current_async(this.local_base).await? {
+            return Err(Error::Conflict { key: this.obj.key });
+        }
+        let obj = this.obj.clone();
+        if let Some(published) = publish_local_async(&obj, writer, &mut this.local).await? {
+            this.shared = OnceLock::from(published);
+        }
+        Ok(())
     }
 
     fn publish_under(this: &mut Self, writer: Claim) -> Result<()> {
@@ -234,6 +304,51 @@ impl Store {
         self.owned_from_arc(Arc::new(value))
     }
 
+    /// [`Store::owned_proxy`], without blocking the executor: on a file or
+    /// Redis store the put is awaited. On a memory store it completes in
+    /// its first poll.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future leaves nothing behind: an object already stored
+    /// is evicted (its owner claim is given back).
+    ///
+    /// ```
+    /// use borrowstore::{OwnedProxy, Store, borrow_async};
+    /// # fn main() -> Result<(), borrowstore::Error> {
+    /// let store = Store::memory("doc-owned-async");
+    /// futures::executor::block_on(async {
+    ///     let owner = store.owned_proxy_async(vec![1u64, 2]).await?;
+    ///     assert_eq!(OwnedProxy::resolve_async(&owner).await?, &vec![1, 2]);
+    ///     assert_eq!(borrow_async(&owner).await?.len(), 2);
+    ///     Ok(())
+    /// })
+    /// # }
+    /// ```
+    pub async fn owned_proxy_async<T: Storable>(&self, value: T) -> Result<OwnedProxy<T>> {
+        self.owned_from_arc_async(Arc::new(value)).await
+    }
+
+    pub(crate) async fn owned_from_arc_async<T: Storable>(
+        &self,
+        value: Arc<T>,
+    ) -> Result<OwnedProxy<T>> {
+        let key = Key::random();
+        let claim = Claim::new(ClaimKind::Owner);
+        let encoded = self.value_of(value.clone())?;
+        let entry = self
+            .insert_async(key, encoded, Init::Claimed(claim))
+            .await?;
+        let obj = Object::new(self.clone(), key, entry);
+        let owner = OwnedProxy::from_parts(obj, claim, Some(Snapshot { value, version: 1 }));
+        let obj = owner.obj.clone();
+        self.manage_owned_async(key, |holder| async move {
+            obj.apply_async(Op::Acquire(holder)).await.map(|_| ())
+        })
+        .await?;
+        Ok(owner)
+    }
+
     pub(crate) fn owned_from_arc<T: Storable>(&self, value: Arc<T>) -> Result<OwnedProxy<T>> {
         let key = Key::random();
         let claim = Claim::new(ClaimKind::Owner);
@@ -259,6 +374,34 @@ pub fn into_owned<T: Storable>(proxy: Proxy<T>) -> Result<OwnedProxy<T>> {
     let claim = Claim::new(ClaimKind::Owner);
     obj.apply(Op::Acquire(claim))?;
     Ok(OwnedProxy::from_parts(obj, claim, None))
+}
+
+/// [`into_owned`], without blocking the executor.
+///
+/// # Cancel safety
+///
+/// Dropping the future leaves the object as it was: an owner claim already
+/// taken is given back (which evicts the object, as dropping the owner
+/// would).
+pub async fn into_owned_async<T: Storable>(proxy: Proxy<T>) -> Result<OwnedProxy<T>> {
+    let (store, key, _) = proxy.into_parts();
+    let obj = Object::attach(store, key)?;
+    let claim = obj.acquire_async(ClaimKind::Owner).await?;
+    Ok(OwnedProxy::from_parts(obj, claim, None))
+}
+
+/// [`clone`], without blocking the executor.
+///
+/// # Cancel safety
+///
+/// Dropping the future leaves nothing behind: a copy already stored is
+/// evicted.
+pub async fn clone_async<T: Storable>(owner: &OwnedProxy<T>) -> Result<OwnedProxy<T>> {
+    let value = match &owner.local {
+        Some(v) => Arc::new(codec::deep_copy(v)?),
+        None => OwnedProxy::latest_async(owner).await?,
+    };
+    owner.obj.store.owned_from_arc_async(value).await
 }
 
 /// A deep copy of the owner's value under a new key, with its own owner:

@@ -7,7 +7,7 @@ use crate::codec::{self, Storable};
 use crate::error::Result;
 use crate::key::Key;
 use crate::ownership::borrow_core::{BorrowCore, Borrowed};
-use crate::ownership::object::publish_local;
+use crate::ownership::object::{publish_local, publish_local_async};
 use crate::ownership::owned::OwnedProxy;
 use crate::state::ClaimKind;
 use crate::store::Store;
@@ -16,12 +16,28 @@ use crate::store::Store;
 ///
 /// While it exists no other borrow of the object exists anywhere. Changes
 /// made through `DerefMut` are local until published: by
-/// [`update`](crate::update), or — if the value was changed — when the
-/// `RefMutProxy` is dropped. Other readers see the new version on their next
-/// resolve.
+/// [`update`](crate::update) / [`update_async`](crate::update_async), or —
+/// if the value was changed — when the `RefMutProxy` is dropped. Other
+/// readers see the new version on their next resolve.
 ///
-/// Prefer `update`: it reports errors, while a publish on drop can only log
-/// them (`Drop` never panics).
+/// # Dropped with changes
+///
+/// Changes are published only when the writer meant them:
+///
+/// - dropped normally, a changed `RefMutProxy` publishes its changes
+///   without blocking in `Drop`: where the store queues its releases
+///   (Redis), the publish is queued ahead of the borrow's own release, so
+///   every later request of this process — and every process's borrow that
+///   the release lets in — sees the new version; elsewhere it is applied
+///   at once. A failure is logged and returned by the store's next
+///   [`flush`](crate::Store::flush) / [`flush_async`](crate::Store::flush_async);
+///   `submit` waits for it before its handle resolves, as it does for
+///   releases;
+/// - dropped while its thread panics, it discards them: the object keeps
+///   its last published version;
+/// - [`RefMutProxy::discard`] drops it without publishing.
+///
+/// Prefer `update`: it reports errors where they happen.
 ///
 /// ```
 /// use borrowstore::{Store, borrow, mut_borrow, update, Error};
@@ -77,9 +93,51 @@ impl<T: Storable> RefMutProxy<T> {
         this.local = None;
     }
 
+    /// Ends the borrow without publishing its changes: the object keeps
+    /// its last published version.
+    ///
+    /// ```
+    /// use borrowstore::{RefMutProxy, Store, borrow, mut_borrow};
+    /// # fn main() -> Result<(), borrowstore::Error> {
+    /// let store = Store::memory("doc-discard");
+    /// let owner = store.owned_proxy(vec![1u64])?;
+    /// let mut w = mut_borrow(&owner)?;
+    /// w.push(2);
+    /// RefMutProxy::discard(w);
+    /// assert_eq!(*borrow(&owner)?, vec![1]);
+    /// # Ok(()) }
+    /// ```
+    pub fn discard(mut this: Self) {
+        this.local = None;
+    }
+
+    /// [`RefMutProxy::resolve`], without blocking the executor.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only reads.
+    pub async fn resolve_async(this: &Self) -> Result<&T> {
+        this.core.check_guard()?;
+        match &this.local {
+            Some(v) => Ok(v),
+            None => this.core.resolved_async().await.map(|a| &**a),
+        }
+    }
+
     pub(crate) fn publish(this: &mut Self) -> Result<()> {
         let local = &mut this.local;
         this.core.while_held(|core| publish_held(core, local))
+    }
+
+    pub(crate) async fn publish_async(this: &mut Self) -> Result<()> {
+        let held = this.core.hold()?;
+        let published =
+            publish_local_async(this.core.object(), this.core.claim(), &mut this.local).await;
+        drop(held);
+        if let Some(p) = published? {
+            this.core.set_resolved(p.value);
+        }
+        Ok(())
     }
 }
 
@@ -142,12 +200,13 @@ impl<T: Storable> DerefMut for RefMutProxy<T> {
 
 impl<T: Storable> Drop for RefMutProxy<T> {
     fn drop(&mut self) {
-        let local = &mut self.local;
+        let local = self.local.take();
+        // A writer whose thread panics did not mean its changes.
+        let publish = local.filter(|_| !std::thread::panicking());
         self.core.end(|core| {
-            if local.is_some()
-                && let Err(e) = publish_held(core, local)
-            {
-                tracing::error!(key = %core.key(), error = %e, "publishing a dropped RefMutProxy failed");
+            if let Some(value) = publish {
+                core.object()
+                    .publish_on_drop(core.claim(), std::sync::Arc::new(value));
             }
         });
     }
@@ -166,6 +225,11 @@ impl<T: Storable> fmt::Debug for RefMutProxy<T> {
 /// Borrows the owner's object mutably. Refused with
 /// [`Error::AlreadyBorrowed`](crate::Error::AlreadyBorrowed) while any other
 /// borrow exists anywhere.
+///
+/// It does not wait: [`mut_borrow_async`](crate::mut_borrow_async) and
+/// [`mut_borrow_timeout`](crate::mut_borrow_timeout) wait for the borrows
+/// to end. Inside async code use `mut_borrow_async` on a file or Redis
+/// store: this blocks the thread until the store answers.
 pub fn mut_borrow<T: Storable>(owner: &OwnedProxy<T>) -> Result<RefMutProxy<T>> {
     let (claim, value) = owner.obj.acquire_resolving::<T>(ClaimKind::Writer)?;
     Ok(RefMutProxy {

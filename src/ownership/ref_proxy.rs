@@ -52,8 +52,48 @@ impl<T: Storable> RefProxy<T> {
     }
 
     /// The value, resolving it if needed.
+    ///
+    /// A borrow made by [`borrow_async`](crate::borrow_async) on a file or
+    /// Redis store, or by [`borrow`] there, comes with its value (one round
+    /// trip for both); otherwise, inside async code, resolve with
+    /// [`RefProxy::resolve_async`], since this blocks until the store
+    /// answers.
     pub fn resolve(this: &Self) -> Result<&T> {
         RefProxy::shared(this).map(|a| &**a)
+    }
+
+    /// [`RefProxy::resolve`], without blocking the executor. On a memory
+    /// store it completes in its first poll.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only reads; the borrow is unchanged.
+    ///
+    /// ```
+    /// use borrowstore::{RefProxy, Store, borrow_async};
+    /// # fn main() -> Result<(), borrowstore::Error> {
+    /// let store = Store::memory("doc-ref-resolve-async");
+    /// let owner = store.owned_proxy(vec![1u64, 2])?;
+    /// futures::executor::block_on(async {
+    ///     let r = borrow_async(&owner).await?;
+    ///     assert_eq!(RefProxy::resolve_async(&r).await?, &vec![1, 2]);
+    ///     Ok(())
+    /// })
+    /// # }
+    /// ```
+    pub async fn resolve_async(this: &Self) -> Result<&T> {
+        RefProxy::shared_async(this).await.map(|a| &**a)
+    }
+
+    /// [`RefProxy::shared`], without blocking the executor.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only reads.
+    pub async fn shared_async(this: &Self) -> Result<&Arc<T>> {
+        let value = this.core.resolved_async().await?;
+        this.core.check_guard()?;
+        Ok(value)
     }
 
     /// The shared value, resolving it if needed. The `Arc` may outlive the
@@ -106,6 +146,11 @@ impl<T> fmt::Debug for RefProxy<T> {
 /// Borrows the owner's object immutably. Refused with
 /// [`Error::AlreadyMutablyBorrowed`](crate::Error::AlreadyMutablyBorrowed)
 /// while a mutable borrow exists anywhere.
+///
+/// It does not wait: [`borrow_async`](crate::borrow_async) and
+/// [`borrow_timeout`](crate::borrow_timeout) wait for the writer to go.
+/// Inside async code use `borrow_async` on a file or Redis store: this
+/// blocks the thread until the store answers.
 pub fn borrow<T: Storable>(owner: &OwnedProxy<T>) -> Result<RefProxy<T>> {
     // The memory store's hot path: one transition on the slot, nothing read.
     // (Kept apart from the combined path below, whose wider return value

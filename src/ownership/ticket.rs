@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::marker::PhantomData;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -30,20 +31,33 @@ impl TicketWire {
     /// holds it.
     fn issue<T: Storable>(obj: &Object, claim: Claim) -> Result<TicketWire> {
         let ticket = ClaimId::random();
+        obj.store.blocking().issue_ticket(&obj.key, ticket, claim)?;
+        Ok(TicketWire::issued::<T>(obj, ticket, claim))
+    }
+
+    /// [`issue`](Self::issue), without blocking the executor.
+    async fn issue_async<T: Storable>(obj: Arc<Object>, claim: Claim) -> Result<TicketWire> {
+        let ticket = ClaimId::random();
         obj.store
             .connector()
-            .issue_ticket(&obj.key, ticket, claim)?;
-        Ok(TicketWire {
+            .issue_ticket_async(obj.key, ticket, claim)
+            .await?;
+        Ok(TicketWire::issued::<T>(&obj, ticket, claim))
+    }
+
+    fn issued<T: Storable>(obj: &Object, ticket: ClaimId, claim: Claim) -> TicketWire {
+        TicketWire {
             store: obj.store.config().clone(),
             key: obj.key,
             ticket,
             kind: claim.kind,
             fingerprint: codec::fingerprint::<T>(),
-        })
+        }
     }
 
-    /// Redeems store-side; returns the object and the claim it carried.
-    fn redeem<T>(&self, kind: ClaimKind) -> Result<(std::sync::Arc<Object>, Claim)> {
+    /// The store of a ticket about to be redeemed as `kind`, after the
+    /// checks that need no store.
+    fn redeem_store<T>(&self, kind: ClaimKind) -> Result<Store> {
         codec::check_fingerprint::<T>(self.fingerprint, "a ticket of")?;
         if self.kind != kind {
             return Err(Error::malformed(
@@ -54,19 +68,39 @@ impl TicketWire {
                 ),
             ));
         }
-        let store = Store::from_config(&self.store)?;
+        Store::from_config(&self.store)
+    }
+
+    /// Redeems store-side; returns the object and the claim it carried.
+    fn redeem<T>(&self, kind: ClaimKind) -> Result<(Arc<Object>, Claim)> {
+        let store = self.redeem_store::<T>(kind)?;
         let claim = store
-            .connector()
+            .blocking()
             .redeem_ticket(&self.key, self.ticket, kind)?;
         Ok((Object::attach(store, self.key)?, claim))
     }
 
+    /// [`redeem`](Self::redeem), without blocking the executor.
+    async fn redeem_async<T>(&self, kind: ClaimKind) -> Result<(Arc<Object>, Claim)> {
+        let store = self.redeem_store::<T>(kind)?;
+        let claim = store
+            .connector()
+            .redeem_ticket_async(self.key, self.ticket, kind)
+            .await?;
+        Ok((Object::attach(store, self.key)?, claim))
+    }
+
     fn cancel(&self) -> Result<()> {
-        Store::from_config(&self.store)?.connector().cancel_ticket(
-            &self.key,
-            self.ticket,
-            self.kind,
-        )
+        Store::from_config(&self.store)?
+            .blocking()
+            .cancel_ticket(&self.key, self.ticket, self.kind)
+    }
+
+    async fn cancel_async(&self) -> Result<()> {
+        Store::from_config(&self.store)?
+            .connector()
+            .cancel_ticket_async(self.key, self.ticket, self.kind)
+            .await
     }
 }
 
@@ -107,6 +141,15 @@ macro_rules! ticket_type {
             /// been dropped. [`Error::TicketRedeemed`] if it was redeemed.
             pub fn cancel(self) -> Result<()> {
                 self.wire.cancel()
+            }
+
+            /// [`cancel`](Self::cancel), without blocking the executor.
+            ///
+            /// # Cancel safety
+            ///
+            /// Dropping the future may leave the ticket cancelled or not.
+            pub async fn cancel_async(self) -> Result<()> {
+                self.wire.cancel_async().await
             }
         }
 
@@ -154,6 +197,18 @@ impl<T: Storable> OwnerTicket<T> {
         let (obj, claim) = self.wire.redeem::<T>(ClaimKind::Owner)?;
         Ok(OwnedProxy::from_parts(obj, claim, None))
     }
+
+    /// [`redeem`](Self::redeem), without blocking the executor.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future may leave the ticket redeemed with nobody
+    /// holding the owner: on stores with leases the claim ends with its
+    /// lease (the object is then evicted), as a dead process's would.
+    pub async fn redeem_async(self) -> Result<OwnedProxy<T>> {
+        let (obj, claim) = self.wire.redeem_async::<T>(ClaimKind::Owner).await?;
+        Ok(OwnedProxy::from_parts(obj, claim, None))
+    }
 }
 
 impl<T: Storable> BorrowTicket<T> {
@@ -161,6 +216,17 @@ impl<T: Storable> BorrowTicket<T> {
     /// same ticket fail with [`Error::TicketRedeemed`].
     pub fn redeem(self) -> Result<RefProxy<T>> {
         let (obj, claim) = self.wire.redeem::<T>(ClaimKind::Reader)?;
+        Ok(RefProxy::from_core(BorrowCore::new(obj, claim, None)))
+    }
+
+    /// [`redeem`](Self::redeem), without blocking the executor.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future may leave the ticket redeemed with nobody
+    /// holding the borrow: on stores with leases it ends with its lease.
+    pub async fn redeem_async(self) -> Result<RefProxy<T>> {
+        let (obj, claim) = self.wire.redeem_async::<T>(ClaimKind::Reader).await?;
         Ok(RefProxy::from_core(BorrowCore::new(obj, claim, None)))
     }
 }
@@ -179,6 +245,18 @@ impl<T: Storable> OwnedProxy<T> {
         this.live = false;
         Ok(OwnerTicket::new(wire))
     }
+
+    /// [`into_ticket`](Self::into_ticket), without blocking the executor.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future drops the owner, which evicts the object: a
+    /// ticket already issued can then no longer be redeemed.
+    pub async fn into_ticket_async(mut this: Self) -> Result<OwnerTicket<T>> {
+        let wire = TicketWire::issue_async::<T>(this.obj.clone(), this.claim).await?;
+        this.live = false;
+        Ok(OwnerTicket::new(wire))
+    }
 }
 
 impl<T: Storable> RefProxy<T> {
@@ -192,6 +270,19 @@ impl<T: Storable> RefProxy<T> {
     pub fn into_ticket(mut this: Self) -> Result<BorrowTicket<T>> {
         this.core_mut()
             .hand_over(TicketWire::issue::<T>)
+            .map(BorrowTicket::new)
+    }
+
+    /// [`into_ticket`](Self::into_ticket), without blocking the executor.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future ends the borrow: a ticket already issued can
+    /// then no longer be redeemed.
+    pub async fn into_ticket_async(mut this: Self) -> Result<BorrowTicket<T>> {
+        this.core_mut()
+            .hand_over_async(TicketWire::issue_async::<T>)
+            .await
             .map(BorrowTicket::new)
     }
 }

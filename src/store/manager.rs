@@ -121,6 +121,46 @@ impl Store {
         }
     }
 
+    /// [`insert_managed`](Store::insert_managed), without blocking the
+    /// executor. The manager is the innermost one when the future is first
+    /// polled (a scope's `open_async` future is the current scope while it
+    /// polls).
+    pub(crate) async fn insert_managed_async(
+        &self,
+        key: Key,
+        value: crate::connector::Value,
+    ) -> Result<Option<Arc<dyn Entry>>> {
+        let managed = current().and_then(|m| m.claim_for(self, key).map(|c| (m, c)));
+        match managed {
+            None => self.insert_async(key, value, Init::Plain).await,
+            Some((manager, claim)) => {
+                let entry = self.insert_async(key, value, Init::Claimed(claim)).await?;
+                manager.adopt(self, key, claim)?;
+                Ok(entry)
+            }
+        }
+    }
+
+    /// [`manage_owned`](Store::manage_owned), with an `acquire` that does
+    /// not block the executor.
+    pub(crate) async fn manage_owned_async<F>(
+        &self,
+        key: Key,
+        acquire: impl FnOnce(Claim) -> F,
+    ) -> Result<()>
+    where
+        F: std::future::Future<Output = Result<()>>,
+    {
+        let Some(manager) = current() else {
+            return Ok(());
+        };
+        let Some(claim) = manager.claim_for(self, key) else {
+            return Ok(());
+        };
+        acquire(claim).await?;
+        manager.adopt(self, key, claim)
+    }
+
     /// Gives the new owned object `key` to the innermost manager too, if
     /// there is one: `acquire` takes the holder claim store-side (the
     /// creation hook for `owned_proxy` and `clone`). On `Err` the caller

@@ -1,7 +1,10 @@
 //! [`Store`]: a named connector with a cache, and the plain object API.
 
+mod async_ops;
+mod blocking;
 mod cache;
 mod config;
+mod executor;
 mod flush;
 mod info;
 pub(crate) mod manager;
@@ -17,9 +20,10 @@ pub use info::ObjectInfo;
 pub(crate) use target::Target;
 
 use crate::codec::Storable;
-use crate::connector::{Connector, MemoryConnector};
+use crate::connector::{Connector, MemoryConnector, Recheck, Waiters};
 use crate::error::{Error, Result};
 use crate::key::Key;
+use blocking::Blocking;
 use cache::Cache;
 
 /// A store of objects: a name, a [`Connector`], and this process's cache of
@@ -46,6 +50,41 @@ struct Inner {
     connector: Arc<dyn Connector>,
     cache: Cache,
     max_value_size: Option<usize>,
+    /// Where this process's waiting borrows of the store's objects queue:
+    /// the connector's, or one of the store's own that re-checks with a
+    /// backoff (a connector that announces nothing).
+    waiters: Arc<Waiters>,
+    /// Blocking forms called on an executor thread, and failures of work
+    /// done for `Drop` that the next flush reports.
+    blocking: Blocking,
+}
+
+/// How the waiters of a store whose connector announces nothing re-check.
+const RECHECK: Recheck = Recheck::Backoff {
+    first: std::time::Duration::from_millis(1),
+    max: std::time::Duration::from_millis(100),
+};
+
+impl Inner {
+    fn new(
+        config: StoreConfig,
+        connector: Arc<dyn Connector>,
+        max_value_size: Option<usize>,
+    ) -> Inner {
+        let waiters = connector
+            .waiters()
+            .cloned()
+            .unwrap_or_else(|| Waiters::new(RECHECK));
+        let blocking = Blocking::new(connector.does_io());
+        Inner {
+            config,
+            connector,
+            cache: Cache::default(),
+            max_value_size,
+            waiters,
+            blocking,
+        }
+    }
 }
 
 impl std::fmt::Debug for Store {
@@ -114,15 +153,14 @@ impl StoreBuilder {
             None => Location::parse(&url)?.connect(&self.name)?,
         };
         let store = Store {
-            inner: Arc::new(Inner {
-                config: StoreConfig {
+            inner: Arc::new(Inner::new(
+                StoreConfig {
                     name: self.name,
                     url,
                 },
                 connector,
-                cache: Cache::default(),
-                max_value_size: self.max_value_size,
-            }),
+                self.max_value_size,
+            )),
         };
         if self.register {
             registry::insert(store.clone());
@@ -145,15 +183,14 @@ impl Store {
         let url = format!("memory://{name}");
         registry::get_or_insert(
             || Store {
-                inner: Arc::new(Inner {
-                    config: StoreConfig {
+                inner: Arc::new(Inner::new(
+                    StoreConfig {
                         name: name.clone(),
                         url: url.clone(),
                     },
-                    connector: Arc::new(MemoryConnector::new(name.clone())),
-                    cache: Cache::default(),
-                    max_value_size: None,
-                }),
+                    Arc::new(MemoryConnector::new(name.clone())),
+                    None,
+                )),
             },
             &name,
             &url,
@@ -182,18 +219,23 @@ impl Store {
             return Ok(s);
         }
         let connector = location.connect(&name)?;
+        Ok(Store::registered_or(name, url, connector))
+    }
+
+    /// The registered store of this name and URL, or a new one over
+    /// `connector` (registered if the name is free).
+    fn registered_or(name: String, url: String, connector: Arc<dyn Connector>) -> Store {
         let fresh = Store {
-            inner: Arc::new(Inner {
-                config: StoreConfig {
+            inner: Arc::new(Inner::new(
+                StoreConfig {
                     name: name.clone(),
                     url: url.clone(),
                 },
                 connector,
-                cache: Cache::default(),
-                max_value_size: None,
-            }),
+                None,
+            )),
         };
-        Ok(registry::get_or_insert_if_free(|| fresh, &name, &url))
+        registry::get_or_insert_if_free(|| fresh, &name, &url)
     }
 
     /// A builder for a store named `name`.
@@ -283,7 +325,7 @@ impl Store {
     /// ```
     pub fn inspect(&self, key: &Key) -> Result<Option<ObjectInfo>> {
         Ok(self
-            .connector()
+            .blocking()
             .inspect(key)?
             .and_then(|i| ObjectInfo::from_inspect(*key, i)))
     }
@@ -307,7 +349,7 @@ impl Store {
     /// # Ok(()) }
     /// ```
     pub fn keys(&self) -> Result<Vec<Key>> {
-        self.connector().keys()
+        self.blocking().keys()
     }
 
     /// Whether two handles are the same store.
@@ -344,13 +386,13 @@ impl Store {
             .map(|v| Ok((Key::random(), self.encode(v)?)))
             .collect::<Result<Vec<_>>>()?;
         let keys = items.iter().map(|(k, _)| *k).collect();
-        self.connector().put_batch(items)?;
+        self.blocking().put_batch(items)?;
         Ok(keys)
     }
 
     /// A copy of the value under `key`, or `None` if there is none.
     pub fn get<T: Storable>(&self, key: &Key) -> Result<Option<T>> {
-        match self.connector().get(key)? {
+        match self.blocking().get(key)? {
             None => Ok(None),
             Some(stored) => self.to_owned_value(stored).map(Some),
         }
@@ -368,7 +410,7 @@ impl Store {
 
     /// Copies of several values.
     pub fn get_batch<T: Storable>(&self, keys: &[Key]) -> Result<Vec<Option<T>>> {
-        self.connector()
+        self.blocking()
             .get_batch(keys)?
             .into_iter()
             .map(|s| s.map(|s| self.to_owned_value(s)).transpose())
@@ -377,19 +419,19 @@ impl Store {
 
     /// Whether an object is stored under `key`.
     pub fn exists(&self, key: &Key) -> Result<bool> {
-        self.connector().exists(key)
+        self.blocking().exists(key)
     }
 
     /// Whether objects are stored under each of `keys`.
     pub fn exists_batch(&self, keys: &[Key]) -> Result<Vec<bool>> {
-        self.connector().exists_batch(keys)
+        self.blocking().exists_batch(keys)
     }
 
     /// Evicts the object under `key` now, whoever owns it. Returns whether
     /// there was one. Refused with [`Error::AlreadyBorrowed`] while the object
     /// is borrowed: references are always valid.
     pub fn evict(&self, key: &Key) -> Result<bool> {
-        let r = self.connector().evict(key);
+        let r = self.blocking().evict(key);
         self.inner.cache.remove(key);
         r
     }
@@ -401,23 +443,30 @@ impl Store {
 
     /// Waits until every release this process queued has been applied
     /// store-side. Immediate for the memory store.
+    ///
+    /// Also reports the failure of a publish that a dropped, changed
+    /// [`RefMutProxy`](crate::RefMutProxy) made (queued, or applied at
+    /// once) since the last flush: that publish is not retried.
+    ///
+    /// Inside async code use [`flush_async`](Store::flush_async): this
+    /// blocks the thread until the store answers.
     pub fn flush(&self) -> Result<()> {
-        if !self.connector().queues_releases() {
-            return Ok(());
+        if self.connector().queues_releases() {
+            self.blocking().flush()?;
         }
-        self.connector().flush()
+        self.take_deferred()
     }
 
     /// Waits until every queued release has been applied, without blocking
-    /// the executor.
+    /// the executor; reports what [`flush`](Store::flush) reports.
     ///
     /// # Cancel safety
     ///
     /// Cancel safe: dropping the future stops the wait, not the releases.
     pub async fn flush_async(&self) -> Result<()> {
-        if !self.connector().queues_releases() {
-            return Ok(());
+        if self.connector().queues_releases() {
+            self.connector().flush_async().await?;
         }
-        self.connector().flush_async().await
+        self.take_deferred()
     }
 }

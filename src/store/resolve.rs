@@ -47,7 +47,7 @@ impl Store {
         value: Value,
         init: Init,
     ) -> Result<Option<Arc<dyn Entry>>> {
-        self.connector().put(&key, value, init)
+        self.blocking().put(&key, value, init)
     }
 
     /// Publishes `value` for the object at `target` on behalf of `writer`;
@@ -76,8 +76,24 @@ impl Store {
         let cached = self.inner.cache.get(key);
         let known = cached.as_ref().map(|c| c.version);
         let fetch = target.fetch(self, known)?;
+        match self.settle(key, cached, fetch)? {
+            Some(resolved) => Ok(resolved),
+            // The entry changed under us: read without the version check.
+            None => self.refetched(key, self.blocking().fetch(key, None)?),
+        }
+    }
+
+    /// What a version-checked read found, given the cache entry it sent the
+    /// version of; `None` if the cache entry changed meanwhile (read again
+    /// without the check, and pass the result to [`refetched`](Store::refetched)).
+    pub(super) fn settle<T: Storable>(
+        &self,
+        key: &Key,
+        cached: Option<Cached>,
+        fetch: Fetch,
+    ) -> Result<Option<(Arc<T>, u64)>> {
         match fetch {
-            Fetch::Changed(stored) => self.materialize(key, stored),
+            Fetch::Changed(stored) => self.materialize(key, stored).map(Some),
             Fetch::Missing => {
                 self.inner.cache.remove(key);
                 Err(self.not_found(key))
@@ -85,15 +101,26 @@ impl Store {
             Fetch::Unchanged => match cached {
                 Some(c) => {
                     let version = c.version;
-                    downcast_cached(c).map(|v| (v, version))
+                    downcast_cached(c).map(|v| Some((v, version)))
                 }
-                // The entry changed under us: read without the version check.
-                _ => match self.connector().fetch(key, None)? {
-                    Fetch::Changed(stored) => self.materialize(key, stored),
-                    _ => Err(self.not_found(key)),
-                },
+                None => Ok(None),
             },
         }
+    }
+
+    /// The value of a read made without the version check.
+    pub(super) fn refetched<T: Storable>(&self, key: &Key, fetch: Fetch) -> Result<(Arc<T>, u64)> {
+        match fetch {
+            Fetch::Changed(stored) => self.materialize(key, stored),
+            _ => Err(self.not_found(key)),
+        }
+    }
+
+    /// The cache entry of `key` and its version, for a version-checked read.
+    pub(super) fn cached(&self, key: &Key) -> (Option<Cached>, Option<u64>) {
+        let cached = self.inner.cache.get(key);
+        let known = cached.as_ref().map(|c| c.version);
+        (cached, known)
     }
 
     /// Caches a value this process published (connectors that encode only).
@@ -123,14 +150,28 @@ impl Store {
         fetch: Fetch,
         known: Option<u64>,
     ) -> Result<(Arc<T>, u64)> {
+        match self.materialize_known(key, fetch, known)? {
+            Some(v) => Ok(v),
+            None => self.resolve_versioned(Target::keyed(key)),
+        }
+    }
+
+    /// [`materialize_fetch`](Store::materialize_fetch), except that `None`
+    /// asks for a full resolve (the cache moved on since the read).
+    pub(crate) fn materialize_known<T: Storable>(
+        &self,
+        key: &Key,
+        fetch: Fetch,
+        known: Option<u64>,
+    ) -> Result<Option<(Arc<T>, u64)>> {
         match fetch {
-            Fetch::Changed(stored) => self.materialize(key, stored),
+            Fetch::Changed(stored) => self.materialize(key, stored).map(Some),
             Fetch::Unchanged => match self.inner.cache.get(key) {
                 Some(c) if Some(c.version) == known => {
                     let version = c.version;
-                    downcast_cached(c).map(|v| (v, version))
+                    downcast_cached(c).map(|v| Some((v, version)))
                 }
-                _ => self.resolve_versioned(Target::keyed(key)),
+                _ => Ok(None),
             },
             Fetch::Missing => Err(self.not_found(key)),
         }
@@ -138,7 +179,12 @@ impl Store {
 
     /// Evicts `key` and returns its value (ephemeral resolve).
     pub(crate) fn take<T: Storable>(&self, key: &Key) -> Result<Arc<T>> {
-        let stored = self.connector().take(key)?;
+        let stored = self.blocking().take(key)?;
+        self.taken(key, stored)
+    }
+
+    /// The value an ephemeral resolve took.
+    pub(super) fn taken<T: Storable>(&self, key: &Key, stored: Option<Stored>) -> Result<Arc<T>> {
         self.inner.cache.remove(key);
         match stored {
             Some(s) => self.materialize_uncached(s),

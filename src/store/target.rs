@@ -42,7 +42,26 @@ impl<'a> Target<'a> {
     pub(crate) fn apply(self, store: &Store, op: Op) -> Result<Effect> {
         match self.entry {
             Some(e) => e.apply(op),
-            None => store.connector().apply(self.key, op),
+            None => store.blocking().apply(self.key, op),
+        }
+    }
+
+    /// [`apply`](Self::apply) without blocking the executor (an entry's
+    /// state is in this process: applied at once).
+    pub(crate) async fn apply_async(self, store: &Store, op: Op) -> Result<Effect> {
+        match self.entry {
+            Some(e) => e.apply(op),
+            None => store.connector().apply_async(*self.key, op).await,
+        }
+    }
+
+    /// A waiting borrow is about to try the object; see
+    /// [`Connector::listen`](crate::connector::Connector::listen).
+    #[inline]
+    pub(crate) fn listen(self, store: &Store) {
+        match self.entry {
+            Some(e) => e.listen(),
+            None => store.connector().listen(self.key),
         }
     }
 
@@ -61,7 +80,24 @@ impl<'a> Target<'a> {
     pub(crate) fn fetch(self, store: &Store, known_version: Option<u64>) -> Result<Fetch> {
         match self.entry {
             Some(e) => e.fetch(known_version),
-            None => store.connector().fetch(self.key, known_version),
+            None => store.blocking().fetch(self.key, known_version),
+        }
+    }
+
+    /// [`fetch`](Self::fetch) without blocking the executor.
+    pub(crate) async fn fetch_async(
+        self,
+        store: &Store,
+        known_version: Option<u64>,
+    ) -> Result<Fetch> {
+        match self.entry {
+            Some(e) => e.fetch(known_version),
+            None => {
+                store
+                    .connector()
+                    .fetch_async(*self.key, known_version)
+                    .await
+            }
         }
     }
 
@@ -71,7 +107,40 @@ impl<'a> Target<'a> {
     pub(crate) fn publish(self, store: &Store, writer: Claim, value: Value) -> Result<u64> {
         match self.entry {
             Some(e) => e.publish(writer, value),
-            None => store.connector().publish(self.key, writer, value),
+            None => store.blocking().publish(self.key, writer, value),
+        }
+    }
+
+    /// [`publish`](Self::publish) without blocking the executor.
+    pub(crate) async fn publish_async(
+        self,
+        store: &Store,
+        writer: Claim,
+        value: Value,
+    ) -> Result<u64> {
+        match self.entry {
+            Some(e) => e.publish(writer, value),
+            None => {
+                store
+                    .connector()
+                    .publish_async(*self.key, writer, value)
+                    .await
+            }
+        }
+    }
+
+    /// Publishes without blocking on the network (queued with the
+    /// releases where the connector queues them); `None` when queued. See
+    /// [`Connector::queue_publish`](crate::connector::Connector::queue_publish).
+    pub(crate) fn queue_publish(
+        self,
+        store: &Store,
+        writer: Claim,
+        value: Value,
+    ) -> Result<Option<u64>> {
+        match self.entry {
+            Some(e) => e.queue_publish(writer, value),
+            None => store.connector().queue_publish(self.key, writer, value),
         }
     }
 }
