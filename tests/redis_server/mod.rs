@@ -151,6 +151,21 @@ impl RedisServer {
         )
     }
 
+    /// Sends a signal by name (`"STOP"`, `"CONT"`, …) to the server with the
+    /// system's `kill` command: `STOP` freezes it — its connections stay
+    /// open and nothing is answered — until `CONT`.
+    pub fn signal(&self, sig: &str) {
+        let pid = self.child.as_ref().expect("the server runs").id();
+        let status = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(pid.to_string())
+            .status();
+        assert!(
+            matches!(status, Ok(s) if s.success()),
+            "kill -{sig} {pid} failed: {status:?}"
+        );
+    }
+
     /// Kills the server with SIGKILL.
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
