@@ -12,13 +12,22 @@
 //! | `redis/borrow_resolve_1k_stale` | the same after another process published (value moves) | — |
 //! | `redis/owner_create_drop_1k` | `owned_proxy` + drop (put + queued release) | — |
 //! | `redis/raw_set_del_1k` | redis-rs `SET` + `DEL` | the floor for create + drop |
+//! | `redis/owned_proxy_async_1k` | `owned_proxy_async` + drop, awaited on the current-thread runtime of `raw_get_1k` | ≤ 1.3 × raw GET |
+//! | `redis/resolve_async_1k` | `Proxy::resolve_async` of a fresh proxy of a 1 KiB object (version check; value cached) | ≤ 1.3 × raw GET |
+//! | `redis/borrow_async_resolve_async_1k` | `borrow_async` + `RefProxy::resolve_async` + drop (one round trip) | ≤ 1.3 × raw GET |
+//! | `wake/redis_borrow_async` | release → grant of a waiting `borrow_async` (the release script's `PUBLISH` wakes it) | — |
+//!
+//! `raw_get_1k` is the async `GET` of redis-rs (multiplexed connection) on a
+//! current-thread runtime; the `_async` rows run on that same runtime.
 
 use std::hint::black_box;
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use borrowstore::{RefProxy, Store, borrow, mut_borrow, update};
+use std::sync::Arc;
+
+use borrowstore::{OwnedProxy, Proxy, RefProxy, Store, borrow, borrow_async, mut_borrow, update};
 use criterion::{Criterion, criterion_group, criterion_main};
 use redis::AsyncCommands;
 
@@ -128,6 +137,77 @@ fn bench_redis(c: &mut Criterion) {
     });
     g.bench_function("owner_create_drop_1k", |b| {
         b.iter(|| drop(black_box(store.owned_proxy(value.clone()).unwrap())))
+    });
+    g.bench_function("owned_proxy_async_1k", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                drop(black_box(
+                    store.owned_proxy_async(value.clone()).await.unwrap(),
+                ))
+            })
+        })
+    });
+    let key = *OwnedProxy::key(&owner);
+    g.bench_function("resolve_async_1k", |b| {
+        b.iter_batched(
+            || store.proxy_from_key::<Vec<u8>>(key),
+            |p| {
+                rt.block_on(async { black_box(Proxy::resolve_async(&p).await.unwrap().len()) });
+                p
+            },
+            criterion::BatchSize::SmallInput,
+        )
+    });
+    g.bench_function("borrow_async_resolve_async_1k", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                let r = borrow_async(&owner).await.unwrap();
+                black_box(RefProxy::resolve_async(&r).await.unwrap().len());
+            })
+        })
+    });
+    g.finish();
+    drop(owner);
+    store.flush().unwrap();
+
+    wake(c, &store);
+}
+
+/// Release → grant of a `borrow_async` waiting on a 2-worker runtime (see
+/// `benches/wake.rs` for the method).
+fn wake(c: &mut Criterion, store: &Store) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let owner = Arc::new(store.owned_proxy(42u64).unwrap());
+    // The first waiter starts the store's subscriber.
+    drop(rt.block_on(borrow_async(&owner)).unwrap());
+    let mut g = c.benchmark_group("wake");
+    g.bench_function("redis_borrow_async", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let w = mut_borrow(&owner).unwrap();
+                let (started, ready) = std::sync::mpsc::sync_channel(1);
+                let o = owner.clone();
+                let task = rt.spawn(async move {
+                    let _ = started.send(());
+                    let r = borrow_async(&o).await.unwrap();
+                    let at = Instant::now();
+                    drop(r);
+                    at
+                });
+                ready.recv().unwrap();
+                std::thread::sleep(Duration::from_millis(1));
+                let released = Instant::now();
+                drop(w);
+                let granted = rt.block_on(task).unwrap();
+                total += granted.saturating_duration_since(released);
+            }
+            total
+        })
     });
     g.finish();
     drop(owner);

@@ -16,7 +16,7 @@
 //!               [--value-bytes N] [--tasks N] [--held N]
 //! ```
 //!
-//! Groups: `memory`, `references`, `submit`, `file`, `redis`, `footprint`.
+//! Groups: `memory`, `references`, `submit`, `file`, `redis`, `wake`, `footprint`.
 //! Without `--redis` the Redis group is skipped; without `--file-dir` the
 //! file store lives in the system's temporary directory. The memory
 //! workloads (`footprint`) each run in a fresh child process
@@ -27,9 +27,11 @@ mod measure;
 mod redis_ref;
 mod stores;
 mod submit;
+mod wake;
 
 use std::path::PathBuf;
 use std::process::Command;
+use std::time::Duration;
 
 use borrowstore::Store;
 
@@ -71,7 +73,7 @@ fn usage(code: i32) -> ! {
     eprintln!(
         "usage: bench-harness [--quick] [--redis URL] [--file-dir DIR] [--only GROUP,...] \
          [--live N] [--cycles N] [--checkpoint N] [--value-bytes N] [--tasks N] [--held N]\n\
-         groups: memory, references, submit, file, redis, footprint"
+         groups: memory, references, submit, file, redis, wake, footprint"
     );
     std::process::exit(code)
 }
@@ -202,6 +204,25 @@ fn main() {
         }),
         None => eprintln!("bench-harness: redis skipped (no --redis URL)"),
     }
+
+    group(&o, "wake", || {
+        wake::rwlock(b);
+        let memory = Store::memory("bench-harness-wake");
+        wake::run(&memory, "memory", Duration::from_micros(100), b);
+        let base = o.file_dir.clone().unwrap_or_else(std::env::temp_dir);
+        let dir = base.join(format!("borrowstore-bench-wake-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("create the file store's directory");
+        let dir = dir.canonicalize().expect("file store directory");
+        let file = Store::open(&format!("file://{}", dir.display())).expect("open the file store");
+        wake::run(&file, "file", Duration::from_micros(300), b);
+        drop(file);
+        let _ = std::fs::remove_dir_all(&dir);
+        if let Some(server) = &o.redis {
+            let url = format!("{server}?ns=bench-harness-wake-{}", std::process::id());
+            let redis = Store::open(&url).expect("open the Redis store");
+            wake::run(&redis, "redis", Duration::from_millis(1), b);
+        }
+    });
 
     group(&o, "footprint", || {
         let s = |v: &dyn ToString| v.to_string();

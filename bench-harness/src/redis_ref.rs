@@ -4,7 +4,7 @@
 use std::hint::black_box;
 use std::time::Instant;
 
-use borrowstore::{RefProxy, Store, borrow};
+use borrowstore::{OwnedProxy, Proxy, RefProxy, Store, borrow, borrow_async};
 
 use crate::measure::{Budget, emit_time, time, time_loop};
 
@@ -119,6 +119,75 @@ pub fn run(server: &str, store: &Store, budget: Budget) {
         "borrow(&owner) + RefProxy::resolve + drop of a 1 KiB Vec<u8>, value cached and current; \
          each round ends with store.flush(), timed",
     );
+
+    // The async forms, on the current-thread runtime of `raw_get_1k_async`.
+    let t = time(budget, |n| {
+        rt.block_on(async {
+            let start = Instant::now();
+            for _ in 0..n {
+                let r = borrow_async(&owner).await.expect("borrow_async");
+                black_box(RefProxy::resolve_async(&r).await.expect("resolve").len());
+                drop(r);
+            }
+            store.flush_async().await.expect("flush");
+            start.elapsed()
+        })
+    });
+    emit_time(
+        "borrow_async_resolve_async_1k",
+        "redis",
+        "borrowstore",
+        t,
+        "borrow_async(&owner) + RefProxy::resolve_async + drop of a 1 KiB Vec<u8> on a \
+         current-thread runtime (one round trip; value cached and current); each round ends \
+         with store.flush_async(), timed",
+    );
+
+    let key = *OwnedProxy::key(&owner);
+    let t = time(budget, |n| {
+        let fresh: Vec<Proxy<Vec<u8>>> = (0..n).map(|_| store.proxy_from_key(key)).collect();
+        rt.block_on(async {
+            let start = Instant::now();
+            for p in &fresh {
+                black_box(Proxy::resolve_async(p).await.expect("resolve").len());
+            }
+            start.elapsed()
+        })
+    });
+    emit_time(
+        "resolve_async_1k",
+        "redis",
+        "borrowstore",
+        t,
+        "Proxy::resolve_async of a fresh proxy (made untimed) of a 1 KiB object on a \
+         current-thread runtime: a version-checked fetch; the decoded value is cached, so no \
+         value moves",
+    );
+
+    let value = value_1k();
+    let t = time(budget, |n| {
+        rt.block_on(async {
+            let start = Instant::now();
+            for _ in 0..n {
+                let o = store
+                    .owned_proxy_async(value.clone())
+                    .await
+                    .expect("owned_proxy_async");
+                drop(black_box(o));
+            }
+            store.flush_async().await.expect("flush");
+            start.elapsed()
+        })
+    });
+    emit_time(
+        "owned_proxy_async_1k",
+        "redis",
+        "borrowstore",
+        t,
+        "store.owned_proxy_async(1 KiB Vec<u8>) + drop (evicts; release queued) on a \
+         current-thread runtime; each round ends with store.flush_async(), timed",
+    );
+
     drop(owner);
     store.flush().expect("flush");
 }

@@ -25,6 +25,7 @@
 //! | `tests/eviction.rs` | owner drop racing the last release, explicit evict racing borrows: evicted exactly once, never while borrowed, store empty at the end |
 //! | `tests/tickets.rs` | a ticket redeemed from two threads (two processes): exactly one winner, the other gets `Error::TicketRedeemed`; redeem racing cancel |
 //! | `tests/update.rs` | `update` on a `RefMutProxy` racing a borrow |
+//! | `tests/waiting.rs` | a waiting borrow's registration racing the release that frees the object (`borrow_async` against a writer's drop, `mut_borrow_async` against two readers' drops, a waiter polled once and dropped during the release): never a lost wake-up (`loom::future::block_on` would deadlock), no claim and no place in line left behind |
 //! | crate `src/sync/models.rs`: `update::owner_update_races_a_reader` | `update` on an owner racing a reader claim taken through the connector, with no handle |
 //! | crate `src/sync/models.rs`: `state_cas::*` | `State::apply` applied through a loom `AtomicU64` compare-and-swap loop, on its own |
 //! | `tests/scopes.rs` | `LivenessScope` holder counts: `manage` racing `release` (of the same scope, and of the object's last holder), `unmanage` racing `release`, a peer scope's release racing the owner's drop and the last borrow's release: store-side holders equal the scopes' references, every holder claim released exactly once, evicted exactly once and only when no owner, holder or borrow is left, store empty at the end |

@@ -226,6 +226,11 @@ ROWS: list[Row | Section] = [
         reference=True),
     Row('DashMap insert + remove', None, ('dashmap_insert_remove', '-'), reference=True),
     Row('DashMap get + `Arc` clone', None, ('dashmap_get_arc_clone', '-'), reference=True),
+    Row('wake-up of a waiting `borrow_async`: release → grant', None, ('wake_handoff', M),
+        '≤ 2× RwLock hand-off',
+        relative(('wake_handoff', M), ('wake_handoff', '-'), 2.0, 'RwLock hand-off')),
+    Row('`tokio::sync::RwLock` hand-off: write guard dropped → waiting `read()` holds', None,
+        ('wake_handoff', '-'), reference=True),
     Section('submit (ProxyStore: `scopes.submit` on a `ThreadPoolExecutor`)'),
     Row('`submit` with one borrow + join, current-thread runtime', None,
         ('submit_borrow_join_ct', M), '≤ 1.3× spawn',
@@ -254,6 +259,18 @@ for store, ps_name in (('redis', 'RedisConnector'), ('file', 'FileConnector')):
                 ('raw_get_1k', store), ('raw_get_1k', store), reference=True),
             Row('raw GET 1 KiB, redis-rs multiplexed async', None, ('raw_get_1k_async', store),
                 reference=True),
+            Row('`borrow_async` + `resolve_async` 1 KiB', None,
+                ('borrow_async_resolve_async_1k', store), '≤ 1.3× async GET',
+                relative(('borrow_async_resolve_async_1k', store), ('raw_get_1k_async', store),
+                         1.3, 'async GET')),
+            Row('`Proxy::resolve_async` 1 KiB, value cached', None, ('resolve_async_1k', store),
+                '≤ 1.3× async GET',
+                relative(('resolve_async_1k', store), ('raw_get_1k_async', store), 1.3,
+                         'async GET')),
+            Row('`owned_proxy_async` + drop, 1 KiB', None, ('owned_proxy_async_1k', store),
+                '≤ 1.3× async GET',
+                relative(('owned_proxy_async_1k', store), ('raw_get_1k_async', store), 1.3,
+                         'async GET')),
         ]
     ROWS += [
         Row('`owned_proxy` create + drop, small value', ('owned_proxy_create_drop', store),
@@ -262,6 +279,7 @@ for store, ps_name in (('redis', 'RedisConnector'), ('file', 'FileConnector')):
         Row('`mut_borrow` + drop', ('mut_borrow_drop', store), ('mut_borrow_drop', store)),
         Row('resolve a small proxy, cold', ('resolve_cold', store), ('resolve_cold', store)),
         Row('resolve a small proxy, cached', ('resolve_cached', store), ('resolve_cached', store)),
+        Row('wake-up of a waiting `borrow_async`: release → grant', None, ('wake_handoff', store)),
     ]
     if store == 'redis':
         ROWS.append(Row('raw SET + DEL, small value', ('raw_set_del', store),

@@ -59,6 +59,7 @@ pub use lease::DEFAULT_LEASE;
 pub use memory::MemoryConnector;
 #[cfg(feature = "redis")]
 pub use redis::{DEFAULT_TIMEOUT, RedisConnector, RedisOptions};
+#[cfg(feature = "redis")]
 pub(crate) use timer::Sleep;
 pub use value::{Fetch, LocalValue, Stored, Value};
 pub use wait::{Recheck, Waiters};

@@ -1,8 +1,6 @@
 //! Blocking I/O off the executor thread, and undoing what a dropped
 //! future's request did.
 
-use std::future::Future;
-
 use crate::error::{Error, Result};
 
 /// Runs `f`, which blocks on I/O, where it blocks no executor: when the
@@ -15,22 +13,20 @@ use crate::error::{Error, Result};
 /// does not stop `f`: it finishes on the pool, and what it returns is
 /// dropped (see [`Undo`] for results that hold a claim). A panic in `f` is
 /// resumed in the caller.
-pub(crate) fn offload<T: Send + 'static>(
+pub(crate) async fn offload<T: Send + 'static>(
     store: String,
     f: impl FnOnce() -> Result<T> + Send + 'static,
-) -> impl Future<Output = Result<T>> + Send + 'static {
-    async move {
-        match tokio::runtime::Handle::try_current() {
-            Ok(handle) => match handle.spawn_blocking(f).await {
-                Ok(r) => r,
-                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-                Err(e) => Err(Error::Connector {
-                    store,
-                    source: format!("the blocking task did not run: {e}").into(),
-                }),
-            },
-            Err(_) => f(),
-        }
+) -> Result<T> {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) => match handle.spawn_blocking(f).await {
+            Ok(r) => r,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => Err(Error::Connector {
+                store,
+                source: format!("the blocking task did not run: {e}").into(),
+            }),
+        },
+        Err(_) => f(),
     }
 }
 

@@ -12,11 +12,9 @@
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex, Once, OnceLock};
-use std::task::{Context, Poll, Waker};
+use std::task::Waker;
 use std::time::Instant;
 
 use crate::sync::unmodeled;
@@ -133,21 +131,28 @@ pub(crate) fn wake_at(at: Instant, waker: Waker) {
 }
 
 /// A future that completes at a time, on any executor.
+#[cfg(feature = "redis")]
 pub(crate) struct Sleep {
     at: Instant,
     armed: Option<Waker>,
 }
 
+#[cfg(feature = "redis")]
 impl Sleep {
     pub(crate) fn until(at: Instant) -> Sleep {
         Sleep { at, armed: None }
     }
 }
 
-impl Future for Sleep {
+#[cfg(feature = "redis")]
+impl std::future::Future for Sleep {
     type Output = ();
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        use std::task::Poll;
         if Instant::now() >= self.at {
             return Poll::Ready(());
         }

@@ -10,25 +10,6 @@
 //! release on a file store; a message lost with its connection) its
 //! waiters find by re-checking after a bounded delay ([`Recheck`]).
 //!
-//! # Order
-//!
-//! The waiting borrows of one object queue in arrival order. A waiting
-//! writer tries only when it is first in line; a waiting reader tries only
-//! when no writer is ahead of it. So a reader that starts waiting after a
-//! writer waits behind it even when it could borrow at once, and a writer
-//! gets the object as soon as the borrows it waited for end: later waiting
-//! readers of this process never pass it. (A plain `borrow` does not wait
-//! and does not queue; readers of other processes do not see this queue.)
-//!
-//! # No lost wake-up
-//!
-//! A waiter records the object's announcement count (its epoch) *before*
-//! it tries, and sleeps only while the count is unchanged: a release that
-//! lands after the try announces, and bumps the count, so the waiter tries
-//! again. The memory connector announces only releases that see its
-//! waiting mark, which a waiter sets after recording the count and before
-//! trying (one atomic word holds both the mark and the borrow state); the
-//! loom model `loom-tests/tests/waiting.rs` checks that ordering.
 
 use std::collections::{HashMap, VecDeque};
 use std::task::{Context, Poll, Waker};
@@ -55,7 +36,32 @@ pub enum Recheck {
 
 /// The waiting borrows of this process on the objects of one connector,
 /// per object in arrival order, and where the connector announces that
-/// claims were given back. See the [module docs](self).
+/// claims were given back.
+///
+/// A connector that can tell when claims are given back keeps one and
+/// calls [`Waiters::notify`] for the object whenever that may have freed
+/// it; what it cannot announce, its waiters find by re-checking after a
+/// bounded delay ([`Recheck`]).
+///
+/// # Order
+///
+/// The waiting borrows of one object queue in arrival order. A waiting
+/// writer tries only when it is first in line; a waiting reader tries only
+/// when no writer is ahead of it. So a reader that starts waiting after a
+/// writer waits behind it even when it could borrow at once, and a writer
+/// gets the object as soon as the borrows it waited for end: later waiting
+/// readers of this process never pass it. (A plain `borrow` does not wait
+/// and does not queue; readers of other processes do not see this queue.)
+///
+/// # No lost wake-up
+///
+/// A waiter records the object's announcement count (its epoch) *before*
+/// it tries, and sleeps only while the count is unchanged: a release that
+/// lands after the try announces, and bumps the count, so the waiter tries
+/// again. The memory connector announces only releases that see its
+/// waiting mark, which a waiter sets after recording the count and before
+/// trying (one atomic word holds both the mark and the borrow state); the
+/// loom model `loom-tests/tests/waiting.rs` checks that ordering.
 ///
 /// ```
 /// use std::time::Duration;

@@ -33,7 +33,7 @@ use site::rename;
 ///
 /// Every state transition runs under the key's shard lock — a `std` mutex
 /// between this process's threads, and an exclusive file lock
-/// ([`File::lock`]) between processes — and writes its ledger to a temporary
+/// ([`File::lock`](std::fs::File::lock)) between processes — and writes its ledger to a temporary
 /// file that is renamed into place, so a process killed at any point leaves
 /// either the old ledger or the new one. Values are written the same way,
 /// under a new name per version, so readers never see half a value.
@@ -58,7 +58,7 @@ use site::rename;
 /// (its URL, when the store is not named by it), the operation and the path,
 /// with the OS error last: `store "file:///data" failed: creating directory
 /// /data/objects: Permission denied (os error 13)`. Its source is an
-/// [`io::Error`] of the OS error's kind.
+/// [`io::Error`](std::io::Error) of the OS error's kind.
 pub struct FileConnector {
     inner: Arc<Inner>,
 }
