@@ -24,7 +24,8 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use borrowstore::{
-    BorrowTicket, Error, Key, OwnedProxy, OwnerTicket, RefProxy, Store, borrow, mut_borrow, update,
+    BorrowTicket, Error, Key, OwnedProxy, OwnerTicket, RefProxy, Store, borrow, mut_borrow,
+    mut_borrow_timeout, update,
 };
 
 type BoxError = Box<dyn StdError + Send + Sync>;
@@ -214,21 +215,18 @@ fn crashed_worker(store: &Store) -> Result<(), BoxError> {
     println!("   [doomed] killed.");
     show(store, &key);
     println!(
-        "   The store still counts its borrow; the parent's mutable borrow waits for the \
-         worker's lease to run out (nobody renews it any more; the lease is set by the \
-         store URL — {FILE_LEASE_MS} ms for the default file store, 30 s unless configured \
-         otherwise)…"
+        "   The store still counts its borrow; the parent's mutable borrow waits \
+         (mut_borrow_timeout) for the worker's lease to run out (nobody renews it any more; \
+         the lease is set by the store URL — {FILE_LEASE_MS} ms for the default file store, \
+         30 s unless configured otherwise)…"
     );
     let start = Instant::now();
-    let limit = Duration::from_secs(120);
-    let writer = loop {
-        match mut_borrow(&owner) {
-            Ok(writer) => break writer,
-            Err(Error::AlreadyBorrowed { .. }) if start.elapsed() < limit => {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            Err(e) => return Err(e.into()),
+    let writer = match mut_borrow_timeout(&owner, Duration::from_secs(120)) {
+        Ok(writer) => writer,
+        Err(e @ Error::Timeout { .. }) => {
+            return Err(format!("the dead worker's borrow was never reclaimed: {e}").into());
         }
+        Err(e) => return Err(e.into()),
     };
     println!(
         "   granted after {:.1} s: the dead worker's borrow was reclaimed as if it had \
