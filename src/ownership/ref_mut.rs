@@ -35,7 +35,11 @@ use crate::store::Store;
 ///   releases;
 /// - dropped while its thread panics, it discards them: the object keeps
 ///   its last published version;
-/// - [`RefMutProxy::discard`] drops it without publishing.
+/// - [`RefMutProxy::discard`] drops it without publishing;
+/// - one whose [`update`](crate::update) already failed because its borrow
+///   is gone store-side ([`Error::ClaimLost`](crate::Error::ClaimLost),
+///   [`Error::KeyNotFound`](crate::Error::KeyNotFound)) keeps its changes
+///   for inspection but does not try to publish them again when dropped.
 ///
 /// Prefer `update`: it reports errors where they happen.
 ///
@@ -58,6 +62,17 @@ pub struct RefMutProxy<T: Storable> {
     core: BorrowCore<T>,
     /// Changes not yet published.
     local: Option<T>,
+    /// A publish already failed because the borrow is gone store-side
+    /// (`ClaimLost`, `KeyNotFound`): `Drop` does not try again.
+    lost: bool,
+}
+
+/// Whether a failed publish means the borrow is gone store-side.
+fn gone(e: &crate::Error) -> bool {
+    matches!(
+        e,
+        crate::Error::ClaimLost { .. } | crate::Error::KeyNotFound { .. }
+    )
 }
 
 impl<T: Storable> RefMutProxy<T> {
@@ -126,7 +141,11 @@ impl<T: Storable> RefMutProxy<T> {
 
     pub(crate) fn publish(this: &mut Self) -> Result<()> {
         let local = &mut this.local;
-        this.core.while_held(|core| publish_held(core, local))
+        let r = this.core.while_held(|core| publish_held(core, local));
+        if let Err(e) = &r {
+            this.lost |= gone(e);
+        }
+        r
     }
 
     pub(crate) async fn publish_async(this: &mut Self) -> Result<()> {
@@ -134,8 +153,13 @@ impl<T: Storable> RefMutProxy<T> {
         let published =
             publish_local_async(this.core.object(), this.core.claim(), &mut this.local).await;
         drop(held);
-        if let Some(p) = published? {
-            this.core.set_resolved(p.value);
+        match published {
+            Ok(Some(p)) => this.core.set_resolved(p.value),
+            Ok(None) => {}
+            Err(e) => {
+                this.lost |= gone(&e);
+                return Err(e);
+            }
         }
         Ok(())
     }
@@ -162,7 +186,11 @@ impl<T: Storable> Borrowed for RefMutProxy<T> {
     }
 
     fn from_core(core: BorrowCore<T>) -> Self {
-        RefMutProxy { core, local: None }
+        RefMutProxy {
+            core,
+            local: None,
+            lost: false,
+        }
     }
 }
 
@@ -201,8 +229,9 @@ impl<T: Storable> DerefMut for RefMutProxy<T> {
 impl<T: Storable> Drop for RefMutProxy<T> {
     fn drop(&mut self) {
         let local = self.local.take();
-        // A writer whose thread panics did not mean its changes.
-        let publish = local.filter(|_| !std::thread::panicking());
+        // A writer whose thread panics did not mean its changes; one whose
+        // update already found its borrow gone cannot publish them.
+        let publish = local.filter(|_| !self.lost && !std::thread::panicking());
         self.core.end(|core| {
             if let Some(value) = publish {
                 core.object()
@@ -232,8 +261,9 @@ impl<T: Storable> fmt::Debug for RefMutProxy<T> {
 /// store: this blocks the thread until the store answers.
 pub fn mut_borrow<T: Storable>(owner: &OwnedProxy<T>) -> Result<RefMutProxy<T>> {
     let (claim, value) = owner.obj.acquire_resolving::<T>(ClaimKind::Writer)?;
-    Ok(RefMutProxy {
-        core: BorrowCore::new(owner.obj.clone(), claim, value),
-        local: None,
-    })
+    Ok(RefMutProxy::from_core(BorrowCore::new(
+        owner.obj.clone(),
+        claim,
+        value,
+    )))
 }

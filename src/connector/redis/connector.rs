@@ -6,19 +6,16 @@ use std::sync::mpsc as std_mpsc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use redis::Value as RValue;
 use tokio::sync::oneshot;
 
 use super::client::{Inner, connector_error};
 use super::io::{self, ReplyTo, Request};
 use super::options::RedisOptions;
-use super::script::{args, int, items, kind_code, kind_from, text, token};
 use crate::connector::lease::{self, Held};
-use crate::connector::offload::Undo;
 use crate::connector::{Connector, Entry, Fetch, Inspect, Recheck, Stored, Value, Waiters};
 use crate::error::{Error, Result};
 use crate::key::{ClaimId, Key};
-use crate::state::{Claim, ClaimKind, Effect, Init, Op, State};
+use crate::state::{Claim, ClaimKind, Effect, Init, Op};
 
 /// How this process's waiters re-check when no message came: a message
 /// can be lost with its connection, and a dead process's claims expire
@@ -27,14 +24,6 @@ const RECHECK: Recheck = Recheck::Backoff {
     first: Duration::from_millis(100),
     max: Duration::from_secs(1),
 };
-
-/// One script call on one object and what to make of its reply: the same
-/// for the blocking and the async form of each operation.
-struct Call<T> {
-    key: Key,
-    args: Vec<Vec<u8>>,
-    read: fn(&Inner, &Key, RValue) -> Result<T>,
-}
 
 /// Keeps objects in Redis, shared by every process on every machine that
 /// reaches the server
@@ -69,7 +58,7 @@ struct Call<T> {
 /// 100 ms, then twice as long each time up to 1 s, for messages that never
 /// come (a lost connection, the lease of a dead process running out).
 pub struct RedisConnector {
-    inner: Arc<Inner>,
+    pub(super) inner: Arc<Inner>,
 }
 
 impl RedisConnector {
@@ -106,262 +95,6 @@ impl RedisConnector {
     /// Number of claims this process holds and renews.
     pub fn held_claims(&self) -> usize {
         self.inner.held.len()
-    }
-}
-
-impl RedisConnector {
-    /// Runs `call` and waits for its reply, blocking the thread.
-    fn run<T>(&self, call: Call<T>) -> Result<T> {
-        let v = self.inner.call(&call.key, call.args)?;
-        (call.read)(&self.inner, &call.key, v)
-    }
-
-    /// Runs `call` and awaits its reply. Dropping the future leaves the
-    /// request queued: it is still applied.
-    async fn run_async<T>(&self, call: Call<T>) -> Result<T> {
-        let v = self.inner.call_async(&call.key, call.args).await?;
-        (call.read)(&self.inner, &call.key, v)
-    }
-
-    /// [`run_async`](Self::run_async) of a request that takes `claim`: if
-    /// the future is dropped before the reply is read, the claim's release
-    /// is queued behind the request.
-    async fn run_claiming<T>(&self, call: Call<T>, claim: Option<Claim>) -> Result<T> {
-        let undo = match claim {
-            Some(c) => self.inner.undo(&call.key, c),
-            None => Undo::none(),
-        };
-        let r = self.run_async(call).await;
-        undo.disarm();
-        r
-    }
-
-    fn put_call(&self, key: &Key, value: Value, init: Init) -> Result<Call<()>> {
-        fn read(inner: &Inner, key: &Key, v: RValue) -> Result<()> {
-            match inner.status(key, &v)?.as_str() {
-                "ok" => Ok(()),
-                "exists" => Err(inner.error(format!("key {key} already exists"))),
-                other => Err(inner.error(format!("unexpected reply for {key}: {other}"))),
-            }
-        }
-        Ok(Call {
-            key: *key,
-            args: self.inner.put_args(value, init)?,
-            read,
-        })
-    }
-
-    fn put_done(&self, key: &Key, init: Init) -> Option<Arc<dyn Entry>> {
-        if let Init::Claimed(c) = init {
-            self.inner.held.add(*key, c);
-        }
-        None
-    }
-
-    fn fetch_call(key: &Key, known_version: Option<u64>) -> Call<Fetch> {
-        Call {
-            key: *key,
-            args: Inner::fetch_args(known_version),
-            read: |inner, key, v| inner.fetch_result(key, v),
-        }
-    }
-
-    fn take_call(key: &Key) -> Call<Option<Stored>> {
-        Call {
-            key: *key,
-            args: args([b"take", token().as_bytes()]),
-            read: |inner, key, v| match inner.fetch_result(key, v)? {
-                Fetch::Changed(s) => {
-                    inner.held.forget_key(key);
-                    Ok(Some(s))
-                }
-                _ => Ok(None),
-            },
-        }
-    }
-
-    fn publish_args(key: &Key, writer: Claim, value: Value) -> Result<Vec<Vec<u8>>> {
-        if writer.kind != ClaimKind::Writer {
-            return Err(Error::ClaimLost { key: *key });
-        }
-        let blob = value.into_bytes()?;
-        Ok(vec![
-            b"publish".to_vec(),
-            writer.id.to_string().into_bytes(),
-            blob.to_vec(),
-            token().into_bytes(),
-        ])
-    }
-
-    fn publish_call(key: &Key, writer: Claim, value: Value) -> Result<Call<u64>> {
-        Ok(Call {
-            key: *key,
-            args: Self::publish_args(key, writer, value)?,
-            read: |inner, key, v| {
-                let status = inner.status(key, &v)?;
-                status
-                    .parse::<u64>()
-                    .map_err(|_| inner.refusal(key, &status))
-            },
-        })
-    }
-
-    /// A transition; its reply is read by [`Inner::apply_result`], which
-    /// needs the op, so the read is done by the caller.
-    fn apply_call(&self, key: &Key, op: Op) -> Call<RValue> {
-        Call {
-            key: *key,
-            args: self.inner.apply_args(op),
-            read: |_, _, v| Ok(v),
-        }
-    }
-
-    fn acquire_fetch_call(&self, key: &Key, claim: Claim, known: Option<u64>) -> Call<Vec<RValue>> {
-        let known = known.map(|v| v.to_string()).unwrap_or_default();
-        Call {
-            key: *key,
-            args: args([
-                b"acquire_fetch",
-                kind_code(claim.kind).as_bytes(),
-                claim.id.to_string().as_bytes(),
-                self.inner.deadline().as_bytes(),
-                known.as_bytes(),
-            ]),
-            read: |_, _, v| Ok(items(v)),
-        }
-    }
-
-    fn acquire_fetch_done(
-        &self,
-        key: &Key,
-        claim: Claim,
-        mut parts: Vec<RValue>,
-    ) -> Result<Option<Fetch>> {
-        let inner = &self.inner;
-        let status = parts.first().and_then(text).unwrap_or_default();
-        if status != "ok" {
-            return Err(inner.refusal(key, &status));
-        }
-        inner.held.add(*key, claim);
-        parts.remove(0);
-        inner.fetch_result(key, RValue::Array(parts)).map(Some)
-    }
-
-    fn issue_call(key: &Key, ticket: ClaimId, claim: Claim) -> Call<String> {
-        Call {
-            key: *key,
-            args: args([
-                b"issue",
-                ticket.to_string().as_bytes(),
-                kind_code(claim.kind).as_bytes(),
-                claim.id.to_string().as_bytes(),
-            ]),
-            read: |inner, key, v| inner.status(key, &v),
-        }
-    }
-
-    fn issue_done(&self, key: &Key, claim: Claim, status: &str) -> Result<()> {
-        match status {
-            "ok" => {
-                self.inner.held.remove(key, &claim);
-                Ok(())
-            }
-            other => Err(self.inner.refusal(key, other)),
-        }
-    }
-
-    fn redeem_call(&self, key: &Key, ticket: ClaimId, kind: ClaimKind) -> Call<Vec<RValue>> {
-        Call {
-            key: *key,
-            args: args([
-                b"redeem",
-                ticket.to_string().as_bytes(),
-                token().as_bytes(),
-                self.inner.deadline().as_bytes(),
-                kind_code(kind).as_bytes(),
-            ]),
-            read: |_, _, v| Ok(items(v)),
-        }
-    }
-
-    fn redeem_done(
-        &self,
-        key: &Key,
-        ticket: ClaimId,
-        kind: ClaimKind,
-        parts: &[RValue],
-    ) -> Result<Claim> {
-        let inner = &self.inner;
-        let redeemed = || Error::TicketRedeemed {
-            ticket: ticket.to_string(),
-        };
-        let status = parts.first().and_then(text).unwrap_or_default();
-        match status.as_str() {
-            "ok" => {
-                let kind = parts.get(1).and_then(text).and_then(|k| kind_from(&k));
-                let id = parts
-                    .get(2)
-                    .and_then(text)
-                    .and_then(|i| crate::key::parse_hex128(&i));
-                match (kind, id) {
-                    (Some(kind), Some(id)) => {
-                        let claim = Claim {
-                            kind,
-                            id: ClaimId::from_u128(id),
-                        };
-                        inner.held.add(*key, claim);
-                        Ok(claim)
-                    }
-                    _ => Err(inner.error(format!("malformed redeem reply for {key}"))),
-                }
-            }
-            "wrong_kind" => {
-                let found = parts
-                    .get(1)
-                    .and_then(text)
-                    .and_then(|k| kind_from(&k))
-                    .unwrap_or(kind);
-                Err(crate::connector::wrong_ticket_kind(found, kind))
-            }
-            "redeemed" | "gone" | "missing" => Err(redeemed()),
-            other => Err(inner.error(format!("unexpected reply for {key}: {other}"))),
-        }
-    }
-
-    fn inspect_call(key: &Key) -> Call<Option<Inspect>> {
-        Call {
-            key: *key,
-            args: args([b"inspect"]),
-            read: |inner, key, v| {
-                let parts = items(v);
-                match parts.first().and_then(text).as_deref() {
-                    Some("missing") => return Ok(None),
-                    Some("ok") => {}
-                    _ => return Err(inner.error(format!("malformed inspect reply for {key}"))),
-                }
-                let n = |i: usize| int(parts.get(i)).unwrap_or(0);
-                let state = State::from_parts(
-                    u32::try_from(n(4)).unwrap_or(u32::MAX),
-                    n(3) == 1,
-                    n(2) == 1,
-                    u32::try_from(n(5)).unwrap_or(u32::MAX),
-                    n(6) == 1,
-                    false,
-                );
-                Ok(Some(Inspect {
-                    state,
-                    version: n(1),
-                }))
-            },
-        }
-    }
-
-    /// Waits for every queued request, then reports the queued publishes
-    /// the server refused.
-    fn flushed(&self, r: Result<RValue>) -> Result<()> {
-        let refused = self.inner.take_refused();
-        r.map(|_| ())?;
-        refused
     }
 }
 

@@ -2,6 +2,8 @@
 //!
 //! - `connector` — [`RedisConnector`] and its
 //!   [`Connector`](crate::connector::Connector) impl;
+//! - `calls` — the script call of each operation (its arguments and how
+//!   its reply is read, shared by the blocking and the async form);
 //! - `client` — what the connector and its lease renewer share: requests
 //!   sent to the I/O thread, and their replies turned into results;
 //! - `io` — the I/O thread: the ordered request queue, the pipeline that
@@ -13,6 +15,7 @@
 //!   arguments, and the helpers that read its replies;
 //! - `options` — [`RedisOptions`] and the `redis://` URL they are read from.
 
+mod calls;
 mod client;
 mod connector;
 mod io;

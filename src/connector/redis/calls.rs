@@ -1,0 +1,290 @@
+//! The script calls of [`RedisConnector`]'s operations: for each, its
+//! arguments and how its reply is read, shared by the blocking and the
+//! async form; and running a call either way.
+
+use std::sync::Arc;
+
+use redis::Value as RValue;
+
+use super::client::Inner;
+use super::connector::RedisConnector;
+use super::script::{args, int, items, kind_code, kind_from, text, token};
+use crate::connector::offload::Undo;
+use crate::connector::{Entry, Fetch, Inspect, Stored, Value};
+use crate::error::{Error, Result};
+use crate::key::{ClaimId, Key};
+use crate::state::{Claim, ClaimKind, Init, Op, State};
+
+/// One script call on one object and what to make of its reply: the same
+/// for the blocking and the async form of each operation.
+pub(super) struct Call<T> {
+    key: Key,
+    args: Vec<Vec<u8>>,
+    read: fn(&Inner, &Key, RValue) -> Result<T>,
+}
+
+impl RedisConnector {
+    /// Runs `call` and waits for its reply, blocking the thread.
+    pub(super) fn run<T>(&self, call: Call<T>) -> Result<T> {
+        let v = self.inner.call(&call.key, call.args)?;
+        (call.read)(&self.inner, &call.key, v)
+    }
+
+    /// Runs `call` and awaits its reply. Dropping the future leaves the
+    /// request queued: it is still applied.
+    pub(super) async fn run_async<T>(&self, call: Call<T>) -> Result<T> {
+        let v = self.inner.call_async(&call.key, call.args).await?;
+        (call.read)(&self.inner, &call.key, v)
+    }
+
+    /// [`run_async`](Self::run_async) of a request that takes `claim`: if
+    /// the future is dropped before the reply is read, the claim's release
+    /// is queued behind the request.
+    pub(super) async fn run_claiming<T>(&self, call: Call<T>, claim: Option<Claim>) -> Result<T> {
+        let undo = match claim {
+            Some(c) => self.inner.undo(&call.key, c),
+            None => Undo::none(),
+        };
+        let r = self.run_async(call).await;
+        undo.disarm();
+        r
+    }
+
+    pub(super) fn put_call(&self, key: &Key, value: Value, init: Init) -> Result<Call<()>> {
+        pub(super) fn read(inner: &Inner, key: &Key, v: RValue) -> Result<()> {
+            match inner.status(key, &v)?.as_str() {
+                "ok" => Ok(()),
+                "exists" => Err(inner.error(format!("key {key} already exists"))),
+                other => Err(inner.error(format!("unexpected reply for {key}: {other}"))),
+            }
+        }
+        Ok(Call {
+            key: *key,
+            args: self.inner.put_args(value, init)?,
+            read,
+        })
+    }
+
+    pub(super) fn put_done(&self, key: &Key, init: Init) -> Option<Arc<dyn Entry>> {
+        if let Init::Claimed(c) = init {
+            self.inner.held.add(*key, c);
+        }
+        None
+    }
+
+    pub(super) fn fetch_call(key: &Key, known_version: Option<u64>) -> Call<Fetch> {
+        Call {
+            key: *key,
+            args: Inner::fetch_args(known_version),
+            read: |inner, key, v| inner.fetch_result(key, v),
+        }
+    }
+
+    pub(super) fn take_call(key: &Key) -> Call<Option<Stored>> {
+        Call {
+            key: *key,
+            args: args([b"take", token().as_bytes()]),
+            read: |inner, key, v| match inner.fetch_result(key, v)? {
+                Fetch::Changed(s) => {
+                    inner.held.forget_key(key);
+                    Ok(Some(s))
+                }
+                _ => Ok(None),
+            },
+        }
+    }
+
+    pub(super) fn publish_args(key: &Key, writer: Claim, value: Value) -> Result<Vec<Vec<u8>>> {
+        if writer.kind != ClaimKind::Writer {
+            return Err(Error::ClaimLost { key: *key });
+        }
+        let blob = value.into_bytes()?;
+        Ok(vec![
+            b"publish".to_vec(),
+            writer.id.to_string().into_bytes(),
+            blob.to_vec(),
+            token().into_bytes(),
+        ])
+    }
+
+    pub(super) fn publish_call(key: &Key, writer: Claim, value: Value) -> Result<Call<u64>> {
+        Ok(Call {
+            key: *key,
+            args: Self::publish_args(key, writer, value)?,
+            read: |inner, key, v| {
+                let status = inner.status(key, &v)?;
+                status
+                    .parse::<u64>()
+                    .map_err(|_| inner.refusal(key, &status))
+            },
+        })
+    }
+
+    /// A transition; its reply is read by [`Inner::apply_result`], which
+    /// needs the op, so the read is done by the caller.
+    pub(super) fn apply_call(&self, key: &Key, op: Op) -> Call<RValue> {
+        Call {
+            key: *key,
+            args: self.inner.apply_args(op),
+            read: |_, _, v| Ok(v),
+        }
+    }
+
+    pub(super) fn acquire_fetch_call(
+        &self,
+        key: &Key,
+        claim: Claim,
+        known: Option<u64>,
+    ) -> Call<Vec<RValue>> {
+        let known = known.map(|v| v.to_string()).unwrap_or_default();
+        Call {
+            key: *key,
+            args: args([
+                b"acquire_fetch",
+                kind_code(claim.kind).as_bytes(),
+                claim.id.to_string().as_bytes(),
+                self.inner.deadline().as_bytes(),
+                known.as_bytes(),
+            ]),
+            read: |_, _, v| Ok(items(v)),
+        }
+    }
+
+    pub(super) fn acquire_fetch_done(
+        &self,
+        key: &Key,
+        claim: Claim,
+        mut parts: Vec<RValue>,
+    ) -> Result<Option<Fetch>> {
+        let inner = &self.inner;
+        let status = parts.first().and_then(text).unwrap_or_default();
+        if status != "ok" {
+            return Err(inner.refusal(key, &status));
+        }
+        inner.held.add(*key, claim);
+        parts.remove(0);
+        inner.fetch_result(key, RValue::Array(parts)).map(Some)
+    }
+
+    pub(super) fn issue_call(key: &Key, ticket: ClaimId, claim: Claim) -> Call<String> {
+        Call {
+            key: *key,
+            args: args([
+                b"issue",
+                ticket.to_string().as_bytes(),
+                kind_code(claim.kind).as_bytes(),
+                claim.id.to_string().as_bytes(),
+            ]),
+            read: |inner, key, v| inner.status(key, &v),
+        }
+    }
+
+    pub(super) fn issue_done(&self, key: &Key, claim: Claim, status: &str) -> Result<()> {
+        match status {
+            "ok" => {
+                self.inner.held.remove(key, &claim);
+                Ok(())
+            }
+            other => Err(self.inner.refusal(key, other)),
+        }
+    }
+
+    pub(super) fn redeem_call(
+        &self,
+        key: &Key,
+        ticket: ClaimId,
+        kind: ClaimKind,
+    ) -> Call<Vec<RValue>> {
+        Call {
+            key: *key,
+            args: args([
+                b"redeem",
+                ticket.to_string().as_bytes(),
+                token().as_bytes(),
+                self.inner.deadline().as_bytes(),
+                kind_code(kind).as_bytes(),
+            ]),
+            read: |_, _, v| Ok(items(v)),
+        }
+    }
+
+    pub(super) fn redeem_done(
+        &self,
+        key: &Key,
+        ticket: ClaimId,
+        kind: ClaimKind,
+        parts: &[RValue],
+    ) -> Result<Claim> {
+        let inner = &self.inner;
+        let redeemed = || Error::TicketRedeemed {
+            ticket: ticket.to_string(),
+        };
+        let status = parts.first().and_then(text).unwrap_or_default();
+        match status.as_str() {
+            "ok" => {
+                let kind = parts.get(1).and_then(text).and_then(|k| kind_from(&k));
+                let id = parts
+                    .get(2)
+                    .and_then(text)
+                    .and_then(|i| crate::key::parse_hex128(&i));
+                match (kind, id) {
+                    (Some(kind), Some(id)) => {
+                        let claim = Claim {
+                            kind,
+                            id: ClaimId::from_u128(id),
+                        };
+                        inner.held.add(*key, claim);
+                        Ok(claim)
+                    }
+                    _ => Err(inner.error(format!("malformed redeem reply for {key}"))),
+                }
+            }
+            "wrong_kind" => {
+                let found = parts
+                    .get(1)
+                    .and_then(text)
+                    .and_then(|k| kind_from(&k))
+                    .unwrap_or(kind);
+                Err(crate::connector::wrong_ticket_kind(found, kind))
+            }
+            "redeemed" | "gone" | "missing" => Err(redeemed()),
+            other => Err(inner.error(format!("unexpected reply for {key}: {other}"))),
+        }
+    }
+
+    pub(super) fn inspect_call(key: &Key) -> Call<Option<Inspect>> {
+        Call {
+            key: *key,
+            args: args([b"inspect"]),
+            read: |inner, key, v| {
+                let parts = items(v);
+                match parts.first().and_then(text).as_deref() {
+                    Some("missing") => return Ok(None),
+                    Some("ok") => {}
+                    _ => return Err(inner.error(format!("malformed inspect reply for {key}"))),
+                }
+                let n = |i: usize| int(parts.get(i)).unwrap_or(0);
+                let state = State::from_parts(
+                    u32::try_from(n(4)).unwrap_or(u32::MAX),
+                    n(3) == 1,
+                    n(2) == 1,
+                    u32::try_from(n(5)).unwrap_or(u32::MAX),
+                    n(6) == 1,
+                    false,
+                );
+                Ok(Some(Inspect {
+                    state,
+                    version: n(1),
+                }))
+            },
+        }
+    }
+
+    /// Waits for every queued request, then reports the queued publishes
+    /// the server refused.
+    pub(super) fn flushed(&self, r: Result<RValue>) -> Result<()> {
+        let refused = self.inner.take_refused();
+        r.map(|_| ())?;
+        refused
+    }
+}
