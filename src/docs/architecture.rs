@@ -23,7 +23,13 @@
 //!    [`MemoryConnector`](crate::connector::MemoryConnector) packs an object's
 //!    state in one `AtomicU64` and applies transitions by compare-and-swap;
 //!    proxies keep an [`Entry`](crate::connector::Entry) to the object's slot,
-//!    so a borrow is one atomic operation, not a map lookup.
+//!    so a borrow is one atomic operation, not a map lookup. Beside the
+//!    connectors: [`Waiters`](crate::connector::Waiters) (`wait.rs`), this
+//!    process's waiting borrows per object in arrival order, woken by the
+//!    releases a connector announces; the timer thread their re-checks use
+//!    (`timer.rs`); and `offload.rs`, which runs blocking I/O on tokio's
+//!    blocking pool for the `_async` forms and gives back the claim of a
+//!    request whose future was dropped.
 //! 5. `store` — [`Store`](crate::Store): a name, a connector, this process's
 //!    cache of decoded values (`Arc<T>` per version), the registry by name,
 //!    and a serializable [`StoreConfig`](crate::StoreConfig). The connector
@@ -31,6 +37,10 @@
 //!    [`Store::inspect`](crate::Store::inspect) ([`ObjectInfo`](crate::ObjectInfo))
 //!    and [`Store::keys`](crate::Store::keys), and the store alone decides
 //!    whether an object's operations go through its entry or the keyed calls.
+//!    The `_async` forms are in `async_ops.rs`; `executor.rs` tells a tokio
+//!    worker thread from a blocking one (the warning a blocking form earns
+//!    there) and keeps the failures of work done for `Drop` for the next
+//!    flush.
 //! 6. `proxy` — [`Proxy<T>`](crate::Proxy): lazy, plain, serializable.
 //! 7. `ownership` — [`OwnedProxy`](crate::OwnedProxy),
 //!    [`RefProxy`](crate::RefProxy), [`RefMutProxy`](crate::RefMutProxy), the
@@ -39,6 +49,9 @@
 //!    differs; the task guard, which ends a borrow moved into a submitted
 //!    task exactly once, has a file of its own; tickets are made from the
 //!    handles (`into_ticket` lives with the tickets), never the reverse.
+//!    The waiting borrows (`borrow_async`, `mut_borrow_timeout`, …) are in
+//!    `waiting.rs`: one loop of tries and waits in line, driven by the
+//!    executor (async forms) or by a parked thread (the `_timeout` forms).
 //! 8. `lifetime` — [`ContextLifetime`](crate::ContextLifetime),
 //!    [`LeaseLifetime`](crate::LeaseLifetime),
 //!    [`StaticLifetime`](crate::StaticLifetime): holders of objects, counted
@@ -65,13 +78,23 @@
 //! - [`FileConnector`](crate::connector::FileConnector): one
 //!   [`Ledger`](crate::state::Ledger) file and versioned value files per
 //!   object; transitions under a shard lock (a `std` mutex plus
-//!   `File::lock`), every write a rename of a finished file.
+//!   `File::lock`), every write a rename of a finished file; every
+//!   transition that frees a claim wakes this process's waiters; async
+//!   forms run on tokio's blocking pool. `src/connector/file/` holds the
+//!   connector (`mod.rs`), the directory's files and the one ledger
+//!   transaction, `with_ledger` (`files.rs`), lease renewal and the reap
+//!   pass (`renew.rs`), and how I/O errors name what failed (`site.rs`).
 //! - [`RedisConnector`](crate::connector::RedisConnector), behind the
 //!   default-on `redis` feature: one Lua script per transition (one round
 //!   trip; idempotent by claim id or token), on the connector's own I/O
-//!   thread; releases are queued and ride in the next request's pipeline.
+//!   thread; releases (and a dropped writer's publish) are queued and ride
+//!   in the next request's pipeline; async forms await the thread's reply;
+//!   the release script publishes each release, and one subscriber per
+//!   store wakes this process's waiters.
 //!   `src/connector/redis/` holds the connector and its `Connector` impl
-//!   (`connector.rs`), what it shares with its lease renewer (`client.rs`),
+//!   (`connector.rs`), the script call of each operation (`calls.rs`), what
+//!   it shares with its lease renewer (`client.rs`), the subscriber
+//!   (`subscribe.rs`),
 //!   the I/O thread with its queue, pipeline and retries (`io.rs`), the
 //!   script with its arguments and reply helpers (`script.rs`, `state.lua`)
 //!   and the URL options (`options.rs`). Without the feature, a `redis://`

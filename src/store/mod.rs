@@ -29,6 +29,14 @@ use cache::Cache;
 /// A store of objects: a name, a [`Connector`], and this process's cache of
 /// decoded values. Cheap to clone; clones share everything.
 ///
+/// Every operation that can touch the disk or the network has an `_async`
+/// form ([`put_async`](Store::put_async), [`get_async`](Store::get_async),
+/// [`owned_proxy_async`](Store::owned_proxy_async), …) that never blocks the
+/// thread polling it; on a memory store they complete in their first poll.
+/// The blocking forms are for blocking contexts (threads, `spawn_blocking`):
+/// one called on a tokio worker thread of a file or Redis store logs a
+/// `tracing` warning, once per store.
+///
 /// ```
 /// use borrowstore::Store;
 /// # fn main() -> Result<(), borrowstore::Error> {

@@ -8,7 +8,11 @@
 //! - the claims a process holds on a file or Redis store, read by the lease
 //!   renewal thread;
 //! - the lease lifetime timer's queue and each lease's times, on a
-//!   process-wide timer thread that sleeps on a `Condvar` with a timeout.
+//!   process-wide timer thread that sleeps on a `Condvar` with a timeout;
+//! - the re-check timer of waiting borrows (`connector/timer.rs`), the same
+//!   kind of thread, which only stores that re-check (file, Redis) use;
+//! - the failures of a dropped writer's publish kept for the next flush (a
+//!   store's, and the Redis I/O thread's), held for a push or a take only.
 //!
 //! Those threads are plain std threads that outlive any one model
 //! iteration, and loom has no clock: a loom lock there would be touched

@@ -30,7 +30,7 @@ const RECHECK: Recheck = Recheck::Backoff {
 /// (`redis://host:port/db?ns=NAME&lease_ms=N&timeout_ms=N`).
 ///
 /// Every state transition is one Lua script — one round trip — that applies
-/// the rules of [`State::apply`] atomically and is idempotent (by claim id,
+/// the rules of [`State::apply`](crate::state::State::apply) atomically and is idempotent (by claim id,
 /// or by a token for puts, publishes, takes and redeems), so a script that
 /// the reconnecting client retries after a lost reply does nothing twice.
 /// Keys are `<namespace>:{<object key>}:<part>`: the hash tag puts all of an
