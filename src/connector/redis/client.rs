@@ -152,10 +152,16 @@ impl Inner {
 
     pub(super) fn queue_release(&self, key: &Key, claim: Claim) {
         self.held.remove(key, &claim);
+        // A waiter of this process may be waiting for it: no lingering.
+        let reply = if self.waiters.is_listening() {
+            ReplyTo::Soon
+        } else {
+            ReplyTo::Nobody
+        };
         let req = Request::Script {
             keys: self.keys(key),
             args: release_args(claim),
-            reply: ReplyTo::Nobody,
+            reply,
         };
         if self.enqueue(req).is_err() {
             tracing::warn!(%key, "release dropped: the I/O thread has stopped; the lease will expire");

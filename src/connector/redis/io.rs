@@ -28,6 +28,9 @@ pub(super) enum ReplyTo {
     Task(oneshot::Sender<Reply>),
     /// A queued release: nobody waits.
     Nobody,
+    /// A queued release that a waiting borrow of this process may be
+    /// waiting for: sent at once instead of lingering for company.
+    Soon,
 }
 
 impl ReplyTo {
@@ -39,7 +42,7 @@ impl ReplyTo {
             ReplyTo::Task(tx) => {
                 let _ = tx.send(r);
             }
-            ReplyTo::Nobody => {}
+            ReplyTo::Nobody | ReplyTo::Soon => {}
         }
     }
 }
@@ -115,9 +118,10 @@ const RETRY: Duration = Duration::from_millis(500);
 /// process's releases always land before its later requests. A release is
 /// not sent alone at once: it waits up to [`LINGER`] and goes out in the
 /// same pipeline as the next request (one round trip for both), or alone
-/// when nothing follows. Releases that fail (the server is down) are kept
-/// and sent again — before any later request, and every [`RETRY`] while
-/// idle — since they are idempotent by claim id.
+/// when nothing follows — except while a borrow of this process waits
+/// ([`ReplyTo::Soon`]), when it goes out at once. Releases that fail (the
+/// server is down) are kept and sent again — before any later request, and
+/// every [`RETRY`] while idle — since they are idempotent by claim id.
 async fn io_loop(
     client: redis::Client,
     config: ConnectionManagerConfig,
@@ -168,6 +172,20 @@ async fn io_loop(
                     call: (keys, args),
                     publish: None,
                 });
+                continue;
+            }
+            Request::Script {
+                keys,
+                args,
+                reply: ReplyTo::Soon,
+            } => {
+                outbox.push(Queued {
+                    call: (keys, args),
+                    publish: None,
+                });
+                if !failing && let Some(c) = connect(&mut conn, &client, &config) {
+                    failing = pipeline(c, &mut outbox, None, &refused).await.is_err();
+                }
                 continue;
             }
             Request::Publish { keys, args, key } => {
