@@ -95,6 +95,8 @@ macro_rules! conformance_suite {
             readers_share_one_value_of_an_owned_proxy,
             readers_share_one_decoded_value_of_an_adopted_blob,
             flush_is_ok_and_releases_are_applied,
+            ticket_cancelled_as_wrong_type_is_type_mismatch_and_consumes_nothing,
+            ticket_cancelled_as_wrong_kind_is_malformed_and_consumes_nothing,
         );
     };
     (@tests $make_store:expr; $($name:ident),* $(,)?) => {
@@ -1535,6 +1537,89 @@ pub fn flush_is_ok_and_releases_are_applied(store: Store) {
     assert_stored(&store, &key);
     drop(r);
     store.flush().unwrap();
+    assert_evicted(&store, &key);
+    assert_empty(&store);
+}
+
+// ------------------------------------------------- cancelling as the wrong type
+
+/// Ticket bytes read as a ticket of another value type are refused by
+/// `cancel` as by `redeem`: [`Error::TypeMismatch`], nothing consumed, the
+/// ticket still redeemable as what it is.
+pub fn ticket_cancelled_as_wrong_type_is_type_mismatch_and_consumes_nothing(store: Store) {
+    let owner = store.owned_proxy(vec![1u64]).unwrap();
+    let key = *OwnedProxy::key(&owner);
+    let bytes = OwnedProxy::into_ticket(owner).unwrap().to_bytes().unwrap();
+    assert_err!(
+        OwnerTicket::<String>::from_bytes(&bytes).unwrap().cancel(),
+        Error::TypeMismatch { .. }
+    );
+    assert_stored(&store, &key);
+    assert_idle_owned(state(&store, &key));
+    let owner = OwnerTicket::<V>::from_bytes(&bytes)
+        .unwrap()
+        .redeem()
+        .expect("the owner ticket must still be redeemable");
+    assert_eq!(*owner, vec![1]);
+
+    let r_bytes = RefProxy::into_ticket(borrow(&owner).unwrap())
+        .unwrap()
+        .to_bytes()
+        .unwrap();
+    assert_err!(
+        BorrowTicket::<u32>::from_bytes(&r_bytes).unwrap().cancel(),
+        Error::TypeMismatch { .. }
+    );
+    assert_eq!(state(&store, &key).readers(), 1);
+    let r = BorrowTicket::<V>::from_bytes(&r_bytes)
+        .unwrap()
+        .redeem()
+        .expect("the borrow ticket must still be redeemable");
+    assert_eq!(*r, vec![1]);
+    drop(r);
+    assert_idle_owned(state(&store, &key));
+    drop(owner);
+    assert_evicted(&store, &key);
+    assert_empty(&store);
+}
+
+/// The bytes of a borrow ticket read as an owner ticket of the same type
+/// (or the other way round) are refused by `cancel` as by `redeem`:
+/// [`Error::Malformed`], nothing consumed, the ticket still redeemable as
+/// what it is.
+pub fn ticket_cancelled_as_wrong_kind_is_malformed_and_consumes_nothing(store: Store) {
+    let owner = store.owned_proxy(vec![2u64]).unwrap();
+    let key = *OwnedProxy::key(&owner);
+    let r_bytes = RefProxy::into_ticket(borrow(&owner).unwrap())
+        .unwrap()
+        .to_bytes()
+        .unwrap();
+    assert_err!(
+        OwnerTicket::<V>::from_bytes(&r_bytes).unwrap().cancel(),
+        Error::Malformed { .. }
+    );
+    assert_eq!(state(&store, &key).readers(), 1);
+    assert!(state(&store, &key).owned());
+    let r = BorrowTicket::<V>::from_bytes(&r_bytes)
+        .unwrap()
+        .redeem()
+        .expect("the borrow ticket must still be redeemable");
+    drop(r);
+    assert_idle_owned(state(&store, &key));
+
+    let bytes = OwnedProxy::into_ticket(owner).unwrap().to_bytes().unwrap();
+    assert_err!(
+        BorrowTicket::<V>::from_bytes(&bytes).unwrap().cancel(),
+        Error::Malformed { .. }
+    );
+    assert_stored(&store, &key);
+    assert_idle_owned(state(&store, &key));
+    let owner = OwnerTicket::<V>::from_bytes(&bytes)
+        .unwrap()
+        .redeem()
+        .expect("the owner ticket must still be redeemable");
+    assert_eq!(*owner, vec![2]);
+    drop(owner);
     assert_evicted(&store, &key);
     assert_empty(&store);
 }
