@@ -536,7 +536,7 @@ impl Store {
 
     fn to_owned_value<T: Storable + DeserializeOwned>(&self, stored: Stored) -> Result<T> {
         match stored.value {
-            Value::Local(l) => codec::deep_copy(&*downcast_local::<T>(&l)?),
+            Value::Local(l) => downcast_local::<T>(&l).map(|v| T::clone(&v)),
             Value::Bytes(b) => codec::decode(&b),
         }
     }
