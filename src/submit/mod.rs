@@ -183,10 +183,13 @@ where
     let join = spawner.spawn(async move {
         let ender = ender;
         // Every poll of the task (the first one calls `f`) runs inside the
-        // scopes open where it was submitted.
-        let run = AssertUnwindSafe(async move { f(args).await }).catch_unwind();
-        let mut run = std::pin::pin!(run);
-        let out = std::future::poll_fn(|cx| scopes.enter(|| run.as_mut().poll(cx))).await;
+        // scopes open where it was submitted. The task's future is dropped
+        // at the end of this block.
+        let out = {
+            let run = AssertUnwindSafe(async move { f(args).await }).catch_unwind();
+            let mut run = std::pin::pin!(run);
+            std::future::poll_fn(|cx| scopes.enter(|| run.as_mut().poll(cx))).await
+        };
         // The task's future, and everything it held, is gone: end what
         // escaped it, and wait until the releases are applied.
         let state = &ender.0;
