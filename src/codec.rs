@@ -41,13 +41,44 @@ pub const FORMAT_VERSION: u8 = 1;
 /// The header length in bytes.
 pub const HEADER_LEN: usize = 13;
 
-/// What a value must be to live in a store: serializable, and shareable
-/// between threads because readers share one decoded value (`Arc<T>`).
+/// What a value must be to live in a store:
 ///
-/// Implemented for every type that qualifies.
-pub trait Storable: Serialize + DeserializeOwned + Send + Sync + 'static {}
+/// - `Serialize + DeserializeOwned`: it is encoded when it leaves the
+///   process (file and Redis stores, tickets, `put`);
+/// - `Clone`: copy-on-write copies it — the first `DerefMut` of a
+///   [`RefMutProxy`](crate::RefMutProxy) or a changed
+///   [`OwnedProxy`](crate::OwnedProxy), [`clone`](crate::clone) of an owner
+///   with local changes, [`Store::get`](crate::Store::get) of a value the
+///   store keeps as it is — with one `Clone::clone`, not a round trip
+///   through the serialized form. The clone should be a deep copy (as the
+///   derived `Clone` of plain data is): a type whose clones share state
+///   would see a writer's unpublished changes in the stored value;
+/// - `Send + Sync + 'static`: readers in every thread share one decoded
+///   value (`Arc<T>`).
+///
+/// Implemented for every type that qualifies: `#[derive(Clone, Serialize,
+/// Deserialize)]` on a type of your own. Types with interior mutability
+/// (`Cell`, `RefCell`, `Mutex`, atomics) are left out, by `Sync` or by
+/// `Clone`: a shared borrow never changes its value.
+///
+/// ```
+/// use borrowstore::{Store, mut_borrow};
+///
+/// #[derive(Clone, serde::Serialize, serde::Deserialize)]
+/// struct Scores {
+///     points: Vec<u32>,
+/// }
+///
+/// # fn main() -> Result<(), borrowstore::Error> {
+/// let store = Store::memory("doc-storable");
+/// let owner = store.owned_proxy(Scores { points: vec![3, 4] })?;
+/// let mut w = mut_borrow(&owner)?;
+/// w.points.push(5); // the first change clones the value
+/// # Ok(()) }
+/// ```
+pub trait Storable: Serialize + DeserializeOwned + Clone + Send + Sync + 'static {}
 
-impl<T: Serialize + DeserializeOwned + Send + Sync + 'static> Storable for T {}
+impl<T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static> Storable for T {}
 
 /// The type fingerprint of `T`: 64-bit FNV-1a of its type name.
 ///
@@ -137,8 +168,9 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
     Ok(value)
 }
 
-/// A deep copy of `value` through its serialized form; works for every
-/// [`Storable`] type, `Clone` or not.
+/// A copy of `value` made through its serialized form (an encode and a
+/// decode): what a process that decodes the value gets. Copy-on-write does
+/// not use it — it copies with `Clone`, which every [`Storable`] type is.
 pub fn deep_copy<T: Storable>(value: &T) -> Result<T> {
     let bytes = postcard::to_allocvec(value).map_err(Error::encode)?;
     postcard::from_bytes(&bytes).map_err(Error::decode)

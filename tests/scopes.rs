@@ -733,7 +733,7 @@ fn mixed_ownership_in_every_order(store: Store) {
 // ------------------------------------------------------------ the chain --
 
 /// One link of a chain: each object depends on (names) the previous one.
-#[derive(serde::Serialize, serde::Deserialize)]
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
 struct Link {
     id: u64,
     prev: Option<Key>,

@@ -728,8 +728,13 @@ proptest! {
                 check_redeem_refused(t.redeem())?;
             }
             if let Some(t) = check_ticket(&bytes, OwnerTicket::<Record>::from_bytes)? {
+                // Checked as `redeem` checks: the type and the kind first.
                 match t.cancel() {
-                    Err(Error::TicketRedeemed { .. }) => {}
+                    Err(
+                        Error::TicketRedeemed { .. }
+                        | Error::TypeMismatch { .. }
+                        | Error::Malformed { .. },
+                    ) => {}
                     Err(e) if is_store_error(&e) => {}
                     other => prop_assert!(false, "cancel of a forged ticket: {other:?}"),
                 }
@@ -752,18 +757,23 @@ proptest! {
         let name = format!("wp-gen-{name}");
         let config = StoreConfig { name: name.clone(), url: dir.url(&url) };
         let b = bases();
-        let base = [&b.owner_ticket, &b.borrow_ticket, &b.ticket_other_type][base];
-        let wire = forge_ticket(base, &config, key, id);
+        let base_wire = [&b.owner_ticket, &b.borrow_ticket, &b.ticket_other_type][base];
+        let wire = forge_ticket(base_wire, &config, key, id);
         forgetting_new_stores(std::slice::from_ref(&name), || -> Result<(), TestCaseError> {
             let t = OwnerTicket::<u64>::from_bytes(&wire).unwrap();
             prop_assert_eq!(t.key().as_u128(), key);
             prop_assert_eq!(t.to_bytes().unwrap(), wire.clone());
             check_redeem_refused(t.redeem())?;
             check_redeem_refused(BorrowTicket::<u64>::from_bytes(&wire).unwrap().redeem())?;
-            match OwnerTicket::<u64>::from_bytes(&wire).unwrap().cancel() {
-                Err(Error::TicketRedeemed { .. }) => {}
-                Err(e) if is_store_error(&e) => {}
-                other => prop_assert!(false, "cancel of a forged ticket: {other:?}"),
+            // `cancel` refuses what `redeem` refuses before asking the
+            // store: a borrow ticket's bytes (the wrong kind) and a ticket
+            // of another type; only an owner ticket of `u64` reaches it.
+            match (base, OwnerTicket::<u64>::from_bytes(&wire).unwrap().cancel()) {
+                (0, Err(Error::TicketRedeemed { .. })) => {}
+                (0, Err(e)) if is_store_error(&e) => {}
+                (1, Err(Error::Malformed { .. })) => {}
+                (2, Err(Error::TypeMismatch { .. })) => {}
+                (_, other) => prop_assert!(false, "cancel of a forged ticket: {other:?}"),
             }
             Ok(())
         })?;

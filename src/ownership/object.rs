@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::codec::{self, Storable};
+use crate::codec::Storable;
 use crate::connector::Entry;
 use crate::error::Result;
 use crate::key::Key;
@@ -192,7 +192,7 @@ pub(crate) fn publish_local<T: Storable>(
             // The connector dropped its copy with the error; ours is unique.
             match Arc::try_unwrap(shared) {
                 Ok(v) => *local = Some(v),
-                Err(s) => *local = codec::deep_copy(&*s).ok(),
+                Err(s) => *local = Some(T::clone(&s)),
             }
             Err(e)
         }

@@ -42,18 +42,26 @@ impl TicketWire {
         })
     }
 
-    /// Redeems store-side; returns the object and the claim it carried.
-    fn redeem<T>(&self, kind: ClaimKind) -> Result<(std::sync::Arc<Object>, Claim)> {
+    /// Checks that this is a ticket of `T` carrying a claim of `kind`,
+    /// before anything is asked of the store: [`Error::TypeMismatch`] or
+    /// [`Error::Malformed`] otherwise (`what`: "redeemed", "cancelled").
+    fn check<T>(&self, kind: ClaimKind, what: &str) -> Result<()> {
         codec::check_fingerprint::<T>(self.fingerprint, "a ticket of")?;
         if self.kind != kind {
             return Err(Error::malformed(
                 "ticket",
                 format_args!(
-                    "a ticket for a {:?} claim cannot be redeemed as a {kind:?}",
+                    "a ticket for a {:?} claim cannot be {what} as a {kind:?}",
                     self.kind
                 ),
             ));
         }
+        Ok(())
+    }
+
+    /// Redeems store-side; returns the object and the claim it carried.
+    fn redeem<T>(&self, kind: ClaimKind) -> Result<(std::sync::Arc<Object>, Claim)> {
+        self.check::<T>(kind, "redeemed")?;
         let store = Store::from_config(&self.store)?;
         let claim = store
             .connector()
@@ -61,17 +69,19 @@ impl TicketWire {
         Ok((Object::attach(store, self.key)?, claim))
     }
 
-    fn cancel(&self) -> Result<()> {
-        Store::from_config(&self.store)?.connector().cancel_ticket(
-            &self.key,
-            self.ticket,
-            self.kind,
-        )
+    /// Cancels store-side, after the same checks as [`redeem`](Self::redeem):
+    /// bytes read as the wrong type or kind of ticket consume nothing. The
+    /// connector checks the kind again against what it recorded.
+    fn cancel<T>(&self, kind: ClaimKind) -> Result<()> {
+        self.check::<T>(kind, "cancelled")?;
+        Store::from_config(&self.store)?
+            .connector()
+            .cancel_ticket(&self.key, self.ticket, kind)
     }
 }
 
 macro_rules! ticket_type {
-    ($(#[$doc:meta])* $name:ident, $what:literal) => {
+    ($(#[$doc:meta])* $name:ident, $what:literal, $kind:expr) => {
         $(#[$doc])*
         #[derive(Serialize, Deserialize)]
         #[serde(bound = "")]
@@ -104,9 +114,18 @@ macro_rules! ticket_type {
 
             /// Gives the claim back without redeeming: the ticket can no
             /// longer be redeemed, and the claim ends as if its handle had
-            /// been dropped. [`Error::TicketRedeemed`] if it was redeemed.
+            /// been dropped.
+            ///
+            /// # Errors
+            ///
+            /// [`Error::TicketRedeemed`] if it was redeemed or cancelled
+            /// already. Bytes of a ticket for another type of value
+            /// ([`Error::TypeMismatch`]) or of the other kind of ticket
+            /// ([`Error::Malformed`]) are refused as `redeem` refuses them,
+            /// with nothing consumed: the ticket stays redeemable as what
+            /// it is.
             pub fn cancel(self) -> Result<()> {
-                self.wire.cancel()
+                self.wire.cancel::<T>($kind)
             }
         }
 
@@ -138,13 +157,15 @@ ticket_type!(
     /// # Ok(()) }
     /// ```
     OwnerTicket,
-    "owner ticket"
+    "owner ticket",
+    ClaimKind::Owner
 );
 
 ticket_type!(
     /// A shared borrow in flight between processes: serializable, redeemable once.
     BorrowTicket,
-    "borrow ticket"
+    "borrow ticket",
+    ClaimKind::Reader
 );
 
 impl<T: Storable> OwnerTicket<T> {

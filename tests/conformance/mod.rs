@@ -91,6 +91,10 @@ macro_rules! conformance_suite {
             readers_share_one_value_of_an_owned_proxy,
             readers_share_one_decoded_value_of_an_adopted_blob,
             flush_is_ok_and_releases_are_applied,
+            ticket_cancelled_as_wrong_type_is_type_mismatch_and_consumes_nothing,
+            ticket_cancelled_as_wrong_kind_is_malformed_and_consumes_nothing,
+            reborrow_is_a_reader_of_its_own,
+            reborrow_handed_to_a_task_ends_with_it,
         ;
             evict_refused_while_read,
             damaged_blob_truncated_is_decode_error,
@@ -1581,6 +1585,169 @@ pub fn flush_is_ok_and_releases_are_applied(store: Store) {
     assert_stored(&store, &key);
     drop(r);
     store.flush().unwrap();
+    assert_evicted(&store, &key);
+    assert_empty(&store);
+}
+
+// ------------------------------------------------- cancelling as the wrong type
+
+/// Ticket bytes read as a ticket of another value type are refused by
+/// `cancel` as by `redeem`: [`Error::TypeMismatch`], nothing consumed, the
+/// ticket still redeemable as what it is.
+pub fn ticket_cancelled_as_wrong_type_is_type_mismatch_and_consumes_nothing(store: Store) {
+    let owner = store.owned_proxy(vec![1u64]).unwrap();
+    let key = *OwnedProxy::key(&owner);
+    let bytes = OwnedProxy::into_ticket(owner).unwrap().to_bytes().unwrap();
+    assert_err!(
+        OwnerTicket::<String>::from_bytes(&bytes).unwrap().cancel(),
+        Error::TypeMismatch { .. }
+    );
+    assert_stored(&store, &key);
+    assert_idle_owned(state(&store, &key));
+    let owner = OwnerTicket::<V>::from_bytes(&bytes)
+        .unwrap()
+        .redeem()
+        .expect("the owner ticket must still be redeemable");
+    assert_eq!(*owner, vec![1]);
+
+    let r_bytes = RefProxy::into_ticket(borrow(&owner).unwrap())
+        .unwrap()
+        .to_bytes()
+        .unwrap();
+    assert_err!(
+        BorrowTicket::<u32>::from_bytes(&r_bytes).unwrap().cancel(),
+        Error::TypeMismatch { .. }
+    );
+    assert_eq!(state(&store, &key).readers, 1);
+    let r = BorrowTicket::<V>::from_bytes(&r_bytes)
+        .unwrap()
+        .redeem()
+        .expect("the borrow ticket must still be redeemable");
+    assert_eq!(*r, vec![1]);
+    drop(r);
+    assert_idle_owned(state(&store, &key));
+    drop(owner);
+    assert_evicted(&store, &key);
+    assert_empty(&store);
+}
+
+/// The bytes of a borrow ticket read as an owner ticket of the same type
+/// (or the other way round) are refused by `cancel` as by `redeem`:
+/// [`Error::Malformed`], nothing consumed, the ticket still redeemable as
+/// what it is.
+pub fn ticket_cancelled_as_wrong_kind_is_malformed_and_consumes_nothing(store: Store) {
+    let owner = store.owned_proxy(vec![2u64]).unwrap();
+    let key = *OwnedProxy::key(&owner);
+    let r_bytes = RefProxy::into_ticket(borrow(&owner).unwrap())
+        .unwrap()
+        .to_bytes()
+        .unwrap();
+    assert_err!(
+        OwnerTicket::<V>::from_bytes(&r_bytes).unwrap().cancel(),
+        Error::Malformed { .. }
+    );
+    assert_eq!(state(&store, &key).readers, 1);
+    assert!(state(&store, &key).owner);
+    let r = BorrowTicket::<V>::from_bytes(&r_bytes)
+        .unwrap()
+        .redeem()
+        .expect("the borrow ticket must still be redeemable");
+    drop(r);
+    assert_idle_owned(state(&store, &key));
+
+    let bytes = OwnedProxy::into_ticket(owner).unwrap().to_bytes().unwrap();
+    assert_err!(
+        BorrowTicket::<V>::from_bytes(&bytes).unwrap().cancel(),
+        Error::Malformed { .. }
+    );
+    assert_stored(&store, &key);
+    assert_idle_owned(state(&store, &key));
+    let owner = OwnerTicket::<V>::from_bytes(&bytes)
+        .unwrap()
+        .redeem()
+        .expect("the owner ticket must still be redeemable");
+    assert_eq!(*owner, vec![2]);
+    drop(owner);
+    assert_evicted(&store, &key);
+    assert_empty(&store);
+}
+
+// ------------------------------------------------------------ reborrow
+
+/// `RefProxy::reborrow` takes a new reader claim of its own: two reborrows
+/// and the original are three readers, each released by its own drop, in
+/// any order.
+pub fn reborrow_is_a_reader_of_its_own(store: Store) {
+    let owner = store.owned_proxy(vec![1u64, 2, 3]).unwrap();
+    let key = *OwnedProxy::key(&owner);
+    let r = borrow(&owner).unwrap();
+    let a = RefProxy::reborrow(&r).unwrap();
+    let b = RefProxy::reborrow(&a).unwrap();
+    assert_eq!(RefProxy::key(&b), &key);
+    assert_eq!(state(&store, &key).readers, 3);
+    assert_err!(mut_borrow(&owner), Error::AlreadyBorrowed { .. });
+
+    drop(r);
+    store.flush().unwrap();
+    assert_eq!(state(&store, &key).readers, 2);
+    assert_eq!(*a, vec![1, 2, 3]);
+    drop(b);
+    store.flush().unwrap();
+    assert_eq!(state(&store, &key).readers, 1);
+    assert_eq!(a.len(), 3);
+
+    // The owner goes while a reborrow is held: eviction waits for it.
+    drop(owner);
+    let c = RefProxy::reborrow(&a).unwrap();
+    drop(a);
+    store.flush().unwrap();
+    assert_eq!(state(&store, &key).readers, 1);
+    assert_eq!(c.len(), 3);
+    drop(c);
+    store.flush().unwrap();
+    assert_evicted(&store, &key);
+    assert_empty(&store);
+}
+
+/// A reborrow handed to `submit` ends with its task; the original lives
+/// on. A task can hand reborrows of its own borrow to sub-tasks. A borrow
+/// whose task has ended it cannot be reborrowed ([`Error::ClaimLost`]).
+pub fn reborrow_handed_to_a_task_ends_with_it(store: Store) {
+    use borrowstore::submit::{StdThreads, submit_blocking};
+
+    let owner = store.owned_proxy(vec![1u64, 2]).unwrap();
+    let key = *OwnedProxy::key(&owner);
+    let r = borrow(&owner).unwrap();
+    let n = submit_blocking(&StdThreads, RefProxy::reborrow(&r).unwrap(), |s| s.len())
+        .join()
+        .unwrap();
+    assert_eq!(n, 2);
+    assert_eq!(state(&store, &key).readers, 1);
+    assert_eq!(*r, vec![1, 2]);
+
+    // A task holding a borrow hands reborrows to its sub-tasks.
+    let total = submit_blocking(&StdThreads, r, |r| {
+        let subs: Vec<_> = (0..2)
+            .map(|_| {
+                let s = RefProxy::reborrow(&r).unwrap();
+                submit_blocking(&StdThreads, s, |s| s.iter().sum::<u64>())
+            })
+            .collect();
+        subs.into_iter().map(|h| h.join().unwrap()).sum::<u64>()
+    })
+    .join()
+    .unwrap();
+    assert_eq!(total, 6);
+    assert_idle_owned(state(&store, &key));
+
+    // A borrow that escaped its task has been ended: no reborrow of it.
+    let escaped = submit_blocking(&StdThreads, borrow(&owner).unwrap(), |r| r)
+        .join()
+        .unwrap();
+    assert_err!(RefProxy::reborrow(&escaped), Error::ClaimLost { .. });
+    drop(escaped);
+    assert_idle_owned(state(&store, &key));
+    drop(owner);
     assert_evicted(&store, &key);
     assert_empty(&store);
 }
