@@ -91,7 +91,9 @@ pub trait Entry: Send + Sync {
 /// Every state operation must be atomic with respect to every other
 /// operation on the same key, in every process that shares the store, and
 /// must apply exactly the transitions of [`State::apply`]. The conformance
-/// suite in `tests/` checks an implementation against these rules.
+/// suite of the `borrowstore-testkit` crate (`testkit/` in the repository)
+/// checks an implementation against these rules, in one line:
+/// `borrowstore_testkit::conformance_suite!(my_fixture());`.
 ///
 /// [`flush_async`](Connector::flush_async) defaults to calling
 /// [`flush`](Connector::flush); network connectors override it.

@@ -97,6 +97,30 @@
 //! `Arc<T>`: readers share it, nothing is serialized. Values put by
 //! reference ([`Store::put`](crate::Store::put)) are encoded (that is the
 //! copy), and decoded once per version into the store's cache.
+//!
+//! ## Tests
+//!
+//! Unit tests sit next to the code, integration tests in `tests/`, one
+//! binary per file. What several of them share is the workspace crate
+//! `borrowstore-testkit` (`testkit/`, a dev-dependency):
+//!
+//! - the connector conformance suite (`testkit/src/conformance/`, a file per
+//!   topic), every check a `pub fn` taking a fresh store, and the
+//!   `conformance_suite!` macro that makes them `#[test]`s for one
+//!   connector — `tests/memory_store.rs`, `tests/file_store.rs` and
+//!   `tests/redis_store.rs` are one call each, and a connector from outside
+//!   the crate is checked the same way (`testkit/tests/custom_connector.rs`);
+//! - the fixtures: unique names, fresh memory / file / Redis stores of a
+//!   test binary's `Suite` (file stores under cargo's per-target temp dir)
+//!   and `on_every_store!`, which runs checks on all three; the
+//!   `redis-server` harness (a real server on a free loopback port per
+//!   test); probes of what a store holds; bounded waits; `assert_err!`;
+//! - child processes (`testkit/src/process/`): a test binary re-executes
+//!   itself as a child, which runs the binary's `child_entry` test (declared
+//!   with `child_entry!`, the one piece that has to live in the binary) and
+//!   obeys commands on stdin; the cross-process scenarios that
+//!   `tests/cross_process.rs` runs on file and Redis stores drive such
+//!   children.
 
 // Without the `redis` feature the Redis links above have nothing to point at.
 #![cfg_attr(not(feature = "redis"), allow(rustdoc::broken_intra_doc_links))]

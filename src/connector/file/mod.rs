@@ -46,7 +46,7 @@ const LEDGER_MAGIC: &[u8; 4] = b"BSL1";
 /// (its URL, when the store is not named by it), the operation and the path,
 /// with the OS error last: `store "file:///data" failed: creating directory
 /// /data/objects: Permission denied (os error 13)`. Its source is an
-/// [`io::Error`] of the OS error's kind.
+/// [`std::io::Error`] of the OS error's kind.
 pub struct FileConnector {
     inner: Arc<Inner>,
 }
