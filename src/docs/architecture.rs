@@ -31,6 +31,11 @@
 //!    [`Store::inspect`](crate::Store::inspect) ([`ObjectInfo`](crate::ObjectInfo))
 //!    and [`Store::keys`](crate::Store::keys), and the store alone decides
 //!    whether an object's operations go through its entry or the keyed calls.
+//!    `src/store/`: the handle and its builder (`mod.rs`), encoding and
+//!    resolving through the cache (`resolve.rs`, `cache.rs`), the
+//!    entry-or-keyed dispatch (`target.rs`), what inspection reports
+//!    (`info.rs`), flushing several stores (`flush.rs`), URLs (`config.rs`),
+//!    the registry (`registry.rs`) and the manager hook (`manager.rs`).
 //! 6. `proxy` — [`Proxy<T>`](crate::Proxy): lazy, plain, serializable.
 //! 7. `ownership` — [`OwnedProxy`](crate::OwnedProxy),
 //!    [`RefProxy`](crate::RefProxy), [`RefMutProxy`](crate::RefMutProxy), the
@@ -66,6 +71,8 @@
 //!   [`Ledger`](crate::state::Ledger) file and versioned value files per
 //!   object; transitions under a shard lock (a `std` mutex plus
 //!   `File::lock`), every write a rename of a finished file.
+//!   `src/connector/file/`: the connector (`mod.rs`) and how a failed I/O
+//!   call names the store, the operation and the path (`site.rs`).
 //! - [`RedisConnector`](crate::connector::RedisConnector), behind the
 //!   default-on `redis` feature: one Lua script per transition (one round
 //!   trip; idempotent by claim id or token), on the connector's own I/O
@@ -101,7 +108,11 @@
 //! ## Tests
 //!
 //! Unit tests sit next to the code, integration tests in `tests/`, one
-//! binary per file. What several of them share is the workspace crate
+//! binary per file. `tests/layout.rs` holds the layout to its rules: the
+//! loom cfg is named only under `src/sync/` (which also holds the loom
+//! models that need crate-private items, `models.rs`), no file of `src/` is
+//! over 600 lines, and no two files of `src/` import each other, directly
+//! or through others (`error.rs` and `key.rs` aside). What several of them share is the workspace crate
 //! `borrowstore-testkit` (`testkit/`, a dev-dependency):
 //!
 //! - the connector conformance suite (`testkit/src/conformance/`, a file per
