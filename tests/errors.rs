@@ -1,0 +1,105 @@
+//! Errors a user can act on, on the memory, file and Redis stores:
+//!
+//! - a value, a ticket or a proxy read back as another type names the type
+//!   that was stored, not only its fingerprint;
+
+mod redis_server;
+mod store_probe;
+
+use store_probe::*;
+
+/// Names this suite's stores and directories.
+const SUITE: &str = "errors";
+
+use std::any::type_name;
+
+use borrowstore::{BorrowTicket, Error, OwnedProxy, OwnerTicket, Proxy, RefProxy, Store, borrow};
+
+on_every_store!(
+    get_as_another_type_names_the_stored_type,
+    resolve_as_another_type_names_the_stored_type,
+    owner_ticket_of_another_type_names_the_stored_type,
+    borrow_ticket_of_another_type_names_the_stored_type,
+    proxy_of_another_type_names_the_stored_type,
+);
+
+/// `result` is a `TypeMismatch` expecting `String` and finding `Vec<u64>`.
+#[track_caller]
+fn assert_names_vec<T: std::fmt::Debug>(result: Result<T, Error>) {
+    match result {
+        Err(Error::TypeMismatch { expected, found }) => {
+            assert_eq!(expected, type_name::<String>());
+            assert_eq!(found, type_name::<Vec<u64>>());
+            assert_eq!(found, "alloc::vec::Vec<u64>");
+        }
+        other => panic!("expected a type mismatch, got {other:?}"),
+    }
+}
+
+// ------------------------------------------------------------ type names --
+
+fn get_as_another_type_names_the_stored_type(store: Store) {
+    let key = store.put(&vec![1u64, 2, 3]).unwrap();
+    assert_names_vec(store.get::<String>(&key));
+    let err = store.get::<String>(&key).unwrap_err().to_string();
+    assert_eq!(
+        err,
+        "type mismatch: expected alloc::string::String, found alloc::vec::Vec<u64>"
+    );
+    // nothing was consumed: the value still reads as what it is
+    assert_eq!(store.get::<Vec<u64>>(&key).unwrap(), Some(vec![1, 2, 3]));
+    assert!(store.evict(&key).unwrap());
+}
+
+fn resolve_as_another_type_names_the_stored_type(store: Store) {
+    let p = store.proxy(vec![4u64, 5]).unwrap();
+    let key = *Proxy::key(&p);
+    assert_names_vec(Proxy::resolve(&store.proxy_from_key::<String>(key)));
+    // through a borrow of an owner of the wrong type: the borrow is taken,
+    // its resolve names the type
+    let owner = borrowstore::into_owned(store.proxy_from_key::<String>(key)).unwrap();
+    let r = borrow(&owner).unwrap();
+    assert_names_vec(RefProxy::resolve(&r));
+    drop(r);
+    drop(owner);
+    assert!(!exists(&store, &key));
+}
+
+fn owner_ticket_of_another_type_names_the_stored_type(store: Store) {
+    let owner = store.owned_proxy(vec![1u64, 2]).unwrap();
+    let key = *OwnedProxy::key(&owner);
+    let bytes = OwnedProxy::into_ticket(owner).unwrap().to_bytes().unwrap();
+    let wrong = OwnerTicket::<String>::from_bytes(&bytes).unwrap();
+    assert_names_vec(wrong.redeem());
+    // the refused redeem did not consume the ticket
+    let owner = OwnerTicket::<Vec<u64>>::from_bytes(&bytes)
+        .unwrap()
+        .redeem()
+        .unwrap();
+    assert_eq!(*owner, vec![1, 2]);
+    drop(owner);
+    assert!(!exists(&store, &key));
+}
+
+fn borrow_ticket_of_another_type_names_the_stored_type(store: Store) {
+    let owner = store.owned_proxy(vec![3u64]).unwrap();
+    let bytes = RefProxy::into_ticket(borrow(&owner).unwrap())
+        .unwrap()
+        .to_bytes()
+        .unwrap();
+    let wrong = BorrowTicket::<String>::from_bytes(&bytes).unwrap();
+    assert_names_vec(wrong.redeem());
+    let r = BorrowTicket::<Vec<u64>>::from_bytes(&bytes)
+        .unwrap()
+        .redeem()
+        .unwrap();
+    assert_eq!(*r, vec![3]);
+}
+
+fn proxy_of_another_type_names_the_stored_type(store: Store) {
+    let p = store.proxy(vec![6u64]).unwrap();
+    let bytes = Proxy::to_bytes(&p).unwrap();
+    assert_names_vec(Proxy::<String>::from_bytes(&bytes));
+    assert_eq!(*Proxy::<Vec<u64>>::from_bytes(&bytes).unwrap(), vec![6]);
+    assert!(store.evict(Proxy::key(&p)).unwrap());
+}
