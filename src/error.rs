@@ -52,7 +52,10 @@ pub enum Error {
     TypeMismatch {
         /// The type asked for.
         expected: &'static str,
-        /// What is stored (a type name, or a fingerprint when the name is unknown).
+        /// What is stored: the type name recorded with the value, ticket or
+        /// proxy (cut to [`codec::MAX_TYPE_NAME`](crate::codec::MAX_TYPE_NAME)
+        /// bytes, marked `…`), or a type fingerprint where no name goes with
+        /// it (damaged bytes, or a form that records none).
         found: String,
     },
     /// Stored bytes could not be decoded (damaged, truncated or of another format).
