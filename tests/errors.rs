@@ -2,6 +2,8 @@
 //!
 //! - a value, a ticket or a proxy read back as another type names the type
 //!   that was stored, not only its fingerprint;
+//! - a refused borrow, eviction or update says which operation was refused
+//!   and what holds the object (how many readers, or a writer).
 
 mod redis_server;
 mod store_probe;
@@ -13,7 +15,10 @@ const SUITE: &str = "errors";
 
 use std::any::type_name;
 
-use borrowstore::{BorrowTicket, Error, OwnedProxy, OwnerTicket, Proxy, RefProxy, Store, borrow};
+use borrowstore::{
+    BorrowTicket, Error, OwnedProxy, OwnerTicket, Proxy, RefProxy, Store, borrow, mut_borrow,
+    update,
+};
 
 on_every_store!(
     get_as_another_type_names_the_stored_type,
@@ -21,6 +26,11 @@ on_every_store!(
     owner_ticket_of_another_type_names_the_stored_type,
     borrow_ticket_of_another_type_names_the_stored_type,
     proxy_of_another_type_names_the_stored_type,
+    mut_borrow_refused_by_readers_says_how_many,
+    mut_borrow_refused_by_a_writer_says_so,
+    borrow_refused_by_a_writer_says_so,
+    evict_refused_says_what_holds_the_object,
+    update_refused_by_readers_says_how_many,
 );
 
 /// `result` is a `TypeMismatch` expecting `String` and finding `Vec<u64>`.
@@ -102,4 +112,106 @@ fn proxy_of_another_type_names_the_stored_type(store: Store) {
     assert_names_vec(Proxy::<String>::from_bytes(&bytes));
     assert_eq!(*Proxy::<Vec<u64>>::from_bytes(&bytes).unwrap(), vec![6]);
     assert!(store.evict(Proxy::key(&p)).unwrap());
+}
+
+// -------------------------------------------------------------- refusals --
+
+/// `result` is refused with `AlreadyBorrowed` reading `message`.
+#[track_caller]
+fn assert_borrowed<T: std::fmt::Debug>(result: Result<T, Error>, message: &str) {
+    match result {
+        Err(e @ Error::AlreadyBorrowed { .. }) => assert_eq!(e.to_string(), message),
+        other => panic!("expected AlreadyBorrowed ({message}), got {other:?}"),
+    }
+}
+
+/// `result` is refused with `AlreadyMutablyBorrowed` reading `message`.
+#[track_caller]
+fn assert_mutably_borrowed<T: std::fmt::Debug>(result: Result<T, Error>, message: &str) {
+    match result {
+        Err(e @ Error::AlreadyMutablyBorrowed { .. }) => assert_eq!(e.to_string(), message),
+        other => panic!("expected AlreadyMutablyBorrowed ({message}), got {other:?}"),
+    }
+}
+
+fn mut_borrow_refused_by_readers_says_how_many(store: Store) {
+    let owner = store.owned_proxy(vec![1u64]).unwrap();
+    let key = *OwnedProxy::key(&owner);
+    let mut readers = vec![borrow(&owner).unwrap()];
+    assert_borrowed(
+        mut_borrow(&owner),
+        &format!("cannot mut_borrow object {key}: 1 reader holds it"),
+    );
+    readers.push(borrow(&owner).unwrap());
+    readers.push(borrow(&owner).unwrap());
+    assert_borrowed(
+        mut_borrow(&owner),
+        &format!("cannot mut_borrow object {key}: 3 readers hold it"),
+    );
+    drop(readers);
+    store.flush().unwrap();
+    drop(mut_borrow(&owner).unwrap());
+}
+
+fn mut_borrow_refused_by_a_writer_says_so(store: Store) {
+    let owner = store.owned_proxy(vec![1u64]).unwrap();
+    let key = *OwnedProxy::key(&owner);
+    let w = mut_borrow(&owner).unwrap();
+    assert_borrowed(
+        mut_borrow(&owner),
+        &format!("cannot mut_borrow object {key}: a writer holds it"),
+    );
+    drop(w);
+}
+
+fn borrow_refused_by_a_writer_says_so(store: Store) {
+    let owner = store.owned_proxy(vec![1u64]).unwrap();
+    let key = *OwnedProxy::key(&owner);
+    let w = mut_borrow(&owner).unwrap();
+    assert_mutably_borrowed(
+        borrow(&owner),
+        &format!("cannot borrow object {key}: a writer holds it"),
+    );
+    drop(w);
+    store.flush().unwrap();
+    drop(borrow(&owner).unwrap());
+}
+
+fn evict_refused_says_what_holds_the_object(store: Store) {
+    let owner = store.owned_proxy(vec![1u64]).unwrap();
+    let key = *OwnedProxy::key(&owner);
+    let w = mut_borrow(&owner).unwrap();
+    assert_borrowed(
+        store.evict(&key),
+        &format!("cannot evict object {key}: a writer holds it"),
+    );
+    drop(w);
+    store.flush().unwrap();
+    // a borrow ticket in flight is a reader too
+    let ticket = RefProxy::into_ticket(borrow(&owner).unwrap()).unwrap();
+    assert_borrowed(
+        store.evict(&key),
+        &format!("cannot evict object {key}: 1 reader holds it"),
+    );
+    ticket.cancel().unwrap();
+    store.flush().unwrap();
+    assert!(store.evict(&key).unwrap());
+    drop(owner);
+}
+
+fn update_refused_by_readers_says_how_many(store: Store) {
+    let mut owner = store.owned_proxy(vec![1u64]).unwrap();
+    let key = *OwnedProxy::key(&owner);
+    owner.push(2);
+    let r1 = borrow(&owner).unwrap();
+    let r2 = borrow(&owner).unwrap();
+    assert_borrowed(
+        update(&mut owner),
+        &format!("cannot update object {key}: 2 readers hold it"),
+    );
+    drop((r1, r2));
+    store.flush().unwrap();
+    // the refused update kept the local change
+    update(&mut owner).unwrap();
+    assert_eq!(*borrow(&owner).unwrap(), vec![1, 2]);
 }
