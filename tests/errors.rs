@@ -16,8 +16,8 @@ const SUITE: &str = "errors";
 use std::any::type_name;
 
 use borrowstore::{
-    BorrowTicket, Error, OwnedProxy, OwnerTicket, Proxy, RefProxy, Store, borrow, mut_borrow,
-    update,
+    BorrowTicket, Borrows, Error, Key, OwnedProxy, OwnerTicket, Proxy, RefProxy, Store, borrow,
+    mut_borrow, update,
 };
 
 on_every_store!(
@@ -116,20 +116,64 @@ fn proxy_of_another_type_names_the_stored_type(store: Store) {
 
 // -------------------------------------------------------------- refusals --
 
-/// `result` is refused with `AlreadyBorrowed` reading `message`.
+/// `readers` readers, or (`None`) the writer.
+fn held_by(readers: Option<u32>) -> Borrows {
+    match readers {
+        Some(readers) => Borrows {
+            readers,
+            writer: false,
+        },
+        None => Borrows {
+            readers: 0,
+            writer: true,
+        },
+    }
+}
+
+/// `result` is `op` on `key` refused with `AlreadyBorrowed`, reporting
+/// `readers` readers (or, `None`, the writer), and reading `message`.
 #[track_caller]
-fn assert_borrowed<T: std::fmt::Debug>(result: Result<T, Error>, message: &str) {
+fn assert_borrowed<T: std::fmt::Debug>(
+    result: Result<T, Error>,
+    (key, op, readers): (Key, &str, Option<u32>),
+    message: &str,
+) {
     match result {
-        Err(e @ Error::AlreadyBorrowed { .. }) => assert_eq!(e.to_string(), message),
+        Err(e @ Error::AlreadyBorrowed { .. }) => {
+            assert_eq!(e.to_string(), message);
+            let Error::AlreadyBorrowed {
+                key: k,
+                op: o,
+                borrows,
+                ..
+            } = e
+            else {
+                unreachable!()
+            };
+            assert_eq!((k, o, borrows), (key, op, held_by(readers)));
+        }
         other => panic!("expected AlreadyBorrowed ({message}), got {other:?}"),
     }
 }
 
-/// `result` is refused with `AlreadyMutablyBorrowed` reading `message`.
+/// `result` is a borrow of `key` refused with `AlreadyMutablyBorrowed`,
+/// reporting the writer, and reading `message`.
 #[track_caller]
-fn assert_mutably_borrowed<T: std::fmt::Debug>(result: Result<T, Error>, message: &str) {
+fn assert_mutably_borrowed<T: std::fmt::Debug>(result: Result<T, Error>, key: Key, message: &str) {
     match result {
-        Err(e @ Error::AlreadyMutablyBorrowed { .. }) => assert_eq!(e.to_string(), message),
+        Err(e @ Error::AlreadyMutablyBorrowed { .. }) => {
+            assert_eq!(e.to_string(), message);
+            let Error::AlreadyMutablyBorrowed {
+                key: k,
+                op,
+                borrows,
+                ..
+            } = e
+            else {
+                unreachable!()
+            };
+            assert_eq!((k, op, borrows), (key, "borrow", held_by(None)));
+        }
         other => panic!("expected AlreadyMutablyBorrowed ({message}), got {other:?}"),
     }
 }
@@ -140,12 +184,14 @@ fn mut_borrow_refused_by_readers_says_how_many(store: Store) {
     let mut readers = vec![borrow(&owner).unwrap()];
     assert_borrowed(
         mut_borrow(&owner),
+        (key, "mut_borrow", Some(1)),
         &format!("cannot mut_borrow object {key}: 1 reader holds it"),
     );
     readers.push(borrow(&owner).unwrap());
     readers.push(borrow(&owner).unwrap());
     assert_borrowed(
         mut_borrow(&owner),
+        (key, "mut_borrow", Some(3)),
         &format!("cannot mut_borrow object {key}: 3 readers hold it"),
     );
     drop(readers);
@@ -159,6 +205,7 @@ fn mut_borrow_refused_by_a_writer_says_so(store: Store) {
     let w = mut_borrow(&owner).unwrap();
     assert_borrowed(
         mut_borrow(&owner),
+        (key, "mut_borrow", None),
         &format!("cannot mut_borrow object {key}: a writer holds it"),
     );
     drop(w);
@@ -170,6 +217,7 @@ fn borrow_refused_by_a_writer_says_so(store: Store) {
     let w = mut_borrow(&owner).unwrap();
     assert_mutably_borrowed(
         borrow(&owner),
+        key,
         &format!("cannot borrow object {key}: a writer holds it"),
     );
     drop(w);
@@ -183,6 +231,7 @@ fn evict_refused_says_what_holds_the_object(store: Store) {
     let w = mut_borrow(&owner).unwrap();
     assert_borrowed(
         store.evict(&key),
+        (key, "evict", None),
         &format!("cannot evict object {key}: a writer holds it"),
     );
     drop(w);
@@ -191,6 +240,7 @@ fn evict_refused_says_what_holds_the_object(store: Store) {
     let ticket = RefProxy::into_ticket(borrow(&owner).unwrap()).unwrap();
     assert_borrowed(
         store.evict(&key),
+        (key, "evict", Some(1)),
         &format!("cannot evict object {key}: 1 reader holds it"),
     );
     ticket.cancel().unwrap();
@@ -207,6 +257,7 @@ fn update_refused_by_readers_says_how_many(store: Store) {
     let r2 = borrow(&owner).unwrap();
     assert_borrowed(
         update(&mut owner),
+        (key, "update", Some(2)),
         &format!("cannot update object {key}: 2 readers hold it"),
     );
     drop((r1, r2));

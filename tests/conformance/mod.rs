@@ -319,13 +319,13 @@ pub fn readers_refuse_a_writer(store: Store) {
     let key = *OwnedProxy::key(&owner);
     let r1 = borrow(&owner).unwrap();
     let r2 = borrow(&owner).unwrap();
-    assert_err!(mut_borrow(&owner), Error::AlreadyBorrowed { key: k } if k == key);
+    assert_err!(mut_borrow(&owner), Error::AlreadyBorrowed { key: k, .. } if k == key);
     // the refusal left no trace
     let s = state(&store, &key);
     assert_eq!(s.readers, 2);
     assert!(!s.writer && s.owner);
     drop(r1);
-    assert_err!(mut_borrow(&owner), Error::AlreadyBorrowed { key: k } if k == key);
+    assert_err!(mut_borrow(&owner), Error::AlreadyBorrowed { key: k, .. } if k == key);
     assert_eq!(state(&store, &key).readers, 1);
     drop(r2);
     let w = mut_borrow(&owner).unwrap();
@@ -341,8 +341,8 @@ pub fn a_writer_refuses_readers_and_a_second_writer(store: Store) {
     let owner = store.owned_proxy(vec![1u64]).unwrap();
     let key = *OwnedProxy::key(&owner);
     let w = mut_borrow(&owner).unwrap();
-    assert_err!(borrow(&owner), Error::AlreadyMutablyBorrowed { key: k } if k == key);
-    assert_err!(mut_borrow(&owner), Error::AlreadyBorrowed { key: k } if k == key);
+    assert_err!(borrow(&owner), Error::AlreadyMutablyBorrowed { key: k, .. } if k == key);
+    assert_err!(mut_borrow(&owner), Error::AlreadyBorrowed { key: k, .. } if k == key);
     let s = state(&store, &key);
     assert!(s.writer && s.readers == 0 && s.owner, "{s:?}");
     drop(w);
@@ -448,10 +448,10 @@ pub fn update_of_owner_refused_while_borrowed_keeps_local_changes(store: Store) 
 
     // refused even with nothing to publish
     let r = borrow(&owner).unwrap();
-    assert_err!(update(&mut owner), Error::AlreadyBorrowed { key: k } if k == key);
+    assert_err!(update(&mut owner), Error::AlreadyBorrowed { key: k, .. } if k == key);
 
     owner.push(2);
-    assert_err!(update(&mut owner), Error::AlreadyBorrowed { key: k } if k == key);
+    assert_err!(update(&mut owner), Error::AlreadyBorrowed { key: k, .. } if k == key);
     assert!(OwnedProxy::is_modified(&owner));
     assert_eq!(*owner, vec![1, 2]);
     assert_eq!(store.get::<V>(&key).unwrap(), Some(vec![1]));
@@ -462,7 +462,7 @@ pub fn update_of_owner_refused_while_borrowed_keeps_local_changes(store: Store) 
     drop(r);
 
     let w = mut_borrow(&owner).unwrap();
-    assert_err!(update(&mut owner), Error::AlreadyBorrowed { key: k } if k == key);
+    assert_err!(update(&mut owner), Error::AlreadyBorrowed { key: k, .. } if k == key);
     assert!(OwnedProxy::is_modified(&owner));
     assert_eq!(*owner, vec![1, 2]);
     let s = state(&store, &key);
@@ -730,8 +730,8 @@ pub fn evict_refused_while_read(f: Fixture) {
     let owner = store.owned_proxy(vec![1u64]).unwrap();
     let key = *OwnedProxy::key(&owner);
     let r = borrow(&owner).unwrap();
-    assert_err!(store.evict(&key), Error::AlreadyBorrowed { key: k } if k == key);
-    assert_err!(connector.evict(&key), Error::AlreadyBorrowed { key: k } if k == key);
+    assert_err!(store.evict(&key), Error::AlreadyBorrowed { key: k, .. } if k == key);
+    assert_err!(connector.evict(&key), Error::AlreadyBorrowed { key: k, .. } if k == key);
     assert_stored(&store, &key);
     assert_eq!(state(&store, &key).readers, 1);
     assert_eq!(RefProxy::resolve(&r).unwrap(), &vec![1]);
@@ -747,7 +747,7 @@ pub fn evict_refused_while_written(store: Store) {
     let owner = store.owned_proxy(vec![1u64]).unwrap();
     let key = *OwnedProxy::key(&owner);
     let mut w = mut_borrow(&owner).unwrap();
-    assert_err!(store.evict(&key), Error::AlreadyBorrowed { key: k } if k == key);
+    assert_err!(store.evict(&key), Error::AlreadyBorrowed { key: k, .. } if k == key);
     assert_stored(&store, &key);
     assert!(state(&store, &key).writer);
     w.push(2);
@@ -928,8 +928,8 @@ pub fn borrow_ticket_keeps_the_borrow_in_flight(store: Store) {
 
     // still borrowed store-side
     assert_eq!(state(&store, &key).readers, 1);
-    assert_err!(mut_borrow(&owner), Error::AlreadyBorrowed { key: k } if k == key);
-    assert_err!(store.evict(&key), Error::AlreadyBorrowed { key: k } if k == key);
+    assert_err!(mut_borrow(&owner), Error::AlreadyBorrowed { key: k, .. } if k == key);
+    assert_err!(store.evict(&key), Error::AlreadyBorrowed { key: k, .. } if k == key);
     drop(owner);
     assert_stored(&store, &key);
     let s = state(&store, &key);
@@ -1307,7 +1307,7 @@ pub fn batch_forms(store: Store) {
     let r = borrow(&owner).unwrap();
     assert_err!(
         store.evict_batch(&[keys[1], ko]),
-        Error::AlreadyBorrowed { key: k } if k == ko
+        Error::AlreadyBorrowed { key: k, .. } if k == ko
     );
     assert_stored(&store, &ko);
     assert_eq!(state(&store, &ko).readers, 1);
