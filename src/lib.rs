@@ -52,7 +52,7 @@ pub mod submit;
 mod sync;
 
 pub use codec::Storable;
-pub use error::{Error, Result};
+pub use error::{Borrows, Error, Result};
 pub use key::{ClaimId, Key};
 pub use lifetime::{
     ContextLifetime, LeaseLifetime, Lifetime, ObjectRef, StaticExitGuard, StaticLifetime,

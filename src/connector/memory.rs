@@ -95,7 +95,7 @@ impl Slot {
         loop {
             let (next, effect) = State::from_bits(current)
                 .apply(op)
-                .map_err(|r| r.into_error(self.key, &self.store_name()))?;
+                .map_err(|r| r.into_error(op.name(), self.key, &self.store_name()))?;
             match self.state.compare_exchange_weak(
                 current,
                 next.to_bits(),
@@ -134,7 +134,7 @@ impl Slot {
             let next = match State::from_bits(current).apply(Op::Evict) {
                 Ok((next, _)) => next,
                 Err(crate::state::Refusal::Gone) => return Ok(None),
-                Err(r) => return Err(r.into_error(self.key, &self.store_name())),
+                Err(r) => return Err(r.into_error(Op::Evict.name(), self.key, &self.store_name())),
             };
             match self.state.compare_exchange_weak(
                 current,

@@ -10,8 +10,8 @@
 //!    loom `Mutex<HashMap>` under loom, so the loom models in `loom-tests/`
 //!    check the real code. The locks of state loom never models (file
 //!    locks, lease threads) are std's in both builds (`unmodeled.rs`).
-//! 2. [`codec`](crate::codec) — serde + postcard behind a 13-byte header
-//!    (magic, format version, type fingerprint).
+//! 2. [`codec`](crate::codec) — serde + postcard behind a small header
+//!    (magic, format version, type fingerprint, type name).
 //! 3. [`state`](crate::state) (`src/state/`) — the pure per-object state
 //!    machine (`machine.rs`: [`State`](crate::state::State) and
 //!    [`State::apply`](crate::state::State::apply) with the claims, ops,

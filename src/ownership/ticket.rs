@@ -1,6 +1,7 @@
 //! Tickets: moving an owner or a borrow to another process, exactly once
 //! ([`OwnedProxy::into_ticket`], [`RefProxy::into_ticket`]).
 
+use std::borrow::Cow;
 use std::fmt;
 use std::marker::PhantomData;
 
@@ -23,6 +24,8 @@ struct TicketWire {
     ticket: ClaimId,
     kind: ClaimKind,
     fingerprint: u64,
+    /// The type's name, only to report a mismatch: the fingerprint decides.
+    type_name: Cow<'static, str>,
 }
 
 impl TicketWire {
@@ -39,6 +42,7 @@ impl TicketWire {
             ticket,
             kind: claim.kind,
             fingerprint: codec::fingerprint::<T>(),
+            type_name: Cow::Borrowed(codec::recorded_type_name::<T>()),
         })
     }
 
@@ -46,7 +50,7 @@ impl TicketWire {
     /// before anything is asked of the store: [`Error::TypeMismatch`] or
     /// [`Error::Malformed`] otherwise (`what`: "redeemed", "cancelled").
     fn check<T>(&self, kind: ClaimKind, what: &str) -> Result<()> {
-        codec::check_fingerprint::<T>(self.fingerprint, "a ticket of")?;
+        codec::check_type::<T>(self.fingerprint, &self.type_name, "a ticket of")?;
         if self.kind != kind {
             return Err(Error::malformed(
                 "ticket",

@@ -403,7 +403,7 @@ impl Connector for FileConnector {
         let inner = &self.inner;
         match inner.with_ledger(key, |l| {
             l.apply(Op::Evict, NEVER)
-                .map_err(|r| r.into_error(*key, &inner.name))
+                .map_err(|r| r.into_error(Op::Evict.name(), *key, &inner.name))
         }) {
             Ok(_) => Ok(true),
             Err(Error::KeyNotFound { .. }) => Ok(false),
@@ -415,7 +415,7 @@ impl Connector for FileConnector {
         let inner = &self.inner;
         let r = inner.with_ledger(key, |l| {
             l.apply(Op::Evict, NEVER)
-                .map_err(|r| r.into_error(*key, &inner.name))?;
+                .map_err(|r| r.into_error(Op::Evict.name(), *key, &inner.name))?;
             let bytes = inner
                 .read_blob(key, l.version)?
                 .ok_or_else(|| inner.not_found(key))?;
@@ -469,7 +469,7 @@ impl Connector for FileConnector {
         let deadline = inner.deadline_for(&op);
         let effect = inner.with_ledger(key, |l| {
             l.apply(op, deadline)
-                .map_err(|r| r.into_error(*key, &inner.name))
+                .map_err(|r| r.into_error(op.name(), *key, &inner.name))
         })?;
         match op {
             Op::Acquire(c) => inner.held.add(*key, c),
@@ -491,7 +491,7 @@ impl Connector for FileConnector {
         let inner = &self.inner;
         inner.with_ledger(key, |l| {
             l.issue_ticket(ticket, claim)
-                .map_err(|r| r.into_error(*key, &inner.name))
+                .map_err(|r| r.into_error("into_ticket", *key, &inner.name))
         })?;
         // The ticket's claim is no longer this process's to renew: if it is
         // never redeemed, its lease runs out.

@@ -130,7 +130,7 @@ impl Connector for RedisConnector {
         let status = inner.status(key, &v)?;
         status
             .parse::<u64>()
-            .map_err(|_| inner.refusal(key, &status))
+            .map_err(|_| inner.refusal(key, &status, "publish"))
     }
 
     fn apply(&self, key: &Key, op: Op) -> Result<Effect> {
@@ -156,7 +156,7 @@ impl Connector for RedisConnector {
         let mut parts = items(inner.call(key, a)?);
         let status = parts.first().and_then(text).unwrap_or_default();
         if status != "ok" {
-            return Err(inner.refusal(key, &status));
+            return Err(inner.refusal(key, &status, Op::Acquire(claim).name()));
         }
         inner.held.add(*key, claim);
         parts.remove(0);
@@ -180,7 +180,7 @@ impl Connector for RedisConnector {
                 inner.held.remove(key, &claim);
                 Ok(())
             }
-            other => Err(inner.refusal(key, other)),
+            other => Err(inner.refusal(key, other, "into_ticket")),
         }
     }
 

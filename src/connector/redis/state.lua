@@ -16,6 +16,8 @@
 -- The rules are those of borrowstore::state::State::apply, and every
 -- operation is idempotent: by claim id (acquire what is held, release what
 -- is not: no-op) or by a token the caller sends again when it retries.
+-- A refusal because of borrows ('borrowed', 'mutably_borrowed') carries the
+-- borrows it saw: 'borrowed:<readers>:<writer 0/1>'.
 local S, R, H, T, X = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local op = ARGV[1]
 
@@ -29,6 +31,12 @@ local function owned() return redis.call('HEXISTS', S, 'o') == 1 end
 local function written() return redis.call('HEXISTS', S, 'w') == 1 end
 local function readers() return redis.call('HLEN', R) end
 local function holders() return redis.call('HLEN', H) end
+
+-- A refusal because of borrows, with the borrows seen as it is made:
+-- '<status>:<readers>:<writer 0/1>'.
+local function busy(status)
+  return status .. ':' .. readers() .. ':' .. (written() and '1' or '0')
+end
 
 local function holds(kind, id)
   if kind == 'o' then return redis.call('HGET', S, 'o') == id
@@ -106,10 +114,10 @@ local function acquire(kind, id, deadline)
   if holds(kind, id) then return 'ok' end
   note_deadline(deadline)
   if kind == 'r' then
-    if written() then return 'mutably_borrowed' end
+    if written() then return busy('mutably_borrowed') end
     redis.call('HSET', R, id, deadline)
   elseif kind == 'w' then
-    if written() or readers() > 0 then return 'borrowed' end
+    if written() or readers() > 0 then return busy('borrowed') end
     redis.call('HSET', S, 'w', id, 'wd', deadline)
   elseif kind == 'o' then
     if owned() then return 'owned' end
@@ -169,7 +177,7 @@ if op == 'take' then
   end
   expire(now_ms())
   if not exists() then return {'missing'} end
-  if written() or readers() > 0 then return {'borrowed'} end
+  if written() or readers() > 0 then return {busy('borrowed')} end
   local vb = redis.call('HMGET', S, 'v', 'b')
   evict()
   redis.call('HSET', X, 'token', ARGV[2], 'v', vb[1], 'b', vb[2])
@@ -215,7 +223,7 @@ elseif op == 'disown' then
   -- ARGV: kind, id
   return release(ARGV[2], ARGV[3], true)
 elseif op == 'evict' then
-  if written() or readers() > 0 then return 'borrowed' end
+  if written() or readers() > 0 then return busy('borrowed') end
   evict()
   return 'ok'
 elseif op == 'publish' then

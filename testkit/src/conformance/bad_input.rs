@@ -191,11 +191,11 @@ pub fn damaged_blob_payload_is_decode_error(f: Fixture) {
     let mut utf8 = good.clone();
     *utf8.last_mut().unwrap() = 0xFF; // invalid UTF-8
     let mut length = good.clone();
-    length[HEADER_LEN] = 200; // length prefix beyond the data
+    length[codec::header_len::<String>()] = 200; // length prefix beyond the data
     let mut trailing = good.clone();
     trailing.push(0);
     let mut varint = good.clone();
-    varint.truncate(HEADER_LEN);
+    varint.truncate(codec::header_len::<String>());
     varint.extend_from_slice(&[0x80; 12]); // an endless length varint
     for (what, bytes) in [
         ("invalid utf-8", utf8),
@@ -237,6 +237,7 @@ pub fn malformed_proxy_bytes_are_malformed(store: Store) {
         key,
         false,
         codec::fingerprint::<V>(),
+        std::any::type_name::<V>(),
     ))
     .unwrap();
     assert_err!(Proxy::<V>::from_bytes(&odd), Error::InvalidUrl { .. });
@@ -286,7 +287,8 @@ pub fn malformed_ticket_bytes_are_malformed(store: Store) {
     }
     // well-formed bytes of a ticket the store never issued
     let mut forged = good.clone();
-    let n = forged.len();
+    // (the ticket ends with its type name, one length byte and the name)
+    let n = forged.len() - 1 - codec::recorded_type_name::<V>().len();
     forged[n - 12] ^= 0x55; // inside the ticket id
     if let Ok(t) = BorrowTicket::<V>::from_bytes(&forged) {
         assert!(t.redeem().is_err(), "a forged ticket was redeemed");

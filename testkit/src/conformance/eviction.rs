@@ -14,8 +14,8 @@ pub fn evict_refused_while_read(f: Fixture) {
     let owner = store.owned_proxy(vec![1u64]).unwrap();
     let key = *OwnedProxy::key(&owner);
     let r = borrow(&owner).unwrap();
-    assert_err!(store.evict(&key), Error::AlreadyBorrowed { key: k } if k == key);
-    assert_err!(connector.evict(&key), Error::AlreadyBorrowed { key: k } if k == key);
+    assert_err!(store.evict(&key), Error::AlreadyBorrowed { key: k, .. } if k == key);
+    assert_err!(connector.evict(&key), Error::AlreadyBorrowed { key: k, .. } if k == key);
     assert_stored(&store, &key);
     assert_eq!(state(&store, &key).readers, 1);
     assert_eq!(RefProxy::resolve(&r).unwrap(), &vec![1]);
@@ -33,7 +33,7 @@ pub fn evict_refused_while_written(store: Store) {
     let owner = store.owned_proxy(vec![1u64]).unwrap();
     let key = *OwnedProxy::key(&owner);
     let mut w = mut_borrow(&owner).unwrap();
-    assert_err!(store.evict(&key), Error::AlreadyBorrowed { key: k } if k == key);
+    assert_err!(store.evict(&key), Error::AlreadyBorrowed { key: k, .. } if k == key);
     assert_stored(&store, &key);
     assert!(state(&store, &key).writer);
     w.push(2);

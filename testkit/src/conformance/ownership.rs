@@ -111,13 +111,13 @@ pub fn readers_refuse_a_writer(store: Store) {
     let key = *OwnedProxy::key(&owner);
     let r1 = borrow(&owner).unwrap();
     let r2 = borrow(&owner).unwrap();
-    assert_err!(mut_borrow(&owner), Error::AlreadyBorrowed { key: k } if k == key);
+    assert_err!(mut_borrow(&owner), Error::AlreadyBorrowed { key: k, .. } if k == key);
     // the refusal left no trace
     let s = state(&store, &key);
     assert_eq!(s.readers, 2);
     assert!(!s.writer && s.owner);
     drop(r1);
-    assert_err!(mut_borrow(&owner), Error::AlreadyBorrowed { key: k } if k == key);
+    assert_err!(mut_borrow(&owner), Error::AlreadyBorrowed { key: k, .. } if k == key);
     assert_eq!(state(&store, &key).readers, 1);
     drop(r2);
     let w = mut_borrow(&owner).unwrap();
@@ -135,8 +135,8 @@ pub fn a_writer_refuses_readers_and_a_second_writer(store: Store) {
     let owner = store.owned_proxy(vec![1u64]).unwrap();
     let key = *OwnedProxy::key(&owner);
     let w = mut_borrow(&owner).unwrap();
-    assert_err!(borrow(&owner), Error::AlreadyMutablyBorrowed { key: k } if k == key);
-    assert_err!(mut_borrow(&owner), Error::AlreadyBorrowed { key: k } if k == key);
+    assert_err!(borrow(&owner), Error::AlreadyMutablyBorrowed { key: k, .. } if k == key);
+    assert_err!(mut_borrow(&owner), Error::AlreadyBorrowed { key: k, .. } if k == key);
     let s = state(&store, &key);
     assert!(s.writer && s.readers == 0 && s.owner, "{s:?}");
     drop(w);

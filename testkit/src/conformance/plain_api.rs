@@ -90,7 +90,7 @@ pub fn batch_forms(store: Store) {
     let r = borrow(&owner).unwrap();
     assert_err!(
         store.evict_batch(&[keys[1], ko]),
-        Error::AlreadyBorrowed { key: k } if k == ko
+        Error::AlreadyBorrowed { key: k, .. } if k == ko
     );
     assert_stored(&store, &ko);
     assert_eq!(state(&store, &ko).readers, 1);

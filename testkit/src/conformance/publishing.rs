@@ -109,10 +109,10 @@ pub fn update_of_owner_refused_while_borrowed_keeps_local_changes(store: Store) 
 
     // refused even with nothing to publish
     let r = borrow(&owner).unwrap();
-    assert_err!(update(&mut owner), Error::AlreadyBorrowed { key: k } if k == key);
+    assert_err!(update(&mut owner), Error::AlreadyBorrowed { key: k, .. } if k == key);
 
     owner.push(2);
-    assert_err!(update(&mut owner), Error::AlreadyBorrowed { key: k } if k == key);
+    assert_err!(update(&mut owner), Error::AlreadyBorrowed { key: k, .. } if k == key);
     assert!(OwnedProxy::is_modified(&owner));
     assert_eq!(*owner, vec![1, 2]);
     assert_eq!(store.get::<V>(&key).unwrap(), Some(vec![1]));
@@ -123,7 +123,7 @@ pub fn update_of_owner_refused_while_borrowed_keeps_local_changes(store: Store) 
     drop(r);
 
     let w = mut_borrow(&owner).unwrap();
-    assert_err!(update(&mut owner), Error::AlreadyBorrowed { key: k } if k == key);
+    assert_err!(update(&mut owner), Error::AlreadyBorrowed { key: k, .. } if k == key);
     assert!(OwnedProxy::is_modified(&owner));
     assert_eq!(*owner, vec![1, 2]);
     let s = state(&store, &key);

@@ -118,8 +118,8 @@ pub fn borrow_ticket_keeps_the_borrow_in_flight(store: Store) {
 
     // still borrowed store-side
     assert_eq!(state(&store, &key).readers, 1);
-    assert_err!(mut_borrow(&owner), Error::AlreadyBorrowed { key: k } if k == key);
-    assert_err!(store.evict(&key), Error::AlreadyBorrowed { key: k } if k == key);
+    assert_err!(mut_borrow(&owner), Error::AlreadyBorrowed { key: k, .. } if k == key);
+    assert_err!(store.evict(&key), Error::AlreadyBorrowed { key: k, .. } if k == key);
     drop(owner);
     assert_stored(&store, &key);
     let s = state(&store, &key);
