@@ -212,13 +212,11 @@ fn deephaven_preserve_on_the_wrong_scope(store: Store) {
 /// The store-side (owned, holders, had an owner) of `key`.
 fn ownership(store: &Store, key: &Key) -> (bool, u32, bool) {
     store.flush().expect("flush");
-    let state = store
-        .connector()
+    let info = store
         .inspect(key)
         .expect("inspect")
-        .expect("the object exists")
-        .state;
-    (state.owned(), state.holders(), state.had_owner())
+        .expect("the object exists");
+    (info.owner, info.holders, !info.plain)
 }
 
 /// An object without an owner, as a plain `put` makes it: no owner proxy,
