@@ -263,7 +263,7 @@ impl LivenessScope {
     ///     Ok::<_, Error>(out)
     /// })??;
     /// assert_eq!(*out, 6);
-    /// assert_eq!(store.connector().keys()?, vec![*Proxy::key(&out)]);
+    /// assert_eq!(store.keys()?, vec![*Proxy::key(&out)]);
     /// store.evict(Proxy::key(&out))?;                 // until evicted
     /// # Ok(()) }
     /// ```
