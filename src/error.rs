@@ -157,6 +157,19 @@ pub enum Error {
         /// Why, as far as the executor tells.
         reason: String,
     },
+    /// [`StoreBuilder::build`](crate::StoreBuilder::build) was asked to
+    /// register a store under a name that a store with another URL or other
+    /// settings holds. The registered store is left as it was.
+    #[error(
+        "the store name {name:?} is taken by {url} with other settings; choose another name, \
+         or replace it with StoreBuilder::replace(true)"
+    )]
+    NameTaken {
+        /// The name.
+        name: String,
+        /// The URL of the store registered under it.
+        url: String,
+    },
     /// The store's backend failed or could not be reached.
     #[error("store {store:?} failed: {source}")]
     Connector {

@@ -61,10 +61,28 @@ impl std::fmt::Debug for Store {
 
 /// Builds a [`Store`] with non-default settings.
 ///
+/// A built store is registered under its name (unless
+/// [`register(false)`](StoreBuilder::register)), and never silently takes
+/// a name from another store: if a store with the same URL and the same
+/// settings is registered under the name, [`build`](StoreBuilder::build)
+/// returns that store; if the registered store has another URL or other
+/// settings, `build` fails with [`Error::NameTaken`] and leaves it
+/// registered, unless the builder asks to [`replace`](StoreBuilder::replace)
+/// it.
+///
 /// ```
-/// use borrowstore::Store;
+/// use borrowstore::{Error, Store};
 /// let store = Store::builder("limited").max_value_size(1 << 20).build().unwrap();
 /// assert_eq!(store.url(), "memory://limited");
+///
+/// // The same again is the same store.
+/// let again = Store::builder("limited").max_value_size(1 << 20).build().unwrap();
+/// assert!(again.same_store(&store));
+/// // Other settings under the name are refused, unless asked for.
+/// let other = Store::builder("limited").max_value_size(64).build();
+/// assert!(matches!(other, Err(Error::NameTaken { .. })));
+/// let replaced = Store::builder("limited").max_value_size(64).replace(true).build().unwrap();
+/// assert!(Store::registered("limited").unwrap().same_store(&replaced));
 /// ```
 #[must_use]
 pub struct StoreBuilder {
@@ -73,6 +91,7 @@ pub struct StoreBuilder {
     connector: Option<Arc<dyn Connector>>,
     max_value_size: Option<usize>,
     register: bool,
+    replace: bool,
 }
 
 impl StoreBuilder {
@@ -106,30 +125,73 @@ impl StoreBuilder {
         self
     }
 
-    /// Builds the store.
+    /// Whether to replace a store registered under the name with other
+    /// settings (default: no, [`Error::NameTaken`]). Handles of the
+    /// replaced store keep working; the name then finds the new one.
+    pub fn replace(mut self, yes: bool) -> Self {
+        self.replace = yes;
+        self
+    }
+
+    /// Builds the store: opens its connector (for `file://`, creating the
+    /// directory if needed) and registers it, or returns the store
+    /// registered under the name with the same URL and settings. Fails with
+    /// [`Error::NameTaken`] if the name belongs to a store with another URL
+    /// or other settings (a size limit, a connector of its own), unless
+    /// [`replace`](StoreBuilder::replace) is set.
     pub fn build(self) -> Result<Store> {
         let url = self
             .url
+            .clone()
             .unwrap_or_else(|| format!("memory://{}", self.name));
-        let connector = match self.connector {
-            Some(c) => c,
+        if !self.register || self.replace {
+            let store = self.make(url)?;
+            if self.register {
+                registry::insert(store.clone());
+            }
+            return Ok(store);
+        }
+        let same = |s: &Store| {
+            s.url() == url
+                && s.inner.max_value_size == self.max_value_size
+                && self
+                    .connector
+                    .as_ref()
+                    .is_none_or(|c| Arc::ptr_eq(c, s.connector()))
+        };
+        registry::insert_unless_taken(
+            &self.name,
+            || self.make(url.clone()),
+            |s| {
+                if same(s) {
+                    Ok(s.clone())
+                } else {
+                    Err(Error::NameTaken {
+                        name: self.name.clone(),
+                        url: s.url().to_owned(),
+                    })
+                }
+            },
+        )
+    }
+
+    fn make(&self, url: String) -> Result<Store> {
+        let connector = match &self.connector {
+            Some(c) => c.clone(),
             None => Location::parse(&url)?.connect(&self.name)?,
         };
-        let store = Store {
+        let config = StoreConfig {
+            name: self.name.clone(),
+            url,
+        };
+        Ok(Store {
             inner: Arc::new(Inner {
-                config: StoreConfig {
-                    name: self.name,
-                    url,
-                },
+                config,
                 connector,
                 cache: Cache::default(),
                 max_value_size: self.max_value_size,
             }),
-        };
-        if self.register {
-            registry::insert(store.clone());
-        }
-        Ok(store)
+        })
     }
 }
 
@@ -206,6 +268,7 @@ impl Store {
             connector: None,
             max_value_size: None,
             register: true,
+            replace: false,
         }
     }
 

@@ -59,6 +59,32 @@ pub(crate) fn get_or_insert_if_free(store: impl FnOnce() -> Store, name: &str, u
     }
 }
 
+/// Registers the store `make` returns under `name`, unless a store is
+/// registered there: then `existing` decides, from the registered store,
+/// whether to return it (`Ok(Some)`), or to refuse (`Err`). `make` runs
+/// without the registry locked; if another thread registered a store under
+/// the name meanwhile, `existing` decides about that one.
+pub(crate) fn insert_unless_taken<E>(
+    name: &str,
+    make: impl FnOnce() -> Result<Store, E>,
+    existing: impl Fn(&Store) -> Result<Store, E>,
+) -> Result<Store, E> {
+    if let Some(s) = get(name) {
+        return existing(&s);
+    }
+    let fresh = make()?;
+    let mut map = registry()
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    match map.get(name) {
+        Some(s) => existing(s),
+        None => {
+            map.insert(name.to_owned(), fresh.clone());
+            Ok(fresh)
+        }
+    }
+}
+
 pub(crate) fn remove(name: &str) -> Option<Store> {
     registry()
         .write()
