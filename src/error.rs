@@ -157,6 +157,18 @@ pub enum Error {
         /// Why, as far as the executor tells.
         reason: String,
     },
+    /// Proxy or ticket bytes named a `memory://` store of another process:
+    /// memory stores live in one process, and no other process can reach
+    /// their objects.
+    #[error(
+        "{url} is local to process {pid}; use file:// or redis:// to share objects between processes"
+    )]
+    LocalStore {
+        /// The memory store's URL.
+        url: String,
+        /// The id of the process the store lives in.
+        pid: u32,
+    },
     /// [`StoreBuilder::build`](crate::StoreBuilder::build) was asked to
     /// register a store under a name that a store with another URL or other
     /// settings holds. The registered store is left as it was.

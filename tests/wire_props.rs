@@ -301,8 +301,13 @@ fn valid_memory_url(url: &str) -> bool {
         .is_some_and(|name| !name.is_empty() && !name.chars().any(char::is_control))
 }
 
+/// Errors of the store a config names: a bad URL, a backend that fails,
+/// or another process's memory store.
 fn is_store_error(e: &Error) -> bool {
-    matches!(e, Error::InvalidUrl { .. } | Error::Connector { .. })
+    matches!(
+        e,
+        Error::InvalidUrl { .. } | Error::Connector { .. } | Error::LocalStore { .. }
+    )
 }
 
 // ---------------------------------------------------------------------------

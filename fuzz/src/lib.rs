@@ -105,9 +105,13 @@ fn remove_created(dir: &Path) {
     }
 }
 
-/// Store-side errors: a URL that does not parse, or a backend that fails.
+/// Store-side errors: a URL that does not parse, a backend that fails, or
+/// another process's memory store.
 pub fn is_store_error(e: &Error) -> bool {
-    matches!(e, Error::InvalidUrl { .. } | Error::Connector { .. })
+    matches!(
+        e,
+        Error::InvalidUrl { .. } | Error::Connector { .. } | Error::LocalStore { .. }
+    )
 }
 
 /// Reports a broken invariant: panics, unless `name` is listed in

@@ -277,9 +277,22 @@ impl Store {
     /// the name if the name is free. A config naming a registered store with
     /// another URL (bytes from elsewhere) never displaces it: it gets a store
     /// of its own, unregistered.
+    ///
+    /// A `memory://` config that another process wrote (see
+    /// [`StoreConfig`]'s wire form) is [`Error::LocalStore`]: that store
+    /// lives in the other process, and no empty store is made for it here.
     pub fn from_config(config: &StoreConfig) -> Result<Store> {
-        let location = Location::parse(&config.url)?;
-        Store::from_parts(config.name.clone(), config.url.clone(), location)
+        let (url, origin) = config::Origin::split(&config.url);
+        let location = Location::parse(url)?;
+        if let (Location::Memory { .. }, Some(origin)) = (&location, origin)
+            && origin != config::Origin::here()
+        {
+            return Err(Error::LocalStore {
+                url: url.chars().take(200).collect(),
+                pid: origin.pid,
+            });
+        }
+        Store::from_parts(config.name.clone(), url.to_owned(), location)
     }
 
     /// The registered store named `name`.
