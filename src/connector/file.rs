@@ -46,6 +46,16 @@ const LEDGER_MAGIC: &[u8; 4] = b"BSL1";
 /// [`io::Error`] of the OS error's kind.
 pub struct FileConnector {
     inner: Arc<Inner>,
+    renewer: Option<lease::Renewer>,
+}
+
+impl Drop for FileConnector {
+    /// Ends the lease renewer now: a closed store leaves no thread behind.
+    fn drop(&mut self) {
+        if let Some(r) = self.renewer.take() {
+            r.stop();
+        }
+    }
 }
 
 struct Inner {
@@ -109,8 +119,8 @@ impl FileConnector {
             locks,
             held: Held::default(),
         });
-        lease::spawn_renewer(Arc::downgrade(&inner), lease);
-        Ok(FileConnector { inner })
+        let renewer = Some(lease::spawn_renewer(Arc::downgrade(&inner), lease));
+        Ok(FileConnector { inner, renewer })
     }
 
     /// The store directory.
