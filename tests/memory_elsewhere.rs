@@ -98,4 +98,11 @@ fn a_memory_store_of_another_process_says_so() {
             "{msg}"
         );
     }
+    // Allowing memory URLs changes nothing for another process's store.
+    borrowstore::trust::allow("memory://probe").unwrap();
+    assert!(matches!(
+        Proxy::<Vec<u64>>::from_bytes(&blobs[2]),
+        Err(Error::LocalStore { .. })
+    ));
+    borrowstore::trust::disallow("memory://probe");
 }

@@ -30,6 +30,8 @@ use borrowstore::{Error, Key, OwnedProxy, RefMutProxy, RefProxy, Store, borrow, 
 type V = Vec<u64>;
 
 const WORKER_VAR: &str = "BORROWSTORE_SUBMIT_WORKER";
+/// The URL of the store a worker serves, which it trusts.
+const STORE_VAR: &str = "BORROWSTORE_SUBMIT_STORE";
 const PREFIX: &str = "@@submit@@ ";
 const TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -104,6 +106,7 @@ fn worker_entry() {
     if std::env::var_os(WORKER_VAR).is_none() {
         return;
     }
+    borrowstore::trust::allow(&std::env::var(STORE_VAR).unwrap()).unwrap();
     say("READY");
     for line in std::io::stdin().lock().lines() {
         let Ok(line) = line else { break };
@@ -135,10 +138,12 @@ struct Worker {
 }
 
 impl Worker {
-    fn start() -> Worker {
+    /// A worker for the tasks of `store`.
+    fn start(store: &Store) -> Worker {
         let mut child = Command::new(std::env::current_exe().unwrap())
             .args(["worker_entry", "--exact", "--nocapture", "--test-threads=1"])
             .env(WORKER_VAR, "1")
+            .env(STORE_VAR, store.url())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -264,7 +269,7 @@ fn borrows(store: &Store, key: &Key) -> (u32, bool) {
 // ------------------------------------------------------------ the checks
 
 fn borrow_count_is_zero_as_soon_as_the_result_returns(store: Store) {
-    let mut workers = [Worker::start(), Worker::start()];
+    let mut workers = [Worker::start(&store), Worker::start(&store)];
     let owner = store.owned_proxy((1..=100).collect::<V>()).unwrap();
     let key = key_of(&owner);
     assert_eq!(borrows(&store, &key), (0, false));
@@ -327,7 +332,7 @@ fn borrow_count_is_zero_as_soon_as_the_result_returns(store: Store) {
 }
 
 fn dead_worker_holds_nothing(store: Store) {
-    let mut worker = Worker::start();
+    let mut worker = Worker::start(&store);
     let owner = store.owned_proxy(vec![1u64, 2, 3]).unwrap();
     let key = key_of(&owner);
     let call = RemoteCall::<()>::new(borrow(&owner).unwrap()).unwrap();
@@ -355,7 +360,7 @@ fn dead_worker_holds_nothing(store: Store) {
 }
 
 fn leaked_view_is_invalid_after_the_task(store: Store) {
-    let mut worker = Worker::start();
+    let mut worker = Worker::start(&store);
     let owner = store.owned_proxy(vec![1u64, 2, 3]).unwrap();
     let key = key_of(&owner);
     let n: u64 = worker.run("leak", borrow(&owner).unwrap()).unwrap();

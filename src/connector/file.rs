@@ -1,9 +1,11 @@
 //! The directory connector: several processes on one host.
 
-use std::fs::{self, File, OpenOptions};
+mod dir;
+
+use std::fs::{self, File};
 use std::io::{self, ErrorKind, Write};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -14,7 +16,8 @@ use crate::error::{Error, Result};
 use crate::key::{ClaimId, Key};
 use crate::state::{Claim, ClaimKind, Deadline, Effect, Init, Ledger, NEVER, Op, Redeem};
 
-const SHARDS: usize = 256;
+use dir::{Locks, SHARDS, ShardGuard};
+
 const LEDGER_MAGIC: &[u8; 4] = b"BSL1";
 
 /// Keeps objects in a directory, shared by every process on the host that
@@ -26,7 +29,17 @@ const LEDGER_MAGIC: &[u8; 4] = b"BSL1";
 ///   deadlines, tickets, version);
 /// - `objects/<key>.<version>.blob` — the value, one file per version;
 /// - `locks/<00..ff>.lock` — 256 lock files, never deleted;
-/// - `tmp/` — files being written.
+/// - `tmp/` — files being written;
+/// - `borrowstore.dir` — the marker that makes it a borrowstore directory:
+///   two lines, `borrowstore file store` and `format 1`. Opening a
+///   directory ([`open`](FileConnector::open), [`Store::open`](crate::Store::open))
+///   creates it and its layout if needed, and writes the marker last; a
+///   store that proxy or ticket bytes name is opened only if its directory
+///   has the marker, and nothing is created for it.
+///
+/// The lock files are opened as objects need them and shared by every file
+/// store of the directory in this process, so a process holds at most 256
+/// files open per directory, however many stores name it.
 ///
 /// Every state transition runs under the key's shard lock — a `std` mutex
 /// between this process's threads, and an exclusive file lock
@@ -64,18 +77,8 @@ struct Inner {
     site: Site,
     root: PathBuf,
     lease: Duration,
-    locks: Vec<Mutex<File>>,
+    locks: Arc<Locks>,
     held: Held,
-}
-
-struct ShardGuard<'a> {
-    file: MutexGuard<'a, File>,
-}
-
-impl Drop for ShardGuard<'_> {
-    fn drop(&mut self) {
-        let _ = self.file.unlock();
-    }
 }
 
 impl FileConnector {
@@ -99,18 +102,26 @@ impl FileConnector {
             let dir = root.join(sub);
             fs::create_dir_all(&dir).map_err(|e| site.error(e, "creating directory", &dir))?;
         }
-        let locks = (0..SHARDS)
-            .map(|i| {
-                let path = lock_path(&root, i);
-                OpenOptions::new()
-                    .create(true)
-                    .truncate(false)
-                    .write(true)
-                    .open(&path)
-                    .map(Mutex::new)
-                    .map_err(|e| site.error(e, "opening", &path))
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let locks = Locks::of(&root);
+        locks
+            .open_all()
+            .map_err(|(e, path)| site.error(e, "opening", &path))?;
+        dir::write_marker(&root).map_err(|e| site.error(e, "marking", &root.join(dir::MARKER)))?;
+        Ok(Self::start(name, site, root, lease, locks))
+    }
+
+    /// Opens the store directory `root` only if it exists and is a
+    /// borrowstore directory (it has the marker); creates nothing. Lock
+    /// files are opened as objects use them. What stores named by arriving
+    /// bytes open.
+    pub(crate) fn open_existing(name: &str, root: PathBuf, lease: Duration) -> Result<Self> {
+        let site = Site::new(name, &root);
+        dir::check_marker(&root).map_err(|e| site.error(e, "opening store directory", &root))?;
+        let locks = Locks::of(&root);
+        Ok(Self::start(name.to_owned(), site, root, lease, locks))
+    }
+
+    fn start(name: String, site: Site, root: PathBuf, lease: Duration, locks: Arc<Locks>) -> Self {
         let inner = Arc::new(Inner {
             name,
             site,
@@ -120,7 +131,7 @@ impl FileConnector {
             held: Held::default(),
         });
         let renewer = Some(lease::spawn_renewer(Arc::downgrade(&inner), lease));
-        Ok(FileConnector { inner, renewer })
+        FileConnector { inner, renewer }
     }
 
     /// The store directory.
@@ -137,10 +148,6 @@ impl FileConnector {
     pub fn held_claims(&self) -> usize {
         self.inner.held.len()
     }
-}
-
-fn lock_path(root: &Path, shard: usize) -> PathBuf {
-    root.join("locks").join(format!("{shard:02x}.lock"))
 }
 
 /// Where a store's I/O happens, for its error messages: every I/O error
@@ -230,10 +237,9 @@ impl Inner {
 
     fn lock(&self, key: &Key) -> Result<ShardGuard<'_>> {
         let shard = (key.as_u128() as usize) % SHARDS;
-        let file = crate::sync_std_lock(&self.locks[shard]);
-        file.lock()
-            .map_err(|e| self.site.error(e, "locking", &lock_path(&self.root, shard)))?;
-        Ok(ShardGuard { file })
+        self.locks
+            .lock(shard)
+            .map_err(|e| self.site.error(e, "locking", &self.locks.path(shard)))
     }
 
     fn ledger_path(&self, key: &Key) -> PathBuf {

@@ -13,7 +13,8 @@ use crate::connector::{
 use crate::error::{Error, Result};
 
 /// A store's serializable description: enough for a proxy or ticket that
-/// arrives in another process to find or reopen its store.
+/// arrives in another process to find or reopen its store — if that process
+/// trusts it (see [`trust`](crate::trust)).
 ///
 /// # Wire form
 ///
@@ -226,6 +227,21 @@ impl Location {
             _ => Err(bad(&format!(
                 "unknown scheme {scheme:?}; supported: memory, file, redis, rediss"
             ))),
+        }
+    }
+
+    /// The connector for this location, for a store named `name`, opened
+    /// because bytes named it: like [`connect`](Location::connect), except
+    /// that a file store's directory must exist and be a borrowstore
+    /// directory (nothing is created).
+    pub(crate) fn connect_existing(&self, name: &str) -> Result<Arc<dyn Connector>> {
+        match self {
+            Location::File { root, lease } => Ok(Arc::new(FileConnector::open_existing(
+                name,
+                root.clone(),
+                *lease,
+            )?)),
+            _ => self.connect(name),
         }
     }
 

@@ -2,6 +2,7 @@
 
 mod cache;
 mod config;
+mod connect;
 mod flush;
 mod info;
 pub(crate) mod manager;
@@ -48,6 +49,8 @@ struct Inner {
     connector: Arc<dyn Connector>,
     cache: Cache,
     max_value_size: Option<usize>,
+    /// Held while the store is open because bytes named it (not registered).
+    slot: std::sync::Mutex<Option<crate::trust::Slot>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -184,14 +187,12 @@ impl StoreBuilder {
             name: self.name.clone(),
             url,
         };
-        Ok(Store {
-            inner: Arc::new(Inner {
-                config,
-                connector,
-                cache: Cache::default(),
-                max_value_size: self.max_value_size,
-            }),
-        })
+        Ok(Store::from_connector(
+            config,
+            connector,
+            self.max_value_size,
+            None,
+        ))
     }
 }
 
@@ -208,20 +209,34 @@ impl Store {
         let name = name.into();
         let url = format!("memory://{name}");
         registry::get_or_insert(
-            || Store {
-                inner: Arc::new(Inner {
-                    config: StoreConfig {
-                        name: name.clone(),
-                        url: url.clone(),
-                    },
-                    connector: Arc::new(MemoryConnector::new(name.clone())),
-                    cache: Cache::default(),
-                    max_value_size: None,
-                }),
+            || {
+                let config = StoreConfig {
+                    name: name.clone(),
+                    url: url.clone(),
+                };
+                let connector = Arc::new(MemoryConnector::new(name.clone()));
+                Store::from_connector(config, connector, None, None)
             },
             &name,
             &url,
         )
+    }
+
+    fn from_connector(
+        config: StoreConfig,
+        connector: Arc<dyn Connector>,
+        max_value_size: Option<usize>,
+        slot: Option<crate::trust::Slot>,
+    ) -> Store {
+        Store {
+            inner: Arc::new(Inner {
+                config,
+                connector,
+                cache: Cache::default(),
+                max_value_size,
+                slot: std::sync::Mutex::new(slot),
+            }),
+        }
     }
 
     /// Opens a store by connector URL, and registers it:
@@ -233,7 +248,14 @@ impl Store {
     ///   (default 30 s).
     ///
     /// The store is named by its URL (memory stores: by their name). Returns
-    /// the registered store of that name and URL if there is one.
+    /// the registered store of that name and URL if there is one (or the
+    /// store that arriving bytes opened for that URL, now registered).
+    ///
+    /// Opening is this process's own choice, so it is never subject to the
+    /// [`trust`](crate::trust) policy, and a `file://` directory is created
+    /// if needed (with its `borrowstore.dir` marker). Once a store is open
+    /// here, proxies and tickets of it that arrive from other processes
+    /// reach it.
     pub fn open(url: &str) -> Result<Store> {
         match Location::parse(url)? {
             Location::Memory { name } => Ok(Store::memory(name)),
@@ -245,17 +267,23 @@ impl Store {
         if let Some(s) = registry::get(&name).filter(|s| s.url() == url) {
             return Ok(s);
         }
-        let connector = location.connect(&name)?;
-        let fresh = Store {
-            inner: Arc::new(Inner {
-                config: StoreConfig {
+        let connected = registry::get(&name)
+            .is_none()
+            .then(|| registry::take_connected(&name, &url))
+            .flatten();
+        let fresh = match connected {
+            Some(connected) => {
+                // Now the process's own: no longer counted against the bound.
+                drop(connected.inner.slot.lock().map(|mut s| s.take()));
+                connected
+            }
+            None => {
+                let config = StoreConfig {
                     name: name.clone(),
                     url: url.clone(),
-                },
-                connector,
-                cache: Cache::default(),
-                max_value_size: None,
-            }),
+                };
+                Store::from_connector(config, location.connect(&name)?, None, None)
+            }
         };
         Ok(registry::get_or_insert_if_free(|| fresh, &name, &url))
     }
@@ -272,27 +300,40 @@ impl Store {
         }
     }
 
-    /// The store described by `config`: the registered store of that name if
-    /// its URL matches, else the store opened from the URL — registered under
-    /// the name if the name is free. A config naming a registered store with
-    /// another URL (bytes from elsewhere) never displaces it: it gets a store
-    /// of its own, unregistered.
+    /// The store described by `config`, as proxy and ticket bytes that
+    /// arrive in this process reach it; this process's
+    /// [`trust`](crate::trust) policy decides:
     ///
-    /// A `memory://` config that another process wrote (see
-    /// [`StoreConfig`]'s wire form) is [`Error::LocalStore`]: that store
-    /// lives in the other process, and no empty store is made for it here.
+    /// 1. the store registered under `config.name` with `config.url` —
+    ///    always;
+    /// 2. else, if [`trust::allow`](crate::trust::allow) admits the URL, the
+    ///    store opened for it: shared by every handle that names the same
+    ///    name and URL, closed when the last of them is dropped, never
+    ///    registered (so it never displaces a registered store). At most
+    ///    [`trust::max_stores`](crate::trust::max_stores) are open at once
+    ///    ([`Error::TooManyStores`]); a `file://` directory must already be a
+    ///    borrowstore directory (nothing is created);
+    /// 3. else [`Error::Untrusted`], with nothing opened or created.
+    ///
+    /// A `memory://` config of another process is [`Error::LocalStore`], a
+    /// malformed URL [`Error::InvalidUrl`]. To open a store yourself, use
+    /// [`Store::open`] or [`Store::builder`].
+    ///
+    /// ```
+    /// use borrowstore::{Error, Store, StoreConfig};
+    /// # fn main() -> Result<(), Error> {
+    /// let store = Store::memory("doc-from-config");
+    /// assert!(Store::from_config(store.config())?.same_store(&store));
+    ///
+    /// let elsewhere = StoreConfig {
+    ///     name: "jobs".into(),
+    ///     url: "file:///srv/not-allowed/jobs".into(),
+    /// };
+    /// assert!(matches!(Store::from_config(&elsewhere), Err(Error::Untrusted { .. })));
+    /// # Ok(()) }
+    /// ```
     pub fn from_config(config: &StoreConfig) -> Result<Store> {
-        let (url, origin) = config::Origin::split(&config.url);
-        let location = Location::parse(url)?;
-        if let (Location::Memory { .. }, Some(origin)) = (&location, origin)
-            && origin != config::Origin::here()
-        {
-            return Err(Error::LocalStore {
-                url: url.chars().take(200).collect(),
-                pid: origin.pid,
-            });
-        }
-        Store::from_parts(config.name.clone(), url.to_owned(), location)
+        connect::from_config(config)
     }
 
     /// The registered store named `name`.
