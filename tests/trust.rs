@@ -287,6 +287,20 @@ fn open_promotes_a_store_that_bytes_opened() {
     trust::disallow(&url);
     // Registered now: trusted without the pattern.
     assert!(Proxy::<Vec<u64>>::from_bytes(&forged).is_ok());
+
+    // `register` makes a store that bytes opened the process's own too.
+    let other = marked_dir(&fresh_dir("promote"), "r");
+    let url = file_url(&other);
+    trust::allow(&url).unwrap();
+    let forged = with_config(&proxy, &config("promote-by-register", &url));
+    let p = Proxy::<Vec<u64>>::from_bytes(&forged).unwrap();
+    assert_eq!(trust::open_stores(), before + 1);
+    Proxy::store(&p).register();
+    assert_eq!(trust::open_stores(), before);
+    assert!(
+        Store::registered("promote-by-register").is_some_and(|s| s.same_store(Proxy::store(&p)))
+    );
+    trust::disallow(&url);
 }
 
 // ------------------------------------------------------------ the bound

@@ -341,8 +341,11 @@ impl Store {
         registry::get(name)
     }
 
-    /// Registers this store under its name, replacing any other.
+    /// Registers this store under its name, replacing any other. (A store
+    /// that arriving bytes opened is then the process's own: it no longer
+    /// counts against [`trust::max_stores`](crate::trust::max_stores).)
     pub fn register(&self) {
+        drop(self.inner.slot.lock().map(|mut s| s.take()));
         registry::insert(self.clone());
     }
 
