@@ -22,7 +22,8 @@ use crate::store::{Store, StoreConfig};
 /// A proxy does not own its object: dropping it changes nothing store-side.
 /// Serializing a proxy writes its store's config and key, never the value;
 /// deserializing it in another process finds the store in the registry or
-/// reopens it from the config.
+/// opens it from the config — if that process trusts it (see
+/// [`trust`](crate::trust)).
 ///
 /// Helpers are associated functions (`Proxy::key(&p)`) so they never hide a
 /// method of `T`.
