@@ -11,9 +11,10 @@ use super::{Store, registry};
 /// The store `config` names, for bytes that arrived: see
 /// [`Store::from_config`].
 pub(super) fn from_config(config: &StoreConfig) -> Result<Store> {
+    // Only memory URLs carry an origin: one from another process names a
+    // store that cannot be reached from here, whatever is registered.
     let (url, origin) = Origin::split(&config.url);
-    let location = Location::parse(url)?;
-    if let (Location::Memory { .. }, Some(origin)) = (&location, origin)
+    if let Some(origin) = origin
         && origin != Origin::here()
     {
         return Err(Error::LocalStore {
@@ -21,10 +22,20 @@ pub(super) fn from_config(config: &StoreConfig) -> Result<Store> {
             pid: origin.pid,
         });
     }
+    // A URL of one of the crate's schemes must parse; one of another scheme
+    // can only name a registered store over a connector of its own.
+    let location = Location::parse(url);
+    let builtin = url
+        .split_once("://")
+        .is_some_and(|(scheme, _)| matches!(scheme, "memory" | "file" | "redis" | "rediss"));
+    if builtin && let Err(e) = location {
+        return Err(e);
+    }
     let name = config.name.as_str();
     if let Some(s) = registry::get(name).filter(|s| s.url() == url) {
         return Ok(s);
     }
+    let location = location?;
     if !trust::is_allowed(url) {
         return Err(Error::Untrusted { url: shown(url) });
     }
