@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every check borrowstore has: formatting, clippy, a build without the
 # default features (no Redis), the whole test suite (memory, file and Redis
-# stores), doc tests, the README snippets as programs of their own, the loom
+# stores; the workspace includes the conformance suite's crate, testkit/),
+# doc tests, the README snippets as programs of their own, the loom
 # models, and miri when a nightly toolchain with miri is installed.
 #
 # Usage: ./scripts/test.sh
@@ -52,8 +53,8 @@ cargo test --workspace --all-features
 step "README snippets, each built as a program of its own"
 ./scripts/readme-snippets.sh
 
-step "cargo doc (warnings are errors)"
-RUSTDOCFLAGS="-D warnings" cargo doc --no-deps -p borrowstore --all-features
+step "cargo doc (warnings are errors), the crate and its testkit"
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps -p borrowstore -p borrowstore-testkit --all-features
 
 step "loom models"
 ./scripts/loom.sh

@@ -1,29 +1,37 @@
 //! How values become bytes: serde + postcard behind a small header.
 //!
-//! Every blob that borrowstore writes starts with a 13-byte header:
+//! Every blob that borrowstore writes starts with a header that names the
+//! value's type:
 //!
 //! | bytes | content |
 //! |---|---|
 //! | 0..4 | magic `b"BSTO"` |
 //! | 4 | format version ([`FORMAT_VERSION`]) |
 //! | 5..13 | type fingerprint of `T`, little endian ([`fingerprint`]) |
+//! | 13 | length `n` of the type name, at most [`MAX_TYPE_NAME`] |
+//! | 14..14 + n | the type name of `T` ([`recorded_type_name`]), UTF-8 |
 //!
-//! followed by the postcard encoding of the value. Decoding checks all three
-//! and that the payload is consumed exactly, so bytes of another type are
-//! [`Error::TypeMismatch`] and damaged bytes are [`Error::Decode`]; decoding
-//! never panics.
+//! followed by the postcard encoding of the value. Decoding checks the
+//! header and that the payload is consumed exactly, so bytes of another type
+//! are [`Error::TypeMismatch`], naming the type they hold, and damaged bytes
+//! are [`Error::Decode`]; decoding never panics. [`header`] reads a blob's
+//! header without decoding the value.
 //!
 //! postcard is not self-describing: types stored through borrowstore must not
 //! use `#[serde(untagged)]`, `#[serde(flatten)]` or `deserialize_any`.
 //!
 //! ```
-//! use borrowstore::codec;
+//! use borrowstore::{Error, codec};
 //! let bytes = codec::encode(&vec![1u32, 2, 3]).unwrap();
 //! assert_eq!(codec::decode::<Vec<u32>>(&bytes).unwrap(), vec![1, 2, 3]);
-//! assert!(matches!(
-//!     codec::decode::<String>(&bytes),
-//!     Err(borrowstore::Error::TypeMismatch { .. })
-//! ));
+//! assert_eq!(codec::header(&bytes).unwrap().type_name(), "alloc::vec::Vec<u32>");
+//! match codec::decode::<String>(&bytes) {
+//!     Err(Error::TypeMismatch { expected, found }) => {
+//!         assert_eq!(expected, "alloc::string::String");
+//!         assert_eq!(found, "alloc::vec::Vec<u32>");
+//!     }
+//!     other => panic!("{other:?}"),
+//! }
 //! ```
 
 use std::any::Any;
@@ -36,18 +44,56 @@ use crate::error::{Error, Result};
 
 /// The first four bytes of every blob.
 pub const MAGIC: [u8; 4] = *b"BSTO";
-/// The blob format this build writes and reads.
-pub const FORMAT_VERSION: u8 = 1;
-/// The header length in bytes.
+/// The blob format this build writes and reads. Version 2 added the type
+/// name to the header; blobs of version 1 are [`Error::Decode`].
+pub const FORMAT_VERSION: u8 = 2;
+/// The length in bytes of the header's fixed part: magic, format version and
+/// type fingerprint. The type name follows it; a blob's whole header is
+/// [`Header::size`] bytes, [`header_len`] for a blob of `T`.
 pub const HEADER_LEN: usize = 13;
+/// The longest type name a header (or a proxy's or ticket's wire form)
+/// records, in bytes. Longer names are cut at the last character boundary
+/// that fits.
+pub const MAX_TYPE_NAME: usize = 255;
 
-/// What a value must be to live in a store: serializable, and shareable
-/// between threads because readers share one decoded value (`Arc<T>`).
+/// What a value must be to live in a store:
 ///
-/// Implemented for every type that qualifies.
-pub trait Storable: Serialize + DeserializeOwned + Send + Sync + 'static {}
+/// - `Serialize + DeserializeOwned`: it is encoded when it leaves the
+///   process (file and Redis stores, tickets, `put`);
+/// - `Clone`: copy-on-write copies it — the first `DerefMut` of a
+///   [`RefMutProxy`](crate::RefMutProxy) or a changed
+///   [`OwnedProxy`](crate::OwnedProxy), [`clone`](crate::clone) of an owner
+///   with local changes, [`Store::get`](crate::Store::get) of a value the
+///   store keeps as it is — with one `Clone::clone`, not a round trip
+///   through the serialized form. The clone should be a deep copy (as the
+///   derived `Clone` of plain data is): a type whose clones share state
+///   would see a writer's unpublished changes in the stored value;
+/// - `Send + Sync + 'static`: readers in every thread share one decoded
+///   value (`Arc<T>`).
+///
+/// Implemented for every type that qualifies: `#[derive(Clone, Serialize,
+/// Deserialize)]` on a type of your own. Types with interior mutability
+/// (`Cell`, `RefCell`, `Mutex`, atomics) are left out, by `Sync` or by
+/// `Clone`: a shared borrow never changes its value.
+///
+/// ```
+/// use borrowstore::{Store, mut_borrow};
+///
+/// #[derive(Clone, serde::Serialize, serde::Deserialize)]
+/// struct Scores {
+///     points: Vec<u32>,
+/// }
+///
+/// # fn main() -> Result<(), borrowstore::Error> {
+/// let store = Store::memory("doc-storable");
+/// let owner = store.owned_proxy(Scores { points: vec![3, 4] })?;
+/// let mut w = mut_borrow(&owner)?;
+/// w.points.push(5); // the first change clones the value
+/// # Ok(()) }
+/// ```
+pub trait Storable: Serialize + DeserializeOwned + Clone + Send + Sync + 'static {}
 
-impl<T: Serialize + DeserializeOwned + Send + Sync + 'static> Storable for T {}
+impl<T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static> Storable for T {}
 
 /// The type fingerprint of `T`: 64-bit FNV-1a of its type name.
 ///
@@ -58,9 +104,53 @@ pub fn fingerprint<T: ?Sized>() -> u64 {
     fingerprint_of(std::any::type_name::<T>())
 }
 
+/// `T`'s type name as headers and wire forms record it:
+/// [`std::any::type_name`], cut to at most [`MAX_TYPE_NAME`] bytes.
+///
+/// ```
+/// assert_eq!(borrowstore::codec::recorded_type_name::<Vec<u64>>(), "alloc::vec::Vec<u64>");
+/// ```
+pub fn recorded_type_name<T: ?Sized>() -> &'static str {
+    bounded_name(std::any::type_name::<T>())
+}
+
+/// The length in bytes of the header of a blob of `T`: where its payload starts.
+pub fn header_len<T: ?Sized>() -> usize {
+    HEADER_LEN + 1 + recorded_type_name::<T>().len()
+}
+
+/// `name`, cut to at most [`MAX_TYPE_NAME`] bytes at a character boundary.
+fn bounded_name(name: &str) -> &str {
+    if name.len() <= MAX_TYPE_NAME {
+        return name;
+    }
+    let mut end = MAX_TYPE_NAME;
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    &name[..end]
+}
+
+/// What to report as the type found, from a fingerprint and the type name
+/// recorded beside it: the name when it is the one the fingerprint was made
+/// of, the name marked as cut when it was too long to record whole, else
+/// (damaged bytes) "`{what}` type fingerprint …".
+fn found_type(fingerprint: u64, name: &str, what: impl fmt::Display) -> String {
+    let name = bounded_name(name);
+    if !name.is_empty() && fingerprint_of(name) == fingerprint {
+        name.to_owned()
+    } else if name.len() + 3 >= MAX_TYPE_NAME {
+        // Cut to fit: at most three bytes short of the limit (a character).
+        format!("{name}…")
+    } else {
+        format!("{what} type fingerprint {fingerprint:016x}")
+    }
+}
+
 /// Checks a type fingerprint read back from bytes against `T`'s: else
 /// [`Error::TypeMismatch`], expecting `T` and finding "`{what}` type
-/// fingerprint …" (`what`: "a proxy of", "a value with", …).
+/// fingerprint …" (`what`: "a proxy of", "a value with", …). Where the bytes
+/// record the type name too, [`check_type`] names the type found.
 pub(crate) fn check_fingerprint<T: ?Sized>(found: u64, what: impl fmt::Display) -> Result<()> {
     check_fingerprint_as(fingerprint::<T>(), std::any::type_name::<T>(), found, what)
 }
@@ -83,6 +173,27 @@ pub(crate) fn check_fingerprint_as(
     }
 }
 
+/// Checks a type fingerprint and the type name recorded beside it (a
+/// proxy's or a ticket's wire form) against `T`: else
+/// [`Error::TypeMismatch`], expecting `T` and finding the recorded type
+/// name (or, if the name does not go with the fingerprint, "`{what}` type
+/// fingerprint …"). The name is only reported, never trusted: the
+/// fingerprint decides.
+pub(crate) fn check_type<T: ?Sized>(
+    found: u64,
+    found_name: &str,
+    what: impl fmt::Display,
+) -> Result<()> {
+    if found == fingerprint::<T>() {
+        Ok(())
+    } else {
+        Err(Error::TypeMismatch {
+            expected: std::any::type_name::<T>(),
+            found: found_type(found, found_name, what),
+        })
+    }
+}
+
 fn fingerprint_of(name: &str) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in name.bytes() {
@@ -94,18 +205,60 @@ fn fingerprint_of(name: &str) -> u64 {
 
 /// Encodes `value` with the header for `T`.
 pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
-    let mut out = Vec::with_capacity(HEADER_LEN + 16);
+    let name = recorded_type_name::<T>();
+    let mut out = Vec::with_capacity(HEADER_LEN + 1 + name.len() + 16);
     out.extend_from_slice(&MAGIC);
     out.push(FORMAT_VERSION);
     out.extend_from_slice(&fingerprint::<T>().to_le_bytes());
+    // `bounded_name` keeps the length within one byte.
+    out.push(name.len() as u8);
+    out.extend_from_slice(name.as_bytes());
     postcard::to_extend(value, out).map_err(Error::encode)
 }
 
-/// The type fingerprint in a blob's header, after checking magic and version.
-pub fn header_fingerprint(bytes: &[u8]) -> Result<u64> {
+/// A blob's header, read by [`header`]: the fingerprint and the name of the
+/// type its value was encoded as, and where the value starts.
+///
+/// ```
+/// use borrowstore::codec;
+/// let bytes = codec::encode(&String::from("hi")).unwrap();
+/// let h = codec::header(&bytes).unwrap();
+/// assert_eq!(h.type_name(), "alloc::string::String");
+/// assert_eq!(h.fingerprint(), codec::fingerprint::<String>());
+/// assert_eq!(h.size(), codec::header_len::<String>());
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Header<'a> {
+    fingerprint: u64,
+    type_name: &'a str,
+}
+
+impl<'a> Header<'a> {
+    /// The type fingerprint ([`fingerprint`]) of the value's type.
+    pub fn fingerprint(&self) -> u64 {
+        self.fingerprint
+    }
+
+    /// The value's type name as recorded ([`recorded_type_name`]: at most
+    /// [`MAX_TYPE_NAME`] bytes). It is what the writer says; only the
+    /// [`fingerprint`](Header::fingerprint) is checked.
+    pub fn type_name(&self) -> &'a str {
+        self.type_name
+    }
+
+    /// The header's length in bytes: where the encoded value starts.
+    pub fn size(&self) -> usize {
+        HEADER_LEN + 1 + self.type_name.len()
+    }
+}
+
+/// Reads a blob's header: checks magic and format version, and reads the
+/// type fingerprint and name. Damaged or truncated headers are
+/// [`Error::Decode`]. Reads at most the header's bytes.
+pub fn header(bytes: &[u8]) -> Result<Header<'_>> {
     if bytes.len() < HEADER_LEN {
         return Err(Error::decode(format_args!(
-            "blob of {} bytes is shorter than the {HEADER_LEN}-byte header",
+            "blob of {} bytes is shorter than the {HEADER_LEN}-byte fixed header",
             bytes.len()
         )));
     }
@@ -120,14 +273,43 @@ pub fn header_fingerprint(bytes: &[u8]) -> Result<u64> {
     }
     let mut fp = [0u8; 8];
     fp.copy_from_slice(&bytes[5..HEADER_LEN]);
-    Ok(u64::from_le_bytes(fp))
+    let Some((&n, rest)) = bytes[HEADER_LEN..].split_first() else {
+        return Err(Error::decode("blob ends before its type name"));
+    };
+    let Some(name) = rest.get(..usize::from(n)) else {
+        return Err(Error::decode(format_args!(
+            "blob ends inside its {n}-byte type name"
+        )));
+    };
+    let type_name = std::str::from_utf8(name)
+        .map_err(|_| Error::decode("the type name in the header is not UTF-8"))?;
+    Ok(Header {
+        fingerprint: u64::from_le_bytes(fp),
+        type_name,
+    })
+}
+
+/// The type fingerprint in a blob's header, after checking magic and
+/// version; [`header`] reads the type name too.
+pub fn header_fingerprint(bytes: &[u8]) -> Result<u64> {
+    header(bytes).map(|h| h.fingerprint)
 }
 
 /// Decodes a blob written by [`encode`] for `T`.
+///
+/// A blob of another type is [`Error::TypeMismatch`] whose `found` is the
+/// type name its header records; damaged bytes, including a header whose
+/// type name is not `T`'s although its fingerprint is, are [`Error::Decode`].
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
-    check_fingerprint::<T>(header_fingerprint(bytes)?, "a value with")?;
+    let h = header(bytes)?;
+    check_type::<T>(h.fingerprint, h.type_name, "a value with")?;
+    if h.type_name != recorded_type_name::<T>() {
+        return Err(Error::decode(
+            "damaged header: the type name does not go with the fingerprint",
+        ));
+    }
     let (value, rest) =
-        postcard::take_from_bytes::<T>(&bytes[HEADER_LEN..]).map_err(Error::decode)?;
+        postcard::take_from_bytes::<T>(&bytes[h.size()..]).map_err(Error::decode)?;
     if !rest.is_empty() {
         return Err(Error::decode(format_args!(
             "{} trailing bytes after the value",
@@ -137,8 +319,9 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
     Ok(value)
 }
 
-/// A deep copy of `value` through its serialized form; works for every
-/// [`Storable`] type, `Clone` or not.
+/// A copy of `value` made through its serialized form (an encode and a
+/// decode): what a process that decodes the value gets. Copy-on-write does
+/// not use it — it copies with `Clone`, which every [`Storable`] type is.
 pub fn deep_copy<T: Storable>(value: &T) -> Result<T> {
     let bytes = postcard::to_allocvec(value).map_err(Error::encode)?;
     postcard::from_bytes(&bytes).map_err(Error::decode)
@@ -198,7 +381,7 @@ mod tests {
         b.push(0);
         assert!(matches!(decode::<String>(&b), Err(Error::Decode { .. })));
         b.pop();
-        b[HEADER_LEN] = 200; // length prefix beyond the data
+        b[header_len::<String>()] = 200; // length prefix beyond the data
         assert!(matches!(decode::<String>(&b), Err(Error::Decode { .. })));
         let mut m = encode(&1u8).unwrap();
         m[0] = b'X';
@@ -206,6 +389,121 @@ mod tests {
         let mut v = encode(&1u8).unwrap();
         v[4] = 99;
         assert!(matches!(decode::<u8>(&v), Err(Error::Decode { .. })));
+    }
+
+    #[test]
+    fn wrong_type_names_the_stored_type() {
+        let b = encode(&vec![1u64, 2]).unwrap();
+        match decode::<String>(&b) {
+            Err(Error::TypeMismatch { expected, found }) => {
+                assert_eq!(expected, "alloc::string::String");
+                assert_eq!(found, "alloc::vec::Vec<u64>");
+            }
+            other => panic!("{other:?}"),
+        }
+        let h = header(&b).unwrap();
+        assert_eq!(h.type_name(), std::any::type_name::<Vec<u64>>());
+        assert_eq!(h.fingerprint(), fingerprint::<Vec<u64>>());
+        assert_eq!(h.size(), header_len::<Vec<u64>>());
+        assert_eq!(header_fingerprint(&b).unwrap(), fingerprint::<Vec<u64>>());
+    }
+
+    type O2 = Option<Option<u8>>;
+    type O4 = Option<Option<O2>>;
+    type O8 = Option<Option<Option<Option<O4>>>>;
+    /// A type whose name (13 × `core::option::Option<`, …) is longer than
+    /// [`MAX_TYPE_NAME`].
+    type Long = Option<Option<Option<Option<Option<O8>>>>>;
+
+    #[test]
+    fn long_type_names_are_cut_in_the_header() {
+        let full = std::any::type_name::<Long>();
+        assert!(full.len() > MAX_TYPE_NAME, "{}", full.len());
+        let b = encode(&Long::None).unwrap();
+        let h = header(&b).unwrap();
+        assert_eq!(h.type_name().len(), MAX_TYPE_NAME);
+        assert!(full.starts_with(h.type_name()));
+        assert_eq!(recorded_type_name::<Long>(), h.type_name());
+        assert_eq!(decode::<Long>(&b).unwrap(), None);
+        match decode::<String>(&b) {
+            Err(Error::TypeMismatch { found, .. }) => {
+                assert_eq!(found, format!("{}…", h.type_name()));
+            }
+            other => panic!("{other:?}"),
+        }
+        // a cut name stays on a character boundary
+        assert_eq!(bounded_name(&"é".repeat(200)).len(), 254);
+    }
+
+    #[test]
+    fn damaged_type_name_is_decode_error() {
+        let good = encode(&7u64).unwrap();
+        let at = HEADER_LEN + 1; // the first byte of the name
+        let mut renamed = good.clone();
+        renamed[at] ^= 0x01; // still UTF-8, another name
+        assert!(matches!(decode::<u64>(&renamed), Err(Error::Decode { .. })));
+        let mut not_utf8 = good.clone();
+        not_utf8[at] = 0xFF;
+        assert!(matches!(
+            decode::<u64>(&not_utf8),
+            Err(Error::Decode { .. })
+        ));
+        let mut long = good.clone();
+        long[HEADER_LEN] = 250; // a name longer than the blob
+        assert!(matches!(decode::<u64>(&long), Err(Error::Decode { .. })));
+        for n in HEADER_LEN..header_len::<u64>() {
+            assert!(matches!(
+                decode::<u64>(&good[..n]),
+                Err(Error::Decode { .. })
+            ));
+        }
+        // a damaged fingerprint beside an intact name is another type
+        let mut fp = good.clone();
+        fp[7] ^= 0x01;
+        match decode::<u64>(&fp) {
+            Err(Error::TypeMismatch { found, .. }) => {
+                assert!(
+                    found.starts_with("a value with type fingerprint "),
+                    "{found}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn format_version_1_is_decode_error() {
+        let mut v1 = encode(&7u64).unwrap();
+        v1[4] = 1;
+        match decode::<u64>(&v1) {
+            Err(Error::Decode { reason }) => assert!(reason.contains("version 1"), "{reason}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn wire_names_are_reported_only_when_they_go_with_the_fingerprint() {
+        let fp = fingerprint::<Vec<u64>>();
+        let name = std::any::type_name::<Vec<u64>>();
+        assert!(check_type::<Vec<u64>>(fp, "anything", "a proxy of").is_ok());
+        match check_type::<String>(fp, name, "a proxy of") {
+            Err(Error::TypeMismatch { found, .. }) => assert_eq!(found, name),
+            other => panic!("{other:?}"),
+        }
+        match check_type::<String>(fp, "u8", "a proxy of") {
+            Err(Error::TypeMismatch { found, .. }) => {
+                assert_eq!(found, format!("a proxy of type fingerprint {fp:016x}"));
+            }
+            other => panic!("{other:?}"),
+        }
+        // a name too long to report is cut
+        let huge = "x".repeat(10_000);
+        match check_type::<String>(fingerprint_of(&huge), &huge, "a proxy of") {
+            Err(Error::TypeMismatch { found, .. }) => {
+                assert_eq!(found, format!("{}…", &huge[..MAX_TYPE_NAME]));
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
@@ -226,7 +524,7 @@ mod tests {
         #[test]
         fn arbitrary_payload_after_valid_header_never_panics(tail in proptest::collection::vec(proptest::num::u8::ANY, 0..64)) {
             let mut b = encode(&Vec::<String>::new()).unwrap();
-            b.truncate(HEADER_LEN);
+            b.truncate(header_len::<Vec<String>>());
             b.extend_from_slice(&tail);
             let _ = decode::<Vec<String>>(&b);
         }

@@ -1,4 +1,9 @@
-//! The crate's error type.
+//! The crate's error type, and [`Borrows`], what it reports of the borrows
+//! that held an object when an operation on it was refused.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
 
 use crate::key::Key;
 
@@ -22,27 +27,49 @@ pub enum Error {
         store: String,
     },
     /// A mutable borrow, an `update` or an explicit eviction was refused
-    /// because the object is borrowed.
-    #[error("object {key} is already borrowed")]
+    /// because the object is borrowed: "cannot mut_borrow object …: 3
+    /// readers hold it".
+    ///
+    /// Match it with `{ key, .. }`: fields may be added.
+    #[error("cannot {op} object {key}: {borrows}")]
+    #[non_exhaustive]
     AlreadyBorrowed {
         /// The borrowed object.
         key: Key,
+        /// The operation that was refused: `"mut_borrow"`, `"update"` or
+        /// `"evict"` (also the eviction of an ephemeral proxy's resolve).
+        op: &'static str,
+        /// The borrows that held the object when the store refused: a
+        /// snapshot, which may have changed since.
+        borrows: Borrows,
     },
     /// A waiting borrow ([`borrow_timeout`](crate::borrow_timeout),
     /// [`mut_borrow_timeout`](crate::mut_borrow_timeout)) did not get the
     /// object within its timeout. Nothing was claimed.
+    ///
+    /// Match it with `{ key, .. }`: fields may be added.
     #[error("object {key} was still borrowed after waiting {waited:?}")]
+    #[non_exhaustive]
     Timeout {
         /// The object.
         key: Key,
         /// How long the call waited.
         waited: std::time::Duration,
     },
-    /// A shared borrow was refused because the object is mutably borrowed.
-    #[error("object {key} is already mutably borrowed")]
+    /// A shared borrow was refused because the object is mutably borrowed:
+    /// "cannot borrow object …: a writer holds it".
+    ///
+    /// Match it with `{ key, .. }`: fields may be added.
+    #[error("cannot {op} object {key}: {borrows}")]
+    #[non_exhaustive]
     AlreadyMutablyBorrowed {
         /// The mutably borrowed object.
         key: Key,
+        /// The operation that was refused: `"borrow"`.
+        op: &'static str,
+        /// The borrows that held the object when the store refused (its
+        /// writer): a snapshot, which may have changed since.
+        borrows: Borrows,
     },
     /// `into_owned` was refused because the object already has an owner proxy.
     #[error("object {key} already has an owner")]
@@ -62,7 +89,10 @@ pub enum Error {
     TypeMismatch {
         /// The type asked for.
         expected: &'static str,
-        /// What is stored (a type name, or a fingerprint when the name is unknown).
+        /// What is stored: the type name recorded with the value, ticket or
+        /// proxy (cut to [`codec::MAX_TYPE_NAME`](crate::codec::MAX_TYPE_NAME)
+        /// bytes, marked `…`), or a type fingerprint where no name goes with
+        /// it (damaged bytes, or a form that records none).
         found: String,
     },
     /// Stored bytes could not be decoded (damaged, truncated or of another format).
@@ -167,6 +197,55 @@ pub enum Error {
         /// Why, as far as the executor tells.
         reason: String,
     },
+    /// Proxy or ticket bytes named a store this process does not trust: it
+    /// is not registered here under that name and URL, and no pattern of
+    /// [`trust::allow`](crate::trust::allow) admits the URL. Nothing was
+    /// opened, created or connected.
+    #[error("{}", untrusted_message(url))]
+    Untrusted {
+        /// The store's URL, as the bytes named it (at most 200 characters).
+        url: String,
+    },
+    /// Proxy or ticket bytes named a `memory://` store of another process:
+    /// memory stores live in one process, and no other process can reach
+    /// their objects.
+    #[error(
+        "{url} is local to process {pid}; use file:// or redis:// to share objects between processes"
+    )]
+    LocalStore {
+        /// The memory store's URL.
+        url: String,
+        /// The id of the process the store lives in.
+        pid: u32,
+    },
+    /// Proxy or ticket bytes named a trusted store that is not open yet, and
+    /// this process already has as many stores open for arriving bytes as
+    /// [`trust::max_stores`](crate::trust::max_stores) allows. Nothing was
+    /// opened; the stores that are open keep working.
+    #[error(
+        "cannot open store {url}: {limit} stores are already open for proxies and tickets that \
+         arrived (the limit); drop some of their handles, or raise the limit with \
+         borrowstore::trust::set_max_stores"
+    )]
+    TooManyStores {
+        /// The store's URL, as the bytes named it (at most 200 characters).
+        url: String,
+        /// The limit.
+        limit: usize,
+    },
+    /// [`StoreBuilder::build`](crate::StoreBuilder::build) was asked to
+    /// register a store under a name that a store with another URL or other
+    /// settings holds. The registered store is left as it was.
+    #[error(
+        "the store name {name:?} is taken by {url} with other settings; choose another name, \
+         or replace it with StoreBuilder::replace(true)"
+    )]
+    NameTaken {
+        /// The name.
+        name: String,
+        /// The URL of the store registered under it.
+        url: String,
+    },
     /// The store's backend failed or could not be reached.
     #[error("store {store:?} failed: {source}")]
     Connector {
@@ -179,6 +258,22 @@ pub enum Error {
 }
 
 impl Error {
+    /// This error, reporting `op` as the refused operation if it is a
+    /// refused borrow ([`Error::AlreadyBorrowed`],
+    /// [`Error::AlreadyMutablyBorrowed`]): for operations that borrow on the
+    /// caller's behalf (`update` takes a transient mutable borrow).
+    pub(crate) fn refused_as(self, op: &'static str) -> Self {
+        match self {
+            Error::AlreadyBorrowed { key, borrows, .. } => {
+                Error::AlreadyBorrowed { key, op, borrows }
+            }
+            Error::AlreadyMutablyBorrowed { key, borrows, .. } => {
+                Error::AlreadyMutablyBorrowed { key, op, borrows }
+            }
+            other => other,
+        }
+    }
+
     pub(crate) fn decode(reason: impl std::fmt::Display) -> Self {
         Error::Decode {
             reason: reason.to_string(),
@@ -197,4 +292,89 @@ impl Error {
             reason: reason.to_string(),
         }
     }
+}
+
+/// The borrows that held an object when an operation on it was refused, as
+/// [`Error::AlreadyBorrowed`] and [`Error::AlreadyMutablyBorrowed`] report
+/// them.
+///
+/// A snapshot: the counts the store saw at the moment it refused, in the
+/// same atomic step. By the time the error is read they may have changed
+/// (a reader let go, another arrived), so they explain the refusal; they
+/// do not predict whether a retry succeeds.
+///
+/// Its `Display` is the end of the error message: "1 reader holds it",
+/// "3 readers hold it", "a writer holds it".
+///
+/// ```
+/// use borrowstore::{Borrows, Error, OwnedProxy, Store, borrow, mut_borrow};
+/// # fn main() -> Result<(), Error> {
+/// let store = Store::memory("doc-borrows");
+/// let owner = store.owned_proxy(vec![1u64, 2])?;
+/// let readers = (borrow(&owner)?, borrow(&owner)?, borrow(&owner)?);
+/// match mut_borrow(&owner) {
+///     Err(e @ Error::AlreadyBorrowed { .. }) => {
+///         let key = OwnedProxy::key(&owner);
+///         assert_eq!(e.to_string(), format!("cannot mut_borrow object {key}: 3 readers hold it"));
+///         if let Error::AlreadyBorrowed { op, borrows, .. } = e {
+///             assert_eq!(op, "mut_borrow");
+///             assert_eq!(borrows, Borrows { readers: 3, writer: false });
+///         }
+///     }
+///     other => panic!("{other:?}"),
+/// }
+/// # drop(readers);
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Borrows {
+    /// How many shared borrows ([`RefProxy`](crate::RefProxy)s, and borrow
+    /// tickets in flight) held the object.
+    pub readers: u32,
+    /// Whether its mutable borrow ([`RefMutProxy`](crate::RefMutProxy)) held it.
+    pub writer: bool,
+}
+
+impl fmt::Display for Borrows {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.readers, self.writer) {
+            (0, false) => f.write_str("no borrow holds it"),
+            (0, true) => f.write_str("a writer holds it"),
+            (1, false) => f.write_str("1 reader holds it"),
+            (n, false) => write!(f, "{n} readers hold it"),
+            (1, true) => f.write_str("a writer and 1 reader hold it"),
+            (n, true) => write!(f, "a writer and {n} readers hold it"),
+        }
+    }
+}
+
+/// A URL for a message: a password in it (`user:password@`) is shown as `***`.
+pub(crate) fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) if userinfo.contains(':') => {
+            let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
+            format!("{scheme}://{user}:***@{host}{tail}")
+        }
+        _ => url.to_owned(),
+    }
+}
+
+fn untrusted_message(url: &str) -> String {
+    let url = redact(url);
+    if url.starts_with("memory://") {
+        return format!(
+            "store {url} is not registered in this process: proxies and tickets of a memory store \
+             reach only the store registered under their name (Store::memory)"
+        );
+    }
+    format!(
+        "store {url} is not trusted by this process: proxies and tickets may connect only to \
+         stores registered here and to URLs allowed explicitly; to allow it: \
+         borrowstore::trust::allow(\"{url}\")"
+    )
 }

@@ -50,9 +50,10 @@ pub mod state;
 mod store;
 pub mod submit;
 mod sync;
+pub mod trust;
 
 pub use codec::Storable;
-pub use error::{Error, Result};
+pub use error::{Borrows, Error, Result};
 pub use key::{ClaimId, Key};
 pub use lifetime::{
     ContextLifetime, LeaseLifetime, Lifetime, ObjectRef, StaticExitGuard, StaticLifetime,

@@ -1,6 +1,7 @@
 //! [`Proxy<T>`]: a lazy, plain (non-owning), serializable reference to a
 //! stored object.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::ops::Deref;
 use std::sync::{Arc, OnceLock};
@@ -21,7 +22,8 @@ use crate::store::{Store, StoreConfig};
 /// A proxy does not own its object: dropping it changes nothing store-side.
 /// Serializing a proxy writes its store's config and key, never the value;
 /// deserializing it in another process finds the store in the registry or
-/// reopens it from the config.
+/// opens it from the config — if that process trusts it (see
+/// [`trust`](crate::trust)).
 ///
 /// Helpers are associated functions (`Proxy::key(&p)`) so they never hide a
 /// method of `T`.
@@ -167,7 +169,7 @@ impl<T: Storable> Proxy<T> {
     }
 
     /// A proxy from its wire form; malformed bytes are [`Error::Malformed`],
-    /// a proxy of another type [`Error::TypeMismatch`].
+    /// a proxy of another type [`Error::TypeMismatch`] naming that type.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
         let wire: Wire = postcard::from_bytes(bytes).map_err(|e| Error::malformed("proxy", e))?;
         wire.into_proxy()
@@ -215,18 +217,20 @@ impl<T> fmt::Debug for Proxy<T> {
     }
 }
 
-/// The serialized form of a proxy.
+/// The serialized form of a proxy: its store, key and kind, and the
+/// fingerprint and name of its type (the name only to report a mismatch).
 #[derive(Serialize, Deserialize)]
 struct Wire {
     store: StoreConfig,
     key: Key,
     ephemeral: bool,
     fingerprint: u64,
+    type_name: Cow<'static, str>,
 }
 
 impl Wire {
     fn into_proxy<T: Storable>(self) -> Result<Proxy<T>> {
-        codec::check_fingerprint::<T>(self.fingerprint, "a proxy of")?;
+        codec::check_type::<T>(self.fingerprint, &self.type_name, "a proxy of")?;
         let store = Store::from_config(&self.store)?;
         Ok(Proxy::new(store, self.key, self.ephemeral, None))
     }
@@ -239,6 +243,7 @@ impl<T: Storable> Serialize for Proxy<T> {
             key: self.key,
             ephemeral: self.ephemeral,
             fingerprint: codec::fingerprint::<T>(),
+            type_name: Cow::Borrowed(codec::recorded_type_name::<T>()),
         }
         .serialize(s)
     }

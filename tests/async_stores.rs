@@ -1,27 +1,28 @@
-//! Waiting borrows, the `_async` forms and the publish of a dropped writer
-//! on every kind of store.
+//! Waiting borrows and the `_async` forms across processes and against a
+//! stopped Redis server. (The store-generic checks of waiting borrows, the
+//! `_async` forms and dropped writers are in the testkit's conformance
+//! suite, `borrowstore_testkit::conformance::waiting`, which
+//! `tests/memory_store.rs`, `tests/file_store.rs` and `tests/redis_store.rs`
+//! run.)
 //!
-//! - `memory`, `file`, `redis`: the store-generic checks of
-//!   `tests/async_checks` on a fresh store each (Redis: a `redis-server`
-//!   started for the test on a free loopback port);
 //! - `file::cross_process`, `redis::cross_process`: the holder of the
 //!   borrow a waiter waits for is another process (this test binary started
-//!   again, see `tests/support`), which drops it or is SIGKILLed;
+//!   again, see `borrowstore_testkit::process`), which drops it or is
+//!   SIGKILLed; or the waiter is the other process;
 //! - `redis`: a stopped (`SIGSTOP`) server — a current-thread runtime keeps
 //!   running other tasks while an `_async` call is pending, and a changed
 //!   writer dropped meanwhile returns at once and is published once, after
 //!   the server resumes.
 
-mod async_checks;
-mod redis_server;
-mod support;
-
 use std::time::{Duration, Instant};
 
 use borrowstore::{OwnedProxy, RefProxy, borrow, mut_borrow, mut_borrow_async};
-use support::{ChildProc, Target, hex, inspect, poll_until};
+use borrowstore_testkit::conformance::PATIENCE;
+use borrowstore_testkit::process::{ChildProc, Target, hex, inspect};
+use borrowstore_testkit::{Suite, poll_until, unique_name};
 
-use async_checks::{PATIENCE, unique_name};
+/// Names this suite's stores and directories.
+const SUITE: Suite = borrowstore_testkit::suite!("async-stores");
 
 type V = Vec<u64>;
 
@@ -34,17 +35,11 @@ const PAUSE: Duration = Duration::from_millis(200);
 /// at once.
 #[test]
 fn child_entry() {
-    if std::env::var(support::ROLE_VAR).as_deref() == Ok(waiter::ROLE) {
+    if std::env::var(borrowstore_testkit::process::ROLE_VAR).as_deref() == Ok(waiter::ROLE) {
         waiter::run();
     } else {
-        support::child::entry();
+        borrowstore_testkit::process::child::entry();
     }
-}
-
-mod memory {
-    use super::async_checks;
-
-    async_checks::async_suite!(borrowstore::Store::memory(async_checks::unique_name("mem")));
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -71,9 +66,10 @@ mod waiter {
 
     use borrowstore::{Error, OwnedProxy, OwnerTicket, RefProxy, Store, borrow_async};
 
+    use borrowstore_testkit::process::child::{csv, kind, say};
+    use borrowstore_testkit::process::{URL_VAR, unhex};
+
     use super::V;
-    use super::support::child::{csv, kind, say};
-    use super::support::{URL_VAR, unhex};
 
     pub const ROLE: &str = "async-waiter";
 
@@ -326,23 +322,11 @@ macro_rules! cross_process_suite {
 }
 
 mod file {
-    use super::async_checks;
-
-    /// A file store in a fresh directory under cargo's per-target temp dir.
-    fn file_store() -> borrowstore::Store {
-        let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
-            .join("async-stores")
-            .join(async_checks::unique_name("file"));
-        borrowstore::Store::open(&format!("file://{}", dir.display())).expect("open file store")
-    }
-
-    async_checks::async_suite!(file_store());
-
     mod cross_process {
-        use super::super::support::Target;
+        use borrowstore_testkit::process::Target;
 
         fn make(tag: &str, lease: Option<std::time::Duration>) -> Target {
-            Target::file(tag, lease)
+            Target::file(&crate::SUITE, tag, lease)
         }
 
         cross_process_suite!(make);
@@ -356,21 +340,13 @@ mod redis {
     use std::time::{Duration, Instant};
 
     use borrowstore::{Error, OwnedProxy, Store, borrow_async, mut_borrow};
+    use borrowstore_testkit::redis_server::RedisServer;
 
-    use super::redis_server::{self, RedisServer};
-    use super::{PATIENCE, V, async_checks, unique_name};
-
-    /// A Redis store in a fresh namespace, on a server of this test.
-    fn redis_store() -> Store {
-        let url = redis_server::url_for_this_test(&unique_name("ns"), "");
-        Store::open(&url).expect("open redis store")
-    }
-
-    async_checks::async_suite!(redis_store());
+    use super::{PATIENCE, V, unique_name};
 
     mod cross_process {
-        use super::super::redis_server;
-        use super::super::support::Target;
+        use borrowstore_testkit::process::Target;
+        use borrowstore_testkit::redis_server;
 
         fn make(tag: &str, lease: Option<std::time::Duration>) -> Target {
             Target::redis(&redis_server::base_url_for_this_test(), tag, lease)

@@ -1,6 +1,10 @@
 //! Bad input gets a clear error, never a panic, and loses no data.
 
 use borrowstore::{BorrowTicket, Error, Key, OwnerTicket, Proxy, Store};
+use borrowstore_testkit::Suite;
+
+/// Names this suite's file store directories.
+const SUITE: Suite = borrowstore_testkit::suite!("bad-input");
 
 #[test]
 fn path_traversal_and_absolute_keys_are_invalid() {
@@ -160,8 +164,7 @@ fn oversized_values_are_refused_and_store_nothing() {
 
 #[test]
 fn the_size_limit_applies_to_every_value_a_file_store_encodes() {
-    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("bad-input-{}", Key::random()));
+    let dir = SUITE.file_dir_named("size-limit");
     let store = Store::builder(format!("bad-input-file-{}", Key::random()))
         .url(format!("file://{}", dir.display()))
         .max_value_size(64)
@@ -233,8 +236,7 @@ fn a_file_store_that_cannot_create_its_directory_names_the_path_and_the_operatio
 /// Reads and writes that fail after the store opened name the file too.
 #[test]
 fn file_store_read_and_write_errors_name_the_path_and_the_operation() {
-    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("bad-input-io-{}", Key::random()));
+    let dir = SUITE.file_dir_named("io-errors");
     let url = format!("file://{}", dir.display());
     let store = Store::open(&url).unwrap();
     let key = store.put(&7u32).unwrap();

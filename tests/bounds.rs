@@ -4,7 +4,8 @@
 //!
 //! Values live behind `Arc<T>` shared between threads, so
 //! [`Storable`](borrowstore::Storable) requires `Send + Sync`: a proxy of an
-//! `Rc<_>`, a `Cell<_>` or a `RefCell<_>` cannot be created. The compile-fail
+//! `Rc<_>`, a `Cell<_>` or a `RefCell<_>` cannot be created. Copy-on-write
+//! copies values with `Clone`, so it requires `Clone` too. The compile-fail
 //! tests (`tests/compile_fail*`) check the error message users get for that;
 //! here `not_storable!` checks the bound itself, without trybuild.
 
@@ -183,3 +184,31 @@ fn handles_move_between_threads() {
     drop(moved.0);
     assert!(!store.exists(&key).unwrap());
 }
+
+// `Storable` also requires `Clone`: copy-on-write copies a value with it.
+// The types users store derive it with serde's traits; a serializable type
+// without `Clone` is refused, and so are `Mutex` and the atomics, which
+// serde can serialize but which would let a shared borrow change its value.
+fn require_storable<T: Storable>() {}
+
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
+struct Derived {
+    name: String,
+    values: Vec<u64>,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct NotClone {
+    values: Vec<u64>,
+}
+
+const _: fn() = || {
+    require_storable::<Derived>();
+    require_storable::<Vec<u64>>();
+    require_storable::<String>();
+    require_storable::<(u8, Option<String>)>();
+};
+
+not_storable!(NotClone);
+not_storable!(std::sync::Mutex<u64>);
+not_storable!(std::sync::atomic::AtomicU64);

@@ -1,13 +1,14 @@
 //! Ownership across real processes.
 //!
 //! Every test here starts this test binary again as child processes (see
-//! `tests/support`), which open the same store, redeem tickets and proxies
-//! sent to them as bytes, hold borrows and owners, and are killed (SIGKILL)
-//! or frozen (SIGSTOP) to check that leases reclaim what a dead process held.
+//! `borrowstore_testkit::process`; the binary's `child_entry` test is what
+//! they run), which open the same store, redeem tickets and proxies sent to
+//! them as bytes, hold borrows and owners, and are killed (SIGKILL) or
+//! frozen (SIGSTOP) to check that leases reclaim what a dead process held.
 //!
-//! The scenarios live in `tests/support/scenarios.rs` and take a [`Target`]
-//! (a store URL and its lease). [`cross_process_suite!`] turns each of them
-//! into a `#[test]` for one kind of store:
+//! The scenarios live in `borrowstore_testkit::process::scenarios` and take
+//! a [`Target`] (a store URL and its lease). [`cross_process_suite!`] turns
+//! each of them into a `#[test]` for one kind of store:
 //!
 //! - `file`: file stores, each in a fresh directory under cargo's temp dir;
 //! - `redis`: Redis stores, each on a `redis-server` the test starts on a
@@ -19,22 +20,18 @@
 //! reclaiming takes well under a second; the others get the default lease,
 //! so that a busy machine cannot make a live process's lease run out.
 
-mod redis_server;
-mod support;
-
 use std::time::Duration;
 
-use support::Target;
+use borrowstore_testkit::Suite;
+use borrowstore_testkit::process::Target;
+
+/// Names this suite's stores and directories.
+const SUITE: Suite = borrowstore_testkit::suite!("cross-process");
 
 /// The lease of stores in tests that wait for leases to run out.
 const SHORT_LEASE: Duration = Duration::from_millis(500);
 
-/// Child processes run this (and only this) test; in the parent it returns
-/// at once.
-#[test]
-fn child_entry() {
-    support::child::entry();
-}
+borrowstore_testkit::child_entry!();
 
 /// Runs `scenario` on the target made by `make` (`None`: skipped); cleans the
 /// target up if the scenario passed.
@@ -57,8 +54,8 @@ fn run(
 /// lease or the default).
 macro_rules! cross_process_suite {
     ($make:expr) => {
-        use super::support::scenarios::{self, TicketKind};
         use super::{SHORT_LEASE, run};
+        use borrowstore_testkit::process::scenarios::{self, TicketKind};
 
         #[test]
         fn reader_in_b_blocks_writer_in_a() {
@@ -200,7 +197,11 @@ fn killed_during_publish(make: impl FnOnce(&str, Option<Duration>) -> Option<Tar
         make,
         "killed-publisher",
         Some(Duration::from_secs(2)),
-        |t| support::scenarios::killed_during_publish_leaves_a_readable_value(t, 40),
+        |t| {
+            borrowstore_testkit::process::scenarios::killed_during_publish_leaves_a_readable_value(
+                t, 40,
+            )
+        },
     );
 }
 
@@ -208,7 +209,7 @@ mod file {
     use super::Target;
 
     fn make(tag: &str, lease: Option<std::time::Duration>) -> Option<Target> {
-        Some(Target::file(tag, lease))
+        Some(Target::file(&super::SUITE, tag, lease))
     }
 
     cross_process_suite!(make);
@@ -229,7 +230,7 @@ mod redis {
 
     fn make(tag: &str, lease: Option<std::time::Duration>) -> Option<Target> {
         let url = std::env::var("BORROWSTORE_TEST_REDIS_URL")
-            .unwrap_or_else(|_| super::redis_server::base_url_for_this_test());
+            .unwrap_or_else(|_| borrowstore_testkit::redis_server::base_url_for_this_test());
         Some(Target::redis(&url, tag, lease))
     }
 

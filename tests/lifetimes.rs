@@ -7,14 +7,6 @@
 //! `store.flush()`. The behavioural tests run against the memory, file and
 //! Redis stores.
 
-mod redis_server;
-mod store_probe;
-
-use store_probe::*;
-
-/// Names this suite's stores and directories.
-const SUITE: &str = "lifetimes";
-
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
@@ -23,24 +15,12 @@ use borrowstore::{
     ContextLifetime, Error, Key, LeaseLifetime, Lifetime, LivenessScope, OwnedProxy,
     StaticLifetime, Store, borrow,
 };
+use borrowstore_testkit::{Suite, contents, exists, holders, key, on_every_store, poll_until, set};
 
-// ---------------------------------------------------------------- helpers --
+/// Names this suite's stores and directories.
+const SUITE: Suite = borrowstore_testkit::suite!("lifetimes");
 
-/// Waits (up to `limit`) until `cond` holds; returns whether it did.
-fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + limit;
-    loop {
-        if cond() {
-            return true;
-        }
-        if Instant::now() > end {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
-on_every_store!(
+on_every_store!(SUITE;
     context_lifetime_cleanup,
     close_is_idempotent,
     errors_after_close_write_nothing,
@@ -176,7 +156,7 @@ fn adding_twice_holds_twice(store: Store) {
 /// A lifetime may hold objects of several stores (ProxyStore's `store=`
 /// argument): `add_proxy` uses the proxy's own store.
 fn lifetime_spans_stores(store: Store) {
-    let other = memory_store();
+    let other = SUITE.memory_store();
     let lt = ContextLifetime::new(&store);
     let here = store.put_in(&lt, &1u8).unwrap();
     let there = other.proxy(2u8).unwrap();
@@ -222,9 +202,12 @@ fn close_racing_creation_leaves_nothing(store: Store) {
                 })
                 .collect();
             // Close while both creators are busy.
-            assert!(eventually(Duration::from_secs(20), || {
-                created.load(Ordering::Relaxed) >= 8
-            }));
+            assert!(
+                poll_until(Duration::from_secs(20), || {
+                    created.load(Ordering::Relaxed) >= 8
+                })
+                .is_some()
+            );
             lt.close().unwrap();
             std::thread::sleep(Duration::from_millis(5));
             stop.store(true, Ordering::Relaxed);
@@ -253,7 +236,7 @@ fn lease_expiry(store: Store) {
     lease.add_proxy(&p).unwrap();
     assert!(!lease.done());
     assert!(exists(&store, &k));
-    assert!(eventually(Duration::from_secs(10), || lease.done()));
+    assert!(poll_until(Duration::from_secs(10), || lease.done()).is_some());
     assert!(!exists(&store, &k));
     assert!(!exists(&store, &key(&p)));
     assert!(matches!(
@@ -275,7 +258,7 @@ fn lease_extension(store: Store) {
     std::thread::sleep(Duration::from_millis(600).saturating_sub(start.elapsed()));
     assert!(!lease.done());
     assert!(exists(&store, &k));
-    assert!(eventually(Duration::from_secs(15), || lease.done()));
+    assert!(poll_until(Duration::from_secs(15), || lease.done()).is_some());
     assert!(start.elapsed() >= Duration::from_millis(2000));
     assert!(!exists(&store, &k));
     assert!(matches!(
@@ -314,7 +297,7 @@ fn lease_extension_by_duration_max_saturates(store: Store) {
     assert!(forever.remaining() > A_CENTURY_LESS_A_DAY);
     // And shortening still works afterwards.
     lease.expire_in(Duration::from_millis(50)).unwrap();
-    assert!(eventually(Duration::from_secs(10), || lease.done()));
+    assert!(poll_until(Duration::from_secs(10), || lease.done()).is_some());
     assert!(!exists(&store, &k));
     forever.close().unwrap();
 }
@@ -329,7 +312,7 @@ fn lease_shortening(store: Store) {
         .set_expiry(SystemTime::now() + Duration::from_millis(200))
         .unwrap();
     assert!(lease.remaining() <= Duration::from_millis(200));
-    assert!(eventually(Duration::from_secs(10), || lease.done()));
+    assert!(poll_until(Duration::from_secs(10), || lease.done()).is_some());
     assert!(start.elapsed() < Duration::from_secs(10));
     assert!(!exists(&store, &k));
 
@@ -343,13 +326,13 @@ fn lease_shortening(store: Store) {
         exists(&store, &k),
         "the extension after the shortening counts"
     );
-    assert!(eventually(Duration::from_secs(10), || lease.done()));
+    assert!(poll_until(Duration::from_secs(10), || lease.done()).is_some());
     assert!(!exists(&store, &k));
 }
 
 fn lease_in_the_past_expires_at_once(store: Store) {
     let lease = LeaseLifetime::until(&store, SystemTime::now() - Duration::from_secs(1));
-    assert!(eventually(Duration::from_secs(10), || lease.done()));
+    assert!(poll_until(Duration::from_secs(10), || lease.done()).is_some());
     assert!(matches!(
         store.put_in(&lease, &1u8),
         Err(Error::LifetimeEnded)
@@ -379,7 +362,7 @@ fn lease_close_and_done(store: Store) {
 
 #[test]
 fn many_leases_expire_in_deadline_order() {
-    let store = memory_store();
+    let store = SUITE.memory_store();
     let start = Instant::now();
     let leases: Vec<(LeaseLifetime, Key, u64)> = (0..50u64)
         .rev()
@@ -390,9 +373,12 @@ fn many_leases_expire_in_deadline_order() {
             (lease, k, ms)
         })
         .collect();
-    assert!(eventually(Duration::from_secs(20), || leases
-        .iter()
-        .all(|(l, _, _)| l.done())));
+    assert!(
+        poll_until(Duration::from_secs(20), || leases
+            .iter()
+            .all(|(l, _, _)| l.done()))
+        .is_some()
+    );
     for (lease, k, ms) in &leases {
         assert!(lease.done());
         assert!(!exists(&store, k));
@@ -404,7 +390,7 @@ fn many_leases_expire_in_deadline_order() {
 /// A lifetime with 10,000 objects closes on a 256 KiB stack.
 #[test]
 fn a_lifetime_of_10000_objects_closes_on_a_small_stack() {
-    let store = memory_store();
+    let store = SUITE.memory_store();
     let lt = ContextLifetime::new(&store);
     for i in 0..10_000u64 {
         store.put_in(&lt, &i).unwrap();
@@ -426,7 +412,7 @@ fn a_lifetime_of_10000_objects_closes_on_a_small_stack() {
 /// it (the child processes below have their own).
 #[test]
 fn static_lifetime_cleanup_and_close_once() {
-    let (mem, file) = (memory_store(), file_store());
+    let (mem, file) = (SUITE.memory_store(), SUITE.file_store());
     let st = StaticLifetime::get();
     assert!(std::ptr::eq(st, StaticLifetime::get()));
     mem.put_in(st, &1u8).unwrap();
@@ -519,11 +505,11 @@ fn run_child(mode: &str, url: &str) -> (Key, Duration) {
 /// reclaimed within the lease once the process is gone.
 #[test]
 fn static_lifetime_objects_are_reclaimed_after_the_process_exits() {
-    let url = format!("file://{}?lease_ms=400", file_dir().display());
+    let url = format!("file://{}?lease_ms=400", SUITE.file_dir().display());
     let (k, _) = run_child("static", &url);
     let store = Store::open(&url).unwrap();
     // The child is gone; its lease runs out.
-    assert!(eventually(Duration::from_secs(20), || !exists(&store, &k)));
+    assert!(poll_until(Duration::from_secs(20), || !exists(&store, &k)).is_some());
     assert!(contents(&store).is_empty());
 }
 
@@ -531,7 +517,7 @@ fn static_lifetime_objects_are_reclaimed_after_the_process_exits() {
 /// evicted when the process ends normally: at once, not after a lease.
 #[test]
 fn static_lifetime_exit_guard_evicts_at_normal_exit() {
-    let url = format!("file://{}", file_dir().display()); // 30 s lease
+    let url = format!("file://{}", SUITE.file_dir().display()); // 30 s lease
     let (k, _) = run_child("exit_guard", &url);
     let store = Store::open(&url).unwrap();
     assert!(!exists(&store, &k));
@@ -541,11 +527,11 @@ fn static_lifetime_exit_guard_evicts_at_normal_exit() {
 /// lease exits at once.
 #[test]
 fn a_lease_never_delays_process_exit() {
-    let url = format!("file://{}?lease_ms=400", file_dir().display());
+    let url = format!("file://{}?lease_ms=400", SUITE.file_dir().display());
     let (k, elapsed) = run_child("lease", &url);
     assert!(elapsed < Duration::from_secs(60), "child took {elapsed:?}");
     let store = Store::open(&url).unwrap();
-    assert!(eventually(Duration::from_secs(20), || !exists(&store, &k)));
+    assert!(poll_until(Duration::from_secs(20), || !exists(&store, &k)).is_some());
 }
 
 #[test]
@@ -567,7 +553,7 @@ fn the_lifetime_trait_covers_every_kind() {
         assert!(Lifetime::done(&lt));
         k
     }
-    let store = memory_store();
+    let store = SUITE.memory_store();
     let context = ContextLifetime::new(&store);
     let a = fill_and_close(&store, &context);
     let b = fill_and_close(&store, LeaseLifetime::new(&store, Duration::from_secs(60)));

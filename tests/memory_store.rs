@@ -1,5 +1,5 @@
 //! The conformance suite against the in-memory store.
 
-mod conformance;
-
-conformance::conformance_suite!(conformance::memory_fixture());
+borrowstore_testkit::conformance_suite!(
+    borrowstore_testkit::suite!("memory-store").memory_fixture()
+);

@@ -1,33 +1,13 @@
 //! The Redis store when things go wrong: the server dies and comes back,
 //! a third party damages a value, the server cannot be reached.
 
-mod redis_server;
-
 use std::time::{Duration, Instant};
 
-use borrowstore::{Error, Key, OwnedProxy, Store, borrow, mut_borrow, update};
-use redis_server::RedisServer;
+use borrowstore::{Error, OwnedProxy, Store, borrow, mut_borrow, update};
+use borrowstore_testkit::redis_server::RedisServer;
+use borrowstore_testkit::{retry_until_ok, unique_name};
 
 type V = Vec<u64>;
-
-fn unique(prefix: &str) -> String {
-    format!("{prefix}-{}", Key::random())
-}
-
-/// Retries `f` until it succeeds or `limit` passes.
-fn eventually<T>(limit: Duration, mut f: impl FnMut() -> Result<T, Error>) -> T {
-    let start = Instant::now();
-    loop {
-        match f() {
-            Ok(v) => return v,
-            Err(e) if start.elapsed() < limit => {
-                let _ = e;
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            Err(e) => panic!("still failing after {limit:?}: {e}"),
-        }
-    }
-}
 
 fn assert_connector_error_within<T: std::fmt::Debug>(
     limit: Duration,
@@ -48,7 +28,7 @@ fn assert_connector_error_within<T: std::fmt::Debug>(
 fn a_killed_server_gives_errors_within_the_timeout_and_the_store_recovers_after_restart() {
     let mut server = RedisServer::start_persistent();
     // 300 ms per operation; callers give up after 3 × that + 200 ms at most.
-    let store = Store::open(&server.url(&unique("fault"), "timeout_ms=300")).unwrap();
+    let store = Store::open(&server.url(&unique_name("fault"), "timeout_ms=300")).unwrap();
     let limit = Duration::from_secs(3);
 
     let owner = store.owned_proxy(vec![1u64, 2, 3]).unwrap();
@@ -74,7 +54,7 @@ fn a_killed_server_gives_errors_within_the_timeout_and_the_store_recovers_after_
 
     server.restart();
     // The queued release is applied once the server is back, exactly once.
-    eventually(Duration::from_secs(10), || store.flush());
+    retry_until_ok(Duration::from_secs(10), || store.flush());
     let state = store.inspect(&key).unwrap().unwrap();
     assert_eq!(state.readers, 0, "{state:?}");
     assert!(state.owner && !state.writer, "{state:?}");
@@ -96,13 +76,13 @@ fn a_killed_server_gives_errors_within_the_timeout_and_the_store_recovers_after_
 #[test]
 fn an_owner_dropped_while_the_server_is_down_is_evicted_after_restart() {
     let mut server = RedisServer::start_persistent();
-    let store = Store::open(&server.url(&unique("fault"), "timeout_ms=300")).unwrap();
+    let store = Store::open(&server.url(&unique_name("fault"), "timeout_ms=300")).unwrap();
     let owner = store.owned_proxy(String::from("x")).unwrap();
     let key = *OwnedProxy::key(&owner);
     server.kill();
     drop(owner);
     server.restart();
-    eventually(Duration::from_secs(10), || store.flush());
+    retry_until_ok(Duration::from_secs(10), || store.flush());
     assert!(!store.exists(&key).unwrap());
     assert!(store.keys().unwrap().is_empty());
 }
@@ -110,7 +90,7 @@ fn an_owner_dropped_while_the_server_is_down_is_evicted_after_restart() {
 #[test]
 fn a_value_damaged_by_a_third_party_is_a_decode_error() {
     let server = RedisServer::start();
-    let ns = unique("damage");
+    let ns = unique_name("damage");
     let store = Store::open(&server.url(&ns, "")).unwrap();
     let key = store.put(&vec![1u64, 2]).unwrap();
     let hash = format!("{ns}:{{{key}}}:s");
@@ -134,7 +114,7 @@ fn a_value_damaged_by_a_third_party_is_a_decode_error() {
 fn keys_outside_the_namespace_are_never_touched() {
     let server = RedisServer::start();
     server.command(&[b"SET", b"someone-else:key", b"keep me"]);
-    let ns = unique("ns");
+    let ns = unique_name("ns");
     let store = Store::open(&server.url(&ns, "")).unwrap();
     for i in 0..20u64 {
         let owner = store.owned_proxy(vec![i]).unwrap();
@@ -156,7 +136,7 @@ fn keys_outside_the_namespace_are_never_touched() {
 #[test]
 fn the_store_works_inside_a_current_thread_runtime_and_from_drop() {
     let server = RedisServer::start();
-    let store = Store::open(&server.url(&unique("rt"), "")).unwrap();
+    let store = Store::open(&server.url(&unique_name("rt"), "")).unwrap();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -184,7 +164,7 @@ fn an_unreachable_server_is_a_connector_error_not_a_hang() {
         .port();
     let store = Store::open(&format!(
         "redis://127.0.0.1:{port}/0?ns={}&timeout_ms=200",
-        unique("down")
+        unique_name("down")
     ))
     .unwrap();
     assert_connector_error_within(Duration::from_secs(2), "put", || store.put(&1u8));
@@ -212,7 +192,7 @@ fn malformed_redis_urls_are_invalid_url_errors() {
 #[test]
 fn auth_in_the_url_is_used_and_a_wrong_password_is_an_error() {
     let server = RedisServer::start_with_password("s3cret");
-    let ns = unique("auth");
+    let ns = unique_name("auth");
     let good = Store::open(&format!(
         "redis://:s3cret@127.0.0.1:{}/0?ns={ns}",
         server.port()

@@ -6,14 +6,6 @@
 //! inspect / keys`, read from the connector), after `store.flush()`.
 //! The behavioural tests run against the memory, file and Redis stores.
 
-mod redis_server;
-mod store_probe;
-
-use store_probe::*;
-
-/// Names this suite's stores and directories.
-const SUITE: &str = "scopes";
-
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Barrier};
@@ -23,6 +15,10 @@ use borrowstore::{
     ContextLifetime, Error, Key, LivenessScope, OwnedProxy, Proxy, Store, borrow, into_owned,
     liveness_scope, mut_borrow,
 };
+use borrowstore_testkit::{Suite, contents, exists, holders, key, on_every_store, set};
+
+/// Names this suite's stores and directories.
+const SUITE: Suite = borrowstore_testkit::suite!("scopes");
 
 // ---------------------------------------------------------------- helpers --
 
@@ -35,7 +31,7 @@ fn table(store: &Store, name: &str) -> Proxy<Table> {
         .expect("create table")
 }
 
-on_every_store!(
+on_every_store!(SUITE;
     deephaven_simple,
     deephaven_nested,
     deephaven_siblings,
@@ -733,7 +729,7 @@ fn mixed_ownership_in_every_order(store: Store) {
 // ------------------------------------------------------------ the chain --
 
 /// One link of a chain: each object depends on (names) the previous one.
-#[derive(serde::Serialize, serde::Deserialize)]
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
 struct Link {
     id: u64,
     prev: Option<Key>,
@@ -744,7 +740,7 @@ struct Link {
 #[test]
 fn a_chain_of_10000_objects_releases_without_growing_the_stack() {
     const N: u64 = 10_000;
-    let store = memory_store();
+    let store = SUITE.memory_store();
     let scope = LivenessScope::new();
     let mut owners = Vec::new();
     scope.open(|| {
@@ -800,7 +796,7 @@ fn a_chain_of_10000_objects_releases_without_growing_the_stack() {
 /// task's scope manages exactly what that task created.
 #[test]
 fn open_async_keeps_each_scope_current_across_awaits_and_threads() {
-    let store = memory_store();
+    let store = SUITE.memory_store();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(4)
         .enable_all()
@@ -951,7 +947,7 @@ fn stress_small(store: Store) {
 
 #[test]
 fn stress_memory_many_ops() {
-    stress(memory_store(), 20_000);
+    stress(SUITE.memory_store(), 20_000);
 }
 
 // ------------------------------------------------------ cross-process --
@@ -990,7 +986,7 @@ fn child_process_scope() {
 /// it, whichever releases first.
 #[test]
 fn a_scope_in_another_process_shares_objects_through_the_file_store() {
-    let store = file_store();
+    let store = SUITE.file_store();
     let (a1, a2) = (LivenessScope::new(), LivenessScope::new());
     let x = a1.open(|| table(&store, "X"));
     let y = a2.open(|| table(&store, "Y"));
@@ -1066,7 +1062,7 @@ fn child_process_preserve() {
 /// process by more than the lease.
 #[test]
 fn a_preserved_object_outlives_the_process_that_made_it() {
-    let url = format!("file://{}?lease_ms=100", file_dir().display());
+    let url = format!("file://{}?lease_ms=100", SUITE.file_dir().display());
     let store = Store::open(&url).unwrap();
     let child = Command::new(std::env::current_exe().unwrap())
         .args(["child_process_preserve", "--exact", "--nocapture"])
@@ -1104,7 +1100,7 @@ fn scopes_are_send_sync_and_cheap_to_clone() {
 
 #[test]
 fn objects_made_in_a_lifetime_inside_an_open_scope_belong_to_the_lifetime() {
-    let store = memory_store();
+    let store = SUITE.memory_store();
     let scope = LivenessScope::new();
     let lt = ContextLifetime::new(&store);
     let (in_lifetime, in_scope) =
@@ -1124,7 +1120,7 @@ fn objects_made_in_a_lifetime_inside_an_open_scope_belong_to_the_lifetime() {
 #[test]
 fn the_design_api_block_works() -> Result<(), Error> {
     use borrowstore::LeaseLifetime;
-    let store = memory_store();
+    let store = SUITE.memory_store();
     let enclosing = LivenessScope::new();
     let (kept, tmp_key) = enclosing.open(|| {
         let scope = LivenessScope::new();

@@ -129,7 +129,7 @@ fn worker(t: usize, store: &Store, owners: &Owners, stats: &Stats) {
                             assert_eq!(RefProxy::resolve(&r).unwrap().len(), 4, "{ctx}");
                             held.push(Held::Read(r));
                         }
-                        Err(Error::AlreadyMutablyBorrowed { key: k }) if k == key => {
+                        Err(Error::AlreadyMutablyBorrowed { key: k, .. }) if k == key => {
                             bump(&stats.read_refusals);
                         }
                         Err(e) => panic!("{ctx}: borrow failed with {e:?}"),
@@ -149,7 +149,7 @@ fn worker(t: usize, store: &Store, owners: &Owners, stats: &Stats) {
                             bump(&stats.writes);
                             held.push(Held::Write(w));
                         }
-                        Err(Error::AlreadyBorrowed { key: k }) if k == key => {
+                        Err(Error::AlreadyBorrowed { key: k, .. }) if k == key => {
                             bump(&stats.write_refusals);
                         }
                         Err(e) => panic!("{ctx}: mut_borrow failed with {e:?}"),
@@ -196,7 +196,7 @@ fn worker(t: usize, store: &Store, owners: &Owners, stats: &Stats) {
                             assert!(!OwnedProxy::is_modified(owner), "{ctx}");
                             bump(&stats.owner_updates);
                         }
-                        Err(Error::AlreadyBorrowed { key: k }) if k == key => {
+                        Err(Error::AlreadyBorrowed { key: k, .. }) if k == key => {
                             assert!(OwnedProxy::is_modified(owner), "{ctx}: changes lost");
                             bump(&stats.owner_update_refusals);
                         }

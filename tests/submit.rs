@@ -9,8 +9,6 @@
 //! free loopback port, where releases are queued: the handle must wait for
 //! them).
 
-mod redis_server;
-
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -20,6 +18,9 @@ use borrowstore::submit::{Plain, StdThreads, submit, submit_blocking, task_borro
 use borrowstore::{
     Error, Key, OwnedProxy, RefMutProxy, RefProxy, Store, borrow, mut_borrow, update,
 };
+use borrowstore_testkit::{
+    Suite, assert_empty, assert_err, borrows, key_of, observed, on_every_store, wait_until,
+};
 
 type V = Vec<u64>;
 
@@ -27,67 +28,9 @@ const TIMEOUT: Duration = Duration::from_secs(20);
 
 // ------------------------------------------------------------------ helpers
 
-fn unique(prefix: &str) -> String {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    format!(
-        "{prefix}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-fn memory_store() -> Store {
-    Store::memory(unique("submit-memory"))
-}
-
-fn file_store() -> Store {
-    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("submit")
-        .join(unique("file"));
-    Store::open(&format!("file://{}", dir.display())).expect("open file store")
-}
-
-#[cfg(feature = "redis")]
-fn redis_store() -> Store {
-    let url = redis_server::url_for_this_test(&unique("submit"), "");
-    let store = Store::open(&url).expect("open redis store");
-    // Checks read through a connection of their own, so that a release
-    // still queued in the store's connection is not applied by the check.
-    let observer = Store::builder(unique("observer"))
-        .url(&url)
-        .register(false)
-        .build()
-        .expect("open an observer");
-    OBSERVER.with(|o| *o.borrow_mut() = Some(observer));
-    store
-}
-
-thread_local! {
-    /// An independent connection to this test's Redis store.
-    static OBSERVER: std::cell::RefCell<Option<Store>> = const { std::cell::RefCell::new(None) };
-}
-
-/// The store to read the connector's state from: `store`, or the
-/// observer connected to the same place.
-fn observed(store: &Store) -> Store {
-    OBSERVER
-        .with(|o| o.borrow().clone())
-        .filter(|o| o.url() == store.url())
-        .unwrap_or_else(|| store.clone())
-}
-
-fn key_of<T: borrowstore::Storable>(o: &OwnedProxy<T>) -> Key {
-    *OwnedProxy::key(o)
-}
-
-/// (readers, writer) as the connector holds them.
-fn borrows(store: &Store, key: &Key) -> (u32, bool) {
-    let i = observed(store)
-        .inspect(key)
-        .expect("inspect")
-        .unwrap_or_else(|| panic!("{key} is not stored"));
-    (i.readers, i.writer)
-}
+/// Names this suite's stores and directories; its Redis stores come with an
+/// observer, which the checks read through.
+const SUITE: Suite = borrowstore_testkit::suite!("submit").with_observer();
 
 #[track_caller]
 fn assert_idle(store: &Store, key: &Key) {
@@ -96,20 +39,6 @@ fn assert_idle(store: &Store, key: &Key) {
         (0, false),
         "{key} should not be borrowed"
     );
-}
-
-#[track_caller]
-fn assert_empty(store: &Store) {
-    let keys = observed(store).keys().unwrap();
-    assert!(keys.is_empty(), "store should be empty, holds {keys:?}");
-}
-
-fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !cond() {
-        assert!(start.elapsed() < TIMEOUT, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(2));
-    }
 }
 
 fn multi_thread() -> tokio::runtime::Runtime {
@@ -128,15 +57,6 @@ fn started() -> (mpsc::Sender<()>, mpsc::Receiver<()>) {
 #[track_caller]
 fn expect_started(rx: &mpsc::Receiver<()>) {
     rx.recv_timeout(TIMEOUT).expect("the task did not start");
-}
-
-macro_rules! assert_err {
-    ($e:expr, $p:pat) => {
-        match $e {
-            Err($p) => {}
-            other => panic!("expected Err({}), got {:?}", stringify!($p), other),
-        }
-    };
 }
 
 // ----------------------------------------------------- tokio (async tasks)
@@ -239,7 +159,7 @@ fn tokio_drop_handle_detaches(store: Store) {
     assert_eq!(borrows(&store, &key), (1, false));
     // …and ends it when it finishes.
     gate_tx.send(()).unwrap();
-    wait_until("the detached task's borrow to end", || {
+    wait_until("the detached task's borrow to end", TIMEOUT, || {
         borrows(&store, &key) == (0, false)
     });
 }
@@ -410,7 +330,7 @@ fn futures_abort_and_drop_cancel(store: Store) {
     expect_started(&rx);
     assert_eq!(borrows(&store, &key), (1, false));
     drop(h);
-    wait_until("the cancelled task's borrow to end", || {
+    wait_until("the cancelled task's borrow to end", TIMEOUT, || {
         borrows(&store, &key) == (0, false)
     });
 }
@@ -468,7 +388,7 @@ fn std_threads_all(store: Store) {
     drop(h);
     assert_eq!(borrows(&store, &key), (1, false));
     gate_tx.send(()).unwrap();
-    wait_until("the detached thread's borrow to end", || {
+    wait_until("the detached thread's borrow to end", TIMEOUT, || {
         borrows(&store, &key) == (0, false)
     });
 }
@@ -521,7 +441,7 @@ fn rayon_all(store: Store) {
     });
     drop(h);
     gate_tx.send(()).unwrap();
-    wait_until("the detached rayon task's borrow to end", || {
+    wait_until("the detached rayon task's borrow to end", TIMEOUT, || {
         borrows(&store, &key_of(&a)) == (0, false)
     });
 }
@@ -717,37 +637,7 @@ fn nested_submit(store: Store) {
     assert_idle(&store, &key);
 }
 
-macro_rules! on_stores {
-    ($($check:ident),* $(,)?) => {
-        mod memory {
-            $(
-                #[test]
-                fn $check() {
-                    super::$check(super::memory_store());
-                }
-            )*
-        }
-        mod file {
-            $(
-                #[test]
-                fn $check() {
-                    super::$check(super::file_store());
-                }
-            )*
-        }
-        #[cfg(feature = "redis")]
-        mod redis {
-            $(
-                #[test]
-                fn $check() {
-                    super::$check(super::redis_store());
-                }
-            )*
-        }
-    };
-}
-
-on_stores!(
+on_every_store!(SUITE;
     tokio_completion,
     tokio_error,
     tokio_panic,
@@ -773,22 +663,22 @@ on_stores!(
 mod rayon_on_stores {
     #[test]
     fn memory_rayon_all() {
-        super::rayon_all(super::memory_store());
+        super::rayon_all(super::SUITE.memory_store());
     }
 
     #[test]
     fn file_rayon_all() {
-        super::rayon_all(super::file_store());
+        super::rayon_all(super::SUITE.file_store());
     }
 
     #[test]
     fn memory_rayon_pool_dropped() {
-        super::rayon_pool_dropped(super::memory_store());
+        super::rayon_pool_dropped(super::SUITE.memory_store());
     }
 
     #[test]
     fn file_rayon_pool_dropped() {
-        super::rayon_pool_dropped(super::file_store());
+        super::rayon_pool_dropped(super::SUITE.file_store());
     }
 }
 
@@ -796,7 +686,7 @@ mod rayon_on_stores {
 
 #[test]
 fn task_borrows_reports_without_tying() {
-    let store = memory_store();
+    let store = SUITE.memory_store();
     let a = store.owned_proxy(1u8).unwrap();
     let b = store.owned_proxy(2u8).unwrap();
     let mut args = (
@@ -819,7 +709,7 @@ fn task_borrows_reports_without_tying() {
 /// Tasks take arrays, vectors, boxes and 12-tuples.
 #[test]
 fn containers_of_borrows() {
-    let store = memory_store();
+    let store = SUITE.memory_store();
     let rt = multi_thread();
     let o = store.owned_proxy(vec![1u64]).unwrap();
     let key = key_of(&o);
@@ -854,7 +744,7 @@ fn containers_of_borrows() {
 fn hundred_thousand_submit_cycles_leave_the_store_empty() {
     const CYCLES: usize = 100_000;
     const IN_FLIGHT: usize = 64;
-    let store = memory_store();
+    let store = SUITE.memory_store();
     let rt = multi_thread();
     let start = Instant::now();
     let shared = store.owned_proxy(vec![1u64, 2, 3]).unwrap();
@@ -897,7 +787,7 @@ fn hundred_thousand_submit_cycles_leave_the_store_empty() {
 #[test]
 fn file_store_submit_cycles_leave_the_store_empty() {
     const CYCLES: usize = 1_000;
-    let store = file_store();
+    let store = SUITE.file_store();
     let rt = multi_thread();
     let start = Instant::now();
     let shared = store.owned_proxy(vec![1u64]).unwrap();
@@ -925,7 +815,7 @@ fn concurrent_submits_keep_the_invariant() {
     const THREADS: usize = 4;
     const ROUNDS: usize = 250;
     const OWNERS: usize = 3;
-    let store = memory_store();
+    let store = SUITE.memory_store();
     let rt = multi_thread();
     let pool = futures_pool();
     let owners: Arc<Vec<OwnedProxy<V>>> = Arc::new(

@@ -14,24 +14,29 @@
 //! 30 s lease: nothing here waits for a lease), and on a Redis store when
 //! `redis-server` is installed.
 
-mod redis_server;
-
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use borrowstore::submit::Plain;
 use borrowstore::submit::remote::{Portable, RemoteCall, serve};
-use borrowstore::{Error, Key, OwnedProxy, RefMutProxy, RefProxy, Store, borrow, mut_borrow};
+use borrowstore::{Error, OwnedProxy, RefMutProxy, RefProxy, Store, borrow, mut_borrow};
+use borrowstore_testkit::process::{hex, unhex};
+use borrowstore_testkit::{Suite, borrows, key_of, observed};
 
 type V = Vec<u64>;
 
 const WORKER_VAR: &str = "BORROWSTORE_SUBMIT_WORKER";
+/// The URL of the store a worker serves, which it trusts.
+const STORE_VAR: &str = "BORROWSTORE_SUBMIT_STORE";
 const PREFIX: &str = "@@submit@@ ";
 const TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Names this suite's stores and directories; its Redis stores come with an
+/// observer, which the checks read through.
+const SUITE: Suite = borrowstore_testkit::suite!("submit-process").with_observer();
 
 // ------------------------------------------------------------ the worker
 
@@ -104,28 +109,19 @@ fn worker_entry() {
     if std::env::var_os(WORKER_VAR).is_none() {
         return;
     }
+    borrowstore::trust::allow(&std::env::var(STORE_VAR).unwrap()).unwrap();
     say("READY");
     for line in std::io::stdin().lock().lines() {
         let Ok(line) = line else { break };
-        let Some((task, hex)) = line.split_once(' ') else {
+        let Some((task, request)) = line.split_once(' ') else {
             continue;
         };
-        let reply = run_task(task, &unhex(hex));
-        say(&to_hex(&reply));
+        let reply = run_task(task, &unhex(request).expect("a hex request"));
+        say(&hex(&reply));
     }
 }
 
 // ------------------------------------------------------------ the parent
-
-fn to_hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-fn unhex(s: &str) -> Vec<u8> {
-    (0..s.len() / 2)
-        .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap())
-        .collect()
-}
 
 /// A worker process; killed and reaped when dropped.
 struct Worker {
@@ -135,10 +131,12 @@ struct Worker {
 }
 
 impl Worker {
-    fn start() -> Worker {
+    /// A worker for the tasks of `store`.
+    fn start(store: &Store) -> Worker {
         let mut child = Command::new(std::env::current_exe().unwrap())
             .args(["worker_entry", "--exact", "--nocapture", "--test-threads=1"])
             .env(WORKER_VAR, "1")
+            .env(STORE_VAR, store.url())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -172,8 +170,7 @@ impl Worker {
     }
 
     fn send(&mut self, task: &str, call: &RemoteCall<impl Portable>) -> bool {
-        writeln!(self.stdin, "{task} {}", to_hex(call.request())).is_ok()
-            && self.stdin.flush().is_ok()
+        writeln!(self.stdin, "{task} {}", hex(call.request())).is_ok() && self.stdin.flush().is_ok()
     }
 
     /// Runs `task` on `args` in the worker: `RemoteCall` end to end.
@@ -184,7 +181,7 @@ impl Worker {
             panic!("the worker is gone");
         }
         match self.next_line() {
-            Some(reply) => call.finish(&unhex(&reply)),
+            Some(reply) => call.finish(&unhex(&reply).expect("a hex reply")),
             None => {
                 call.abandon()?;
                 panic!("the worker is gone");
@@ -200,72 +197,21 @@ impl Drop for Worker {
     }
 }
 
-fn unique(prefix: &str) -> String {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    format!(
-        "{prefix}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-fn file_store() -> Store {
-    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("submit-process")
-        .join(unique("file"));
-    Store::open(&format!("file://{}", dir.display())).expect("open file store")
-}
-
+/// A Redis store with an observer, or `None` (skipped) when `redis-server`
+/// is not installed.
 #[cfg(feature = "redis")]
 fn redis_store() -> Option<Store> {
-    let found = Command::new("redis-server")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !found {
+    if !borrowstore_testkit::redis_server::installed() {
         eprintln!("redis-server is not installed: skipped");
         return None;
     }
-    let url = redis_server::url_for_this_test(&unique("submit"), "");
-    // Checks read through a connection of their own, so that a release
-    // still queued in the store's connection is not applied by the check.
-    let observer = Store::builder(unique("observer"))
-        .url(&url)
-        .register(false)
-        .build()
-        .expect("open an observer");
-    OBSERVER.with(|o| *o.borrow_mut() = Some(observer));
-    Some(Store::open(&url).expect("open redis store"))
-}
-
-thread_local! {
-    /// An independent connection to this test's Redis store.
-    static OBSERVER: std::cell::RefCell<Option<Store>> = const { std::cell::RefCell::new(None) };
-}
-
-/// The store to read the connector's state from: `store`, or the observer
-/// connected to the same place.
-fn observed(store: &Store) -> Store {
-    OBSERVER
-        .with(|o| o.borrow().clone())
-        .filter(|o| o.url() == store.url())
-        .unwrap_or_else(|| store.clone())
-}
-
-fn key_of(o: &OwnedProxy<V>) -> Key {
-    *OwnedProxy::key(o)
-}
-
-fn borrows(store: &Store, key: &Key) -> (u32, bool) {
-    let i = observed(store).inspect(key).unwrap().expect("stored");
-    (i.readers, i.writer)
+    Some(SUITE.redis_store())
 }
 
 // ------------------------------------------------------------ the checks
 
 fn borrow_count_is_zero_as_soon_as_the_result_returns(store: Store) {
-    let mut workers = [Worker::start(), Worker::start()];
+    let mut workers = [Worker::start(&store), Worker::start(&store)];
     let owner = store.owned_proxy((1..=100).collect::<V>()).unwrap();
     let key = key_of(&owner);
     assert_eq!(borrows(&store, &key), (0, false));
@@ -328,7 +274,7 @@ fn borrow_count_is_zero_as_soon_as_the_result_returns(store: Store) {
 }
 
 fn dead_worker_holds_nothing(store: Store) {
-    let mut worker = Worker::start();
+    let mut worker = Worker::start(&store);
     let owner = store.owned_proxy(vec![1u64, 2, 3]).unwrap();
     let key = key_of(&owner);
     let call = RemoteCall::<()>::new(borrow(&owner).unwrap()).unwrap();
@@ -356,7 +302,7 @@ fn dead_worker_holds_nothing(store: Store) {
 }
 
 fn leaked_view_is_invalid_after_the_task(store: Store) {
-    let mut worker = Worker::start();
+    let mut worker = Worker::start(&store);
     let owner = store.owned_proxy(vec![1u64, 2, 3]).unwrap();
     let key = key_of(&owner);
     let n: u64 = worker.run("leak", borrow(&owner).unwrap()).unwrap();
@@ -372,17 +318,17 @@ fn leaked_view_is_invalid_after_the_task(store: Store) {
 
 #[test]
 fn file_borrow_count_is_zero_as_soon_as_the_result_returns() {
-    borrow_count_is_zero_as_soon_as_the_result_returns(file_store());
+    borrow_count_is_zero_as_soon_as_the_result_returns(SUITE.file_store());
 }
 
 #[test]
 fn file_dead_worker_holds_nothing() {
-    dead_worker_holds_nothing(file_store());
+    dead_worker_holds_nothing(SUITE.file_store());
 }
 
 #[test]
 fn file_leaked_view_is_invalid_after_the_task() {
-    leaked_view_is_invalid_after_the_task(file_store());
+    leaked_view_is_invalid_after_the_task(SUITE.file_store());
 }
 
 #[cfg(feature = "redis")]

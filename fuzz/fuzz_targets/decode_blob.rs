@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::sync::{Arc, OnceLock};
 
-use borrowstore::codec::{self, HEADER_LEN};
+use borrowstore::codec;
 use borrowstore::connector::{Connector, LocalValue, MemoryConnector, Value};
 use borrowstore::state::Init;
 use borrowstore::{Error, Key, Proxy, Storable, Store};
@@ -37,7 +37,7 @@ fn check<T: Storable + PartialEq + Debug>(bytes: &[u8]) {
 /// `payload` behind a valid header for `T`: what reaches postcard.
 fn with_header<T: Storable + Default>(payload: &[u8]) -> Vec<u8> {
     let mut b = codec::encode(&T::default()).expect("encode");
-    b.truncate(HEADER_LEN);
+    b.truncate(codec::header_len::<T>());
     b.extend_from_slice(payload);
     b
 }
@@ -61,12 +61,12 @@ fn check_payload(payload: &[u8]) {
     check::<(u8, Option<Vec<u16>>, bool)>(&with_header::<(u8, Option<Vec<u16>>, bool)>(payload));
     check::<BTreeMap<String, Vec<u32>>>(&with_header::<BTreeMap<String, Vec<u32>>>(payload));
     let mut k = codec::encode(&Key::from_u128(0)).expect("encode");
-    k.truncate(HEADER_LEN);
+    k.truncate(codec::header_len::<Key>());
     k.extend_from_slice(payload);
     check::<Key>(&k);
     check::<Option<char>>(&with_header::<Option<char>>(payload));
     let mut r = codec::encode(&borrowstore_fuzz::record()).expect("encode");
-    r.truncate(HEADER_LEN);
+    r.truncate(codec::header_len::<Record>());
     r.extend_from_slice(payload);
     check::<Record>(&r);
 }
@@ -147,7 +147,7 @@ fuzz_target!(|data: &[u8]| {
         1 => through_store::<Vec<String>>(store, &with_header::<Vec<String>>(payload)),
         2 => {
             let mut r = codec::encode(&borrowstore_fuzz::record()).expect("encode");
-            r.truncate(HEADER_LEN);
+            r.truncate(codec::header_len::<Record>());
             r.extend_from_slice(payload);
             through_store::<Record>(store, &r);
         }

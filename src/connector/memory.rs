@@ -112,7 +112,7 @@ impl Slot {
         loop {
             let (next, effect) = State::from_bits(current & !WAITING)
                 .apply(op)
-                .map_err(|r| r.into_error(self.key, &self.store_name()))?;
+                .map_err(|r| r.into_error(op.name(), self.key, &self.store_name()))?;
             let next = if frees {
                 next.to_bits()
             } else {
@@ -174,7 +174,7 @@ impl Slot {
             let next = match State::from_bits(current & !WAITING).apply(Op::Evict) {
                 Ok((next, _)) => next,
                 Err(crate::state::Refusal::Gone) => return Ok(None),
-                Err(r) => return Err(r.into_error(self.key, &self.store_name())),
+                Err(r) => return Err(r.into_error(Op::Evict.name(), self.key, &self.store_name())),
             };
             match self.state.compare_exchange_weak(
                 current,

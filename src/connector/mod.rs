@@ -107,7 +107,9 @@ pub trait Entry: Send + Sync {
 /// Every state operation must be atomic with respect to every other
 /// operation on the same key, in every process that shares the store, and
 /// must apply exactly the transitions of [`State::apply`]. The conformance
-/// suite in `tests/` checks an implementation against these rules.
+/// suite of the `borrowstore-testkit` crate (`testkit/` in the repository)
+/// checks an implementation against these rules, in one line:
+/// `borrowstore_testkit::conformance_suite!(my_fixture());`.
 ///
 /// # Async forms
 ///
@@ -175,7 +177,8 @@ pub trait Connector: Send + Sync + 'static {
     fn exists(&self, key: &Key) -> Result<bool>;
 
     /// Evicts `key` now; `Ok(false)` if it did not exist; refused with
-    /// [`Error::AlreadyBorrowed`] while the object is borrowed.
+    /// [`Error::AlreadyBorrowed`] (operation `"evict"`) while the object is
+    /// borrowed.
     fn evict(&self, key: &Key) -> Result<bool>;
 
     /// Evicts `key` and returns its value, atomically (ephemeral resolve).
@@ -185,7 +188,8 @@ pub trait Connector: Send + Sync + 'static {
     /// object's mutable borrow (or [`Error::ClaimLost`]). Returns the new version.
     fn publish(&self, key: &Key, writer: Claim, value: Value) -> Result<u64>;
 
-    /// Applies one state transition atomically. Refusals become errors:
+    /// Applies one state transition atomically. Refusals become errors
+    /// ([`Refusal::into_error`], naming [`Op::name`]):
     /// [`Error::AlreadyBorrowed`], [`Error::AlreadyMutablyBorrowed`],
     /// [`Error::AlreadyOwned`], [`Error::KeyNotFound`].
     fn apply(&self, key: &Key, op: Op) -> Result<Effect>;
@@ -468,15 +472,26 @@ pub(crate) fn wrong_ticket_kind(found: ClaimKind, asked: ClaimKind) -> Error {
 }
 
 impl Refusal {
-    /// The error a user sees for this refusal on `key`.
-    pub fn into_error(self, key: Key, store: &str) -> Error {
+    /// The error a user sees for this refusal of operation `op` on `key` in
+    /// store `store`. `op` names the operation in the error: give
+    /// [`Op::name`] of the refused op.
+    ///
+    /// ```
+    /// use borrowstore::state::Refusal;
+    /// use borrowstore::{Borrows, Error, Key};
+    /// let held = Borrows { readers: 2, writer: false };
+    /// let e = Refusal::Borrowed(held).into_error("evict", Key::from_u128(1), "demo");
+    /// assert!(matches!(e, Error::AlreadyBorrowed { op: "evict", borrows, .. } if borrows == held));
+    /// assert!(e.to_string().ends_with(": 2 readers hold it"));
+    /// ```
+    pub fn into_error(self, op: &'static str, key: Key, store: &str) -> Error {
         match self {
             Refusal::Gone => Error::KeyNotFound {
                 key,
                 store: store.to_owned(),
             },
-            Refusal::Borrowed => Error::AlreadyBorrowed { key },
-            Refusal::MutablyBorrowed => Error::AlreadyMutablyBorrowed { key },
+            Refusal::Borrowed(borrows) => Error::AlreadyBorrowed { key, op, borrows },
+            Refusal::MutablyBorrowed(borrows) => Error::AlreadyMutablyBorrowed { key, op, borrows },
             Refusal::Owned => Error::AlreadyOwned { key },
             Refusal::NotHeld => Error::ClaimLost { key },
             Refusal::Overflow => Error::Connector {

@@ -10,8 +10,8 @@
 //!    loom `Mutex<HashMap>` under loom, so the loom models in `loom-tests/`
 //!    check the real code. The locks of state loom never models (file
 //!    locks, lease threads) are std's in both builds (`unmodeled.rs`).
-//! 2. [`codec`](crate::codec) — serde + postcard behind a 13-byte header
-//!    (magic, format version, type fingerprint).
+//! 2. [`codec`](crate::codec) — serde + postcard behind a small header
+//!    (magic, format version, type fingerprint, type name).
 //! 3. [`state`](crate::state) (`src/state/`) — the pure per-object state
 //!    machine (`machine.rs`: [`State`](crate::state::State) and
 //!    [`State::apply`](crate::state::State::apply) with the claims, ops,
@@ -37,10 +37,15 @@
 //!    [`Store::inspect`](crate::Store::inspect) ([`ObjectInfo`](crate::ObjectInfo))
 //!    and [`Store::keys`](crate::Store::keys), and the store alone decides
 //!    whether an object's operations go through its entry or the keyed calls.
-//!    The `_async` forms are in `async_ops.rs`; `executor.rs` tells a tokio
+//!    `src/store/`: the handle and its builder (`mod.rs`), encoding and
+//!    resolving through the cache (`resolve.rs`, `cache.rs`), the
+//!    entry-or-keyed dispatch (`target.rs`), what inspection reports
+//!    (`info.rs`), flushing several stores (`flush.rs`), URLs (`config.rs`),
+//!    the registry (`registry.rs`) and the manager hook (`manager.rs`). The
+//!    `_async` forms are in `async_ops.rs`; `executor.rs` tells a tokio
 //!    worker thread from a blocking one (the warning a blocking form earns
 //!    there) and keeps the failures of work done for `Drop` for the next
-//!    flush.
+//!    flush (`blocking.rs` holds what it keeps).
 //! 6. `proxy` — [`Proxy<T>`](crate::Proxy): lazy, plain, serializable.
 //! 7. `ownership` — [`OwnedProxy`](crate::OwnedProxy),
 //!    [`RefProxy`](crate::RefProxy), [`RefMutProxy`](crate::RefMutProxy), the
@@ -80,10 +85,12 @@
 //!   object; transitions under a shard lock (a `std` mutex plus
 //!   `File::lock`), every write a rename of a finished file; every
 //!   transition that frees a claim wakes this process's waiters; async
-//!   forms run on tokio's blocking pool. `src/connector/file/` holds the
+//!   forms run on tokio's blocking pool. `src/connector/file/`: the
 //!   connector (`mod.rs`), the directory's files and the one ledger
-//!   transaction, `with_ledger` (`files.rs`), lease renewal and the reap
-//!   pass (`renew.rs`), and how I/O errors name what failed (`site.rs`).
+//!   transaction, `with_ledger` (`files.rs`), the shard locks and the
+//!   directory's marker (`dir.rs`), lease renewal and the reap pass
+//!   (`renew.rs`), and how a failed I/O call names the store, the
+//!   operation and the path (`site.rs`).
 //! - [`RedisConnector`](crate::connector::RedisConnector), behind the
 //!   default-on `redis` feature: one Lua script per transition (one round
 //!   trip; idempotent by claim id or token), on the connector's own I/O
@@ -120,6 +127,34 @@
 //! `Arc<T>`: readers share it, nothing is serialized. Values put by
 //! reference ([`Store::put`](crate::Store::put)) are encoded (that is the
 //! copy), and decoded once per version into the store's cache.
+//!
+//! ## Tests
+//!
+//! Unit tests sit next to the code, integration tests in `tests/`, one
+//! binary per file. `tests/layout.rs` holds the layout to its rules: the
+//! loom cfg is named only under `src/sync/` (which also holds the loom
+//! models that need crate-private items, `models.rs`), no file of `src/` is
+//! over 600 lines, and no two files of `src/` import each other, directly
+//! or through others (`error.rs` and `key.rs` aside). What several of them share is the workspace crate
+//! `borrowstore-testkit` (`testkit/`, a dev-dependency):
+//!
+//! - the connector conformance suite (`testkit/src/conformance/`, a file per
+//!   topic), every check a `pub fn` taking a fresh store, and the
+//!   `conformance_suite!` macro that makes them `#[test]`s for one
+//!   connector — `tests/memory_store.rs`, `tests/file_store.rs` and
+//!   `tests/redis_store.rs` are one call each, and a connector from outside
+//!   the crate is checked the same way (`testkit/tests/custom_connector.rs`);
+//! - the fixtures: unique names, fresh memory / file / Redis stores of a
+//!   test binary's `Suite` (file stores under cargo's per-target temp dir)
+//!   and `on_every_store!`, which runs checks on all three; the
+//!   `redis-server` harness (a real server on a free loopback port per
+//!   test); probes of what a store holds; bounded waits; `assert_err!`;
+//! - child processes (`testkit/src/process/`): a test binary re-executes
+//!   itself as a child, which runs the binary's `child_entry` test (declared
+//!   with `child_entry!`, the one piece that has to live in the binary) and
+//!   obeys commands on stdin; the cross-process scenarios that
+//!   `tests/cross_process.rs` runs on file and Redis stores drive such
+//!   children.
 
 // Without the `redis` feature the Redis links above have nothing to point at.
 #![cfg_attr(not(feature = "redis"), allow(rustdoc::broken_intra_doc_links))]

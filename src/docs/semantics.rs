@@ -48,11 +48,15 @@
 //! ## Copy-on-write, and what readers see
 //!
 //! Stored values are immutable: a change always replaces the value and bumps
-//! its version. A reader resolves once and keeps its snapshot; while it holds
-//! its borrow no writer can exist, so the snapshot is the current value for
-//! as long as the borrow lives. A plain [`Proxy`](crate::Proxy) resolves once
-//! and keeps its value even if the object changes later — make a new proxy,
-//! or borrow, to see new versions.
+//! its version. The first `DerefMut` of a [`RefMutProxy`](crate::RefMutProxy)
+//! or an [`OwnedProxy`](crate::OwnedProxy) copies the value with `Clone`
+//! (every [`Storable`](crate::Storable) type is `Clone`) and changes the
+//! copy; publishing replaces the stored value with it. A reader resolves
+//! once and keeps its snapshot; while it holds its borrow no writer can
+//! exist, so the snapshot is the current value for as long as the borrow
+//! lives. A plain [`Proxy`](crate::Proxy) resolves once and keeps its value
+//! even if the object changes later — make a new proxy, or borrow, to see
+//! new versions.
 //!
 //! ## Waiting, and async code
 //!

@@ -232,6 +232,27 @@ impl<T: Storable> BorrowCore<T> {
     pub(crate) fn set_resolved(&mut self, value: Arc<T>) {
         self.value = OnceLock::from(value);
     }
+
+    /// A new shared borrow of the same object, with a reader claim of its
+    /// own (released by its own drop), sharing the value this one resolved.
+    /// [`Error::ClaimLost`] if a task has ended this borrow's claim, before
+    /// or while the new claim was taken (then it is given back).
+    pub(crate) fn reborrow(&self) -> Result<BorrowCore<T>> {
+        self.check_guard()?;
+        let claim = match self.obj.acquire(ClaimKind::Reader) {
+            Ok(c) => c,
+            Err(e) => return Err(self.check_guard().map_or_else(|lost| lost, |()| e)),
+        };
+        if let Err(lost) = self.check_guard() {
+            self.obj.release(claim);
+            return Err(lost);
+        }
+        Ok(BorrowCore::new(
+            self.obj.clone(),
+            claim,
+            self.value.get().cloned(),
+        ))
+    }
 }
 
 /// The claim of a borrow marked in use (see [`BorrowCore::hold`]); gives

@@ -67,14 +67,15 @@ impl<T: Storable> Update for RefMutProxy<T> {
 /// - On a [`RefMutProxy`] it publishes under the borrow it holds.
 /// - On an [`OwnedProxy`] it takes a transient mutable borrow, so it is
 ///   refused with [`Error::AlreadyBorrowed`](crate::Error::AlreadyBorrowed)
-///   while the object is borrowed — even when there is nothing to publish.
+///   (operation `"update"`) while the object is borrowed — even when there
+///   is nothing to publish.
 ///
 /// On failure the local changes are kept.
 ///
 /// Inside async code use [`update_async`]: on a file or Redis store this
 /// blocks the thread until the store answers.
 pub fn update<P: Update>(handle: &mut P) -> Result<()> {
-    P::publish_changes(handle)
+    P::publish_changes(handle).map_err(|e| e.refused_as("update"))
 }
 
 /// [`update`], without blocking the executor: on a file or Redis store the

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::codec::{self, Storable};
+use crate::codec::Storable;
 use crate::connector::Entry;
 use crate::error::Result;
 use crate::key::Key;
@@ -357,10 +357,10 @@ struct PutBack<'a, T: Storable> {
 impl<T: Storable> Drop for PutBack<'_, T> {
     fn drop(&mut self) {
         if let Some(shared) = self.value.take() {
-            *self.local = match Arc::try_unwrap(shared) {
-                Ok(v) => Some(v),
-                Err(s) => codec::deep_copy(&*s).ok(),
-            };
+            *self.local = Some(match Arc::try_unwrap(shared) {
+                Ok(v) => v,
+                Err(s) => T::clone(&s),
+            });
         }
     }
 }
@@ -385,7 +385,7 @@ pub(crate) fn publish_local<T: Storable>(
             // The connector dropped its copy with the error; ours is unique.
             match Arc::try_unwrap(shared) {
                 Ok(v) => *local = Some(v),
-                Err(s) => *local = codec::deep_copy(&*s).ok(),
+                Err(s) => *local = Some(T::clone(&s)),
             }
             Err(e)
         }

@@ -4,7 +4,7 @@ use std::fmt;
 use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, OnceLock};
 
-use crate::codec::{self, Storable};
+use crate::codec::Storable;
 use crate::error::{Error, Result};
 use crate::key::Key;
 use crate::ownership::object::{
@@ -247,12 +247,12 @@ impl<T: Storable> Deref for OwnedProxy<T> {
 }
 
 impl<T: Storable> DerefMut for OwnedProxy<T> {
-    /// Copy-on-write: the first mutable access copies the value locally.
+    /// Copy-on-write: the first mutable access copies the value locally,
+    /// with `Clone`.
     ///
     /// # Panics
     ///
-    /// If the value cannot be resolved, or cannot be copied (a `Serialize`
-    /// implementation that fails on its own output).
+    /// If the value cannot be resolved.
     fn deref_mut(&mut self) -> &mut T {
         if self.local.is_none() {
             // Start from the current version; if it cannot be read (the
@@ -263,10 +263,8 @@ impl<T: Storable> DerefMut for OwnedProxy<T> {
                 (None, Err(e)) => deref_failed(&self.obj, "owned proxy", &e),
                 (None, Ok(())) => unreachable!("refresh resolved the snapshot"),
             };
-            let copy = codec::deep_copy(&*base.value)
-                .unwrap_or_else(|e| deref_failed(&self.obj, "owned proxy", &e));
             self.local_base = base.version;
-            self.local = Some(copy);
+            self.local = Some(T::clone(&base.value));
         }
         match self.local.as_mut() {
             Some(v) => v,
@@ -398,20 +396,20 @@ pub async fn into_owned_async<T: Storable>(proxy: Proxy<T>) -> Result<OwnedProxy
 /// evicted.
 pub async fn clone_async<T: Storable>(owner: &OwnedProxy<T>) -> Result<OwnedProxy<T>> {
     let value = match &owner.local {
-        Some(v) => Arc::new(codec::deep_copy(v)?),
+        Some(v) => Arc::new(v.clone()),
         None => OwnedProxy::latest_async(owner).await?,
     };
     owner.obj.store.owned_from_arc_async(value).await
 }
 
-/// A deep copy of the owner's value under a new key, with its own owner:
-/// its local changes if it has any, else the current stored value.
-/// Independent of its source: changing one never changes the other. In a
-/// memory store an unchanged value is shared, not copied (values are
-/// immutable once stored; every change replaces them).
+/// A copy of the owner's value under a new key, with its own owner: its
+/// local changes if it has any (copied with `Clone`), else the current
+/// stored value. Independent of its source: changing one never changes the
+/// other. In a memory store an unchanged value is shared, not copied
+/// (values are immutable once stored; every change replaces them).
 pub fn clone<T: Storable>(owner: &OwnedProxy<T>) -> Result<OwnedProxy<T>> {
     let value = match &owner.local {
-        Some(v) => Arc::new(codec::deep_copy(v)?),
+        Some(v) => Arc::new(v.clone()),
         None => OwnedProxy::latest(owner)?,
     };
     owner.obj.store.owned_from_arc(value)

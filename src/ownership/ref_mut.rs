@@ -3,7 +3,7 @@
 use std::fmt;
 use std::ops::{Deref, DerefMut};
 
-use crate::codec::{self, Storable};
+use crate::codec::Storable;
 use crate::error::Result;
 use crate::key::Key;
 use crate::ownership::borrow_core::{BorrowCore, Borrowed};
@@ -203,12 +203,12 @@ impl<T: Storable> Deref for RefMutProxy<T> {
 }
 
 impl<T: Storable> DerefMut for RefMutProxy<T> {
-    /// The first mutable access copies the stored value; readers in other
-    /// places keep the old one until it is published.
+    /// The first mutable access copies the stored value (with `Clone`);
+    /// readers in other places keep the old one until it is published.
     ///
     /// # Panics
     ///
-    /// If the value cannot be resolved or copied.
+    /// If the value cannot be resolved.
     fn deref_mut(&mut self) -> &mut T {
         let core = &self.core;
         if let Err(e) = core.check_guard() {
@@ -218,9 +218,7 @@ impl<T: Storable> DerefMut for RefMutProxy<T> {
             let base = core
                 .resolved()
                 .unwrap_or_else(|e| core.deref_failed("mutable borrow", &e));
-            let copy = codec::deep_copy(&**base)
-                .unwrap_or_else(|e| core.deref_failed("mutable borrow", &e));
-            self.local = Some(copy);
+            self.local = Some(T::clone(base));
         }
         self.local.as_mut().expect("set above")
     }

@@ -51,6 +51,51 @@ impl<T: Storable> RefProxy<T> {
         this.core.store()
     }
 
+    /// A new shared borrow of the same object, from a shared borrow: its
+    /// own reader claim, with its own id, ended by its own drop — dropping
+    /// the original does not end it, nor the other way round. It shares the
+    /// value the original resolved.
+    ///
+    /// This is how a task that holds a borrow hands borrows to its
+    /// sub-tasks: `RefProxy` is not `Clone` (a copy would end the claim
+    /// twice) and [`borrow`] takes an owner, but a reborrow is an ordinary
+    /// `RefProxy`, so it can be a [`submit`](crate::submit::submit)
+    /// argument, and ends with the task it is given to.
+    ///
+    /// An associated function, not a method, so that it never hides a
+    /// method of `T`: call it as `RefProxy::reborrow(&r)`.
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::ClaimLost`](crate::Error::ClaimLost) if the original
+    ///   belonged to a submitted task that has ended (a borrow that escaped
+    ///   its task is never the source of a new claim);
+    /// - [`Error::KeyNotFound`](crate::Error::KeyNotFound) if the object is
+    ///   gone, and the store's error ([`Error::Connector`](crate::Error::Connector), …)
+    ///   if the store cannot be reached; nothing is held then.
+    ///
+    /// ```
+    /// use borrowstore::{Error, RefProxy, Store, borrow, mut_borrow};
+    /// use borrowstore::submit::{StdThreads, submit_blocking};
+    /// # fn main() -> Result<(), Error> {
+    /// let store = Store::memory("doc-reborrow");
+    /// let owner = store.owned_proxy(vec![1u64, 2, 3])?;
+    /// let r = borrow(&owner)?;
+    /// let total = submit_blocking(&StdThreads, r, |r| {
+    ///     // Each sub-task gets a borrow of its own, ended when it ends.
+    ///     let halves = [RefProxy::reborrow(&r)?, RefProxy::reborrow(&r)?];
+    ///     let h = submit_blocking(&StdThreads, halves, |[a, b]| a[0] + b[2]);
+    ///     h.join()
+    /// })
+    /// .join()??;
+    /// assert_eq!(total, 4);
+    /// assert!(mut_borrow(&owner).is_ok()); // every borrow has ended
+    /// # Ok(()) }
+    /// ```
+    pub fn reborrow(this: &Self) -> Result<RefProxy<T>> {
+        this.core.reborrow().map(|core| RefProxy { core })
+    }
+
     /// The value, resolving it if needed.
     ///
     /// A borrow made by [`borrow_async`](crate::borrow_async) on a file or

@@ -1,6 +1,7 @@
 //! Tickets: moving an owner or a borrow to another process, exactly once
 //! ([`OwnedProxy::into_ticket`], [`RefProxy::into_ticket`]).
 
+use std::borrow::Cow;
 use std::fmt;
 use std::marker::PhantomData;
 use std::sync::Arc;
@@ -24,6 +25,8 @@ struct TicketWire {
     ticket: ClaimId,
     kind: ClaimKind,
     fingerprint: u64,
+    /// The type's name, only to report a mismatch: the fingerprint decides.
+    type_name: Cow<'static, str>,
 }
 
 impl TicketWire {
@@ -52,28 +55,31 @@ impl TicketWire {
             ticket,
             kind: claim.kind,
             fingerprint: codec::fingerprint::<T>(),
+            type_name: Cow::Borrowed(codec::recorded_type_name::<T>()),
         }
     }
 
-    /// The store of a ticket about to be redeemed as `kind`, after the
-    /// checks that need no store.
-    fn redeem_store<T>(&self, kind: ClaimKind) -> Result<Store> {
-        codec::check_fingerprint::<T>(self.fingerprint, "a ticket of")?;
+    /// Checks that this is a ticket of `T` carrying a claim of `kind`,
+    /// before anything is asked of the store: [`Error::TypeMismatch`] or
+    /// [`Error::Malformed`] otherwise (`what`: "redeemed", "cancelled").
+    fn check<T>(&self, kind: ClaimKind, what: &str) -> Result<()> {
+        codec::check_type::<T>(self.fingerprint, &self.type_name, "a ticket of")?;
         if self.kind != kind {
             return Err(Error::malformed(
                 "ticket",
                 format_args!(
-                    "a ticket for a {:?} claim cannot be redeemed as a {kind:?}",
+                    "a ticket for a {:?} claim cannot be {what} as a {kind:?}",
                     self.kind
                 ),
             ));
         }
-        Store::from_config(&self.store)
+        Ok(())
     }
 
     /// Redeems store-side; returns the object and the claim it carried.
     fn redeem<T>(&self, kind: ClaimKind) -> Result<(Arc<Object>, Claim)> {
-        let store = self.redeem_store::<T>(kind)?;
+        self.check::<T>(kind, "redeemed")?;
+        let store = Store::from_config(&self.store)?;
         let claim = store
             .blocking()
             .redeem_ticket(&self.key, self.ticket, kind)?;
@@ -82,7 +88,8 @@ impl TicketWire {
 
     /// [`redeem`](Self::redeem), without blocking the executor.
     async fn redeem_async<T>(&self, kind: ClaimKind) -> Result<(Arc<Object>, Claim)> {
-        let store = self.redeem_store::<T>(kind)?;
+        self.check::<T>(kind, "redeemed")?;
+        let store = Store::from_config(&self.store)?;
         let claim = store
             .connector()
             .redeem_ticket_async(self.key, self.ticket, kind)
@@ -90,22 +97,28 @@ impl TicketWire {
         Ok((Object::attach(store, self.key)?, claim))
     }
 
-    fn cancel(&self) -> Result<()> {
+    /// Cancels store-side, after the same checks as [`redeem`](Self::redeem):
+    /// bytes read as the wrong type or kind of ticket consume nothing. The
+    /// connector checks the kind again against what it recorded.
+    fn cancel<T>(&self, kind: ClaimKind) -> Result<()> {
+        self.check::<T>(kind, "cancelled")?;
         Store::from_config(&self.store)?
             .blocking()
-            .cancel_ticket(&self.key, self.ticket, self.kind)
+            .cancel_ticket(&self.key, self.ticket, kind)
     }
 
-    async fn cancel_async(&self) -> Result<()> {
+    /// [`cancel`](Self::cancel), without blocking the executor.
+    async fn cancel_async<T>(&self, kind: ClaimKind) -> Result<()> {
+        self.check::<T>(kind, "cancelled")?;
         Store::from_config(&self.store)?
             .connector()
-            .cancel_ticket_async(self.key, self.ticket, self.kind)
+            .cancel_ticket_async(self.key, self.ticket, kind)
             .await
     }
 }
 
 macro_rules! ticket_type {
-    ($(#[$doc:meta])* $name:ident, $what:literal) => {
+    ($(#[$doc:meta])* $name:ident, $what:literal, $kind:expr) => {
         $(#[$doc])*
         #[derive(Serialize, Deserialize)]
         #[serde(bound = "")]
@@ -138,9 +151,18 @@ macro_rules! ticket_type {
 
             /// Gives the claim back without redeeming: the ticket can no
             /// longer be redeemed, and the claim ends as if its handle had
-            /// been dropped. [`Error::TicketRedeemed`] if it was redeemed.
+            /// been dropped.
+            ///
+            /// # Errors
+            ///
+            /// [`Error::TicketRedeemed`] if it was redeemed or cancelled
+            /// already. Bytes of a ticket for another type of value
+            /// ([`Error::TypeMismatch`]) or of the other kind of ticket
+            /// ([`Error::Malformed`]) are refused as `redeem` refuses them,
+            /// with nothing consumed: the ticket stays redeemable as what
+            /// it is.
             pub fn cancel(self) -> Result<()> {
-                self.wire.cancel()
+                self.wire.cancel::<T>($kind)
             }
 
             /// [`cancel`](Self::cancel), without blocking the executor.
@@ -149,7 +171,7 @@ macro_rules! ticket_type {
             ///
             /// Dropping the future may leave the ticket cancelled or not.
             pub async fn cancel_async(self) -> Result<()> {
-                self.wire.cancel_async().await
+                self.wire.cancel_async::<T>($kind).await
             }
         }
 
@@ -181,13 +203,15 @@ ticket_type!(
     /// # Ok(()) }
     /// ```
     OwnerTicket,
-    "owner ticket"
+    "owner ticket",
+    ClaimKind::Owner
 );
 
 ticket_type!(
     /// A shared borrow in flight between processes: serializable, redeemable once.
     BorrowTicket,
-    "borrow ticket"
+    "borrow ticket",
+    ClaimKind::Reader
 );
 
 impl<T: Storable> OwnerTicket<T> {

@@ -69,6 +69,18 @@ use liveness::ScopeInner;
 ///   scope can be used again afterwards; dropping its last clone releases
 ///   it too.
 ///
+/// # Scopes and other threads and tasks
+///
+/// Which scopes are open is kept per thread (and, for
+/// [`open_async`](LivenessScope::open_async), per future, during each of
+/// its polls). A task started with [`submit`](crate::submit::submit) or
+/// [`submit_blocking`](crate::submit::submit_blocking) while the scope is
+/// open runs inside it, on any executor: `submit` carries the open scopes
+/// into the task. A bare `tokio::spawn` or `std::thread::spawn` does not:
+/// the new task or thread starts with no scope open, because the executor
+/// cannot know about this thread-local stack, so what it creates is not
+/// managed (open the scope in it, or wrap its future with `open_async`).
+///
 /// ```
 /// use borrowstore::{LivenessScope, Proxy, Store};
 /// # fn main() -> Result<(), borrowstore::Error> {

@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::Borrows;
 use crate::key::ClaimId;
 
 /// What kind of claim on an object.
@@ -68,6 +69,25 @@ pub enum Op {
     Evict,
 }
 
+impl Op {
+    /// The operation's name as errors report it: `"borrow"` (acquire a
+    /// reader), `"mut_borrow"` (a writer), `"into_owned"` (the owner),
+    /// `"manage"` (a holder), `"release"`, `"disown"`, `"evict"`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Op::Acquire(c) => match c.kind {
+                ClaimKind::Reader => "borrow",
+                ClaimKind::Writer => "mut_borrow",
+                ClaimKind::Owner => "into_owned",
+                ClaimKind::Holder => "manage",
+            },
+            Op::Release(_) => "release",
+            Op::Disown(_) => "disown",
+            Op::Evict => "evict",
+        }
+    }
+}
+
 /// What the connector must do after a transition.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub enum Effect {
@@ -77,15 +97,19 @@ pub enum Effect {
     Evict,
 }
 
-/// Why a transition was refused. Connectors turn this into an [`Error`](crate::Error).
+/// Why a transition was refused. Connectors turn this into an [`Error`](crate::Error)
+/// ([`Refusal::into_error`]).
+///
+/// A refusal because of borrows carries the borrows that held the object in
+/// the state the transition was refused in: a snapshot.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub enum Refusal {
     /// The object was evicted (or never existed).
     Gone,
-    /// A writer or an eviction was refused: the object is borrowed.
-    Borrowed,
-    /// A reader was refused: the object is mutably borrowed.
-    MutablyBorrowed,
+    /// A writer or an eviction was refused: the object is borrowed, by these.
+    Borrowed(Borrows),
+    /// A reader was refused: the object is mutably borrowed, by these (its writer).
+    MutablyBorrowed(Borrows),
     /// An owner was refused: the object already has an owner proxy.
     Owned,
     /// A counter would overflow.
@@ -201,6 +225,14 @@ impl State {
         self.readers() > 0 || self.writer()
     }
 
+    /// The borrows: how many readers, and whether a writer.
+    pub const fn borrows(self) -> Borrows {
+        Borrows {
+            readers: self.readers(),
+            writer: self.writer(),
+        }
+    }
+
     /// The one transition function. Pure: the caller stores the new state
     /// atomically (compare-and-swap, a file lock, a Lua script).
     #[inline]
@@ -214,7 +246,7 @@ impl State {
                 let next = match c.kind {
                     ClaimKind::Reader => {
                         if self.writer() {
-                            return Err(Refusal::MutablyBorrowed);
+                            return Err(Refusal::MutablyBorrowed(self.borrows()));
                         }
                         if self.readers() == u32::MAX {
                             return Err(Refusal::Overflow);
@@ -223,7 +255,7 @@ impl State {
                     }
                     ClaimKind::Writer => {
                         if self.borrowed() {
-                            return Err(Refusal::Borrowed);
+                            return Err(Refusal::Borrowed(self.borrows()));
                         }
                         s | WRITER
                     }
@@ -261,7 +293,7 @@ impl State {
                     return Err(Refusal::Gone);
                 }
                 if self.borrowed() {
-                    return Err(Refusal::Borrowed);
+                    return Err(Refusal::Borrowed(self.borrows()));
                 }
                 Ok((State(s | GONE), Effect::Evict))
             }

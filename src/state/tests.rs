@@ -2,6 +2,7 @@
 //! and tickets, by example and by property.
 
 use super::*;
+use crate::error::Borrows;
 use crate::key::ClaimId;
 use proptest::prelude::*;
 
@@ -17,21 +18,78 @@ fn step(s: State, op: Op) -> State {
 fn readers_exclude_writer_and_writer_excludes_everyone() {
     let s = State::new(Init::Claimed(c(ClaimKind::Owner)));
     let r = step(s, Op::Acquire(c(ClaimKind::Reader)));
+    let one_reader = Borrows {
+        readers: 1,
+        writer: false,
+    };
+    let writer = Borrows {
+        readers: 0,
+        writer: true,
+    };
     assert_eq!(
         r.apply(Op::Acquire(c(ClaimKind::Writer))),
-        Err(Refusal::Borrowed)
+        Err(Refusal::Borrowed(one_reader))
     );
     let w = step(s, Op::Acquire(c(ClaimKind::Writer)));
     assert_eq!(
         w.apply(Op::Acquire(c(ClaimKind::Reader))),
-        Err(Refusal::MutablyBorrowed)
+        Err(Refusal::MutablyBorrowed(writer))
     );
     assert_eq!(
         w.apply(Op::Acquire(c(ClaimKind::Writer))),
-        Err(Refusal::Borrowed)
+        Err(Refusal::Borrowed(writer))
     );
-    assert_eq!(w.apply(Op::Evict), Err(Refusal::Borrowed));
-    assert_eq!(r.apply(Op::Evict), Err(Refusal::Borrowed));
+    assert_eq!(w.apply(Op::Evict), Err(Refusal::Borrowed(writer)));
+    assert_eq!(r.apply(Op::Evict), Err(Refusal::Borrowed(one_reader)));
+}
+
+#[test]
+fn refusals_carry_the_borrows_they_saw() {
+    let mut s = State::new(Init::Claimed(c(ClaimKind::Owner)));
+    for n in 1..=3u32 {
+        s = step(s, Op::Acquire(c(ClaimKind::Reader)));
+        let seen = Borrows {
+            readers: n,
+            writer: false,
+        };
+        assert_eq!(s.borrows(), seen);
+        assert_eq!(
+            s.apply(Op::Acquire(c(ClaimKind::Writer))),
+            Err(Refusal::Borrowed(seen))
+        );
+        assert_eq!(s.apply(Op::Evict), Err(Refusal::Borrowed(seen)));
+    }
+    // holders and the owner are not borrows
+    let h = step(s, Op::Acquire(c(ClaimKind::Holder)));
+    assert_eq!(h.borrows(), s.borrows());
+}
+
+#[test]
+fn ops_are_named_as_errors_report_them() {
+    let names: Vec<_> = [
+        Op::Acquire(c(ClaimKind::Reader)),
+        Op::Acquire(c(ClaimKind::Writer)),
+        Op::Acquire(c(ClaimKind::Owner)),
+        Op::Acquire(c(ClaimKind::Holder)),
+        Op::Release(c(ClaimKind::Reader)),
+        Op::Disown(c(ClaimKind::Holder)),
+        Op::Evict,
+    ]
+    .into_iter()
+    .map(Op::name)
+    .collect();
+    assert_eq!(
+        names,
+        [
+            "borrow",
+            "mut_borrow",
+            "into_owned",
+            "manage",
+            "release",
+            "disown",
+            "evict"
+        ]
+    );
 }
 
 #[test]

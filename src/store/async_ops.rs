@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::config::Location;
 use super::target::Target;
-use super::{ObjectInfo, Store, registry};
+use super::{ObjectInfo, Store};
 use crate::codec::Storable;
 use crate::connector::offload::offload;
 use crate::connector::{Entry, Value, Waiters};
@@ -35,7 +35,7 @@ impl Store {
         if let Location::Memory { name } = location {
             return Ok(Store::memory(name));
         }
-        if let Some(s) = registry::get(url).filter(|s| s.url() == url) {
+        if let Some(s) = Store::open_already(url, url) {
             return Ok(s);
         }
         let name = url.to_owned();

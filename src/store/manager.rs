@@ -185,3 +185,47 @@ impl Store {
 pub(crate) fn active() -> bool {
     STACK.try_with(|s| !s.borrow().is_empty()).unwrap_or(false)
 }
+
+/// A copy of a thread's manager stack, carried into a submitted task so
+/// that the task runs inside the scopes open where it was submitted,
+/// whichever thread runs it.
+pub(crate) struct Carried(Vec<Arc<dyn Manager>>);
+
+/// This thread's manager stack, to carry into a task.
+pub(crate) fn carry() -> Carried {
+    Carried(STACK.try_with(|s| s.borrow().clone()).unwrap_or_default())
+}
+
+impl Carried {
+    /// Runs `f` with the carried stack as this thread's whole manager
+    /// stack, then puts the thread's own stack back (also when `f`
+    /// unwinds). What `f` pushes it pops again, so the carried stack is the
+    /// same for the next call.
+    ///
+    /// The thread's own stack is set aside rather than added to: a task
+    /// runs in the scopes open where it was submitted, and only in those,
+    /// whatever happens to be open on the thread that polls it.
+    pub(crate) fn enter<R>(&mut self, f: impl FnOnce() -> R) -> R {
+        /// Swaps the thread's own stack back in, and the carried one out.
+        struct Restore<'a> {
+            carried: &'a mut Vec<Arc<dyn Manager>>,
+            own: Vec<Arc<dyn Manager>>,
+        }
+        impl Drop for Restore<'_> {
+            fn drop(&mut self) {
+                let own = std::mem::take(&mut self.own);
+                let _ = STACK.try_with(|s| {
+                    *self.carried = std::mem::replace(&mut *s.borrow_mut(), own);
+                });
+            }
+        }
+
+        let carried = std::mem::take(&mut self.0);
+        let own = STACK.with(|s| std::mem::replace(&mut *s.borrow_mut(), carried));
+        let _restore = Restore {
+            carried: &mut self.0,
+            own,
+        };
+        f()
+    }
+}

@@ -4,6 +4,7 @@ mod async_ops;
 mod blocking;
 mod cache;
 mod config;
+mod connect;
 mod executor;
 mod flush;
 mod info;
@@ -58,6 +59,8 @@ struct Inner {
     connector: Arc<dyn Connector>,
     cache: Cache,
     max_value_size: Option<usize>,
+    /// Held while the store is open because bytes named it (not registered).
+    slot: std::sync::Mutex<Option<crate::trust::Slot>>,
     /// Where this process's waiting borrows of the store's objects queue:
     /// the connector's, or one of the store's own that re-checks with a
     /// backoff (a connector that announces nothing).
@@ -73,28 +76,6 @@ const RECHECK: Recheck = Recheck::Backoff {
     max: std::time::Duration::from_millis(100),
 };
 
-impl Inner {
-    fn new(
-        config: StoreConfig,
-        connector: Arc<dyn Connector>,
-        max_value_size: Option<usize>,
-    ) -> Inner {
-        let waiters = connector
-            .waiters()
-            .cloned()
-            .unwrap_or_else(|| Waiters::new(RECHECK));
-        let blocking = Blocking::new(connector.does_io());
-        Inner {
-            config,
-            connector,
-            cache: Cache::default(),
-            max_value_size,
-            waiters,
-            blocking,
-        }
-    }
-}
-
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Store")
@@ -106,10 +87,28 @@ impl std::fmt::Debug for Store {
 
 /// Builds a [`Store`] with non-default settings.
 ///
+/// A built store is registered under its name (unless
+/// [`register(false)`](StoreBuilder::register)), and never silently takes
+/// a name from another store: if a store with the same URL and the same
+/// settings is registered under the name, [`build`](StoreBuilder::build)
+/// returns that store; if the registered store has another URL or other
+/// settings, `build` fails with [`Error::NameTaken`] and leaves it
+/// registered, unless the builder asks to [`replace`](StoreBuilder::replace)
+/// it.
+///
 /// ```
-/// use borrowstore::Store;
+/// use borrowstore::{Error, Store};
 /// let store = Store::builder("limited").max_value_size(1 << 20).build().unwrap();
 /// assert_eq!(store.url(), "memory://limited");
+///
+/// // The same again is the same store.
+/// let again = Store::builder("limited").max_value_size(1 << 20).build().unwrap();
+/// assert!(again.same_store(&store));
+/// // Other settings under the name are refused, unless asked for.
+/// let other = Store::builder("limited").max_value_size(64).build();
+/// assert!(matches!(other, Err(Error::NameTaken { .. })));
+/// let replaced = Store::builder("limited").max_value_size(64).replace(true).build().unwrap();
+/// assert!(Store::registered("limited").unwrap().same_store(&replaced));
 /// ```
 #[must_use]
 pub struct StoreBuilder {
@@ -118,6 +117,7 @@ pub struct StoreBuilder {
     connector: Option<Arc<dyn Connector>>,
     max_value_size: Option<usize>,
     register: bool,
+    replace: bool,
 }
 
 impl StoreBuilder {
@@ -151,29 +151,71 @@ impl StoreBuilder {
         self
     }
 
-    /// Builds the store.
+    /// Whether to replace a store registered under the name with other
+    /// settings (default: no, [`Error::NameTaken`]). Handles of the
+    /// replaced store keep working; the name then finds the new one.
+    pub fn replace(mut self, yes: bool) -> Self {
+        self.replace = yes;
+        self
+    }
+
+    /// Builds the store: opens its connector (for `file://`, creating the
+    /// directory if needed) and registers it, or returns the store
+    /// registered under the name with the same URL and settings. Fails with
+    /// [`Error::NameTaken`] if the name belongs to a store with another URL
+    /// or other settings (a size limit, a connector of its own), unless
+    /// [`replace`](StoreBuilder::replace) is set.
     pub fn build(self) -> Result<Store> {
         let url = self
             .url
+            .clone()
             .unwrap_or_else(|| format!("memory://{}", self.name));
-        let connector = match self.connector {
-            Some(c) => c,
+        if !self.register || self.replace {
+            let store = self.make(url)?;
+            if self.register {
+                registry::insert(store.clone());
+            }
+            return Ok(store);
+        }
+        let same = |s: &Store| {
+            s.url() == url
+                && s.inner.max_value_size == self.max_value_size
+                && self
+                    .connector
+                    .as_ref()
+                    .is_none_or(|c| Arc::ptr_eq(c, s.connector()))
+        };
+        registry::insert_unless_taken(
+            &self.name,
+            || self.make(url.clone()),
+            |s| {
+                if same(s) {
+                    Ok(s.clone())
+                } else {
+                    Err(Error::NameTaken {
+                        name: self.name.clone(),
+                        url: s.url().to_owned(),
+                    })
+                }
+            },
+        )
+    }
+
+    fn make(&self, url: String) -> Result<Store> {
+        let connector = match &self.connector {
+            Some(c) => c.clone(),
             None => Location::parse(&url)?.connect(&self.name)?,
         };
-        let store = Store {
-            inner: Arc::new(Inner::new(
-                StoreConfig {
-                    name: self.name,
-                    url,
-                },
-                connector,
-                self.max_value_size,
-            )),
+        let config = StoreConfig {
+            name: self.name.clone(),
+            url,
         };
-        if self.register {
-            registry::insert(store.clone());
-        }
-        Ok(store)
+        Ok(Store::from_connector(
+            config,
+            connector,
+            self.max_value_size,
+            None,
+        ))
     }
 }
 
@@ -190,19 +232,41 @@ impl Store {
         let name = name.into();
         let url = format!("memory://{name}");
         registry::get_or_insert(
-            || Store {
-                inner: Arc::new(Inner::new(
-                    StoreConfig {
-                        name: name.clone(),
-                        url: url.clone(),
-                    },
-                    Arc::new(MemoryConnector::new(name.clone())),
-                    None,
-                )),
+            || {
+                let config = StoreConfig {
+                    name: name.clone(),
+                    url: url.clone(),
+                };
+                let connector = Arc::new(MemoryConnector::new(name.clone()));
+                Store::from_connector(config, connector, None, None)
             },
             &name,
             &url,
         )
+    }
+
+    fn from_connector(
+        config: StoreConfig,
+        connector: Arc<dyn Connector>,
+        max_value_size: Option<usize>,
+        slot: Option<crate::trust::Slot>,
+    ) -> Store {
+        let waiters = connector
+            .waiters()
+            .cloned()
+            .unwrap_or_else(|| Waiters::new(RECHECK));
+        let blocking = Blocking::new(connector.does_io());
+        Store {
+            inner: Arc::new(Inner {
+                config,
+                connector,
+                cache: Cache::default(),
+                max_value_size,
+                slot: std::sync::Mutex::new(slot),
+                waiters,
+                blocking,
+            }),
+        }
     }
 
     /// Opens a store by connector URL, and registers it:
@@ -214,7 +278,14 @@ impl Store {
     ///   (default 30 s).
     ///
     /// The store is named by its URL (memory stores: by their name). Returns
-    /// the registered store of that name and URL if there is one.
+    /// the registered store of that name and URL if there is one (or the
+    /// store that arriving bytes opened for that URL, now registered).
+    ///
+    /// Opening is this process's own choice, so it is never subject to the
+    /// [`trust`](crate::trust) policy, and a `file://` directory is created
+    /// if needed (with its `borrowstore.dir` marker). Once a store is open
+    /// here, proxies and tickets of it that arrive from other processes
+    /// reach it.
     pub fn open(url: &str) -> Result<Store> {
         match Location::parse(url)? {
             Location::Memory { name } => Ok(Store::memory(name)),
@@ -223,26 +294,37 @@ impl Store {
     }
 
     fn from_parts(name: String, url: String, location: Location) -> Result<Store> {
-        if let Some(s) = registry::get(&name).filter(|s| s.url() == url) {
+        if let Some(s) = Store::open_already(&name, &url) {
             return Ok(s);
         }
         let connector = location.connect(&name)?;
         Ok(Store::registered_or(name, url, connector))
     }
 
+    /// The store of this name and URL that this process has open already:
+    /// the registered one, or the one arriving bytes opened (now
+    /// registered, and no longer counted against the bound).
+    fn open_already(name: &str, url: &str) -> Option<Store> {
+        if let Some(s) = registry::get(name).filter(|s| s.url() == url) {
+            return Some(s);
+        }
+        let connected = registry::get(name)
+            .is_none()
+            .then(|| registry::take_connected(name, url))
+            .flatten()?;
+        // Now the process's own: no longer counted against the bound.
+        drop(connected.inner.slot.lock().map(|mut s| s.take()));
+        Some(registry::get_or_insert_if_free(|| connected, name, url))
+    }
+
     /// The registered store of this name and URL, or a new one over
     /// `connector` (registered if the name is free).
     fn registered_or(name: String, url: String, connector: Arc<dyn Connector>) -> Store {
-        let fresh = Store {
-            inner: Arc::new(Inner::new(
-                StoreConfig {
-                    name: name.clone(),
-                    url: url.clone(),
-                },
-                connector,
-                None,
-            )),
+        let config = StoreConfig {
+            name: name.clone(),
+            url: url.clone(),
         };
+        let fresh = Store::from_connector(config, connector, None, None);
         registry::get_or_insert_if_free(|| fresh, &name, &url)
     }
 
@@ -254,17 +336,44 @@ impl Store {
             connector: None,
             max_value_size: None,
             register: true,
+            replace: false,
         }
     }
 
-    /// The store described by `config`: the registered store of that name if
-    /// its URL matches, else the store opened from the URL — registered under
-    /// the name if the name is free. A config naming a registered store with
-    /// another URL (bytes from elsewhere) never displaces it: it gets a store
-    /// of its own, unregistered.
+    /// The store described by `config`, as proxy and ticket bytes that
+    /// arrive in this process reach it; this process's
+    /// [`trust`](crate::trust) policy decides:
+    ///
+    /// 1. the store registered under `config.name` with `config.url` —
+    ///    always;
+    /// 2. else, if [`trust::allow`](crate::trust::allow) admits the URL, the
+    ///    store opened for it: shared by every handle that names the same
+    ///    name and URL, closed when the last of them is dropped, never
+    ///    registered (so it never displaces a registered store). At most
+    ///    [`trust::max_stores`](crate::trust::max_stores) are open at once
+    ///    ([`Error::TooManyStores`]); a `file://` directory must already be a
+    ///    borrowstore directory (nothing is created);
+    /// 3. else [`Error::Untrusted`], with nothing opened or created.
+    ///
+    /// A `memory://` config of another process is [`Error::LocalStore`], a
+    /// malformed URL [`Error::InvalidUrl`]. To open a store yourself, use
+    /// [`Store::open`] or [`Store::builder`].
+    ///
+    /// ```
+    /// use borrowstore::{Error, Store, StoreConfig};
+    /// # fn main() -> Result<(), Error> {
+    /// let store = Store::memory("doc-from-config");
+    /// assert!(Store::from_config(store.config())?.same_store(&store));
+    ///
+    /// let elsewhere = StoreConfig {
+    ///     name: "jobs".into(),
+    ///     url: "file:///srv/not-allowed/jobs".into(),
+    /// };
+    /// assert!(matches!(Store::from_config(&elsewhere), Err(Error::Untrusted { .. })));
+    /// # Ok(()) }
+    /// ```
     pub fn from_config(config: &StoreConfig) -> Result<Store> {
-        let location = Location::parse(&config.url)?;
-        Store::from_parts(config.name.clone(), config.url.clone(), location)
+        connect::from_config(config)
     }
 
     /// The registered store named `name`.
@@ -272,8 +381,11 @@ impl Store {
         registry::get(name)
     }
 
-    /// Registers this store under its name, replacing any other.
+    /// Registers this store under its name, replacing any other. (A store
+    /// that arriving bytes opened is then the process's own: it no longer
+    /// counts against [`trust::max_stores`](crate::trust::max_stores).)
     pub fn register(&self) {
+        drop(self.inner.slot.lock().map(|mut s| s.take()));
         registry::insert(self.clone());
     }
 

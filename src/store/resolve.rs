@@ -233,7 +233,7 @@ impl Store {
         stored: Stored,
     ) -> Result<T> {
         match stored.value {
-            Value::Local(l) => codec::deep_copy(&*downcast_local::<T>(&l)?),
+            Value::Local(l) => downcast_local::<T>(&l).map(|v| T::clone(&v)),
             Value::Bytes(b) => codec::decode(&b),
         }
     }

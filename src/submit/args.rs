@@ -42,6 +42,21 @@ use crate::submit::lists;
 ///
 /// A borrow the visit does not reach is not tied to the task: it ends when
 /// its handle is dropped, as anywhere else.
+///
+/// Other types are not task arguments, and `submit` says so at compile
+/// time: a plain value goes in [`Plain`] (or is captured by the task's
+/// closure instead); a borrow behind an `Arc` or in a map cannot be tied
+/// to the task (each task gets its own, with
+/// [`RefProxy::reborrow`](crate::RefProxy::reborrow); pass several in a
+/// `Vec`, a tuple or an array).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a task argument",
+    label = "not a task argument",
+    note = "task arguments are `RefProxy`, `RefMutProxy`, `OwnedProxy`, `Proxy`, `Plain(value)`, `()`, `String` and the primitive types, and tuples, `Vec`, `Option`, `Box` and arrays of them",
+    note = "wrap a plain value in `Plain(..)`, or capture it in the task's closure instead",
+    note = "a borrow behind an `Arc` or in a map cannot be tied to the task: give each task its own (`RefProxy::reborrow`), several in a `Vec` or a tuple",
+    note = "for a struct of your own that holds borrows, implement `TaskArgs` by visiting each field"
+)]
 pub trait TaskArgs: Send + 'static {
     /// Reports every borrow in `self`, and the store of every handle, to
     /// `visitor`.

@@ -56,6 +56,47 @@
 //! Panics become [`Error::TaskPanicked`] with the panic's message; the
 //! panic does not unwind into the caller.
 //!
+//! # Scopes
+//!
+//! A task submitted while a [`LivenessScope`](crate::LivenessScope) is open
+//! on the submitting thread (or in the submitting task, through
+//! [`open_async`](crate::LivenessScope::open_async)) runs inside that
+//! scope: `submit` takes the scopes open at the call along, and makes them
+//! current around every poll of the task's future ([`submit`]) or around
+//! the closure ([`submit_blocking`]), on whichever thread runs it. Objects
+//! the task creates are managed by the innermost of them, exactly as if it
+//! had run inside [`LivenessScope::open`](crate::LivenessScope::open); the
+//! task can [`preserve`](crate::LivenessScope::preserve) into the enclosing
+//! ones, and a task it submits in turn carries them on. The task runs in
+//! those scopes only: a scope that happens to be open on the thread that
+//! polls it (a current-thread runtime driven from inside `scope.open`) is
+//! set aside meanwhile, and a task submitted where no scope is open manages
+//! nothing.
+//!
+//! ```
+//! use borrowstore::{LivenessScope, Proxy, Store};
+//! use borrowstore::submit::{Plain, submit};
+//! # fn main() -> Result<(), borrowstore::Error> {
+//! let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).build().unwrap();
+//! let store = Store::memory("doc-submit-scope");
+//! let scope = LivenessScope::new();
+//! let h = scope.open(|| {
+//!     submit(runtime.handle(), Plain(store.clone()), |s| async move { s.proxy(vec![0u8; 64]) })
+//! });
+//! let tmp = runtime.block_on(h)??;       // made on a worker thread, managed by `scope`
+//! scope.release()?;
+//! assert!(!store.exists(Proxy::key(&tmp))?);
+//! # Ok(()) }
+//! ```
+//!
+//! Work started with the executor's own spawn — a bare `tokio::spawn`,
+//! `std::thread::spawn`, `rayon::spawn` — is not in the scope: the scope
+//! stack belongs to a thread (or, with `open_async`, to one future), the
+//! executor knows nothing of it, and only `submit` knows to carry it. What
+//! such work creates is unmanaged (plain objects persist until evicted)
+//! unless the work opens a scope itself (`scope.open_async(fut)` before
+//! spawning `fut`, or `scope.open(..)` in the thread).
+//!
 //! # Executors and what cancelling does
 //!
 //! | executor | trait | dropping the [`Submitted`] handle | [`Submitted::abort`] | executor shut down |
@@ -100,6 +141,7 @@ pub use args::{ArgsVisitor, BorrowInfo, Plain, TaskArgs, task_borrows};
 pub use spawn::{ChannelJoin, JoinSender, Spawn, SpawnBlocking, StdThreads, TaskJoin, TokioJoin};
 
 use crate::error::{Error, Result};
+use crate::store::manager;
 use task::{Ender, TaskState, settle};
 
 /// Runs the async task `f(args)` on `spawner`; the borrows in `args` end
@@ -137,11 +179,17 @@ where
 {
     let task = TaskState::enlist(&mut args);
     let ender = Ender(task.clone());
+    let mut scopes = manager::carry();
     let join = spawner.spawn(async move {
         let ender = ender;
-        let out = AssertUnwindSafe(async move { f(args).await })
-            .catch_unwind()
-            .await;
+        // Every poll of the task (the first one calls `f`) runs inside the
+        // scopes open where it was submitted. The task's future is dropped
+        // at the end of this block.
+        let out = {
+            let run = AssertUnwindSafe(async move { f(args).await }).catch_unwind();
+            let mut run = std::pin::pin!(run);
+            std::future::poll_fn(|cx| scopes.enter(|| run.as_mut().poll(cx))).await
+        };
         // The task's future, and everything it held, is gone: end what
         // escaped it, and wait until the releases are applied.
         let state = &ender.0;
@@ -184,9 +232,10 @@ where
 {
     let task = TaskState::enlist(&mut args);
     let ender = Ender(task.clone());
+    let mut scopes = manager::carry();
     let join = pool.spawn_blocking(move || {
         let ender = ender;
-        let out = std::panic::catch_unwind(AssertUnwindSafe(move || f(args)));
+        let out = scopes.enter(|| std::panic::catch_unwind(AssertUnwindSafe(move || f(args))));
         let state = &ender.0;
         let flushed = if state.is_empty() {
             Ok(())

@@ -11,7 +11,19 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering as StdOrdering};
 
+use crate::error::Borrows;
 use crate::state::{Claim, ClaimKind, Effect, Init, Op, Refusal, State};
+
+/// What a refusal reports when one reader holds the object.
+const ONE_READER: Borrows = Borrows {
+    readers: 1,
+    writer: false,
+};
+/// What a refusal reports when the writer holds the object.
+const ONE_WRITER: Borrows = Borrows {
+    readers: 0,
+    writer: true,
+};
 
 /// Ghost counts of the borrows a model holds: a borrow is counted after it
 /// was granted and uncounted before it is given back, so the counts never
@@ -126,7 +138,9 @@ mod state_cas {
                         c.ghost.reader_out();
                         c.apply(Op::Release(claim)).unwrap();
                     }
-                    Err(Refusal::MutablyBorrowed | Refusal::Gone) => {}
+                    // refused by the one writer, as the state showed it
+                    Err(Refusal::MutablyBorrowed(b)) => assert_eq!(b, ONE_WRITER),
+                    Err(Refusal::Gone) => {}
                     Err(r) => panic!("reader refused: {r:?}"),
                 }
             });
@@ -141,7 +155,9 @@ mod state_cas {
                         c.ghost.writer_out();
                         c.apply(Op::Release(claim)).unwrap();
                     }
-                    Err(Refusal::Borrowed | Refusal::Gone) => {}
+                    // refused by the one reader, as the state showed it
+                    Err(Refusal::Borrowed(b)) => assert_eq!(b, ONE_READER),
+                    Err(Refusal::Gone) => {}
                     Err(r) => panic!("writer refused: {r:?}"),
                 }
             });
@@ -175,7 +191,9 @@ mod state_cas {
             let t2 = thread::spawn(move || {
                 c.apply(Op::Release(r2)).unwrap();
                 match c.apply(Op::Evict) {
-                    Ok(_) | Err(Refusal::Gone | Refusal::Borrowed) => {}
+                    Ok(_) | Err(Refusal::Gone) => {}
+                    // refused by r1, still held
+                    Err(Refusal::Borrowed(b)) => assert_eq!(b, ONE_READER),
                     Err(r) => panic!("evict refused: {r:?}"),
                 }
             });

@@ -2,14 +2,14 @@
 // an `Rc` (neither `Send` nor `Sync`) cannot be stored, and no proxy of it can
 // ever reach another thread: `Storable` requires `Send + Sync`.
 //
-// The `Rc` is skipped by serde so that the type *is* serializable: the only
-// reason it is refused is thread safety.
+// The `Rc` is skipped by serde and the type derives `Clone`, so that it *is*
+// serializable and cloneable: the only reason it is refused is thread safety.
 use std::rc::Rc;
 
 use borrowstore::Store;
 use serde::{Deserialize, Serialize};
 
-#[derive(Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 struct Local {
     value: u8,
     #[serde(skip)]

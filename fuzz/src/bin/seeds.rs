@@ -50,7 +50,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     ];
     let payloads: Vec<Vec<u8>> = blobs
         .iter()
-        .map(|b| b[codec::HEADER_LEN..].to_vec())
+        .map(|b| b[codec::header(b).expect("a blob").size()..].to_vec())
         .collect();
     let string_blob = blobs[1].clone();
     for (sel, p) in [

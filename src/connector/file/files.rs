@@ -2,14 +2,15 @@
 //! values, writing by rename, and [`Inner::with_ledger`], the one place a
 //! transition reads, changes and persists a ledger.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{ErrorKind, Write};
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 
+use super::dir::{Locks, SHARDS, ShardGuard};
 use super::site::{Site, rename};
 use crate::connector::lease::{self, Held};
 use crate::connector::{Recheck, Waiters};
@@ -17,7 +18,6 @@ use crate::error::{Error, Result};
 use crate::key::{ClaimId, Key};
 use crate::state::{Deadline, Ledger, NEVER, Op};
 
-const SHARDS: usize = 256;
 const LEDGER_MAGIC: &[u8; 4] = b"BSL1";
 
 /// What the connector and its lease renewer share.
@@ -27,7 +27,7 @@ pub(super) struct Inner {
     pub(super) site: Site,
     pub(super) root: PathBuf,
     pub(super) lease: Duration,
-    locks: Vec<Mutex<File>>,
+    locks: Arc<Locks>,
     pub(super) held: Held,
     pub(super) waiters: Arc<Waiters>,
 }
@@ -38,41 +38,15 @@ const RECHECK: Recheck = Recheck::Backoff {
     max: Duration::from_millis(64),
 };
 
-pub(super) struct ShardGuard<'a> {
-    file: MutexGuard<'a, File>,
-}
-
-impl Drop for ShardGuard<'_> {
-    fn drop(&mut self) {
-        let _ = self.file.unlock();
-    }
-}
-
-fn lock_path(root: &Path, shard: usize) -> PathBuf {
-    root.join("locks").join(format!("{shard:02x}.lock"))
-}
-
 impl Inner {
-    /// Opens (creating what is missing) the store directory `root`.
-    pub(super) fn open(name: String, root: PathBuf, lease: Duration) -> Result<Inner> {
-        let site = Site::new(&name, &root);
-        for sub in ["objects", "locks", "tmp"] {
-            let dir = root.join(sub);
-            fs::create_dir_all(&dir).map_err(|e| site.error(e, "creating directory", &dir))?;
-        }
-        let locks = (0..SHARDS)
-            .map(|i| {
-                let path = lock_path(&root, i);
-                OpenOptions::new()
-                    .create(true)
-                    .truncate(false)
-                    .write(true)
-                    .open(&path)
-                    .map(Mutex::new)
-                    .map_err(|e| site.error(e, "opening", &path))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        Ok(Inner {
+    pub(super) fn new(
+        name: String,
+        site: Site,
+        root: PathBuf,
+        lease: Duration,
+        locks: Arc<Locks>,
+    ) -> Inner {
+        Inner {
             name,
             site,
             root,
@@ -80,7 +54,7 @@ impl Inner {
             locks,
             held: Held::default(),
             waiters: Waiters::new(RECHECK),
-        })
+        }
     }
 
     pub(super) fn not_found(&self, key: &Key) -> Error {
@@ -96,10 +70,9 @@ impl Inner {
 
     pub(super) fn lock(&self, key: &Key) -> Result<ShardGuard<'_>> {
         let shard = (key.as_u128() as usize) % SHARDS;
-        let file = crate::sync::unmodeled::lock(&self.locks[shard]);
-        file.lock()
-            .map_err(|e| self.site.error(e, "locking", &lock_path(&self.root, shard)))?;
-        Ok(ShardGuard { file })
+        self.locks
+            .lock(shard)
+            .map_err(|e| self.site.error(e, "locking", &self.locks.path(shard)))
     }
 
     pub(super) fn ledger_path(&self, key: &Key) -> PathBuf {

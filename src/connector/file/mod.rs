@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 
+mod dir;
 mod files;
 mod renew;
 mod site;
@@ -17,8 +18,9 @@ use crate::connector::{Connector, Entry, Fetch, Inspect, Stored, Value, Waiters}
 use crate::error::{Error, Result};
 use crate::key::{ClaimId, Key};
 use crate::state::{Claim, ClaimKind, Effect, Init, Ledger, NEVER, Op, Redeem};
+use dir::Locks;
 use files::Inner;
-use site::rename;
+use site::{Site, rename};
 
 /// Keeps objects in a directory, shared by every process on the host that
 /// opens it (`file:///path/to/dir`, optionally `?lease_ms=N`).
@@ -29,7 +31,17 @@ use site::rename;
 ///   deadlines, tickets, version);
 /// - `objects/<key>.<version>.blob` — the value, one file per version;
 /// - `locks/<00..ff>.lock` — 256 lock files, never deleted;
-/// - `tmp/` — files being written.
+/// - `tmp/` — files being written;
+/// - `borrowstore.dir` — the marker that makes it a borrowstore directory:
+///   two lines, `borrowstore file store` and `format 1`. Opening a
+///   directory ([`open`](FileConnector::open), [`Store::open`](crate::Store::open))
+///   creates it and its layout if needed, and writes the marker last; a
+///   store that proxy or ticket bytes name is opened only if its directory
+///   has the marker, and nothing is created for it.
+///
+/// The lock files are opened as objects need them and shared by every file
+/// store of the directory in this process, so a process holds at most 256
+/// files open per directory, however many stores name it.
 ///
 /// Every state transition runs under the key's shard lock — a `std` mutex
 /// between this process's threads, and an exclusive file lock
@@ -58,9 +70,21 @@ use site::rename;
 /// (its URL, when the store is not named by it), the operation and the path,
 /// with the OS error last: `store "file:///data" failed: creating directory
 /// /data/objects: Permission denied (os error 13)`. Its source is an
-/// [`io::Error`](std::io::Error) of the OS error's kind.
+/// [`std::io::Error`] of the OS error's kind.
 pub struct FileConnector {
     inner: Arc<Inner>,
+    /// The lease renewer; `None` in the handles made for work sent off the
+    /// executor.
+    renewer: Option<lease::Renewer>,
+}
+
+impl Drop for FileConnector {
+    /// Ends the lease renewer now: a closed store leaves no thread behind.
+    fn drop(&mut self) {
+        if let Some(r) = self.renewer.take() {
+            r.stop();
+        }
+    }
 }
 
 impl FileConnector {
@@ -77,9 +101,36 @@ impl FileConnector {
         root: impl Into<PathBuf>,
         lease: Duration,
     ) -> Result<Self> {
-        let inner = Arc::new(Inner::open(name.into(), root.into(), lease)?);
-        lease::spawn_renewer(Arc::downgrade(&inner), lease);
-        Ok(FileConnector { inner })
+        let name = name.into();
+        let root = root.into();
+        let site = Site::new(&name, &root);
+        for sub in ["objects", "locks", "tmp"] {
+            let dir = root.join(sub);
+            fs::create_dir_all(&dir).map_err(|e| site.error(e, "creating directory", &dir))?;
+        }
+        let locks = Locks::of(&root);
+        locks
+            .open_all()
+            .map_err(|(e, path)| site.error(e, "opening", &path))?;
+        dir::write_marker(&root).map_err(|e| site.error(e, "marking", &root.join(dir::MARKER)))?;
+        Ok(Self::start(name, site, root, lease, locks))
+    }
+
+    /// Opens the store directory `root` only if it exists and is a
+    /// borrowstore directory (it has the marker); creates nothing. Lock
+    /// files are opened as objects use them. What stores named by arriving
+    /// bytes open.
+    pub(crate) fn open_existing(name: &str, root: PathBuf, lease: Duration) -> Result<Self> {
+        let site = Site::new(name, &root);
+        dir::check_marker(&root).map_err(|e| site.error(e, "opening store directory", &root))?;
+        let locks = Locks::of(&root);
+        Ok(Self::start(name.to_owned(), site, root, lease, locks))
+    }
+
+    fn start(name: String, site: Site, root: PathBuf, lease: Duration, locks: Arc<Locks>) -> Self {
+        let inner = Arc::new(Inner::new(name, site, root, lease, locks));
+        let renewer = Some(lease::spawn_renewer(Arc::downgrade(&inner), lease));
+        FileConnector { inner, renewer }
     }
 
     /// The store directory.
@@ -102,6 +153,7 @@ impl FileConnector {
     fn handle(&self) -> FileConnector {
         FileConnector {
             inner: self.inner.clone(),
+            renewer: None,
         }
     }
 
@@ -311,7 +363,7 @@ impl Connector for FileConnector {
         let inner = &self.inner;
         match inner.with_ledger(key, |l| {
             l.apply(Op::Evict, NEVER)
-                .map_err(|r| r.into_error(*key, &inner.name))
+                .map_err(|r| r.into_error(Op::Evict.name(), *key, &inner.name))
         }) {
             Ok(_) => Ok(true),
             Err(Error::KeyNotFound { .. }) => Ok(false),
@@ -323,7 +375,7 @@ impl Connector for FileConnector {
         let inner = &self.inner;
         let r = inner.with_ledger(key, |l| {
             l.apply(Op::Evict, NEVER)
-                .map_err(|r| r.into_error(*key, &inner.name))?;
+                .map_err(|r| r.into_error(Op::Evict.name(), *key, &inner.name))?;
             let bytes = inner
                 .read_blob(key, l.version)?
                 .ok_or_else(|| inner.not_found(key))?;
@@ -377,7 +429,7 @@ impl Connector for FileConnector {
         let deadline = inner.deadline_for(&op);
         let effect = inner.with_ledger(key, |l| {
             l.apply(op, deadline)
-                .map_err(|r| r.into_error(*key, &inner.name))
+                .map_err(|r| r.into_error(op.name(), *key, &inner.name))
         })?;
         match op {
             Op::Acquire(c) => inner.held.add(*key, c),
@@ -399,7 +451,7 @@ impl Connector for FileConnector {
         let inner = &self.inner;
         inner.with_ledger(key, |l| {
             l.issue_ticket(ticket, claim)
-                .map_err(|r| r.into_error(*key, &inner.name))
+                .map_err(|r| r.into_error("into_ticket", *key, &inner.name))
         })?;
         // The ticket's claim is no longer this process's to renew: if it is
         // never redeemed, its lease runs out.

@@ -115,7 +115,7 @@ impl RedisConnector {
                 let status = inner.status(key, &v)?;
                 status
                     .parse::<u64>()
-                    .map_err(|_| inner.refusal(key, &status))
+                    .map_err(|_| inner.refusal(key, &status, "publish"))
             },
         })
     }
@@ -159,7 +159,7 @@ impl RedisConnector {
         let inner = &self.inner;
         let status = parts.first().and_then(text).unwrap_or_default();
         if status != "ok" {
-            return Err(inner.refusal(key, &status));
+            return Err(inner.refusal(key, &status, Op::Acquire(claim).name()));
         }
         inner.held.add(*key, claim);
         parts.remove(0);
@@ -185,7 +185,7 @@ impl RedisConnector {
                 self.inner.held.remove(key, &claim);
                 Ok(())
             }
-            other => Err(self.inner.refusal(key, other)),
+            other => Err(self.inner.refusal(key, other, "into_ticket")),
         }
     }
 

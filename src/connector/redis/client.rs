@@ -16,7 +16,7 @@ use super::script::{args, int, items, kind_code, kind_from, release_args, text, 
 use crate::connector::lease::{self, Held, Renew};
 use crate::connector::offload::Undo;
 use crate::connector::{Fetch, Sleep, Stored, Value, Waiters};
-use crate::error::{Error, Result};
+use crate::error::{Borrows, Error, Result};
 use crate::key::{ClaimId, Key};
 use crate::state::{Claim, Effect, Init, Op, Refusal};
 
@@ -172,16 +172,31 @@ impl Inner {
         text(v).ok_or_else(|| self.error(format!("unexpected reply for {key}: {v:?}")))
     }
 
-    pub(super) fn refusal(&self, key: &Key, status: &str) -> Error {
-        let r = match status {
-            "gone" | "missing" => Refusal::Gone,
-            "borrowed" => Refusal::Borrowed,
-            "mutably_borrowed" => Refusal::MutablyBorrowed,
-            "owned" => Refusal::Owned,
-            "not_held" | "lost" => Refusal::NotHeld,
-            other => return self.error(format!("unexpected reply for {key}: {other}")),
+    /// The error for the script's refusal `status` of operation `op` (its
+    /// [`Op::name`]). Refusals because of borrows carry the borrows the
+    /// script saw: `borrowed:<readers>:<writer 0/1>`.
+    pub(super) fn refusal(&self, key: &Key, status: &str, op: &'static str) -> Error {
+        let (code, counts) = status.split_once(':').unwrap_or((status, ""));
+        let borrows = || {
+            let (readers, writer) = counts.split_once(':')?;
+            Some(Borrows {
+                readers: readers.parse().ok()?,
+                writer: match writer {
+                    "0" => false,
+                    "1" => true,
+                    _ => return None,
+                },
+            })
         };
-        r.into_error(*key, &self.name)
+        let r = match (code, borrows()) {
+            ("gone" | "missing", _) => Refusal::Gone,
+            ("borrowed", Some(b)) => Refusal::Borrowed(b),
+            ("mutably_borrowed", Some(b)) => Refusal::MutablyBorrowed(b),
+            ("owned", _) => Refusal::Owned,
+            ("not_held" | "lost", _) => Refusal::NotHeld,
+            _ => return self.error(format!("unexpected reply for {key}: {status}")),
+        };
+        r.into_error(op, *key, &self.name)
     }
 
     pub(super) fn apply_args(&self, op: Op) -> Vec<Vec<u8>> {
@@ -207,7 +222,7 @@ impl Inner {
         let effect = match status.as_str() {
             "ok" => Effect::None,
             "evicted" => Effect::Evict,
-            other => return Err(self.refusal(key, other)),
+            other => return Err(self.refusal(key, other, op.name())),
         };
         match op {
             Op::Acquire(c) => self.held.add(*key, c),
@@ -236,7 +251,8 @@ impl Inner {
                     _ => Err(self.error(format!("malformed reply for {key}"))),
                 }
             }
-            "borrowed" => Err(self.refusal(key, "borrowed")),
+            // `take` (an ephemeral resolve's eviction) refused
+            s if s.starts_with("borrowed:") => Err(self.refusal(key, s, Op::Evict.name())),
             other => Err(self.error(format!("unexpected reply for {key}: {other}"))),
         }
     }

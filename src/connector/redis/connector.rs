@@ -59,6 +59,17 @@ const RECHECK: Recheck = Recheck::Backoff {
 /// come (a lost connection, the lease of a dead process running out).
 pub struct RedisConnector {
     pub(super) inner: Arc<Inner>,
+    renewer: Option<lease::Renewer>,
+}
+
+impl Drop for RedisConnector {
+    /// Ends the lease renewer now (the I/O thread ends once its queue is
+    /// applied): a closed store leaves no thread behind.
+    fn drop(&mut self) {
+        if let Some(r) = self.renewer.take() {
+            r.stop();
+        }
+    }
 }
 
 impl RedisConnector {
@@ -83,8 +94,8 @@ impl RedisConnector {
             subscribed: AtomicBool::new(false),
             refused,
         });
-        lease::spawn_renewer(Arc::downgrade(&inner), options.lease);
-        Ok(RedisConnector { inner })
+        let renewer = Some(lease::spawn_renewer(Arc::downgrade(&inner), options.lease));
+        Ok(RedisConnector { inner, renewer })
     }
 
     /// The lease length.

@@ -20,6 +20,9 @@
 -- Every transition that gives a claim back (a release, an expired lease, an
 -- eviction) publishes the object key on the channel '<namespace>:released',
 -- where the waiting borrows of every process are listening.
+--
+-- A refusal because of borrows ('borrowed', 'mutably_borrowed') carries the
+-- borrows it saw: 'borrowed:<readers>:<writer 0/1>'.
 local S, R, H, T, X = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local op = ARGV[1]
 local NS, OKEY = string.match(S, '^(.*):{([^}]*)}:s$')
@@ -38,6 +41,12 @@ local function owned() return redis.call('HEXISTS', S, 'o') == 1 end
 local function written() return redis.call('HEXISTS', S, 'w') == 1 end
 local function readers() return redis.call('HLEN', R) end
 local function holders() return redis.call('HLEN', H) end
+
+-- A refusal because of borrows, with the borrows seen as it is made:
+-- '<status>:<readers>:<writer 0/1>'.
+local function busy(status)
+  return status .. ':' .. readers() .. ':' .. (written() and '1' or '0')
+end
 
 local function holds(kind, id)
   if kind == 'o' then return redis.call('HGET', S, 'o') == id
@@ -116,10 +125,10 @@ local function acquire(kind, id, deadline)
   if holds(kind, id) then return 'ok' end
   note_deadline(deadline)
   if kind == 'r' then
-    if written() then return 'mutably_borrowed' end
+    if written() then return busy('mutably_borrowed') end
     redis.call('HSET', R, id, deadline)
   elseif kind == 'w' then
-    if written() or readers() > 0 then return 'borrowed' end
+    if written() or readers() > 0 then return busy('borrowed') end
     redis.call('HSET', S, 'w', id, 'wd', deadline)
   elseif kind == 'o' then
     if owned() then return 'owned' end
@@ -180,7 +189,7 @@ if op == 'take' then
   end
   expire(now_ms())
   if not exists() then return {'missing'} end
-  if written() or readers() > 0 then return {'borrowed'} end
+  if written() or readers() > 0 then return {busy('borrowed')} end
   local vb = redis.call('HMGET', S, 'v', 'b')
   evict()
   announce()
@@ -227,7 +236,7 @@ elseif op == 'disown' then
   -- ARGV: kind, id
   return release(ARGV[2], ARGV[3], true)
 elseif op == 'evict' then
-  if written() or readers() > 0 then return 'borrowed' end
+  if written() or readers() > 0 then return busy('borrowed') end
   evict()
   announce()
   return 'ok'

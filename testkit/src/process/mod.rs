@@ -6,6 +6,11 @@
 //! which store to open. Without [`ROLE_VAR`] `child_entry` returns at once,
 //! so it is harmless in the parent's run.
 //!
+//! That test function has to be in the test binary itself — the harness of
+//! the re-executed binary runs it by name — so a binary that spawns
+//! children declares it with [`child_entry!`](crate::child_entry!); what it
+//! runs ([`child::entry`]) and everything else lives here.
+//!
 //! A child talks to its parent through lines: it prints protocol lines on
 //! stdout (prefixed with [`PREFIX`], so the test harness's own output is
 //! ignored) and reads commands from stdin, one per line. The child side is
@@ -19,23 +24,40 @@
 //! plus what the tests need to know about it (its lease, and for a file
 //! store its directory), so the scenarios in [`scenarios`] run against any
 //! connector that several processes can reach.
-
-#![allow(dead_code)]
+//!
+//! ```ignore
+//! // tests/cross_process.rs
+//! borrowstore_testkit::child_entry!();
+//!
+//! const SUITE: borrowstore_testkit::Suite = borrowstore_testkit::suite!("cross-process");
+//!
+//! #[test]
+//! fn update_in_a_is_seen_by_resolve_in_b() {
+//!     let target = borrowstore_testkit::process::Target::file(&SUITE, "update-seen", None);
+//!     borrowstore_testkit::process::scenarios::update_in_a_is_seen_by_resolve_in_b(&target);
+//!     target.cleanup();
+//! }
+//! ```
 
 pub mod child;
 pub mod scenarios;
 
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use borrowstore::{Key, ObjectInfo, Store};
 
+use crate::names::unique_name;
+use crate::suite::Suite;
+
+/// The name of the test function a child runs: the one
+/// [`child_entry!`](crate::child_entry!) declares.
+pub const ENTRY_TEST: &str = "child_entry";
 /// The role a child plays; absent in the parent.
 pub const ROLE_VAR: &str = "BORROWSTORE_CHILD_ROLE";
 /// The store URL a child opens.
@@ -67,18 +89,11 @@ pub struct Target {
 pub const DEFAULT_LEASE: Duration = borrowstore::connector::DEFAULT_LEASE;
 
 impl Target {
-    /// A file store in a fresh directory under cargo's per-target temp dir;
-    /// `lease` sets `?lease_ms=` (else the default lease).
-    pub fn file(tag: &str, lease: Option<Duration>) -> Target {
-        static N: AtomicU64 = AtomicU64::new(0);
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-            .join("cross-process")
-            .join(format!(
-                "{tag}-{}-{}-{}",
-                std::process::id(),
-                N.fetch_add(1, Ordering::Relaxed),
-                nanos()
-            ));
+    /// A file store in a fresh directory of `suite` (see
+    /// [`Suite::file_dir`]); `lease` sets `?lease_ms=` (else the default
+    /// lease).
+    pub fn file(suite: &Suite, tag: &str, lease: Option<Duration>) -> Target {
+        let dir = suite.file_dir_named(tag);
         let mut url = format!("file://{}", dir.display());
         if let Some(l) = lease {
             url.push_str(&format!("?lease_ms={}", l.as_millis()));
@@ -93,13 +108,7 @@ impl Target {
     /// A Redis store at `base` (`redis://host:port/db`) in a fresh
     /// namespace; `lease` sets `lease_ms=` (else the default lease).
     pub fn redis(base: &str, tag: &str, lease: Option<Duration>) -> Target {
-        static N: AtomicU64 = AtomicU64::new(0);
-        let ns = format!(
-            "xp-{tag}-{}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed),
-            nanos() % 1_000_000_000
-        );
+        let ns = unique_name(&format!("xp-{tag}"));
         let sep = if base.contains('?') { '&' } else { '?' };
         let mut url = format!("{base}{sep}ns={ns}");
         if let Some(l) = lease {
@@ -192,6 +201,7 @@ impl Target {
     }
 }
 
+/// The time in nanoseconds: a little randomness for the scenarios.
 fn nanos() -> u128 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -203,26 +213,18 @@ pub fn inspect(store: &Store, key: &Key) -> Option<ObjectInfo> {
     store.inspect(key).expect("inspect")
 }
 
-/// Polls `cond` every few milliseconds until it holds or `timeout` passes;
-/// returns how long it took, or `None` on timeout.
-pub fn poll_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> Option<Duration> {
-    let start = Instant::now();
-    loop {
-        if cond() {
-            return Some(start.elapsed());
-        }
-        if start.elapsed() > timeout {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 // ---------------------------------------------------------------------------
 // Hex, for bytes on a command line
 // ---------------------------------------------------------------------------
 
 /// Lower-case hex of `bytes`.
+///
+/// ```
+/// use borrowstore_testkit::process::{hex, unhex};
+/// assert_eq!(hex(&[0, 171, 255]), "00abff");
+/// assert_eq!(unhex("00abff"), Some(vec![0, 171, 255]));
+/// assert_eq!(unhex("0g"), None);
+/// ```
 pub fn hex(bytes: &[u8]) -> String {
     let mut s = String::with_capacity(bytes.len() * 2);
     for b in bytes {
@@ -250,7 +252,7 @@ pub fn unhex(s: &str) -> Option<Vec<u8>> {
 /// `Err((error kind, message))` from an "ERR kind message" line.
 pub type Reply = Result<String, (String, String)>;
 
-/// A child process running `child_entry` of this test binary. Killed
+/// A child process running [`ENTRY_TEST`] of this test binary. Killed
 /// (SIGKILL) and reaped when dropped.
 pub struct ChildProc {
     name: String,
@@ -268,7 +270,7 @@ impl ChildProc {
     pub fn spawn(name: &str, role: &str, url: &str, env: &[(&str, &str)]) -> ChildProc {
         let exe = std::env::current_exe().expect("current_exe");
         let mut cmd = Command::new(exe);
-        cmd.args(["child_entry", "--exact", "--nocapture", "--test-threads=1"])
+        cmd.args([ENTRY_TEST, "--exact", "--nocapture", "--test-threads=1"])
             .env(ROLE_VAR, role)
             .env(URL_VAR, url)
             .env(NAME_VAR, name)
@@ -479,4 +481,21 @@ impl Drop for ChildProc {
         self.stdin = None;
         self.kill();
     }
+}
+
+/// Declares the `#[test] fn child_entry()` that children spawned by
+/// [`ChildProc::spawn`](crate::process::ChildProc::spawn) run: in a child it
+/// plays the role it was started for ([`child::entry`](crate::process::child::entry));
+/// in the parent's run it returns at once. Once per test binary that spawns
+/// children, at its root.
+#[macro_export]
+macro_rules! child_entry {
+    () => {
+        /// Child processes run this (and only this) test; in the parent it
+        /// returns at once.
+        #[test]
+        fn child_entry() {
+            $crate::process::child::entry();
+        }
+    };
 }

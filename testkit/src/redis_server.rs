@@ -1,7 +1,12 @@
 //! Real `redis-server` processes for the tests: each on a free loopback
-//! port, with no persistence, killed when dropped.
-
-#![allow(dead_code)]
+//! port, with no persistence (unless asked), killed when dropped.
+//!
+//! ```no_run
+//! use borrowstore_testkit::redis_server::RedisServer;
+//! let server = RedisServer::start();
+//! let url = server.url("my-namespace", "timeout_ms=300");
+//! assert!(url.starts_with("redis://127.0.0.1:"));
+//! ```
 
 use std::cell::RefCell;
 use std::io::{Read, Write};
@@ -10,7 +15,17 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// A running `redis-server`.
+/// Whether a `redis-server` binary is on the `PATH`.
+pub fn installed() -> bool {
+    Command::new("redis-server")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// A running `redis-server`, killed (and its directory removed) when
+/// dropped.
 pub struct RedisServer {
     child: Option<Child>,
     port: u16,

@@ -1,6 +1,6 @@
 //! The child side: what `#[test] fn child_entry()` runs in a child process.
 //!
-//! A child opens the store at [`URL_VAR`](super::URL_VAR), prints `STARTED`,
+//! A child opens the store at [`URL_VAR`], prints `STARTED`,
 //! then executes commands read from stdin, one per line, answering each with
 //! exactly one line: `OK [result]` or `ERR <ErrorVariant> <message>`.
 //! Values are `Vec<u64>`, written as comma-separated numbers (`-` if empty).
