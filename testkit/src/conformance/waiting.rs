@@ -376,8 +376,13 @@ pub fn async_forms_on_a_current_thread_runtime(store: Store) {
         .build()
         .unwrap();
     rt.block_on(async {
-        let again = Store::open_async(store.url()).await.unwrap();
-        assert!(again.same_store(&store) || again.url() == store.url());
+        // `Store::open` knows the crate's own schemes; a connector of
+        // another scheme is reached through its registered store only.
+        let known = ["memory://", "file://", "redis://", "rediss://"];
+        if known.iter().any(|scheme| store.url().starts_with(scheme)) {
+            let again = Store::open_async(store.url()).await.unwrap();
+            assert!(again.same_store(&store) || again.url() == store.url());
+        }
 
         let key = store.put_async(&vec![1u64, 2]).await.unwrap();
         assert_eq!(store.get_async::<V>(&key).await.unwrap(), Some(vec![1, 2]));
