@@ -454,3 +454,111 @@ mod redis {
         assert!(store.keys().unwrap().is_empty());
     }
 }
+
+/// The warning a blocking form earns on a tokio worker thread: once per
+/// store that does I/O, never on a `spawn_blocking` thread or a plain
+/// thread, never for a memory store. Warnings are caught by a process-wide
+/// `tracing` subscriber that keeps the `store` field of each one.
+mod blocking_warning {
+    use std::sync::{Arc, Mutex, OnceLock};
+
+    use borrowstore::{Key, Store};
+    use tracing::field::{Field, Visit};
+    use tracing::span::{Attributes, Id, Record};
+    use tracing::{Event, Level, Metadata, Subscriber};
+
+    /// The stores named by the warnings seen so far.
+    #[derive(Default)]
+    struct Warnings(Mutex<Vec<String>>);
+
+    struct StoreField(Option<String>);
+
+    impl Visit for StoreField {
+        fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+            if field.name() == "store" {
+                self.0 = Some(format!("{value:?}"));
+            }
+        }
+    }
+
+    impl Subscriber for Warnings {
+        fn enabled(&self, metadata: &Metadata<'_>) -> bool {
+            *metadata.level() == Level::WARN
+        }
+        fn new_span(&self, _: &Attributes<'_>) -> Id {
+            Id::from_u64(1)
+        }
+        fn record(&self, _: &Id, _: &Record<'_>) {}
+        fn record_follows_from(&self, _: &Id, _: &Id) {}
+        fn event(&self, event: &Event<'_>) {
+            if !event.metadata().target().starts_with("borrowstore") {
+                return;
+            }
+            let mut store = StoreField(None);
+            event.record(&mut store);
+            if let Some(s) = store.0 {
+                self.0.lock().unwrap().push(s);
+            }
+        }
+        fn enter(&self, _: &Id) {}
+        fn exit(&self, _: &Id) {}
+    }
+
+    fn warnings() -> &'static Arc<Warnings> {
+        static W: OnceLock<Arc<Warnings>> = OnceLock::new();
+        W.get_or_init(|| {
+            let w = Arc::new(Warnings::default());
+            tracing::subscriber::set_global_default(w.clone())
+                .expect("no other global subscriber in this test binary");
+            w
+        })
+    }
+
+    fn warned(store: &Store) -> usize {
+        let w = warnings().0.lock().unwrap();
+        w.iter().filter(|s| s.as_str() == store.name()).count()
+    }
+
+    #[test]
+    fn a_blocking_form_on_a_worker_thread_warns_once_per_store() {
+        warnings();
+        let rt = super::runtime();
+        let missing = Key::random();
+
+        let file = crate::SUITE.file_store();
+        let f = file.clone();
+        rt.block_on(async move {
+            tokio::spawn(async move {
+                for _ in 0..3 {
+                    assert!(!f.exists(&missing).unwrap());
+                }
+            })
+            .await
+            .unwrap();
+        });
+        assert_eq!(warned(&file), 1, "a file store's blocking call on a worker");
+
+        let other = crate::SUITE.file_store();
+        let o = other.clone();
+        rt.block_on(async move {
+            tokio::task::spawn_blocking(move || assert!(!o.exists(&missing).unwrap()))
+                .await
+                .unwrap();
+        });
+        assert!(!other.exists(&missing).unwrap());
+        assert_eq!(
+            warned(&other),
+            0,
+            "spawn_blocking and plain threads are fine"
+        );
+
+        let memory = Store::memory(super::unique_name("warn-memory"));
+        let m = memory.clone();
+        rt.block_on(async move {
+            tokio::spawn(async move { assert!(!m.exists(&missing).unwrap()) })
+                .await
+                .unwrap();
+        });
+        assert_eq!(warned(&memory), 0, "a memory store never blocks");
+    }
+}
