@@ -266,7 +266,7 @@ impl Store {
     ///
     /// **`redis://[user:pass@]host:port/db?ns=NAME&lease_ms=N&timeout_ms=N`**
     /// — a Redis server shared by processes on many machines
-    /// ([`RedisConnector`](crate::connector::RedisConnector); the default-on
+    /// (`connector::RedisConnector`; the default-on
     /// `redis` feature). The part before `?` is a redis-rs connection URL:
     /// user and password (optional), host, port (default 6379), database
     /// number (default 0). Parameters:
