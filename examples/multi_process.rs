@@ -7,8 +7,11 @@
 //!
 //! The parent process owns an object and hands borrows and ownership to
 //! worker processes — this same program, started again with `--worker …` —
-//! as tickets: a few bytes sent over the worker's stdin. A worker needs
-//! nothing else: the ticket names the store, and redeeming it connects to it.
+//! as tickets: a few bytes sent over the worker's stdin. The ticket names
+//! the store, and redeeming it connects to it — to a store the worker
+//! trusts: a process lets arriving bytes reach only the stores it opened
+//! itself, and those it allows, so each worker allows the one store its
+//! parent names on its command line (`borrowstore::trust::allow(url)`).
 //!
 //! The rules are enforced by the store, not by any one process, so they hold
 //! between processes: while workers hold borrows the parent's `mut_borrow` is
@@ -108,7 +111,7 @@ fn parent(url: &str) -> Result<(), BoxError> {
     );
     let mut readers = Vec::new();
     for i in 1..=READERS {
-        let mut w = Worker::spawn(&format!("reader-{i}"), "reader")?;
+        let mut w = Worker::spawn(&format!("reader-{i}"), "reader", url)?;
         let ticket = RefProxy::into_ticket(borrow(&owner)?)?;
         w.send(&format!("TICKET {}", hex(&ticket.to_bytes()?)))?;
         readers.push(w);
@@ -159,7 +162,7 @@ fn parent(url: &str) -> Result<(), BoxError> {
     );
     let ticket = OwnedProxy::into_ticket(owner)?;
     let bytes = ticket.to_bytes()?;
-    let mut w = Worker::spawn("owner", "owner")?;
+    let mut w = Worker::spawn("owner", "owner", store.url())?;
     w.send(&format!("TICKET {}", hex(&bytes)))?;
     w.expect("OWNER")?;
     println!("   The store still records one owner — now the worker's:");
@@ -206,7 +209,7 @@ fn crashed_worker(store: &Store) -> Result<(), BoxError> {
     );
     let owner = store.owned_proxy(vec![42u64])?;
     let key = *OwnedProxy::key(&owner);
-    let mut w = Worker::spawn("doomed", "reader")?;
+    let mut w = Worker::spawn("doomed", "reader", store.url())?;
     let ticket = RefProxy::into_ticket(borrow(&owner)?)?;
     w.send(&format!("TICKET {}", hex(&ticket.to_bytes()?)))?;
     w.expect("READ")?;
@@ -266,9 +269,10 @@ struct Worker {
 }
 
 impl Worker {
-    fn spawn(name: &str, role: &str) -> Result<Worker, BoxError> {
+    /// Starts worker `name` in `role` for the store at `url`.
+    fn spawn(name: &str, role: &str, url: &str) -> Result<Worker, BoxError> {
         let mut child = Command::new(std::env::current_exe()?)
-            .args(["--worker", role, name])
+            .args(["--worker", role, name, url])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -392,8 +396,12 @@ fn ticket_bytes() -> Result<Vec<u8>, BoxError> {
     unhex(hex).ok_or_else(|| BoxError::from("the ticket is not hex"))
 }
 
+/// `args`: the role, the worker's name, the store's URL.
 fn worker(args: &[String]) -> Result<(), BoxError> {
     let pid = std::process::id();
+    let url = args.get(2).ok_or("a worker needs its store's URL")?;
+    // Tickets may connect this process to the store its parent named.
+    borrowstore::trust::allow(url)?;
     match args.first().map(String::as_str) {
         Some("reader") => {
             let ticket = BorrowTicket::<Vec<u64>>::from_bytes(&ticket_bytes()?)?;

@@ -8,7 +8,7 @@
 //! ```
 //!
 //! The parent starts worker processes — this same program again, with
-//! `--worker` — and sends them tasks over their stdin, one line each:
+//! `--worker <store URL>` — and sends them tasks over their stdin, one line each:
 //! `<task> <request hex>`; a worker answers with one line, `<reply hex>`.
 //! The bytes are made and read by `borrowstore::submit::remote`:
 //!
@@ -46,7 +46,7 @@ const TASK_TIME: Duration = Duration::from_millis(300);
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = if args.first().map(String::as_str) == Some("--worker") {
-        worker()
+        worker(args.get(1).map_or("", String::as_str))
     } else {
         parent(&args)
     };
@@ -61,8 +61,10 @@ fn main() -> ExitCode {
 
 // --------------------------------------------------------------- worker
 
-/// Serves tasks from stdin until it closes.
-fn worker() -> Result<(), BoxError> {
+/// Serves tasks on the store at `url` from stdin until it closes.
+fn worker(url: &str) -> Result<(), BoxError> {
+    // Requests may connect this process to the store its parent named.
+    borrowstore::trust::allow(url)?;
     let mut out = std::io::stdout().lock();
     for line in std::io::stdin().lock().lines() {
         let line = line?;
@@ -113,9 +115,10 @@ struct Worker {
 }
 
 impl Worker {
-    fn start() -> Result<Worker, BoxError> {
+    /// Starts a worker for the store at `url`.
+    fn start(url: &str) -> Result<Worker, BoxError> {
         let mut child = Command::new(std::env::current_exe()?)
-            .arg("--worker")
+            .args(["--worker", url])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()?;
@@ -239,7 +242,7 @@ fn run(url: &str, workers: usize) -> Result<(), BoxError> {
     let store = Store::open(url)?;
     println!("store: {url}");
     let mut pool = (0..workers)
-        .map(|_| Worker::start())
+        .map(|_| Worker::start(url))
         .collect::<Result<Vec<_>, _>>()?;
     println!(
         "workers: {}",
@@ -298,7 +301,7 @@ fn run(url: &str, workers: usize) -> Result<(), BoxError> {
     println!("  dropped here: evicted = {}", !store.exists(&squares_key)?);
 
     // A worker that dies mid-task holds nothing.
-    let mut doomed = Worker::start()?;
+    let mut doomed = Worker::start(store.url())?;
     println!(
         "\n[hang] worker {} gets a task that never ends",
         doomed.pid()

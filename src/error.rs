@@ -184,6 +184,55 @@ pub enum Error {
         /// Why, as far as the executor tells.
         reason: String,
     },
+    /// Proxy or ticket bytes named a store this process does not trust: it
+    /// is not registered here under that name and URL, and no pattern of
+    /// [`trust::allow`](crate::trust::allow) admits the URL. Nothing was
+    /// opened, created or connected.
+    #[error("{}", untrusted_message(url))]
+    Untrusted {
+        /// The store's URL, as the bytes named it (at most 200 characters).
+        url: String,
+    },
+    /// Proxy or ticket bytes named a `memory://` store of another process:
+    /// memory stores live in one process, and no other process can reach
+    /// their objects.
+    #[error(
+        "{url} is local to process {pid}; use file:// or redis:// to share objects between processes"
+    )]
+    LocalStore {
+        /// The memory store's URL.
+        url: String,
+        /// The id of the process the store lives in.
+        pid: u32,
+    },
+    /// Proxy or ticket bytes named a trusted store that is not open yet, and
+    /// this process already has as many stores open for arriving bytes as
+    /// [`trust::max_stores`](crate::trust::max_stores) allows. Nothing was
+    /// opened; the stores that are open keep working.
+    #[error(
+        "cannot open store {url}: {limit} stores are already open for proxies and tickets that \
+         arrived (the limit); drop some of their handles, or raise the limit with \
+         borrowstore::trust::set_max_stores"
+    )]
+    TooManyStores {
+        /// The store's URL, as the bytes named it (at most 200 characters).
+        url: String,
+        /// The limit.
+        limit: usize,
+    },
+    /// [`StoreBuilder::build`](crate::StoreBuilder::build) was asked to
+    /// register a store under a name that a store with another URL or other
+    /// settings holds. The registered store is left as it was.
+    #[error(
+        "the store name {name:?} is taken by {url} with other settings; choose another name, \
+         or replace it with StoreBuilder::replace(true)"
+    )]
+    NameTaken {
+        /// The name.
+        name: String,
+        /// The URL of the store registered under it.
+        url: String,
+    },
     /// The store's backend failed or could not be reached.
     #[error("store {store:?} failed: {source}")]
     Connector {
@@ -284,4 +333,35 @@ impl fmt::Display for Borrows {
             (n, true) => write!(f, "a writer and {n} readers hold it"),
         }
     }
+}
+
+/// A URL for a message: a password in it (`user:password@`) is shown as `***`.
+pub(crate) fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) if userinfo.contains(':') => {
+            let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
+            format!("{scheme}://{user}:***@{host}{tail}")
+        }
+        _ => url.to_owned(),
+    }
+}
+
+fn untrusted_message(url: &str) -> String {
+    let url = redact(url);
+    if url.starts_with("memory://") {
+        return format!(
+            "store {url} is not registered in this process: proxies and tickets of a memory store \
+             reach only the store registered under their name (Store::memory)"
+        );
+    }
+    format!(
+        "store {url} is not trusted by this process: proxies and tickets may connect only to \
+         stores registered here and to URLs allowed explicitly; to allow it: \
+         borrowstore::trust::allow(\"{url}\")"
+    )
 }

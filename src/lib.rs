@@ -224,6 +224,7 @@ pub mod state;
 mod store;
 pub mod submit;
 mod sync;
+pub mod trust;
 
 pub use codec::Storable;
 pub use error::{Borrows, Error, Result};

@@ -22,7 +22,8 @@ use crate::store::{Store, StoreConfig};
 /// A proxy does not own its object: dropping it changes nothing store-side.
 /// Serializing a proxy writes its store's config and key, never the value;
 /// deserializing it in another process finds the store in the registry or
-/// reopens it from the config.
+/// opens it from the config — if that process trusts it (see
+/// [`trust`](crate::trust)).
 ///
 /// Helpers are associated functions (`Proxy::key(&p)`) so they never hide a
 /// method of `T`.
@@ -212,15 +213,18 @@ impl<T: Storable> Proxy<T> {
     }
 
     /// A proxy from its wire form, in this or another process: it finds
-    /// its store in the registry, or reopens it from the store config it
-    /// carries ([`Store::from_config`]). Nothing is read until it resolves.
+    /// its store in the registry, or opens it from the store config it
+    /// carries if this process's [`trust`](crate::trust) policy allows
+    /// that URL ([`Store::from_config`]). Nothing is read until it
+    /// resolves.
     ///
     /// # Errors
     ///
     /// [`Error::Malformed`] for bytes that are not a proxy,
     /// [`Error::TypeMismatch`] (naming the type) for a proxy of another
-    /// type, and [`Store::from_config`]'s errors for a store it cannot
-    /// open.
+    /// type, and [`Store::from_config`]'s errors for its store:
+    /// [`Error::Untrusted`], [`Error::LocalStore`] (another process's
+    /// memory store), [`Error::TooManyStores`], [`Error::InvalidUrl`].
     ///
     /// ```
     /// use borrowstore::{Error, Proxy, Store};

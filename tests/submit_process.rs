@@ -29,6 +29,8 @@ use borrowstore_testkit::{Suite, borrows, key_of, observed};
 type V = Vec<u64>;
 
 const WORKER_VAR: &str = "BORROWSTORE_SUBMIT_WORKER";
+/// The URL of the store a worker serves, which it trusts.
+const STORE_VAR: &str = "BORROWSTORE_SUBMIT_STORE";
 const PREFIX: &str = "@@submit@@ ";
 const TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -107,6 +109,7 @@ fn worker_entry() {
     if std::env::var_os(WORKER_VAR).is_none() {
         return;
     }
+    borrowstore::trust::allow(&std::env::var(STORE_VAR).unwrap()).unwrap();
     say("READY");
     for line in std::io::stdin().lock().lines() {
         let Ok(line) = line else { break };
@@ -128,10 +131,12 @@ struct Worker {
 }
 
 impl Worker {
-    fn start() -> Worker {
+    /// A worker for the tasks of `store`.
+    fn start(store: &Store) -> Worker {
         let mut child = Command::new(std::env::current_exe().unwrap())
             .args(["worker_entry", "--exact", "--nocapture", "--test-threads=1"])
             .env(WORKER_VAR, "1")
+            .env(STORE_VAR, store.url())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -206,7 +211,7 @@ fn redis_store() -> Option<Store> {
 // ------------------------------------------------------------ the checks
 
 fn borrow_count_is_zero_as_soon_as_the_result_returns(store: Store) {
-    let mut workers = [Worker::start(), Worker::start()];
+    let mut workers = [Worker::start(&store), Worker::start(&store)];
     let owner = store.owned_proxy((1..=100).collect::<V>()).unwrap();
     let key = key_of(&owner);
     assert_eq!(borrows(&store, &key), (0, false));
@@ -269,7 +274,7 @@ fn borrow_count_is_zero_as_soon_as_the_result_returns(store: Store) {
 }
 
 fn dead_worker_holds_nothing(store: Store) {
-    let mut worker = Worker::start();
+    let mut worker = Worker::start(&store);
     let owner = store.owned_proxy(vec![1u64, 2, 3]).unwrap();
     let key = key_of(&owner);
     let call = RemoteCall::<()>::new(borrow(&owner).unwrap()).unwrap();
@@ -297,7 +302,7 @@ fn dead_worker_holds_nothing(store: Store) {
 }
 
 fn leaked_view_is_invalid_after_the_task(store: Store) {
-    let mut worker = Worker::start();
+    let mut worker = Worker::start(&store);
     let owner = store.owned_proxy(vec![1u64, 2, 3]).unwrap();
     let key = key_of(&owner);
     let n: u64 = worker.run("leak", borrow(&owner).unwrap()).unwrap();

@@ -1,8 +1,9 @@
 //! Proxies from arbitrary bytes: `Proxy::from_bytes` and serde.
 //!
 //! Reading is a proxy or `Malformed` / `TypeMismatch` / a store error
-//! (`InvalidUrl`, `Connector`) — the config in the bytes opens or finds a
-//! store through `Store::from_config`. A proxy that was read writes back to
+//! (`InvalidUrl`, `Connector`, `Untrusted`, `LocalStore`, `TooManyStores`)
+//! — the config in the bytes finds a store, or opens one the harness
+//! trusts, through `Store::from_config`. A proxy that was read writes back to
 //! bytes that read to the same proxy, and resolving it is a value or a clear
 //! error. The store `fuzz` holds objects under the keys 1 to 4 (a local
 //! `u64`, blobs of a `String` and a `Vec<String>`, and a damaged blob), so
@@ -17,10 +18,13 @@ use borrowstore::codec;
 use borrowstore::connector::{Connector, LocalValue, MemoryConnector, Value};
 use borrowstore::state::Init;
 use borrowstore::{Error, Key, Proxy, Storable, Store};
-use borrowstore_fuzz::{FIXTURE_STORES, Record, forgetting_stores, input_is_safe, is_store_error};
+use borrowstore_fuzz::{
+    FIXTURE_STORES, Record, forgetting_stores, input_is_safe, is_store_error, trust_the_sandbox,
+};
 use libfuzzer_sys::fuzz_target;
 
 fn fixture() -> Store {
+    trust_the_sandbox();
     // The store and its connector, which stores the raw (and damaged) blobs.
     static FIXTURE: OnceLock<(Store, Arc<MemoryConnector>)> = OnceLock::new();
     let (store, connector) = FIXTURE.get_or_init(|| {

@@ -16,7 +16,8 @@ use std::fmt::Debug;
 
 use borrowstore::{BorrowTicket, Error, OwnedProxy, OwnerTicket, RefProxy, Store, borrow};
 use borrowstore_fuzz::{
-    FIXTURE_STORES, damage, forgetting_stores, input_is_safe, is_store_error, violation,
+    FIXTURE_STORES, damage, forgetting_stores, input_is_safe, is_store_error, trust_the_sandbox,
+    violation,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -178,6 +179,7 @@ fn damaged(data: &[u8]) {
 }
 
 fuzz_target!(|data: &[u8]| {
+    trust_the_sandbox();
     if input_is_safe(data) {
         forgetting_stores(data, FIXTURE_STORES, || forged(data));
     }

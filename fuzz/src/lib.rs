@@ -9,6 +9,10 @@
 //!   whose scheme no connector could ever have, are let through (no file
 //!   store outside the sandbox, no network connector, whatever borrowstore
 //!   adds later);
+//! - lets bytes connect to what the harness lets through, and nothing else:
+//!   memory stores of this process and file stores under [`sandbox`]
+//!   ([`trust_the_sandbox`]; borrowstore refuses every other store that is
+//!   not registered, with `Error::Untrusted`);
 //! - forgets the stores an input registered, and removes the directories of
 //!   the file stores it created, so memory and disk use stay flat over
 //!   millions of runs.
@@ -26,6 +30,17 @@ use serde::{Deserialize, Serialize};
 /// The directory under which fuzz inputs may name file stores.
 pub fn sandbox() -> PathBuf {
     std::env::temp_dir().join("borrowstore-fuzz-sandbox")
+}
+
+/// Lets proxy and ticket bytes reach memory stores of this process and
+/// file stores under [`sandbox`] (once per process).
+pub fn trust_the_sandbox() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        borrowstore::trust::allow("memory://*").expect("a valid pattern");
+        borrowstore::trust::allow(&format!("file://{}/*", sandbox().display()))
+            .expect("a valid pattern");
+    });
 }
 
 /// The store config a proxy's or ticket's wire form begins with, if the
@@ -105,9 +120,18 @@ fn remove_created(dir: &Path) {
     }
 }
 
-/// Store-side errors: a URL that does not parse, or a backend that fails.
+/// Store-side errors: a URL that does not parse, a backend that fails, or
+/// a store this process does not let bytes reach (not registered nor
+/// allowed, another process's memory store, past the bound).
 pub fn is_store_error(e: &Error) -> bool {
-    matches!(e, Error::InvalidUrl { .. } | Error::Connector { .. })
+    matches!(
+        e,
+        Error::InvalidUrl { .. }
+            | Error::Connector { .. }
+            | Error::Untrusted { .. }
+            | Error::LocalStore { .. }
+            | Error::TooManyStores { .. }
+    )
 }
 
 /// Reports a broken invariant: panics, unless `name` is listed in

@@ -7,8 +7,8 @@
 //! store reclaims the claim as if its handle had been dropped.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex, Weak};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Condvar, Mutex, PoisonError, Weak};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::key::Key;
 use crate::state::{Claim, Deadline};
@@ -76,16 +76,56 @@ pub(crate) trait Renew: Send + Sync + 'static {
     fn held(&self) -> &Held;
 }
 
-/// Starts the renewer thread for `target`. It stops by itself once the
-/// connector is dropped, and never keeps the process alive.
-pub(crate) fn spawn_renewer<R: Renew>(target: Weak<R>, lease: Duration) {
+/// How often a sleeping renewer looks whether its connector is gone.
+const WATCH: Duration = Duration::from_millis(50);
+
+/// A renewer thread, as its connector holds it: [`stop`](Renewer::stop)
+/// ends it at once. Dropped without `stop`, the thread runs on until it
+/// sees its connector gone (within [`WATCH`]).
+pub(crate) struct Renewer {
+    stop: Arc<(Mutex<bool>, Condvar)>,
+}
+
+impl Renewer {
+    /// Tells the thread to end: it does as soon as it is not renewing (it
+    /// is not waited for, so a lock another process holds cannot block the
+    /// caller).
+    pub(crate) fn stop(self) {
+        let (flag, wake) = &*self.stop;
+        *flag.lock().unwrap_or_else(PoisonError::into_inner) = true;
+        wake.notify_all();
+    }
+}
+
+/// Starts the renewer thread for `target`. It stops when told
+/// ([`Renewer::stop`]), or by itself within [`WATCH`] of the connector
+/// being dropped (it never waits out the rest of its period), and never
+/// keeps the process alive.
+pub(crate) fn spawn_renewer<R: Renew>(target: Weak<R>, lease: Duration) -> Renewer {
     let period = (lease / 3).max(Duration::from_millis(10));
+    let stop = Arc::new((Mutex::new(false), Condvar::new()));
+    let stopped = stop.clone();
     let spawned = std::thread::Builder::new()
         .name("borrowstore-lease".into())
         .spawn(move || {
+            let (flag, wake) = &*stopped;
             let mut ticks: u64 = 0;
             loop {
-                std::thread::sleep(period);
+                let until = Instant::now() + period;
+                let mut done = flag.lock().unwrap_or_else(PoisonError::into_inner);
+                loop {
+                    let left = until.saturating_duration_since(Instant::now());
+                    if *done || target.strong_count() == 0 {
+                        return;
+                    }
+                    if left.is_zero() {
+                        break;
+                    }
+                    done = wake
+                        .wait_timeout(done, left.min(WATCH))
+                        .map_or_else(|e| e.into_inner().0, |(g, _)| g);
+                }
+                drop(done);
                 let Some(target) = target.upgrade() else {
                     return;
                 };
@@ -105,4 +145,5 @@ pub(crate) fn spawn_renewer<R: Renew>(target: Weak<R>, lease: Duration) {
     if let Err(e) = spawned {
         tracing::error!(error = %e, "cannot start the lease renewer thread");
     }
+    Renewer { stop }
 }

@@ -259,8 +259,9 @@ impl<T: Storable> OwnerTicket<T> {
     /// The owner, exactly once across all processes; later redeems of the
     /// same ticket fail with [`Error::TicketRedeemed`].
     ///
-    /// The ticket finds its store as a proxy does: in the registry, or by
-    /// reopening the store from the config it carries.
+    /// The ticket finds its store as a proxy does ([`Store::from_config`]):
+    /// in the registry, or by opening the store from the config it carries
+    /// if this process's [`trust`](crate::trust) policy allows its URL.
     ///
     /// # Errors
     ///
@@ -269,7 +270,9 @@ impl<T: Storable> OwnerTicket<T> {
     /// - [`Error::TypeMismatch`] (naming the type) for a ticket of another
     ///   type, [`Error::Malformed`] for a borrow ticket's bytes — nothing
     ///   is consumed then;
-    /// - [`Store::from_config`]'s errors, and [`Error::Connector`].
+    /// - [`Store::from_config`]'s errors for its store
+    ///   ([`Error::Untrusted`], [`Error::LocalStore`], …), and
+    ///   [`Error::Connector`].
     ///
     /// ```
     /// use borrowstore::{Error, OwnedProxy, OwnerTicket, Store};

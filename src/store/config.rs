@@ -12,13 +12,95 @@ use crate::connector::{RedisConnector, RedisOptions};
 use crate::error::{Error, Result};
 
 /// A store's serializable description: enough for a proxy or ticket that
-/// arrives in another process to find or reopen its store.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// arrives in another process to find or reopen its store — if that process
+/// trusts it (see [`trust`](crate::trust)).
+///
+/// # Wire form
+///
+/// The name, then the URL (postcard: two strings). The URL of a
+/// `memory://` store is written with the process it lives in appended,
+/// `memory://name#process=<pid>-<16 hex digits>` (a random id per
+/// process), so that another process can tell it cannot reach that store
+/// ([`Error::LocalStore`]) instead of finding an empty one. Reading keeps
+/// the suffix in [`url`](StoreConfig::url);
+/// [`Store::from_config`](crate::Store::from_config) reads it. A memory
+/// URL without the suffix (written by an earlier version) is taken to be of
+/// this process. File and Redis URLs are written as they are.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Deserialize)]
 pub struct StoreConfig {
     /// The store's name, its key in the process-wide registry.
     pub name: String,
     /// The connector URL, as accepted by [`Store::open`](crate::Store::open).
     pub url: String,
+}
+
+impl Serialize for StoreConfig {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut out = s.serialize_struct("StoreConfig", 2)?;
+        out.serialize_field("name", &self.name)?;
+        out.serialize_field("url", &*Origin::wire_url(&self.url))?;
+        out.end()
+    }
+}
+
+/// The process a memory store lives in, as a memory URL on the wire names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Origin {
+    pub(crate) pid: u32,
+    id: u64,
+}
+
+const ORIGIN_TAG: &str = "#process=";
+
+impl Origin {
+    /// This process.
+    pub(crate) fn here() -> Origin {
+        static HERE: std::sync::OnceLock<Origin> = std::sync::OnceLock::new();
+        *HERE.get_or_init(|| Origin {
+            pid: std::process::id(),
+            id: rand::random(),
+        })
+    }
+
+    /// `url` as it goes on the wire: a memory URL with this process
+    /// appended, unless it names a process already.
+    fn wire_url(url: &str) -> std::borrow::Cow<'_, str> {
+        if url.starts_with("memory://") && Origin::split(url).1.is_none() {
+            let here = Origin::here();
+            format!("{url}{ORIGIN_TAG}{}-{:016x}", here.pid, here.id).into()
+        } else {
+            url.into()
+        }
+    }
+
+    /// The URL without its process suffix, and the process (memory URLs
+    /// that end with a well-formed suffix only).
+    pub(crate) fn split(url: &str) -> (&str, Option<Origin>) {
+        let parsed = url
+            .strip_prefix("memory://")
+            .and_then(|rest| rest.rfind(ORIGIN_TAG).map(|i| "memory://".len() + i))
+            .and_then(|at| {
+                let (pid, id) = url[at + ORIGIN_TAG.len()..].split_once('-')?;
+                let digits = |s: &str, n: usize| !s.is_empty() && s.len() <= n;
+                let ok = digits(pid, 10)
+                    && pid.bytes().all(|b| b.is_ascii_digit())
+                    && id.len() == 16
+                    && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+                ok.then_some(())?;
+                Some((
+                    at,
+                    Origin {
+                        pid: pid.parse().ok()?,
+                        id: u64::from_str_radix(id, 16).ok()?,
+                    },
+                ))
+            });
+        match parsed {
+            Some((at, origin)) => (&url[..at], Some(origin)),
+            None => (url, None),
+        }
+    }
 }
 
 /// A parsed connector URL.
@@ -104,6 +186,21 @@ impl Location {
         }
     }
 
+    /// The connector for this location, for a store named `name`, opened
+    /// because bytes named it: like [`connect`](Location::connect), except
+    /// that a file store's directory must exist and be a borrowstore
+    /// directory (nothing is created).
+    pub(crate) fn connect_existing(&self, name: &str) -> Result<Arc<dyn Connector>> {
+        match self {
+            Location::File { root, lease } => Ok(Arc::new(FileConnector::open_existing(
+                name,
+                root.clone(),
+                *lease,
+            )?)),
+            _ => self.connect(name),
+        }
+    }
+
     /// The connector for this location, for a store named `name`.
     pub(crate) fn connect(&self, name: &str) -> Result<Arc<dyn Connector>> {
         Ok(match self {
@@ -146,6 +243,55 @@ mod tests {
                 root: "/data".into(),
                 lease: DEFAULT_LEASE
             }
+        );
+    }
+
+    #[test]
+    fn memory_urls_name_their_process_on_the_wire() {
+        let config = StoreConfig {
+            name: "probe".into(),
+            url: "memory://probe".into(),
+        };
+        let bytes = postcard::to_allocvec(&config).unwrap();
+        let read: StoreConfig = postcard::from_bytes(&bytes).unwrap();
+        assert_eq!(read.name, "probe");
+        let (url, origin) = Origin::split(&read.url);
+        assert_eq!(url, "memory://probe");
+        assert_eq!(origin, Some(Origin::here()));
+        // Written again, it is the same bytes (the suffix is not repeated).
+        assert_eq!(postcard::to_allocvec(&read).unwrap(), bytes);
+        // Shared stores are written as they are.
+        let file = StoreConfig {
+            name: "f".into(),
+            url: "file:///x".into(),
+        };
+        let bytes = postcard::to_allocvec(&file).unwrap();
+        assert_eq!(postcard::from_bytes::<StoreConfig>(&bytes).unwrap(), file);
+    }
+
+    #[test]
+    fn only_a_well_formed_suffix_names_a_process() {
+        let other = "memory://a#process=1234-00000000000000ff";
+        assert_eq!(
+            Origin::split(other),
+            ("memory://a", Some(Origin { pid: 1234, id: 255 }))
+        );
+        for url in [
+            "memory://a#process=1234-00ff",
+            "memory://a#process=-00000000000000ff",
+            "memory://a#process=12a4-00000000000000ff",
+            "memory://a#process=1234-00000000000000FF",
+            "memory://a#process=1234-00000000000000ff ",
+            "file:///a#process=1234-00000000000000ff",
+            "memory://#proc",
+        ] {
+            assert_eq!(Origin::split(url), (url, None), "{url}");
+        }
+        // A name that contains the tag keeps it: only the last one counts.
+        let url = "memory://a#process=1-0000000000000001#process=2-0000000000000002";
+        assert_eq!(
+            Origin::split(url).0,
+            "memory://a#process=1-0000000000000001"
         );
     }
 

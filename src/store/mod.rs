@@ -2,6 +2,7 @@
 
 mod cache;
 mod config;
+mod connect;
 mod flush;
 mod info;
 pub(crate) mod manager;
@@ -46,6 +47,8 @@ struct Inner {
     connector: Arc<dyn Connector>,
     cache: Cache,
     max_value_size: Option<usize>,
+    /// Held while the store is open because bytes named it (not registered).
+    slot: std::sync::Mutex<Option<crate::trust::Slot>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -59,10 +62,28 @@ impl std::fmt::Debug for Store {
 
 /// Builds a [`Store`] with non-default settings.
 ///
+/// A built store is registered under its name (unless
+/// [`register(false)`](StoreBuilder::register)), and never silently takes
+/// a name from another store: if a store with the same URL and the same
+/// settings is registered under the name, [`build`](StoreBuilder::build)
+/// returns that store; if the registered store has another URL or other
+/// settings, `build` fails with [`Error::NameTaken`] and leaves it
+/// registered, unless the builder asks to [`replace`](StoreBuilder::replace)
+/// it.
+///
 /// ```
-/// use borrowstore::Store;
+/// use borrowstore::{Error, Store};
 /// let store = Store::builder("limited").max_value_size(1 << 20).build().unwrap();
 /// assert_eq!(store.url(), "memory://limited");
+///
+/// // The same again is the same store.
+/// let again = Store::builder("limited").max_value_size(1 << 20).build().unwrap();
+/// assert!(again.same_store(&store));
+/// // Other settings under the name are refused, unless asked for.
+/// let other = Store::builder("limited").max_value_size(64).build();
+/// assert!(matches!(other, Err(Error::NameTaken { .. })));
+/// let replaced = Store::builder("limited").max_value_size(64).replace(true).build().unwrap();
+/// assert!(Store::registered("limited").unwrap().same_store(&replaced));
 /// ```
 #[must_use]
 pub struct StoreBuilder {
@@ -71,6 +92,7 @@ pub struct StoreBuilder {
     connector: Option<Arc<dyn Connector>>,
     max_value_size: Option<usize>,
     register: bool,
+    replace: bool,
 }
 
 impl StoreBuilder {
@@ -155,12 +177,37 @@ impl StoreBuilder {
         self
     }
 
-    /// Builds the store, and registers it unless
-    /// [`register(false)`](StoreBuilder::register) was asked for.
+    /// Whether to replace a store registered under the name with other
+    /// settings (default: no, [`Error::NameTaken`]). Handles of the
+    /// replaced store keep working; the name then finds the new one.
+    ///
+    /// ```
+    /// use borrowstore::{Error, Store};
+    /// # fn main() -> Result<(), Error> {
+    /// let old = Store::builder("doc-builder-replace").max_value_size(64).build()?;
+    /// let taken = Store::builder("doc-builder-replace").build();
+    /// assert!(matches!(taken, Err(Error::NameTaken { .. })));
+    /// let new = Store::builder("doc-builder-replace").replace(true).build()?;
+    /// assert!(Store::registered("doc-builder-replace").unwrap().same_store(&new));
+    /// assert!(old.put(&1u8).is_ok());                    // the old handle still works
+    /// # Ok(()) }
+    /// ```
+    pub fn replace(mut self, yes: bool) -> Self {
+        self.replace = yes;
+        self
+    }
+
+    /// Builds the store: opens its connector (for `file://`, creating the
+    /// directory if needed) and registers it, or returns the store
+    /// registered under the name with the same URL and settings. Fails with
+    /// [`Error::NameTaken`] if the name belongs to a store with another URL
+    /// or other settings (a size limit, a connector of its own), unless
+    /// [`replace`](StoreBuilder::replace) is set.
     ///
     /// # Errors
     ///
-    /// What [`Store::open`] returns for the URL: [`Error::InvalidUrl`] for a
+    /// [`Error::NameTaken`] as above (the registered store stays); what
+    /// [`Store::open`] returns for the URL: [`Error::InvalidUrl`] for a
     /// malformed URL or an unknown scheme, [`Error::Connector`] when a file
     /// store's directory cannot be created.
     ///
@@ -176,26 +223,54 @@ impl StoreBuilder {
     pub fn build(self) -> Result<Store> {
         let url = self
             .url
+            .clone()
             .unwrap_or_else(|| format!("memory://{}", self.name));
-        let connector = match self.connector {
-            Some(c) => c,
+        if !self.register || self.replace {
+            let store = self.make(url)?;
+            if self.register {
+                registry::insert(store.clone());
+            }
+            return Ok(store);
+        }
+        let same = |s: &Store| {
+            s.url() == url
+                && s.inner.max_value_size == self.max_value_size
+                && self
+                    .connector
+                    .as_ref()
+                    .is_none_or(|c| Arc::ptr_eq(c, s.connector()))
+        };
+        registry::insert_unless_taken(
+            &self.name,
+            || self.make(url.clone()),
+            |s| {
+                if same(s) {
+                    Ok(s.clone())
+                } else {
+                    Err(Error::NameTaken {
+                        name: self.name.clone(),
+                        url: s.url().to_owned(),
+                    })
+                }
+            },
+        )
+    }
+
+    fn make(&self, url: String) -> Result<Store> {
+        let connector = match &self.connector {
+            Some(c) => c.clone(),
             None => Location::parse(&url)?.connect(&self.name)?,
         };
-        let store = Store {
-            inner: Arc::new(Inner {
-                config: StoreConfig {
-                    name: self.name,
-                    url,
-                },
-                connector,
-                cache: Cache::default(),
-                max_value_size: self.max_value_size,
-            }),
+        let config = StoreConfig {
+            name: self.name.clone(),
+            url,
         };
-        if self.register {
-            registry::insert(store.clone());
-        }
-        Ok(store)
+        Ok(Store::from_connector(
+            config,
+            connector,
+            self.max_value_size,
+            None,
+        ))
     }
 }
 
@@ -224,27 +299,48 @@ impl Store {
         let name = name.into();
         let url = format!("memory://{name}");
         registry::get_or_insert(
-            || Store {
-                inner: Arc::new(Inner {
-                    config: StoreConfig {
-                        name: name.clone(),
-                        url: url.clone(),
-                    },
-                    connector: Arc::new(MemoryConnector::new(name.clone())),
-                    cache: Cache::default(),
-                    max_value_size: None,
-                }),
+            || {
+                let config = StoreConfig {
+                    name: name.clone(),
+                    url: url.clone(),
+                };
+                let connector = Arc::new(MemoryConnector::new(name.clone()));
+                Store::from_connector(config, connector, None, None)
             },
             &name,
             &url,
         )
     }
 
+    fn from_connector(
+        config: StoreConfig,
+        connector: Arc<dyn Connector>,
+        max_value_size: Option<usize>,
+        slot: Option<crate::trust::Slot>,
+    ) -> Store {
+        Store {
+            inner: Arc::new(Inner {
+                config,
+                connector,
+                cache: Cache::default(),
+                max_value_size,
+                slot: std::sync::Mutex::new(slot),
+            }),
+        }
+    }
+
     /// Opens a store by connector URL, and registers it.
     ///
     /// The store is named by its URL (memory stores: by their name). If a
-    /// store of that name and URL is registered, that store is returned;
-    /// nothing new is opened.
+    /// store of that name and URL is registered, that store is returned,
+    /// and nothing new is opened (nor is a store that arriving bytes opened
+    /// for that URL: it is registered now, and returned).
+    ///
+    /// Opening is this process's own choice, so it is never subject to the
+    /// [`trust`](crate::trust) policy, and a `file://` directory is created
+    /// if needed (with its `borrowstore.dir` marker). Once a store is open
+    /// here, proxies and tickets of it that arrive from other processes
+    /// reach it.
     ///
     /// # URLs
     ///
@@ -366,17 +462,23 @@ impl Store {
         if let Some(s) = registry::get(&name).filter(|s| s.url() == url) {
             return Ok(s);
         }
-        let connector = location.connect(&name)?;
-        let fresh = Store {
-            inner: Arc::new(Inner {
-                config: StoreConfig {
+        let connected = registry::get(&name)
+            .is_none()
+            .then(|| registry::take_connected(&name, &url))
+            .flatten();
+        let fresh = match connected {
+            Some(connected) => {
+                // Now the process's own: no longer counted against the bound.
+                drop(connected.inner.slot.lock().map(|mut s| s.take()));
+                connected
+            }
+            None => {
+                let config = StoreConfig {
                     name: name.clone(),
                     url: url.clone(),
-                },
-                connector,
-                cache: Cache::default(),
-                max_value_size: None,
-            }),
+                };
+                Store::from_connector(config, location.connect(&name)?, None, None)
+            }
         };
         Ok(registry::get_or_insert_if_free(|| fresh, &name, &url))
     }
@@ -399,36 +501,51 @@ impl Store {
             connector: None,
             max_value_size: None,
             register: true,
+            replace: false,
         }
     }
 
-    /// The store described by `config`: the registered store of that name if
-    /// its URL matches, else the store opened from the URL — registered under
-    /// the name if the name is free. A config naming a registered store with
-    /// another URL (bytes from elsewhere) never displaces it: it gets a store
-    /// of its own, unregistered.
+    /// The store described by `config`, as proxy and ticket bytes that
+    /// arrive in this process reach it; this process's
+    /// [`trust`](crate::trust) policy decides:
     ///
-    /// This is how a proxy or ticket that arrives in another process finds
-    /// its store.
+    /// 1. the store registered under `config.name` with `config.url` —
+    ///    always;
+    /// 2. else, if [`trust::allow`](crate::trust::allow) admits the URL, the
+    ///    store opened for it: shared by every handle that names the same
+    ///    name and URL, closed when the last of them is dropped, never
+    ///    registered (so it never displaces a registered store). At most
+    ///    [`trust::max_stores`](crate::trust::max_stores) are open at once
+    ///    ([`Error::TooManyStores`]); a `file://` directory must already be a
+    ///    borrowstore directory (nothing is created);
+    /// 3. else [`Error::Untrusted`], with nothing opened or created.
+    ///
+    /// A `memory://` config of another process is [`Error::LocalStore`], a
+    /// malformed URL [`Error::InvalidUrl`]. To open a store yourself, use
+    /// [`Store::open`] or [`Store::builder`].
     ///
     /// # Errors
     ///
-    /// As [`Store::open`]: [`Error::InvalidUrl`], [`Error::Connector`].
+    /// [`Error::Untrusted`], [`Error::TooManyStores`], [`Error::LocalStore`],
+    /// [`Error::InvalidUrl`] as above; [`Error::Connector`] if an allowed
+    /// store cannot be opened (a `file://` directory that is missing or not
+    /// a borrowstore directory).
     ///
     /// ```
-    /// use borrowstore::{Store, StoreConfig};
-    /// # fn main() -> Result<(), borrowstore::Error> {
+    /// use borrowstore::{Error, Store, StoreConfig};
+    /// # fn main() -> Result<(), Error> {
     /// let store = Store::memory("doc-from-config");
-    /// let config: StoreConfig = store.config().clone();   // serializable
-    /// assert!(Store::from_config(&config)?.same_store(&store));
+    /// assert!(Store::from_config(store.config())?.same_store(&store));
     ///
-    /// let bad = StoreConfig { name: "x".into(), url: "memory://".into() };
-    /// assert!(Store::from_config(&bad).is_err());
+    /// let elsewhere = StoreConfig {
+    ///     name: "jobs".into(),
+    ///     url: "file:///srv/not-allowed/jobs".into(),
+    /// };
+    /// assert!(matches!(Store::from_config(&elsewhere), Err(Error::Untrusted { .. })));
     /// # Ok(()) }
     /// ```
     pub fn from_config(config: &StoreConfig) -> Result<Store> {
-        let location = Location::parse(&config.url)?;
-        Store::from_parts(config.name.clone(), config.url.clone(), location)
+        connect::from_config(config)
     }
 
     /// The registered store named `name`, if there is one.
@@ -443,7 +560,9 @@ impl Store {
         registry::get(name)
     }
 
-    /// Registers this store under its name, replacing any other.
+    /// Registers this store under its name, replacing any other. (A store
+    /// that arriving bytes opened is then the process's own: it no longer
+    /// counts against [`trust::max_stores`](crate::trust::max_stores).)
     ///
     /// ```
     /// use borrowstore::Store;
@@ -455,12 +574,15 @@ impl Store {
     /// # Ok(()) }
     /// ```
     pub fn register(&self) {
+        drop(self.inner.slot.lock().map(|mut s| s.take()));
         registry::insert(self.clone());
     }
 
     /// Removes the store named `name` from the registry, and returns it.
-    /// Handles that hold it keep working; a proxy or ticket of it decoded
-    /// afterwards opens a new store from its URL.
+    /// Handles that hold it keep working. Proxies and tickets of it that
+    /// are decoded afterwards no longer find it: they get
+    /// [`Error::Untrusted`], unless the [`trust`](crate::trust) policy
+    /// allows its URL (see [`Store::from_config`]).
     ///
     /// ```
     /// use borrowstore::Store;

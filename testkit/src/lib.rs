@@ -57,9 +57,8 @@
 //! fn my_fixture() -> Fixture {
 //!     let name = unique_name("my-connector");
 //!     // Proxies and tickets read from bytes find this store in the registry
-//!     // by its name and URL, and the URL must be one borrowstore can parse
-//!     // (memory, file or redis).
-//!     let url = format!("memory://{name}");
+//!     // by its name and URL, so the URL may be of the connector's own scheme.
+//!     let url = format!("my-connector://{name}");
 //!     let connector: Arc<dyn Connector> = Arc::new(MyConnector(MemoryConnector::new(name.clone())));
 //!     let store = Store::builder(name)
 //!         .connector(connector.clone(), url)

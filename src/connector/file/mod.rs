@@ -1,14 +1,15 @@
 //! The directory connector: several processes on one host.
 
-use std::fs::{self, File, OpenOptions};
+mod dir;
+mod site;
+
+use std::fs::{self, File};
 use std::io::{ErrorKind, Write};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-
-mod site;
 
 use crate::connector::lease::{self, Held, Renew};
 use crate::connector::{Connector, Fetch, Inspect, Stored, Value};
@@ -17,7 +18,8 @@ use crate::key::{ClaimId, Key};
 use crate::state::{Claim, ClaimKind, Deadline, Effect, Init, Ledger, NEVER, Op, Redeem};
 use site::{Site, rename};
 
-const SHARDS: usize = 256;
+use dir::{Locks, SHARDS, ShardGuard};
+
 const LEDGER_MAGIC: &[u8; 4] = b"BSL1";
 
 /// Keeps objects in a directory, shared by every process on the host that
@@ -29,7 +31,17 @@ const LEDGER_MAGIC: &[u8; 4] = b"BSL1";
 ///   deadlines, tickets, version);
 /// - `objects/<key>.<version>.blob` — the value, one file per version;
 /// - `locks/<00..ff>.lock` — 256 lock files, never deleted;
-/// - `tmp/` — files being written.
+/// - `tmp/` — files being written;
+/// - `borrowstore.dir` — the marker that makes it a borrowstore directory:
+///   two lines, `borrowstore file store` and `format 1`. Opening a
+///   directory ([`open`](FileConnector::open), [`Store::open`](crate::Store::open))
+///   creates it and its layout if needed, and writes the marker last; a
+///   store that proxy or ticket bytes name is opened only if its directory
+///   has the marker, and nothing is created for it.
+///
+/// The lock files are opened as objects need them and shared by every file
+/// store of the directory in this process, so a process holds at most 256
+/// files open per directory, however many stores name it.
 ///
 /// Every state transition runs under the key's shard lock — a `std` mutex
 /// between this process's threads, and an exclusive file lock
@@ -49,6 +61,16 @@ const LEDGER_MAGIC: &[u8; 4] = b"BSL1";
 /// [`std::io::Error`] of the OS error's kind.
 pub struct FileConnector {
     inner: Arc<Inner>,
+    renewer: Option<lease::Renewer>,
+}
+
+impl Drop for FileConnector {
+    /// Ends the lease renewer now: a closed store leaves no thread behind.
+    fn drop(&mut self) {
+        if let Some(r) = self.renewer.take() {
+            r.stop();
+        }
+    }
 }
 
 struct Inner {
@@ -57,18 +79,8 @@ struct Inner {
     site: Site,
     root: PathBuf,
     lease: Duration,
-    locks: Vec<Mutex<File>>,
+    locks: Arc<Locks>,
     held: Held,
-}
-
-struct ShardGuard<'a> {
-    file: MutexGuard<'a, File>,
-}
-
-impl Drop for ShardGuard<'_> {
-    fn drop(&mut self) {
-        let _ = self.file.unlock();
-    }
 }
 
 impl FileConnector {
@@ -92,18 +104,26 @@ impl FileConnector {
             let dir = root.join(sub);
             fs::create_dir_all(&dir).map_err(|e| site.error(e, "creating directory", &dir))?;
         }
-        let locks = (0..SHARDS)
-            .map(|i| {
-                let path = lock_path(&root, i);
-                OpenOptions::new()
-                    .create(true)
-                    .truncate(false)
-                    .write(true)
-                    .open(&path)
-                    .map(Mutex::new)
-                    .map_err(|e| site.error(e, "opening", &path))
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let locks = Locks::of(&root);
+        locks
+            .open_all()
+            .map_err(|(e, path)| site.error(e, "opening", &path))?;
+        dir::write_marker(&root).map_err(|e| site.error(e, "marking", &root.join(dir::MARKER)))?;
+        Ok(Self::start(name, site, root, lease, locks))
+    }
+
+    /// Opens the store directory `root` only if it exists and is a
+    /// borrowstore directory (it has the marker); creates nothing. Lock
+    /// files are opened as objects use them. What stores named by arriving
+    /// bytes open.
+    pub(crate) fn open_existing(name: &str, root: PathBuf, lease: Duration) -> Result<Self> {
+        let site = Site::new(name, &root);
+        dir::check_marker(&root).map_err(|e| site.error(e, "opening store directory", &root))?;
+        let locks = Locks::of(&root);
+        Ok(Self::start(name.to_owned(), site, root, lease, locks))
+    }
+
+    fn start(name: String, site: Site, root: PathBuf, lease: Duration, locks: Arc<Locks>) -> Self {
         let inner = Arc::new(Inner {
             name,
             site,
@@ -112,8 +132,8 @@ impl FileConnector {
             locks,
             held: Held::default(),
         });
-        lease::spawn_renewer(Arc::downgrade(&inner), lease);
-        Ok(FileConnector { inner })
+        let renewer = Some(lease::spawn_renewer(Arc::downgrade(&inner), lease));
+        FileConnector { inner, renewer }
     }
 
     /// The store directory.
@@ -132,10 +152,6 @@ impl FileConnector {
     }
 }
 
-fn lock_path(root: &Path, shard: usize) -> PathBuf {
-    root.join("locks").join(format!("{shard:02x}.lock"))
-}
-
 impl Inner {
     fn not_found(&self, key: &Key) -> Error {
         Error::KeyNotFound {
@@ -150,10 +166,9 @@ impl Inner {
 
     fn lock(&self, key: &Key) -> Result<ShardGuard<'_>> {
         let shard = (key.as_u128() as usize) % SHARDS;
-        let file = crate::sync::unmodeled::lock(&self.locks[shard]);
-        file.lock()
-            .map_err(|e| self.site.error(e, "locking", &lock_path(&self.root, shard)))?;
-        Ok(ShardGuard { file })
+        self.locks
+            .lock(shard)
+            .map_err(|e| self.site.error(e, "locking", &self.locks.path(shard)))
     }
 
     fn ledger_path(&self, key: &Key) -> PathBuf {

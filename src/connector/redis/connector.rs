@@ -37,6 +37,17 @@ use crate::state::{Claim, ClaimKind, Effect, Init, Op, State};
 /// [`Error::Connector`] within its timeout when the server is unreachable.
 pub struct RedisConnector {
     inner: Arc<Inner>,
+    renewer: Option<lease::Renewer>,
+}
+
+impl Drop for RedisConnector {
+    /// Ends the lease renewer now (the I/O thread ends once its queue is
+    /// applied): a closed store leaves no thread behind.
+    fn drop(&mut self) {
+        if let Some(r) = self.renewer.take() {
+            r.stop();
+        }
+    }
 }
 
 impl RedisConnector {
@@ -56,8 +67,8 @@ impl RedisConnector {
             queue: tx,
             held: Held::default(),
         });
-        lease::spawn_renewer(Arc::downgrade(&inner), options.lease);
-        Ok(RedisConnector { inner })
+        let renewer = Some(lease::spawn_renewer(Arc::downgrade(&inner), options.lease));
+        Ok(RedisConnector { inner, renewer })
     }
 
     /// The lease length.
