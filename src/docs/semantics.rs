@@ -186,7 +186,11 @@
 //! lease (rule 7) — and one that travels longer than the lease expires on
 //! the way. A memory store's ticket never expires (there are no leases in
 //! one process): cancel a ticket you will not redeem, or its claim stays
-//! held for the life of the process.
+//! held for the life of the process. (A memory store's ticket or proxy
+//! that reaches another process is refused there with
+//! [`Error::LocalStore`](crate::Error::LocalStore).) A ticket or proxy
+//! reaches its store only if the receiving process has that store
+//! registered, or allows its URL ([`trust`](crate::trust)).
 //!
 //! ```
 //! use borrowstore::{Error, OwnedProxy, OwnerTicket, Store};
@@ -295,7 +299,10 @@
 //! Redis; naming the operation and the path on the file store),
 //! [`InvalidKey`](crate::Error::InvalidKey) (keys are 128-bit numbers, so a
 //! key text can never name a path), [`InvalidUrl`](crate::Error::InvalidUrl),
-//! [`TooLarge`](crate::Error::TooLarge). A failed operation leaves the
+//! [`TooLarge`](crate::Error::TooLarge); proxy and ticket bytes that name
+//! a store this process does not trust are [`Untrusted`](crate::Error::Untrusted)
+//! (see [`trust`](crate::trust)), and those of another process's memory
+//! store [`LocalStore`](crate::Error::LocalStore). A failed operation leaves the
 //! store as it was; a failed [`update`](crate::update) keeps the local
 //! changes. The one loss today is the dropped writer's failed publish of
 //! rule 4.
