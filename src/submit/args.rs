@@ -201,6 +201,11 @@ pub struct Plain<T>(pub T);
 
 impl<T> Plain<T> {
     /// The value.
+    ///
+    /// ```
+    /// use borrowstore::submit::Plain;
+    /// assert_eq!(Plain("config").into_inner(), "config");
+    /// ```
     pub fn into_inner(self) -> T {
         self.0
     }
