@@ -41,11 +41,39 @@ impl Claim {
     }
 
     /// The kind of claim.
+    ///
+    /// ```
+    /// use borrowstore::state::ClaimKind;
+    /// # use borrowstore::{Store, borrow};
+    /// # use borrowstore::submit::task_borrows;
+    /// # fn main() -> Result<(), borrowstore::Error> {
+    /// # let store = Store::memory("doc-claim-kind");
+    /// # let owner = store.owned_proxy(1u8)?;
+    /// # let mut r = borrow(&owner)?;
+    /// # // A reader claim, as a connector receives one.
+    /// # let reader = task_borrows(&mut r)[0].claim;
+    /// assert_eq!(reader.kind(), ClaimKind::Reader);
+    /// # Ok(()) }
+    /// ```
     pub const fn kind(self) -> ClaimKind {
         self.kind
     }
 
     /// Its id; releases are idempotent by id where the connector keeps ids.
+    ///
+    /// ```
+    /// # use borrowstore::{Store, borrow};
+    /// # use borrowstore::submit::task_borrows;
+    /// # fn main() -> Result<(), borrowstore::Error> {
+    /// # let store = Store::memory("doc-claim-id");
+    /// # let owner = store.owned_proxy(1u8)?;
+    /// # let mut r = borrow(&owner)?;
+    /// # // A reader claim, as a connector receives one.
+    /// # let reader = task_borrows(&mut r)[0].claim;
+    /// let again = task_borrows(&mut r)[0].claim;
+    /// assert_eq!(again.id(), reader.id());                   // the same borrow, the same id
+    /// # Ok(()) }
+    /// ```
     pub const fn id(self) -> ClaimId {
         self.id
     }
