@@ -100,6 +100,12 @@ impl<T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static> Storable f
 /// Type names are the same in every process built from the same source, so
 /// the fingerprint catches a value read back as another type across
 /// processes; it is not a schema hash.
+///
+/// ```
+/// use borrowstore::codec::fingerprint;
+/// assert_eq!(fingerprint::<Vec<u64>>(), fingerprint::<Vec<u64>>());
+/// assert_ne!(fingerprint::<Vec<u64>>(), fingerprint::<Vec<u32>>());
+/// ```
 pub fn fingerprint<T: ?Sized>() -> u64 {
     fingerprint_of(std::any::type_name::<T>())
 }
@@ -115,6 +121,14 @@ pub fn recorded_type_name<T: ?Sized>() -> &'static str {
 }
 
 /// The length in bytes of the header of a blob of `T`: where its payload starts.
+///
+/// ```
+/// use borrowstore::codec::{self, HEADER_LEN};
+/// let name = codec::recorded_type_name::<u32>();             // "u32"
+/// assert_eq!(codec::header_len::<u32>(), HEADER_LEN + 1 + name.len());
+/// let bytes = codec::encode(&7u32).unwrap();
+/// assert_eq!(bytes.len(), codec::header_len::<u32>() + 1);   // postcard: 7 is one byte
+/// ```
 pub fn header_len<T: ?Sized>() -> usize {
     HEADER_LEN + 1 + recorded_type_name::<T>().len()
 }
@@ -203,7 +217,20 @@ fn fingerprint_of(name: &str) -> u64 {
     h
 }
 
-/// Encodes `value` with the header for `T`.
+/// Encodes `value` with the header for `T`: what every encoded value of a
+/// store starts with, followed by the value in postcard.
+///
+/// # Errors
+///
+/// [`Error::Encode`] if serde cannot serialize the value.
+///
+/// ```
+/// use borrowstore::codec::{self, MAGIC, FORMAT_VERSION};
+/// let bytes = codec::encode(&vec![1u8, 2, 3]).unwrap();
+/// assert_eq!(bytes[..4], MAGIC);
+/// assert_eq!(bytes[4], FORMAT_VERSION);
+/// assert_eq!(codec::decode::<Vec<u8>>(&bytes).unwrap(), vec![1, 2, 3]);
+/// ```
 pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
     let name = recorded_type_name::<T>();
     let mut out = Vec::with_capacity(HEADER_LEN + 1 + name.len() + 16);
@@ -235,6 +262,12 @@ pub struct Header<'a> {
 
 impl<'a> Header<'a> {
     /// The type fingerprint ([`fingerprint`]) of the value's type.
+    ///
+    /// ```
+    /// use borrowstore::codec;
+    /// let bytes = codec::encode(&3u16).unwrap();
+    /// assert_eq!(codec::header(&bytes).unwrap().fingerprint(), codec::fingerprint::<u16>());
+    /// ```
     pub fn fingerprint(&self) -> u64 {
         self.fingerprint
     }
@@ -242,11 +275,24 @@ impl<'a> Header<'a> {
     /// The value's type name as recorded ([`recorded_type_name`]: at most
     /// [`MAX_TYPE_NAME`] bytes). It is what the writer says; only the
     /// [`fingerprint`](Header::fingerprint) is checked.
+    ///
+    /// ```
+    /// use borrowstore::codec;
+    /// let bytes = codec::encode(&Some(1u8)).unwrap();
+    /// assert_eq!(codec::header(&bytes).unwrap().type_name(), "core::option::Option<u8>");
+    /// ```
     pub fn type_name(&self) -> &'a str {
         self.type_name
     }
 
     /// The header's length in bytes: where the encoded value starts.
+    ///
+    /// ```
+    /// use borrowstore::codec;
+    /// let bytes = codec::encode(&42u8).unwrap();
+    /// let h = codec::header(&bytes).unwrap();
+    /// assert_eq!(&bytes[h.size()..], &[42]);                 // the value, in postcard
+    /// ```
     pub fn size(&self) -> usize {
         HEADER_LEN + 1 + self.type_name.len()
     }
@@ -255,6 +301,13 @@ impl<'a> Header<'a> {
 /// Reads a blob's header: checks magic and format version, and reads the
 /// type fingerprint and name. Damaged or truncated headers are
 /// [`Error::Decode`]. Reads at most the header's bytes.
+///
+/// ```
+/// use borrowstore::{Error, codec};
+/// let bytes = codec::encode(&1.5f64).unwrap();
+/// assert_eq!(codec::header(&bytes).unwrap().type_name(), "f64");
+/// assert!(matches!(codec::header(b"BST"), Err(Error::Decode { .. })));
+/// ```
 pub fn header(bytes: &[u8]) -> Result<Header<'_>> {
     if bytes.len() < HEADER_LEN {
         return Err(Error::decode(format_args!(
@@ -291,6 +344,12 @@ pub fn header(bytes: &[u8]) -> Result<Header<'_>> {
 
 /// The type fingerprint in a blob's header, after checking magic and
 /// version; [`header`] reads the type name too.
+///
+/// ```
+/// use borrowstore::codec;
+/// let bytes = codec::encode(&"text").unwrap();
+/// assert_eq!(codec::header_fingerprint(&bytes).unwrap(), codec::fingerprint::<&str>());
+/// ```
 pub fn header_fingerprint(bytes: &[u8]) -> Result<u64> {
     header(bytes).map(|h| h.fingerprint)
 }
@@ -300,6 +359,22 @@ pub fn header_fingerprint(bytes: &[u8]) -> Result<u64> {
 /// A blob of another type is [`Error::TypeMismatch`] whose `found` is the
 /// type name its header records; damaged bytes, including a header whose
 /// type name is not `T`'s although its fingerprint is, are [`Error::Decode`].
+///
+/// # Errors
+///
+/// [`Error::TypeMismatch`] and [`Error::Decode`] as above; never a panic,
+/// whatever the bytes.
+///
+/// ```
+/// use borrowstore::{Error, codec};
+/// let bytes = codec::encode(&vec![1u64, 2]).unwrap();
+/// assert_eq!(codec::decode::<Vec<u64>>(&bytes).unwrap(), vec![1, 2]);
+/// match codec::decode::<String>(&bytes) {
+///     Err(Error::TypeMismatch { found, .. }) => assert_eq!(found, "alloc::vec::Vec<u64>"),
+///     other => panic!("{other:?}"),
+/// }
+/// assert!(matches!(codec::decode::<Vec<u64>>(&bytes[..bytes.len() - 1]), Err(Error::Decode { .. })));
+/// ```
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
     let h = header(bytes)?;
     check_type::<T>(h.fingerprint, h.type_name, "a value with")?;
@@ -322,6 +397,12 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
 /// A copy of `value` made through its serialized form (an encode and a
 /// decode): what a process that decodes the value gets. Copy-on-write does
 /// not use it — it copies with `Clone`, which every [`Storable`] type is.
+///
+/// ```
+/// let original = vec![String::from("a"), String::from("b")];
+/// let copy = borrowstore::codec::deep_copy(&original).unwrap();
+/// assert_eq!(copy, original);
+/// ```
 pub fn deep_copy<T: Storable>(value: &T) -> Result<T> {
     let bytes = postcard::to_allocvec(value).map_err(Error::encode)?;
     postcard::from_bytes(&bytes).map_err(Error::decode)

@@ -96,14 +96,45 @@ pub struct StoreBuilder {
 }
 
 impl StoreBuilder {
-    /// The connector URL (default `memory://<name>`).
+    /// The connector URL (default `memory://<name>`), in any form
+    /// [`Store::open`] accepts.
+    ///
+    /// ```
+    /// use borrowstore::Store;
+    /// # fn main() -> Result<(), borrowstore::Error> {
+    /// let dir = std::env::temp_dir().join(format!("borrowstore-doc-builder-url-{}", std::process::id()));
+    /// let url = format!("file://{}?lease_ms=10000", dir.display());
+    /// let store = Store::builder("doc-builder-url").url(url.clone()).build()?;
+    /// assert_eq!((store.name(), store.url()), ("doc-builder-url", url.as_str()));
+    /// let key = store.put(&1u8)?;
+    /// assert!(dir.join("objects").is_dir());            // a file store
+    /// store.evict(&key)?;
+    /// # Store::unregister("doc-builder-url"); drop(store);
+    /// # std::fs::remove_dir_all(&dir).ok();
+    /// # Ok(()) }
+    /// ```
     pub fn url(mut self, url: impl Into<String>) -> Self {
         self.url = Some(url.into());
         self
     }
 
     /// A connector of your own; `url` is what other processes will open to
-    /// reach the same objects.
+    /// reach the same objects (it is recorded in the store's
+    /// [`config`](Store::config), and not opened here).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use borrowstore::Store;
+    /// use borrowstore::connector::MemoryConnector;
+    /// # fn main() -> Result<(), borrowstore::Error> {
+    /// let connector = Arc::new(MemoryConnector::new("doc-builder-connector"));
+    /// let store = Store::builder("doc-builder-connector")
+    ///     .connector(connector.clone(), "memory://doc-builder-connector")
+    ///     .build()?;
+    /// store.put(&1u8)?;
+    /// assert_eq!(connector.len(), 1);                    // the objects are in your connector
+    /// # Ok(()) }
+    /// ```
     pub fn connector(mut self, connector: Arc<dyn Connector>, url: impl Into<String>) -> Self {
         self.connector = Some(connector);
         self.url = Some(url.into());
@@ -114,6 +145,17 @@ impl StoreBuilder {
     /// The limit applies to every value that is encoded: everything stored in
     /// file and Redis stores, and `put` in memory stores; values that a
     /// memory store keeps undecoded are never encoded and are not measured.
+    ///
+    /// ```
+    /// use borrowstore::{Error, Store};
+    /// # fn main() -> Result<(), Error> {
+    /// let store = Store::builder("doc-builder-limit").max_value_size(64).build()?;
+    /// assert!(store.put(&vec![0u8; 16]).is_ok());
+    /// let refused = store.put(&vec![0u8; 1024]);
+    /// assert!(matches!(refused, Err(Error::TooLarge { limit: 64, .. })));
+    /// assert!(store.keys()?.len() == 1);                 // nothing was stored
+    /// # Ok(()) }
+    /// ```
     pub fn max_value_size(mut self, bytes: usize) -> Self {
         self.max_value_size = Some(bytes);
         self
@@ -121,6 +163,15 @@ impl StoreBuilder {
 
     /// Whether to register the store by name (default: yes). Proxies and
     /// tickets that arrive in this process find their store in the registry.
+    ///
+    /// ```
+    /// use borrowstore::Store;
+    /// # fn main() -> Result<(), borrowstore::Error> {
+    /// let private = Store::builder("doc-builder-private").register(false).build()?;
+    /// assert!(Store::registered("doc-builder-private").is_none());
+    /// assert_eq!(private.name(), "doc-builder-private");
+    /// # Ok(()) }
+    /// ```
     pub fn register(mut self, yes: bool) -> Self {
         self.register = yes;
         self
@@ -129,6 +180,18 @@ impl StoreBuilder {
     /// Whether to replace a store registered under the name with other
     /// settings (default: no, [`Error::NameTaken`]). Handles of the
     /// replaced store keep working; the name then finds the new one.
+    ///
+    /// ```
+    /// use borrowstore::{Error, Store};
+    /// # fn main() -> Result<(), Error> {
+    /// let old = Store::builder("doc-builder-replace").max_value_size(64).build()?;
+    /// let taken = Store::builder("doc-builder-replace").build();
+    /// assert!(matches!(taken, Err(Error::NameTaken { .. })));
+    /// let new = Store::builder("doc-builder-replace").replace(true).build()?;
+    /// assert!(Store::registered("doc-builder-replace").unwrap().same_store(&new));
+    /// assert!(old.put(&1u8).is_ok());                    // the old handle still works
+    /// # Ok(()) }
+    /// ```
     pub fn replace(mut self, yes: bool) -> Self {
         self.replace = yes;
         self
@@ -140,6 +203,23 @@ impl StoreBuilder {
     /// [`Error::NameTaken`] if the name belongs to a store with another URL
     /// or other settings (a size limit, a connector of its own), unless
     /// [`replace`](StoreBuilder::replace) is set.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NameTaken`] as above (the registered store stays); what
+    /// [`Store::open`] returns for the URL: [`Error::InvalidUrl`] for a
+    /// malformed URL or an unknown scheme, [`Error::Connector`] when a file
+    /// store's directory cannot be created.
+    ///
+    /// ```
+    /// use borrowstore::{Error, Store};
+    /// let store = Store::builder("doc-builder-build").build().unwrap();
+    /// assert_eq!(store.url(), "memory://doc-builder-build");
+    /// assert!(store.same_store(&Store::registered("doc-builder-build").unwrap()));
+    ///
+    /// let bad = Store::builder("doc-builder-bad").url("ftp://nowhere").build();
+    /// assert!(matches!(bad, Err(Error::InvalidUrl { .. })));
+    /// ```
     pub fn build(self) -> Result<Store> {
         let url = self
             .url
@@ -203,6 +283,18 @@ impl Store {
     /// refused by [`Store::open`] and [`Store::from_config`]
     /// ([`Error::InvalidUrl`]): proxies and tickets of that store cannot be
     /// decoded again, not even in this process.
+    ///
+    /// ```
+    /// use borrowstore::Store;
+    /// # fn main() -> Result<(), borrowstore::Error> {
+    /// let a = Store::memory("doc-memory");
+    /// let b = Store::memory("doc-memory");              // the registered one
+    /// assert!(a.same_store(&b));
+    /// assert_eq!(a.url(), "memory://doc-memory");
+    /// let key = a.put(&7u8)?;
+    /// assert_eq!(b.get::<u8>(&key)?, Some(7));
+    /// # Ok(()) }
+    /// ```
     pub fn memory(name: impl Into<String>) -> Store {
         let name = name.into();
         let url = format!("memory://{name}");
@@ -237,23 +329,128 @@ impl Store {
         }
     }
 
-    /// Opens a store by connector URL, and registers it:
+    /// Opens a store by connector URL, and registers it.
     ///
-    /// - `memory://name` — the in-process store `name` (see [`Store::memory`]);
-    ///   the name must not be empty;
-    /// - `file:///absolute/dir` — a directory shared by the processes of one
-    ///   host; `?lease_ms=N` sets how long a dead process's claims survive it
-    ///   (default 30 s).
-    ///
-    /// The store is named by its URL (memory stores: by their name). Returns
-    /// the registered store of that name and URL if there is one (or the
-    /// store that arriving bytes opened for that URL, now registered).
+    /// The store is named by its URL (memory stores: by their name). If a
+    /// store of that name and URL is registered, that store is returned,
+    /// and nothing new is opened (nor is a store that arriving bytes opened
+    /// for that URL: it is registered now, and returned).
     ///
     /// Opening is this process's own choice, so it is never subject to the
     /// [`trust`](crate::trust) policy, and a `file://` directory is created
     /// if needed (with its `borrowstore.dir` marker). Once a store is open
     /// here, proxies and tickets of it that arrive from other processes
     /// reach it.
+    ///
+    /// # URLs
+    ///
+    /// **`memory://name`** — the in-process store `name`, the same as
+    /// [`Store::memory`]`("name")`: shared by the threads and tasks of this
+    /// process, values kept as `Arc<T>` (never encoded). The name must not
+    /// be empty. No parameters.
+    ///
+    /// **`file:///absolute/dir?lease_ms=N`** — a directory shared by the
+    /// processes of one host ([`FileConnector`](crate::connector::FileConnector)),
+    /// created if missing. The path must be absolute (three slashes), with
+    /// no `..` and no control characters. One parameter:
+    ///
+    /// - `lease_ms` — the lease, in milliseconds (a positive integer;
+    ///   default 30 000): how long the claims (owners, borrows, holders,
+    ///   tickets) of a process that died survive it before the store
+    ///   reclaims them. A live process renews its claims every third of
+    ///   the lease.
+    ///
+    /// **`redis://[user:pass@]host:port/db?ns=NAME&lease_ms=N&timeout_ms=N`**
+    /// — a Redis server shared by processes on many machines
+    /// (`connector::RedisConnector`; the default-on
+    /// `redis` feature). The part before `?` is a redis-rs connection URL:
+    /// user and password (optional), host, port (default 6379), database
+    /// number (default 0). Parameters:
+    ///
+    /// - `ns` — the namespace: every key the store writes starts with
+    ///   `NAME:`, and nothing outside it is read, changed or deleted
+    ///   (default `borrowstore`; `[A-Za-z0-9._-]`, not empty). Stores with
+    ///   different namespaces on one server are separate stores;
+    /// - `lease_ms` — the lease, as for `file://` (default 30 000);
+    /// - `timeout_ms` — how long one operation may take, connecting and
+    ///   the reply included, before it fails with [`Error::Connector`]
+    ///   (default 5 000);
+    /// - any other parameter is left in the URL for redis-rs (for example
+    ///   `protocol=resp3`), which checks it here.
+    ///
+    /// Opening does not contact the server: the connection is made on
+    /// first use, and an unreachable server is an [`Error::Connector`]
+    /// from that operation.
+    ///
+    /// **`rediss://…`** (TLS) is parsed like `redis://`, but this build's
+    /// redis-rs has no TLS support, so it is refused with
+    /// [`Error::InvalidUrl`]. Redis Cluster URLs (`redis+cluster://`) are
+    /// not supported yet.
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::InvalidUrl`] — no `scheme://`, an unknown scheme, an empty
+    ///   memory store name, a relative file path or one with `..`, an
+    ///   unknown or invalid parameter, a URL redis-rs refuses, `rediss://`,
+    ///   or a `redis://` URL in a build without the `redis` feature;
+    /// - [`Error::Connector`] — a file store's directory cannot be created
+    ///   or opened (the error names the path and the operation).
+    ///
+    /// # Examples
+    ///
+    /// Memory and file stores:
+    ///
+    /// ```
+    /// use borrowstore::Store;
+    /// # fn main() -> Result<(), borrowstore::Error> {
+    /// let mem = Store::open("memory://doc-open")?;
+    /// assert!(mem.same_store(&Store::memory("doc-open")));
+    ///
+    /// let dir = std::env::temp_dir().join(format!("borrowstore-doc-open-{}", std::process::id()));
+    /// let url = format!("file://{}?lease_ms=10000", dir.display());
+    /// let files = Store::open(&url)?;                    // creates the directory
+    /// assert_eq!(files.name(), url);                     // named by its URL
+    /// let key = files.put(&vec![1u32, 2, 3])?;
+    /// // Another process on this host opens the same URL and sees the object.
+    /// assert_eq!(files.get::<Vec<u32>>(&key)?, Some(vec![1, 2, 3]));
+    /// assert!(Store::open(&url)?.same_store(&files));    // the registered one
+    /// # files.evict(&key)?; Store::unregister(&url); drop(files);
+    /// # std::fs::remove_dir_all(&dir).ok();
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// A Redis server (this example needs one on 127.0.0.1:6379):
+    ///
+    /// ```no_run
+    /// use borrowstore::{Store, borrow};
+    /// # fn main() -> Result<(), borrowstore::Error> {
+    /// let store = Store::open("redis://127.0.0.1:6379/0?ns=myapp&lease_ms=10000&timeout_ms=2000")?;
+    /// let owner = store.owned_proxy(vec![1u64, 2, 3])?;
+    /// assert_eq!(borrow(&owner)?.len(), 3);              // counted in Redis
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// Mistakes, and an unreachable server:
+    ///
+    /// ```
+    /// use borrowstore::{Error, Store};
+    /// for bad in [
+    ///     "memory://",                                   // no name
+    ///     "file://relative/dir",                         // not absolute
+    ///     "file:///tmp/x?lease_ms=0",                    // not positive
+    ///     "file:///tmp/x?colour=red",                    // unknown parameter
+    ///     "redis://127.0.0.1:6379/0?ns=a:b",             // not [A-Za-z0-9._-]
+    ///     "rediss://127.0.0.1:6380/0",                   // no TLS in this build
+    ///     "ftp://example.com",                           // unknown scheme
+    /// ] {
+    ///     assert!(matches!(Store::open(bad), Err(Error::InvalidUrl { .. })), "{bad}");
+    /// }
+    /// # #[cfg(feature = "redis")] {
+    /// // Nothing listens on port 1: opening succeeds, the first use fails.
+    /// let store = Store::open("redis://127.0.0.1:1/0?timeout_ms=500").unwrap();
+    /// assert!(matches!(store.put(&1u8), Err(Error::Connector { .. })));
+    /// # }
+    /// ```
     pub fn open(url: &str) -> Result<Store> {
         match Location::parse(url)? {
             Location::Memory { name } => Ok(Store::memory(name)),
@@ -286,7 +483,17 @@ impl Store {
         Ok(registry::get_or_insert_if_free(|| fresh, &name, &url))
     }
 
-    /// A builder for a store named `name`.
+    /// A builder for a store named `name`: its URL (default
+    /// `memory://<name>`), a connector of your own, a size limit, and
+    /// whether to register it.
+    ///
+    /// ```
+    /// use borrowstore::Store;
+    /// # fn main() -> Result<(), borrowstore::Error> {
+    /// let store = Store::builder("doc-builder").max_value_size(1 << 20).build()?;
+    /// assert_eq!((store.name(), store.url()), ("doc-builder", "memory://doc-builder"));
+    /// # Ok(()) }
+    /// ```
     pub fn builder(name: impl Into<String>) -> StoreBuilder {
         StoreBuilder {
             name: name.into(),
@@ -317,6 +524,13 @@ impl Store {
     /// malformed URL [`Error::InvalidUrl`]. To open a store yourself, use
     /// [`Store::open`] or [`Store::builder`].
     ///
+    /// # Errors
+    ///
+    /// [`Error::Untrusted`], [`Error::TooManyStores`], [`Error::LocalStore`],
+    /// [`Error::InvalidUrl`] as above; [`Error::Connector`] if an allowed
+    /// store cannot be opened (a `file://` directory that is missing or not
+    /// a borrowstore directory).
+    ///
     /// ```
     /// use borrowstore::{Error, Store, StoreConfig};
     /// # fn main() -> Result<(), Error> {
@@ -334,7 +548,14 @@ impl Store {
         connect::from_config(config)
     }
 
-    /// The registered store named `name`.
+    /// The registered store named `name`, if there is one.
+    ///
+    /// ```
+    /// use borrowstore::Store;
+    /// let store = Store::memory("doc-registered");
+    /// assert!(Store::registered("doc-registered").unwrap().same_store(&store));
+    /// assert!(Store::registered("doc-registered-never").is_none());
+    /// ```
     pub fn registered(name: &str) -> Option<Store> {
         registry::get(name)
     }
@@ -342,28 +563,70 @@ impl Store {
     /// Registers this store under its name, replacing any other. (A store
     /// that arriving bytes opened is then the process's own: it no longer
     /// counts against [`trust::max_stores`](crate::trust::max_stores).)
+    ///
+    /// ```
+    /// use borrowstore::Store;
+    /// # fn main() -> Result<(), borrowstore::Error> {
+    /// let store = Store::builder("doc-register").register(false).build()?;
+    /// assert!(Store::registered("doc-register").is_none());
+    /// store.register();
+    /// assert!(Store::registered("doc-register").unwrap().same_store(&store));
+    /// # Ok(()) }
+    /// ```
     pub fn register(&self) {
         drop(self.inner.slot.lock().map(|mut s| s.take()));
         registry::insert(self.clone());
     }
 
-    /// Removes the store named `name` from the registry. Handles that hold it
-    /// keep working.
+    /// Removes the store named `name` from the registry, and returns it.
+    /// Handles that hold it keep working. Proxies and tickets of it that
+    /// are decoded afterwards no longer find it: they get
+    /// [`Error::Untrusted`], unless the [`trust`](crate::trust) policy
+    /// allows its URL (see [`Store::from_config`]).
+    ///
+    /// ```
+    /// use borrowstore::Store;
+    /// # fn main() -> Result<(), borrowstore::Error> {
+    /// let store = Store::memory("doc-unregister");
+    /// let key = store.put(&1u8)?;
+    /// assert!(Store::unregister("doc-unregister").unwrap().same_store(&store));
+    /// assert!(Store::registered("doc-unregister").is_none());
+    /// assert_eq!(store.get::<u8>(&key)?, Some(1));       // still works
+    /// # Ok(()) }
+    /// ```
     pub fn unregister(name: &str) -> Option<Store> {
         registry::remove(name)
     }
 
-    /// The store's name.
+    /// The store's name: its key in the registry, and what errors name.
+    ///
+    /// ```
+    /// use borrowstore::Store;
+    /// assert_eq!(Store::memory("doc-name").name(), "doc-name");
+    /// ```
     pub fn name(&self) -> &str {
         &self.inner.config.name
     }
 
-    /// The store's connector URL.
+    /// The store's connector URL, as [`Store::open`] accepts it.
+    ///
+    /// ```
+    /// use borrowstore::Store;
+    /// assert_eq!(Store::memory("doc-url").url(), "memory://doc-url");
+    /// ```
     pub fn url(&self) -> &str {
         &self.inner.config.url
     }
 
-    /// The store's serializable description.
+    /// The store's serializable description: its name and URL, what
+    /// proxies and tickets carry so that another process can reopen the
+    /// store ([`Store::from_config`]).
+    ///
+    /// ```
+    /// use borrowstore::Store;
+    /// let config = Store::memory("doc-config").config().clone();
+    /// assert_eq!((config.name.as_str(), config.url.as_str()), ("doc-config", "memory://doc-config"));
+    /// ```
     pub fn config(&self) -> &StoreConfig {
         &self.inner.config
     }
@@ -430,12 +693,35 @@ impl Store {
         self.connector().keys()
     }
 
-    /// Whether two handles are the same store.
+    /// Whether two handles are the same store (clones of one `Store`).
+    ///
+    /// ```
+    /// use borrowstore::Store;
+    /// # fn main() -> Result<(), borrowstore::Error> {
+    /// let store = Store::memory("doc-same-store");
+    /// assert!(store.same_store(&store.clone()));
+    /// let private = Store::builder("doc-same-store").register(false).build()?;
+    /// assert!(!store.same_store(&private));              // same name, another store
+    /// # Ok(()) }
+    /// ```
     pub fn same_store(&self, other: &Store) -> bool {
         Arc::ptr_eq(&self.inner, &other.inner)
     }
 
-    /// Number of decoded values in this process's cache.
+    /// Number of decoded values in this process's cache. A memory store
+    /// keeps values as they are and caches nothing; file and Redis stores
+    /// cache each value they decode, per version, until its object is
+    /// evicted or changes.
+    ///
+    /// ```
+    /// use borrowstore::Store;
+    /// # fn main() -> Result<(), borrowstore::Error> {
+    /// let store = Store::memory("doc-cached-values");
+    /// let p = store.proxy(vec![1u8; 16])?;
+    /// assert_eq!(p.len(), 16);
+    /// assert_eq!(store.cached_values(), 0);              // nothing to decode in memory
+    /// # Ok(()) }
+    /// ```
     pub fn cached_values(&self) -> usize {
         self.inner.cache.len()
     }
@@ -445,6 +731,24 @@ impl Store {
     ///
     /// While a liveness scope is open on this thread, the new object is
     /// managed by it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Encode`] if the value cannot be encoded,
+    /// [`Error::TooLarge`] above the store's
+    /// [size limit](StoreBuilder::max_value_size), [`Error::Connector`] if
+    /// the store cannot be reached.
+    ///
+    /// ```
+    /// use borrowstore::Store;
+    /// # fn main() -> Result<(), borrowstore::Error> {
+    /// let store = Store::memory("doc-put");
+    /// let mut value = vec![1u64, 2, 3];
+    /// let key = store.put(&value)?;                      // a copy
+    /// value.push(4);                                     // does not change the stored one
+    /// assert_eq!(store.get::<Vec<u64>>(&key)?, Some(vec![1, 2, 3]));
+    /// # Ok(()) }
+    /// ```
     pub fn put<T: Storable>(&self, value: &T) -> Result<Key> {
         let key = Key::random();
         self.insert_managed(key, self.encode(value)?)?;
@@ -455,6 +759,19 @@ impl Store {
     ///
     /// While a liveness scope is open on this thread, each new object is
     /// managed by it (and they are stored one by one).
+    ///
+    /// # Errors
+    ///
+    /// As [`Store::put`]; nothing is stored if a value cannot be encoded.
+    ///
+    /// ```
+    /// use borrowstore::Store;
+    /// # fn main() -> Result<(), borrowstore::Error> {
+    /// let store = Store::memory("doc-put-batch");
+    /// let keys = store.put_batch(&["a".to_owned(), "b".to_owned()])?;
+    /// assert_eq!(store.get::<String>(&keys[1])?.as_deref(), Some("b"));
+    /// # Ok(()) }
+    /// ```
     pub fn put_batch<T: Storable>(&self, values: &[T]) -> Result<Vec<Key>> {
         if manager::active() {
             return values.iter().map(|v| self.put(v)).collect();
@@ -468,7 +785,25 @@ impl Store {
         Ok(keys)
     }
 
-    /// A copy of the value under `key`, or `None` if there is none.
+    /// A copy of the value under `key`, or `None` if there is none. Use
+    /// [`Store::get_shared`] to read without a copy.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::TypeMismatch`] if the value is of another type (naming the
+    /// stored type), [`Error::Decode`] if its bytes are damaged,
+    /// [`Error::Connector`] if the store cannot be reached.
+    ///
+    /// ```
+    /// use borrowstore::{Error, Key, Store};
+    /// # fn main() -> Result<(), Error> {
+    /// let store = Store::memory("doc-get");
+    /// let key = store.put(&vec![1u64, 2, 3])?;
+    /// assert_eq!(store.get::<Vec<u64>>(&key)?, Some(vec![1, 2, 3]));
+    /// assert!(matches!(store.get::<String>(&key), Err(Error::TypeMismatch { .. })));
+    /// assert_eq!(store.get::<Vec<u64>>(&Key::random())?, None);
+    /// # Ok(()) }
+    /// ```
     pub fn get<T: Storable>(&self, key: &Key) -> Result<Option<T>> {
         match self.connector().get(key)? {
             None => Ok(None),
@@ -478,6 +813,22 @@ impl Store {
 
     /// The value under `key`, shared with every other reader in this process
     /// (no copy), or `None`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Store::get`].
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use borrowstore::Store;
+    /// # fn main() -> Result<(), borrowstore::Error> {
+    /// let store = Store::memory("doc-get-shared");
+    /// let key = store.put(&vec![0u8; 1024])?;
+    /// let a: Arc<Vec<u8>> = store.get_shared(&key)?.expect("stored");
+    /// let b: Arc<Vec<u8>> = store.get_shared(&key)?.expect("stored");
+    /// assert!(Arc::ptr_eq(&a, &b));                      // one value, two readers
+    /// # Ok(()) }
+    /// ```
     pub fn get_shared<T: Storable>(&self, key: &Key) -> Result<Option<Arc<T>>> {
         match self.resolve(Target::keyed(key)) {
             Ok(v) => Ok(Some(v)),
@@ -486,7 +837,22 @@ impl Store {
         }
     }
 
-    /// Copies of several values.
+    /// Copies of several values, in the order of `keys`; `None` where
+    /// there is no object.
+    ///
+    /// # Errors
+    ///
+    /// As [`Store::get`], for the first value that fails.
+    ///
+    /// ```
+    /// use borrowstore::{Key, Store};
+    /// # fn main() -> Result<(), borrowstore::Error> {
+    /// let store = Store::memory("doc-get-batch");
+    /// let keys = store.put_batch(&[1u8, 2])?;
+    /// let found = store.get_batch::<u8>(&[keys[1], Key::random(), keys[0]])?;
+    /// assert_eq!(found, vec![Some(2), None, Some(1)]);
+    /// # Ok(()) }
+    /// ```
     pub fn get_batch<T: Storable>(&self, keys: &[Key]) -> Result<Vec<Option<T>>> {
         self.connector()
             .get_batch(keys)?
@@ -496,11 +862,34 @@ impl Store {
     }
 
     /// Whether an object is stored under `key`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Connector`] if the store cannot be reached.
+    ///
+    /// ```
+    /// use borrowstore::{Key, Store};
+    /// # fn main() -> Result<(), borrowstore::Error> {
+    /// let store = Store::memory("doc-exists");
+    /// let key = store.put(&1u8)?;
+    /// assert!(store.exists(&key)?);
+    /// assert!(!store.exists(&Key::random())?);
+    /// # Ok(()) }
+    /// ```
     pub fn exists(&self, key: &Key) -> Result<bool> {
         self.connector().exists(key)
     }
 
-    /// Whether objects are stored under each of `keys`.
+    /// Whether objects are stored under each of `keys`, in order.
+    ///
+    /// ```
+    /// use borrowstore::{Key, Store};
+    /// # fn main() -> Result<(), borrowstore::Error> {
+    /// let store = Store::memory("doc-exists-batch");
+    /// let key = store.put(&1u8)?;
+    /// assert_eq!(store.exists_batch(&[key, Key::random()])?, vec![true, false]);
+    /// # Ok(()) }
+    /// ```
     pub fn exists_batch(&self, keys: &[Key]) -> Result<Vec<bool>> {
         self.connector().exists_batch(keys)
     }
@@ -508,19 +897,76 @@ impl Store {
     /// Evicts the object under `key` now, whoever owns it. Returns whether
     /// there was one. Refused with [`Error::AlreadyBorrowed`] while the object
     /// is borrowed: references are always valid.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::AlreadyBorrowed`] (operation `"evict"`, naming the borrows)
+    /// while a [`RefProxy`](crate::RefProxy) or
+    /// [`RefMutProxy`](crate::RefMutProxy) of the object exists anywhere;
+    /// [`Error::Connector`] if the store cannot be reached.
+    ///
+    /// ```
+    /// use borrowstore::{Error, OwnedProxy, Store, borrow};
+    /// # fn main() -> Result<(), Error> {
+    /// let store = Store::memory("doc-evict");
+    /// let key = store.put(&1u8)?;
+    /// assert!(store.evict(&key)?);
+    /// assert!(!store.evict(&key)?);                      // already gone
+    ///
+    /// let owner = store.owned_proxy(2u8)?;
+    /// let key = *OwnedProxy::key(&owner);
+    /// let reader = borrow(&owner)?;
+    /// assert!(matches!(store.evict(&key), Err(Error::AlreadyBorrowed { .. })));
+    /// drop(reader);
+    /// assert!(store.evict(&key)?);                       // whoever owns it
+    /// # Ok(()) }
+    /// ```
     pub fn evict(&self, key: &Key) -> Result<bool> {
         let r = self.connector().evict(key);
         self.inner.cache.remove(key);
         r
     }
 
-    /// Evicts several objects; stops at the first refusal.
+    /// Evicts several objects, in order; returns whether each was there.
+    /// Stops at the first refusal, with its error (the objects before it
+    /// are evicted).
+    ///
+    /// ```
+    /// use borrowstore::{Key, Store};
+    /// # fn main() -> Result<(), borrowstore::Error> {
+    /// let store = Store::memory("doc-evict-batch");
+    /// let keys = store.put_batch(&[1u8, 2])?;
+    /// assert_eq!(store.evict_batch(&[keys[0], Key::random(), keys[1]])?, vec![true, false, true]);
+    /// assert!(store.keys()?.is_empty());
+    /// # Ok(()) }
+    /// ```
     pub fn evict_batch(&self, keys: &[Key]) -> Result<Vec<bool>> {
         keys.iter().map(|k| self.evict(k)).collect()
     }
 
     /// Waits until every release this process queued has been applied
-    /// store-side. Immediate for the memory store.
+    /// store-side. Immediate for the memory and file stores, which apply
+    /// releases before `drop` returns; a Redis store queues them (a `Drop`
+    /// never waits on the network), so call `flush` before you check from
+    /// elsewhere what a drop released.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Connector`] if the store cannot confirm the releases; they
+    /// stay queued and are sent again.
+    ///
+    /// ```
+    /// use borrowstore::{OwnedProxy, Store, borrow};
+    /// # fn main() -> Result<(), borrowstore::Error> {
+    /// let store = Store::memory("doc-flush");
+    /// let owner = store.owned_proxy(1u8)?;
+    /// let key = *OwnedProxy::key(&owner);
+    /// drop(borrow(&owner)?);
+    /// drop(owner);
+    /// store.flush()?;                                    // every release has landed
+    /// assert!(!store.exists(&key)?);
+    /// # Ok(()) }
+    /// ```
     pub fn flush(&self) -> Result<()> {
         if !self.connector().queues_releases() {
             return Ok(());
@@ -531,9 +977,23 @@ impl Store {
     /// Waits until every queued release has been applied, without blocking
     /// the executor.
     ///
+    /// # Errors
+    ///
+    /// As [`Store::flush`].
+    ///
     /// # Cancel safety
     ///
     /// Cancel safe: dropping the future stops the wait, not the releases.
+    ///
+    /// ```
+    /// use borrowstore::Store;
+    /// # fn main() -> Result<(), borrowstore::Error> {
+    /// let store = Store::memory("doc-flush-async");
+    /// drop(store.owned_proxy(1u8)?);
+    /// futures::executor::block_on(store.flush_async())?;
+    /// assert!(store.keys()?.is_empty());
+    /// # Ok(()) }
+    /// ```
     pub async fn flush_async(&self) -> Result<()> {
         if !self.connector().queues_releases() {
             return Ok(());
