@@ -21,6 +21,8 @@ pub use info::ObjectInfo;
 pub(crate) use target::Target;
 
 use crate::connector::{Connector, MemoryConnector};
+#[cfg(doc)]
+use crate::error::Error;
 use crate::error::Result;
 use crate::key::Key;
 use cache::Cache;

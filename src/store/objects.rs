@@ -3,6 +3,8 @@
 use std::sync::Arc;
 
 use super::Store;
+#[cfg(doc)]
+use super::StoreBuilder;
 use super::manager;
 use super::target::Target;
 use crate::codec::Storable;
