@@ -2,10 +2,13 @@
 //!
 //! Run with `cargo run --release --example quickstart`.
 //!
-//! It walks through one object's life: an owner, several readers on
-//! threads, a writer that is refused while they read, a writer that updates,
-//! and an eviction that waits for the last borrow after the owner is gone.
-//! Every step prints what the store itself records for the object.
+//! It walks through one object's life: an owner; four shared borrows, all
+//! taken on the main thread and then read on four threads (each thread
+//! reads one borrow through a reference; the borrows stay on the main
+//! thread, which drops them); a writer that is refused while they exist; a
+//! writer that updates; and an eviction that waits for the last borrow after
+//! the owner is gone. Every step prints what the store itself records for
+//! the object.
 
 use std::thread;
 
@@ -40,8 +43,10 @@ fn main() -> Result<(), Error> {
     println!("1. owned_proxy stored {:?} under key {key}", *owner);
     println!("   store: {}\n", store_side(&store, &key));
 
-    // 2. Readers on threads. Each thread gets its own RefProxy; the store counts them.
-    println!("2. four threads each borrow the object immutably:");
+    // 2. Four shared borrows, taken here on the main thread; the store counts
+    //    them. Then four scoped threads each read one of them through a
+    //    reference: the RefProxy values stay on this thread, which drops them.
+    println!("2. four shared borrows taken on the main thread, each read on a thread of its own:");
     let readers: Vec<RefProxy<Vec<u64>>> =
         (0..4).map(|_| borrow(&owner)).collect::<Result<_, _>>()?;
     println!("   store: {}", store_side(&store, &key));

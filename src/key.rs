@@ -24,17 +24,38 @@ use crate::error::Error;
 pub struct Key(u128);
 
 impl Key {
-    /// A fresh random key.
+    /// A fresh random key. Stores make one for every object; you need one
+    /// only to name an object that surely does not exist.
+    ///
+    /// ```
+    /// use borrowstore::{Key, Store};
+    /// # fn main() -> Result<(), borrowstore::Error> {
+    /// assert_ne!(Key::random(), Key::random());
+    /// assert!(!Store::memory("doc-key-random").exists(&Key::random())?);
+    /// # Ok(()) }
+    /// ```
     pub fn random() -> Self {
         Key(rand::random())
     }
 
     /// The key with these 128 bits.
+    ///
+    /// ```
+    /// use borrowstore::Key;
+    /// let key = Key::from_u128(0xff);
+    /// assert_eq!(key.to_string(), "000000000000000000000000000000ff");
+    /// ```
     pub const fn from_u128(bits: u128) -> Self {
         Key(bits)
     }
 
     /// The key's 128 bits.
+    ///
+    /// ```
+    /// use borrowstore::Key;
+    /// let key = Key::random();
+    /// assert_eq!(Key::from_u128(key.as_u128()), key);
+    /// ```
     pub const fn as_u128(&self) -> u128 {
         self.0
     }
@@ -104,6 +125,13 @@ pub struct ClaimId(u128);
 impl ClaimId {
     /// A fresh id, unique in this process and, with overwhelming
     /// probability, among all processes. Costs no system call.
+    ///
+    /// ```
+    /// use borrowstore::ClaimId;
+    /// let (a, b) = (ClaimId::next(), ClaimId::next());
+    /// assert_ne!(a, b);
+    /// assert_eq!(a.as_u128() >> 64, b.as_u128() >> 64);       // one prefix per process
+    /// ```
     #[inline]
     pub fn next() -> Self {
         use std::cell::Cell;
@@ -131,16 +159,31 @@ impl ClaimId {
     }
 
     /// A random id (for tickets, which must not be guessable).
+    ///
+    /// ```
+    /// use borrowstore::ClaimId;
+    /// assert_ne!(ClaimId::random(), ClaimId::random());
+    /// ```
     pub fn random() -> Self {
         ClaimId(rand::random())
     }
 
     /// The id's 128 bits.
+    ///
+    /// ```
+    /// use borrowstore::ClaimId;
+    /// assert_eq!(ClaimId::from_u128(7).as_u128(), 7);
+    /// ```
     pub const fn as_u128(&self) -> u128 {
         self.0
     }
 
     /// The id with these 128 bits.
+    ///
+    /// ```
+    /// use borrowstore::ClaimId;
+    /// assert_eq!(ClaimId::from_u128(0xab).to_string(), "000000000000000000000000000000ab");
+    /// ```
     pub const fn from_u128(bits: u128) -> Self {
         ClaimId(bits)
     }

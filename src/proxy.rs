@@ -74,11 +74,46 @@ impl<T: Storable> Proxy<T> {
     ///
     /// Inside async code use [`Proxy::resolve_async`]: on a file or Redis
     /// store this blocks the thread until the store answers.
+    /// # Errors
+    ///
+    /// [`Error::KeyNotFound`] if the object is gone, [`Error::TypeMismatch`]
+    /// if it holds another type, [`Error::Decode`] for damaged bytes,
+    /// [`Error::Connector`] if the store cannot be reached. A failed resolve
+    /// is tried again next time.
+    ///
+    /// ```
+    /// use borrowstore::{Error, Proxy, Store};
+    /// # fn main() -> Result<(), Error> {
+    /// let store = Store::memory("doc-proxy-resolve");
+    /// let p: Proxy<String> = store.proxy("hi".to_owned())?;
+    /// assert_eq!(Proxy::resolve(&p)?, "hi");
+    ///
+    /// let gone: Proxy<String> = store.proxy_from_key(borrowstore::Key::random());
+    /// assert!(matches!(Proxy::resolve(&gone), Err(Error::KeyNotFound { .. })));
+    /// # Ok(()) }
+    /// ```
     pub fn resolve(this: &Self) -> Result<&T> {
         Proxy::shared(this).map(|a| &**a)
     }
 
-    /// The shared value (`Arc<T>`), resolving it if needed.
+    /// The shared value (`Arc<T>`), resolving it if needed: the same `Arc`
+    /// for every reader of the object in this process. It may outlive the
+    /// proxy.
+    ///
+    /// # Errors
+    ///
+    /// As [`Proxy::resolve`].
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use borrowstore::{Proxy, Store};
+    /// # fn main() -> Result<(), borrowstore::Error> {
+    /// let store = Store::memory("doc-proxy-shared");
+    /// let p = store.proxy(vec![0u8; 1024])?;
+    /// let q: Proxy<Vec<u8>> = store.proxy_from_key(*Proxy::key(&p));
+    /// assert!(Arc::ptr_eq(Proxy::shared(&p)?, Proxy::shared(&q)?));
+    /// # Ok(()) }
+    /// ```
     pub fn shared(this: &Self) -> Result<&Arc<T>> {
         if let Some(v) = this.value.get() {
             return Ok(v);
@@ -144,32 +179,114 @@ impl<T: Storable> Proxy<T> {
     }
 
     /// Whether the value is already resolved in this proxy.
+    ///
+    /// ```
+    /// use borrowstore::{Proxy, Store};
+    /// # fn main() -> Result<(), borrowstore::Error> {
+    /// let store = Store::memory("doc-proxy-is-resolved");
+    /// let p = store.proxy(1u8)?;
+    /// assert!(Proxy::is_resolved(&p));                   // made with its value
+    /// let q: Proxy<u8> = store.proxy_from_key(*Proxy::key(&p));
+    /// assert!(!Proxy::is_resolved(&q));                  // lazy
+    /// assert_eq!(*q, 1);
+    /// assert!(Proxy::is_resolved(&q));
+    /// # Ok(()) }
+    /// ```
     pub fn is_resolved(this: &Self) -> bool {
         this.value.get().is_some()
     }
 
-    /// Whether the first resolve evicts the object.
+    /// Whether the first resolve evicts the object (made by
+    /// [`Store::ephemeral_proxy`]).
+    ///
+    /// ```
+    /// use borrowstore::{Proxy, Store};
+    /// # fn main() -> Result<(), borrowstore::Error> {
+    /// let store = Store::memory("doc-proxy-is-ephemeral");
+    /// assert!(Proxy::is_ephemeral(&store.ephemeral_proxy(1u8)?));
+    /// assert!(!Proxy::is_ephemeral(&store.proxy(1u8)?));
+    /// # Ok(()) }
+    /// ```
     pub fn is_ephemeral(this: &Self) -> bool {
         this.ephemeral
     }
 
-    /// The object's key.
+    /// The object's key. An associated function, so call it as
+    /// `Proxy::key(&p)`: a method would hide a `key` method of `T`.
+    ///
+    /// ```
+    /// use borrowstore::{Proxy, Store};
+    /// # fn main() -> Result<(), borrowstore::Error> {
+    /// let store = Store::memory("doc-proxy-key");
+    /// let p = store.proxy(5u32)?;
+    /// let key = *Proxy::key(&p);
+    /// assert_eq!(store.get::<u32>(&key)?, Some(5));
+    /// # Ok(()) }
+    /// ```
     pub fn key(this: &Self) -> &Key {
         &this.key
     }
 
     /// The object's store.
+    ///
+    /// ```
+    /// use borrowstore::{Proxy, Store};
+    /// # fn main() -> Result<(), borrowstore::Error> {
+    /// let store = Store::memory("doc-proxy-store");
+    /// let p = store.proxy(5u32)?;
+    /// assert!(Proxy::store(&p).same_store(&store));
+    /// # Ok(()) }
+    /// ```
     pub fn store(this: &Self) -> &Store {
         &this.store
     }
 
-    /// The proxy's wire form (store config and key; never the value).
+    /// The proxy's wire form (store config and key; never the value), the
+    /// same bytes as serializing it with postcard.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Encode`] only if serialization fails.
+    ///
+    /// ```
+    /// use borrowstore::{Proxy, Store};
+    /// # fn main() -> Result<(), borrowstore::Error> {
+    /// let store = Store::memory("doc-proxy-to-bytes");
+    /// let p = store.proxy(vec![0u8; 1 << 16])?;
+    /// let bytes = Proxy::to_bytes(&p)?;
+    /// assert!(bytes.len() < 200);                        // the key, not the 64 KiB value
+    /// # Ok(()) }
+    /// ```
     pub fn to_bytes(this: &Self) -> Result<Vec<u8>> {
         postcard::to_allocvec(this).map_err(Error::encode)
     }
 
-    /// A proxy from its wire form; malformed bytes are [`Error::Malformed`],
-    /// a proxy of another type [`Error::TypeMismatch`] naming that type.
+    /// A proxy from its wire form, in this or another process: it finds
+    /// its store in the registry, or opens it from the store config it
+    /// carries if this process's [`trust`](crate::trust) policy allows
+    /// that URL ([`Store::from_config`]). Nothing is read until it
+    /// resolves.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Malformed`] for bytes that are not a proxy,
+    /// [`Error::TypeMismatch`] (naming the type) for a proxy of another
+    /// type, and [`Store::from_config`]'s errors for its store:
+    /// [`Error::Untrusted`], [`Error::LocalStore`] (another process's
+    /// memory store), [`Error::TooManyStores`], [`Error::InvalidUrl`].
+    ///
+    /// ```
+    /// use borrowstore::{Error, Proxy, Store};
+    /// # fn main() -> Result<(), Error> {
+    /// let store = Store::memory("doc-proxy-from-bytes");
+    /// let bytes = Proxy::to_bytes(&store.proxy(vec![1u64, 2])?)?;
+    /// let p = Proxy::<Vec<u64>>::from_bytes(&bytes)?;
+    /// assert_eq!(*p, vec![1, 2]);
+    ///
+    /// assert!(matches!(Proxy::<String>::from_bytes(&bytes), Err(Error::TypeMismatch { .. })));
+    /// assert!(matches!(Proxy::<u8>::from_bytes(b"junk"), Err(Error::Malformed { .. })));
+    /// # Ok(()) }
+    /// ```
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
         let wire: Wire = postcard::from_bytes(bytes).map_err(|e| Error::malformed("proxy", e))?;
         wire.into_proxy()
@@ -263,6 +380,28 @@ impl Store {
     ///
     /// While a liveness scope is open on this thread, the new object is
     /// managed by it.
+    ///
+    /// The object has no owner: it persists until it is evicted
+    /// ([`Store::evict`]), or until the owners it gets later let it go
+    /// ([`into_owned`](crate::into_owned), a scope that manages it, a
+    /// lifetime that holds it).
+    ///
+    /// # Errors
+    ///
+    /// As [`Store::put`]: [`Error::Encode`], [`Error::TooLarge`] (file and
+    /// Redis stores encode every value), [`Error::Connector`].
+    ///
+    /// ```
+    /// use borrowstore::{Proxy, Store};
+    /// # fn main() -> Result<(), borrowstore::Error> {
+    /// let store = Store::memory("doc-store-proxy");
+    /// let p: Proxy<Vec<u64>> = store.proxy(vec![1, 2, 3])?;
+    /// assert_eq!(p.iter().sum::<u64>(), 6);              // Deref: no copy, no decode
+    /// let key = *Proxy::key(&p);
+    /// drop(p);                                           // a proxy owns nothing
+    /// assert!(store.exists(&key)?);
+    /// # Ok(()) }
+    /// ```
     pub fn proxy<T: Storable>(&self, value: T) -> Result<Proxy<T>> {
         let value = Arc::new(value);
         let key = Key::random();
@@ -296,7 +435,18 @@ impl Store {
         Ok(Proxy::new(self.clone(), key, true, None))
     }
 
-    /// A proxy of the object under `key`; nothing is checked until it resolves.
+    /// A proxy of the object under `key`; nothing is checked until it
+    /// resolves (then: [`Error::KeyNotFound`], [`Error::TypeMismatch`]).
+    ///
+    /// ```
+    /// use borrowstore::{Proxy, Store};
+    /// # fn main() -> Result<(), borrowstore::Error> {
+    /// let store = Store::memory("doc-proxy-from-key");
+    /// let key = store.put(&"stored".to_owned())?;
+    /// let p: Proxy<String> = store.proxy_from_key(key);
+    /// assert_eq!(p.as_str(), "stored");
+    /// # Ok(()) }
+    /// ```
     pub fn proxy_from_key<T: Storable>(&self, key: Key) -> Proxy<T> {
         Proxy::new(self.clone(), key, false, None)
     }
@@ -307,6 +457,23 @@ impl Store {
     /// While a liveness scope is open on this thread, the new object is
     /// managed by it too: the first resolve still evicts it, and if nothing
     /// resolves it, releasing the scope does.
+    ///
+    /// # Errors
+    ///
+    /// As [`Store::put`].
+    ///
+    /// ```
+    /// use borrowstore::{Error, Proxy, Store};
+    /// # fn main() -> Result<(), Error> {
+    /// let store = Store::memory("doc-ephemeral-proxy");
+    /// let once = store.ephemeral_proxy(vec![7u8])?;
+    /// let bytes = Proxy::to_bytes(&once)?;               // sent to a worker …
+    /// let there = Proxy::<Vec<u8>>::from_bytes(&bytes)?;
+    /// assert_eq!(*there, vec![7]);                       // … whose resolve evicts it
+    /// assert!(!store.exists(Proxy::key(&once))?);
+    /// assert!(matches!(Proxy::resolve(&once), Err(Error::KeyNotFound { .. })));
+    /// # Ok(()) }
+    /// ```
     pub fn ephemeral_proxy<T: Storable>(&self, value: T) -> Result<Proxy<T>> {
         let key = Key::random();
         self.insert_managed(key, self.value_of(Arc::new(value))?)?;

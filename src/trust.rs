@@ -152,6 +152,16 @@ pub fn disallow(pattern: &str) -> bool {
 /// Withdraws every pattern: back to the default, where bytes reach only the
 /// stores registered in this process. (The bound set by
 /// [`set_max_stores`] stays.)
+///
+/// ```standalone_crate
+/// # fn main() -> Result<(), borrowstore::Error> {
+/// borrowstore::trust::allow("file:///srv/a/*")?;
+/// borrowstore::trust::allow("redis://cache:6379/*")?;
+/// borrowstore::trust::clear();
+/// assert!(borrowstore::trust::allowed().is_empty());
+/// assert!(!borrowstore::trust::is_allowed("file:///srv/a/jobs"));
+/// # Ok(()) }
+/// ```
 pub fn clear() {
     PATTERNS
         .write()
@@ -160,6 +170,15 @@ pub fn clear() {
 }
 
 /// The patterns allowed now, in the order they were allowed.
+///
+/// ```standalone_crate
+/// # fn main() -> Result<(), borrowstore::Error> {
+/// borrowstore::trust::allow("file:///srv/first/*")?;
+/// borrowstore::trust::allow("file:///srv/second")?;
+/// borrowstore::trust::allow("file:///srv/first/*")?;      // once is enough
+/// assert_eq!(borrowstore::trust::allowed(), ["file:///srv/first/*", "file:///srv/second"]);
+/// # Ok(()) }
+/// ```
 pub fn allowed() -> Vec<String> {
     PATTERNS
         .read()
@@ -169,6 +188,17 @@ pub fn allowed() -> Vec<String> {
 
 /// Whether a pattern allowed now matches `url`. (Stores registered in this
 /// process are trusted whatever this says.)
+///
+/// ```
+/// # fn main() -> Result<(), borrowstore::Error> {
+/// use borrowstore::trust;
+/// trust::allow("file:///srv/doc-is-allowed/*")?;
+/// assert!(trust::is_allowed("file:///srv/doc-is-allowed/jobs"));
+/// assert!(!trust::is_allowed("file:///srv/doc-is-allowed/jobs?lease_ms=1")); // settings need a `?*`
+/// assert!(!trust::is_allowed("file:///srv/doc-is-allowed-not/jobs"));
+/// # trust::disallow("file:///srv/doc-is-allowed/*");
+/// # Ok(()) }
+/// ```
 pub fn is_allowed(url: &str) -> bool {
     PATTERNS
         .read()
@@ -192,12 +222,30 @@ pub fn set_max_stores(limit: usize) {
 }
 
 /// How many stores may be open at once for arriving bytes.
+///
+/// ```standalone_crate
+/// use borrowstore::trust;
+/// assert_eq!(trust::max_stores(), trust::DEFAULT_MAX_STORES);
+/// trust::set_max_stores(2);
+/// assert_eq!(trust::max_stores(), 2);
+/// ```
 pub fn max_stores() -> usize {
     MAX_STORES.load(Ordering::SeqCst)
 }
 
 /// How many stores are open now because bytes arrived (registered stores
 /// are not counted).
+///
+/// ```standalone_crate
+/// use borrowstore::{Proxy, Store, trust};
+/// # fn main() -> Result<(), borrowstore::Error> {
+/// let store = Store::memory("doc-open-stores");
+/// let bytes = Proxy::to_bytes(&store.proxy(1u8)?)?;
+/// let p = Proxy::<u8>::from_bytes(&bytes)?;              // its store is registered here
+/// assert_eq!(*p, 1);
+/// assert_eq!(trust::open_stores(), 0);                   // so nothing was opened for it
+/// # Ok(()) }
+/// ```
 pub fn open_stores() -> usize {
     OPEN.load(Ordering::SeqCst)
 }

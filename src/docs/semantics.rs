@@ -5,21 +5,403 @@
 //! atomically, so they hold between tasks, threads and — with a shared
 //! connector — processes and machines.
 //!
-//! | # | rule | what you see |
-//! |---|---|---|
-//! | 1 | Many readers or one writer. | [`borrow`](crate::borrow) fails with [`Error::AlreadyMutablyBorrowed`](crate::Error::AlreadyMutablyBorrowed) while a writer exists; [`mut_borrow`](crate::mut_borrow) fails with [`Error::AlreadyBorrowed`](crate::Error::AlreadyBorrowed) while any reader or writer exists. |
-//! | 2 | One model of ownership. | An object's owners are its [`OwnedProxy`](crate::OwnedProxy) and its holders (scopes and lifetimes). It is evicted exactly when it has had an owner, has none left, and has no borrow. Objects stored without an owner ([`Store::put`](crate::Store::put), [`Store::proxy`](crate::Store::proxy)) persist until evicted explicitly or by an ephemeral resolve. |
-//! | 3 | References are always valid. | Dropping the owner while borrows exist defers eviction to the end of the last borrow. `Drop` never panics and never blocks on the network. [`Store::evict`](crate::Store::evict) refuses while the object is borrowed. |
-//! | 4 | Immutable borrows are immutable. | [`RefProxy`](crate::RefProxy) gives `&T` only; readers in one process share one `Arc<T>`. [`RefMutProxy`](crate::RefMutProxy) changes a private copy, published by [`update`](crate::update) or, if changed and dropped normally, on drop — without blocking `Drop`: queued ahead of its own release where releases are queued, a failure reported by the next [`Store::flush`](crate::Store::flush). Dropped while its thread panics it publishes nothing; [`RefMutProxy::discard`](crate::RefMutProxy::discard) drops it without publishing. An owner may change a local copy; `update(&mut owner)` publishes it and is refused while borrowed. |
-//! | 5 | Borrows have ids. | Every claim carries a [`ClaimId`](crate::ClaimId); connectors that can retry keep a [`Ledger`](crate::state::Ledger), where releasing an id twice releases it once. |
-//! | 6 | Moves across processes are explicit and exactly-once. | [`OwnedProxy::into_ticket`](crate::OwnedProxy::into_ticket) and [`RefProxy::into_ticket`](crate::RefProxy::into_ticket) return serializable tickets with a 128-bit random id; redeeming the same ticket twice is [`Error::TicketRedeemed`](crate::Error::TicketRedeemed). Owners and borrows are not `Serialize`. |
-//! | 8 | Ordered, non-blocking release. | Releases never block; [`Store::flush`](crate::Store::flush) waits until every release this process queued is applied (immediate for the memory store), and reports a dropped writer's publish that failed. |
-//! | 9 | Bad input gets a clear error. | Missing key, wrong type, damaged blob, malformed proxy or ticket bytes, invalid key, invalid URL, oversized value: each an [`Error`](crate::Error) variant, never a panic, and nothing stored is lost. A failed file-store operation names the store, the operation and the path. |
-//! | 10 | Waiting, never polling. | [`borrow_async`](crate::borrow_async) / [`mut_borrow_async`](crate::mut_borrow_async) wait instead of failing, and are woken by the release that frees them; [`borrow_timeout`](crate::borrow_timeout) / [`mut_borrow_timeout`](crate::mut_borrow_timeout) fail with [`Error::Timeout`](crate::Error::Timeout). A waiting writer is not starved by this process's waiting readers. Every operation that can touch the disk or the network has an `_async` form that never blocks the thread polling it; each documents its cancel safety. See "Waiting, and async code" below. |
-//! | 11 | Scopes. | An open [`LivenessScope`](crate::LivenessScope) manages what is created on its thread; [`preserve`](crate::LivenessScope::preserve) hands an object to the enclosing scope. With no enclosing scope it hands it on as an object without an owner: the scope gives back all its references on it, and the owners the object still has (its `OwnedProxy`, another scope, a lifetime) keep it by rule 2 — it is evicted when the last of them lets go and its last borrow ends; if the scope was its only owner, it becomes plain, as if stored by [`Store::put`](crate::Store::put), and persists until evicted. Decided store-side in one transition ([`Op::Disown`](crate::state::Op::Disown)). |
+//! The twelve rules below are the normative ones of the design. Under each:
+//! what you see when you use the crate, and — under **Not yet** — where
+//! the implementation does not meet the rule today. Code should rely on
+//! what is described, not on the rule where the two differ.
 //!
-//! Rule 7 (leases that reclaim the claims of a dead process) applies to
-//! multi-process connectors.
+//! | # | rule | holds today |
+//! |---|---|---|
+//! | 1 | [Many readers or one writer](#1-many-readers-or-one-writer) | yes |
+//! | 2 | [One model of ownership](#2-one-model-of-ownership) | yes |
+//! | 3 | [References are always valid](#3-references-are-always-valid) | yes; on the file store a release is applied inside its `Drop` (file I/O, no network) |
+//! | 4 | [Immutable borrows are immutable](#4-immutable-borrows-are-immutable) | yes |
+//! | 5 | [Borrows have ids](#5-borrows-have-ids) | yes |
+//! | 6 | [Moves across processes are explicit and exactly-once](#6-moves-across-processes-are-explicit-and-exactly-once) | yes |
+//! | 7 | [Leases](#7-leases) | partly: leases per claim, not per process |
+//! | 8 | [Ordered, non-blocking release](#8-ordered-non-blocking-release) | Redis and memory yes; the file store releases inline |
+//! | 9 | [Bad input gets a clear error](#9-bad-input-gets-a-clear-error) | yes |
+//! | 10 | [Waiting, never polling](#10-waiting-never-polling) | yes; other processes' releases on the file store are seen by a bounded re-check |
+//! | 11 | [Scopes](#11-scopes) | yes |
+//! | 12 | [Observable](#12-observable) | partly: counts only |
+//!
+//! ## 1. Many readers or one writer
+//!
+//! *Decided store-side. `borrow` fails with `Error::AlreadyMutablyBorrowed`
+//! while a writer exists; `mut_borrow` fails with `Error::AlreadyBorrowed`
+//! while any reader or writer exists.*
+//!
+//! [`borrow`](crate::borrow) and [`mut_borrow`](crate::mut_borrow) are one
+//! atomic transition on the object's state: a compare-and-swap on the
+//! memory store, a ledger rewrite under a file lock on the file store, one
+//! script on Redis. A refusal names what holds the object
+//! ([`Borrows`](crate::Borrows): `cannot mut_borrow object …: 3 readers
+//! hold it`), and after a refusal nothing is held.
+//!
+//! ```
+//! use borrowstore::{Error, Store, borrow, mut_borrow};
+//! # fn main() -> Result<(), Error> {
+//! let store = Store::memory("doc-rule-1");
+//! let owner = store.owned_proxy(1u8)?;
+//! let r = borrow(&owner)?;
+//! let refused = mut_borrow(&owner).unwrap_err();
+//! assert!(refused.to_string().ends_with("1 reader holds it"), "{refused}");
+//! drop(r);
+//! let w = mut_borrow(&owner)?;
+//! assert!(matches!(borrow(&owner), Err(Error::AlreadyMutablyBorrowed { .. })));
+//! # drop(w); Ok(()) }
+//! ```
+//!
+//! `borrow` and `mut_borrow` never wait; the waiting forms
+//! ([`borrow_async`](crate::borrow_async), [`mut_borrow_async`](crate::mut_borrow_async),
+//! [`borrow_timeout`](crate::borrow_timeout), [`mut_borrow_timeout`](crate::mut_borrow_timeout))
+//! are those of rule 10.
+//!
+//! ## 2. One model of ownership
+//!
+//! *An object's owners are its `OwnedProxy`, every scope that manages it,
+//! every lifetime that holds it. It is evicted exactly when it has had an
+//! owner, has none left, and has no borrow. Objects put without any owner
+//! persist until evicted explicitly or by an ephemeral resolve.*
+//!
+//! Store-side there is one owner claim (the [`OwnedProxy`](crate::OwnedProxy),
+//! or an [`OwnerTicket`](crate::OwnerTicket) in flight) and any number of
+//! *holder* claims (one per reference of a [`LivenessScope`](crate::LivenessScope),
+//! one per lifetime), counted together, in every process.
+//! [`ObjectInfo::plain`](crate::ObjectInfo::plain) says whether an object
+//! never had an owner: such objects ([`Store::put`](crate::Store::put),
+//! [`Store::proxy`](crate::Store::proxy)) persist until
+//! [`Store::evict`](crate::Store::evict) or the resolve of an
+//! [ephemeral proxy](crate::Store::ephemeral_proxy). Giving one an owner
+//! later ([`into_owned`](crate::into_owned), `scope.manage`, a lifetime's
+//! `add_key`) makes it an owned object from then on.
+//!
+//! ```
+//! use borrowstore::{ContextLifetime, Lifetime, LivenessScope, OwnedProxy, Store};
+//! # fn main() -> Result<(), borrowstore::Error> {
+//! let store = Store::memory("doc-rule-2");
+//! let owner = store.owned_proxy(1u8)?;
+//! let key = *OwnedProxy::key(&owner);
+//! let (scope, lt) = (LivenessScope::new(), ContextLifetime::new(&store));
+//! scope.manage(&owner)?;
+//! lt.add_proxy(&owner)?;
+//! assert_eq!(store.inspect(&key)?.unwrap().owners, 3);
+//! drop(owner);
+//! scope.release()?;
+//! assert!(store.exists(&key)?);                          // the lifetime still owns it
+//! lt.close()?;
+//! assert!(!store.exists(&key)?);                         // the last owner is gone
+//! # Ok(()) }
+//! ```
+//!
+//! ## 3. References are always valid
+//!
+//! *Dropping an `OwnedProxy` (or releasing a scope, closing a lifetime)
+//! while borrows exist defers eviction to the end of the last borrow. `Drop`
+//! never panics and never blocks on the network. Explicit `store.evict(key)`
+//! refuses while the object is borrowed.*
+//!
+//! All of this holds: the last release of any kind evicts, and
+//! [`Store::evict`](crate::Store::evict) is refused with
+//! [`Error::AlreadyBorrowed`](crate::Error::AlreadyBorrowed) while a borrow
+//! exists. No `Drop` of the crate panics; on Redis the releases of owners,
+//! borrows, scopes and lifetimes are queued, not sent from `Drop` (rule 8).
+//! (`Deref` on a handle whose value cannot be read does panic, with the key,
+//! the store and the cause; the `resolve` functions return the error.)
+//!
+//! A [`RefMutProxy`](crate::RefMutProxy) dropped with unpublished changes
+//! queues its publish ahead of its release on Redis (rule 4); nothing in a
+//! `Drop` waits for the network.
+//!
+//! **Not yet:** on the file store every release (and a dropped writer's
+//! publish) is applied inside the `Drop` that makes it, as file I/O under
+//! the object's shard lock — not network I/O, but it can wait for another
+//! process that holds that lock (see rule 8).
+//!
+//! ## 4. Immutable borrows are immutable
+//!
+//! *`RefProxy<T>` gives `&T` only; decoded values are shared as `Arc<T>`.
+//! Mutation goes through `RefMutProxy<T>` (`DerefMut`), published by
+//! `update()` or, if it was changed, when it is dropped; other processes see
+//! the new version on their next resolve. `OwnedProxy<T>` may be changed
+//! locally (copy-on-write); `update(&mut owner)` publishes and fails with
+//! `Error::AlreadyBorrowed` while borrowed. A `RefMutProxy` dropped normally
+//! with unpublished changes publishes them through the store's ordered
+//! queue, ahead of its own release, without blocking `Drop`; a failure is
+//! returned by the next `flush()`. Dropped while its thread panics, it
+//! discards them. `RefMutProxy::discard` drops without publishing.*
+//!
+//! [`RefProxy`](crate::RefProxy) implements `Deref` only, and
+//! `update(&mut ref_proxy)` does not compile. Every reader of an object in
+//! one process shares one `Arc<T>` (decoded once per version on the file
+//! and Redis stores; never encoded on the memory store). The first
+//! `DerefMut` of a [`RefMutProxy`](crate::RefMutProxy) or an owner copies
+//! the value with `Clone` (see "Copy-on-write" below);
+//! [`update`](crate::update) publishes, and is refused on an owner while
+//! the object is borrowed.
+//!
+//! A `RefMutProxy` dropped normally with unpublished changes publishes
+//! them without blocking `Drop` (on Redis queued with the store's ordered
+//! releases, ahead of its own release); a failure is logged and returned
+//! by the next [`Store::flush`](crate::Store::flush) /
+//! [`flush_async`](crate::Store::flush_async). Dropped while its thread
+//! panics it publishes nothing: the object keeps its last published
+//! version. [`RefMutProxy::discard`](crate::RefMutProxy::discard) drops it
+//! without publishing. Prefer [`update`](crate::update), which returns its
+//! error and keeps the changes on failure.
+//!
+//! ## 5. Borrows have ids
+//!
+//! *Release by id is idempotent, so a retried script after a reconnect
+//! cannot release twice.*
+//!
+//! Every claim — owner, reader, writer, holder — carries a
+//! [`ClaimId`](crate::ClaimId). The file store keeps the ids in each
+//! object's [`Ledger`](crate::state::Ledger), where releasing an id twice
+//! releases it once; the Redis scripts key readers and holders by id and
+//! check the owner's and writer's id, and are idempotent by id (or by a
+//! token, for puts, publishes, takes and redeems), so the I/O thread can
+//! resend queued releases after a reconnect. The memory store counts
+//! readers and holders in one atomic word without ids: it never retries,
+//! and each handle gives its claim back exactly once.
+//!
+//! ## 6. Moves across processes are explicit and exactly-once
+//!
+//! *`OwnedProxy::into_ticket(self)` / `RefProxy::into_ticket(self)` return
+//! a serializable ticket (128-bit random id); redeeming it in another
+//! process yields the handle; redeeming the same bytes twice is
+//! `Error::TicketRedeemed`. A never-redeemed ticket expires with its
+//! lease.*
+//!
+//! [`OwnedProxy::into_ticket`](crate::OwnedProxy::into_ticket) and
+//! [`RefProxy::into_ticket`](crate::RefProxy::into_ticket) hand the claim to
+//! the ticket store-side; [`OwnerTicket::redeem`](crate::OwnerTicket::redeem)
+//! and [`BorrowTicket::redeem`](crate::BorrowTicket::redeem) take it,
+//! exactly once; a second redeem, or a redeem after
+//! [`cancel`](crate::OwnerTicket::cancel), is
+//! [`Error::TicketRedeemed`](crate::Error::TicketRedeemed). Bytes read as
+//! the wrong type or kind of ticket are refused without consuming
+//! anything. Owners and borrows are not `Serialize` (a compile error, not
+//! a second owner); a [`Proxy`](crate::Proxy) is, and owns nothing.
+//!
+//! On the file and Redis stores the issuing process stops renewing a
+//! ticket's claim, so a ticket that is never redeemed expires with the
+//! lease (rule 7) — and one that travels longer than the lease expires on
+//! the way. A memory store's ticket never expires (there are no leases in
+//! one process): cancel a ticket you will not redeem, or its claim stays
+//! held for the life of the process. (A memory store's ticket or proxy
+//! that reaches another process is refused there with
+//! [`Error::LocalStore`](crate::Error::LocalStore).) A ticket or proxy
+//! reaches its store only if the receiving process has that store
+//! registered, or allows its URL ([`trust`](crate::trust)).
+//!
+//! ```
+//! use borrowstore::{Error, OwnedProxy, OwnerTicket, Store};
+//! # fn main() -> Result<(), Error> {
+//! let store = Store::memory("doc-rule-6");
+//! let bytes = OwnedProxy::into_ticket(store.owned_proxy(1u8)?)?.to_bytes()?;
+//! let owner = OwnerTicket::<u8>::from_bytes(&bytes)?.redeem()?;
+//! let again = OwnerTicket::<u8>::from_bytes(&bytes)?.redeem();
+//! assert!(matches!(again, Err(Error::TicketRedeemed { .. })));
+//! # drop(owner); Ok(()) }
+//! ```
+//!
+//! ## 7. Leases
+//!
+//! *(File and Redis connectors.) A lease belongs to a process, not to a
+//! claim: each process renews one liveness record in the background (cost
+//! independent of how many claims it holds), and its claims name it. When a
+//! process dies, its record expires (default 30 s, configurable; on the
+//! file store the death is seen at once through the process's lock file)
+//! and its claims are reclaimed as if the handles had been dropped — no
+//! leaked object, no object stuck borrowed forever, and never a claim of a
+//! live process. Deadlines are set and compared on the store's clock (Redis
+//! `TIME`), never a client's; a stalled server gives live processes a
+//! renewal window before anything is reaped.*
+//!
+//! What is done: every claim a process holds on a file or Redis store —
+//! owners, borrows, scope and lifetime holders, tickets in flight — has a
+//! lease deadline, `lease_ms` after its last renewal (default 30 000 ms;
+//! the `lease_ms` parameter of [`Store::open`](crate::Store::open)'s
+//! `file://` and `redis://` URLs). A background thread per store renews the
+//! claims of this process every third of the lease. A process that dies —
+//! even by `SIGKILL` — renews nothing, and once its deadlines pass its
+//! claims are reclaimed as if its handles had been dropped: by the next
+//! operation on the object, or by the reap pass every lease. Nothing is
+//! leaked and nothing stays borrowed. The memory store has no leases: its
+//! claims die with the process that holds them.
+//!
+//! **Not yet:**
+//!
+//! - **Leases are per claim, not per process.** There is no liveness record
+//!   per process: the renewer renews every claim it holds, one request per
+//!   object each period, so its cost grows with the number of objects a
+//!   process holds claims on.
+//! - **The file store's crash detection waits for the lease.** There is no
+//!   per-process lock file: a killed process's claims stay until their
+//!   deadlines pass — up to a lease after its death (30 s by default) —
+//!   and are then reclaimed by the next operation on the object or by a
+//!   live process's reap pass (every lease), not at once.
+//! - **Redis deadlines come from the client's clock.** A claim's deadline
+//!   is computed by the process that holds it (its clock plus the lease)
+//!   and compared with the server's `TIME` in the script. A client whose
+//!   clock runs behind the server's by more than the lease has its claims
+//!   reaped while it is alive; one whose clock runs ahead keeps dead claims
+//!   longer.
+//! - **No renewal window after a stall.** A Redis server that was stopped
+//!   (or unreachable) for about a lease or longer reaps, as soon as it runs
+//!   requests again, every claim whose deadline passed meanwhile — those of
+//!   live processes too, whose renewals it could not receive. A live
+//!   process that cannot renew for longer than the lease (cut off from the
+//!   server, or stopped) loses its claims the same way; its renewer logs
+//!   `lease lost`, a writer whose claim was reclaimed is refused when it
+//!   publishes ([`Error::ClaimLost`](crate::Error::ClaimLost)), and a
+//!   reader keeps the snapshot it resolved.
+//!
+//! ([`LeaseLifetime`](crate::LeaseLifetime) is something else: a lifetime
+//! timed in its own process, whose holder claims are leased like every
+//! other claim.)
+//!
+//! ## 8. Ordered, non-blocking release
+//!
+//! *Network releases are queued per store and applied in order by the
+//! connector's own I/O task; `store.flush()` waits for them; `submit` waits
+//! for them before it reports completion.*
+//!
+//! On Redis a release is queued to the connector's I/O thread without
+//! waiting, and goes out in the same pipeline as the next request (or
+//! alone after a millisecond). Requests are applied in the order this
+//! process made them, so its releases land before its later requests.
+//! Releases that fail (the server is down) stay queued and are sent again.
+//! [`Store::flush`](crate::Store::flush) (and
+//! [`flush_async`](crate::Store::flush_async)) waits until every queued
+//! release has been applied; [`submit`](fn@crate::submit) and
+//! [`submit_blocking`](crate::submit_blocking) wait for the releases of
+//! the task's borrows before its handle resolves, and
+//! [`LivenessScope::release`](crate::LivenessScope::release) and the
+//! lifetimes' `close` wait for theirs. On the memory store a release is one
+//! atomic operation and `flush` returns at once.
+//!
+//! **Not yet:** the file store does not queue: each release is applied
+//! inside the call that makes it (a `Drop`), as a ledger rewrite under the
+//! object's shard lock, and so waits while another process holds that
+//! lock. `flush` returns at once there, since nothing is pending.
+//!
+//! ## 9. Bad input gets a clear error
+//!
+//! *`Error` is `#[non_exhaustive]` (thiserror); never a panic and never lost
+//! data: missing key, wrong type, damaged blob, malformed proxy or ticket
+//! bytes, unreachable store, invalid key (path traversal in the file
+//! store), oversized value.*
+//!
+//! Each is an [`Error`](crate::Error) variant:
+//! [`KeyNotFound`](crate::Error::KeyNotFound),
+//! [`TypeMismatch`](crate::Error::TypeMismatch) (naming the stored type),
+//! [`Decode`](crate::Error::Decode), [`Malformed`](crate::Error::Malformed),
+//! [`Connector`](crate::Error::Connector) (within the store's timeout on
+//! Redis; naming the operation and the path on the file store),
+//! [`InvalidKey`](crate::Error::InvalidKey) (keys are 128-bit numbers, so a
+//! key text can never name a path), [`InvalidUrl`](crate::Error::InvalidUrl),
+//! [`TooLarge`](crate::Error::TooLarge); proxy and ticket bytes that name
+//! a store this process does not trust are [`Untrusted`](crate::Error::Untrusted)
+//! (see [`trust`](crate::trust)), and those of another process's memory
+//! store [`LocalStore`](crate::Error::LocalStore). A failed operation leaves the
+//! store as it was; a failed [`update`](crate::update) keeps the local
+//! changes; a dropped writer's failed publish is reported by the next
+//! `flush` (rule 4).
+//!
+//! ```
+//! use borrowstore::{Error, Key, Proxy, Store};
+//! # fn main() -> Result<(), Error> {
+//! let store = Store::memory("doc-rule-9");
+//! let key = store.put(&vec![1u64])?;
+//! assert!(matches!(store.get::<String>(&key), Err(Error::TypeMismatch { .. })));
+//! assert!(matches!("../etc/passwd".parse::<Key>(), Err(Error::InvalidKey { .. })));
+//! assert!(matches!(Proxy::<u8>::from_bytes(&[0xff; 3]), Err(Error::Malformed { .. })));
+//! assert!(matches!(Store::open("memory://"), Err(Error::InvalidUrl { .. })));
+//! # Ok(()) }
+//! ```
+//!
+//! ## 10. Waiting, never polling
+//!
+//! *`borrow_async` / `mut_borrow_async` wait for the borrow to become
+//! possible and are woken by the release that frees it; `borrow_timeout` /
+//! `mut_borrow_timeout` for threads fail with `Error::Timeout`. A waiting
+//! writer is not starved by arriving readers. Every operation that can
+//! touch the network or the disk has an `_async` form that never blocks an
+//! executor thread; each documents its cancel safety.*
+//!
+//! All of this holds; "Waiting, and async code" below says who wakes a
+//! waiter on each store, how writers are kept from starving, and what
+//! dropping a pending future leaves.
+//!
+//! **Not yet:** on the file store the releases of *other* processes are
+//! not announced: a waiter sees them by re-checking (2 ms, doubling up to
+//! 64 ms), and readers of other processes do not queue behind this
+//! process's waiting writer.
+//!
+//! ## 11. Scopes
+//!
+//! *`preserve` hands the object to the enclosing scope; with no enclosing
+//! scope it hands it on as an object without an owner (it lives until
+//! evicted, or until the owners it still has let it go), as Deephaven's
+//! base scope does. A task `submit`ted while a scope is open runs inside
+//! that scope.*
+//!
+//! An open [`LivenessScope`](crate::LivenessScope) manages what is created
+//! on its thread (or, with [`open_async`](crate::LivenessScope::open_async),
+//! in its future); [`preserve`](crate::LivenessScope::preserve) hands an
+//! object to the enclosing scope. With no enclosing scope it hands it on as
+//! an object without an owner: the scope gives back all its references on
+//! it, and the owners the object still has (its `OwnedProxy`, another
+//! scope, a lifetime) keep it by rule 2 — it is evicted when the last of
+//! them lets go and its last borrow ends; if the scope was its only owner,
+//! it becomes plain, as if stored by [`Store::put`](crate::Store::put), and
+//! persists until evicted. Decided store-side in one transition
+//! ([`Op::Disown`](crate::state::Op::Disown)).
+//!
+//! [`submit`](fn@crate::submit) and [`submit_blocking`](crate::submit_blocking)
+//! carry the scopes open where they are called into the task, on whichever
+//! thread runs it. A bare `tokio::spawn` or `std::thread::spawn` does not:
+//! the scope stack belongs to a thread, and the executor knows nothing of
+//! it (see the [`submit`](mod@crate::submit) module docs).
+//!
+//! ```
+//! use borrowstore::{Error, Proxy, Store, liveness_scope};
+//! # fn main() -> Result<(), Error> {
+//! let store = Store::memory("doc-rule-11");
+//! let out = liveness_scope(|s| {
+//!     let tmp = store.proxy(vec![1u64, 2, 3])?;
+//!     let out = store.proxy(tmp.len())?;
+//!     s.preserve(&out)?;                                 // no enclosing scope: plain
+//!     Ok::<_, Error>(out)
+//! })??;
+//! assert_eq!(store.keys()?, vec![*Proxy::key(&out)]);    // `tmp` is gone
+//! assert!(store.inspect(Proxy::key(&out))?.unwrap().plain);
+//! # Ok(()) }
+//! ```
+//!
+//! ## 12. Observable
+//!
+//! *Every object records its type name, size and creation time; every
+//! claim its kind, holder process id and host, since, lease deadline and an
+//! optional label (the call site by default). `Store::snapshot()` /
+//! `Store::inspect(&key)` return them; the `borrowstore memory URL` command
+//! prints them for a file or Redis store; every store operation has a
+//! `tracing` span at `debug`; a `metrics` feature counts operations through
+//! the `metrics` facade.*
+//!
+//! What is there: [`Store::inspect`](crate::Store::inspect) returns an
+//! [`ObjectInfo`](crate::ObjectInfo) — the version and the counts (owners,
+//! holders, readers, whether a writer, whether plain), read store-side in
+//! one step — and [`Store::keys`](crate::Store::keys) lists every object,
+//! on every store. The lease renewer and the Redis I/O thread log `tracing`
+//! events when a lease is lost or a release fails.
+//!
+//! **Not yet:** the records themselves — no type name, size or creation
+//! time per object, no per-claim records (process, host, since, deadline,
+//! label); no `Store::snapshot`; no `borrowstore memory` command; no
+//! `tracing` spans per operation; no `metrics` feature.
 //!
 //! ## What a transition does
 //!
@@ -128,4 +510,7 @@
 //! ## Leaks
 //!
 //! `mem::forget` on a handle leaks its claim: the object stays owned or
-//! borrowed. That is never undefined behaviour; see `SAFETY.md`.
+//! borrowed. That is never undefined behaviour; see `SAFETY.md`. In a memory
+//! store the claim stays for the life of the process; on a file or Redis
+//! store this process keeps renewing it, and it expires with the lease once
+//! the process exits (rule 7).

@@ -88,18 +88,58 @@ impl<T: Storable> OwnedProxy<T> {
         }
     }
 
-    /// The object's key.
+    /// The object's key. An associated function (`OwnedProxy::key(&o)`), so
+    /// it never hides a method of `T`.
+    ///
+    /// ```
+    /// use borrowstore::{OwnedProxy, Store};
+    /// # fn main() -> Result<(), borrowstore::Error> {
+    /// let store = Store::memory("doc-owned-key");
+    /// let owner = store.owned_proxy(1u8)?;
+    /// let key = *OwnedProxy::key(&owner);
+    /// assert!(store.exists(&key)?);
+    /// drop(owner);
+    /// assert!(!store.exists(&key)?);
+    /// # Ok(()) }
+    /// ```
     pub fn key(this: &Self) -> &Key {
         &this.obj.key
     }
 
     /// The object's store.
+    ///
+    /// ```
+    /// use borrowstore::{OwnedProxy, Store};
+    /// # fn main() -> Result<(), borrowstore::Error> {
+    /// let store = Store::memory("doc-owned-store");
+    /// let owner = store.owned_proxy(1u8)?;
+    /// assert!(OwnedProxy::store(&owner).same_store(&store));
+    /// # Ok(()) }
+    /// ```
     pub fn store(this: &Self) -> &Store {
         &this.obj.store
     }
 
     /// The value as this owner shows it: its local changes, else its
-    /// snapshot of the stored value (resolved on first use).
+    /// snapshot of the stored value (resolved on first use). `Deref` is
+    /// this, panicking on the error.
+    ///
+    /// # Errors
+    ///
+    /// When the snapshot must be resolved: [`Error::KeyNotFound`] if the
+    /// object was evicted ([`Store::evict`]), [`Error::TypeMismatch`],
+    /// [`Error::Decode`], [`Error::Connector`].
+    ///
+    /// ```
+    /// use borrowstore::{OwnedProxy, Store};
+    /// # fn main() -> Result<(), borrowstore::Error> {
+    /// let store = Store::memory("doc-owned-resolve");
+    /// let mut owner = store.owned_proxy(vec![1u8])?;
+    /// assert_eq!(OwnedProxy::resolve(&owner)?, &vec![1]);
+    /// owner.push(2);                                     // local
+    /// assert_eq!(OwnedProxy::resolve(&owner)?, &vec![1, 2]);
+    /// # Ok(()) }
+    /// ```
     pub fn resolve(this: &Self) -> Result<&T> {
         match &this.local {
             Some(v) => Ok(v),
@@ -153,6 +193,25 @@ impl<T: Storable> OwnedProxy<T> {
 
     /// The current stored value (not the local changes), shared. Costs a
     /// version check; moves no value when the snapshot is current.
+    ///
+    /// # Errors
+    ///
+    /// As [`OwnedProxy::resolve`].
+    ///
+    /// ```
+    /// use borrowstore::{OwnedProxy, Store, mut_borrow, update};
+    /// # fn main() -> Result<(), borrowstore::Error> {
+    /// let store = Store::memory("doc-owned-latest");
+    /// let owner = store.owned_proxy(vec![1u8])?;
+    /// assert_eq!(*owner, vec![1]);                       // the snapshot
+    /// let mut w = mut_borrow(&owner)?;
+    /// w.push(2);
+    /// update(&mut w)?;
+    /// drop(w);
+    /// assert_eq!(*OwnedProxy::latest(&owner)?, vec![1, 2]);
+    /// assert_eq!(*owner, vec![1]);                       // still the old snapshot
+    /// # Ok(()) }
+    /// ```
     pub fn latest(this: &Self) -> Result<Arc<T>> {
         if let Some(s) = this.shared.get()
             && this.obj.is_current(s.version)?
@@ -164,6 +223,22 @@ impl<T: Storable> OwnedProxy<T> {
 
     /// Brings the snapshot up to the current stored version, and returns the
     /// value as the owner now shows it (local changes, if any, stay).
+    ///
+    /// # Errors
+    ///
+    /// As [`OwnedProxy::resolve`]; the old snapshot stays.
+    ///
+    /// ```
+    /// use borrowstore::{OwnedProxy, Store, mut_borrow};
+    /// # fn main() -> Result<(), borrowstore::Error> {
+    /// let store = Store::memory("doc-owned-refresh");
+    /// let mut owner = store.owned_proxy(String::from("v1"))?;
+    /// *mut_borrow(&owner)? = String::from("v2");         // published on drop
+    /// assert_eq!(*owner, "v1");
+    /// assert_eq!(OwnedProxy::refresh(&mut owner)?, "v2");
+    /// assert_eq!(*owner, "v2");
+    /// # Ok(()) }
+    /// ```
     pub fn refresh(this: &mut Self) -> Result<&T> {
         let current = match this.shared.get() {
             Some(s) if this.obj.is_current(s.version)? => None,
@@ -176,11 +251,35 @@ impl<T: Storable> OwnedProxy<T> {
     }
 
     /// Whether this owner has local changes that are not published.
+    ///
+    /// ```
+    /// use borrowstore::{OwnedProxy, Store, update};
+    /// # fn main() -> Result<(), borrowstore::Error> {
+    /// let store = Store::memory("doc-owned-is-modified");
+    /// let mut owner = store.owned_proxy(vec![1u8])?;
+    /// assert!(!OwnedProxy::is_modified(&owner));
+    /// owner.push(2);
+    /// assert!(OwnedProxy::is_modified(&owner));
+    /// update(&mut owner)?;
+    /// assert!(!OwnedProxy::is_modified(&owner));
+    /// # Ok(()) }
+    /// ```
     pub fn is_modified(this: &Self) -> bool {
         this.local.is_some()
     }
 
     /// Drops local changes, going back to the stored value.
+    ///
+    /// ```
+    /// use borrowstore::{OwnedProxy, Store};
+    /// # fn main() -> Result<(), borrowstore::Error> {
+    /// let store = Store::memory("doc-owned-discard");
+    /// let mut owner = store.owned_proxy(vec![1u8])?;
+    /// owner.push(2);
+    /// OwnedProxy::discard_changes(&mut owner);
+    /// assert_eq!(*owner, vec![1]);
+    /// # Ok(()) }
+    /// ```
     pub fn discard_changes(this: &mut Self) {
         this.local = None;
     }
@@ -298,6 +397,25 @@ impl Store {
     /// While a liveness scope is open on this thread, the object is managed
     /// by it too: it is evicted once the owner is dropped *and* the scope
     /// released (and its last borrow has ended).
+    ///
+    /// # Errors
+    ///
+    /// As [`Store::put`]: [`Error::Encode`] and [`Error::TooLarge`] where
+    /// values are encoded (file and Redis stores), [`Error::Connector`].
+    ///
+    /// ```
+    /// use borrowstore::{OwnedProxy, Store, borrow};
+    /// # fn main() -> Result<(), borrowstore::Error> {
+    /// let store = Store::memory("doc-owned-proxy");
+    /// let owner: OwnedProxy<Vec<u64>> = store.owned_proxy(vec![1, 2, 3])?;
+    /// let key = *OwnedProxy::key(&owner);
+    /// let info = store.inspect(&key)?.expect("stored");
+    /// assert_eq!((info.owners, info.owner), (1, true)); // the one owner
+    /// assert_eq!(borrow(&owner)?.len(), 3);
+    /// drop(owner);                                       // evicts it
+    /// assert!(!store.exists(&key)?);
+    /// # Ok(()) }
+    /// ```
     pub fn owned_proxy<T: Storable>(&self, value: T) -> Result<OwnedProxy<T>> {
         self.owned_from_arc(Arc::new(value))
     }
@@ -366,6 +484,33 @@ impl Store {
 /// owner is dropped. Refused with [`Error::AlreadyOwned`](crate::Error::AlreadyOwned)
 /// when the object already has an owner proxy, and with
 /// [`Error::KeyNotFound`](crate::Error::KeyNotFound) when it is gone.
+///
+/// Scopes and lifetimes that already hold the object stay its owners too:
+/// it is evicted when the last of them, and the new owner, are gone.
+///
+/// # Errors
+///
+/// [`Error::AlreadyOwned`](crate::Error::AlreadyOwned),
+/// [`Error::KeyNotFound`](crate::Error::KeyNotFound),
+/// [`Error::Connector`](crate::Error::Connector). The proxy is consumed
+/// either way; the object is unchanged on error.
+///
+/// ```
+/// use borrowstore::{Error, OwnedProxy, Store, into_owned};
+/// # fn main() -> Result<(), Error> {
+/// let store = Store::memory("doc-into-owned");
+/// let p = store.proxy(vec![9u64])?;                      // plain: persists until evicted
+/// let owner: OwnedProxy<Vec<u64>> = into_owned(p)?;
+/// assert_eq!(*owner, vec![9]);
+///
+/// let twice = into_owned(store.proxy_from_key::<Vec<u64>>(*OwnedProxy::key(&owner)));
+/// assert!(matches!(twice, Err(Error::AlreadyOwned { .. })));
+///
+/// let key = *OwnedProxy::key(&owner);
+/// drop(owner);                                           // now it is evicted
+/// assert!(!store.exists(&key)?);
+/// # Ok(()) }
+/// ```
 pub fn into_owned<T: Storable>(proxy: Proxy<T>) -> Result<OwnedProxy<T>> {
     let (store, key, _) = proxy.into_parts();
     let obj = Object::attach(store, key)?;
@@ -407,6 +552,32 @@ pub async fn clone_async<T: Storable>(owner: &OwnedProxy<T>) -> Result<OwnedProx
 /// stored value. Independent of its source: changing one never changes the
 /// other. In a memory store an unchanged value is shared, not copied
 /// (values are immutable once stored; every change replaces them).
+///
+/// While a liveness scope is open on this thread, the copy is managed by it
+/// too, as every new object is.
+///
+/// # Errors
+///
+/// Reading the current value: [`Error::KeyNotFound`](crate::Error::KeyNotFound),
+/// [`Error::TypeMismatch`](crate::Error::TypeMismatch),
+/// [`Error::Decode`](crate::Error::Decode); storing the copy: as
+/// [`Store::owned_proxy`].
+///
+/// ```
+/// use borrowstore::{OwnedProxy, Store, clone, update};
+/// # fn main() -> Result<(), borrowstore::Error> {
+/// let store = Store::memory("doc-clone");
+/// let mut owner = store.owned_proxy(vec![1u64, 2, 3])?;
+/// let mut copy = clone(&owner)?;
+/// assert_ne!(OwnedProxy::key(&copy), OwnedProxy::key(&owner));
+/// copy.push(4);
+/// update(&mut copy)?;
+/// assert_eq!((owner.len(), copy.len()), (3, 4));         // independent
+///
+/// owner.push(9);                                         // local changes are copied too
+/// assert_eq!(*clone(&owner)?, vec![1, 2, 3, 9]);
+/// # Ok(()) }
+/// ```
 pub fn clone<T: Storable>(owner: &OwnedProxy<T>) -> Result<OwnedProxy<T>> {
     let value = match &owner.local {
         Some(v) => Arc::new(v.clone()),

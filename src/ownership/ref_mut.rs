@@ -76,20 +76,56 @@ fn gone(e: &crate::Error) -> bool {
 }
 
 impl<T: Storable> RefMutProxy<T> {
-    /// The object's key.
+    /// The object's key. An associated function (`RefMutProxy::key(&w)`),
+    /// so it never hides a method of `T`.
+    ///
+    /// ```
+    /// use borrowstore::{OwnedProxy, RefMutProxy, Store, mut_borrow};
+    /// # fn main() -> Result<(), borrowstore::Error> {
+    /// let store = Store::memory("doc-refmut-key");
+    /// let owner = store.owned_proxy(1u8)?;
+    /// let w = mut_borrow(&owner)?;
+    /// assert_eq!(RefMutProxy::key(&w), OwnedProxy::key(&owner));
+    /// # Ok(()) }
+    /// ```
     pub fn key(this: &Self) -> &Key {
         this.core.key()
     }
 
     /// The object's store.
+    ///
+    /// ```
+    /// use borrowstore::{RefMutProxy, Store, mut_borrow};
+    /// # fn main() -> Result<(), borrowstore::Error> {
+    /// let store = Store::memory("doc-refmut-store");
+    /// let owner = store.owned_proxy(1u8)?;
+    /// assert!(RefMutProxy::store(&mut_borrow(&owner)?).same_store(&store));
+    /// # Ok(()) }
+    /// ```
     pub fn store(this: &Self) -> &Store {
         this.core.store()
     }
 
     /// The value as this borrow sees it (with its unpublished changes).
+    /// `Deref` is this, panicking on the error.
+    ///
+    /// # Errors
     ///
     /// [`Error::ClaimLost`](crate::Error::ClaimLost) once the task this
-    /// borrow was submitted to has ended.
+    /// borrow was submitted to has ended; [`Error::TypeMismatch`](crate::Error::TypeMismatch),
+    /// [`Error::Decode`](crate::Error::Decode) or
+    /// [`Error::Connector`](crate::Error::Connector) from reading the value.
+    ///
+    /// ```
+    /// use borrowstore::{RefMutProxy, Store, mut_borrow};
+    /// # fn main() -> Result<(), borrowstore::Error> {
+    /// let store = Store::memory("doc-refmut-resolve");
+    /// let owner = store.owned_proxy(vec![1u8])?;
+    /// let mut w = mut_borrow(&owner)?;
+    /// w.push(2);
+    /// assert_eq!(RefMutProxy::resolve(&w)?, &vec![1, 2]); // its own changes
+    /// # Ok(()) }
+    /// ```
     pub fn resolve(this: &Self) -> Result<&T> {
         this.core.check_guard()?;
         match &this.local {
@@ -99,11 +135,39 @@ impl<T: Storable> RefMutProxy<T> {
     }
 
     /// Whether there are unpublished changes.
+    ///
+    /// ```
+    /// use borrowstore::{RefMutProxy, Store, mut_borrow, update};
+    /// # fn main() -> Result<(), borrowstore::Error> {
+    /// let store = Store::memory("doc-refmut-is-modified");
+    /// let owner = store.owned_proxy(vec![1u8])?;
+    /// let mut w = mut_borrow(&owner)?;
+    /// assert!(!RefMutProxy::is_modified(&w));
+    /// w.push(2);                                         // the first DerefMut copies
+    /// assert!(RefMutProxy::is_modified(&w));
+    /// update(&mut w)?;
+    /// assert!(!RefMutProxy::is_modified(&w));
+    /// # Ok(()) }
+    /// ```
     pub fn is_modified(this: &Self) -> bool {
         this.local.is_some()
     }
 
-    /// Drops unpublished changes.
+    /// Drops unpublished changes: the borrow shows the stored value again,
+    /// and its drop publishes nothing.
+    ///
+    /// ```
+    /// use borrowstore::{RefMutProxy, Store, mut_borrow};
+    /// # fn main() -> Result<(), borrowstore::Error> {
+    /// let store = Store::memory("doc-refmut-discard");
+    /// let owner = store.owned_proxy(vec![1u8])?;
+    /// let mut w = mut_borrow(&owner)?;
+    /// w.push(2);
+    /// RefMutProxy::discard_changes(&mut w);
+    /// drop(w);                                           // nothing to publish
+    /// assert_eq!(*borrowstore::borrow(&owner)?, vec![1]);
+    /// # Ok(()) }
+    /// ```
     pub fn discard_changes(this: &mut Self) {
         this.local = None;
     }
@@ -253,10 +317,50 @@ impl<T: Storable> fmt::Debug for RefMutProxy<T> {
 /// [`Error::AlreadyBorrowed`](crate::Error::AlreadyBorrowed) while any other
 /// borrow exists anywhere.
 ///
-/// It does not wait: [`mut_borrow_async`](crate::mut_borrow_async) and
+/// Counted store-side: while the [`RefMutProxy`] exists, no other borrow
+/// of the object exists in any thread or process. Its changes are local
+/// (the first `DerefMut` copies the value with `Clone`) until
+/// [`update`](crate::update) publishes them, or — if there are any — its
+/// drop does. This never waits: it succeeds or fails at once;
+/// [`mut_borrow_async`](crate::mut_borrow_async) and
 /// [`mut_borrow_timeout`](crate::mut_borrow_timeout) wait for the borrows
 /// to end. Inside async code use `mut_borrow_async` on a file or Redis
 /// store: this blocks the thread until the store answers.
+///
+/// # Errors
+///
+/// - [`Error::AlreadyBorrowed`](crate::Error::AlreadyBorrowed) (operation
+///   `"mut_borrow"`, naming the readers or the writer that hold it) while
+///   any [`RefProxy`](crate::RefProxy) or another `RefMutProxy` of the
+///   object exists;
+/// - [`Error::KeyNotFound`](crate::Error::KeyNotFound) if the object was
+///   evicted;
+/// - [`Error::Connector`](crate::Error::Connector) if the store cannot be
+///   reached.
+///
+/// Nothing is held after an error.
+///
+/// ```
+/// use borrowstore::{Error, Store, borrow, mut_borrow, update};
+/// # fn main() -> Result<(), Error> {
+/// let store = Store::memory("doc-mut-borrow");
+/// let owner = store.owned_proxy(vec![1u64])?;
+/// let readers = [borrow(&owner)?, borrow(&owner)?, borrow(&owner)?];
+/// match mut_borrow(&owner) {
+///     Err(e @ Error::AlreadyBorrowed { .. }) => {
+///         assert!(e.to_string().contains("3 readers hold it"), "{e}")
+///     }
+///     other => panic!("expected a refusal, got {other:?}"),
+/// }
+/// drop(readers);
+///
+/// let mut w = mut_borrow(&owner)?;
+/// w.push(2);                                             // a private copy
+/// update(&mut w)?;                                       // published
+/// drop(w);
+/// assert_eq!(*borrow(&owner)?, vec![1, 2]);
+/// # Ok(()) }
+/// ```
 pub fn mut_borrow<T: Storable>(owner: &OwnedProxy<T>) -> Result<RefMutProxy<T>> {
     let (claim, value) = owner.obj.acquire_resolving::<T>(ClaimKind::Writer)?;
     Ok(RefMutProxy::from_core(BorrowCore::new(

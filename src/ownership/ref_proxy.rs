@@ -41,12 +41,32 @@ pub struct RefProxy<T> {
 }
 
 impl<T: Storable> RefProxy<T> {
-    /// The object's key.
+    /// The object's key. An associated function (`RefProxy::key(&r)`), so
+    /// it never hides a method of `T`.
+    ///
+    /// ```
+    /// use borrowstore::{OwnedProxy, RefProxy, Store, borrow};
+    /// # fn main() -> Result<(), borrowstore::Error> {
+    /// let store = Store::memory("doc-ref-key");
+    /// let owner = store.owned_proxy(1u8)?;
+    /// let r = borrow(&owner)?;
+    /// assert_eq!(RefProxy::key(&r), OwnedProxy::key(&owner));
+    /// # Ok(()) }
+    /// ```
     pub fn key(this: &Self) -> &Key {
         this.core.key()
     }
 
     /// The object's store.
+    ///
+    /// ```
+    /// use borrowstore::{RefProxy, Store, borrow};
+    /// # fn main() -> Result<(), borrowstore::Error> {
+    /// let store = Store::memory("doc-ref-store");
+    /// let owner = store.owned_proxy(1u8)?;
+    /// assert!(RefProxy::store(&borrow(&owner)?).same_store(&store));
+    /// # Ok(()) }
+    /// ```
     pub fn store(this: &Self) -> &Store {
         this.core.store()
     }
@@ -96,13 +116,32 @@ impl<T: Storable> RefProxy<T> {
         this.core.reborrow().map(|core| RefProxy { core })
     }
 
-    /// The value, resolving it if needed.
+    /// The value, resolving it if needed. `Deref` is this, panicking on the
+    /// error.
     ///
     /// A borrow made by [`borrow_async`](crate::borrow_async) on a file or
     /// Redis store, or by [`borrow`] there, comes with its value (one round
     /// trip for both); otherwise, inside async code, resolve with
     /// [`RefProxy::resolve_async`], since this blocks until the store
     /// answers.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ClaimLost`](crate::Error::ClaimLost) once the task this
+    /// borrow was submitted to has ended; [`Error::TypeMismatch`](crate::Error::TypeMismatch),
+    /// [`Error::Decode`](crate::Error::Decode) or
+    /// [`Error::Connector`](crate::Error::Connector) from reading the value
+    /// (the borrow keeps the object from being evicted, so it is there).
+    ///
+    /// ```
+    /// use borrowstore::{RefProxy, Store, borrow};
+    /// # fn main() -> Result<(), borrowstore::Error> {
+    /// let store = Store::memory("doc-ref-resolve");
+    /// let owner = store.owned_proxy(String::from("text"))?;
+    /// let r = borrow(&owner)?;
+    /// assert_eq!(RefProxy::resolve(&r)?, "text");
+    /// # Ok(()) }
+    /// ```
     pub fn resolve(this: &Self) -> Result<&T> {
         RefProxy::shared(this).map(|a| &**a)
     }
@@ -147,6 +186,20 @@ impl<T: Storable> RefProxy<T> {
     /// [`Error::ClaimLost`](crate::Error::ClaimLost) once the task this
     /// borrow was submitted to has ended (a borrow leaked out of a task is
     /// never read stale).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use borrowstore::{RefProxy, Store, borrow};
+    /// # fn main() -> Result<(), borrowstore::Error> {
+    /// let store = Store::memory("doc-ref-shared");
+    /// let owner = store.owned_proxy(vec![0u8; 1024])?;
+    /// let (a, b) = (borrow(&owner)?, borrow(&owner)?);
+    /// assert!(Arc::ptr_eq(RefProxy::shared(&a)?, RefProxy::shared(&b)?)); // one value
+    /// let kept: Arc<Vec<u8>> = RefProxy::shared(&a)?.clone();
+    /// drop((a, b));                                      // the borrows end …
+    /// assert_eq!(kept.len(), 1024);                      // … the snapshot stays
+    /// # Ok(()) }
+    /// ```
     pub fn shared(this: &Self) -> Result<&Arc<T>> {
         let value = this.core.resolved()?;
         this.core.check_guard()?;
@@ -192,10 +245,54 @@ impl<T> fmt::Debug for RefProxy<T> {
 /// [`Error::AlreadyMutablyBorrowed`](crate::Error::AlreadyMutablyBorrowed)
 /// while a mutable borrow exists anywhere.
 ///
-/// It does not wait: [`borrow_async`](crate::borrow_async) and
+/// The borrow is counted store-side, so it holds between threads, tasks
+/// and (with a shared store) processes. Any number of readers may exist at
+/// once; while one does, the object cannot be mutably borrowed, updated or
+/// evicted, and dropping its owner defers the eviction to the end of the
+/// last borrow. This never waits: it succeeds or fails at once;
+/// [`borrow_async`](crate::borrow_async) and
 /// [`borrow_timeout`](crate::borrow_timeout) wait for the writer to go.
 /// Inside async code use `borrow_async` on a file or Redis store: this
 /// blocks the thread until the store answers.
+///
+/// `borrow` takes an owner. To take a new shared borrow from a shared
+/// borrow, use [`RefProxy::reborrow`]; `borrow(&ref_proxy)` does not
+/// compile.
+///
+/// # Errors
+///
+/// - [`Error::AlreadyMutablyBorrowed`](crate::Error::AlreadyMutablyBorrowed)
+///   (naming the writer that holds it) while a [`RefMutProxy`](crate::RefMutProxy)
+///   of the object exists;
+/// - [`Error::KeyNotFound`](crate::Error::KeyNotFound) if the object was
+///   evicted ([`Store::evict`](crate::Store::evict));
+/// - [`Error::Connector`](crate::Error::Connector) if the store cannot be
+///   reached.
+///
+/// Nothing is held after an error.
+///
+/// ```
+/// use borrowstore::{Error, OwnedProxy, RefProxy, Store, borrow, mut_borrow};
+/// # fn main() -> Result<(), Error> {
+/// let store = Store::memory("doc-borrow");
+/// let owner = store.owned_proxy(vec![1u64, 2, 3])?;
+/// let r1: RefProxy<Vec<u64>> = borrow(&owner)?;
+/// let r2 = borrow(&owner)?;                              // many readers
+/// assert_eq!(r1.iter().sum::<u64>() + r2[0], 7);
+/// assert_eq!(store.inspect(OwnedProxy::key(&owner))?.unwrap().readers, 2);
+/// drop((r1, r2));
+///
+/// let w = mut_borrow(&owner)?;                           // … or one writer
+/// match borrow(&owner) {
+///     Err(e @ Error::AlreadyMutablyBorrowed { .. }) => {
+///         assert!(e.to_string().contains("a writer holds it"), "{e}")
+///     }
+///     other => panic!("expected a refusal, got {other:?}"),
+/// }
+/// drop(w);
+/// assert!(borrow(&owner).is_ok());
+/// # Ok(()) }
+/// ```
 pub fn borrow<T: Storable>(owner: &OwnedProxy<T>) -> Result<RefProxy<T>> {
     // The memory store's hot path: one transition on the slot, nothing read.
     // (Kept apart from the combined path below, whose wider return value

@@ -118,7 +118,10 @@ impl TicketWire {
 }
 
 macro_rules! ticket_type {
-    ($(#[$doc:meta])* $name:ident, $what:literal, $kind:expr) => {
+    (
+        $(#[$doc:meta])* $name:ident, $what:literal, $kind:expr,
+        make: $make:literal, after_cancel: $after:literal
+    ) => {
         $(#[$doc])*
         #[derive(Serialize, Deserialize)]
         #[serde(bound = "")]
@@ -135,16 +138,57 @@ macro_rules! ticket_type {
             }
 
             /// The object's key.
+            ///
+            /// ```
+            /// use borrowstore::{BorrowTicket, Error, OwnedProxy, OwnerTicket, RefProxy, Store, borrow, mut_borrow};
+            /// # fn main() -> Result<(), Error> {
+            #[doc = concat!("let store = Store::memory(\"doc-", stringify!($name), "-key\");")]
+            /// let owner = store.owned_proxy(1u8)?;
+            /// let key = *OwnedProxy::key(&owner);
+            #[doc = concat!("let ticket = ", $make, ";")]
+            /// assert_eq!(*ticket.key(), key);
+            /// # ticket.cancel()?;
+            /// # Ok(()) }
+            /// ```
             pub fn key(&self) -> &Key {
                 &self.wire.key
             }
 
-            /// The ticket's wire form.
+            /// The ticket's wire form: the store's config, the key, the
+            /// ticket id and the type's fingerprint and name — never the
+            /// value.
+            ///
+            /// # Errors
+            ///
+            /// [`Error::Encode`] only if serialization fails.
+            ///
+            /// ```
+            /// use borrowstore::{BorrowTicket, Error, OwnedProxy, OwnerTicket, RefProxy, Store, borrow, mut_borrow};
+            /// # fn main() -> Result<(), Error> {
+            #[doc = concat!("let store = Store::memory(\"doc-", stringify!($name), "-to-bytes\");")]
+            /// let owner = store.owned_proxy(vec![0u8; 1 << 16])?;
+            #[doc = concat!("let bytes = ", $make, ".to_bytes()?;")]
+            /// assert!(bytes.len() < 300);                        // not the 64 KiB value
+            #[doc = concat!("# ", stringify!($name), "::<Vec<u8>>::from_bytes(&bytes)?.cancel()?;")]
+            /// # Ok(()) }
+            /// ```
             pub fn to_bytes(&self) -> Result<Vec<u8>> {
                 postcard::to_allocvec(self).map_err(Error::encode)
             }
 
-            /// A ticket from its wire form; malformed bytes are [`Error::Malformed`].
+            /// A ticket from its wire form. Reading bytes consumes nothing:
+            /// only [`redeem`](Self::redeem) or [`cancel`](Self::cancel)
+            /// does, and the type and kind are checked then.
+            ///
+            /// # Errors
+            ///
+            /// [`Error::Malformed`] for bytes that are not a ticket.
+            ///
+            /// ```
+            /// use borrowstore::{BorrowTicket, Error, OwnedProxy, OwnerTicket, RefProxy, Store, borrow, mut_borrow};
+            #[doc = concat!("let bad = ", stringify!($name), "::<u8>::from_bytes(b\"junk\");")]
+            /// assert!(matches!(bad, Err(Error::Malformed { .. })));
+            /// ```
             pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
                 postcard::from_bytes(bytes).map_err(|e| Error::malformed($what, e))
             }
@@ -161,6 +205,22 @@ macro_rules! ticket_type {
             /// ([`Error::Malformed`]) are refused as `redeem` refuses them,
             /// with nothing consumed: the ticket stays redeemable as what
             /// it is.
+            ///
+            /// ```
+            /// use borrowstore::{BorrowTicket, Error, OwnedProxy, OwnerTicket, RefProxy, Store, borrow, mut_borrow};
+            /// # fn main() -> Result<(), Error> {
+            #[doc = concat!("let store = Store::memory(\"doc-", stringify!($name), "-cancel\");")]
+            /// let owner = store.owned_proxy(1u8)?;
+            /// let key = *OwnedProxy::key(&owner);
+            #[doc = concat!("let bytes = ", $make, ".to_bytes()?;")]
+            #[doc = concat!("let wrong = ", stringify!($name), "::<String>::from_bytes(&bytes)?.cancel();")]
+            /// assert!(matches!(wrong, Err(Error::TypeMismatch { .. }))); // nothing consumed
+            #[doc = concat!(stringify!($name), "::<u8>::from_bytes(&bytes)?.cancel()?;")]
+            #[doc = concat!("let again = ", stringify!($name), "::<u8>::from_bytes(&bytes)?.cancel();")]
+            /// assert!(matches!(again, Err(Error::TicketRedeemed { .. })));
+            #[doc = $after]
+            /// # Ok(()) }
+            /// ```
             pub fn cancel(self) -> Result<()> {
                 self.wire.cancel::<T>($kind)
             }
@@ -204,19 +264,69 @@ ticket_type!(
     /// ```
     OwnerTicket,
     "owner ticket",
-    ClaimKind::Owner
+    ClaimKind::Owner,
+    make: "OwnedProxy::into_ticket(owner)?",
+    after_cancel: "assert!(!store.exists(&key)?);                     // no owner left: evicted"
 );
 
 ticket_type!(
     /// A shared borrow in flight between processes: serializable, redeemable once.
+    ///
+    /// Until it is redeemed (or cancelled, or its lease runs out) the
+    /// ticket holds the borrow store-side: the object cannot be mutably
+    /// borrowed or evicted meanwhile.
+    ///
+    /// ```
+    /// use borrowstore::{BorrowTicket, Error, RefProxy, Store, borrow, mut_borrow};
+    /// # fn main() -> Result<(), Error> {
+    /// let store = Store::memory("doc-borrow-ticket");
+    /// let owner = store.owned_proxy(vec![1u64, 2])?;
+    /// let bytes = RefProxy::into_ticket(borrow(&owner)?)?.to_bytes()?;
+    /// assert!(mut_borrow(&owner).is_err());              // the ticket holds the borrow
+    /// // … in another process that can reach the store …
+    /// let r = BorrowTicket::<Vec<u64>>::from_bytes(&bytes)?.redeem()?;
+    /// assert_eq!(r.len(), 2);
+    /// drop(r);
+    /// assert!(mut_borrow(&owner).is_ok());
+    /// # Ok(()) }
+    /// ```
     BorrowTicket,
     "borrow ticket",
-    ClaimKind::Reader
+    ClaimKind::Reader,
+    make: "RefProxy::into_ticket(borrow(&owner)?)?",
+    after_cancel: "assert!(mut_borrow(&owner).is_ok());                // the borrow has ended"
 );
 
 impl<T: Storable> OwnerTicket<T> {
     /// The owner, exactly once across all processes; later redeems of the
     /// same ticket fail with [`Error::TicketRedeemed`].
+    ///
+    /// The ticket finds its store as a proxy does ([`Store::from_config`]):
+    /// in the registry, or by opening the store from the config it carries
+    /// if this process's [`trust`](crate::trust) policy allows its URL.
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::TicketRedeemed`] if the ticket was redeemed, cancelled or
+    ///   has expired;
+    /// - [`Error::TypeMismatch`] (naming the type) for a ticket of another
+    ///   type, [`Error::Malformed`] for a borrow ticket's bytes — nothing
+    ///   is consumed then;
+    /// - [`Store::from_config`]'s errors for its store
+    ///   ([`Error::Untrusted`], [`Error::LocalStore`], …), and
+    ///   [`Error::Connector`].
+    ///
+    /// ```
+    /// use borrowstore::{Error, OwnedProxy, OwnerTicket, Store};
+    /// # fn main() -> Result<(), Error> {
+    /// let store = Store::memory("doc-owner-ticket-redeem");
+    /// let bytes = OwnedProxy::into_ticket(store.owned_proxy(7u32)?)?.to_bytes()?;
+    /// let wrong = OwnerTicket::<String>::from_bytes(&bytes)?.redeem();
+    /// assert!(matches!(wrong, Err(Error::TypeMismatch { .. })));
+    /// let owner = OwnerTicket::<u32>::from_bytes(&bytes)?.redeem()?;
+    /// assert_eq!(*owner, 7);
+    /// # Ok(()) }
+    /// ```
     pub fn redeem(self) -> Result<OwnedProxy<T>> {
         let (obj, claim) = self.wire.redeem::<T>(ClaimKind::Owner)?;
         Ok(OwnedProxy::from_parts(obj, claim, None))
@@ -238,6 +348,25 @@ impl<T: Storable> OwnerTicket<T> {
 impl<T: Storable> BorrowTicket<T> {
     /// The borrow, exactly once across all processes; later redeems of the
     /// same ticket fail with [`Error::TicketRedeemed`].
+    ///
+    /// # Errors
+    ///
+    /// As [`OwnerTicket::redeem`]: [`Error::TicketRedeemed`],
+    /// [`Error::TypeMismatch`], [`Error::Malformed`] (an owner ticket's
+    /// bytes), the store's errors.
+    ///
+    /// ```
+    /// use borrowstore::{BorrowTicket, Error, RefProxy, Store, borrow};
+    /// # fn main() -> Result<(), Error> {
+    /// let store = Store::memory("doc-borrow-ticket-redeem");
+    /// let owner = store.owned_proxy(String::from("shared"))?;
+    /// let bytes = RefProxy::into_ticket(borrow(&owner)?)?.to_bytes()?;
+    /// let r = BorrowTicket::<String>::from_bytes(&bytes)?.redeem()?;
+    /// assert_eq!(*r, "shared");
+    /// let again = BorrowTicket::<String>::from_bytes(&bytes)?.redeem();
+    /// assert!(matches!(again, Err(Error::TicketRedeemed { .. })));
+    /// # Ok(()) }
+    /// ```
     pub fn redeem(self) -> Result<RefProxy<T>> {
         let (obj, claim) = self.wire.redeem::<T>(ClaimKind::Reader)?;
         Ok(RefProxy::from_core(BorrowCore::new(obj, claim, None)))
@@ -264,6 +393,26 @@ impl<T: Storable> OwnedProxy<T> {
     /// Until it is redeemed the ticket owns the object store-side; a ticket
     /// that is never redeemed can be cancelled with [`OwnerTicket::cancel`]
     /// (and, on stores with leases, expires with its lease).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Connector`] if the store cannot be reached; the owner is
+    /// consumed, and its claim is released as if it had been dropped.
+    ///
+    /// ```
+    /// use borrowstore::{OwnedProxy, OwnerTicket, Store};
+    /// # fn main() -> Result<(), borrowstore::Error> {
+    /// let store = Store::memory("doc-owned-into-ticket");
+    /// let owner = store.owned_proxy(vec![1u8, 2])?;
+    /// let key = *OwnedProxy::key(&owner);
+    /// let bytes = OwnedProxy::into_ticket(owner)?.to_bytes()?;
+    /// assert!(store.exists(&key)?);                      // the ticket owns it now
+    /// // … in another process that can reach the store …
+    /// let owner = OwnerTicket::<Vec<u8>>::from_bytes(&bytes)?.redeem()?;
+    /// drop(owner);
+    /// assert!(!store.exists(&key)?);
+    /// # Ok(()) }
+    /// ```
     pub fn into_ticket(mut this: Self) -> Result<OwnerTicket<T>> {
         let wire = TicketWire::issue::<T>(&this.obj, this.claim)?;
         this.live = false;
@@ -291,6 +440,23 @@ impl<T: Storable> RefProxy<T> {
     /// A borrow that a submitted task turns into a ticket leaves the task:
     /// the ticket keeps it after the task ends. [`Error::ClaimLost`] if the
     /// task has already ended it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ClaimLost`], or [`Error::Connector`] if the store cannot be
+    /// reached (the borrow is then released as if it had been dropped).
+    ///
+    /// ```
+    /// use borrowstore::{BorrowTicket, Error, RefProxy, Store, borrow};
+    /// # fn main() -> Result<(), Error> {
+    /// let store = Store::memory("doc-ref-into-ticket");
+    /// let owner = store.owned_proxy(5u64)?;
+    /// let ticket: BorrowTicket<u64> = RefProxy::into_ticket(borrow(&owner)?)?;
+    /// assert_eq!(store.inspect(ticket.key())?.unwrap().readers, 1); // held by the ticket
+    /// let r = ticket.redeem()?;
+    /// assert_eq!(*r, 5);
+    /// # Ok(()) }
+    /// ```
     pub fn into_ticket(mut this: Self) -> Result<BorrowTicket<T>> {
         this.core_mut()
             .hand_over(TicketWire::issue::<T>)

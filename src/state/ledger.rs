@@ -58,6 +58,21 @@ pub struct Ledger {
 
 impl Ledger {
     /// The ledger of a new object whose first claim (if any) lasts until `deadline`.
+    ///
+    /// ```
+    /// use borrowstore::state::{Init, Ledger, NEVER};
+    /// # use borrowstore::{Store, borrow};
+    /// # use borrowstore::submit::task_borrows;
+    /// # fn main() -> Result<(), borrowstore::Error> {
+    /// # let store = Store::memory("doc-ledger-new");
+    /// # let owner = store.owned_proxy(1u8)?;
+    /// # let mut r = borrow(&owner)?;
+    /// # // A reader claim, as a connector receives one.
+    /// # let reader = task_borrows(&mut r)[0].claim;
+    /// let plain = Ledger::new(Init::Plain, NEVER);
+    /// assert!(!plain.state.had_owner() && plain.version == 1);  // version 1: the first value
+    /// # Ok(()) }
+    /// ```
     pub fn new(init: Init, deadline: Deadline) -> Ledger {
         let mut l = Ledger {
             version: 1,
@@ -70,6 +85,23 @@ impl Ledger {
     }
 
     /// Whether `claim` is held.
+    ///
+    /// ```
+    /// use borrowstore::state::{Init, Ledger, NEVER, Op};
+    /// # use borrowstore::{Store, borrow};
+    /// # use borrowstore::submit::task_borrows;
+    /// # fn main() -> Result<(), borrowstore::Error> {
+    /// # let store = Store::memory("doc-ledger-holds");
+    /// # let owner = store.owned_proxy(1u8)?;
+    /// # let mut r = borrow(&owner)?;
+    /// # // A reader claim, as a connector receives one.
+    /// # let reader = task_borrows(&mut r)[0].claim;
+    /// let mut ledger = Ledger::new(Init::Plain, NEVER);
+    /// assert!(!ledger.holds(reader));
+    /// ledger.apply(Op::Acquire(reader), NEVER).unwrap();
+    /// assert!(ledger.holds(reader));
+    /// # Ok(()) }
+    /// ```
     pub fn holds(&self, claim: Claim) -> bool {
         match claim.kind {
             ClaimKind::Owner => self.owner.is_some_and(|(id, _)| id == claim.id),
@@ -81,6 +113,26 @@ impl Ledger {
 
     /// Applies `op`, idempotently by claim id. An acquired claim lasts until
     /// `deadline`.
+    ///
+    /// ```
+    /// use borrowstore::state::{Init, Ledger, NEVER, Op};
+    /// # use borrowstore::{Store, borrow};
+    /// # use borrowstore::submit::task_borrows;
+    /// # fn main() -> Result<(), borrowstore::Error> {
+    /// # let store = Store::memory("doc-ledger-apply");
+    /// # let owner = store.owned_proxy(1u8)?;
+    /// # let mut r = borrow(&owner)?;
+    /// # // A reader claim, as a connector receives one.
+    /// # let reader = task_borrows(&mut r)[0].claim;
+    /// let mut ledger = Ledger::new(Init::Plain, NEVER);
+    /// ledger.apply(Op::Acquire(reader), NEVER).unwrap();
+    /// ledger.apply(Op::Acquire(reader), NEVER).unwrap();     // a retried request
+    /// assert_eq!(ledger.state.readers(), 1);
+    /// ledger.apply(Op::Release(reader), NEVER).unwrap();
+    /// ledger.apply(Op::Release(reader), NEVER).unwrap();     // released once
+    /// assert_eq!(ledger.state.readers(), 0);
+    /// # Ok(()) }
+    /// ```
     pub fn apply(&mut self, op: Op, deadline: Deadline) -> Result<Effect, Refusal> {
         match op {
             Op::Acquire(c) if self.holds(c) => Ok(Effect::None),
@@ -103,6 +155,25 @@ impl Ledger {
 
     /// Moves a held claim's deadline; false if the claim is not held (it
     /// was released, or reclaimed after its lease expired).
+    ///
+    /// ```
+    /// use borrowstore::state::{Init, Ledger, Op};
+    /// # use borrowstore::{Store, borrow};
+    /// # use borrowstore::submit::task_borrows;
+    /// # fn main() -> Result<(), borrowstore::Error> {
+    /// # let store = Store::memory("doc-ledger-renew");
+    /// # let owner = store.owned_proxy(1u8)?;
+    /// # let mut r = borrow(&owner)?;
+    /// # // A reader claim, as a connector receives one.
+    /// # let reader = task_borrows(&mut r)[0].claim;
+    /// let mut ledger = Ledger::new(Init::Plain, 0);
+    /// ledger.apply(Op::Acquire(reader), 1_000).unwrap();
+    /// assert!(ledger.renew(reader, 2_000));
+    /// assert_eq!(ledger.next_deadline(), Some(2_000));
+    /// ledger.expire(2_001);                                  // its lease ran out
+    /// assert!(!ledger.renew(reader, 3_000));
+    /// # Ok(()) }
+    /// ```
     pub fn renew(&mut self, claim: Claim, deadline: Deadline) -> bool {
         let slot = match claim.kind {
             ClaimKind::Owner => self
@@ -130,6 +201,25 @@ impl Ledger {
     /// Releases every claim whose deadline is before `now`, and drops the
     /// tickets whose claim is gone. Returns `Effect::Evict` if that evicted
     /// the object.
+    ///
+    /// ```
+    /// use borrowstore::state::{Init, Ledger, Op};
+    /// # use borrowstore::{Store, borrow};
+    /// # use borrowstore::submit::task_borrows;
+    /// # fn main() -> Result<(), borrowstore::Error> {
+    /// # let store = Store::memory("doc-ledger-expire");
+    /// # let owner = store.owned_proxy(1u8)?;
+    /// # let mut r = borrow(&owner)?;
+    /// # // A reader claim, as a connector receives one.
+    /// # let reader = task_borrows(&mut r)[0].claim;
+    /// let mut ledger = Ledger::new(Init::Plain, 0);
+    /// ledger.apply(Op::Acquire(reader), 1_000).unwrap();
+    /// ledger.expire(999);
+    /// assert!(ledger.holds(reader));
+    /// ledger.expire(1_001);                                  // as if its handle had been dropped
+    /// assert!(!ledger.holds(reader));
+    /// # Ok(()) }
+    /// ```
     pub fn expire(&mut self, now: Deadline) -> Effect {
         let mut expired: Vec<Claim> = Vec::new();
         let mut add = |kind, id: &ClaimId, d: &Deadline| {
@@ -168,6 +258,23 @@ impl Ledger {
     }
 
     /// The earliest deadline of any claim, if any claim has one.
+    ///
+    /// ```
+    /// use borrowstore::state::{Init, Ledger, NEVER, Op};
+    /// # use borrowstore::{Store, borrow};
+    /// # use borrowstore::submit::task_borrows;
+    /// # fn main() -> Result<(), borrowstore::Error> {
+    /// # let store = Store::memory("doc-ledger-next-deadline");
+    /// # let owner = store.owned_proxy(1u8)?;
+    /// # let mut r = borrow(&owner)?;
+    /// # // A reader claim, as a connector receives one.
+    /// # let reader = task_borrows(&mut r)[0].claim;
+    /// let mut ledger = Ledger::new(Init::Plain, NEVER);
+    /// assert_eq!(ledger.next_deadline(), None);
+    /// ledger.apply(Op::Acquire(reader), 5_000).unwrap();
+    /// assert_eq!(ledger.next_deadline(), Some(5_000));
+    /// # Ok(()) }
+    /// ```
     pub fn next_deadline(&self) -> Option<Deadline> {
         self.owner
             .iter()
@@ -180,6 +287,25 @@ impl Ledger {
     }
 
     /// Records a ticket carrying `claim`, which must be held.
+    ///
+    /// ```
+    /// use borrowstore::ClaimId;
+    /// use borrowstore::state::{Init, Ledger, NEVER, Op, Refusal};
+    /// # use borrowstore::{Store, borrow};
+    /// # use borrowstore::submit::task_borrows;
+    /// # fn main() -> Result<(), borrowstore::Error> {
+    /// # let store = Store::memory("doc-ledger-issue-ticket");
+    /// # let owner = store.owned_proxy(1u8)?;
+    /// # let mut r = borrow(&owner)?;
+    /// # // A reader claim, as a connector receives one.
+    /// # let reader = task_borrows(&mut r)[0].claim;
+    /// let mut ledger = Ledger::new(Init::Plain, NEVER);
+    /// assert_eq!(ledger.issue_ticket(ClaimId::random(), reader), Err(Refusal::NotHeld));
+    /// ledger.apply(Op::Acquire(reader), NEVER).unwrap();
+    /// ledger.issue_ticket(ClaimId::random(), reader).unwrap();
+    /// assert_eq!(ledger.tickets.len(), 1);
+    /// # Ok(()) }
+    /// ```
     pub fn issue_ticket(&mut self, ticket: ClaimId, claim: Claim) -> Result<(), Refusal> {
         if self.state.gone() {
             return Err(Refusal::Gone);
@@ -194,6 +320,27 @@ impl Ledger {
     /// Redeems a ticket once, if it carries a claim of `kind`: its claim,
     /// now lasting until `deadline`. A ticket of another kind (damaged or
     /// forged bytes) is refused and left as it was.
+    ///
+    /// ```
+    /// use borrowstore::ClaimId;
+    /// use borrowstore::state::{ClaimKind, Init, Ledger, NEVER, Op, Redeem};
+    /// # use borrowstore::{Store, borrow};
+    /// # use borrowstore::submit::task_borrows;
+    /// # fn main() -> Result<(), borrowstore::Error> {
+    /// # let store = Store::memory("doc-ledger-redeem-ticket");
+    /// # let owner = store.owned_proxy(1u8)?;
+    /// # let mut r = borrow(&owner)?;
+    /// # // A reader claim, as a connector receives one.
+    /// # let reader = task_borrows(&mut r)[0].claim;
+    /// let mut ledger = Ledger::new(Init::Plain, NEVER);
+    /// ledger.apply(Op::Acquire(reader), NEVER).unwrap();
+    /// let ticket = ClaimId::random();
+    /// ledger.issue_ticket(ticket, reader).unwrap();
+    /// assert_eq!(ledger.redeem_ticket(ticket, ClaimKind::Owner, NEVER), Redeem::WrongKind(ClaimKind::Reader));
+    /// assert_eq!(ledger.redeem_ticket(ticket, ClaimKind::Reader, NEVER), Redeem::Claim(reader));
+    /// assert_eq!(ledger.redeem_ticket(ticket, ClaimKind::Reader, NEVER), Redeem::Spent); // once
+    /// # Ok(()) }
+    /// ```
     pub fn redeem_ticket(
         &mut self,
         ticket: ClaimId,

@@ -41,11 +41,39 @@ impl Claim {
     }
 
     /// The kind of claim.
+    ///
+    /// ```
+    /// use borrowstore::state::ClaimKind;
+    /// # use borrowstore::{Store, borrow};
+    /// # use borrowstore::submit::task_borrows;
+    /// # fn main() -> Result<(), borrowstore::Error> {
+    /// # let store = Store::memory("doc-claim-kind");
+    /// # let owner = store.owned_proxy(1u8)?;
+    /// # let mut r = borrow(&owner)?;
+    /// # // A reader claim, as a connector receives one.
+    /// # let reader = task_borrows(&mut r)[0].claim;
+    /// assert_eq!(reader.kind(), ClaimKind::Reader);
+    /// # Ok(()) }
+    /// ```
     pub const fn kind(self) -> ClaimKind {
         self.kind
     }
 
     /// Its id; releases are idempotent by id where the connector keeps ids.
+    ///
+    /// ```
+    /// # use borrowstore::{Store, borrow};
+    /// # use borrowstore::submit::task_borrows;
+    /// # fn main() -> Result<(), borrowstore::Error> {
+    /// # let store = Store::memory("doc-claim-id");
+    /// # let owner = store.owned_proxy(1u8)?;
+    /// # let mut r = borrow(&owner)?;
+    /// # // A reader claim, as a connector receives one.
+    /// # let reader = task_borrows(&mut r)[0].claim;
+    /// let again = task_borrows(&mut r)[0].claim;
+    /// assert_eq!(again.id(), reader.id());                   // the same borrow, the same id
+    /// # Ok(()) }
+    /// ```
     pub const fn id(self) -> ClaimId {
         self.id
     }
@@ -73,6 +101,10 @@ impl Op {
     /// The operation's name as errors report it: `"borrow"` (acquire a
     /// reader), `"mut_borrow"` (a writer), `"into_owned"` (the owner),
     /// `"manage"` (a holder), `"release"`, `"disown"`, `"evict"`.
+    ///
+    /// ```
+    /// assert_eq!(borrowstore::state::Op::Evict.name(), "evict");
+    /// ```
     pub const fn name(self) -> &'static str {
         match self {
             Op::Acquire(c) => match c.kind {
@@ -145,6 +177,13 @@ impl State {
     pub const EMPTY: State = State(0);
 
     /// The state of a new object.
+    ///
+    /// ```
+    /// use borrowstore::state::{Init, Op, State};
+    /// let s = State::new(Init::Plain);                       // a plain put
+    /// assert_eq!(s, State::EMPTY);
+    /// assert!(!s.had_owner() && !s.borrowed());
+    /// ```
     pub fn new(init: Init) -> State {
         match init {
             Init::Plain => State::EMPTY,
@@ -157,6 +196,13 @@ impl State {
 
     /// The state with these counts and flags (for connectors that keep the
     /// claims themselves and report them). Counts saturate at their limits.
+    ///
+    /// ```
+    /// use borrowstore::state::{Init, Op, State};
+    /// // readers, writer, owned, holders, had_owner, gone
+    /// let s = State::from_parts(2, false, true, 1, true, false);
+    /// assert_eq!((s.readers(), s.holders(), s.owned(), s.writer()), (2, 1, true, false));
+    /// ```
     pub fn from_parts(
         readers: u32,
         writer: bool,
@@ -181,51 +227,110 @@ impl State {
     }
 
     /// The raw bits, for atomic storage.
+    ///
+    /// ```
+    /// use borrowstore::state::{Init, Op, State};
+    /// let s = State::from_parts(3, false, true, 0, true, false);
+    /// assert_eq!(State::from_bits(s.to_bits()), s);
+    /// ```
     pub const fn to_bits(self) -> u64 {
         self.0
     }
 
     /// The state of these raw bits.
+    ///
+    /// ```
+    /// use borrowstore::state::{Init, Op, State};
+    /// assert_eq!(State::from_bits(0), State::EMPTY);
+    /// ```
     pub const fn from_bits(bits: u64) -> State {
         State(bits)
     }
 
     /// Number of shared borrows.
+    ///
+    /// ```
+    /// use borrowstore::state::{Init, Op, State};
+    /// assert_eq!(State::from_parts(4, false, true, 0, true, false).readers(), 4);
+    /// ```
     pub const fn readers(self) -> u32 {
         (self.0 & READERS_MASK) as u32
     }
 
     /// Number of holders (scopes and lifetimes).
+    ///
+    /// ```
+    /// use borrowstore::state::{Init, Op, State};
+    /// assert_eq!(State::from_parts(0, false, false, 2, true, false).holders(), 2);
+    /// ```
     pub const fn holders(self) -> u32 {
         ((self.0 & HOLDERS_MASK) >> 32) as u32
     }
 
     /// Whether a mutable borrow exists.
+    ///
+    /// ```
+    /// use borrowstore::state::{Init, Op, State};
+    /// assert!(State::from_parts(0, true, true, 0, true, false).writer());
+    /// ```
     pub const fn writer(self) -> bool {
         self.0 & WRITER != 0
     }
 
     /// Whether an owner proxy exists.
+    ///
+    /// ```
+    /// use borrowstore::state::{Init, Op, State};
+    /// assert!(State::from_parts(0, false, true, 0, true, false).owned());
+    /// assert!(!State::EMPTY.owned());
+    /// ```
     pub const fn owned(self) -> bool {
         self.0 & OWNED != 0
     }
 
     /// Whether the object ever had an owner or holder.
+    ///
+    /// ```
+    /// use borrowstore::state::{Init, Op, State};
+    /// // The owner is gone, but it had one: its last release evicts it.
+    /// assert!(State::from_parts(1, false, false, 0, true, false).had_owner());
+    /// assert!(!State::EMPTY.had_owner());                    // plain
+    /// ```
     pub const fn had_owner(self) -> bool {
         self.0 & HAD_OWNER != 0
     }
 
     /// Whether the object was evicted.
+    ///
+    /// ```
+    /// use borrowstore::state::{Init, Op, State};
+    /// let (evicted, _) = State::EMPTY.apply(Op::Evict).unwrap();
+    /// assert!(evicted.gone());
+    /// ```
     pub const fn gone(self) -> bool {
         self.0 & GONE != 0
     }
 
     /// Whether any borrow exists.
+    ///
+    /// ```
+    /// use borrowstore::state::{Init, Op, State};
+    /// assert!(State::from_parts(1, false, true, 0, true, false).borrowed());
+    /// assert!(State::from_parts(0, true, true, 0, true, false).borrowed());
+    /// assert!(!State::from_parts(0, false, true, 0, true, false).borrowed());
+    /// ```
     pub const fn borrowed(self) -> bool {
         self.readers() > 0 || self.writer()
     }
 
     /// The borrows: how many readers, and whether a writer.
+    ///
+    /// ```
+    /// use borrowstore::state::{Init, Op, State};
+    /// let b = State::from_parts(3, false, true, 0, true, false).borrows();
+    /// assert_eq!((b.readers, b.writer), (3, false));
+    /// assert_eq!(b.to_string(), "3 readers hold it");
+    /// ```
     pub const fn borrows(self) -> Borrows {
         Borrows {
             readers: self.readers(),
@@ -235,6 +340,16 @@ impl State {
 
     /// The one transition function. Pure: the caller stores the new state
     /// atomically (compare-and-swap, a file lock, a Lua script).
+    ///
+    /// ```
+    /// use borrowstore::state::{Effect, Op, Refusal, State};
+    /// // An object with an owner and one reader: not evictable now.
+    /// let s = State::from_parts(1, false, true, 0, true, false);
+    /// assert!(matches!(s.apply(Op::Evict), Err(Refusal::Borrowed(_))));
+    /// let (gone, effect) = State::from_parts(0, false, true, 0, true, false).apply(Op::Evict).unwrap();
+    /// assert_eq!(effect, Effect::Evict);
+    /// assert!(matches!(gone.apply(Op::Evict), Err(Refusal::Gone)));   // exactly once
+    /// ```
     #[inline]
     pub fn apply(self, op: Op) -> Result<(State, Effect), Refusal> {
         let s = self.0;

@@ -2,6 +2,7 @@
 
 mod async_ops;
 mod blocking;
+mod builder;
 mod cache;
 mod config;
 mod connect;
@@ -9,20 +10,23 @@ mod executor;
 mod flush;
 mod info;
 pub(crate) mod manager;
+mod objects;
 mod registry;
 mod resolve;
 mod target;
 
 use std::sync::Arc;
 
+pub use builder::StoreBuilder;
 pub(crate) use config::Location;
 pub use config::StoreConfig;
 pub use info::ObjectInfo;
 pub(crate) use target::Target;
 
-use crate::codec::Storable;
 use crate::connector::{Connector, MemoryConnector, Recheck, Waiters};
-use crate::error::{Error, Result};
+#[cfg(doc)]
+use crate::error::Error;
+use crate::error::Result;
 use crate::key::Key;
 use blocking::Blocking;
 use cache::Cache;
@@ -85,140 +89,6 @@ impl std::fmt::Debug for Store {
     }
 }
 
-/// Builds a [`Store`] with non-default settings.
-///
-/// A built store is registered under its name (unless
-/// [`register(false)`](StoreBuilder::register)), and never silently takes
-/// a name from another store: if a store with the same URL and the same
-/// settings is registered under the name, [`build`](StoreBuilder::build)
-/// returns that store; if the registered store has another URL or other
-/// settings, `build` fails with [`Error::NameTaken`] and leaves it
-/// registered, unless the builder asks to [`replace`](StoreBuilder::replace)
-/// it.
-///
-/// ```
-/// use borrowstore::{Error, Store};
-/// let store = Store::builder("limited").max_value_size(1 << 20).build().unwrap();
-/// assert_eq!(store.url(), "memory://limited");
-///
-/// // The same again is the same store.
-/// let again = Store::builder("limited").max_value_size(1 << 20).build().unwrap();
-/// assert!(again.same_store(&store));
-/// // Other settings under the name are refused, unless asked for.
-/// let other = Store::builder("limited").max_value_size(64).build();
-/// assert!(matches!(other, Err(Error::NameTaken { .. })));
-/// let replaced = Store::builder("limited").max_value_size(64).replace(true).build().unwrap();
-/// assert!(Store::registered("limited").unwrap().same_store(&replaced));
-/// ```
-#[must_use]
-pub struct StoreBuilder {
-    name: String,
-    url: Option<String>,
-    connector: Option<Arc<dyn Connector>>,
-    max_value_size: Option<usize>,
-    register: bool,
-    replace: bool,
-}
-
-impl StoreBuilder {
-    /// The connector URL (default `memory://<name>`).
-    pub fn url(mut self, url: impl Into<String>) -> Self {
-        self.url = Some(url.into());
-        self
-    }
-
-    /// A connector of your own; `url` is what other processes will open to
-    /// reach the same objects.
-    pub fn connector(mut self, connector: Arc<dyn Connector>, url: impl Into<String>) -> Self {
-        self.connector = Some(connector);
-        self.url = Some(url.into());
-        self
-    }
-
-    /// Refuse encoded values larger than `bytes` with [`Error::TooLarge`].
-    /// The limit applies to every value that is encoded: everything stored in
-    /// file and Redis stores, and `put` in memory stores; values that a
-    /// memory store keeps undecoded are never encoded and are not measured.
-    pub fn max_value_size(mut self, bytes: usize) -> Self {
-        self.max_value_size = Some(bytes);
-        self
-    }
-
-    /// Whether to register the store by name (default: yes). Proxies and
-    /// tickets that arrive in this process find their store in the registry.
-    pub fn register(mut self, yes: bool) -> Self {
-        self.register = yes;
-        self
-    }
-
-    /// Whether to replace a store registered under the name with other
-    /// settings (default: no, [`Error::NameTaken`]). Handles of the
-    /// replaced store keep working; the name then finds the new one.
-    pub fn replace(mut self, yes: bool) -> Self {
-        self.replace = yes;
-        self
-    }
-
-    /// Builds the store: opens its connector (for `file://`, creating the
-    /// directory if needed) and registers it, or returns the store
-    /// registered under the name with the same URL and settings. Fails with
-    /// [`Error::NameTaken`] if the name belongs to a store with another URL
-    /// or other settings (a size limit, a connector of its own), unless
-    /// [`replace`](StoreBuilder::replace) is set.
-    pub fn build(self) -> Result<Store> {
-        let url = self
-            .url
-            .clone()
-            .unwrap_or_else(|| format!("memory://{}", self.name));
-        if !self.register || self.replace {
-            let store = self.make(url)?;
-            if self.register {
-                registry::insert(store.clone());
-            }
-            return Ok(store);
-        }
-        let same = |s: &Store| {
-            s.url() == url
-                && s.inner.max_value_size == self.max_value_size
-                && self
-                    .connector
-                    .as_ref()
-                    .is_none_or(|c| Arc::ptr_eq(c, s.connector()))
-        };
-        registry::insert_unless_taken(
-            &self.name,
-            || self.make(url.clone()),
-            |s| {
-                if same(s) {
-                    Ok(s.clone())
-                } else {
-                    Err(Error::NameTaken {
-                        name: self.name.clone(),
-                        url: s.url().to_owned(),
-                    })
-                }
-            },
-        )
-    }
-
-    fn make(&self, url: String) -> Result<Store> {
-        let connector = match &self.connector {
-            Some(c) => c.clone(),
-            None => Location::parse(&url)?.connect(&self.name)?,
-        };
-        let config = StoreConfig {
-            name: self.name.clone(),
-            url,
-        };
-        Ok(Store::from_connector(
-            config,
-            connector,
-            self.max_value_size,
-            None,
-        ))
-    }
-}
-
 impl Store {
     /// The in-memory store named `name`: the registered one if a memory store
     /// of that name exists, else a new one, registered.
@@ -228,6 +98,18 @@ impl Store {
     /// refused by [`Store::open`] and [`Store::from_config`]
     /// ([`Error::InvalidUrl`]): proxies and tickets of that store cannot be
     /// decoded again, not even in this process.
+    ///
+    /// ```
+    /// use borrowstore::Store;
+    /// # fn main() -> Result<(), borrowstore::Error> {
+    /// let a = Store::memory("doc-memory");
+    /// let b = Store::memory("doc-memory");              // the registered one
+    /// assert!(a.same_store(&b));
+    /// assert_eq!(a.url(), "memory://doc-memory");
+    /// let key = a.put(&7u8)?;
+    /// assert_eq!(b.get::<u8>(&key)?, Some(7));
+    /// # Ok(()) }
+    /// ```
     pub fn memory(name: impl Into<String>) -> Store {
         let name = name.into();
         let url = format!("memory://{name}");
@@ -269,23 +151,128 @@ impl Store {
         }
     }
 
-    /// Opens a store by connector URL, and registers it:
+    /// Opens a store by connector URL, and registers it.
     ///
-    /// - `memory://name` — the in-process store `name` (see [`Store::memory`]);
-    ///   the name must not be empty;
-    /// - `file:///absolute/dir` — a directory shared by the processes of one
-    ///   host; `?lease_ms=N` sets how long a dead process's claims survive it
-    ///   (default 30 s).
-    ///
-    /// The store is named by its URL (memory stores: by their name). Returns
-    /// the registered store of that name and URL if there is one (or the
-    /// store that arriving bytes opened for that URL, now registered).
+    /// The store is named by its URL (memory stores: by their name). If a
+    /// store of that name and URL is registered, that store is returned,
+    /// and nothing new is opened (nor is a store that arriving bytes opened
+    /// for that URL: it is registered now, and returned).
     ///
     /// Opening is this process's own choice, so it is never subject to the
     /// [`trust`](crate::trust) policy, and a `file://` directory is created
     /// if needed (with its `borrowstore.dir` marker). Once a store is open
     /// here, proxies and tickets of it that arrive from other processes
     /// reach it.
+    ///
+    /// # URLs
+    ///
+    /// **`memory://name`** — the in-process store `name`, the same as
+    /// [`Store::memory`]`("name")`: shared by the threads and tasks of this
+    /// process, values kept as `Arc<T>` (never encoded). The name must not
+    /// be empty. No parameters.
+    ///
+    /// **`file:///absolute/dir?lease_ms=N`** — a directory shared by the
+    /// processes of one host ([`FileConnector`](crate::connector::FileConnector)),
+    /// created if missing. The path must be absolute (three slashes), with
+    /// no `..` and no control characters. One parameter:
+    ///
+    /// - `lease_ms` — the lease, in milliseconds (a positive integer;
+    ///   default 30 000): how long the claims (owners, borrows, holders,
+    ///   tickets) of a process that died survive it before the store
+    ///   reclaims them. A live process renews its claims every third of
+    ///   the lease.
+    ///
+    /// **`redis://[user:pass@]host:port/db?ns=NAME&lease_ms=N&timeout_ms=N`**
+    /// — a Redis server shared by processes on many machines
+    /// (`connector::RedisConnector`; the default-on
+    /// `redis` feature). The part before `?` is a redis-rs connection URL:
+    /// user and password (optional), host, port (default 6379), database
+    /// number (default 0). Parameters:
+    ///
+    /// - `ns` — the namespace: every key the store writes starts with
+    ///   `NAME:`, and nothing outside it is read, changed or deleted
+    ///   (default `borrowstore`; `[A-Za-z0-9._-]`, not empty). Stores with
+    ///   different namespaces on one server are separate stores;
+    /// - `lease_ms` — the lease, as for `file://` (default 30 000);
+    /// - `timeout_ms` — how long one operation may take, connecting and
+    ///   the reply included, before it fails with [`Error::Connector`]
+    ///   (default 5 000);
+    /// - any other parameter is left in the URL for redis-rs (for example
+    ///   `protocol=resp3`), which checks it here.
+    ///
+    /// Opening does not contact the server: the connection is made on
+    /// first use, and an unreachable server is an [`Error::Connector`]
+    /// from that operation.
+    ///
+    /// **`rediss://…`** (TLS) is parsed like `redis://`, but this build's
+    /// redis-rs has no TLS support, so it is refused with
+    /// [`Error::InvalidUrl`]. Redis Cluster URLs (`redis+cluster://`) are
+    /// not supported yet.
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::InvalidUrl`] — no `scheme://`, an unknown scheme, an empty
+    ///   memory store name, a relative file path or one with `..`, an
+    ///   unknown or invalid parameter, a URL redis-rs refuses, `rediss://`,
+    ///   or a `redis://` URL in a build without the `redis` feature;
+    /// - [`Error::Connector`] — a file store's directory cannot be created
+    ///   or opened (the error names the path and the operation).
+    ///
+    /// # Examples
+    ///
+    /// Memory and file stores:
+    ///
+    /// ```
+    /// use borrowstore::Store;
+    /// # fn main() -> Result<(), borrowstore::Error> {
+    /// let mem = Store::open("memory://doc-open")?;
+    /// assert!(mem.same_store(&Store::memory("doc-open")));
+    ///
+    /// let dir = std::env::temp_dir().join(format!("borrowstore-doc-open-{}", std::process::id()));
+    /// let url = format!("file://{}?lease_ms=10000", dir.display());
+    /// let files = Store::open(&url)?;                    // creates the directory
+    /// assert_eq!(files.name(), url);                     // named by its URL
+    /// let key = files.put(&vec![1u32, 2, 3])?;
+    /// // Another process on this host opens the same URL and sees the object.
+    /// assert_eq!(files.get::<Vec<u32>>(&key)?, Some(vec![1, 2, 3]));
+    /// assert!(Store::open(&url)?.same_store(&files));    // the registered one
+    /// # files.evict(&key)?; Store::unregister(&url); drop(files);
+    /// # std::fs::remove_dir_all(&dir).ok();
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// A Redis server (this example needs one on 127.0.0.1:6379):
+    ///
+    /// ```no_run
+    /// use borrowstore::{Store, borrow};
+    /// # fn main() -> Result<(), borrowstore::Error> {
+    /// let store = Store::open("redis://127.0.0.1:6379/0?ns=myapp&lease_ms=10000&timeout_ms=2000")?;
+    /// let owner = store.owned_proxy(vec![1u64, 2, 3])?;
+    /// assert_eq!(borrow(&owner)?.len(), 3);              // counted in Redis
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// Mistakes, and an unreachable server:
+    ///
+    /// ```
+    /// use borrowstore::{Error, Store};
+    /// for bad in [
+    ///     "memory://",                                   // no name
+    ///     "file://relative/dir",                         // not absolute
+    ///     "file:///tmp/x?lease_ms=0",                    // not positive
+    ///     "file:///tmp/x?colour=red",                    // unknown parameter
+    ///     "redis://127.0.0.1:6379/0?ns=a:b",             // not [A-Za-z0-9._-]
+    ///     "rediss://127.0.0.1:6380/0",                   // no TLS in this build
+    ///     "ftp://example.com",                           // unknown scheme
+    /// ] {
+    ///     assert!(matches!(Store::open(bad), Err(Error::InvalidUrl { .. })), "{bad}");
+    /// }
+    /// # #[cfg(feature = "redis")] {
+    /// // Nothing listens on port 1: opening succeeds, the first use fails.
+    /// let store = Store::open("redis://127.0.0.1:1/0?timeout_ms=500").unwrap();
+    /// assert!(matches!(store.put(&1u8), Err(Error::Connector { .. })));
+    /// # }
+    /// ```
     pub fn open(url: &str) -> Result<Store> {
         match Location::parse(url)? {
             Location::Memory { name } => Ok(Store::memory(name)),
@@ -328,16 +315,19 @@ impl Store {
         registry::get_or_insert_if_free(|| fresh, &name, &url)
     }
 
-    /// A builder for a store named `name`.
+    /// A builder for a store named `name`: its URL (default
+    /// `memory://<name>`), a connector of your own, a size limit, and
+    /// whether to register it.
+    ///
+    /// ```
+    /// use borrowstore::Store;
+    /// # fn main() -> Result<(), borrowstore::Error> {
+    /// let store = Store::builder("doc-builder").max_value_size(1 << 20).build()?;
+    /// assert_eq!((store.name(), store.url()), ("doc-builder", "memory://doc-builder"));
+    /// # Ok(()) }
+    /// ```
     pub fn builder(name: impl Into<String>) -> StoreBuilder {
-        StoreBuilder {
-            name: name.into(),
-            url: None,
-            connector: None,
-            max_value_size: None,
-            register: true,
-            replace: false,
-        }
+        StoreBuilder::new(name.into())
     }
 
     /// The store described by `config`, as proxy and ticket bytes that
@@ -359,6 +349,13 @@ impl Store {
     /// malformed URL [`Error::InvalidUrl`]. To open a store yourself, use
     /// [`Store::open`] or [`Store::builder`].
     ///
+    /// # Errors
+    ///
+    /// [`Error::Untrusted`], [`Error::TooManyStores`], [`Error::LocalStore`],
+    /// [`Error::InvalidUrl`] as above; [`Error::Connector`] if an allowed
+    /// store cannot be opened (a `file://` directory that is missing or not
+    /// a borrowstore directory).
+    ///
     /// ```
     /// use borrowstore::{Error, Store, StoreConfig};
     /// # fn main() -> Result<(), Error> {
@@ -376,7 +373,14 @@ impl Store {
         connect::from_config(config)
     }
 
-    /// The registered store named `name`.
+    /// The registered store named `name`, if there is one.
+    ///
+    /// ```
+    /// use borrowstore::Store;
+    /// let store = Store::memory("doc-registered");
+    /// assert!(Store::registered("doc-registered").unwrap().same_store(&store));
+    /// assert!(Store::registered("doc-registered-never").is_none());
+    /// ```
     pub fn registered(name: &str) -> Option<Store> {
         registry::get(name)
     }
@@ -384,28 +388,70 @@ impl Store {
     /// Registers this store under its name, replacing any other. (A store
     /// that arriving bytes opened is then the process's own: it no longer
     /// counts against [`trust::max_stores`](crate::trust::max_stores).)
+    ///
+    /// ```
+    /// use borrowstore::Store;
+    /// # fn main() -> Result<(), borrowstore::Error> {
+    /// let store = Store::builder("doc-register").register(false).build()?;
+    /// assert!(Store::registered("doc-register").is_none());
+    /// store.register();
+    /// assert!(Store::registered("doc-register").unwrap().same_store(&store));
+    /// # Ok(()) }
+    /// ```
     pub fn register(&self) {
         drop(self.inner.slot.lock().map(|mut s| s.take()));
         registry::insert(self.clone());
     }
 
-    /// Removes the store named `name` from the registry. Handles that hold it
-    /// keep working.
+    /// Removes the store named `name` from the registry, and returns it.
+    /// Handles that hold it keep working. Proxies and tickets of it that
+    /// are decoded afterwards no longer find it: they get
+    /// [`Error::Untrusted`], unless the [`trust`](crate::trust) policy
+    /// allows its URL (see [`Store::from_config`]).
+    ///
+    /// ```
+    /// use borrowstore::Store;
+    /// # fn main() -> Result<(), borrowstore::Error> {
+    /// let store = Store::memory("doc-unregister");
+    /// let key = store.put(&1u8)?;
+    /// assert!(Store::unregister("doc-unregister").unwrap().same_store(&store));
+    /// assert!(Store::registered("doc-unregister").is_none());
+    /// assert_eq!(store.get::<u8>(&key)?, Some(1));       // still works
+    /// # Ok(()) }
+    /// ```
     pub fn unregister(name: &str) -> Option<Store> {
         registry::remove(name)
     }
 
-    /// The store's name.
+    /// The store's name: its key in the registry, and what errors name.
+    ///
+    /// ```
+    /// use borrowstore::Store;
+    /// assert_eq!(Store::memory("doc-name").name(), "doc-name");
+    /// ```
     pub fn name(&self) -> &str {
         &self.inner.config.name
     }
 
-    /// The store's connector URL.
+    /// The store's connector URL, as [`Store::open`] accepts it.
+    ///
+    /// ```
+    /// use borrowstore::Store;
+    /// assert_eq!(Store::memory("doc-url").url(), "memory://doc-url");
+    /// ```
     pub fn url(&self) -> &str {
         &self.inner.config.url
     }
 
-    /// The store's serializable description.
+    /// The store's serializable description: its name and URL, what
+    /// proxies and tickets carry so that another process can reopen the
+    /// store ([`Store::from_config`]).
+    ///
+    /// ```
+    /// use borrowstore::Store;
+    /// let config = Store::memory("doc-config").config().clone();
+    /// assert_eq!((config.name.as_str(), config.url.as_str()), ("doc-config", "memory://doc-config"));
+    /// ```
     pub fn config(&self) -> &StoreConfig {
         &self.inner.config
     }
@@ -472,121 +518,36 @@ impl Store {
         self.blocking().keys()
     }
 
-    /// Whether two handles are the same store.
+    /// Whether two handles are the same store (clones of one `Store`).
+    ///
+    /// ```
+    /// use borrowstore::Store;
+    /// # fn main() -> Result<(), borrowstore::Error> {
+    /// let store = Store::memory("doc-same-store");
+    /// assert!(store.same_store(&store.clone()));
+    /// let private = Store::builder("doc-same-store").register(false).build()?;
+    /// assert!(!store.same_store(&private));              // same name, another store
+    /// # Ok(()) }
+    /// ```
     pub fn same_store(&self, other: &Store) -> bool {
         Arc::ptr_eq(&self.inner, &other.inner)
     }
 
-    /// Number of decoded values in this process's cache.
+    /// Number of decoded values in this process's cache. A memory store
+    /// keeps values as they are and caches nothing; file and Redis stores
+    /// cache each value they decode, per version, until its object is
+    /// evicted or changes.
+    ///
+    /// ```
+    /// use borrowstore::Store;
+    /// # fn main() -> Result<(), borrowstore::Error> {
+    /// let store = Store::memory("doc-cached-values");
+    /// let p = store.proxy(vec![1u8; 16])?;
+    /// assert_eq!(p.len(), 16);
+    /// assert_eq!(store.cached_values(), 0);              // nothing to decode in memory
+    /// # Ok(()) }
+    /// ```
     pub fn cached_values(&self) -> usize {
         self.inner.cache.len()
-    }
-
-    /// Stores a copy of `value` (encoded) under a new key, with no owner: it
-    /// persists until evicted.
-    ///
-    /// While a liveness scope is open on this thread, the new object is
-    /// managed by it.
-    pub fn put<T: Storable>(&self, value: &T) -> Result<Key> {
-        let key = Key::random();
-        self.insert_managed(key, self.encode(value)?)?;
-        Ok(key)
-    }
-
-    /// Stores copies of several values; one key each, in order.
-    ///
-    /// While a liveness scope is open on this thread, each new object is
-    /// managed by it (and they are stored one by one).
-    pub fn put_batch<T: Storable>(&self, values: &[T]) -> Result<Vec<Key>> {
-        if manager::active() {
-            return values.iter().map(|v| self.put(v)).collect();
-        }
-        let items = values
-            .iter()
-            .map(|v| Ok((Key::random(), self.encode(v)?)))
-            .collect::<Result<Vec<_>>>()?;
-        let keys = items.iter().map(|(k, _)| *k).collect();
-        self.blocking().put_batch(items)?;
-        Ok(keys)
-    }
-
-    /// A copy of the value under `key`, or `None` if there is none.
-    pub fn get<T: Storable>(&self, key: &Key) -> Result<Option<T>> {
-        match self.blocking().get(key)? {
-            None => Ok(None),
-            Some(stored) => self.to_owned_value(stored).map(Some),
-        }
-    }
-
-    /// The value under `key`, shared with every other reader in this process
-    /// (no copy), or `None`.
-    pub fn get_shared<T: Storable>(&self, key: &Key) -> Result<Option<Arc<T>>> {
-        match self.resolve(Target::keyed(key)) {
-            Ok(v) => Ok(Some(v)),
-            Err(Error::KeyNotFound { .. }) => Ok(None),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Copies of several values.
-    pub fn get_batch<T: Storable>(&self, keys: &[Key]) -> Result<Vec<Option<T>>> {
-        self.blocking()
-            .get_batch(keys)?
-            .into_iter()
-            .map(|s| s.map(|s| self.to_owned_value(s)).transpose())
-            .collect()
-    }
-
-    /// Whether an object is stored under `key`.
-    pub fn exists(&self, key: &Key) -> Result<bool> {
-        self.blocking().exists(key)
-    }
-
-    /// Whether objects are stored under each of `keys`.
-    pub fn exists_batch(&self, keys: &[Key]) -> Result<Vec<bool>> {
-        self.blocking().exists_batch(keys)
-    }
-
-    /// Evicts the object under `key` now, whoever owns it. Returns whether
-    /// there was one. Refused with [`Error::AlreadyBorrowed`] while the object
-    /// is borrowed: references are always valid.
-    pub fn evict(&self, key: &Key) -> Result<bool> {
-        let r = self.blocking().evict(key);
-        self.inner.cache.remove(key);
-        r
-    }
-
-    /// Evicts several objects; stops at the first refusal.
-    pub fn evict_batch(&self, keys: &[Key]) -> Result<Vec<bool>> {
-        keys.iter().map(|k| self.evict(k)).collect()
-    }
-
-    /// Waits until every release this process queued has been applied
-    /// store-side. Immediate for the memory store.
-    ///
-    /// Also reports the failure of a publish that a dropped, changed
-    /// [`RefMutProxy`](crate::RefMutProxy) made (queued, or applied at
-    /// once) since the last flush: that publish is not retried.
-    ///
-    /// Inside async code use [`flush_async`](Store::flush_async): this
-    /// blocks the thread until the store answers.
-    pub fn flush(&self) -> Result<()> {
-        if self.connector().queues_releases() {
-            self.blocking().flush()?;
-        }
-        self.take_deferred()
-    }
-
-    /// Waits until every queued release has been applied, without blocking
-    /// the executor; reports what [`flush`](Store::flush) reports.
-    ///
-    /// # Cancel safety
-    ///
-    /// Cancel safe: dropping the future stops the wait, not the releases.
-    pub async fn flush_async(&self) -> Result<()> {
-        if self.connector().queues_releases() {
-            self.connector().flush_async().await?;
-        }
-        self.take_deferred()
     }
 }

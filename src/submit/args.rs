@@ -60,6 +60,17 @@ use crate::submit::lists;
 pub trait TaskArgs: Send + 'static {
     /// Reports every borrow in `self`, and the store of every handle, to
     /// `visitor`.
+    ///
+    /// ```
+    /// use borrowstore::{Store, borrow};
+    /// use borrowstore::submit::{Plain, task_borrows};
+    /// # fn main() -> Result<(), borrowstore::Error> {
+    /// let store = Store::memory("doc-task-args-visit");
+    /// let (a, b) = (store.owned_proxy(1u8)?, store.owned_proxy(2u8)?);
+    /// let mut args = vec![(borrow(&a)?, Plain("x")), (borrow(&b)?, Plain("y"))];
+    /// assert_eq!(task_borrows(&mut args).len(), 2);       // `visit` found both
+    /// # Ok(()) }
+    /// ```
     fn visit(&mut self, visitor: &mut ArgsVisitor);
 }
 
@@ -106,6 +117,28 @@ impl ArgsVisitor {
     }
 
     /// The borrows found so far.
+    ///
+    /// ```
+    /// use borrowstore::{RefProxy, Store, borrow};
+    /// use borrowstore::submit::{ArgsVisitor, TaskArgs, task_borrows};
+    ///
+    /// struct Pair(RefProxy<u8>, RefProxy<u8>);
+    /// impl TaskArgs for Pair {
+    ///     fn visit(&mut self, visitor: &mut ArgsVisitor) {
+    ///         self.0.visit(visitor);
+    ///         assert_eq!(visitor.borrows().len(), 1);
+    ///         self.1.visit(visitor);
+    ///     }
+    /// }
+    /// # fn main() -> Result<(), borrowstore::Error> {
+    /// let store = Store::memory("doc-args-visitor-borrows");
+    /// let owner = store.owned_proxy(1u8)?;
+    /// let mut pair = Pair(borrow(&owner)?, borrow(&owner)?);
+    /// let found = task_borrows(&mut pair);
+    /// assert_eq!(found.len(), 2);
+    /// assert_eq!(found[0].key, *borrowstore::OwnedProxy::key(&owner));
+    /// # Ok(()) }
+    /// ```
     pub fn borrows(&self) -> Vec<BorrowInfo> {
         match &self.mode {
             Mode::Inspect(b) => b.clone(),
@@ -124,11 +157,46 @@ impl ArgsVisitor {
     /// The stores of every handle found so far, each once. The task's
     /// handle waits for these stores' queued releases
     /// ([`Store::flush_async`]) before it resolves.
+    ///
+    /// ```
+    /// use borrowstore::{RefProxy, Store, borrow};
+    /// use borrowstore::submit::{ArgsVisitor, TaskArgs, task_borrows};
+    ///
+    /// struct Two(RefProxy<u8>, RefProxy<u8>);
+    /// impl TaskArgs for Two {
+    ///     fn visit(&mut self, visitor: &mut ArgsVisitor) {
+    ///         self.0.visit(visitor);
+    ///         self.1.visit(visitor);
+    ///         assert_eq!(visitor.stores().len(), 1);         // one store, listed once
+    ///     }
+    /// }
+    /// # fn main() -> Result<(), borrowstore::Error> {
+    /// let store = Store::memory("doc-args-visitor-stores");
+    /// let owner = store.owned_proxy(1u8)?;
+    /// task_borrows(&mut Two(borrow(&owner)?, borrow(&owner)?));
+    /// # Ok(()) }
+    /// ```
     pub fn stores(&self) -> &[Store] {
         self.stores.as_slice()
     }
 
-    /// Adds a store whose queued releases the task's handle waits for.
+    /// Adds a store whose queued releases the task's handle waits for: for
+    /// an argument that releases claims of a store without holding a
+    /// borrow the visit can see.
+    ///
+    /// ```
+    /// use borrowstore::Store;
+    /// use borrowstore::submit::{ArgsVisitor, TaskArgs, task_borrows};
+    ///
+    /// struct Cleanup(Store);
+    /// impl TaskArgs for Cleanup {
+    ///     fn visit(&mut self, visitor: &mut ArgsVisitor) {
+    ///         visitor.store(&self.0);
+    ///         assert!(visitor.stores()[0].same_store(&self.0));
+    ///     }
+    /// }
+    /// assert!(task_borrows(&mut Cleanup(Store::memory("doc-args-visitor-store"))).is_empty());
+    /// ```
     pub fn store(&mut self, store: &Store) {
         self.store_of(store.clone());
     }
@@ -201,6 +269,11 @@ pub struct Plain<T>(pub T);
 
 impl<T> Plain<T> {
     /// The value.
+    ///
+    /// ```
+    /// use borrowstore::submit::Plain;
+    /// assert_eq!(Plain("config").into_inner(), "config");
+    /// ```
     pub fn into_inner(self) -> T {
         self.0
     }

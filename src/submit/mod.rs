@@ -314,12 +314,59 @@ impl<T: Send + 'static, J: TaskJoin<Result<T>>> Submitted<T, J> {
     /// executor: see the [module docs](self)). The handle still resolves —
     /// to [`Error::TaskCancelled`] if the task was stopped before it
     /// finished — after its borrows have ended.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use borrowstore::{Error, Store, borrow, mut_borrow};
+    /// use borrowstore::submit::submit;
+    /// # fn main() -> Result<(), Error> {
+    /// let runtime = tokio::runtime::Builder::new_multi_thread()
+    ///     .worker_threads(1)
+    ///     .enable_time()
+    ///     .build()
+    ///     .unwrap();
+    /// let store = Store::memory("doc-submitted-abort");
+    /// let owner = store.owned_proxy(1u8)?;
+    /// let h = submit(runtime.handle(), borrow(&owner)?, |r| async move {
+    ///     tokio::time::sleep(Duration::from_secs(3600)).await;  // cancelled here
+    ///     *r
+    /// });
+    /// h.abort();
+    /// assert!(matches!(runtime.block_on(h), Err(Error::TaskCancelled { .. })));
+    /// assert!(mut_borrow(&owner).is_ok());               // its borrow has ended
+    /// # Ok(()) }
+    /// ```
     pub fn abort(&self) {
         self.join.abort();
     }
 
     /// Waits for the output, blocking this thread. Do not call it from an
     /// async task (`.await` the handle there).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::TaskPanicked`] (with the panic's message) if the task
+    /// panicked, [`Error::TaskCancelled`] if it was cancelled, and the
+    /// store's error if waiting for its releases failed. The task's borrows
+    /// have ended in every case.
+    ///
+    /// ```
+    /// use borrowstore::{Error, Store, borrow, mut_borrow};
+    /// use borrowstore::submit::{StdThreads, submit_blocking};
+    /// # fn main() -> Result<(), Error> {
+    /// let store = Store::memory("doc-submitted-join");
+    /// let owner = store.owned_proxy(vec![1u64, 2])?;
+    /// let n = submit_blocking(&StdThreads, borrow(&owner)?, |r| r.len()).join()?;
+    /// assert_eq!(n, 2);
+    ///
+    /// let failed = submit_blocking(&StdThreads, borrow(&owner)?, |r| {
+    ///     assert!(r.is_empty(), "the vector is not empty");
+    /// })
+    /// .join();
+    /// assert!(matches!(failed, Err(Error::TaskPanicked { ref message }) if message.contains("not empty")));
+    /// assert!(mut_borrow(&owner).is_ok());               // the panicking task's borrow ended
+    /// # Ok(()) }
+    /// ```
     pub fn join(self) -> Result<T> {
         futures::executor::block_on(self)
     }

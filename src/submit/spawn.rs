@@ -21,6 +21,15 @@ pub trait TaskJoin<T>: Future<Output = Result<T>> + Send + Unpin {
     /// Asks the executor to cancel the task. The future still resolves, to
     /// [`Error::TaskCancelled`] if the task was cancelled before it finished.
     /// The default does nothing: the executor cannot cancel.
+    ///
+    /// ```
+    /// use borrowstore::Error;
+    /// use borrowstore::submit::{Spawn, TaskJoin};
+    /// let pool = futures::executor::ThreadPool::new().unwrap();
+    /// let join = Spawn::spawn(&pool, futures::future::pending::<()>());
+    /// join.abort();
+    /// assert!(matches!(futures::executor::block_on(join), Err(Error::TaskCancelled { .. })));
+    /// ```
     fn abort(&self) {}
 }
 
@@ -70,6 +79,13 @@ pub trait Spawn {
     type Join<T: Send + 'static>: TaskJoin<T>;
 
     /// Starts running `task`.
+    ///
+    /// ```
+    /// use borrowstore::submit::Spawn;
+    /// let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    /// let join = Spawn::spawn(runtime.handle(), async { 6 * 7 });
+    /// assert_eq!(runtime.block_on(join).unwrap(), 42);
+    /// ```
     fn spawn<F>(&self, task: F) -> Self::Join<F::Output>
     where
         F: Future + Send + 'static,
@@ -87,6 +103,13 @@ pub trait SpawnBlocking {
     type Join<T: Send + 'static>: TaskJoin<T>;
 
     /// Starts running `task`.
+    ///
+    /// ```
+    /// use borrowstore::submit::{SpawnBlocking, StdThreads};
+    /// let join = StdThreads.spawn_blocking(|| std::thread::current().name().map(str::to_owned));
+    /// let name = futures::executor::block_on(join).unwrap();
+    /// assert_eq!(name.as_deref(), Some("borrowstore-task"));
+    /// ```
     fn spawn_blocking<F, T>(&self, task: F) -> Self::Join<T>
     where
         F: FnOnce() -> T + Send + 'static,
@@ -150,6 +173,13 @@ pub struct TokioJoin<T>(tokio::task::JoinHandle<T>);
 
 impl<T> TokioJoin<T> {
     /// The tokio handle inside.
+    ///
+    /// ```
+    /// use borrowstore::submit::Spawn;
+    /// let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    /// let handle: tokio::task::JoinHandle<u8> = Spawn::spawn(runtime.handle(), async { 1 }).into_inner();
+    /// assert_eq!(runtime.block_on(handle).unwrap(), 1);
+    /// ```
     pub fn into_inner(self) -> tokio::task::JoinHandle<T> {
         self.0
     }
@@ -247,6 +277,18 @@ pub struct JoinSender<T>(oneshot::Sender<T>);
 impl<T> JoinSender<T> {
     /// Reports the task's output. Dropping the sender instead reports
     /// [`Error::TaskCancelled`].
+    ///
+    /// ```
+    /// use borrowstore::Error;
+    /// use borrowstore::submit::ChannelJoin;
+    /// let (tx, join) = ChannelJoin::pair();
+    /// tx.send("done");
+    /// assert_eq!(futures::executor::block_on(join).unwrap(), "done");
+    ///
+    /// let (tx, join) = ChannelJoin::<u8>::pair();
+    /// drop(tx);                                          // the task never reported
+    /// assert!(matches!(futures::executor::block_on(join), Err(Error::TaskCancelled { .. })));
+    /// ```
     pub fn send(self, output: T) {
         let _ = self.0.send(output);
     }
@@ -266,6 +308,13 @@ pub struct ChannelJoin<T> {
 
 impl<T> ChannelJoin<T> {
     /// A sender for the task, and the join handle that receives its output.
+    ///
+    /// ```
+    /// use borrowstore::submit::ChannelJoin;
+    /// let (tx, join) = ChannelJoin::pair();
+    /// std::thread::spawn(move || tx.send(2 + 2));
+    /// assert_eq!(futures::executor::block_on(join).unwrap(), 4);
+    /// ```
     pub fn pair() -> (JoinSender<T>, ChannelJoin<T>) {
         let (tx, rx) = oneshot::channel();
         (
@@ -280,6 +329,13 @@ impl<T> ChannelJoin<T> {
     }
 
     /// A handle on a task that could not be started: resolves to `error`.
+    ///
+    /// ```
+    /// use borrowstore::Error;
+    /// use borrowstore::submit::ChannelJoin;
+    /// let join = ChannelJoin::<u8>::failed(Error::TaskCancelled { reason: "pool is full".into() });
+    /// assert!(matches!(futures::executor::block_on(join), Err(Error::TaskCancelled { .. })));
+    /// ```
     pub fn failed(error: Error) -> ChannelJoin<T> {
         ChannelJoin {
             rx: None,
@@ -291,6 +347,21 @@ impl<T> ChannelJoin<T> {
 
     /// Makes [`TaskJoin::abort`] use `handle` (from
     /// [`futures::future::abortable`] around the task).
+    ///
+    /// ```
+    /// use borrowstore::Error;
+    /// use borrowstore::submit::{ChannelJoin, TaskJoin};
+    /// let (tx, join) = ChannelJoin::<()>::pair();
+    /// let (task, handle) = futures::future::abortable(futures::future::pending::<()>());
+    /// let join = join.with_abort(handle);
+    /// std::thread::spawn(move || {
+    ///     if let Ok(out) = futures::executor::block_on(task) {
+    ///         tx.send(out);
+    ///     }
+    /// });
+    /// join.abort();
+    /// assert!(matches!(futures::executor::block_on(join), Err(Error::TaskCancelled { .. })));
+    /// ```
     pub fn with_abort(mut self, handle: AbortHandle) -> Self {
         self.abort = Some(handle);
         self
@@ -298,6 +369,15 @@ impl<T> ChannelJoin<T> {
 
     /// Makes dropping this handle abort the task (see
     /// [`with_abort`](Self::with_abort)).
+    ///
+    /// ```
+    /// use borrowstore::submit::ChannelJoin;
+    /// let (_tx, join) = ChannelJoin::<()>::pair();
+    /// let (task, handle) = futures::future::abortable(futures::future::pending::<()>());
+    /// drop(join.with_abort(handle.clone()).abort_on_drop());
+    /// assert!(handle.is_aborted());
+    /// assert!(futures::executor::block_on(task).is_err()); // the task stops
+    /// ```
     pub fn abort_on_drop(mut self) -> Self {
         self.abort_on_drop = true;
         self

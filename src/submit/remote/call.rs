@@ -39,7 +39,20 @@ impl<R> std::fmt::Debug for RemoteCall<R> {
 }
 
 impl<R> RemoteCall<R> {
-    /// The bytes to send to the worker.
+    /// The bytes to send to the worker: views of the borrows (store, key,
+    /// claim), never the values.
+    ///
+    /// ```
+    /// use borrowstore::{Store, borrow};
+    /// use borrowstore::submit::remote::RemoteCall;
+    /// # fn main() -> Result<(), borrowstore::Error> {
+    /// let store = Store::memory("doc-remote-request");
+    /// let owner = store.owned_proxy(vec![0u8; 1 << 16])?;
+    /// let call = RemoteCall::<usize>::new(borrow(&owner)?)?;
+    /// assert!(call.request().len() < 300);               // not the 64 KiB value
+    /// # call.abandon()?;
+    /// # Ok(()) }
+    /// ```
     pub fn request(&self) -> &[u8] {
         &self.request
     }
@@ -49,6 +62,24 @@ impl<R: Portable> RemoteCall<R> {
     /// Exports `args`: keeps the borrows here, and makes the request bytes.
     /// On failure everything exported so far is given back (borrows ended,
     /// owner tickets cancelled).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Encode`](crate::Error::Encode) if an argument cannot be
+    /// serialized, and the store's errors from turning an owner argument
+    /// into a ticket.
+    ///
+    /// ```
+    /// use borrowstore::{OwnedProxy, Store, borrow};
+    /// use borrowstore::submit::remote::RemoteCall;
+    /// # fn main() -> Result<(), borrowstore::Error> {
+    /// let store = Store::memory("doc-remote-new");
+    /// let owner = store.owned_proxy(1u8)?;
+    /// let call = RemoteCall::<u8>::new(borrow(&owner)?)?;
+    /// assert_eq!(store.inspect(OwnedProxy::key(&owner))?.unwrap().readers, 1); // kept here
+    /// # call.abandon()?;
+    /// # Ok(()) }
+    /// ```
     pub fn new<A: Portable>(args: A) -> Result<Self> {
         let mut export = Export::default();
         let request = args
@@ -74,6 +105,23 @@ impl<R: Portable> RemoteCall<R> {
     /// if the task panicked,
     /// [`Error::TaskCancelled`](crate::Error::TaskCancelled) if the worker
     /// could not run it.
+    ///
+    /// ```
+    /// use borrowstore::{Error, RefProxy, Store, borrow};
+    /// use borrowstore::submit::remote::{RemoteCall, serve};
+    /// # fn main() -> Result<(), Error> {
+    /// let store = Store::memory("doc-remote-finish");
+    /// let owner = store.owned_proxy(String::from("abc"))?;
+    /// let call = RemoteCall::<usize>::new(borrow(&owner)?)?;
+    /// // … in the worker …
+    /// let reply = serve(call.request(), |s: RefProxy<String>| -> usize { panic!("{} is too short", *s) });
+    /// match call.finish(&reply) {
+    ///     Err(Error::TaskPanicked { message }) => assert!(message.contains("too short")),
+    ///     other => panic!("{other:?}"),
+    /// }
+    /// assert_eq!(store.inspect(borrowstore::OwnedProxy::key(&owner))?.unwrap().readers, 0);
+    /// # Ok(()) }
+    /// ```
     pub fn finish(self, reply: &[u8]) -> Result<R> {
         let (reply, stores) = self.settle(reply);
         Store::flush_all(&stores)?;
@@ -88,6 +136,18 @@ impl<R: Portable> RemoteCall<R> {
     /// The borrows end as soon as the future is first polled; dropping it
     /// afterwards only stops the wait for their release, and loses the
     /// result (an owner in it stays unredeemed until its lease runs out).
+    ///
+    /// ```
+    /// use borrowstore::{RefProxy, Store, borrow};
+    /// use borrowstore::submit::remote::{RemoteCall, serve};
+    /// # fn main() -> Result<(), borrowstore::Error> {
+    /// let store = Store::memory("doc-remote-finish-async");
+    /// let owner = store.owned_proxy(vec![1u64, 2])?;
+    /// let call = RemoteCall::<u64>::new(borrow(&owner)?)?;
+    /// let reply = serve(call.request(), |v: RefProxy<Vec<u64>>| v.iter().sum::<u64>());
+    /// assert_eq!(futures::executor::block_on(call.finish_async(&reply))?, 3);
+    /// # Ok(()) }
+    /// ```
     pub async fn finish_async(self, reply: &[u8]) -> Result<R> {
         let (reply, stores) = self.settle(reply);
         Store::flush_all_async(&stores).await?;
@@ -97,6 +157,19 @@ impl<R: Portable> RemoteCall<R> {
     /// The worker is gone, or will never answer: ends the borrows, cancels
     /// the owner tickets it did not redeem, and waits until all of it is
     /// applied store-side.
+    ///
+    /// ```
+    /// use borrowstore::{OwnedProxy, Store, borrow};
+    /// use borrowstore::submit::remote::RemoteCall;
+    /// # fn main() -> Result<(), borrowstore::Error> {
+    /// let store = Store::memory("doc-remote-abandon");
+    /// let owner = store.owned_proxy(1u8)?;
+    /// let call = RemoteCall::<u8>::new(borrow(&owner)?)?;
+    /// // … the worker died before it answered …
+    /// call.abandon()?;
+    /// assert_eq!(store.inspect(OwnedProxy::key(&owner))?.unwrap().readers, 0);
+    /// # Ok(()) }
+    /// ```
     pub fn abandon(mut self) -> Result<()> {
         self.export.abandon();
         Store::flush_all(self.export.stores())

@@ -26,10 +26,27 @@ pub trait Portable: Sized {
 
     /// The sending side: the wire form. What must stay in this process for
     /// the length of the task (the borrows) goes into `out`.
+    ///
+    /// ```
+    /// use borrowstore::submit::remote::{Export, Portable};
+    /// # fn main() -> Result<(), borrowstore::Error> {
+    /// let mut out = Export::default();
+    /// let wire: (u32, String) = (7u32, String::from("x")).export(&mut out)?; // plain values cross as they are
+    /// assert_eq!(wire, (7, String::from("x")));
+    /// # Ok(()) }
+    /// ```
     fn export(self, out: &mut Export) -> Result<Self::Wire>;
 
     /// The receiving side: the value again. Views of borrows are recorded
     /// in `into`, which ends them with the task.
+    ///
+    /// ```
+    /// use borrowstore::submit::remote::{Import, Portable};
+    /// # fn main() -> Result<(), borrowstore::Error> {
+    /// let v = <Vec<u8> as Portable>::import(vec![1, 2], &mut Import::default())?;
+    /// assert_eq!(v, vec![1, 2]);
+    /// # Ok(()) }
+    /// ```
     fn import(wire: Self::Wire, into: &mut Import) -> Result<Self>;
 }
 
@@ -53,12 +70,37 @@ impl std::fmt::Debug for Export {
 }
 
 impl Export {
-    /// Keeps `handle` in this process until the task has ended.
+    /// Keeps `handle` in this process until the task has ended (for a
+    /// [`Portable`] of your own that holds a handle the other side must not
+    /// outlive).
+    ///
+    /// ```
+    /// use borrowstore::{OwnedProxy, Store, borrow};
+    /// use borrowstore::submit::remote::Export;
+    /// # fn main() -> Result<(), borrowstore::Error> {
+    /// let store = Store::memory("doc-export-keep");
+    /// let owner = store.owned_proxy(1u8)?;
+    /// let mut out = Export::default();
+    /// out.keep(borrow(&owner)?);
+    /// assert_eq!(store.inspect(OwnedProxy::key(&owner))?.unwrap().readers, 1);
+    /// drop(out);                                         // the task is over
+    /// assert_eq!(store.inspect(OwnedProxy::key(&owner))?.unwrap().readers, 0);
+    /// # Ok(()) }
+    /// ```
     pub fn keep<H: Send + 'static>(&mut self, handle: H) {
         self.kept.push(Box::new(handle));
     }
 
     /// Adds a store whose queued releases are waited for when the task ends.
+    ///
+    /// ```
+    /// use borrowstore::Store;
+    /// use borrowstore::submit::remote::Export;
+    /// let mut out = Export::default();
+    /// out.store(&Store::memory("doc-export-store"));
+    /// out.store(&Store::memory("doc-export-store"));     // once is enough
+    /// assert_eq!(format!("{out:?}").matches("doc-export-store").count(), 2); // name and URL
+    /// ```
     pub fn store(&mut self, store: &Store) {
         push_store(&mut self.stores, store);
     }
@@ -118,6 +160,14 @@ impl std::fmt::Debug for Import {
 
 impl Import {
     /// Adds a store whose queued releases are waited for when the task ends.
+    ///
+    /// ```
+    /// use borrowstore::Store;
+    /// use borrowstore::submit::remote::Import;
+    /// let mut into = Import::default();
+    /// into.store(&Store::memory("doc-import-store"));
+    /// assert!(format!("{into:?}").contains("doc-import-store"));
+    /// ```
     pub fn store(&mut self, store: &Store) {
         push_store(&mut self.stores, store);
     }

@@ -100,6 +100,12 @@ impl<T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static> Storable f
 /// Type names are the same in every process built from the same source, so
 /// the fingerprint catches a value read back as another type across
 /// processes; it is not a schema hash.
+///
+/// ```
+/// use borrowstore::codec::fingerprint;
+/// assert_eq!(fingerprint::<Vec<u64>>(), fingerprint::<Vec<u64>>());
+/// assert_ne!(fingerprint::<Vec<u64>>(), fingerprint::<Vec<u32>>());
+/// ```
 pub fn fingerprint<T: ?Sized>() -> u64 {
     fingerprint_of(std::any::type_name::<T>())
 }
@@ -115,6 +121,14 @@ pub fn recorded_type_name<T: ?Sized>() -> &'static str {
 }
 
 /// The length in bytes of the header of a blob of `T`: where its payload starts.
+///
+/// ```
+/// use borrowstore::codec::{self, HEADER_LEN};
+/// let name = codec::recorded_type_name::<u32>();             // "u32"
+/// assert_eq!(codec::header_len::<u32>(), HEADER_LEN + 1 + name.len());
+/// let bytes = codec::encode(&7u32).unwrap();
+/// assert_eq!(bytes.len(), codec::header_len::<u32>() + 1);   // postcard: 7 is one byte
+/// ```
 pub fn header_len<T: ?Sized>() -> usize {
     HEADER_LEN + 1 + recorded_type_name::<T>().len()
 }
@@ -203,7 +217,20 @@ fn fingerprint_of(name: &str) -> u64 {
     h
 }
 
-/// Encodes `value` with the header for `T`.
+/// Encodes `value` with the header for `T`: what every encoded value of a
+/// store starts with, followed by the value in postcard.
+///
+/// # Errors
+///
+/// [`Error::Encode`] if serde cannot serialize the value.
+///
+/// ```
+/// use borrowstore::codec::{self, MAGIC, FORMAT_VERSION};
+/// let bytes = codec::encode(&vec![1u8, 2, 3]).unwrap();
+/// assert_eq!(bytes[..4], MAGIC);
+/// assert_eq!(bytes[4], FORMAT_VERSION);
+/// assert_eq!(codec::decode::<Vec<u8>>(&bytes).unwrap(), vec![1, 2, 3]);
+/// ```
 pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
     let name = recorded_type_name::<T>();
     let mut out = Vec::with_capacity(HEADER_LEN + 1 + name.len() + 16);
@@ -235,6 +262,12 @@ pub struct Header<'a> {
 
 impl<'a> Header<'a> {
     /// The type fingerprint ([`fingerprint`]) of the value's type.
+    ///
+    /// ```
+    /// use borrowstore::codec;
+    /// let bytes = codec::encode(&3u16).unwrap();
+    /// assert_eq!(codec::header(&bytes).unwrap().fingerprint(), codec::fingerprint::<u16>());
+    /// ```
     pub fn fingerprint(&self) -> u64 {
         self.fingerprint
     }
@@ -242,11 +275,24 @@ impl<'a> Header<'a> {
     /// The value's type name as recorded ([`recorded_type_name`]: at most
     /// [`MAX_TYPE_NAME`] bytes). It is what the writer says; only the
     /// [`fingerprint`](Header::fingerprint) is checked.
+    ///
+    /// ```
+    /// use borrowstore::codec;
+    /// let bytes = codec::encode(&Some(1u8)).unwrap();
+    /// assert_eq!(codec::header(&bytes).unwrap().type_name(), "core::option::Option<u8>");
+    /// ```
     pub fn type_name(&self) -> &'a str {
         self.type_name
     }
 
     /// The header's length in bytes: where the encoded value starts.
+    ///
+    /// ```
+    /// use borrowstore::codec;
+    /// let bytes = codec::encode(&42u8).unwrap();
+    /// let h = codec::header(&bytes).unwrap();
+    /// assert_eq!(&bytes[h.size()..], &[42]);                 // the value, in postcard
+    /// ```
     pub fn size(&self) -> usize {
         HEADER_LEN + 1 + self.type_name.len()
     }
@@ -255,6 +301,13 @@ impl<'a> Header<'a> {
 /// Reads a blob's header: checks magic and format version, and reads the
 /// type fingerprint and name. Damaged or truncated headers are
 /// [`Error::Decode`]. Reads at most the header's bytes.
+///
+/// ```
+/// use borrowstore::{Error, codec};
+/// let bytes = codec::encode(&1.5f64).unwrap();
+/// assert_eq!(codec::header(&bytes).unwrap().type_name(), "f64");
+/// assert!(matches!(codec::header(b"BST"), Err(Error::Decode { .. })));
+/// ```
 pub fn header(bytes: &[u8]) -> Result<Header<'_>> {
     if bytes.len() < HEADER_LEN {
         return Err(Error::decode(format_args!(
@@ -291,6 +344,12 @@ pub fn header(bytes: &[u8]) -> Result<Header<'_>> {
 
 /// The type fingerprint in a blob's header, after checking magic and
 /// version; [`header`] reads the type name too.
+///
+/// ```
+/// use borrowstore::codec;
+/// let bytes = codec::encode(&"text").unwrap();
+/// assert_eq!(codec::header_fingerprint(&bytes).unwrap(), codec::fingerprint::<&str>());
+/// ```
 pub fn header_fingerprint(bytes: &[u8]) -> Result<u64> {
     header(bytes).map(|h| h.fingerprint)
 }
@@ -300,6 +359,22 @@ pub fn header_fingerprint(bytes: &[u8]) -> Result<u64> {
 /// A blob of another type is [`Error::TypeMismatch`] whose `found` is the
 /// type name its header records; damaged bytes, including a header whose
 /// type name is not `T`'s although its fingerprint is, are [`Error::Decode`].
+///
+/// # Errors
+///
+/// [`Error::TypeMismatch`] and [`Error::Decode`] as above; never a panic,
+/// whatever the bytes.
+///
+/// ```
+/// use borrowstore::{Error, codec};
+/// let bytes = codec::encode(&vec![1u64, 2]).unwrap();
+/// assert_eq!(codec::decode::<Vec<u64>>(&bytes).unwrap(), vec![1, 2]);
+/// match codec::decode::<String>(&bytes) {
+///     Err(Error::TypeMismatch { found, .. }) => assert_eq!(found, "alloc::vec::Vec<u64>"),
+///     other => panic!("{other:?}"),
+/// }
+/// assert!(matches!(codec::decode::<Vec<u64>>(&bytes[..bytes.len() - 1]), Err(Error::Decode { .. })));
+/// ```
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
     let h = header(bytes)?;
     check_type::<T>(h.fingerprint, h.type_name, "a value with")?;
@@ -322,6 +397,12 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
 /// A copy of `value` made through its serialized form (an encode and a
 /// decode): what a process that decodes the value gets. Copy-on-write does
 /// not use it — it copies with `Clone`, which every [`Storable`] type is.
+///
+/// ```
+/// let original = vec![String::from("a"), String::from("b")];
+/// let copy = borrowstore::codec::deep_copy(&original).unwrap();
+/// assert_eq!(copy, original);
+/// ```
 pub fn deep_copy<T: Storable>(value: &T) -> Result<T> {
     let bytes = postcard::to_allocvec(value).map_err(Error::encode)?;
     postcard::from_bytes(&bytes).map_err(Error::decode)
@@ -353,180 +434,4 @@ fn encode_any<T: Storable>(value: &(dyn Any + Send + Sync)) -> Result<Vec<u8>> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn round_trip() {
-        let v = (String::from("x"), vec![1u8, 2], Some(3.5f64));
-        assert_eq!(
-            decode::<(String, Vec<u8>, Option<f64>)>(&encode(&v).unwrap()).unwrap(),
-            v
-        );
-    }
-
-    #[test]
-    fn wrong_type_is_type_mismatch() {
-        let b = encode(&7u64).unwrap();
-        assert!(matches!(decode::<u32>(&b), Err(Error::TypeMismatch { .. })));
-    }
-
-    #[test]
-    fn damage_is_decode_error() {
-        let mut b = encode(&String::from("hello")).unwrap();
-        assert!(matches!(
-            decode::<String>(&b[..3]),
-            Err(Error::Decode { .. })
-        ));
-        b.push(0);
-        assert!(matches!(decode::<String>(&b), Err(Error::Decode { .. })));
-        b.pop();
-        b[header_len::<String>()] = 200; // length prefix beyond the data
-        assert!(matches!(decode::<String>(&b), Err(Error::Decode { .. })));
-        let mut m = encode(&1u8).unwrap();
-        m[0] = b'X';
-        assert!(matches!(decode::<u8>(&m), Err(Error::Decode { .. })));
-        let mut v = encode(&1u8).unwrap();
-        v[4] = 99;
-        assert!(matches!(decode::<u8>(&v), Err(Error::Decode { .. })));
-    }
-
-    #[test]
-    fn wrong_type_names_the_stored_type() {
-        let b = encode(&vec![1u64, 2]).unwrap();
-        match decode::<String>(&b) {
-            Err(Error::TypeMismatch { expected, found }) => {
-                assert_eq!(expected, "alloc::string::String");
-                assert_eq!(found, "alloc::vec::Vec<u64>");
-            }
-            other => panic!("{other:?}"),
-        }
-        let h = header(&b).unwrap();
-        assert_eq!(h.type_name(), std::any::type_name::<Vec<u64>>());
-        assert_eq!(h.fingerprint(), fingerprint::<Vec<u64>>());
-        assert_eq!(h.size(), header_len::<Vec<u64>>());
-        assert_eq!(header_fingerprint(&b).unwrap(), fingerprint::<Vec<u64>>());
-    }
-
-    type O2 = Option<Option<u8>>;
-    type O4 = Option<Option<O2>>;
-    type O8 = Option<Option<Option<Option<O4>>>>;
-    /// A type whose name (13 × `core::option::Option<`, …) is longer than
-    /// [`MAX_TYPE_NAME`].
-    type Long = Option<Option<Option<Option<Option<O8>>>>>;
-
-    #[test]
-    fn long_type_names_are_cut_in_the_header() {
-        let full = std::any::type_name::<Long>();
-        assert!(full.len() > MAX_TYPE_NAME, "{}", full.len());
-        let b = encode(&Long::None).unwrap();
-        let h = header(&b).unwrap();
-        assert_eq!(h.type_name().len(), MAX_TYPE_NAME);
-        assert!(full.starts_with(h.type_name()));
-        assert_eq!(recorded_type_name::<Long>(), h.type_name());
-        assert_eq!(decode::<Long>(&b).unwrap(), None);
-        match decode::<String>(&b) {
-            Err(Error::TypeMismatch { found, .. }) => {
-                assert_eq!(found, format!("{}…", h.type_name()));
-            }
-            other => panic!("{other:?}"),
-        }
-        // a cut name stays on a character boundary
-        assert_eq!(bounded_name(&"é".repeat(200)).len(), 254);
-    }
-
-    #[test]
-    fn damaged_type_name_is_decode_error() {
-        let good = encode(&7u64).unwrap();
-        let at = HEADER_LEN + 1; // the first byte of the name
-        let mut renamed = good.clone();
-        renamed[at] ^= 0x01; // still UTF-8, another name
-        assert!(matches!(decode::<u64>(&renamed), Err(Error::Decode { .. })));
-        let mut not_utf8 = good.clone();
-        not_utf8[at] = 0xFF;
-        assert!(matches!(
-            decode::<u64>(&not_utf8),
-            Err(Error::Decode { .. })
-        ));
-        let mut long = good.clone();
-        long[HEADER_LEN] = 250; // a name longer than the blob
-        assert!(matches!(decode::<u64>(&long), Err(Error::Decode { .. })));
-        for n in HEADER_LEN..header_len::<u64>() {
-            assert!(matches!(
-                decode::<u64>(&good[..n]),
-                Err(Error::Decode { .. })
-            ));
-        }
-        // a damaged fingerprint beside an intact name is another type
-        let mut fp = good.clone();
-        fp[7] ^= 0x01;
-        match decode::<u64>(&fp) {
-            Err(Error::TypeMismatch { found, .. }) => {
-                assert!(
-                    found.starts_with("a value with type fingerprint "),
-                    "{found}"
-                );
-            }
-            other => panic!("{other:?}"),
-        }
-    }
-
-    #[test]
-    fn format_version_1_is_decode_error() {
-        let mut v1 = encode(&7u64).unwrap();
-        v1[4] = 1;
-        match decode::<u64>(&v1) {
-            Err(Error::Decode { reason }) => assert!(reason.contains("version 1"), "{reason}"),
-            other => panic!("{other:?}"),
-        }
-    }
-
-    #[test]
-    fn wire_names_are_reported_only_when_they_go_with_the_fingerprint() {
-        let fp = fingerprint::<Vec<u64>>();
-        let name = std::any::type_name::<Vec<u64>>();
-        assert!(check_type::<Vec<u64>>(fp, "anything", "a proxy of").is_ok());
-        match check_type::<String>(fp, name, "a proxy of") {
-            Err(Error::TypeMismatch { found, .. }) => assert_eq!(found, name),
-            other => panic!("{other:?}"),
-        }
-        match check_type::<String>(fp, "u8", "a proxy of") {
-            Err(Error::TypeMismatch { found, .. }) => {
-                assert_eq!(found, format!("a proxy of type fingerprint {fp:016x}"));
-            }
-            other => panic!("{other:?}"),
-        }
-        // a name too long to report is cut
-        let huge = "x".repeat(10_000);
-        match check_type::<String>(fingerprint_of(&huge), &huge, "a proxy of") {
-            Err(Error::TypeMismatch { found, .. }) => {
-                assert_eq!(found, format!("{}…", &huge[..MAX_TYPE_NAME]));
-            }
-            other => panic!("{other:?}"),
-        }
-    }
-
-    #[test]
-    fn deep_copy_is_equal_and_distinct() {
-        let v = vec![String::from("a"); 3];
-        let c = deep_copy(&v).unwrap();
-        assert_eq!(v, c);
-        assert_ne!(v.as_ptr(), c.as_ptr());
-    }
-
-    proptest::proptest! {
-        #[test]
-        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..64)) {
-            let _ = decode::<Vec<String>>(&bytes);
-            let _ = decode::<(u64, Option<String>)>(&bytes);
-        }
-
-        #[test]
-        fn arbitrary_payload_after_valid_header_never_panics(tail in proptest::collection::vec(proptest::num::u8::ANY, 0..64)) {
-            let mut b = encode(&Vec::<String>::new()).unwrap();
-            b.truncate(header_len::<Vec<String>>());
-            b.extend_from_slice(&tail);
-            let _ = decode::<Vec<String>>(&b);
-        }
-    }
-}
+mod tests;
