@@ -279,12 +279,4 @@ impl RedisConnector {
             },
         }
     }
-
-    /// Waits for every queued request, then reports the queued publishes
-    /// the server refused.
-    pub(super) fn flushed(&self, r: Result<RValue>) -> Result<()> {
-        let refused = self.inner.take_refused();
-        r.map(|_| ())?;
-        refused
-    }
 }

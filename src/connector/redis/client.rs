@@ -1,18 +1,21 @@
 //! The connector's shared half, [`Inner`]: what the connector and its lease
-//! renewer hold. It sends requests to the I/O thread, waits for their
-//! replies, and turns replies into results.
+//! renewer hold. It runs script calls (blocking on the caller's thread,
+//! async on the caller's task, through [`Transport`]), queues releases, and
+//! turns replies into results.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc as std_mpsc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use redis::Value as RValue;
 use tokio::sync::{mpsc, oneshot};
 
-use super::io::{Refused, Reply, ReplyTo, Request};
-use super::script::{args, int, items, kind_code, kind_from, release_args, text, token};
+use super::io::Request;
+use super::outbox::{Queued, Turn};
+use super::pool::timed_out;
+use super::script::{Command, args, int, items, kind_code, kind_from, release_args, text, token};
+use super::send::{NoIo, Reattach, Transport};
 use crate::connector::lease::{self, Held, Renew};
 use crate::connector::offload::Undo;
 use crate::connector::{Fetch, Sleep, Stored, Value, Waiters};
@@ -27,14 +30,15 @@ pub(super) struct Inner {
     pub(super) namespace: String,
     pub(super) lease: Duration,
     pub(super) timeout: Duration,
-    pub(super) queue: mpsc::UnboundedSender<Request>,
+    /// Connections, the release outbox, the script.
+    pub(super) transport: Arc<Transport>,
+    /// The I/O thread's queue.
+    pub(super) io: mpsc::UnboundedSender<Request>,
     pub(super) held: Held,
     /// This process's waiting borrows, woken by the subscriber.
     pub(super) waiters: Arc<Waiters>,
     /// Whether the subscriber was asked for.
     pub(super) subscribed: AtomicBool,
-    /// Queued publishes the server refused since the last flush.
-    pub(super) refused: Refused,
 }
 
 pub(super) fn connector_error(
@@ -66,56 +70,116 @@ impl Inner {
             .to_string()
     }
 
-    pub(super) fn enqueue(&self, req: Request) -> Result<()> {
-        self.queue
+    fn enqueue(&self, req: Request) -> Result<()> {
+        self.io
             .send(req)
             .map_err(|_| self.error("the connector's I/O thread has stopped"))
     }
 
-    /// How long a caller waits for a reply: the I/O task always answers
-    /// within the connection and response timeouts; this is a safety net.
-    pub(super) fn patience(&self) -> Duration {
-        self.timeout * 3 + Duration::from_millis(200)
+    fn failed(&self, e: redis::RedisError) -> Error {
+        connector_error(&self.name, e)
     }
 
-    pub(super) fn reply(&self, r: Option<Reply>) -> Result<RValue> {
-        match r {
-            Some(Ok(v)) => Ok(v),
-            Some(Err(e)) => Err(connector_error(&self.name, e)),
-            None => Err(self.error(format!("no reply within {:?}", self.patience()))),
+    /// Sends the queued releases and then `command` (if any), blocking the
+    /// thread: the reply to `command`.
+    fn send(&self, command: Option<&Command>, turn: Turn) -> Result<Option<RValue>> {
+        self.transport
+            .send_blocking(command, turn)
+            .map_err(|e| self.failed(e))
+    }
+
+    /// [`send`](Self::send) without blocking: on the caller's task when a
+    /// tokio runtime polls it, through the I/O thread otherwise.
+    async fn send_async(
+        self: &Arc<Self>,
+        command: Option<Command>,
+        turn: Turn,
+    ) -> Result<Option<RValue>> {
+        let command = match tokio::runtime::Handle::try_current() {
+            Ok(rt) => match self.transport.send_async(rt, command, turn).await {
+                Ok(r) => return r.map_err(|e| self.failed(e)),
+                Err(NoIo(command)) => command,
+            },
+            Err(_) => command,
+        };
+        self.through_io_thread(command, turn).await
+    }
+
+    /// An async request served by the I/O thread; it counts as detached
+    /// while in flight, so the releases queued meanwhile land after it.
+    async fn through_io_thread(
+        self: &Arc<Self>,
+        command: Option<Command>,
+        turn: Turn,
+    ) -> Result<Option<RValue>> {
+        let deadline = Instant::now() + self.timeout;
+        let t = &self.transport;
+        let batch = t
+            .take(turn, deadline)
+            .await
+            .ok_or_else(|| self.failed(timed_out()))?;
+        if batch.len() == 0 && command.is_none() {
+            return Ok(None);
+        }
+        let (tx, rx) = oneshot::channel();
+        t.outbox.detach();
+        let attached = Reattach(t.outbox.clone());
+        let flight = t.clone().flight(None, batch, command, deadline);
+        self.enqueue(Request::Run(Box::pin(async move {
+            let _attached = attached;
+            let _ = tx.send(flight.await);
+        })))?;
+        let late = Sleep::until(deadline + Duration::from_millis(100));
+        match futures::future::select(rx, late).await {
+            futures::future::Either::Left((Ok(r), _)) => r.map_err(|e| self.failed(e)),
+            _ => Err(self.failed(timed_out())),
         }
     }
 
     /// Runs the script on `key` and waits for the reply.
     pub(super) fn call(&self, key: &Key, args: Vec<Vec<u8>>) -> Result<RValue> {
-        let (tx, rx) = std_mpsc::sync_channel(1);
-        self.enqueue(Request::Script {
+        let command = Command::Script {
             keys: self.keys(key),
             args,
-            reply: ReplyTo::Thread(tx),
-        })?;
-        self.reply(rx.recv_timeout(self.patience()).ok())
+        };
+        Ok(self
+            .send(Some(&command), Turn::Request)?
+            .unwrap_or(RValue::Nil))
     }
 
     /// Runs the script on `key` without blocking: the reply is awaited.
-    /// Dropping the future leaves the request queued; it is still applied.
-    pub(super) async fn call_async(&self, key: &Key, args: Vec<Vec<u8>>) -> Result<RValue> {
-        let (tx, rx) = oneshot::channel();
-        self.enqueue(Request::Script {
+    /// Dropping the future once the request is sent leaves it in flight;
+    /// it is still applied, before any release queued after it.
+    pub(super) async fn call_async(
+        self: &Arc<Self>,
+        key: &Key,
+        args: Vec<Vec<u8>>,
+    ) -> Result<RValue> {
+        let command = Command::Script {
             keys: self.keys(key),
             args,
-            reply: ReplyTo::Task(tx),
-        })?;
-        self.answer(rx).await
+        };
+        Ok(self
+            .send_async(Some(command), Turn::Request)
+            .await?
+            .unwrap_or(RValue::Nil))
     }
 
-    /// The reply on `rx`, or no reply after [`patience`](Self::patience).
-    pub(super) async fn answer(&self, rx: oneshot::Receiver<Reply>) -> Result<RValue> {
-        let late = Sleep::until(Instant::now() + self.patience());
-        match futures::future::select(rx, late).await {
-            futures::future::Either::Left((r, _)) => self.reply(r.ok()),
-            futures::future::Either::Right(_) => self.reply(None),
-        }
+    /// Waits until every release (and publish) queued before it is
+    /// applied, then reports the queued publishes the server refused.
+    pub(super) fn flush(&self) -> Result<()> {
+        let sent = self.send(None, Turn::Flush);
+        let refused = self.take_refused();
+        sent?;
+        refused
+    }
+
+    /// [`flush`](Self::flush) without blocking.
+    pub(super) async fn flush_async(self: &Arc<Self>) -> Result<()> {
+        let sent = self.send_async(None, Turn::Flush).await;
+        let refused = self.take_refused();
+        sent?;
+        refused
     }
 
     /// What gives `claim` back if the future of the request taking it is
@@ -142,7 +206,7 @@ impl Inner {
 
     /// The queued publishes refused since the last call, as one error.
     pub(super) fn take_refused(&self) -> Result<()> {
-        let refused = std::mem::take(&mut *crate::sync::unmodeled::lock(&self.refused));
+        let refused = self.transport.outbox.take_refused();
         if refused.is_empty() {
             Ok(())
         } else {
@@ -150,22 +214,40 @@ impl Inner {
         }
     }
 
+    /// Queues `q` for the next request (or the I/O thread) to send.
+    fn queue(&self, q: Queued) -> Result<()> {
+        // A waiter of this process may be waiting for it: no lingering.
+        let soon = self.waiters.is_listening();
+        if self.transport.outbox.push(q) || soon {
+            self.enqueue(Request::Kick { soon })?;
+        }
+        Ok(())
+    }
+
     pub(super) fn queue_release(&self, key: &Key, claim: Claim) {
         self.held.remove(key, &claim);
-        // A waiter of this process may be waiting for it: no lingering.
-        let reply = if self.waiters.is_listening() {
-            ReplyTo::Soon
-        } else {
-            ReplyTo::Nobody
+        let q = Queued {
+            command: Command::Script {
+                keys: self.keys(key),
+                args: release_args(claim),
+            },
+            publish: None,
         };
-        let req = Request::Script {
-            keys: self.keys(key),
-            args: release_args(claim),
-            reply,
-        };
-        if self.enqueue(req).is_err() {
-            tracing::warn!(%key, "release dropped: the I/O thread has stopped; the lease will expire");
+        if self.queue(q).is_err() {
+            tracing::warn!(%key, "release not sent: the I/O thread has stopped; it rides the next request");
         }
+    }
+
+    /// Queues a dropped writer's publish (`args`) of `key`, ahead of its
+    /// release; a refusal is kept for the next flush.
+    pub(super) fn queue_publish(&self, key: &Key, args: Vec<Vec<u8>>) -> Result<()> {
+        self.queue(Queued {
+            command: Command::Script {
+                keys: self.keys(key),
+                args,
+            },
+            publish: Some(*key),
+        })
     }
 
     pub(super) fn status(&self, key: &Key, v: &RValue) -> Result<String> {
@@ -320,38 +402,57 @@ impl Renew for Inner {
 }
 
 impl Inner {
+    fn scan_command(&self, cursor: u64) -> Command {
+        let mut c = redis::cmd("SCAN");
+        c.arg(cursor)
+            .arg("MATCH")
+            .arg(format!("{}:{{*}}:s", self.namespace))
+            .arg("COUNT")
+            .arg(1000);
+        Command::Plain(c)
+    }
+
     pub(super) fn scan_keys(&self) -> Result<Vec<Key>> {
-        let (tx, rx) = std_mpsc::sync_channel(1);
-        self.enqueue(self.scan_request(ReplyTo::Thread(tx)))?;
-        let v = self.reply(rx.recv_timeout(self.patience()).ok())?;
-        Ok(self.scanned(v))
-    }
-
-    pub(super) async fn scan_keys_async(&self) -> Result<Vec<Key>> {
-        let (tx, rx) = oneshot::channel();
-        self.enqueue(self.scan_request(ReplyTo::Task(tx)))?;
-        let v = self.answer(rx).await?;
-        Ok(self.scanned(v))
-    }
-
-    fn scan_request(&self, reply: ReplyTo) -> Request {
-        Request::Scan {
-            pattern: format!("{}:{{*}}:s", self.namespace),
-            reply,
+        let (mut cursor, mut out) = (0, Vec::new());
+        loop {
+            let v = self.send(Some(&self.scan_command(cursor)), Turn::Request)?;
+            cursor = self.scanned(v, &mut out)?;
+            if cursor == 0 {
+                return Ok(out);
+            }
         }
     }
 
-    fn scanned(&self, v: RValue) -> Vec<Key> {
+    pub(super) async fn scan_keys_async(self: &Arc<Self>) -> Result<Vec<Key>> {
+        let (mut cursor, mut out) = (0, Vec::new());
+        loop {
+            let v = self
+                .send_async(Some(self.scan_command(cursor)), Turn::Request)
+                .await?;
+            cursor = self.scanned(v, &mut out)?;
+            if cursor == 0 {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// Adds the object keys of one `SCAN` reply to `out`; the next cursor.
+    fn scanned(&self, v: Option<RValue>, out: &mut Vec<Key>) -> Result<u64> {
+        let mut parts = items(v.unwrap_or(RValue::Nil)).into_iter();
+        let cursor =
+            int(parts.next().as_ref()).ok_or_else(|| self.error("malformed SCAN reply"))?;
         let prefix = format!("{}:{{", self.namespace);
-        items(v)
-            .iter()
-            .filter_map(text)
-            .filter_map(|k| {
-                k.strip_prefix(&prefix)?
-                    .strip_suffix("}:s")?
-                    .parse::<Key>()
-                    .ok()
-            })
-            .collect()
+        out.extend(
+            items(parts.next().unwrap_or(RValue::Nil))
+                .iter()
+                .filter_map(text)
+                .filter_map(|k| {
+                    k.strip_prefix(&prefix)?
+                        .strip_suffix("}:s")?
+                        .parse::<Key>()
+                        .ok()
+                }),
+        );
+        Ok(cursor)
     }
 }

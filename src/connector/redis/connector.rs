@@ -2,15 +2,15 @@
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
-use std::sync::mpsc as std_mpsc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use tokio::sync::oneshot;
 
 use super::client::{Inner, connector_error};
-use super::io::{self, ReplyTo, Request};
+use super::io;
 use super::options::RedisOptions;
+use super::pool::Dial;
+use super::send::Transport;
 use crate::connector::lease::{self, Held};
 use crate::connector::{Connector, Entry, Fetch, Inspect, Recheck, Stored, Value, Waiters};
 use crate::error::{Error, Result};
@@ -80,19 +80,18 @@ impl RedisConnector {
             url: options.url.clone(),
             reason: e.to_string(),
         })?;
-        let refused = io::Refused::default();
-        let tx = io::start(client, options.timeout, refused.clone())
-            .map_err(|e| connector_error(&name, e))?;
+        let transport = Arc::new(Transport::new(Dial::new(client), options.timeout));
+        let io = io::start(transport.clone()).map_err(|e| connector_error(&name, e))?;
         let inner = Arc::new(Inner {
             name,
             namespace: options.namespace,
             lease: options.lease,
             timeout: options.timeout,
-            queue: tx,
+            transport,
+            io,
             held: Held::default(),
             waiters: Waiters::new(RECHECK),
             subscribed: AtomicBool::new(false),
-            refused,
         });
         let renewer = Some(lease::spawn_renewer(Arc::downgrade(&inner), options.lease));
         Ok(RedisConnector { inner, renewer })
@@ -143,12 +142,8 @@ impl Connector for RedisConnector {
     }
 
     fn queue_publish(&self, key: &Key, writer: Claim, value: Value) -> Result<Option<u64>> {
-        let req = Request::Publish {
-            keys: self.inner.keys(key),
-            args: Self::publish_args(key, writer, value)?,
-            key: *key,
-        };
-        self.inner.enqueue(req)?;
+        self.inner
+            .queue_publish(key, Self::publish_args(key, writer, value)?)?;
         Ok(None)
     }
 
@@ -204,17 +199,7 @@ impl Connector for RedisConnector {
     }
 
     fn flush(&self) -> Result<()> {
-        // The queue is ordered: a reply to a request sent now means every
-        // release queued before it has been applied.
-        let (tx, rx) = std_mpsc::sync_channel(1);
-        let sent = self.inner.enqueue(Request::Flush {
-            reply: ReplyTo::Thread(tx),
-        });
-        let r = sent.and_then(|()| {
-            self.inner
-                .reply(rx.recv_timeout(self.inner.patience()).ok())
-        });
-        self.flushed(r)
+        self.inner.flush()
     }
 
     fn put_async(
@@ -328,16 +313,7 @@ impl Connector for RedisConnector {
     }
 
     fn flush_async(&self) -> BoxFuture<'_, Result<()>> {
-        Box::pin(async move {
-            let (tx, rx) = oneshot::channel();
-            let r = match self.inner.enqueue(Request::Flush {
-                reply: ReplyTo::Task(tx),
-            }) {
-                Ok(()) => self.inner.answer(rx).await,
-                Err(e) => Err(e),
-            };
-            self.flushed(r)
-        })
+        Box::pin(self.inner.flush_async())
     }
 }
 

@@ -4,15 +4,22 @@
 //!   [`Connector`](crate::connector::Connector) impl;
 //! - `calls` — the script call of each operation (its arguments and how
 //!   its reply is read, shared by the blocking and the async form);
-//! - `client` — what the connector and its lease renewer share: requests
-//!   sent to the I/O thread, and their replies turned into results;
-//! - `io` — the I/O thread: the ordered request queue, the pipeline that
-//!   carries queued releases (and the publishes of dropped writers), and
-//!   their retries;
+//! - `client` — what the connector and its lease renewer share: script
+//!   calls, queued releases, and replies turned into results;
+//! - `send` — how a request reaches the server: blocking calls on the
+//!   caller's thread, async calls on the caller's task, a broken
+//!   connection replaced and the request sent again;
+//! - `outbox` — the queued releases (and the publishes of dropped writers)
+//!   and the order they keep with every other request;
+//! - `pool` — where connections come from (one function per kind) and
+//!   where idle ones wait;
+//! - `io` — the I/O thread: releases nobody carried, the subscriber, and
+//!   the async calls polled outside tokio;
 //! - `subscribe` — the one subscriber connection that wakes this process's
 //!   waiting borrows when the release script announces a release;
-//! - `script` — the Lua script (`state.lua`), its invocation, its
-//!   arguments, and the helpers that read its replies;
+//! - `script` — the Lua script (`state.lua`), called as a function
+//!   (`FCALL`) or by `EVALSHA`, its arguments, and the helpers that read
+//!   its replies;
 //! - `options` — [`RedisOptions`] and the `redis://` URL they are read from.
 
 mod calls;
@@ -20,7 +27,10 @@ mod client;
 mod connector;
 mod io;
 mod options;
+mod outbox;
+mod pool;
 mod script;
+mod send;
 mod subscribe;
 
 pub use connector::RedisConnector;

@@ -1,28 +1,207 @@
-//! The Lua script (`state.lua`) that applies every state transition: its
-//! invocation, the arguments each call takes, and the helpers that read its
-//! replies.
+//! The Lua script (`state.lua`) that applies every state transition: how
+//! it is called (`FCALL` of a function library where the server has
+//! functions, Redis ≥ 7; `EVALSHA` otherwise), how it is (re)loaded, the
+//! arguments each call takes, and the helpers that read its replies.
 
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use redis::{Script, Value as RValue};
 
 use crate::key::ClaimId;
 use crate::state::{Claim, ClaimKind};
 
-pub(super) fn script() -> &'static Script {
+/// The script's text, as every process of this version runs it.
+const TEXT: &str = include_str!("state.lua");
+
+fn script() -> &'static Script {
     static SCRIPT: OnceLock<Script> = OnceLock::new();
-    SCRIPT.get_or_init(|| Script::new(include_str!("state.lua")))
+    SCRIPT.get_or_init(|| Script::new(TEXT))
 }
 
-pub(super) fn invocation(keys: &[String; 5], args: &[Vec<u8>]) -> redis::ScriptInvocation<'static> {
-    let mut inv = script().prepare_invoke();
-    for k in keys {
-        inv.key(k.as_str());
+/// The function library that wraps [`TEXT`] unchanged, and the name of its
+/// one function. The name carries the text's SHA-1, so processes of
+/// different versions sharing a server each call their own.
+fn library() -> &'static (String, String) {
+    static LIBRARY: OnceLock<(String, String)> = OnceLock::new();
+    LIBRARY.get_or_init(|| {
+        let name = format!("borrowstore_{}", script().get_hash());
+        let text = format!(
+            "#!lua name={name}\nredis.register_function('{name}', function(KEYS, ARGV)\n{TEXT}\nend)\n"
+        );
+        (name, text)
+    })
+}
+
+/// One request of a pipeline: a call of the script on one object's five
+/// keys, or a plain command.
+pub(super) enum Command {
+    /// The script on `keys` with `args`.
+    Script {
+        keys: [String; 5],
+        args: Vec<Vec<u8>>,
+    },
+    /// Any other command (`SCAN`).
+    Plain(redis::Cmd),
+}
+
+/// How this connector calls the script: by `FCALL` until the server says
+/// it has no functions, then by `EVALSHA`.
+#[derive(Default)]
+pub(super) struct Scripting {
+    no_functions: AtomicBool,
+}
+
+/// What a reply asks for before the pipeline is sent again.
+enum Fix {
+    LoadFunction,
+    LoadScript,
+    NoFunctions,
+}
+
+impl Scripting {
+    /// The pipeline of `commands`, each reply kept (a server error is a
+    /// [`RValue::ServerError`] in its place).
+    pub(super) fn pipeline<'a>(
+        &self,
+        commands: impl Iterator<Item = &'a Command>,
+    ) -> redis::Pipeline {
+        let functions = !self.no_functions.load(Ordering::Relaxed);
+        let mut pipe = redis::pipe();
+        pipe.ignore_errors();
+        for c in commands {
+            match c {
+                Command::Script { keys, args } => {
+                    let cmd = if functions {
+                        pipe.cmd("FCALL").arg(library().0.as_str())
+                    } else {
+                        pipe.cmd("EVALSHA").arg(script().get_hash())
+                    };
+                    cmd.arg(5).arg(keys.as_slice());
+                    for a in args {
+                        cmd.arg(a.as_slice());
+                    }
+                }
+                Command::Plain(cmd) => {
+                    pipe.add_command(cmd.clone());
+                }
+            }
+        }
+        pipe
     }
-    for a in args {
-        inv.arg(a.as_slice());
+
+    /// What `replies` ask for, if anything: the function (or script) is
+    /// not loaded (a new or restarted server), or the server has no
+    /// functions (from then on `EVALSHA` is used).
+    fn fix(&self, replies: &[RValue]) -> Option<Fix> {
+        replies.iter().find_map(|r| match r {
+            RValue::ServerError(e) => {
+                let detail = e.details().unwrap_or_default();
+                if e.code() == "NOSCRIPT" {
+                    Some(Fix::LoadScript)
+                } else if detail.starts_with("Function not found") {
+                    Some(Fix::LoadFunction)
+                } else if detail.contains("unknown command")
+                    && detail.to_ascii_lowercase().contains("fcall")
+                {
+                    Some(Fix::NoFunctions)
+                } else {
+                    None
+                }
+            }
+            _ => None,
+        })
     }
-    inv
+
+    fn load(&self, fix: Fix) -> Option<redis::Cmd> {
+        match fix {
+            Fix::LoadFunction => {
+                let mut c = redis::cmd("FUNCTION");
+                c.arg("LOAD").arg(library().1.as_str());
+                Some(c)
+            }
+            Fix::LoadScript => {
+                let mut c = redis::cmd("SCRIPT");
+                c.arg("LOAD").arg(TEXT);
+                Some(c)
+            }
+            Fix::NoFunctions => {
+                tracing::debug!("the server has no functions: calling the script by EVALSHA");
+                self.no_functions.store(true, Ordering::Relaxed);
+                None
+            }
+        }
+    }
+
+    /// Sends `commands` as one pipeline on a blocking connection and
+    /// returns one reply per command; loads the script and sends them
+    /// again when the server asks for it (every script call is
+    /// idempotent).
+    pub(super) fn exchange(
+        &self,
+        con: &mut dyn redis::ConnectionLike,
+        commands: &[&Command],
+    ) -> redis::RedisResult<Vec<RValue>> {
+        let mut tries = 0;
+        loop {
+            let replies: Vec<RValue> = self.pipeline(commands.iter().copied()).query(con)?;
+            match self.fix(&replies) {
+                Some(fix) if tries < 2 => {
+                    tries += 1;
+                    if let Some(load) = self.load(fix) {
+                        loaded(load.query::<RValue>(con))?;
+                    }
+                }
+                _ => return Ok(replies),
+            }
+        }
+    }
+
+    /// [`exchange`](Self::exchange) on an async connection.
+    pub(super) async fn exchange_async(
+        &self,
+        con: &mut impl redis::aio::ConnectionLike,
+        commands: &[&Command],
+    ) -> redis::RedisResult<Vec<RValue>> {
+        let mut tries = 0;
+        loop {
+            let replies: Vec<RValue> = self
+                .pipeline(commands.iter().copied())
+                .query_async(con)
+                .await?;
+            match self.fix(&replies) {
+                Some(fix) if tries < 2 => {
+                    tries += 1;
+                    if let Some(load) = self.load(fix) {
+                        loaded(load.query_async::<RValue>(con).await)?;
+                    }
+                }
+                _ => return Ok(replies),
+            }
+        }
+    }
+}
+
+/// A load's outcome: a library another process loaded first is loaded.
+fn loaded(r: redis::RedisResult<RValue>) -> redis::RedisResult<()> {
+    match r {
+        Ok(RValue::ServerError(e))
+            if !e.details().unwrap_or_default().contains("already exists") =>
+        {
+            Err(e.into())
+        }
+        Ok(_) => Ok(()),
+        Err(e) if e.detail().unwrap_or_default().contains("already exists") => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// The reply `v` as a result: a server error is an error.
+pub(super) fn reply(v: RValue) -> redis::RedisResult<RValue> {
+    match v {
+        RValue::ServerError(e) => Err(e.into()),
+        v => Ok(v),
+    }
 }
 
 pub(super) fn kind_code(kind: ClaimKind) -> &'static str {

@@ -1,0 +1,243 @@
+//! The release outbox: the releases (and the publishes of dropped writers)
+//! that nobody waits for, oldest first, and the rule that keeps them in
+//! order with everything else this process sends.
+//!
+//! Whoever sends a request next takes the whole outbox into the front of
+//! its pipeline (one round trip for both). Only one batch is in flight at a
+//! time, and a request waits while one is: a release queued before a
+//! request is applied before it, whichever thread, task or connection
+//! carries either. A batch whose pipeline fails goes back to the front of
+//! the outbox (every script is idempotent). An async request whose future
+//! was dropped while in flight is *detached*: its reply is still awaited,
+//! and until it comes no release is taken (the release a dropped claiming
+//! request queues must land after the request). Nothing here is held
+//! across I/O, so queueing never blocks.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Instant;
+
+use redis::Value as RValue;
+
+use super::script::{Command, text};
+use crate::connector::Sleep;
+use crate::key::Key;
+use crate::sync::unmodeled;
+
+/// A queued request nobody waits for: a release, or a dropped writer's
+/// publish (with its object's key).
+pub(super) struct Queued {
+    pub(super) command: Command,
+    pub(super) publish: Option<Key>,
+}
+
+#[derive(Default)]
+struct State {
+    pending: VecDeque<Queued>,
+    /// A batch is in flight.
+    sending: bool,
+    /// Requests in flight whose callers are gone.
+    detached: usize,
+    /// The background sender was told about the pending releases.
+    kicked: bool,
+}
+
+/// The outbox of one connector.
+#[derive(Default)]
+pub(super) struct Outbox {
+    state: Mutex<State>,
+    /// Blocking callers waiting for their turn.
+    turn: Condvar,
+    /// Async callers waiting for their turn.
+    changed: tokio::sync::Notify,
+    /// Queued publishes the server refused since the last flush.
+    refused: Mutex<Vec<String>>,
+}
+
+/// What a caller waits for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Turn {
+    /// To send a request: no batch in flight.
+    Request,
+    /// To flush: nothing in flight, detached requests included.
+    Flush,
+}
+
+impl Outbox {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        unmodeled::lock(&self.state)
+    }
+
+    /// Queues `q`; true if the background sender must be told.
+    pub(super) fn push(&self, q: Queued) -> bool {
+        let mut st = self.lock();
+        st.pending.push_back(q);
+        !std::mem::replace(&mut st.kicked, true)
+    }
+
+    /// Whether releases are queued (and the background sender may stop
+    /// when not: it is told again by the next [`push`](Self::push)).
+    pub(super) fn settle(&self) -> bool {
+        let mut st = self.lock();
+        st.kicked = !st.pending.is_empty();
+        st.kicked
+    }
+
+    fn try_take(self: &Arc<Self>, st: &mut State, turn: Turn) -> Option<Batch> {
+        if st.sending || (turn == Turn::Flush && st.detached > 0) {
+            return None;
+        }
+        if st.pending.is_empty() {
+            return Some(Batch::empty());
+        }
+        if st.detached > 0 {
+            return None;
+        }
+        st.sending = true;
+        Some(Batch {
+            items: st.pending.drain(..).collect(),
+            outbox: Some(self.clone()),
+        })
+    }
+
+    /// The queued releases to send ahead of a request (or a flush), once it
+    /// is this caller's turn; `None` at `deadline`.
+    pub(super) fn take_blocking(self: &Arc<Self>, turn: Turn, deadline: Instant) -> Option<Batch> {
+        let mut st = self.lock();
+        loop {
+            if let Some(b) = self.try_take(&mut st, turn) {
+                return Some(b);
+            }
+            let left = deadline.checked_duration_since(Instant::now())?;
+            st = self
+                .turn
+                .wait_timeout(st, left)
+                .map(|(g, _)| g)
+                .unwrap_or_else(|p| p.into_inner().0);
+        }
+    }
+
+    /// [`take_blocking`](Self::take_blocking) for async callers.
+    pub(super) async fn take(self: &Arc<Self>, turn: Turn, deadline: Instant) -> Option<Batch> {
+        loop {
+            let notified = self.changed.notified();
+            let mut notified = std::pin::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(b) = self.try_take(&mut self.lock(), turn) {
+                return Some(b);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            let late = Sleep::until(deadline);
+            futures::future::select(notified, late).await;
+        }
+    }
+
+    fn wake(&self) {
+        self.turn.notify_all();
+        self.changed.notify_waiters();
+    }
+
+    /// A request in flight lost its caller.
+    pub(super) fn detach(&self) {
+        self.lock().detached += 1;
+    }
+
+    /// A detached request got its reply (or gave up).
+    pub(super) fn reattach(&self) {
+        let mut st = self.lock();
+        st.detached -= 1;
+        drop(st);
+        self.wake();
+    }
+
+    /// The queued publishes refused since the last call.
+    pub(super) fn take_refused(&self) -> Vec<String> {
+        std::mem::take(&mut *unmodeled::lock(&self.refused))
+    }
+}
+
+/// Releases taken from the outbox to ride in front of one request. Dropped
+/// without [`applied`](Batch::applied), they go back to the front of the
+/// outbox.
+pub(super) struct Batch {
+    items: Vec<Queued>,
+    outbox: Option<Arc<Outbox>>,
+}
+
+impl Batch {
+    fn empty() -> Batch {
+        Batch {
+            items: Vec::new(),
+            outbox: None,
+        }
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    pub(super) fn commands(&self) -> impl Iterator<Item = &Command> {
+        self.items.iter().map(|q| &q.command)
+    }
+
+    /// The batch was applied, with `replies` (one per item): notes the
+    /// publishes the script refused. A reply that is a server error fails
+    /// the whole batch (kept for the next request), and is returned.
+    pub(super) fn applied(mut self, replies: &[RValue]) -> redis::RedisResult<()> {
+        if let Some(RValue::ServerError(e)) =
+            replies.iter().find(|r| matches!(r, RValue::ServerError(_)))
+        {
+            tracing::warn!(error = ?e, "a queued release failed; will retry");
+            return Err(e.clone().into());
+        }
+        let Some(outbox) = self.outbox.take() else {
+            return Ok(());
+        };
+        if self.items.len() > 1 {
+            tracing::trace!(releases = self.items.len(), "releases applied");
+        }
+        for (q, reply) in self.items.iter().zip(replies) {
+            if let Some(key) = q.publish
+                && text(reply).and_then(|t| t.parse::<u64>().ok()).is_none()
+            {
+                let why = match text(reply).as_deref() {
+                    Some("lost") | Some("gone") => {
+                        "its mutable borrow was no longer held".to_owned()
+                    }
+                    other => format!("unexpected reply {other:?}"),
+                };
+                let msg = format!(
+                    "the changes of a dropped RefMutProxy of {key} were not published: {why}"
+                );
+                tracing::error!(%key, "{msg}");
+                unmodeled::lock(&outbox.refused).push(msg);
+            }
+        }
+        self.items.clear();
+        outbox.lock().sending = false;
+        outbox.wake();
+        Ok(())
+    }
+}
+
+impl Drop for Batch {
+    fn drop(&mut self) {
+        if let Some(outbox) = self.outbox.take() {
+            if !self.items.is_empty() {
+                tracing::warn!(
+                    releases = self.items.len(),
+                    "queued releases failed; will retry"
+                );
+            }
+            let mut st = outbox.lock();
+            for q in self.items.drain(..).rev() {
+                st.pending.push_front(q);
+            }
+            st.sending = false;
+            drop(st);
+            outbox.wake();
+        }
+    }
+}
