@@ -213,3 +213,207 @@ fn auth_in_the_url_is_used_and_a_wrong_password_is_an_error() {
         bad.put(&1u8)
     });
 }
+
+/// Runs `op` on `n` threads at once and returns how long each took to fail
+/// with a connector error (panics on any other outcome).
+fn concurrent_failures(
+    n: usize,
+    op: impl Fn(usize) -> Result<(), Error> + Sync,
+    ready: impl FnOnce(),
+) -> Vec<Duration> {
+    let barrier = std::sync::Barrier::new(n + 1);
+    std::thread::scope(|s| {
+        let threads: Vec<_> = (0..n)
+            .map(|i| {
+                let (barrier, op) = (&barrier, &op);
+                s.spawn(move || {
+                    barrier.wait();
+                    let start = Instant::now();
+                    let r = op(i);
+                    let took = start.elapsed();
+                    assert!(
+                        matches!(r, Err(Error::Connector { .. })),
+                        "thread {i}: expected a connector error, got {r:?}"
+                    );
+                    took
+                })
+            })
+            .collect();
+        ready();
+        barrier.wait();
+        threads.into_iter().map(|t| t.join().unwrap()).collect()
+    })
+}
+
+#[test]
+fn eight_threads_against_a_stopped_server_each_fail_within_their_own_timeout() {
+    let server = RedisServer::start();
+    let timeout = Duration::from_millis(600);
+    let store = Store::open(&server.url(&unique_name("stopped8"), "timeout_ms=600")).unwrap();
+    // Eight owners for the threads, a ninth for a queued release.
+    let owners: Vec<_> = (0..9u64)
+        .map(|i| store.owned_proxy(vec![i]).unwrap())
+        .collect();
+    let keys: Vec<_> = owners.iter().map(|o| *OwnedProxy::key(o)).collect();
+    let limit = timeout + timeout / 10;
+    let took = concurrent_failures(
+        8,
+        |i| match i % 4 {
+            0 => borrow(&owners[i]).map(drop),
+            1 => mut_borrow(&owners[i]).map(drop),
+            2 => store.get::<V>(&keys[i]).map(drop),
+            _ => store.put(&(i as u64)).map(drop),
+        },
+        || {
+            // A release queued before the stop rides the first request.
+            drop(borrow(&owners[8]).unwrap());
+            server.signal("STOP");
+        },
+    );
+    for (i, t) in took.iter().enumerate() {
+        assert!(
+            *t <= limit,
+            "thread {i} took {t:?}, limit {limit:?} ({took:?})"
+        );
+    }
+    // The queued release is kept, and applied once the server runs (a
+    // borrow that timed out may still land, so only the ninth is checked).
+    server.signal("CONT");
+    retry_until_ok(Duration::from_secs(10), || store.flush());
+    assert_eq!(store.inspect(&keys[8]).unwrap().unwrap().readers, 0);
+    assert_eq!(*borrow(&owners[3]).unwrap(), vec![3]);
+}
+
+#[test]
+fn eight_async_calls_against_a_stopped_server_each_fail_within_their_own_timeout() {
+    let server = RedisServer::start();
+    let timeout = Duration::from_millis(600);
+    let store = Store::open(&server.url(&unique_name("stopped8a"), "timeout_ms=600")).unwrap();
+    let owners: Vec<_> = (0..8u64)
+        .map(|i| std::sync::Arc::new(store.owned_proxy(vec![i]).unwrap()))
+        .collect();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    // The runtime's connection exists before the stop.
+    rt.block_on(async { drop(borrowstore::borrow_async(&owners[0]).await.unwrap()) });
+    server.signal("STOP");
+    let took: Vec<Duration> = rt.block_on(async {
+        let tasks: Vec<_> = owners
+            .iter()
+            .cloned()
+            .map(|o| {
+                tokio::spawn(async move {
+                    let start = Instant::now();
+                    let r = borrowstore::borrow_async(&o).await.map(drop);
+                    (start.elapsed(), r)
+                })
+            })
+            .collect();
+        let mut took = Vec::new();
+        for t in tasks {
+            let (d, r) = t.await.unwrap();
+            assert!(matches!(r, Err(Error::Connector { .. })), "{r:?}");
+            took.push(d);
+        }
+        took
+    });
+    let limit = timeout + timeout / 10;
+    for (i, t) in took.iter().enumerate() {
+        assert!(
+            *t <= limit,
+            "task {i} took {t:?}, limit {limit:?} ({took:?})"
+        );
+    }
+    server.signal("CONT");
+    retry_until_ok(Duration::from_secs(10), || store.flush());
+    rt.block_on(async {
+        assert_eq!(
+            *borrowstore::borrow_async(&owners[5]).await.unwrap(),
+            vec![5]
+        );
+    });
+}
+
+#[test]
+fn connections_the_server_closed_are_replaced_without_an_error() {
+    let server = RedisServer::start();
+    let store = Store::open(&server.url(&unique_name("killed"), "")).unwrap();
+    let owner = std::sync::Arc::new(store.owned_proxy(vec![1u64]).unwrap());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    for round in 0..3 {
+        // Every connection of the store exists, then the server drops them.
+        drop(borrow(&owner).unwrap());
+        rt.block_on(async { drop(borrowstore::borrow_async(&owner).await.unwrap()) });
+        let reply = server.command(&[b"CLIENT", b"KILL", b"TYPE", b"normal"]);
+        assert!(
+            reply.starts_with(b":"),
+            "{}",
+            String::from_utf8_lossy(&reply)
+        );
+        assert_eq!(*borrow(&owner).unwrap(), vec![1], "round {round}");
+        rt.block_on(async {
+            let r = borrowstore::borrow_async(&owner).await.unwrap();
+            assert_eq!(*r, vec![1], "round {round}");
+        });
+        store.flush().unwrap();
+    }
+}
+
+#[test]
+fn after_an_over_size_value_the_next_requests_of_other_callers_succeed() {
+    let server = RedisServer::start();
+    let reply = server.command(&[b"CONFIG", b"SET", b"proto-max-bulk-len", b"1048576"]);
+    assert!(
+        reply.starts_with(b"+OK"),
+        "{}",
+        String::from_utf8_lossy(&reply)
+    );
+    let store = Store::open(&server.url(&unique_name("oversize"), "")).unwrap();
+    let owner = std::sync::Arc::new(store.owned_proxy(vec![7u64]).unwrap());
+    let big = vec![1u8; 2 << 20];
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        drop(borrowstore::borrow_async(&owner).await.unwrap());
+        // The server refuses the value and closes the connection the
+        // runtime's tasks share.
+        let (refused, read) = futures::join!(store.put_async(&big), async {
+            borrowstore::borrow_async(&owner).await.map(|r| r.clone())
+        });
+        assert!(
+            matches!(refused, Err(Error::Connector { .. })),
+            "{refused:?}"
+        );
+        assert_eq!(read.unwrap(), vec![7]);
+        for _ in 0..3 {
+            assert_eq!(*borrowstore::borrow_async(&owner).await.unwrap(), vec![7]);
+        }
+    });
+    std::thread::scope(|s| {
+        let put = s.spawn(|| store.put(&big));
+        let reads: Vec<_> = (0..4)
+            .map(|_| {
+                s.spawn(|| {
+                    (0..5)
+                        .map(|_| borrow(&owner).map(|r| r[0]))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        assert!(matches!(put.join().unwrap(), Err(Error::Connector { .. })));
+        for r in reads {
+            for v in r.join().unwrap() {
+                assert_eq!(v.unwrap(), 7);
+            }
+        }
+    });
+    store.flush().unwrap();
+}

@@ -80,7 +80,11 @@ impl RedisConnector {
             url: options.url.clone(),
             reason: e.to_string(),
         })?;
-        let transport = Arc::new(Transport::new(Dial::new(client), options.timeout));
+        let dial = Dial::new(client).map_err(|e| Error::InvalidUrl {
+            url: options.url.clone(),
+            reason: e.to_string(),
+        })?;
+        let transport = Arc::new(Transport::new(dial, options.timeout));
         let io = io::start(transport.clone()).map_err(|e| connector_error(&name, e))?;
         let inner = Arc::new(Inner {
             name,

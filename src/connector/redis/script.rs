@@ -133,23 +133,26 @@ impl Scripting {
         }
     }
 
-    /// Sends `commands` as one pipeline on a blocking connection and
-    /// returns one reply per command; loads the script and sends them
-    /// again when the server asks for it (every script call is
-    /// idempotent).
+    /// Sends `commands` as one pipeline with `send` (a pipeline and its
+    /// number of commands to their replies, blocking) and returns one reply
+    /// per command; loads the script and sends them again when the server
+    /// asks for it (every script call is idempotent).
     pub(super) fn exchange(
         &self,
-        con: &mut dyn redis::ConnectionLike,
         commands: &[&Command],
+        mut send: impl FnMut(&redis::Pipeline, usize) -> redis::RedisResult<Vec<RValue>>,
     ) -> redis::RedisResult<Vec<RValue>> {
         let mut tries = 0;
         loop {
-            let replies: Vec<RValue> = self.pipeline(commands.iter().copied()).query(con)?;
+            let replies = send(&self.pipeline(commands.iter().copied()), commands.len())?;
             match self.fix(&replies) {
                 Some(fix) if tries < 2 => {
                     tries += 1;
                     if let Some(load) = self.load(fix) {
-                        loaded(load.query::<RValue>(con))?;
+                        let mut pipe = redis::pipe();
+                        pipe.ignore_errors().add_command(load);
+                        let mut r = send(&pipe, 1)?;
+                        loaded(r.pop().ok_or_else(no_reply)?)?;
                     }
                 }
                 _ => return Ok(replies),
@@ -173,7 +176,10 @@ impl Scripting {
                 Some(fix) if tries < 2 => {
                     tries += 1;
                     if let Some(load) = self.load(fix) {
-                        loaded(load.query_async::<RValue>(con).await)?;
+                        let mut pipe = redis::pipe();
+                        pipe.ignore_errors().add_command(load);
+                        let mut r: Vec<RValue> = pipe.query_async(con).await?;
+                        loaded(r.pop().ok_or_else(no_reply)?)?;
                     }
                 }
                 _ => return Ok(replies),
@@ -183,17 +189,17 @@ impl Scripting {
 }
 
 /// A load's outcome: a library another process loaded first is loaded.
-fn loaded(r: redis::RedisResult<RValue>) -> redis::RedisResult<()> {
+fn loaded(r: RValue) -> redis::RedisResult<()> {
     match r {
-        Ok(RValue::ServerError(e))
-            if !e.details().unwrap_or_default().contains("already exists") =>
-        {
+        RValue::ServerError(e) if !e.details().unwrap_or_default().contains("already exists") => {
             Err(e.into())
         }
-        Ok(_) => Ok(()),
-        Err(e) if e.detail().unwrap_or_default().contains("already exists") => Ok(()),
-        Err(e) => Err(e),
+        _ => Ok(()),
     }
+}
+
+fn no_reply() -> redis::RedisError {
+    redis::RedisError::from((redis::ErrorKind::Client, "no reply to a pipelined command"))
 }
 
 /// The reply `v` as a result: a server error is an error.

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use redis::{RedisResult, Value as RValue};
 
 use super::outbox::{Batch, Outbox, Turn};
-use super::pool::{Dial, Link, Links, Pool, broken, timed_out, within};
+use super::pool::{Blocking, Dial, Link, Links, Pool, broken, timed_out, within};
 use super::script::{Command, Scripting, reply};
 
 /// Everything a request needs on its way, shared by the connector, the
@@ -84,11 +84,13 @@ impl Transport {
                 .ok_or_else(timed_out)?;
             let mut con = match self.pool.take() {
                 Some(c) => c,
-                None => self.dial.blocking(left)?,
+                // Its set-up exchanges (AUTH, SELECT) wait for one reply each.
+                None => self.dial.blocking(left / 2)?,
             };
-            con.set_read_timeout(Some(left))?;
-            con.set_write_timeout(Some(left))?;
-            match self.scripting.exchange(&mut con, commands) {
+            let sent = self
+                .scripting
+                .exchange(commands, |pipe, n| send_within(&mut con, pipe, n, deadline));
+            match sent {
                 Ok(replies) => {
                     self.pool.give_back(con);
                     return Ok(replies);
@@ -190,6 +192,34 @@ impl Transport {
             }
         }
     }
+}
+
+/// Sends `pipe` (`n` commands) on `con` and reads its `n` replies, each
+/// read bounded by what is left until `deadline` (redis-rs would wait the
+/// whole read timeout once per reply).
+fn send_within(
+    con: &mut Blocking,
+    pipe: &redis::Pipeline,
+    n: usize,
+    deadline: Instant,
+) -> RedisResult<Vec<RValue>> {
+    let left = || {
+        deadline
+            .checked_duration_since(Instant::now())
+            .filter(|d| !d.is_zero())
+            .ok_or_else(timed_out)
+    };
+    con.set_write_timeout(Some(left()?))?;
+    con.set_read_timeout(Some(left()?))?;
+    con.send_packed_command(&pipe.get_packed_pipeline())?;
+    let mut replies = Vec::with_capacity(n);
+    for i in 0..n {
+        if i > 0 {
+            con.set_read_timeout(Some(left()?))?;
+        }
+        replies.push(con.recv_response()?);
+    }
+    Ok(replies)
 }
 
 /// The reply to the request after `batch` (the last of `replies`, if
