@@ -53,8 +53,17 @@ pub(super) fn connector_error(
 
 impl Inner {
     pub(super) fn keys(&self, key: &Key) -> [String; 5] {
-        let ns = &self.namespace;
-        ["s", "r", "h", "t", "x"].map(|p| format!("{ns}:{{{key}}}:{p}"))
+        let mut base = String::with_capacity(self.namespace.len() + 40);
+        base.push_str(&self.namespace);
+        base.push_str(":{");
+        base.push_str(&key.to_string());
+        base.push_str("}:");
+        ["s", "r", "h", "t", "x"].map(|p| {
+            let mut k = String::with_capacity(base.len() + 1);
+            k.push_str(&base);
+            k.push_str(p);
+            k
+        })
     }
 
     pub(super) fn error(&self, reason: impl Into<String>) -> Error {

@@ -21,6 +21,9 @@ use crate::connector::Waiters;
 const LINGER: Duration = Duration::from_millis(1);
 /// How often releases that failed (server down) are sent again while idle.
 const RETRY: Duration = Duration::from_millis(500);
+/// For how many [`LINGER`]s without a new release the sender keeps
+/// looking before it waits to be told again.
+const WATCH: u32 = 20;
 
 /// One request to the I/O thread.
 pub(super) enum Request {
@@ -78,8 +81,10 @@ async fn io_loop(transport: Arc<Transport>, mut rx: mpsc::UnboundedReceiver<Requ
 }
 
 /// Sends the queued releases nobody took: after [`LINGER`] (or at once when
-/// `soon`), again every [`RETRY`] while they fail, until none is left.
+/// `soon`), again every [`RETRY`] while they fail, and keeps looking every
+/// [`LINGER`] until none was queued for [`WATCH`] of them.
 async fn sender(transport: Arc<Transport>, mut kicked: mpsc::UnboundedReceiver<bool>) {
+    let (mut seen, mut quiet) = (0, 0);
     while let Some(mut soon) = kicked.recv().await {
         loop {
             if !soon {
@@ -98,7 +103,7 @@ async fn sender(transport: Arc<Transport>, mut kicked: mpsc::UnboundedReceiver<b
             let rt = tokio::runtime::Handle::current();
             let sent = transport.send_async(rt, None, Turn::Request).await;
             let failed = !matches!(sent, Ok(Ok(_)));
-            if !transport.outbox.settle() {
+            if !transport.outbox.watch(&mut seen, &mut quiet, WATCH) {
                 break;
             }
             if failed {

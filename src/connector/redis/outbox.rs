@@ -38,8 +38,11 @@ struct State {
     sending: bool,
     /// Requests in flight whose callers are gone.
     detached: usize,
-    /// The background sender was told about the pending releases.
+    /// The background sender was told about the pending releases (and
+    /// watches the outbox until it stays idle).
     kicked: bool,
+    /// Releases queued so far.
+    pushed: u64,
 }
 
 /// The outbox of one connector.
@@ -72,15 +75,29 @@ impl Outbox {
     pub(super) fn push(&self, q: Queued) -> bool {
         let mut st = self.lock();
         st.pending.push_back(q);
+        st.pushed += 1;
         !std::mem::replace(&mut st.kicked, true)
     }
 
-    /// Whether releases are queued (and the background sender may stop
-    /// when not: it is told again by the next [`push`](Self::push)).
-    pub(super) fn settle(&self) -> bool {
+    /// Whether the background sender keeps watching: while releases are
+    /// queued, and for `rounds` more calls after the last was queued (a
+    /// steady stream of releases then costs its callers no wake-up of the
+    /// sender's thread). `seen` and `quiet` are the sender's: the count of
+    /// releases it last saw and the calls since one was queued. When it
+    /// stops, the next [`push`](Self::push) tells it again.
+    pub(super) fn watch(&self, seen: &mut u64, quiet: &mut u32, rounds: u32) -> bool {
         let mut st = self.lock();
-        st.kicked = !st.pending.is_empty();
-        st.kicked
+        if !st.pending.is_empty() || st.pushed != *seen {
+            *seen = st.pushed;
+            *quiet = 0;
+            return true;
+        }
+        *quiet += 1;
+        if *quiet < rounds {
+            return true;
+        }
+        st.kicked = false;
+        false
     }
 
     fn try_take(self: &Arc<Self>, st: &mut State, turn: Turn) -> Option<Batch> {

@@ -64,20 +64,65 @@ impl Dial {
     }
 }
 
+/// A blocking connection and the socket timeouts it has.
+pub(super) struct Pooled {
+    pub(super) con: Blocking,
+    read: Option<Duration>,
+    write: Option<Duration>,
+}
+
+impl Pooled {
+    pub(super) fn new(con: Blocking) -> Self {
+        Pooled {
+            con,
+            read: None,
+            write: None,
+        }
+    }
+
+    /// Makes the socket's reads give up after `left`, or at most `slack`
+    /// later: the timeout is set (a system call) only when the one it has
+    /// is shorter than `left`, or longer by more than `slack`.
+    pub(super) fn read_within(&mut self, left: Duration, slack: Duration) -> RedisResult<()> {
+        if let Some(d) = bound(self.read, left, slack) {
+            self.con.set_read_timeout(Some(d))?;
+            self.read = Some(d);
+        }
+        Ok(())
+    }
+
+    /// [`read_within`](Self::read_within) for writes.
+    pub(super) fn write_within(&mut self, left: Duration, slack: Duration) -> RedisResult<()> {
+        if let Some(d) = bound(self.write, left, slack) {
+            self.con.set_write_timeout(Some(d))?;
+            self.write = Some(d);
+        }
+        Ok(())
+    }
+}
+
+/// The timeout to set for `left` when the socket has `current`, if any.
+fn bound(current: Option<Duration>, left: Duration, slack: Duration) -> Option<Duration> {
+    match current {
+        Some(c) if c >= left && c - left <= slack => None,
+        _ => Some(left + slack / 2),
+    }
+}
+
 /// The idle blocking connections.
 #[derive(Default)]
 pub(super) struct Pool {
-    idle: Mutex<Vec<Blocking>>,
+    idle: Mutex<Vec<Pooled>>,
 }
 
 impl Pool {
     /// An idle connection, if one is left.
-    pub(super) fn take(&self) -> Option<Blocking> {
+    pub(super) fn take(&self) -> Option<Pooled> {
         unmodeled::lock(&self.idle).pop()
     }
 
     /// Keeps `con` for the next caller.
-    pub(super) fn give_back(&self, con: Blocking) {
+    pub(super) fn give_back(&self, con: Pooled) {
         let mut idle = unmodeled::lock(&self.idle);
         if idle.len() < MAX_IDLE {
             idle.push(con);
@@ -89,7 +134,8 @@ impl Pool {
 /// then go through the connector's I/O thread).
 #[derive(Clone)]
 enum Slot {
-    Ready(u64, Multiplexed),
+    /// Its number, its connection, whether the runtime has a timer.
+    Ready(u64, Multiplexed, bool),
     NoIo,
 }
 
@@ -105,6 +151,8 @@ pub(super) struct Link {
     pub(super) id: tokio::runtime::Id,
     pub(super) generation: u64,
     pub(super) con: Multiplexed,
+    /// The runtime has a timer (`enable_time`): deadlines use it.
+    pub(super) timer: bool,
 }
 
 impl Links {
@@ -123,11 +171,12 @@ impl Links {
             .find(|(i, _)| *i == id)
             .map(|(_, s)| s.clone());
         match found {
-            Some(Slot::Ready(generation, con)) => {
+            Some(Slot::Ready(generation, con, timer)) => {
                 return Ok(Some(Link {
                     id,
                     generation,
                     con,
+                    timer,
                 }));
             }
             Some(Slot::NoIo) => return Ok(None),
@@ -140,12 +189,14 @@ impl Links {
                 return Ok(None);
             }
         }?;
+        let timer = timer_enabled();
         let generation = self.made.fetch_add(1, Ordering::Relaxed);
-        self.insert(id, Slot::Ready(generation, made.clone()));
+        self.insert(id, Slot::Ready(generation, made.clone(), timer));
         Ok(Some(Link {
             id,
             generation,
             con: made,
+            timer,
         }))
     }
 
@@ -161,7 +212,7 @@ impl Links {
     /// Forgets `link`'s connection (broken): the next call makes a new one.
     pub(super) fn broken(&self, link: &Link) {
         unmodeled::lock(&self.slots).retain(|(i, s)| {
-            !(*i == link.id && matches!(s, Slot::Ready(g, _) if *g == link.generation))
+            !(*i == link.id && matches!(s, Slot::Ready(g, ..) if *g == link.generation))
         });
     }
 }
@@ -186,6 +237,30 @@ async fn io_enabled(dial: &Dial, deadline: Instant) -> Option<RedisResult<Multip
             );
             None
         }
+    }
+}
+
+/// Whether the current runtime has a timer (`enable_time`); asked the same
+/// way as [`io_enabled`]. Without one, deadlines use the crate's own timer
+/// thread (which keeps each deadline until it passes).
+fn timer_enabled() -> bool {
+    std::panic::catch_unwind(|| drop(tokio::time::sleep(Duration::ZERO))).is_ok()
+}
+
+/// `f`, or a timeout error at `deadline`, on the current runtime's timer
+/// if it has one (`timer`), on the crate's own otherwise.
+pub(super) async fn within_on<T>(
+    timer: bool,
+    deadline: Instant,
+    f: impl std::future::Future<Output = RedisResult<T>>,
+) -> RedisResult<T> {
+    if timer {
+        match tokio::time::timeout_at(deadline.into(), f).await {
+            Ok(r) => r,
+            Err(_) => Err(timed_out()),
+        }
+    } else {
+        within(deadline, f).await
     }
 }
 

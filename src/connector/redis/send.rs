@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use redis::{RedisResult, Value as RValue};
 
 use super::outbox::{Batch, Outbox, Turn};
-use super::pool::{Blocking, Dial, Link, Links, Pool, broken, timed_out, within};
+use super::pool::{Dial, Link, Links, Pool, Pooled, broken, timed_out, within_on};
 use super::script::{Command, Scripting, reply};
 
 /// Everything a request needs on its way, shared by the connector, the
@@ -28,6 +28,12 @@ pub(super) struct Transport {
     pub(super) scripting: Scripting,
     /// How long one operation may take.
     pub(super) timeout: Duration,
+}
+
+/// How much later than its deadline a blocking request may give up: its
+/// socket's timeouts are set again only when they are off by more.
+fn slack(timeout: Duration) -> Duration {
+    timeout / 32
 }
 
 /// How many times a request is sent again after its connection broke.
@@ -85,11 +91,11 @@ impl Transport {
             let mut con = match self.pool.take() {
                 Some(c) => c,
                 // Its set-up exchanges (AUTH, SELECT) wait for one reply each.
-                None => self.dial.blocking(left / 2)?,
+                None => Pooled::new(self.dial.blocking(left / 2)?),
             };
-            let sent = self
-                .scripting
-                .exchange(commands, |pipe, n| send_within(&mut con, pipe, n, deadline));
+            let sent = self.scripting.exchange(commands, |pipe, n| {
+                self.send_within(&mut con, pipe, n, deadline)
+            });
             match sent {
                 Ok(replies) => {
                     self.pool.give_back(con);
@@ -103,6 +109,36 @@ impl Transport {
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    /// Sends `pipe` (`n` commands) on `con` and reads its `n` replies, each
+    /// read bounded by what is left until `deadline` (redis-rs would wait
+    /// the whole read timeout once per reply), give or take [`slack`].
+    fn send_within(
+        &self,
+        con: &mut Pooled,
+        pipe: &redis::Pipeline,
+        n: usize,
+        deadline: Instant,
+    ) -> RedisResult<Vec<RValue>> {
+        let left = || {
+            deadline
+                .checked_duration_since(Instant::now())
+                .filter(|d| !d.is_zero())
+                .ok_or_else(timed_out)
+        };
+        let slack = slack(self.timeout);
+        con.write_within(left()?, slack)?;
+        con.read_within(left()?, slack)?;
+        con.con.send_packed_command(&pipe.get_packed_pipeline())?;
+        let mut replies = Vec::with_capacity(n);
+        for i in 0..n {
+            if i > 0 {
+                con.read_within(left()?, slack)?;
+            }
+            replies.push(con.con.recv_response()?);
+        }
+        Ok(replies)
     }
 
     /// [`send_blocking`](Self::send_blocking) on the caller's task, over
@@ -176,11 +212,8 @@ impl Transport {
                         .ok_or_else(timed_out)?
                 }
             };
-            let sent = within(
-                deadline,
-                self.scripting.exchange_async(&mut l.con, commands),
-            )
-            .await;
+            let exchange = self.scripting.exchange_async(&mut l.con, commands);
+            let sent = within_on(l.timer, deadline, exchange).await;
             match sent {
                 Ok(replies) => return Ok(replies),
                 Err(e) if broken(&e) && resends < RESENDS => {
@@ -192,34 +225,6 @@ impl Transport {
             }
         }
     }
-}
-
-/// Sends `pipe` (`n` commands) on `con` and reads its `n` replies, each
-/// read bounded by what is left until `deadline` (redis-rs would wait the
-/// whole read timeout once per reply).
-fn send_within(
-    con: &mut Blocking,
-    pipe: &redis::Pipeline,
-    n: usize,
-    deadline: Instant,
-) -> RedisResult<Vec<RValue>> {
-    let left = || {
-        deadline
-            .checked_duration_since(Instant::now())
-            .filter(|d| !d.is_zero())
-            .ok_or_else(timed_out)
-    };
-    con.set_write_timeout(Some(left()?))?;
-    con.set_read_timeout(Some(left()?))?;
-    con.send_packed_command(&pipe.get_packed_pipeline())?;
-    let mut replies = Vec::with_capacity(n);
-    for i in 0..n {
-        if i > 0 {
-            con.set_read_timeout(Some(left()?))?;
-        }
-        replies.push(con.recv_response()?);
-    }
-    Ok(replies)
 }
 
 /// The reply to the request after `batch` (the last of `replies`, if
