@@ -9,6 +9,7 @@
 //! |---|---|---|
 //! | `redis/raw_get_1k` | redis-rs `GET` of a 1 KiB value (one round trip) | the floor |
 //! | `redis/borrow_resolve_1k` | `borrow(&owner)` + `RefProxy::resolve` + drop, 1 KiB, cache fresh | ≤ 1.2 × raw GET |
+//! | `redis/borrow_drop_1k` | `borrow(&owner)` + drop, 1 KiB (one round trip: the release rides the next borrow's pipeline) | ≤ 1.2 × raw GET |
 //! | `redis/borrow_resolve_1k_stale` | the same after another process published (value moves) | — |
 //! | `redis/owner_create_drop_1k` | `owned_proxy` + drop (put + queued release) | — |
 //! | `redis/raw_set_del_1k` | redis-rs `SET` + `DEL` | the floor for create + drop |
@@ -115,6 +116,9 @@ fn bench_redis(c: &mut Criterion) {
             let r = borrow(&owner).unwrap();
             black_box(RefProxy::resolve(&r).unwrap().len());
         })
+    });
+    g.bench_function("borrow_drop_1k", |b| {
+        b.iter(|| drop(black_box(borrow(&owner).unwrap())))
     });
     g.bench_function("borrow_resolve_1k_stale", |b| {
         b.iter_custom(|iters| {

@@ -197,10 +197,11 @@ fn main() {
 
     match &o.redis {
         Some(server) => group(&o, "redis", || {
-            let url = format!("{server}?ns=bench-harness-{}", std::process::id());
-            let store = Store::open(&url).expect("open the Redis store");
+            let namespace = format!("bench-harness-{}", std::process::id());
+            let store =
+                Store::open(&format!("{server}?ns={namespace}")).expect("open the Redis store");
             stores::small_value_set(&store, "redis", b);
-            redis_ref::run(server, &store, b);
+            redis_ref::run(server, &store, &namespace, b);
         }),
         None => eprintln!("bench-harness: redis skipped (no --redis URL)"),
     }

@@ -1,21 +1,270 @@
 //! Borrow + resolve of 1 KiB over Redis, next to raw redis-rs commands on
 //! the same server.
+//!
+//! The workloads run in interleaved rounds — every round runs each of them
+//! once, in turn — so a change in the machine's load (a build beside the
+//! run) hits the references and borrowstore alike; each reports the median
+//! of its rounds.
 
 use std::hint::black_box;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use borrowstore::{OwnedProxy, Proxy, RefProxy, Store, borrow, borrow_async};
 
-use crate::measure::{Budget, emit_time, time, time_loop};
+use crate::measure::{Budget, Timing, emit_time};
 
 /// The 1 KiB value both sides read.
 fn value_1k() -> Vec<u8> {
     (0..1024u32).map(|i| (i % 251) as u8).collect()
 }
 
-/// Raw redis-rs `GET` (sync and async multiplexed), `SET` + `DEL`, and
-/// borrowstore's `borrow` + `RefProxy::resolve` + drop of a 1 KiB owner.
-pub fn run(server: &str, store: &Store, budget: Budget) {
+/// The store's own script, for the reference that runs its two calls of a
+/// borrow + drop through raw redis-rs.
+const STATE_LUA: &str = include_str!("../../src/connector/redis/state.lua");
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum W {
+    RawGet,
+    RawGetAsync,
+    RawSetDel,
+    RawScriptPair,
+    BorrowResolve,
+    BorrowDrop,
+    BorrowAsyncResolveAsync,
+    ResolveAsync,
+    OwnedProxyAsync,
+}
+
+const ALL: [W; 9] = [
+    W::RawGet,
+    W::RawGetAsync,
+    W::RawSetDel,
+    W::RawScriptPair,
+    W::BorrowResolve,
+    W::BorrowDrop,
+    W::BorrowAsyncResolveAsync,
+    W::ResolveAsync,
+    W::OwnedProxyAsync,
+];
+
+struct Bench<'a> {
+    store: &'a Store,
+    con: redis::Connection,
+    multiplexed: redis::aio::MultiplexedConnection,
+    rt: tokio::runtime::Runtime,
+    raw_key: String,
+    owner: OwnedProxy<Vec<u8>>,
+    value: Vec<u8>,
+    script: redis::Script,
+    /// The five keys of the owner's object, and the reader claim the raw
+    /// script pair holds between its rounds.
+    keys: Vec<String>,
+    held: Option<String>,
+    next_id: u128,
+    /// Whether the raw script pair got the replies a borrow gets.
+    pair_ok: bool,
+}
+
+impl Bench<'_> {
+    /// Runs `w` `n` times and returns the time it took.
+    fn run(&mut self, w: W, n: u64) -> Duration {
+        match w {
+            W::RawGet => {
+                let start = Instant::now();
+                for _ in 0..n {
+                    let v: Vec<u8> = redis::cmd("GET")
+                        .arg(black_box(&self.raw_key))
+                        .query(&mut self.con)
+                        .expect("GET");
+                    black_box(v);
+                }
+                start.elapsed()
+            }
+            W::RawGetAsync => {
+                let (m, key) = (&mut self.multiplexed, &self.raw_key);
+                self.rt.block_on(async {
+                    let start = Instant::now();
+                    for _ in 0..n {
+                        let v: Vec<u8> = redis::cmd("GET")
+                            .arg(black_box(key))
+                            .query_async(m)
+                            .await
+                            .expect("GET");
+                        black_box(v);
+                    }
+                    start.elapsed()
+                })
+            }
+            W::RawSetDel => {
+                let tmp = format!("{}:tmp", self.raw_key);
+                let start = Instant::now();
+                for _ in 0..n {
+                    let _: () = redis::cmd("SET")
+                        .arg(&tmp)
+                        .arg(black_box(42u64))
+                        .query(&mut self.con)
+                        .expect("SET");
+                    let _: () = redis::cmd("DEL")
+                        .arg(&tmp)
+                        .query(&mut self.con)
+                        .expect("DEL");
+                }
+                start.elapsed()
+            }
+            W::RawScriptPair => {
+                let start = Instant::now();
+                for _ in 0..n {
+                    self.script_pair();
+                }
+                start.elapsed()
+            }
+            W::BorrowResolve => {
+                let start = Instant::now();
+                for _ in 0..n {
+                    let r = borrow(&self.owner).expect("borrow");
+                    black_box(RefProxy::resolve(&r).expect("resolve").len());
+                    drop(r);
+                }
+                self.store.flush().expect("flush");
+                start.elapsed()
+            }
+            W::BorrowDrop => {
+                let start = Instant::now();
+                for _ in 0..n {
+                    drop(black_box(borrow(&self.owner).expect("borrow")));
+                }
+                self.store.flush().expect("flush");
+                start.elapsed()
+            }
+            W::BorrowAsyncResolveAsync => {
+                let (store, owner) = (self.store, &self.owner);
+                self.rt.block_on(async {
+                    let start = Instant::now();
+                    for _ in 0..n {
+                        let r = borrow_async(owner).await.expect("borrow_async");
+                        black_box(RefProxy::resolve_async(&r).await.expect("resolve").len());
+                        drop(r);
+                    }
+                    store.flush_async().await.expect("flush");
+                    start.elapsed()
+                })
+            }
+            W::ResolveAsync => {
+                let key = *OwnedProxy::key(&self.owner);
+                let fresh: Vec<Proxy<Vec<u8>>> =
+                    (0..n).map(|_| self.store.proxy_from_key(key)).collect();
+                self.rt.block_on(async {
+                    let start = Instant::now();
+                    for p in &fresh {
+                        black_box(Proxy::resolve_async(p).await.expect("resolve").len());
+                    }
+                    start.elapsed()
+                })
+            }
+            W::OwnedProxyAsync => {
+                let (store, value) = (self.store, &self.value);
+                self.rt.block_on(async {
+                    let start = Instant::now();
+                    for _ in 0..n {
+                        let o = store
+                            .owned_proxy_async(value.clone())
+                            .await
+                            .expect("owned_proxy_async");
+                        drop(black_box(o));
+                    }
+                    store.flush_async().await.expect("flush");
+                    start.elapsed()
+                })
+            }
+        }
+    }
+
+    /// One pipeline of the two script calls a `borrow` + drop makes: the
+    /// release of the previous reader, then a new reader's `acquire_fetch`
+    /// with the current version known (the arguments `state.lua` takes).
+    fn script_pair(&mut self) {
+        self.next_id += 1;
+        let id = format!(
+            "{:032x}",
+            0xbe7c_0000_0000_0000_0000_0000_0000_0000u128 + self.next_id
+        );
+        let deadline = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64 + 30_000)
+            .unwrap_or(0);
+        let mut pipe = redis::pipe();
+        pipe.ignore_errors();
+        if let Some(prev) = self.held.take() {
+            let mut inv = self.script.prepare_invoke();
+            for k in &self.keys {
+                inv.key(k);
+            }
+            inv.arg("release").arg("r").arg(prev);
+            pipe.invoke_script(&inv);
+        }
+        let mut inv = self.script.prepare_invoke();
+        for k in &self.keys {
+            inv.key(k);
+        }
+        inv.arg("acquire_fetch")
+            .arg("r")
+            .arg(&id)
+            .arg(deadline)
+            .arg("1");
+        pipe.invoke_script(&inv);
+        let replies: Vec<redis::Value> = pipe.query(&mut self.con).expect("script pair");
+        let status = match replies.last() {
+            Some(redis::Value::Array(a)) => a.first().cloned(),
+            _ => None,
+        };
+        self.pair_ok &= matches!(status, Some(redis::Value::BulkString(ref s)) if s == b"ok");
+        self.held = Some(id);
+    }
+}
+
+/// Sizes each workload for one round, then runs interleaved rounds.
+fn interleaved(bench: &mut Bench<'_>, budget: Budget) -> Vec<(W, Timing)> {
+    let floor = budget.round / 10;
+    let iters: Vec<u64> = ALL
+        .iter()
+        .map(|&w| {
+            let mut n: u64 = 1;
+            let mut took = bench.run(w, n);
+            while took < floor && n < (1 << 30) {
+                n *= 2;
+                took = bench.run(w, n);
+            }
+            let per_op = took.as_secs_f64() / n as f64;
+            ((budget.round.as_secs_f64() / per_op.max(1e-10)) as u64).clamp(1, 1 << 30)
+        })
+        .collect();
+    let rounds = (budget.rounds * 3).max(9);
+    let mut samples = vec![Vec::with_capacity(rounds); ALL.len()];
+    for _ in 0..rounds {
+        for (i, &w) in ALL.iter().enumerate() {
+            samples[i].push(bench.run(w, iters[i]).as_nanos() as f64 / iters[i] as f64);
+        }
+    }
+    ALL.iter()
+        .zip(samples)
+        .zip(iters)
+        .map(|((&w, mut s), iters)| {
+            s.sort_by(f64::total_cmp);
+            let t = Timing {
+                median_ns: s[s.len() / 2],
+                min_ns: s[0],
+                iters,
+            };
+            (w, t)
+        })
+        .collect()
+}
+
+/// Raw redis-rs `GET` (sync and async multiplexed), `SET` + `DEL`, the
+/// store's two script calls through raw redis-rs, and borrowstore's
+/// `borrow` + `RefProxy::resolve` + drop of a 1 KiB owner (and its async
+/// forms), in interleaved rounds.
+pub fn run(server: &str, store: &Store, namespace: &str, budget: Budget) {
     let value = value_1k();
     let client = redis::Client::open(server).expect("redis URL");
     let mut con = client.get_connection().expect("connect to redis");
@@ -25,169 +274,133 @@ pub fn run(server: &str, store: &Store, budget: Budget) {
         .arg(value.as_slice())
         .query(&mut con)
         .expect("SET");
-
-    let t = time_loop(budget, || {
-        let v: Vec<u8> = redis::cmd("GET")
-            .arg(black_box(&raw_key))
-            .query(&mut con)
-            .expect("GET");
-        black_box(v);
-    });
-    emit_time(
-        "raw_get_1k",
-        "redis",
-        "reference",
-        t,
-        "redis-rs sync Connection: GET of a 1 KiB value (one round trip)",
-    );
-
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("runtime");
-    let mut multiplexed = rt
+    let multiplexed = rt
         .block_on(client.get_multiplexed_async_connection())
         .expect("connect to redis");
-    let t = time(budget, |n| {
-        rt.block_on(async {
-            let start = Instant::now();
-            for _ in 0..n {
-                let v: Vec<u8> = redis::cmd("GET")
-                    .arg(black_box(&raw_key))
-                    .query_async(&mut multiplexed)
-                    .await
-                    .expect("GET");
-                black_box(v);
-            }
-            start.elapsed()
-        })
-    });
-    emit_time(
-        "raw_get_1k_async",
-        "redis",
-        "reference",
-        t,
-        "redis-rs multiplexed async connection on a current-thread runtime: GET of 1 KiB",
-    );
-
-    let tmp_key = format!("{raw_key}:tmp");
-    let t = time_loop(budget, || {
-        let _: () = redis::cmd("SET")
-            .arg(&tmp_key)
-            .arg(black_box(42u64))
-            .query(&mut con)
-            .expect("SET");
-        let _: () = redis::cmd("DEL")
-            .arg(&tmp_key)
-            .query(&mut con)
-            .expect("DEL");
-    });
-    emit_time(
-        "raw_set_del",
-        "redis",
-        "reference",
-        t,
-        "redis-rs sync: SET + DEL of a small value (two round trips)",
-    );
-    let _: () = redis::cmd("DEL")
-        .arg(&raw_key)
-        .query(&mut con)
-        .expect("DEL");
-
-    let owner = store.owned_proxy(value).expect("owned_proxy");
+    let owner = store.owned_proxy(value.clone()).expect("owned_proxy");
     // The first resolve moves the value into this process's cache.
-    black_box(
-        borrowstore::OwnedProxy::resolve(&owner)
-            .expect("resolve")
-            .len(),
-    );
-    let t = time(budget, |n| {
-        let start = Instant::now();
-        for _ in 0..n {
-            let r = borrow(&owner).expect("borrow");
-            black_box(RefProxy::resolve(&r).expect("resolve").len());
-            drop(r);
-        }
-        store.flush().expect("flush");
-        start.elapsed()
-    });
-    emit_time(
-        "borrow_resolve_1k",
-        "redis",
-        "borrowstore",
-        t,
-        "borrow(&owner) + RefProxy::resolve + drop of a 1 KiB Vec<u8>, value cached and current; \
-         each round ends with store.flush(), timed",
-    );
-
-    // The async forms, on the current-thread runtime of `raw_get_1k_async`.
-    let t = time(budget, |n| {
-        rt.block_on(async {
-            let start = Instant::now();
-            for _ in 0..n {
-                let r = borrow_async(&owner).await.expect("borrow_async");
-                black_box(RefProxy::resolve_async(&r).await.expect("resolve").len());
-                drop(r);
-            }
-            store.flush_async().await.expect("flush");
-            start.elapsed()
-        })
-    });
-    emit_time(
-        "borrow_async_resolve_async_1k",
-        "redis",
-        "borrowstore",
-        t,
-        "borrow_async(&owner) + RefProxy::resolve_async + drop of a 1 KiB Vec<u8> on a \
-         current-thread runtime (one round trip; value cached and current); each round ends \
-         with store.flush_async(), timed",
-    );
-
+    black_box(OwnedProxy::resolve(&owner).expect("resolve").len());
     let key = *OwnedProxy::key(&owner);
-    let t = time(budget, |n| {
-        let fresh: Vec<Proxy<Vec<u8>>> = (0..n).map(|_| store.proxy_from_key(key)).collect();
-        rt.block_on(async {
-            let start = Instant::now();
-            for p in &fresh {
-                black_box(Proxy::resolve_async(p).await.expect("resolve").len());
+    let keys = ["s", "r", "h", "t", "x"]
+        .iter()
+        .map(|p| format!("{namespace}:{{{key}}}:{p}"))
+        .collect();
+    let script = redis::Script::new(STATE_LUA);
+    script
+        .prepare_invoke()
+        .load(&mut con)
+        .expect("SCRIPT LOAD of state.lua");
+    let mut bench = Bench {
+        store,
+        con,
+        multiplexed,
+        rt,
+        raw_key,
+        owner,
+        value,
+        script,
+        keys,
+        held: None,
+        next_id: 0,
+        pair_ok: true,
+    };
+    let timings = interleaved(&mut bench, budget);
+    let flushed = "each round ends with store.flush(), timed";
+    for (w, t) in timings {
+        let (id, imp, notes): (&'static str, _, String) = match w {
+            W::RawGet => (
+                "raw_get_1k",
+                "reference",
+                "redis-rs sync Connection: GET of a 1 KiB value (one round trip)".into(),
+            ),
+            W::RawGetAsync => (
+                "raw_get_1k_async",
+                "reference",
+                "redis-rs multiplexed async connection on a current-thread runtime: GET of 1 KiB"
+                    .into(),
+            ),
+            W::RawSetDel => (
+                "raw_set_del",
+                "reference",
+                "redis-rs sync: SET + DEL of a small value (two round trips)".into(),
+            ),
+            W::RawScriptPair => {
+                if !bench.pair_ok {
+                    eprintln!(
+                        "bench-harness: the raw script pair did not get `ok` (state.lua's \
+                         arguments changed?); its row is left out"
+                    );
+                    continue;
+                }
+                (
+                    "raw_script_pair_1k",
+                    "reference",
+                    "redis-rs sync: one pipeline of the store's two script calls of a borrow + \
+                     drop (EVALSHA of state.lua: release the previous reader, acquire_fetch a \
+                     new one, version current): the server's share of a borrow"
+                        .into(),
+                )
             }
-            start.elapsed()
-        })
-    });
-    emit_time(
-        "resolve_async_1k",
-        "redis",
-        "borrowstore",
-        t,
-        "Proxy::resolve_async of a fresh proxy (made untimed) of a 1 KiB object on a \
-         current-thread runtime: a version-checked fetch; the decoded value is cached, so no \
-         value moves",
-    );
-
-    let value = value_1k();
-    let t = time(budget, |n| {
-        rt.block_on(async {
-            let start = Instant::now();
-            for _ in 0..n {
-                let o = store
-                    .owned_proxy_async(value.clone())
-                    .await
-                    .expect("owned_proxy_async");
-                drop(black_box(o));
-            }
-            store.flush_async().await.expect("flush");
-            start.elapsed()
-        })
-    });
-    emit_time(
-        "owned_proxy_async_1k",
-        "redis",
-        "borrowstore",
-        t,
-        "store.owned_proxy_async(1 KiB Vec<u8>) + drop (evicts; release queued) on a \
-         current-thread runtime; each round ends with store.flush_async(), timed",
-    );
-
-    drop(owner);
+            W::BorrowResolve => (
+                "borrow_resolve_1k",
+                "borrowstore",
+                format!(
+                    "borrow(&owner) + RefProxy::resolve + drop of a 1 KiB Vec<u8>, value cached \
+                     and current; {flushed}"
+                ),
+            ),
+            W::BorrowDrop => (
+                "borrow_drop_1k",
+                "borrowstore",
+                format!(
+                    "borrow(&owner) + drop of a 1 KiB Vec<u8> (one round trip; the release \
+                     rides the next borrow's pipeline); {flushed}"
+                ),
+            ),
+            W::BorrowAsyncResolveAsync => (
+                "borrow_async_resolve_async_1k",
+                "borrowstore",
+                format!(
+                    "borrow_async(&owner) + RefProxy::resolve_async + drop of a 1 KiB Vec<u8> on \
+                     a current-thread runtime (one round trip; value cached and current); \
+                     {flushed} (flush_async)"
+                ),
+            ),
+            W::ResolveAsync => (
+                "resolve_async_1k",
+                "borrowstore",
+                "Proxy::resolve_async of a fresh proxy (made untimed) of a 1 KiB object on a \
+                 current-thread runtime: a version-checked fetch; the decoded value is cached, \
+                 so no value moves"
+                    .into(),
+            ),
+            W::OwnedProxyAsync => (
+                "owned_proxy_async_1k",
+                "borrowstore",
+                format!(
+                    "store.owned_proxy_async(1 KiB Vec<u8>) + drop (evicts; release queued) on a \
+                     current-thread runtime; {flushed} (flush_async)"
+                ),
+            ),
+        };
+        emit_time(id, "redis", imp, t, format!("{notes}; interleaved rounds"));
+    }
+    if let Some(prev) = bench.held.take() {
+        let mut inv = bench.script.prepare_invoke();
+        for k in &bench.keys {
+            inv.key(k);
+        }
+        inv.arg("release").arg("r").arg(prev);
+        let _: redis::RedisResult<redis::Value> = inv.invoke(&mut bench.con);
+    }
+    let _: () = redis::cmd("DEL")
+        .arg(&bench.raw_key)
+        .query(&mut bench.con)
+        .expect("DEL");
+    drop(bench.owner);
     store.flush().expect("flush");
 }

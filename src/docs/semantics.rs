@@ -160,8 +160,9 @@
 //! object's [`Ledger`](crate::state::Ledger), where releasing an id twice
 //! releases it once; the Redis scripts key readers and holders by id and
 //! check the owner's and writer's id, and are idempotent by id (or by a
-//! token, for puts, publishes, takes and redeems), so the I/O thread can
-//! resend queued releases after a reconnect. The memory store counts
+//! token, for puts, publishes, takes and redeems), so a request whose
+//! connection broke is sent again on a new one, and queued releases are
+//! resent until the server takes them. The memory store counts
 //! readers and holders in one atomic word without ids: it never retries,
 //! and each handle gives its claim back exactly once.
 //!
@@ -268,11 +269,15 @@
 //! connector's own I/O task; `store.flush()` waits for them; `submit` waits
 //! for them before it reports completion.*
 //!
-//! On Redis a release is queued to the connector's I/O thread without
-//! waiting, and goes out in the same pipeline as the next request (or
-//! alone after a millisecond). Requests are applied in the order this
-//! process made them, so its releases land before its later requests.
-//! Releases that fail (the server is down) stay queued and are sent again.
+//! On Redis a release is queued without waiting (never sent from `Drop`),
+//! and goes out at the front of the pipeline of the next request of any
+//! thread or task of this process (or alone, from the connector's I/O
+//! thread, after a millisecond). One batch of releases is in flight at a
+//! time and later requests wait for it, so this process's releases land
+//! before its later requests, whichever connection carries them; an async
+//! request dropped in flight holds back later releases until its reply
+//! comes. Releases that fail (the server is down) stay queued and are sent
+//! again.
 //! [`Store::flush`](crate::Store::flush) (and
 //! [`flush_async`](crate::Store::flush_async)) waits until every queued
 //! release has been applied; [`submit`](fn@crate::submit) and
@@ -299,7 +304,9 @@
 //! [`TypeMismatch`](crate::Error::TypeMismatch) (naming the stored type),
 //! [`Decode`](crate::Error::Decode), [`Malformed`](crate::Error::Malformed),
 //! [`Connector`](crate::Error::Connector) (within the store's timeout on
-//! Redis; naming the operation and the path on the file store),
+//! Redis — each operation within its own, however many are in flight — and
+//! after a transparent retry on a new connection when the old one broke;
+//! naming the operation and the path on the file store),
 //! [`InvalidKey`](crate::Error::InvalidKey) (keys are 128-bit numbers, so a
 //! key text can never name a path), [`InvalidUrl`](crate::Error::InvalidUrl),
 //! [`TooLarge`](crate::Error::TooLarge); proxy and ticket bytes that name
@@ -481,8 +488,10 @@
 //! blocking file request finishes). Each `_async` function documents what
 //! dropping it leaves (`# Cancel safety`).
 //!
-//! **Not blocking the executor.** The `_async` forms of a Redis store hand
-//! their request to the connector's I/O thread and await the reply; those
+//! **Not blocking the executor.** The `_async` forms of a Redis store send
+//! their request on the polling task, over a connection of the tokio
+//! runtime polling it (outside tokio, or on a runtime without an I/O
+//! driver, the connector's I/O thread sends it), and await the reply; those
 //! of a file store run the file I/O on tokio's blocking pool
 //! (`spawn_blocking`) when polled inside a tokio runtime, and inline
 //! otherwise; those of a memory store complete in their first poll.

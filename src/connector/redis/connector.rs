@@ -37,19 +37,33 @@ const RECHECK: Recheck = Recheck::Backoff {
 /// object's keys in one cluster slot. Nothing ever runs `FLUSHDB` or touches
 /// keys outside the namespace.
 ///
-/// The client runs on the connector's own I/O thread, so the connector works
-/// from plain threads, from inside any tokio runtime, and from `Drop`.
-/// Requests are applied in the order this process makes them; releases are
-/// queued without waiting (consecutive ones go out as one pipeline), and
-/// [`Connector::flush`] waits for them. Every operation fails with
-/// [`Error::Connector`] within its timeout when the server is unreachable.
+/// A blocking operation sends its request on the calling thread, over a
+/// small pool of connections; an `_async` operation polled by a tokio
+/// runtime sends it on the polling task, over that runtime's multiplexed
+/// connection (outside tokio, or on a runtime built without an I/O driver,
+/// the connector's own I/O thread serves it), so the connector works from
+/// plain threads, from inside any runtime, and from `Drop`. Tokio cannot
+/// be asked whether a runtime has an I/O driver: the first async call on
+/// a runtime finds out by making its connection under `catch_unwind`, and
+/// on one without, the panic hook prints tokio's message once. The script is
+/// loaded as a function library (`FUNCTION LOAD`) and called with `FCALL`
+/// where the server has functions (Redis 7 and later), and by `EVALSHA`
+/// otherwise; it is loaded again when a restarted server has lost it.
 ///
-/// The `_async` operations hand their request to the same queue and await
-/// the reply, so they never block the thread that polls them; an async
-/// request that takes a claim and is dropped before its reply queues the
-/// claim's release behind it. A `RefMutProxy` dropped with changes queues
-/// its publish ahead of its release; a publish the server refuses is
-/// reported by the next flush.
+/// Releases are queued without waiting and ride at the front of the next
+/// request's pipeline (or go out alone from the I/O thread after a
+/// millisecond); this process's releases land before its later requests,
+/// and [`Connector::flush`] waits for them. Every operation fails with
+/// [`Error::Connector`] within its own timeout (`timeout_ms`) when the
+/// server is unreachable or stalled, however many are in flight; a request
+/// whose connection broke (the server closed it, for example after a value
+/// over its `proto-max-bulk-len`) is sent again on a new connection, since
+/// every script is idempotent.
+///
+/// An async request that takes a claim and is dropped before its reply
+/// queues the claim's release, which waits until the request's reply has
+/// come. A `RefMutProxy` dropped with changes queues its publish ahead of
+/// its release; a publish the server refuses is reported by the next flush.
 ///
 /// Waiting borrows are woken by the releases of every process: the release
 /// script publishes the object's key on `<namespace>:released`, and one

@@ -18,7 +18,9 @@ pub struct RedisOptions {
     pub namespace: String,
     /// How long the claims of a dead process survive it.
     pub lease: Duration,
-    /// How long one operation may take (connect and reply).
+    /// How long one operation may take (waiting for its turn behind queued
+    /// releases, connecting, and the reply), each on its own however many
+    /// are in flight.
     pub timeout: Duration,
 }
 
