@@ -417,3 +417,27 @@ fn after_an_over_size_value_the_next_requests_of_other_callers_succeed() {
     });
     store.flush().unwrap();
 }
+
+#[test]
+fn a_release_no_request_carries_is_sent_within_milliseconds() {
+    let server = RedisServer::start();
+    let ns = unique_name("linger");
+    let store = Store::open(&server.url(&ns, "")).unwrap();
+    let owner = store.owned_proxy(vec![1u64]).unwrap();
+    let readers = format!("{ns}:{{{}}}:r", OwnedProxy::key(&owner));
+    for _ in 0..5 {
+        let r = borrow(&owner).unwrap();
+        assert_eq!(server.command(&[b"HLEN", readers.as_bytes()]), b":1\r\n");
+        drop(r);
+        // Nothing of this process sends a request: the connector's own
+        // sender applies the release, seen by a third party.
+        let start = Instant::now();
+        while server.command(&[b"HLEN", readers.as_bytes()]) != b":0\r\n" {
+            assert!(
+                start.elapsed() < Duration::from_millis(500),
+                "the release was not sent"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+}

@@ -93,17 +93,23 @@
 //!   operation and the path (`site.rs`).
 //! - [`RedisConnector`](crate::connector::RedisConnector), behind the
 //!   default-on `redis` feature: one Lua script per transition (one round
-//!   trip; idempotent by claim id or token), on the connector's own I/O
-//!   thread; releases (and a dropped writer's publish) are queued and ride
-//!   in the next request's pipeline; async forms await the thread's reply;
-//!   the release script publishes each release, and one subscriber per
-//!   store wakes this process's waiters.
+//!   trip; idempotent by claim id or token; `FCALL` of a function library
+//!   on Redis 7 and later, `EVALSHA` before), sent on the caller's thread
+//!   (blocking forms, over a small connection pool) or the caller's task
+//!   (async forms, over a connection of the polling tokio runtime);
+//!   releases (and a dropped writer's publish) are queued and ride at the
+//!   front of the next request's pipeline, one batch in flight at a time so
+//!   they land before later requests; the release script publishes each
+//!   release, and one subscriber per store wakes this process's waiters.
 //!   `src/connector/redis/` holds the connector and its `Connector` impl
 //!   (`connector.rs`), the script call of each operation (`calls.rs`), what
-//!   it shares with its lease renewer (`client.rs`), the subscriber
-//!   (`subscribe.rs`),
-//!   the I/O thread with its queue, pipeline and retries (`io.rs`), the
-//!   script with its arguments and reply helpers (`script.rs`, `state.lua`)
+//!   it shares with its lease renewer (`client.rs`), how a request reaches
+//!   the server with its deadline and its resend after a broken connection
+//!   (`send.rs`), the release outbox and its order (`outbox.rs`), where
+//!   connections come from (`pool.rs`), the subscriber (`subscribe.rs`),
+//!   the I/O thread for releases nobody carried and async calls outside
+//!   tokio (`io.rs`), the script with its invocation and reply helpers
+//!   (`script.rs`, `state.lua`)
 //!   and the URL options (`options.rs`). Without the feature, a `redis://`
 //!   URL is an [`Error::InvalidUrl`](crate::Error::InvalidUrl).
 //!

@@ -101,7 +101,12 @@ async fn sender(transport: Arc<Transport>, mut kicked: mpsc::UnboundedReceiver<b
                 }
             }
             let rt = tokio::runtime::Handle::current();
-            let sent = transport.send_async(rt, None, Turn::Request).await;
+            let turn = if soon {
+                Turn::Request
+            } else {
+                Turn::Stale(LINGER)
+            };
+            let sent = transport.send_async(rt, None, turn).await;
             let failed = !matches!(sent, Ok(Ok(_)));
             if !transport.outbox.watch(&mut seen, &mut quiet, WATCH) {
                 break;

@@ -43,6 +43,8 @@ struct State {
     kicked: bool,
     /// Releases queued so far.
     pushed: u64,
+    /// When the oldest pending release was queued.
+    oldest: Option<Instant>,
 }
 
 /// The outbox of one connector.
@@ -64,6 +66,11 @@ pub(super) enum Turn {
     Request,
     /// To flush: nothing in flight, detached requests included.
     Flush,
+    /// The background sender's: as [`Request`](Turn::Request), but it
+    /// takes the releases only once the oldest has waited this long for a
+    /// request to carry it (a caller takes them sooner, without waiting
+    /// for another thread).
+    Stale(std::time::Duration),
 }
 
 impl Outbox {
@@ -74,6 +81,9 @@ impl Outbox {
     /// Queues `q`; true if the background sender must be told.
     pub(super) fn push(&self, q: Queued) -> bool {
         let mut st = self.lock();
+        if st.pending.is_empty() {
+            st.oldest = Some(Instant::now());
+        }
         st.pending.push_back(q);
         st.pushed += 1;
         !std::mem::replace(&mut st.kicked, true)
@@ -107,12 +117,18 @@ impl Outbox {
         if st.pending.is_empty() {
             return Some(Batch::empty());
         }
+        if let (Turn::Stale(age), Some(oldest)) = (turn, st.oldest)
+            && oldest.elapsed() < age
+        {
+            return Some(Batch::empty());
+        }
         if st.detached > 0 {
             return None;
         }
         st.sending = true;
         Some(Batch {
             items: st.pending.drain(..).collect(),
+            oldest: st.oldest.take(),
             outbox: Some(self.clone()),
         })
     }
@@ -180,6 +196,8 @@ impl Outbox {
 /// outbox.
 pub(super) struct Batch {
     items: Vec<Queued>,
+    /// When the oldest of them was queued.
+    oldest: Option<Instant>,
     outbox: Option<Arc<Outbox>>,
 }
 
@@ -187,6 +205,7 @@ impl Batch {
     fn empty() -> Batch {
         Batch {
             items: Vec::new(),
+            oldest: None,
             outbox: None,
         }
     }
@@ -252,6 +271,10 @@ impl Drop for Batch {
             for q in self.items.drain(..).rev() {
                 st.pending.push_front(q);
             }
+            st.oldest = match (st.oldest, self.oldest) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
             st.sending = false;
             drop(st);
             outbox.wake();
