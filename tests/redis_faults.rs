@@ -441,3 +441,41 @@ fn a_release_no_request_carries_is_sent_within_milliseconds() {
         }
     }
 }
+
+#[test]
+fn a_blocking_call_inside_a_current_thread_runtime_does_not_wait_for_its_tasks() {
+    let server = RedisServer::start();
+    let store = Store::open(&server.url(&unique_name("ct-mix"), "timeout_ms=2000")).unwrap();
+    let owner = store.owned_proxy(vec![3u64]).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        // The runtime's connection exists.
+        drop(borrowstore::borrow_async(&owner).await.unwrap());
+        for _ in 0..5 {
+            drop(borrow(&owner).unwrap());
+            // The first future takes the queued release into its pipeline
+            // and waits for the reply; the second blocks the runtime's one
+            // thread meanwhile (a warned-against blocking call), so it must
+            // not wait for the first.
+            let (a, b) = futures::join!(
+                async { borrowstore::borrow_async(&owner).await.map(|r| r[0]) },
+                async {
+                    let start = Instant::now();
+                    let r = borrow(&owner).map(|r| r[0]);
+                    (r, start.elapsed())
+                }
+            );
+            assert_eq!(a.unwrap(), 3);
+            let (r, took) = b;
+            assert_eq!(r.unwrap(), 3);
+            assert!(
+                took < Duration::from_secs(1),
+                "the blocking call waited {took:?}"
+            );
+        }
+    });
+    store.flush().unwrap();
+}

@@ -14,6 +14,7 @@
 //! across I/O, so queueing never blocks.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -36,6 +37,8 @@ struct State {
     pending: VecDeque<Queued>,
     /// A batch is in flight.
     sending: bool,
+    /// The current-thread runtime whose task carries the batch in flight.
+    sending_on: Option<tokio::runtime::Id>,
     /// Requests in flight whose callers are gone.
     detached: usize,
     /// The background sender was told about the pending releases (and
@@ -51,8 +54,9 @@ struct State {
 #[derive(Default)]
 pub(super) struct Outbox {
     state: Mutex<State>,
-    /// Blocking callers waiting for their turn.
+    /// Blocking callers waiting for their turn, and how many there are.
     turn: Condvar,
+    blocked: AtomicUsize,
     /// Async callers waiting for their turn.
     changed: tokio::sync::Notify,
     /// Queued publishes the server refused since the last flush.
@@ -110,7 +114,13 @@ impl Outbox {
         false
     }
 
-    fn try_take(self: &Arc<Self>, st: &mut State, turn: Turn) -> Option<Batch> {
+    /// `on`: the current-thread runtime whose task takes the batch.
+    fn try_take(
+        self: &Arc<Self>,
+        st: &mut State,
+        turn: Turn,
+        on: Option<tokio::runtime::Id>,
+    ) -> Option<Batch> {
         if st.sending || (turn == Turn::Flush && st.detached > 0) {
             return None;
         }
@@ -126,6 +136,7 @@ impl Outbox {
             return None;
         }
         st.sending = true;
+        st.sending_on = on;
         Some(Batch {
             items: st.pending.drain(..).collect(),
             oldest: st.oldest.take(),
@@ -135,28 +146,48 @@ impl Outbox {
 
     /// The queued releases to send ahead of a request (or a flush), once it
     /// is this caller's turn; `None` at `deadline`.
+    ///
+    /// A blocking request made inside a current-thread runtime (which logs
+    /// a warning) does not wait for a batch that a task of that runtime
+    /// carries: the task cannot progress while its thread is blocked. Such
+    /// a request may overtake the releases of that batch.
     pub(super) fn take_blocking(self: &Arc<Self>, turn: Turn, deadline: Instant) -> Option<Batch> {
         let mut st = self.lock();
         loop {
-            if let Some(b) = self.try_take(&mut st, turn) {
+            if let Some(b) = self.try_take(&mut st, turn, None) {
                 return Some(b);
             }
+            if turn == Turn::Request
+                && st.sending
+                && st.sending_on.is_some()
+                && st.sending_on == tokio::runtime::Handle::try_current().ok().map(|h| h.id())
+            {
+                return Some(Batch::empty());
+            }
             let left = deadline.checked_duration_since(Instant::now())?;
+            self.blocked.fetch_add(1, Ordering::Relaxed);
             st = self
                 .turn
                 .wait_timeout(st, left)
                 .map(|(g, _)| g)
                 .unwrap_or_else(|p| p.into_inner().0);
+            self.blocked.fetch_sub(1, Ordering::Relaxed);
         }
     }
 
-    /// [`take_blocking`](Self::take_blocking) for async callers.
-    pub(super) async fn take(self: &Arc<Self>, turn: Turn, deadline: Instant) -> Option<Batch> {
+    /// [`take_blocking`](Self::take_blocking) for async callers; `on`: the
+    /// current-thread runtime polling the caller, if it is one.
+    pub(super) async fn take(
+        self: &Arc<Self>,
+        turn: Turn,
+        on: Option<tokio::runtime::Id>,
+        deadline: Instant,
+    ) -> Option<Batch> {
         loop {
             let notified = self.changed.notified();
             let mut notified = std::pin::pin!(notified);
             notified.as_mut().enable();
-            if let Some(b) = self.try_take(&mut self.lock(), turn) {
+            if let Some(b) = self.try_take(&mut self.lock(), turn, on) {
                 return Some(b);
             }
             if Instant::now() >= deadline {
@@ -167,8 +198,13 @@ impl Outbox {
         }
     }
 
+    /// Tells the waiting callers the outbox changed (called after the
+    /// change, with the lock released: a caller counted in `blocked` was
+    /// counted under the lock, before the change).
     fn wake(&self) {
-        self.turn.notify_all();
+        if self.blocked.load(Ordering::Relaxed) > 0 {
+            self.turn.notify_all();
+        }
         self.changed.notify_waiters();
     }
 
