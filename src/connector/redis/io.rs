@@ -94,7 +94,10 @@ async fn sender(transport: Arc<Transport>, mut kicked: mpsc::UnboundedReceiver<b
                     let next = std::pin::pin!(kicked.recv());
                     match futures::future::select(linger.as_mut(), next).await {
                         futures::future::Either::Left(_) => break,
-                        futures::future::Either::Right((Some(true), _)) => break,
+                        futures::future::Either::Right((Some(true), _)) => {
+                            soon = true;
+                            break;
+                        }
                         futures::future::Either::Right((Some(false), _)) => {}
                         futures::future::Either::Right((None, _)) => return,
                     }
