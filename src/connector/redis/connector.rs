@@ -1,8 +1,8 @@
 //! [`RedisConnector`] and its [`Connector`] impl.
 
-use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::sync::mpsc as std_mpsc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::future::BoxFuture;
@@ -10,8 +10,9 @@ use tokio::sync::oneshot;
 
 use super::client::{Inner, connector_error};
 use super::io::{self, ReplyTo, Request};
+use super::liveness::Liveness;
 use super::options::RedisOptions;
-use crate::connector::lease::{self, Held};
+use crate::connector::lease::Held;
 use crate::connector::{Connector, Entry, Fetch, Inspect, Recheck, Stored, Value, Waiters};
 use crate::error::{Error, Result};
 use crate::key::{ClaimId, Key};
@@ -59,15 +60,15 @@ const RECHECK: Recheck = Recheck::Backoff {
 /// come (a lost connection, the lease of a dead process running out).
 pub struct RedisConnector {
     pub(super) inner: Arc<Inner>,
-    renewer: Option<lease::Renewer>,
+    liveness: Option<Liveness>,
 }
 
 impl Drop for RedisConnector {
-    /// Ends the lease renewer now (the I/O thread ends once its queue is
-    /// applied): a closed store leaves no thread behind.
+    /// Ends the lease renewer and reaper now (the I/O thread ends once its
+    /// queue is applied): a closed store leaves no thread behind.
     fn drop(&mut self) {
-        if let Some(r) = self.renewer.take() {
-            r.stop();
+        if let Some(l) = self.liveness.take() {
+            l.stop();
         }
     }
 }
@@ -93,9 +94,10 @@ impl RedisConnector {
             waiters: Waiters::new(RECHECK),
             subscribed: AtomicBool::new(false),
             refused,
+            process: Mutex::new(ClaimId::random()),
         });
-        let renewer = Some(lease::spawn_renewer(Arc::downgrade(&inner), options.lease));
-        Ok(RedisConnector { inner, renewer })
+        let liveness = Some(Liveness::start(Arc::downgrade(&inner), options.lease));
+        Ok(RedisConnector { inner, liveness })
     }
 
     /// The lease length.
@@ -181,7 +183,7 @@ impl Connector for RedisConnector {
     }
 
     fn issue_ticket(&self, key: &Key, ticket: ClaimId, claim: Claim) -> Result<()> {
-        let status = self.run(Self::issue_call(key, ticket, claim))?;
+        let status = self.run(self.issue_call(key, ticket, claim))?;
         self.issue_done(key, claim, &status)
     }
 
@@ -288,9 +290,7 @@ impl Connector for RedisConnector {
         claim: Claim,
     ) -> BoxFuture<'_, Result<()>> {
         Box::pin(async move {
-            let status = self
-                .run_async(Self::issue_call(&key, ticket, claim))
-                .await?;
+            let status = self.run_async(self.issue_call(&key, ticket, claim)).await?;
             self.issue_done(&key, claim, &status)
         })
     }

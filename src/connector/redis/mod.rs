@@ -19,6 +19,7 @@ mod calls;
 mod client;
 mod connector;
 mod io;
+mod liveness;
 mod options;
 mod script;
 mod subscribe;

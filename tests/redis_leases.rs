@@ -1,0 +1,279 @@
+//! Leases on Redis against a real `redis-server`: a live process keeps what
+//! it holds however much it holds, whatever its clock says and however long
+//! the server stalls; a dead process's claims are reclaimed; spent tickets
+//! leave no record.
+//!
+//! Every check is a function of the deployment it runs on (a
+//! [`Redis`]: one server here), and [`lease_checks!`] makes one `#[test]` of
+//! each for one deployment: another deployment (a cluster) is one more
+//! `mod` line at the bottom. Checks that take several seconds (they wait
+//! out leases or a stall) are separate tests, so the harness runs them in
+//! parallel.
+
+use std::time::{Duration, Instant};
+
+use borrowstore::{BorrowTicket, Error, OwnedProxy, OwnerTicket, RefProxy, borrow, mut_borrow};
+use borrowstore_testkit::process::ChildProc;
+use borrowstore_testkit::process::clock::skewed_clock_env;
+use borrowstore_testkit::redis_server::Redis;
+use borrowstore_testkit::{poll_until, retry_until_ok, unique_name};
+
+borrowstore_testkit::child_entry!();
+
+fn child(name: &str, url: &str, env: &[(&str, &str)]) -> ChildProc {
+    ChildProc::spawn(name, "interp", url, env)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    borrowstore_testkit::process::hex(bytes)
+}
+
+/// Reads a RESP integer reply (`:N\r\n`).
+fn resp_int(reply: &[u8]) -> i64 {
+    let text = String::from_utf8_lossy(reply);
+    text.strip_prefix(':')
+        .and_then(|t| t.trim_end().parse().ok())
+        .unwrap_or_else(|| panic!("not an integer reply: {text:?}"))
+}
+
+/// 6,000 owners and 6,000 borrows of one live child process survive ten
+/// leases while 8,000 other objects are reaped around them: 4,000 plain
+/// objects, and 4,000 owned and borrowed by a child that was killed (which
+/// are evicted meanwhile).
+pub fn a_live_process_keeps_12000_claims_under_a_reap_of_8000_objects(redis: &dyn Redis) {
+    let lease = Duration::from_secs(1);
+    let url = redis.store_url(
+        &unique_name("many"),
+        &format!("lease_ms={}", lease.as_millis()),
+    );
+    let store = borrowstore::Store::open(&url).unwrap();
+    let plain: Vec<_> = (0..4000u64).map(|i| store.put(&vec![i]).unwrap()).collect();
+    let mut doomed = child("doomed", &url, &[]);
+    doomed.ok("HOLD_MANY 4000");
+    let mut live = child("live", &url, &[]);
+    live.ok("HOLD_MANY 6000");
+    assert_eq!(live.ok("CHECK_MANY"), "6000");
+    doomed.kill();
+    let start = Instant::now();
+    let mut checks = 0;
+    while start.elapsed() < lease * 10 {
+        std::thread::sleep(lease * 2);
+        let ok = live.ok("CHECK_MANY");
+        checks += 1;
+        assert_eq!(
+            ok,
+            "6000",
+            "after {:?} ({checks} checks) the live child's objects are not all owned and borrowed once",
+            start.elapsed()
+        );
+    }
+    // The killed child's objects are all gone, the plain ones all kept.
+    let total = 4000 + 6000;
+    let reaped = poll_until(Duration::from_secs(20), || {
+        store.keys().unwrap().len() == total
+    });
+    assert!(
+        reaped.is_some(),
+        "the killed child's objects were not reaped: {} keys, expected {total}",
+        store.keys().unwrap().len()
+    );
+    for k in &plain {
+        assert!(store.exists(k).unwrap(), "plain object {k} lost");
+    }
+    assert_eq!(live.ok("CHECK_MANY"), "6000");
+    live.exit();
+    let evicted = poll_until(Duration::from_secs(10), || {
+        store.keys().unwrap().len() == 4000
+    });
+    assert!(
+        evicted.is_some(),
+        "the live child's objects were not evicted when it exited"
+    );
+}
+
+/// A child whose clock runs 5 s behind holds a borrow with a 2 s lease: the
+/// parent's `mut_borrow` is refused for as long as the child holds it —
+/// here three leases — and succeeds once the child lets it go.
+pub fn a_client_clock_5s_behind_changes_nothing(redis: &dyn Redis) {
+    let lease = Duration::from_secs(2);
+    let env =
+        skewed_clock_env(-5).unwrap_or_else(|why| panic!("cannot skew a child's clock: {why}"));
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let url = redis.store_url(
+        &unique_name("skew"),
+        &format!("lease_ms={}", lease.as_millis()),
+    );
+    let store = borrowstore::Store::open(&url).unwrap();
+    let mut b = child("behind", &url, &env);
+    let theirs: i128 = b.ok("NOW").parse().unwrap();
+    let ours = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i128;
+    let behind = ours - theirs;
+    assert!(
+        (4000..6000).contains(&behind),
+        "the child's clock is {behind} ms behind, not 5 s: is libfaketime working?"
+    );
+
+    let owner = store.owned_proxy(vec![1u64]).unwrap();
+    let ticket = RefProxy::into_ticket(borrow(&owner).unwrap()).unwrap();
+    b.ok(&format!(
+        "REDEEM_BORROW {}",
+        hex(&ticket.to_bytes().unwrap())
+    ));
+    assert_eq!(b.ok("READ"), "1");
+    let start = Instant::now();
+    while start.elapsed() < lease * 3 {
+        match mut_borrow(&owner) {
+            Err(Error::AlreadyBorrowed { .. }) => {}
+            other => panic!(
+                "{:?} after the child (clock 5 s behind) redeemed its borrow: mut_borrow gave {other:?}",
+                start.elapsed()
+            ),
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(b.ok("READ"), "1");
+    b.ok("DROP_READER");
+    drop(mut_borrow(&owner).expect("mut_borrow once the child dropped its borrow"));
+    b.exit();
+}
+
+/// The server is frozen (`SIGSTOP`) for 10 s, longer than the 8 s lease:
+/// after it resumes, nothing a live process owns is evicted — neither this
+/// process's owner and borrow nor a child's.
+pub fn a_10s_server_stall_evicts_nothing_a_live_process_owns(redis: &dyn Redis) {
+    let lease = Duration::from_secs(8);
+    let url = redis.store_url(
+        &unique_name("stall"),
+        &format!("lease_ms={}&timeout_ms=1000", lease.as_millis()),
+    );
+    let store = borrowstore::Store::open(&url).unwrap();
+    let mine = store.owned_proxy(vec![1u64]).unwrap();
+    let my_key = *OwnedProxy::key(&mine);
+    let my_borrow = borrow(&mine).unwrap();
+    let theirs = store.owned_proxy(vec![2u64]).unwrap();
+    let their_key = *OwnedProxy::key(&theirs);
+    let ticket = OwnedProxy::into_ticket(theirs).unwrap();
+    let mut c = child("stalled", &url, &[]);
+    c.ok(&format!(
+        "REDEEM_OWNER {}",
+        hex(&ticket.to_bytes().unwrap())
+    ));
+    c.ok("BORROW");
+    // Both processes renew a few times before the stall.
+    std::thread::sleep(lease / 2);
+    redis.pause();
+    std::thread::sleep(Duration::from_secs(10));
+    redis.resume();
+    // Give the renewals, and any reap pass, time to run after the stall.
+    std::thread::sleep(lease / 2);
+    let mine_now = retry_until_ok(Duration::from_secs(10), || store.inspect(&my_key));
+    let theirs_now = retry_until_ok(Duration::from_secs(10), || store.inspect(&their_key));
+    let mine_now = mine_now.expect("this process's owned object was evicted by the stall");
+    let theirs_now = theirs_now.expect("the child's owned object was evicted by the stall");
+    assert!(mine_now.owner && mine_now.readers == 1, "{mine_now:?}");
+    assert!(
+        theirs_now.owner && theirs_now.readers == 1,
+        "{theirs_now:?}"
+    );
+    assert_eq!(c.ok("READ"), "2");
+    assert_eq!(*my_borrow, vec![1]);
+    c.exit();
+    drop(my_borrow);
+    drop(mine);
+    store.flush().unwrap();
+    assert!(store.keys().unwrap().is_empty());
+}
+
+/// 320 tickets issued and redeemed on one object — borrow tickets, and
+/// owner tickets moving the owner back and forth — leave no entry in its
+/// tickets hash; a spent ticket stays spent.
+pub fn spent_tickets_leave_no_record(redis: &dyn Redis) {
+    let ns = unique_name("spent");
+    let store = borrowstore::Store::open(&redis.store_url(&ns, "")).unwrap();
+    let mut owner = store.owned_proxy(vec![7u64]).unwrap();
+    let key = *OwnedProxy::key(&owner);
+    let mut spent = Vec::new();
+    for i in 0..320 {
+        if i % 4 == 0 {
+            let bytes = OwnedProxy::into_ticket(owner).unwrap().to_bytes().unwrap();
+            owner = OwnerTicket::<Vec<u64>>::from_bytes(&bytes)
+                .unwrap()
+                .redeem()
+                .unwrap();
+            spent.push((bytes, true));
+        } else {
+            let bytes = RefProxy::into_ticket(borrow(&owner).unwrap())
+                .unwrap()
+                .to_bytes()
+                .unwrap();
+            let r = BorrowTicket::<Vec<u64>>::from_bytes(&bytes)
+                .unwrap()
+                .redeem()
+                .unwrap();
+            assert_eq!(*r, vec![7]);
+            spent.push((bytes, false));
+        }
+    }
+    store.flush().unwrap();
+    let tickets = format!("{ns}:{{{key}}}:t");
+    let left = resp_int(&redis.command_on(&tickets, &[b"HLEN", tickets.as_bytes()]));
+    assert_eq!(
+        left, 0,
+        "320 spent tickets left {left} entries in {tickets}"
+    );
+    for (bytes, is_owner) in spent.iter().step_by(37) {
+        let again = if *is_owner {
+            OwnerTicket::<Vec<u64>>::from_bytes(bytes)
+                .unwrap()
+                .redeem()
+                .map(drop)
+        } else {
+            BorrowTicket::<Vec<u64>>::from_bytes(bytes)
+                .unwrap()
+                .redeem()
+                .map(drop)
+        };
+        assert!(
+            matches!(again, Err(Error::TicketRedeemed { .. })),
+            "{again:?}"
+        );
+    }
+    let info = store.inspect(&key).unwrap().unwrap();
+    assert!(info.owner && info.readers == 0 && !info.writer, "{info:?}");
+    drop(owner);
+    store.flush().unwrap();
+    assert!(store.keys().unwrap().is_empty());
+}
+
+/// One `#[test]` per check, on the deployment `$start` makes (an
+/// expression of a type that implements [`Redis`]).
+macro_rules! lease_checks {
+    ($start:expr) => {
+        #[test]
+        fn a_live_process_keeps_12000_claims_under_a_reap_of_8000_objects() {
+            super::a_live_process_keeps_12000_claims_under_a_reap_of_8000_objects(&$start);
+        }
+
+        #[test]
+        fn a_client_clock_5s_behind_changes_nothing() {
+            super::a_client_clock_5s_behind_changes_nothing(&$start);
+        }
+
+        #[test]
+        fn a_10s_server_stall_evicts_nothing_a_live_process_owns() {
+            super::a_10s_server_stall_evicts_nothing_a_live_process_owns(&$start);
+        }
+
+        #[test]
+        fn spent_tickets_leave_no_record() {
+            super::spent_tickets_leave_no_record(&$start);
+        }
+    };
+}
+
+mod single_server {
+    lease_checks!(borrowstore_testkit::redis_server::RedisServer::start());
+}
