@@ -187,6 +187,31 @@ pub fn a_10s_server_stall_evicts_nothing_a_live_process_owns(redis: &dyn Redis) 
     assert!(store.keys().unwrap().is_empty());
 }
 
+/// A process killed before its first renewal (its claims name a process
+/// that has no record yet) loses its claims too, once a lease runs out.
+pub fn a_process_killed_before_its_first_renewal_is_reclaimed(redis: &dyn Redis) {
+    // Long enough that the child's first renewal (a third of the lease
+    // after it opened the store) comes after it is killed.
+    let lease = Duration::from_secs(3);
+    let url = redis.store_url(
+        &unique_name("orphan"),
+        &format!("lease_ms={}", lease.as_millis()),
+    );
+    let store = borrowstore::Store::open(&url).unwrap();
+    let mut doomed = child("orphan", &url, &[]);
+    doomed.ok("HOLD_MANY 3");
+    doomed.kill();
+    assert_eq!(store.keys().unwrap().len(), 3);
+    let took = poll_until(lease * 6 + Duration::from_secs(2), || {
+        store.keys().unwrap().is_empty()
+    });
+    assert!(
+        took.is_some(),
+        "the objects of a process killed before it renewed were not reclaimed: {:?}",
+        store.keys().unwrap()
+    );
+}
+
 /// 320 tickets issued and redeemed on one object — borrow tickets, and
 /// owner tickets moving the owner back and forth — leave no entry in its
 /// tickets hash; a spent ticket stays spent.
@@ -265,6 +290,11 @@ macro_rules! lease_checks {
         #[test]
         fn a_10s_server_stall_evicts_nothing_a_live_process_owns() {
             super::a_10s_server_stall_evicts_nothing_a_live_process_owns(&$start);
+        }
+
+        #[test]
+        fn a_process_killed_before_its_first_renewal_is_reclaimed() {
+            super::a_process_killed_before_its_first_renewal_is_reclaimed(&$start);
         }
 
         #[test]

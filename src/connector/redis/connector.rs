@@ -58,6 +58,27 @@ const RECHECK: Recheck = Recheck::Backoff {
 /// wakes the waiters of that key in this process. Waiters re-check after
 /// 100 ms, then twice as long each time up to 1 s, for messages that never
 /// come (a lost connection, the lease of a dead process running out).
+///
+/// # Leases
+///
+/// A lease belongs to the connector (one store connection; a process that
+/// opens the same store twice has two leases), not to a claim. Every claim
+/// it takes names its random process id; its one record in the namespace's
+/// process table (`<namespace>:{<namespace>:procs}`) is renewed every third
+/// of `lease_ms` by a background thread — one round trip however many
+/// claims it holds — and removed once it holds none. Every deadline is set
+/// and compared on the server's clock (`TIME` in the script): a client's
+/// clock plays no part. A record not renewed for a lease is judged dead,
+/// and a reaper thread of every connector (apart from the renewer, so a
+/// long pass never delays a renewal) releases the dead process's claims on
+/// every object, as if its handles had been dropped. After a server stall
+/// longer than half a lease, every record is first given a full lease, so
+/// live processes renew before anything is judged. A connector that is
+/// judged dead itself (cut off for a lease) forgets its claims, logs
+/// `lease lost`, and names a fresh process id from then on. A ticket in
+/// flight belongs to no process: its claim is released a lease after it was
+/// made unless it is redeemed; once redeemed it leaves no record (a
+/// redeem retried after a lost reply is recognised for a minute).
 pub struct RedisConnector {
     pub(super) inner: Arc<Inner>,
     liveness: Option<Liveness>,

@@ -20,7 +20,8 @@
 //!   takes a fresh process id for the claims it takes from then on.
 //! - **The reaper**, on a thread of its own so that a long pass never
 //!   delays a renewal, sweeps the namespace: at once when a beat reports a
-//!   newly dead process, and at least once a lease. It calls the object
+//!   newly dead process, and once a lease — that periodic pass by one
+//!   reaper of the namespace at a time (`turn`). It calls the object
 //!   script's `reap` on every object with the dead ids — which releases
 //!   their claims, and those of tickets past their deadline, as releases
 //!   would — then removes the dead records (`forget`) once every object was
@@ -195,21 +196,31 @@ fn renew_loop(target: &Weak<Inner>, signal: &Signal, lease: Duration) {
 fn reap_loop(target: &Weak<Inner>, signal: &Signal, lease: Duration) {
     let mut next = Instant::now() + lease;
     while signal.wait(target, next, |s| s.unswept) {
-        let (dead, known) = {
+        let (dead, known, death) = {
             let mut s = signal.lock();
-            s.unswept = false;
+            let death = std::mem::take(&mut s.unswept);
             let dead = s.dead.clone();
             s.swept = dead.iter().cloned().collect();
-            (dead, s.known.clone())
+            (dead, s.known.clone(), death)
         };
         let Some(inner) = target.upgrade() else {
             return;
         };
-        if let Err(e) = sweep(&inner, signal, &dead, &known) {
+        // A death is acted on by every reaper at once; the periodic pass
+        // (for tickets past their deadline and claims of processes without
+        // a record) by one reaper of the namespace per lease.
+        let turn = death
+            || inner
+                .procs_call("turn", vec![inner.holder(), inner.lease_ms()], &[])
+                .is_ok_and(|t| t.status == "ok");
+        let start = Instant::now();
+        if turn && let Err(e) = sweep(&inner, signal, &dead, &known) {
             tracing::warn!(error = %e, "reap pass failed; will retry");
         }
         drop(inner);
-        next = Instant::now() + lease;
+        // A long pass is followed by as long a pause: sweeping takes at
+        // most half of the store's time.
+        next = Instant::now() + lease.max(start.elapsed());
     }
 }
 

@@ -43,13 +43,15 @@
 -- A refusal because of borrows ('borrowed', 'mutably_borrowed') carries the
 -- borrows it saw: 'borrowed:<readers>:<writer 0/1>'.
 --
--- PROCESS TABLE OPERATIONS ('beat', 'adopt', 'forget')
+-- PROCESS TABLE OPERATIONS ('beat', 'adopt', 'forget', 'turn')
 --
 -- KEYS[1] is the namespace's process table, the hash '<ns>:{<ns>:procs}'
 -- (the other keys are not used). Fields:
 --   <process id> -> '<deadline>:<lease>' (ms, server time) while it lives,
 --                   'dead:<time>' once its deadline passed;
---   '~'          -> the server time of the last call on the table.
+--   '~'          -> the server time of the last call on the table;
+--   '^'          -> '<process id>:<until>': whose turn it is to sweep the
+--                   namespace periodically ('turn').
 -- A store connection renews its record every third of its lease ('beat'),
 -- which also judges every record: one round trip however many claims it
 -- holds. The stall window: if a call finds the table untouched for longer
@@ -67,7 +69,7 @@ end
 
 -- The process table ---------------------------------------------------------
 
-if op == 'beat' or op == 'adopt' or op == 'forget' then
+if op == 'beat' or op == 'adopt' or op == 'forget' or op == 'turn' then
   local P = KEYS[1]
   local now = now_ms()
   local clock = tonumber(redis.call('HGET', P, '~') or '')
@@ -76,7 +78,7 @@ if op == 'beat' or op == 'adopt' or op == 'forget' then
   local dead, alive = {}, {}
   for i = 1, #all, 2 do
     local id, rec = all[i], all[i + 1]
-    if id ~= '~' then
+    if id ~= '~' and id ~= '^' then
       local d, l = string.match(rec, '^(%d+):(%d+)$')
       d, l = tonumber(d), tonumber(l)
       if d then
@@ -110,7 +112,8 @@ if op == 'beat' or op == 'adopt' or op == 'forget' then
     elseif mode == 'renew' then
       redis.call('HSET', P, id, (now + lease) .. ':' .. lease)
       alive[id] = true
-    elseif mode == 'leave' and rec then
+    elseif rec then
+      -- 'leave', or 'look' finding a record a reaper adopted for it.
       redis.call('HDEL', P, id)
       alive[id] = nil
     end
@@ -125,6 +128,16 @@ if op == 'beat' or op == 'adopt' or op == 'forget' then
         alive[ARGV[i]] = true
       end
     end
+  elseif op == 'turn' then
+    -- ARGV: process id, lease (ms). A periodic sweep of the namespace by
+    -- one reaper at a time: 'ok' (and the turn is the caller's for a
+    -- lease) unless another's turn runs ('busy').
+    local holder, till = string.match(redis.call('HGET', P, '^') or '', '^(%x+):(%d+)$')
+    if holder and holder ~= ARGV[2] and tonumber(till) >= now then
+      status = 'busy'
+    else
+      redis.call('HSET', P, '^', ARGV[2] .. ':' .. (now + tonumber(ARGV[3])))
+    end
   else
     -- ARGV: process ids whose claims every object has been rid of.
     for i = 2, #ARGV do
@@ -132,8 +145,8 @@ if op == 'beat' or op == 'adopt' or op == 'forget' then
       if rec and string.sub(rec, 1, 5) == 'dead:' then redis.call('HDEL', P, ARGV[i]) end
     end
   end
-  local n = redis.call('HLEN', P)
-  if n == 0 or (n == 1 and redis.call('HEXISTS', P, '~') == 1) then
+  local n = redis.call('HLEN', P) - redis.call('HEXISTS', P, '~') - redis.call('HEXISTS', P, '^')
+  if n == 0 then
     redis.call('DEL', P)
   else
     redis.call('HSET', P, '~', now)
