@@ -273,6 +273,139 @@ pub fn spent_tickets_leave_no_record(redis: &dyn Redis) {
     assert!(store.keys().unwrap().is_empty());
 }
 
+/// Runs `state.lua` on an object's keys (or the process table's) by hand,
+/// as a client whose reply was lost would run it again.
+fn eval(redis: &dyn Redis, keys: &[String; 5], args: &[&str]) -> String {
+    const SCRIPT: &str = include_str!("../src/connector/redis/state.lua");
+    let mut a: Vec<&[u8]> = vec![b"EVAL", SCRIPT.as_bytes(), b"5"];
+    a.extend(keys.iter().map(|k| k.as_bytes()));
+    a.extend(args.iter().map(|s| s.as_bytes()));
+    String::from_utf8_lossy(&redis.command_on(&keys[0], &a)).into_owned()
+}
+
+/// Every new script call gives the same answer, and changes nothing more,
+/// when it is sent again (a reply lost with its connection): a redeem by
+/// its token, the reap of a dead process's claims, a renewal, the adoption
+/// of a process and the forgetting of a dead one.
+pub fn lease_and_ticket_scripts_are_idempotent_when_retried(redis: &dyn Redis) {
+    let ns = unique_name("retry");
+    let store = borrowstore::Store::open(&redis.store_url(&ns, "")).unwrap();
+    let owner = store.owned_proxy(vec![3u64]).unwrap();
+    let key = *OwnedProxy::key(&owner);
+    let ticket = RefProxy::into_ticket(borrow(&owner).unwrap()).unwrap();
+    store.flush().unwrap();
+    let keys: [String; 5] = ["s", "r", "h", "t", "x"].map(|p| format!("{ns}:{{{key}}}:{p}"));
+    let hkeys =
+        String::from_utf8_lossy(&redis.command_on(&keys[3], &[b"HKEYS", keys[3].as_bytes()]))
+            .into_owned();
+    let id = hkeys
+        .split("\r\n")
+        .find(|l| l.len() == 32)
+        .unwrap_or_else(|| panic!("no ticket in {hkeys:?}"))
+        .to_owned();
+    let pid = "0123456789abcdef0123456789abcdef";
+    let token = "00000000000000000000000000000001";
+
+    let first = eval(redis, &keys, &["redeem", &id, token, pid, "r"]);
+    assert!(first.contains("$2\r\nok"), "{first:?}");
+    assert_eq!(eval(redis, &keys, &["redeem", &id, token, pid, "r"]), first);
+    let other = eval(
+        redis,
+        &keys,
+        &["redeem", &id, "00000000000000000000000000000002", pid, "r"],
+    );
+    assert!(other.contains("redeemed"), "{other:?}");
+    let info = store.inspect(&key).unwrap().unwrap();
+    assert_eq!(info.readers, 1, "{info:?}");
+    assert_eq!(
+        resp_int(&redis.command_on(&keys[3], &[b"HLEN", keys[3].as_bytes()])),
+        0
+    );
+    // The ticket's bytes are spent for the store too.
+    assert!(matches!(ticket.redeem(), Err(Error::TicketRedeemed { .. })));
+
+    // The table of processes: adopt and renew twice; then the process
+    // stops renewing its 300 ms lease while another keeps calling (so the
+    // table sees no stall), and it is judged dead.
+    let procs: [String; 5] = std::array::from_fn(|_| format!("{ns}:{{{ns}:procs}}"));
+    for _ in 0..2 {
+        eval(redis, &procs, &["adopt", "60000", pid]);
+    }
+    for _ in 0..2 {
+        let r = eval(redis, &procs, &["beat", pid, "300", "renew", "1"]);
+        assert!(r.contains("$2\r\nok") && !r.contains("dead"), "{r:?}");
+    }
+    let witness = "fedcba9876543210fedcba9876543210";
+    // {ok, time, 1 dead, the dead id}
+    let dead = format!("$1\r\n1\r\n$32\r\n{pid}");
+    let mut judged = String::new();
+    let found = poll_until(Duration::from_secs(5), || {
+        std::thread::sleep(Duration::from_millis(30));
+        judged = eval(redis, &procs, &["beat", witness, "60000", "look", "0"]);
+        judged.contains(&dead)
+    });
+    assert!(found.is_some(), "never judged dead: {judged:?}");
+    let again = eval(redis, &procs, &["beat", pid, "300", "renew", "1"]);
+    assert!(again.contains("dead"), "a dead process renewed: {again:?}");
+    for _ in 0..2 {
+        eval(redis, &keys, &["reap", pid]);
+        let info = store.inspect(&key).unwrap().unwrap();
+        assert!(info.owner && info.readers == 0, "{info:?}");
+    }
+    for _ in 0..2 {
+        eval(redis, &procs, &["forget", pid]);
+    }
+    let left = String::from_utf8_lossy(
+        &redis.command_on(&procs[0], &[b"HGET", procs[0].as_bytes(), pid.as_bytes()]),
+    )
+    .into_owned();
+    assert!(
+        left.starts_with("$-1"),
+        "a forgotten process is still in the table: {left:?}"
+    );
+    drop(owner);
+    store.flush().unwrap();
+    assert!(store.keys().unwrap().is_empty());
+}
+
+/// The renewal window, script by script: a table untouched for longer
+/// than half a lease (as after a stall) gives every record a full lease
+/// before judging, so a process that renews right after the gap is not
+/// dead; one that does not renew within that lease is.
+pub fn the_process_table_gives_a_renewal_window_after_a_gap(redis: &dyn Redis) {
+    let ns = unique_name("window");
+    let procs: [String; 5] = std::array::from_fn(|_| format!("{ns}:{{{ns}:procs}}"));
+    let (a, b) = (
+        "0123456789abcdef0123456789abcdef",
+        "fedcba9876543210fedcba9876543210",
+    );
+    eval(redis, &procs, &["beat", a, "300", "renew", "0"]);
+    eval(redis, &procs, &["beat", b, "300", "renew", "0"]);
+    // Nobody calls for 500 ms: both deadlines pass.
+    std::thread::sleep(Duration::from_millis(500));
+    let after = eval(redis, &procs, &["beat", b, "300", "renew", "1"]);
+    assert!(
+        after.contains("$1\r\n0\r\n"),
+        "judged dead right after the gap: {after:?}"
+    );
+    assert!(after.contains(a) && after.contains(b), "{after:?}");
+    // B keeps renewing, A does not: A is dead once its new lease is over.
+    // (Called every 30 ms: a busy machine's longer pause is a gap too, and
+    // only delays the verdict.)
+    let dead_a = format!("$1\r\n1\r\n$32\r\n{a}");
+    let mut last = String::new();
+    let judged = poll_until(Duration::from_secs(5), || {
+        std::thread::sleep(Duration::from_millis(30));
+        last = eval(redis, &procs, &["beat", b, "300", "renew", "1"]);
+        last.contains(&dead_a)
+    });
+    assert!(judged.is_some(), "A was never judged dead: {last:?}");
+    eval(redis, &procs, &["beat", b, "300", "leave", "1"]);
+    eval(redis, &procs, &["forget", a]);
+    let exists = resp_int(&redis.command_on(&procs[0], &[b"EXISTS", procs[0].as_bytes()]));
+    assert_eq!(exists, 0, "an empty process table is left behind");
+}
+
 /// One `#[test]` per check, on the deployment `$start` makes (an
 /// expression of a type that implements [`Redis`]).
 macro_rules! lease_checks {
@@ -295,6 +428,16 @@ macro_rules! lease_checks {
         #[test]
         fn a_process_killed_before_its_first_renewal_is_reclaimed() {
             super::a_process_killed_before_its_first_renewal_is_reclaimed(&$start);
+        }
+
+        #[test]
+        fn lease_and_ticket_scripts_are_idempotent_when_retried() {
+            super::lease_and_ticket_scripts_are_idempotent_when_retried(&$start);
+        }
+
+        #[test]
+        fn the_process_table_gives_a_renewal_window_after_a_gap() {
+            super::the_process_table_gives_a_renewal_window_after_a_gap(&$start);
         }
 
         #[test]
