@@ -406,6 +406,37 @@ pub fn the_process_table_gives_a_renewal_window_after_a_gap(redis: &dyn Redis) {
     assert_eq!(exists, 0, "an empty process table is left behind");
 }
 
+/// The renewal window is given once until a process renews: a process
+/// with a short lease that died, among processes that call the table
+/// seldom (every gap looks like a stall), is judged dead after one extra
+/// lease at most.
+pub fn a_dead_short_lease_is_judged_among_long_ones(redis: &dyn Redis) {
+    let ns = unique_name("mixed");
+    let procs: [String; 5] = std::array::from_fn(|_| format!("{ns}:{{{ns}:procs}}"));
+    let (short, long) = (
+        "0123456789abcdef0123456789abcdef",
+        "fedcba9876543210fedcba9876543210",
+    );
+    eval(redis, &procs, &["beat", short, "200", "renew", "0"]);
+    eval(redis, &procs, &["beat", long, "60000", "renew", "0"]);
+    // The short one dies; the long one renews every 500 ms.
+    let dead = format!("$1\r\n1\r\n$32\r\n{short}");
+    let mut beats = 0;
+    let mut last = String::new();
+    while beats < 6 && !last.contains(&dead) {
+        std::thread::sleep(Duration::from_millis(500));
+        last = eval(redis, &procs, &["beat", long, "60000", "renew", "1"]);
+        beats += 1;
+    }
+    assert!(
+        last.contains(&dead),
+        "a dead process with a 200 ms lease was still alive after {beats} beats 500 ms apart: {last:?}"
+    );
+    assert!(beats <= 2, "judged dead only at beat {beats}");
+    eval(redis, &procs, &["beat", long, "60000", "leave", "1"]);
+    eval(redis, &procs, &["forget", short]);
+}
+
 /// One `#[test]` per check, on the deployment `$start` makes (an
 /// expression of a type that implements [`Redis`]).
 macro_rules! lease_checks {
@@ -438,6 +469,11 @@ macro_rules! lease_checks {
         #[test]
         fn the_process_table_gives_a_renewal_window_after_a_gap() {
             super::the_process_table_gives_a_renewal_window_after_a_gap(&$start);
+        }
+
+        #[test]
+        fn a_dead_short_lease_is_judged_among_long_ones() {
+            super::a_dead_short_lease_is_judged_among_long_ones(&$start);
         }
 
         #[test]

@@ -44,7 +44,14 @@
 //! call that finds the table untouched for longer than half a record's
 //! lease — the server was stopped, or every process was — first moves that
 //! record's deadline a full lease ahead, so that after a stall every live
-//! process gets to renew before anything is judged dead.
+//! process gets to renew before anything is judged dead. A record gets one
+//! window until it is renewed again: a short-leased dead process among
+//! processes that renew seldom (to the table every gap looks like a stall)
+//! is judged dead one lease late at most, never kept alive.
+//!
+//! The renewer and the reaper share the connection's ordered request
+//! queue, where the reaper has one call at a time: a beat waits for one
+//! object's `reap` at most, never for a pass.
 //!
 //! [`RedisConnector`]: super::RedisConnector
 

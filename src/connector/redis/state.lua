@@ -47,8 +47,10 @@
 --
 -- KEYS[1] is the namespace's process table, the hash '<ns>:{<ns>:procs}'
 -- (the other keys are not used). Fields:
---   <process id> -> '<deadline>:<lease>' (ms, server time) while it lives,
---                   'dead:<time>' once its deadline passed;
+--   <process id> -> '<deadline>:<lease>' (ms, server time) while it lives
+--                   (':w' appended while it has had a renewal window and
+--                   not renewed since), 'dead:<time>' once its deadline
+--                   passed;
 --   '~'          -> the server time of the last call on the table;
 --   '^'          -> '<process id>:<until>': whose turn it is to sweep the
 --                   namespace periodically ('turn').
@@ -57,8 +59,12 @@
 -- holds. The stall window: if a call finds the table untouched for longer
 -- than half a record's lease (the server was stopped, or every process
 -- was), that record's deadline is first moved to a full lease from now, so
--- that live processes get to renew before anything is judged dead. The
--- table is deleted when no process is left in it.
+-- that live processes get to renew before anything is judged dead. A
+-- record gets one such window until its process renews again: the table
+-- cannot tell a stall from the silence of a dead process with a short
+-- lease among processes that renew seldom, so a dead process is given one
+-- extra lease at most. The table is deleted when no process is left in
+-- it.
 local S, R, H, T, X = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local op = ARGV[1]
 
@@ -79,12 +85,12 @@ if op == 'beat' or op == 'adopt' or op == 'forget' or op == 'turn' then
   for i = 1, #all, 2 do
     local id, rec = all[i], all[i + 1]
     if id ~= '~' and id ~= '^' then
-      local d, l = string.match(rec, '^(%d+):(%d+)$')
+      local d, l, given = string.match(rec, '^(%d+):(%d+)(:?w?)$')
       d, l = tonumber(d), tonumber(l)
       if d then
-        if gap > l / 2 and d < now + l then
+        if gap > l / 2 and given == '' and d < now + l then
           d = now + l
-          redis.call('HSET', P, id, d .. ':' .. l)
+          redis.call('HSET', P, id, d .. ':' .. l .. ':w')
         end
         if d < now then
           redis.call('HSET', P, id, 'dead:' .. now)
