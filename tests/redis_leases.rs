@@ -273,6 +273,22 @@ pub fn spent_tickets_leave_no_record(redis: &dyn Redis) {
     assert!(store.keys().unwrap().is_empty());
 }
 
+/// The dead process ids of a process table reply: `{status, time, latest
+/// death, number of dead, dead ids..., live ids...}`, in RESP.
+fn dead_in(reply: &str) -> Vec<String> {
+    let lines: Vec<&str> = reply.split("\r\n").collect();
+    let bulk: Vec<&str> = lines
+        .windows(2)
+        .filter(|w| w[0].starts_with('$'))
+        .map(|w| w[1])
+        .collect();
+    let n: usize = bulk
+        .get(3)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("not a process table reply: {reply:?}"));
+    bulk[4..4 + n].iter().map(|s| s.to_string()).collect()
+}
+
 /// Runs `state.lua` on an object's keys (or the process table's) by hand,
 /// as a client whose reply was lost would run it again.
 fn eval(redis: &dyn Redis, keys: &[String; 5], args: &[&str]) -> String {
@@ -336,13 +352,11 @@ pub fn lease_and_ticket_scripts_are_idempotent_when_retried(redis: &dyn Redis) {
         assert!(r.contains("$2\r\nok") && !r.contains("dead"), "{r:?}");
     }
     let witness = "fedcba9876543210fedcba9876543210";
-    // {ok, time, 1 dead, the dead id}
-    let dead = format!("$1\r\n1\r\n$32\r\n{pid}");
     let mut judged = String::new();
     let found = poll_until(Duration::from_secs(5), || {
         std::thread::sleep(Duration::from_millis(30));
         judged = eval(redis, &procs, &["beat", witness, "60000", "look", "0"]);
-        judged.contains(&dead)
+        dead_in(&judged) == [pid]
     });
     assert!(found.is_some(), "never judged dead: {judged:?}");
     let again = eval(redis, &procs, &["beat", pid, "300", "renew", "1"]);
@@ -385,19 +399,18 @@ pub fn the_process_table_gives_a_renewal_window_after_a_gap(redis: &dyn Redis) {
     std::thread::sleep(Duration::from_millis(500));
     let after = eval(redis, &procs, &["beat", b, "300", "renew", "1"]);
     assert!(
-        after.contains("$1\r\n0\r\n"),
+        dead_in(&after).is_empty(),
         "judged dead right after the gap: {after:?}"
     );
     assert!(after.contains(a) && after.contains(b), "{after:?}");
     // B keeps renewing, A does not: A is dead once its new lease is over.
-    // (Called every 30 ms: a busy machine's longer pause is a gap too, and
-    // only delays the verdict.)
-    let dead_a = format!("$1\r\n1\r\n$32\r\n{a}");
+    // (A busy machine's longer pause between these calls is no second
+    // window for A: it had its window and did not renew.)
     let mut last = String::new();
     let judged = poll_until(Duration::from_secs(5), || {
         std::thread::sleep(Duration::from_millis(30));
         last = eval(redis, &procs, &["beat", b, "300", "renew", "1"]);
-        last.contains(&dead_a)
+        dead_in(&last) == [a]
     });
     assert!(judged.is_some(), "A was never judged dead: {last:?}");
     eval(redis, &procs, &["beat", b, "300", "leave", "1"]);
@@ -420,21 +433,60 @@ pub fn a_dead_short_lease_is_judged_among_long_ones(redis: &dyn Redis) {
     eval(redis, &procs, &["beat", short, "200", "renew", "0"]);
     eval(redis, &procs, &["beat", long, "60000", "renew", "0"]);
     // The short one dies; the long one renews every 500 ms.
-    let dead = format!("$1\r\n1\r\n$32\r\n{short}");
     let mut beats = 0;
-    let mut last = String::new();
-    while beats < 6 && !last.contains(&dead) {
+    let mut last;
+    loop {
         std::thread::sleep(Duration::from_millis(500));
         last = eval(redis, &procs, &["beat", long, "60000", "renew", "1"]);
         beats += 1;
+        if beats == 6 || dead_in(&last) == [short] {
+            break;
+        }
     }
     assert!(
-        last.contains(&dead),
+        dead_in(&last) == [short],
         "a dead process with a 200 ms lease was still alive after {beats} beats 500 ms apart: {last:?}"
     );
     assert!(beats <= 2, "judged dead only at beat {beats}");
     eval(redis, &procs, &["beat", long, "60000", "leave", "1"]);
     eval(redis, &procs, &["forget", short]);
+}
+
+/// One reaper of a namespace sweeps at a time: a turn is refused while
+/// another's runs, unless the asker knows of a death the running pass does
+/// not; a turn runs out after its lease.
+pub fn one_reaper_sweeps_at_a_time(redis: &dyn Redis) {
+    let ns = unique_name("turns");
+    let procs: [String; 5] = std::array::from_fn(|_| format!("{ns}:{{{ns}:procs}}"));
+    let (x, y) = (
+        "0123456789abcdef0123456789abcdef",
+        "fedcba9876543210fedcba9876543210",
+    );
+    // A table exists while a process has a record.
+    eval(redis, &procs, &["beat", x, "60000", "renew", "0"]);
+    let status = |r: String| r.split("\r\n").nth(2).unwrap_or_default().to_owned();
+    assert_eq!(status(eval(redis, &procs, &["turn", x, "300", "0"])), "ok");
+    assert_eq!(
+        status(eval(redis, &procs, &["turn", y, "300", "0"])),
+        "busy"
+    );
+    assert_eq!(status(eval(redis, &procs, &["turn", x, "300", "0"])), "ok");
+    // Y knows of a death judged at time 5: X's pass (knowing of none) does
+    // not cover it; then X, knowing of nothing newer, waits for Y's pass.
+    assert_eq!(status(eval(redis, &procs, &["turn", y, "300", "5"])), "ok");
+    assert_eq!(
+        status(eval(redis, &procs, &["turn", x, "300", "5"])),
+        "busy"
+    );
+    assert_eq!(
+        status(eval(redis, &procs, &["turn", x, "300", "0"])),
+        "busy"
+    );
+    std::thread::sleep(Duration::from_millis(400));
+    assert_eq!(status(eval(redis, &procs, &["turn", x, "300", "0"])), "ok");
+    eval(redis, &procs, &["beat", x, "60000", "leave", "1"]);
+    let exists = resp_int(&redis.command_on(&procs[0], &[b"EXISTS", procs[0].as_bytes()]));
+    assert_eq!(exists, 0, "an empty process table is left behind");
 }
 
 /// One `#[test]` per check, on the deployment `$start` makes (an
@@ -474,6 +526,11 @@ macro_rules! lease_checks {
         #[test]
         fn a_dead_short_lease_is_judged_among_long_ones() {
             super::a_dead_short_lease_is_judged_among_long_ones(&$start);
+        }
+
+        #[test]
+        fn one_reaper_sweeps_at_a_time() {
+            super::one_reaper_sweeps_at_a_time(&$start);
         }
 
         #[test]

@@ -20,8 +20,9 @@
 //!   takes a fresh process id for the claims it takes from then on.
 //! - **The reaper**, on a thread of its own so that a long pass never
 //!   delays a renewal, sweeps the namespace: at once when a beat reports a
-//!   newly dead process, and once a lease — that periodic pass by one
-//!   reaper of the namespace at a time (`turn`). It calls the object
+//!   newly dead process, and once a lease — one reaper of the namespace
+//!   at a time (`turn`: a death is swept by another reaper only if the
+//!   running pass does not know of it yet). It calls the object
 //!   script's `reap` on every object with the dead ids — which releases
 //!   their claims, and those of tickets past their deadline, as releases
 //!   would — then removes the dead records (`forget`) once every object was
@@ -73,6 +74,8 @@ const WATCH: Duration = Duration::from_millis(50);
 struct Beat {
     /// `ok`, or `dead`: this connection's record was judged dead.
     status: String,
+    /// When the latest of the dead was judged dead (server time, ms).
+    latest: String,
     dead: Vec<String>,
     alive: Vec<String>,
 }
@@ -85,6 +88,8 @@ struct Shared {
     dead: Vec<String>,
     /// Every id with a record at the last beat (dead or alive).
     known: HashSet<String>,
+    /// When the latest of `dead` was judged dead.
+    latest: String,
     /// A dead id appeared that no sweep has started with.
     unswept: bool,
     /// The dead ids the reaper has started a sweep with.
@@ -191,6 +196,7 @@ fn renew_loop(target: &Weak<Inner>, signal: &Signal, lease: Duration) {
                 }
                 s.known = beat.dead.iter().chain(&beat.alive).cloned().collect();
                 s.dead = beat.dead;
+                s.latest = beat.latest;
                 drop(s);
                 signal.wake.notify_all();
             }
@@ -203,23 +209,26 @@ fn renew_loop(target: &Weak<Inner>, signal: &Signal, lease: Duration) {
 fn reap_loop(target: &Weak<Inner>, signal: &Signal, lease: Duration) {
     let mut next = Instant::now() + lease;
     while signal.wait(target, next, |s| s.unswept) {
-        let (dead, known, death) = {
+        let (dead, known, death, latest) = {
             let mut s = signal.lock();
             let death = std::mem::take(&mut s.unswept);
             let dead = s.dead.clone();
             s.swept = dead.iter().cloned().collect();
-            (dead, s.known.clone(), death)
+            (dead, s.known.clone(), death, s.latest.clone())
         };
         let Some(inner) = target.upgrade() else {
             return;
         };
-        // A death is acted on by every reaper at once; the periodic pass
+        // One reaper of the namespace sweeps at a time: the periodic pass
         // (for tickets past their deadline and claims of processes without
-        // a record) by one reaper of the namespace per lease.
-        let turn = death
-            || inner
-                .procs_call("turn", vec![inner.holder(), inner.lease_ms()], &[])
-                .is_ok_and(|t| t.status == "ok");
+        // a record) once a lease, and a pass for a death unless another
+        // reaper's running pass already knows of it. If the turn cannot be
+        // asked for, sweep anyway.
+        let known_at = if death { latest.as_str() } else { "0" };
+        let args = vec![inner.holder(), inner.lease_ms(), known_at.to_owned()];
+        let turn = inner
+            .procs_call("turn", args, &[])
+            .map_or(true, |t| t.status == "ok");
         let start = Instant::now();
         if turn && let Err(e) = sweep(&inner, signal, &dead, &known) {
             tracing::warn!(error = %e, "reap pass failed; will retry");
@@ -295,12 +304,13 @@ impl Inner {
 
     fn beat_reply(&self, v: RValue) -> Result<Beat> {
         let parts: Vec<String> = items(v).iter().filter_map(text).collect();
-        let n_dead = parts.get(2).and_then(|n| n.parse::<usize>().ok());
+        let n_dead = parts.get(3).and_then(|n| n.parse::<usize>().ok());
         match (parts.first(), n_dead) {
-            (Some(status), Some(n)) if parts.len() >= 3 + n => Ok(Beat {
+            (Some(status), Some(n)) if parts.len() >= 4 + n => Ok(Beat {
                 status: status.clone(),
-                dead: parts[3..3 + n].to_vec(),
-                alive: parts[3 + n..].to_vec(),
+                latest: parts[2].clone(),
+                dead: parts[4..4 + n].to_vec(),
+                alive: parts[4 + n..].to_vec(),
             }),
             _ => Err(self.error(format!("malformed process table reply: {parts:?}"))),
         }

@@ -52,8 +52,9 @@
 --                   not renewed since), 'dead:<time>' once its deadline
 --                   passed;
 --   '~'          -> the server time of the last call on the table;
---   '^'          -> '<process id>:<until>': whose turn it is to sweep the
---                   namespace periodically ('turn').
+--   '^'          -> '<process id>:<until>:<known>': whose turn it is to
+--                   sweep the namespace, and with the dead ids of which
+--                   time ('turn').
 -- A store connection renews its record every third of its lease ('beat'),
 -- which also judges every record: one round trip however many claims it
 -- holds. The stall window: if a call finds the table untouched for longer
@@ -82,6 +83,7 @@ if op == 'beat' or op == 'adopt' or op == 'forget' or op == 'turn' then
   local gap = clock and (now - clock) or 0
   local all = redis.call('HGETALL', P)
   local dead, alive = {}, {}
+  local latest = 0
   for i = 1, #all, 2 do
     local id, rec = all[i], all[i + 1]
     if id ~= '~' and id ~= '^' then
@@ -95,11 +97,14 @@ if op == 'beat' or op == 'adopt' or op == 'forget' or op == 'turn' then
         if d < now then
           redis.call('HSET', P, id, 'dead:' .. now)
           table.insert(dead, id)
+          latest = now
         else
           alive[id] = true
         end
       else
         table.insert(dead, id)
+        local t = tonumber(string.match(rec, '^dead:(%d+)$') or '') or 0
+        if t > latest then latest = t end
       end
     end
   end
@@ -135,14 +140,18 @@ if op == 'beat' or op == 'adopt' or op == 'forget' or op == 'turn' then
       end
     end
   elseif op == 'turn' then
-    -- ARGV: process id, lease (ms). A periodic sweep of the namespace by
-    -- one reaper at a time: 'ok' (and the turn is the caller's for a
-    -- lease) unless another's turn runs ('busy').
-    local holder, till = string.match(redis.call('HGET', P, '^') or '', '^(%x+):(%d+)$')
-    if holder and holder ~= ARGV[2] and tonumber(till) >= now then
+    -- ARGV: process id, lease (ms), known: when the latest of the dead ids
+    -- the caller's sweep would pass was judged dead ('0' for the periodic
+    -- sweep). One reaper sweeps at a time: 'busy' while another's turn
+    -- runs knowing of deaths at least as recent; else 'ok', and the turn
+    -- is the caller's for a lease.
+    local holder, till, known = string.match(redis.call('HGET', P, '^') or '',
+                                             '^(%x+):(%d+):(%d+)$')
+    local mine = tonumber(ARGV[4]) or 0
+    if holder and holder ~= ARGV[2] and tonumber(till) >= now and tonumber(known) >= mine then
       status = 'busy'
     else
-      redis.call('HSET', P, '^', ARGV[2] .. ':' .. (now + tonumber(ARGV[3])))
+      redis.call('HSET', P, '^', ARGV[2] .. ':' .. (now + tonumber(ARGV[3])) .. ':' .. mine)
     end
   else
     -- ARGV: process ids whose claims every object has been rid of.
@@ -157,8 +166,9 @@ if op == 'beat' or op == 'adopt' or op == 'forget' or op == 'turn' then
   else
     redis.call('HSET', P, '~', now)
   end
-  -- {status, server time, number of dead, dead ids..., live ids...}
-  local out = {status, tostring(now), tostring(#dead)}
+  -- {status, server time, the time the latest of the dead was judged,
+  --  number of dead, dead ids..., live ids...}
+  local out = {status, tostring(now), tostring(latest), tostring(#dead)}
   for _, id in ipairs(dead) do table.insert(out, id) end
   for id in pairs(alive) do
     if redis.call('HEXISTS', P, id) == 1 then table.insert(out, id) end
