@@ -242,9 +242,9 @@
 //!   objects). Every deadline is set and compared with the server's `TIME`
 //!   inside the script; a client's clock plays no part (a process whose
 //!   clock runs 5 s behind keeps its borrow). A record not renewed for a
-//!   lease is judged dead, and a reaper thread — apart from the renewer,
-//!   so a long pass never delays a renewal — releases the dead process's
-//!   claims on every object. The renewal window: a call that finds the
+//!   lease is judged dead, and a reap pass releases the dead process's
+//!   claims on every object — made one object at a time between renewals,
+//!   so that a long pass never delays a renewal. The renewal window: a call that finds the
 //!   process table untouched for longer than half a lease (the server was
 //!   stopped) first gives every record a full lease, so that live
 //!   processes renew before anything is judged (a 10 s `SIGSTOP` of the

@@ -1,5 +1,5 @@
 //! The connector's shared half, [`Inner`]: what the connector and its lease
-//! renewer and reaper hold. It sends requests to the I/O thread, waits for their
+//! thread hold. It sends requests to the I/O thread, waits for their
 //! replies, and turns replies into results.
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,7 +21,7 @@ use crate::key::{ClaimId, Key};
 use crate::state::{Claim, Effect, Init, Op, Refusal};
 
 /// The state shared by a [`RedisConnector`](super::RedisConnector) and its
-/// lease renewer and reaper.
+/// lease thread.
 pub(super) struct Inner {
     pub(super) name: String,
     pub(super) namespace: String,

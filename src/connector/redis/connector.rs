@@ -69,9 +69,10 @@ const RECHECK: Recheck = Recheck::Backoff {
 /// claims it holds — and removed once it holds none. Every deadline is set
 /// and compared on the server's clock (`TIME` in the script): a client's
 /// clock plays no part. A record not renewed for a lease is judged dead,
-/// and a reaper thread of every connector (apart from the renewer, so a
-/// long pass never delays a renewal) releases the dead process's claims on
-/// every object, as if its handles had been dropped. After a server stall
+/// and a reap pass of the namespace (made by the same thread between its
+/// renewals, one object at a time, so it never delays one) releases the
+/// dead process's claims on every object, as if its handles had been
+/// dropped. After a server stall
 /// longer than half a lease, every record is first given a full lease, so
 /// live processes renew before anything is judged. A connector that is
 /// judged dead itself (cut off for a lease) forgets its claims, logs
@@ -85,8 +86,8 @@ pub struct RedisConnector {
 }
 
 impl Drop for RedisConnector {
-    /// Ends the lease renewer and reaper now (the I/O thread ends once its
-    /// queue is applied): a closed store leaves no thread behind.
+    /// Ends the lease thread now (the I/O thread ends once its queue is
+    /// applied): a closed store leaves no thread behind.
     fn drop(&mut self) {
         if let Some(l) = self.liveness.take() {
             l.stop();

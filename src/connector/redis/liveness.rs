@@ -1,6 +1,6 @@
 //! Leases on Redis: the liveness record of each store connection in the
-//! namespace's process table, and the two threads that keep it — the
-//! renewer and the reaper.
+//! namespace's process table, and the lease thread that renews it and
+//! reaps the claims of dead processes.
 //!
 //! A lease belongs to a store connection (one [`RedisConnector`]: a process
 //! that opens the same store twice has two), not to a claim. Each connection
@@ -10,7 +10,7 @@
 //! record per connection that holds claims: its deadline and lease, on the
 //! server's clock.
 //!
-//! - **The renewer** sends one `beat` every third of the lease, however
+//! - **Renewal:** the thread sends one `beat` every third of the lease, however
 //!   many claims the connection holds: it renews the connection's record
 //!   (or removes it once the connection holds nothing), and the same
 //!   script judges every record of the table — a record whose deadline
@@ -18,11 +18,13 @@
 //!   If the connection's own record was judged dead (it could not renew for
 //!   a lease), its claims are lost: it forgets them, logs `lease lost`, and
 //!   takes a fresh process id for the claims it takes from then on.
-//! - **The reaper**, on a thread of its own so that a long pass never
-//!   delays a renewal, sweeps the namespace: at once when a beat reports a
-//!   newly dead process, and once a lease — one reaper of the namespace
-//!   at a time (`turn`: a death is swept by another reaper only if the
-//!   running pass does not know of it yet). It calls the object
+//! - **Reaping:** between beats, the same thread sweeps the namespace —
+//!   one object at a time, beating whenever a beat is due, so that a long
+//!   pass never delays a renewal: at once when a beat reports a newly dead
+//!   process, and once a lease (a long pass is followed by as long a
+//!   pause). One reaper of the namespace sweeps at a time (`turn`: a death
+//!   is swept by another reaper only if the running pass does not know of
+//!   it yet). It calls the object
 //!   script's `reap` on every object with the dead ids — which releases
 //!   their claims, and those of tickets past their deadline, as releases
 //!   would — then removes the dead records (`forget`) once every object was
@@ -50,9 +52,9 @@
 //! processes that renew seldom (to the table every gap looks like a stall)
 //! is judged dead one lease late at most, never kept alive.
 //!
-//! The renewer and the reaper share the connection's ordered request
-//! queue, where the reaper has one call at a time: a beat waits for one
-//! object's `reap` at most, never for a pass.
+//! A beat thus waits for one object's `reap` at most, never for a pass (on
+//! the connection's ordered request queue too: the pass has one call in it
+//! at a time).
 //!
 //! [`RedisConnector`]: super::RedisConnector
 
@@ -80,189 +82,253 @@ struct Beat {
     alive: Vec<String>,
 }
 
-/// What the renewer tells the reaper, and the stop flag of both.
-#[derive(Default)]
-struct Shared {
-    stopped: bool,
-    /// The dead ids of the last beat.
-    dead: Vec<String>,
-    /// Every id with a record at the last beat (dead or alive).
-    known: HashSet<String>,
-    /// When the latest of `dead` was judged dead.
-    latest: String,
-    /// A dead id appeared that no sweep has started with.
-    unswept: bool,
-    /// The dead ids the reaper has started a sweep with.
-    swept: HashSet<String>,
-}
-
+/// The stop flag of the lease thread, and what wakes it.
 struct Signal {
-    shared: Mutex<Shared>,
+    stopped: Mutex<bool>,
     wake: Condvar,
 }
 
 impl Signal {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Shared> {
-        self.shared.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Waits until `until`, or until `ready` is true, or until the threads
-    /// are stopped or the connector is gone (`false` then).
-    fn wait(&self, target: &Weak<Inner>, until: Instant, ready: impl Fn(&Shared) -> bool) -> bool {
-        let mut s = self.lock();
+    /// Waits until `until`, or until the thread is stopped or the
+    /// connector is gone (`false` then).
+    fn wait(&self, target: &Weak<Inner>, until: Instant) -> bool {
+        let mut stopped = self.stopped.lock().unwrap_or_else(PoisonError::into_inner);
         loop {
-            if s.stopped || target.strong_count() == 0 {
+            if *stopped || target.strong_count() == 0 {
                 return false;
             }
             let left = until.saturating_duration_since(Instant::now());
-            if left.is_zero() || ready(&s) {
+            if left.is_zero() {
                 return true;
             }
-            s = self
+            stopped = self
                 .wake
-                .wait_timeout(s, left.min(WATCH))
+                .wait_timeout(stopped, left.min(WATCH))
                 .map_or_else(|e| e.into_inner().0, |(g, _)| g);
         }
     }
 
     fn stopped(&self) -> bool {
-        self.lock().stopped
+        *self.stopped.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
-/// The renewer and reaper threads of one connector, as it holds them:
-/// [`stop`](Liveness::stop) ends both (each as soon as it is not waiting
-/// for a reply). Without `stop`, they end within [`WATCH`] of the
-/// connector being dropped.
+/// The lease thread of one connector, as it holds it:
+/// [`stop`](Liveness::stop) ends it as soon as it is not waiting for a
+/// reply. Without `stop`, it ends within [`WATCH`] of the connector being
+/// dropped.
 pub(super) struct Liveness {
     signal: Arc<Signal>,
 }
 
 impl Liveness {
-    /// Starts both threads for `target`, whose lease is `lease`.
+    /// Starts the lease thread for `target`, whose lease is `lease`.
     pub(super) fn start(target: Weak<Inner>, lease: Duration) -> Liveness {
         let signal = Arc::new(Signal {
-            shared: Mutex::new(Shared::default()),
+            stopped: Mutex::new(false),
             wake: Condvar::new(),
         });
-        let (s, t) = (signal.clone(), target.clone());
-        let renewer = std::thread::Builder::new()
+        let s = signal.clone();
+        let spawned = std::thread::Builder::new()
             .name("borrowstore-lease".into())
-            .spawn(move || renew_loop(&t, &s, lease));
-        let (s, t) = (signal.clone(), target);
-        let reaper = std::thread::Builder::new()
-            .name("borrowstore-reap".into())
-            .spawn(move || reap_loop(&t, &s, lease));
-        if let Err(e) = renewer.and(reaper) {
-            tracing::error!(error = %e, "cannot start the lease threads");
+            .spawn(move || Lease::new(lease).run(&target, &s));
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "cannot start the lease thread");
         }
         Liveness { signal }
     }
 
-    /// Tells both threads to end; does not wait for them.
+    /// Tells the thread to end; does not wait for it.
     pub(super) fn stop(self) {
-        self.signal.lock().stopped = true;
+        *self
+            .signal
+            .stopped
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = true;
         self.signal.wake.notify_all();
     }
 }
 
-/// Beats every third of the lease.
-fn renew_loop(target: &Weak<Inner>, signal: &Signal, lease: Duration) {
-    let period = (lease / 3).max(Duration::from_millis(10));
-    let mut registered = false;
-    let mut next = Instant::now();
-    while signal.wait(target, next, |_| false) {
-        next = Instant::now() + period;
-        let Some(inner) = target.upgrade() else {
-            return;
-        };
+/// A reap pass under way: the objects left to sweep, and what it found.
+struct Pass {
+    keys: Vec<Key>,
+    dead: Vec<String>,
+    known: HashSet<String>,
+    /// Process ids named by the claims swept.
+    seen: HashSet<String>,
+    /// Every object answered.
+    complete: bool,
+    started: Instant,
+}
+
+/// What the lease thread keeps between its steps.
+struct Lease {
+    lease: Duration,
+    period: Duration,
+    /// Whether this connection has had a record since it last left.
+    registered: bool,
+    next_beat: Instant,
+    next_pass: Instant,
+    /// The dead ids of the last beat, when the latest of them was judged
+    /// dead, and every id with a record then.
+    dead: Vec<String>,
+    latest: String,
+    known: HashSet<String>,
+    /// A beat reported a dead id that no pass has started with.
+    unswept: bool,
+    swept: HashSet<String>,
+    pass: Option<Pass>,
+}
+
+impl Lease {
+    fn new(lease: Duration) -> Lease {
+        let period = (lease / 3).max(Duration::from_millis(10));
+        let now = Instant::now();
+        Lease {
+            lease,
+            period,
+            registered: false,
+            // Nothing is held yet: the first beat can wait a period (the
+            // connector connects on first use, not when it is made).
+            next_beat: now + period,
+            next_pass: now + lease,
+            dead: Vec::new(),
+            latest: String::new(),
+            known: HashSet::new(),
+            unswept: false,
+            swept: HashSet::new(),
+            pass: None,
+        }
+    }
+
+    /// Beats when a beat is due; in between, sweeps object by object, so
+    /// that a beat waits for one object's `reap` at most, never for a pass.
+    fn run(mut self, target: &Weak<Inner>, signal: &Signal) {
+        loop {
+            let busy = self.pass.is_some() || self.unswept;
+            let until = if busy {
+                Instant::now()
+            } else {
+                self.next_beat.min(self.next_pass)
+            };
+            if !signal.wait(target, until) {
+                return;
+            }
+            let Some(inner) = target.upgrade() else {
+                return;
+            };
+            if Instant::now() >= self.next_beat {
+                self.beat(&inner);
+            } else if self.pass.is_some() {
+                self.step(&inner, signal);
+            } else if self.unswept || Instant::now() >= self.next_pass {
+                self.start_pass(&inner);
+            }
+        }
+    }
+
+    fn beat(&mut self, inner: &Inner) {
+        self.next_beat = Instant::now() + self.period;
         let holds = inner.held.len() > 0;
-        let mode = match (holds, registered) {
+        let mode = match (holds, self.registered) {
             (true, _) => "renew",
             (false, true) => "leave",
             (false, false) => "look",
         };
-        match inner.beat(mode, registered) {
+        match inner.beat(mode, self.registered) {
             Ok(beat) => {
                 if beat.status == "dead" {
                     inner.declared_dead();
-                    registered = false;
+                    self.registered = false;
                 } else {
-                    registered = holds;
+                    self.registered = holds;
                 }
-                let mut s = signal.lock();
-                if beat.dead.iter().any(|d| !s.swept.contains(d)) {
-                    s.unswept = true;
+                if beat.dead.iter().any(|d| !self.swept.contains(d)) {
+                    self.unswept = true;
                 }
-                s.known = beat.dead.iter().chain(&beat.alive).cloned().collect();
-                s.dead = beat.dead;
-                s.latest = beat.latest;
-                drop(s);
-                signal.wake.notify_all();
+                self.known = beat.dead.iter().chain(&beat.alive).cloned().collect();
+                self.dead = beat.dead;
+                self.latest = beat.latest;
             }
             Err(e) => tracing::warn!(error = %e, "lease renewal failed; will retry"),
         }
     }
-}
 
-/// Sweeps the namespace when a process is found dead, and once a lease.
-fn reap_loop(target: &Weak<Inner>, signal: &Signal, lease: Duration) {
-    let mut next = Instant::now() + lease;
-    while signal.wait(target, next, |s| s.unswept) {
-        let (dead, known, death, latest) = {
-            let mut s = signal.lock();
-            let death = std::mem::take(&mut s.unswept);
-            let dead = s.dead.clone();
-            s.swept = dead.iter().cloned().collect();
-            (dead, s.known.clone(), death, s.latest.clone())
-        };
-        let Some(inner) = target.upgrade() else {
-            return;
-        };
-        // One reaper of the namespace sweeps at a time: the periodic pass
-        // (for tickets past their deadline and claims of processes without
-        // a record) once a lease, and a pass for a death unless another
-        // reaper's running pass already knows of it. If the turn cannot be
-        // asked for, sweep anyway.
-        let known_at = if death { latest.as_str() } else { "0" };
+    /// Starts a pass, if it is this connection's turn: one reaper of the
+    /// namespace sweeps at a time — the periodic pass (for tickets past
+    /// their deadline and claims of processes without a record) once a
+    /// lease, and a pass for a death unless another reaper's running pass
+    /// already knows of it. If the turn cannot be asked for, it sweeps.
+    fn start_pass(&mut self, inner: &Inner) {
+        let death = std::mem::take(&mut self.unswept);
+        self.swept = self.dead.iter().cloned().collect();
+        self.next_pass = Instant::now() + self.lease;
+        let known_at = if death { self.latest.as_str() } else { "0" };
         let args = vec![inner.holder(), inner.lease_ms(), known_at.to_owned()];
         let turn = inner
             .procs_call("turn", args, &[])
             .map_or(true, |t| t.status == "ok");
-        let start = Instant::now();
-        if turn && let Err(e) = sweep(&inner, signal, &dead, &known) {
+        if !turn {
+            return;
+        }
+        match inner.scan_keys() {
+            Ok(keys) => {
+                self.pass = Some(Pass {
+                    keys,
+                    dead: self.dead.clone(),
+                    known: self.known.clone(),
+                    seen: HashSet::new(),
+                    complete: true,
+                    started: Instant::now(),
+                })
+            }
+            Err(e) => tracing::warn!(error = %e, "reap pass failed; will retry"),
+        }
+    }
+
+    /// Sweeps objects of the pass until a beat is due, then (once every
+    /// object is swept) ends it.
+    fn step(&mut self, inner: &Inner, signal: &Signal) {
+        let Some(pass) = self.pass.as_mut() else {
+            return;
+        };
+        while Instant::now() < self.next_beat && !signal.stopped() {
+            let Some(key) = pass.keys.pop() else {
+                break;
+            };
+            match inner.reap_object(&key, &pass.dead) {
+                Ok(pids) => pass.seen.extend(pids),
+                Err(e) => {
+                    tracing::debug!(%key, error = %e, "reap of one object failed");
+                    pass.complete = false;
+                }
+            }
+        }
+        if !pass.keys.is_empty() {
+            return;
+        }
+        let pass = self.pass.take().expect("a pass");
+        if let Err(e) = finish(inner, &pass) {
             tracing::warn!(error = %e, "reap pass failed; will retry");
         }
-        drop(inner);
         // A long pass is followed by as long a pause: sweeping takes at
         // most half of the store's time.
-        next = Instant::now() + lease.max(start.elapsed());
+        self.next_pass = Instant::now() + self.lease.max(pass.started.elapsed());
     }
 }
 
-/// One reap pass over every object of the namespace.
-fn sweep(inner: &Inner, signal: &Signal, dead: &[String], known: &HashSet<String>) -> Result<()> {
-    let keys = inner.scan_keys()?;
-    let mut seen = HashSet::new();
-    let mut complete = true;
-    for key in keys {
-        if signal.stopped() {
-            return Ok(());
-        }
-        match inner.reap_object(&key, dead) {
-            Ok(pids) => seen.extend(pids),
-            Err(e) => {
-                tracing::debug!(%key, error = %e, "reap of one object failed");
-                complete = false;
-            }
-        }
+/// The end of a pass: the dead processes are forgotten once every object
+/// was swept, and the processes named by claims without a record are
+/// adopted.
+fn finish(inner: &Inner, pass: &Pass) -> Result<()> {
+    if pass.complete && !pass.dead.is_empty() {
+        inner.procs_call("forget", Vec::new(), &pass.dead)?;
     }
-    if complete && !dead.is_empty() {
-        inner.procs_call("forget", Vec::new(), dead)?;
-    }
-    let unknown: Vec<String> = seen
-        .into_iter()
-        .filter(|p| !known.contains(p) && !dead.contains(p))
+    let unknown: Vec<String> = pass
+        .seen
+        .iter()
+        .filter(|p| !pass.known.contains(*p) && !pass.dead.contains(*p))
+        .cloned()
         .collect();
     if !unknown.is_empty() {
         tracing::debug!(

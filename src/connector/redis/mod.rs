@@ -10,9 +10,9 @@
 //!   carries queued releases (and the publishes of dropped writers), and
 //!   their retries;
 //! - `liveness` — leases: this connection's record in the namespace's
-//!   process table, its renewer thread, and the reaper thread that
-//!   releases the claims of dead processes on every object (its module
-//!   docs give the design);
+//!   process table, and the lease thread that renews it and, between
+//!   renewals, releases the claims of dead processes on every object (its
+//!   module docs give the design);
 //! - `subscribe` — the one subscriber connection that wakes this process's
 //!   waiting borrows when the release script announces a release;
 //! - `script` — the Lua script (`state.lua`: every object's transitions and
