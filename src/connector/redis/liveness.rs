@@ -17,7 +17,9 @@
 //!   passed is marked dead — and answers with the dead and the live ids.
 //!   If the connection's own record was judged dead (it could not renew for
 //!   a lease), its claims are lost: it forgets them, logs `lease lost`, and
-//!   takes a fresh process id for the claims it takes from then on.
+//!   takes a fresh process id for the claims it takes from then on. (A
+//!   claim it takes after waking up from a freeze but before that beat
+//!   still names the dead id, and is lost too.)
 //! - **Reaping:** between beats, the same thread sweeps the namespace —
 //!   one object at a time, beating whenever a beat is due, so that a long
 //!   pass never delays a renewal: at once when a beat reports a newly dead
