@@ -489,6 +489,31 @@ pub fn one_reaper_sweeps_at_a_time(redis: &dyn Redis) {
     assert_eq!(exists, 0, "an empty process table is left behind");
 }
 
+/// A store connection that holds claims has a record in the process table;
+/// once it holds nothing and is closed, its record is removed at once, not
+/// left to its next renewal.
+pub fn a_closed_store_leaves_no_process_record(redis: &dyn Redis) {
+    let ns = unique_name("closed");
+    let procs = format!("{ns}:{{{ns}:procs}}");
+    let exists = || resp_int(&redis.command_on(&procs, &[b"EXISTS", procs.as_bytes()]));
+    // Renewals every second; not registered, so that dropping it closes it.
+    let store = borrowstore::Store::builder(&ns)
+        .url(redis.store_url(&ns, "lease_ms=3000"))
+        .register(false)
+        .build()
+        .unwrap();
+    let owner = store.owned_proxy(vec![1u64]).unwrap();
+    let registered = poll_until(Duration::from_secs(5), || exists() == 1);
+    assert!(
+        registered.is_some(),
+        "no process record while it holds an owner"
+    );
+    drop(owner);
+    drop(store);
+    let gone = poll_until(Duration::from_millis(700), || exists() == 0);
+    assert!(gone.is_some(), "a closed store left its process record");
+}
+
 /// One `#[test]` per check, on the deployment `$start` makes (an
 /// expression of a type that implements [`Redis`]).
 macro_rules! lease_checks {
@@ -531,6 +556,11 @@ macro_rules! lease_checks {
         #[test]
         fn one_reaper_sweeps_at_a_time() {
             super::one_reaper_sweeps_at_a_time(&$start);
+        }
+
+        #[test]
+        fn a_closed_store_leaves_no_process_record() {
+            super::a_closed_store_leaves_no_process_record(&$start);
         }
 
         #[test]

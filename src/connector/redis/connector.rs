@@ -86,12 +86,15 @@ pub struct RedisConnector {
 }
 
 impl Drop for RedisConnector {
-    /// Ends the lease thread now (the I/O thread ends once its queue is
-    /// applied): a closed store leaves no thread behind.
+    /// Ends the lease thread now, and queues the removal of this
+    /// connection's process record behind its releases (the I/O thread
+    /// ends once its queue is applied): a closed store leaves no thread
+    /// behind, and nothing in the process table.
     fn drop(&mut self) {
         if let Some(l) = self.liveness.take() {
             l.stop();
         }
+        self.inner.queue_leave();
     }
 }
 

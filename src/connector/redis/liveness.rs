@@ -67,6 +67,7 @@ use std::time::{Duration, Instant};
 use redis::Value as RValue;
 
 use super::client::Inner;
+use super::io::{ReplyTo, Request};
 use super::script::{items, text};
 use crate::error::Result;
 use crate::key::{ClaimId, Key};
@@ -356,6 +357,28 @@ impl Inner {
         a.extend(ids.iter().map(|i| i.as_bytes().to_vec()));
         let v = self.call_on(self.procs_keys(), a)?;
         self.beat_reply(v)
+    }
+
+    /// Queues the removal of this connection's record, without waiting:
+    /// the connector is going away (its releases are queued before it).
+    pub(super) fn queue_leave(&self) {
+        let args = [
+            b"beat".as_slice(),
+            self.holder().as_bytes(),
+            self.lease_ms().as_bytes(),
+            b"leave",
+            b"0",
+        ]
+        .map(<[u8]>::to_vec)
+        .to_vec();
+        let req = Request::Script {
+            keys: self.procs_keys(),
+            args,
+            reply: ReplyTo::Nobody,
+        };
+        if self.enqueue(req).is_err() {
+            tracing::debug!("the process record is left to run out: the I/O thread has stopped");
+        }
     }
 
     /// Renews (`renew`), removes (`leave`) or only reads (`look`) this

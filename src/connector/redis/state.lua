@@ -65,7 +65,7 @@
 -- cannot tell a stall from the silence of a dead process with a short
 -- lease among processes that renew seldom, so a dead process is given one
 -- extra lease at most. The table is deleted when no process is left in
--- it.
+-- it (and expires a day after its last call).
 local S, R, H, T, X = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local op = ARGV[1]
 
@@ -165,6 +165,9 @@ if op == 'beat' or op == 'adopt' or op == 'forget' or op == 'turn' then
     redis.call('DEL', P)
   else
     redis.call('HSET', P, '~', now)
+    -- Only so that a namespace every process left, dead ones in its table,
+    -- does not keep the table for ever; the live ones touch it every beat.
+    redis.call('PEXPIRE', P, 86400000)
   end
   -- {status, server time, the time the latest of the dead was judged,
   --  number of dead, dead ids..., live ids...}
