@@ -1,10 +1,10 @@
 //! The connector's shared half, [`Inner`]: what the connector and its lease
-//! renewer hold. It runs script calls (blocking on the caller's thread,
+//! thread hold. It runs script calls (blocking on the caller's thread,
 //! async on the caller's task, through [`Transport`]), queues releases, and
 //! turns replies into results.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -14,9 +14,9 @@ use tokio::sync::{mpsc, oneshot};
 use super::io::Request;
 use super::outbox::{Queued, Turn};
 use super::pool::timed_out;
-use super::script::{Command, args, int, items, kind_code, kind_from, release_args, text, token};
+use super::script::{Command, args, int, items, kind_code, release_args, text, token};
 use super::send::{NoIo, Reattach, Transport};
-use crate::connector::lease::{self, Held, Renew};
+use crate::connector::lease::Held;
 use crate::connector::offload::Undo;
 use crate::connector::{Fetch, Sleep, Stored, Value, Waiters};
 use crate::error::{Borrows, Error, Result};
@@ -24,7 +24,7 @@ use crate::key::{ClaimId, Key};
 use crate::state::{Claim, Effect, Init, Op, Refusal};
 
 /// The state shared by a [`RedisConnector`](super::RedisConnector) and its
-/// lease renewer.
+/// lease thread.
 pub(super) struct Inner {
     pub(super) name: String,
     pub(super) namespace: String,
@@ -39,6 +39,10 @@ pub(super) struct Inner {
     pub(super) waiters: Arc<Waiters>,
     /// Whether the subscriber was asked for.
     pub(super) subscribed: AtomicBool,
+    /// The id of this store connection in the process table: the holder
+    /// its claims name. Replaced by a fresh one if the table judges it
+    /// dead (its claims are reclaimed; later claims must not be).
+    pub(super) process: Mutex<ClaimId>,
 }
 
 pub(super) fn connector_error(
@@ -73,10 +77,15 @@ impl Inner {
         }
     }
 
-    pub(super) fn deadline(&self) -> String {
-        lease::now_ms()
-            .saturating_add(self.lease.as_millis() as u64)
-            .to_string()
+    /// The claim record of a claim this connection takes: its process id
+    /// (see `state.lua`).
+    pub(super) fn holder(&self) -> String {
+        crate::sync::unmodeled::lock(&self.process).to_string()
+    }
+
+    /// The lease in milliseconds, as the script takes it.
+    pub(super) fn lease_ms(&self) -> String {
+        self.lease.as_millis().max(1).to_string()
     }
 
     fn enqueue(&self, req: Request) -> Result<()> {
@@ -147,10 +156,12 @@ impl Inner {
 
     /// Runs the script on `key` and waits for the reply.
     pub(super) fn call(&self, key: &Key, args: Vec<Vec<u8>>) -> Result<RValue> {
-        let command = Command::Script {
-            keys: self.keys(key),
-            args,
-        };
+        self.call_on(self.keys(key), args)
+    }
+
+    /// Runs the script on `keys` and waits for the reply.
+    pub(super) fn call_on(&self, keys: [String; 5], args: Vec<Vec<u8>>) -> Result<RValue> {
+        let command = Command::Script { keys, args };
         Ok(self
             .send(Some(&command), Turn::Request)?
             .unwrap_or(RValue::Nil))
@@ -233,6 +244,15 @@ impl Inner {
         Ok(())
     }
 
+    /// Queues a script call on `keys` that nobody waits for, like a
+    /// release (it rides the next request, or goes out alone).
+    pub(super) fn queue_script(&self, keys: [String; 5], args: Vec<Vec<u8>>) -> Result<()> {
+        self.queue(Queued {
+            command: Command::Script { keys, args },
+            publish: None,
+        })
+    }
+
     pub(super) fn queue_release(&self, key: &Key, claim: Claim) {
         self.held.remove(key, &claim);
         let q = Queued {
@@ -296,7 +316,7 @@ impl Inner {
                 b"acquire",
                 kind_code(c.kind).as_bytes(),
                 c.id.to_string().as_bytes(),
-                self.deadline().as_bytes(),
+                self.holder().as_bytes(),
             ]),
             Op::Release(c) => release_args(c),
             Op::Disown(c) => args([
@@ -365,48 +385,8 @@ impl Inner {
             token().into_bytes(),
             kind.as_bytes().to_vec(),
             id.into_bytes(),
-            self.deadline().into_bytes(),
+            self.holder().into_bytes(),
         ])
-    }
-}
-
-impl Renew for Inner {
-    fn renew(&self, key: &Key, claims: &[Claim]) -> Vec<Claim> {
-        let mut a = vec![b"renew".to_vec(), self.deadline().into_bytes()];
-        for c in claims {
-            a.push(kind_code(c.kind).as_bytes().to_vec());
-            a.push(c.id.to_string().into_bytes());
-        }
-        match self.call(key, a) {
-            Ok(v) if text(&v).as_deref() == Some("gone") => claims.to_vec(),
-            Ok(v) => {
-                let lost = items(v);
-                lost.chunks(2)
-                    .filter_map(|p| {
-                        let kind = kind_from(&text(p.first()?)?)?;
-                        let id = crate::key::parse_hex128(&text(p.get(1)?)?)?;
-                        Some(Claim {
-                            kind,
-                            id: ClaimId::from_u128(id),
-                        })
-                    })
-                    .collect()
-            }
-            Err(e) => {
-                tracing::warn!(%key, error = %e, "lease renewal failed; will retry");
-                Vec::new()
-            }
-        }
-    }
-
-    fn reap(&self) {
-        for key in self.scan_keys().unwrap_or_default() {
-            let _ = self.call(&key, args([b"reap"]));
-        }
-    }
-
-    fn held(&self) -> &Held {
-        &self.held
     }
 }
 

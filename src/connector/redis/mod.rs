@@ -15,17 +15,23 @@
 //!   where idle ones wait;
 //! - `io` — the I/O thread: releases nobody carried, the subscriber, and
 //!   the async calls polled outside tokio;
+//! - `liveness` — leases: this connection's record in the namespace's
+//!   process table, and the lease thread that renews it and, between
+//!   renewals, releases the claims of dead processes on every object (its
+//!   module docs give the design);
 //! - `subscribe` — the one subscriber connection that wakes this process's
 //!   waiting borrows when the release script announces a release;
-//! - `script` — the Lua script (`state.lua`), called as a function
-//!   (`FCALL`) or by `EVALSHA`, its arguments, and the helpers that read
-//!   its replies;
+//! - `script` — the Lua script (`state.lua`: every object's transitions and
+//!   the process table; the claim records it stores are documented at its
+//!   top), called as a function (`FCALL`) or by `EVALSHA`, its arguments,
+//!   and the helpers that read its replies;
 //! - `options` — [`RedisOptions`] and the `redis://` URL they are read from.
 
 mod calls;
 mod client;
 mod connector;
 mod io;
+mod liveness;
 mod options;
 mod outbox;
 mod pool;
