@@ -18,6 +18,10 @@ fn value_1k() -> Vec<u8> {
     (0..1024u32).map(|i| (i % 251) as u8).collect()
 }
 
+/// The process id the raw script pair's claims name (the claim record
+/// `state.lua` takes).
+const HOLDER: &str = "00000000000000000000000000be7c01";
+
 /// The store's own script, for the reference that runs its two calls of a
 /// borrow + drop through raw redis-rs.
 const STATE_LUA: &str = include_str!("../../src/connector/redis/state.lua");
@@ -188,10 +192,6 @@ impl Bench<'_> {
             "{:032x}",
             0xbe7c_0000_0000_0000_0000_0000_0000_0000u128 + self.next_id
         );
-        let deadline = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64 + 30_000)
-            .unwrap_or(0);
         let mut pipe = redis::pipe();
         pipe.ignore_errors();
         if let Some(prev) = self.held.take() {
@@ -206,10 +206,11 @@ impl Bench<'_> {
         for k in &self.keys {
             inv.key(k);
         }
+        // The claim record: the id of the process holding the claim.
         inv.arg("acquire_fetch")
             .arg("r")
             .arg(&id)
-            .arg(deadline)
+            .arg(HOLDER)
             .arg("1");
         pipe.invoke_script(&inv);
         let replies: Vec<redis::Value> = pipe.query(&mut self.con).expect("script pair");
