@@ -20,8 +20,8 @@ use std::time::Instant;
 
 use redis::Value as RValue;
 
+use super::pool::until;
 use super::script::{Command, text};
-use crate::connector::Sleep;
 use crate::key::Key;
 use crate::sync::unmodeled;
 
@@ -176,11 +176,13 @@ impl Outbox {
     }
 
     /// [`take_blocking`](Self::take_blocking) for async callers; `on`: the
-    /// current-thread runtime polling the caller, if it is one.
+    /// current-thread runtime polling the caller, if it is one; `timer`:
+    /// whether the runtime polling it has a timer to wait on.
     pub(super) async fn take(
         self: &Arc<Self>,
         turn: Turn,
         on: Option<tokio::runtime::Id>,
+        timer: bool,
         deadline: Instant,
     ) -> Option<Batch> {
         loop {
@@ -193,7 +195,7 @@ impl Outbox {
             if Instant::now() >= deadline {
                 return None;
             }
-            let late = Sleep::until(deadline);
+            let late = std::pin::pin!(until(timer, deadline));
             futures::future::select(notified, late).await;
         }
     }

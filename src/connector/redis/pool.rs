@@ -182,14 +182,14 @@ impl Links {
             Some(Slot::NoIo) => return Ok(None),
             None => {}
         }
-        let made = match io_enabled(dial, deadline).await {
+        let timer = timer_enabled();
+        let made = match io_enabled(dial, timer, deadline).await {
             Some(made) => made,
             None => {
                 self.insert(id, Slot::NoIo);
                 return Ok(None);
             }
         }?;
-        let timer = timer_enabled();
         let generation = self.made.fetch_add(1, Ordering::Relaxed);
         self.insert(id, Slot::Ready(generation, made.clone(), timer));
         Ok(Some(Link {
@@ -223,12 +223,17 @@ impl Links {
 /// under `catch_unwind` (the panic message is printed once for such a
 /// runtime). Where panics abort, only runtimes known to have a driver
 /// would be safe, so async calls there always use the I/O thread.
-async fn io_enabled(dial: &Dial, deadline: Instant) -> Option<RedisResult<Multiplexed>> {
+async fn io_enabled(
+    dial: &Dial,
+    timer: bool,
+    deadline: Instant,
+) -> Option<RedisResult<Multiplexed>> {
     use futures::FutureExt;
     if cfg!(panic = "abort") {
         return None;
     }
-    let connect = std::panic::AssertUnwindSafe(within(deadline, dial.multiplexed())).catch_unwind();
+    let connect =
+        std::panic::AssertUnwindSafe(within_on(timer, deadline, dial.multiplexed())).catch_unwind();
     match connect.await {
         Ok(r) => Some(r),
         Err(_) => {
@@ -248,7 +253,8 @@ fn timer_enabled() -> bool {
 }
 
 /// `f`, or a timeout error at `deadline`, on the current runtime's timer
-/// if it has one (`timer`), on the crate's own otherwise.
+/// if it has one (`timer`), on the crate's own otherwise (a process-wide
+/// thread, started at its first use).
 pub(super) async fn within_on<T>(
     timer: bool,
     deadline: Instant,
@@ -261,6 +267,16 @@ pub(super) async fn within_on<T>(
         }
     } else {
         within(deadline, f).await
+    }
+}
+
+/// Waits until `deadline` on the current runtime's timer (`timer`) or on
+/// the crate's own.
+pub(super) async fn until(timer: bool, deadline: Instant) {
+    if timer {
+        tokio::time::sleep_until(deadline.into()).await
+    } else {
+        Sleep::until(deadline).await
     }
 }
 

@@ -161,7 +161,7 @@ impl Transport {
         };
         let on =
             (rt.runtime_flavor() == tokio::runtime::RuntimeFlavor::CurrentThread).then(|| rt.id());
-        let Some(batch) = self.outbox.take(turn, on, deadline).await else {
+        let Some(batch) = self.outbox.take(turn, on, link.timer, deadline).await else {
             return Ok(Err(timed_out()));
         };
         if batch.len() == 0 && command.is_none() {
@@ -179,7 +179,7 @@ impl Transport {
     /// The queued releases to send ahead of a request on another executor
     /// (the I/O thread), once it is `turn`'s turn; `None` at `deadline`.
     pub(super) async fn take(&self, turn: Turn, deadline: Instant) -> Option<Batch> {
-        self.outbox.take(turn, None, deadline).await
+        self.outbox.take(turn, None, false, deadline).await
     }
 
     /// Sends `batch` and then `command` over `link` (or the connection of
