@@ -121,6 +121,7 @@ mod fixture;
 mod names;
 mod probe;
 pub mod process;
+pub mod redis_cluster;
 pub mod redis_server;
 mod suite;
 mod wait;

@@ -9,6 +9,7 @@ use futures::future::BoxFuture;
 use tokio::sync::oneshot;
 
 use super::client::{Inner, connector_error};
+use super::conn::Connect;
 use super::io::{self, ReplyTo, Request};
 use super::options::RedisOptions;
 use crate::connector::lease::{self, Held};
@@ -76,13 +77,12 @@ impl RedisConnector {
     /// A connector for the store named `name`; connects on first use.
     pub fn new(name: impl Into<String>, options: RedisOptions) -> Result<Self> {
         let name = name.into();
-        let client = redis::Client::open(options.url.as_str()).map_err(|e| Error::InvalidUrl {
+        let connect = Connect::new(&options).map_err(|reason| Error::InvalidUrl {
             url: options.url.clone(),
-            reason: e.to_string(),
+            reason,
         })?;
         let refused = io::Refused::default();
-        let tx = io::start(client, options.timeout, refused.clone())
-            .map_err(|e| connector_error(&name, e))?;
+        let tx = io::start(connect, refused.clone()).map_err(|e| connector_error(&name, e))?;
         let inner = Arc::new(Inner {
             name,
             namespace: options.namespace,
