@@ -323,7 +323,7 @@ async fn scan_cluster(c: ClusterConnection, pattern: &str) -> RedisResult<Vec<St
 impl ConnectionLike for Conn {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         async move {
-            let what = || format!("sending {}", request(cmd));
+            let what = || request(cmd);
             match &mut self.inner {
                 Inner::Single(Ok(m)) => {
                     let mut m = m.clone();
@@ -358,7 +358,7 @@ impl ConnectionLike for Conn {
         async move {
             let what = || {
                 let names: Vec<String> = pipeline.cmd_iter().map(request).collect();
-                format!("sending a pipeline of {}", names.join(", "))
+                format!("a pipeline of {}", names.join(", "))
             };
             match &mut self.inner {
                 Inner::Single(Ok(m)) => {
@@ -487,9 +487,12 @@ fn request(cmd: &Cmd) -> String {
         Some(keys) => {
             let op = text(3 + keys).unwrap_or_default();
             let key = if keys > 0 { text(3) } else { None };
-            format!("`{op}` on {}", key.unwrap_or_default())
+            format!("running `{op}` on {}", key.unwrap_or_default())
         }
-        None => text(0).unwrap_or_default().to_ascii_uppercase(),
+        None => format!(
+            "sending {}",
+            text(0).unwrap_or_default().to_ascii_uppercase()
+        ),
     }
 }
 
