@@ -17,6 +17,8 @@
 //!
 //! The worker processes are this test binary started again (see
 //! `borrowstore_testkit::process`), playing the role [`worker::ROLE`].
+//!
+//! Also here: `examples/multi_process.rs` run on a cluster.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -532,4 +534,38 @@ fn failover_of_every_primary_under_load_loses_nothing() {
         assert!(left.trim().is_empty(), "node {port} keeps {left}");
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `examples/multi_process.rs -- --redis <cluster URL>` runs to its end on
+/// a cluster (the example checks every step itself and fails otherwise).
+#[test]
+fn the_multi_process_example_runs_on_a_cluster() {
+    let cluster = borrowstore_testkit::redis_cluster::shared();
+    let url = cluster.url(&unique_name("example"), "lease_ms=1500");
+    // Integration tests are in target/<profile>/deps/, examples in
+    // target/<profile>/examples/; `cargo test` builds both.
+    let exe = std::env::current_exe().unwrap();
+    let example = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .map(|profile| profile.join("examples").join("multi_process"))
+        .unwrap();
+    if !example.exists() {
+        panic!(
+            "{} is not built (cargo test builds the examples)",
+            example.display()
+        );
+    }
+    let out = std::process::Command::new(&example)
+        .args(["--redis", &url])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("Done. Objects left in the store: 0."),
+        "{}\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
