@@ -316,3 +316,38 @@ fn a_cluster_that_is_down_is_a_clear_error_within_the_timeout() {
     });
     assert!(message.contains("the cluster of"), "{message}");
 }
+
+/// A TLS server whose certificate the client does not trust, and a plain
+/// client at a TLS port: clear errors naming the node, within the timeout.
+#[cfg(feature = "redis-tls")]
+#[test]
+fn a_tls_server_with_an_unknown_authority_is_a_clear_error_within_the_timeout() {
+    let server = borrowstore_testkit::redis_server::shared_tls();
+    let node = format!("127.0.0.1:{}", server.port());
+    // An authority of its own, which did not sign the server's certificate.
+    let other = std::env::temp_dir().join(unique_name("other-ca"));
+    let other_ca = borrowstore_testkit::redis_server::Tls::generate_in(&other).ca;
+    let untrusted = Store::open(&format!(
+        "rediss://{node}/0?ns={}&timeout_ms=500&tls_ca={}",
+        unique_name("tls"),
+        other_ca.display()
+    ))
+    .unwrap();
+    let message = connection_failure(Duration::from_millis(500), &node, "`put`", || {
+        untrusted.put(&1u8)
+    });
+    assert!(message.to_lowercase().contains("certificate"), "{message}");
+    let plain = Store::open(&format!(
+        "redis://{node}/0?ns={}&timeout_ms=500",
+        unique_name("tls")
+    ))
+    .unwrap();
+    connection_failure(Duration::from_millis(500), &node, "`put`", || {
+        plain.put(&1u8)
+    });
+    // And the right authority works.
+    let trusted = Store::open(&server.url(&unique_name("tls"), "timeout_ms=500")).unwrap();
+    let key = trusted.put(&1u8).unwrap();
+    assert!(trusted.evict(&key).unwrap());
+    let _ = std::fs::remove_dir_all(&other);
+}

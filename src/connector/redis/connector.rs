@@ -28,15 +28,21 @@ const RECHECK: Recheck = Recheck::Backoff {
 
 /// Keeps objects in Redis, shared by every process on every machine that
 /// reaches the server
-/// (`redis://host:port/db?ns=NAME&lease_ms=N&timeout_ms=N`).
+/// (`redis://host:port/db?ns=NAME&lease_ms=N&timeout_ms=N`), a Redis Cluster
+/// (`redis+cluster://host1:port1,host2:port2?…`), either over TLS
+/// (`rediss://`, `rediss+cluster://`, with `tls_ca=/path` for a private
+/// authority).
 ///
 /// Every state transition is one Lua script — one round trip — that applies
 /// the rules of [`State::apply`](crate::state::State::apply) atomically and is idempotent (by claim id,
 /// or by a token for puts, publishes, takes and redeems), so a script that
 /// the reconnecting client retries after a lost reply does nothing twice.
 /// Keys are `<namespace>:{<object key>}:<part>`: the hash tag puts all of an
-/// object's keys in one cluster slot. Nothing ever runs `FLUSHDB` or touches
-/// keys outside the namespace.
+/// object's keys in one cluster slot, so on a cluster every script runs on
+/// one node. Nothing ever runs `FLUSHDB` or touches keys outside the
+/// namespace. On a cluster the store's keys are scanned on every primary,
+/// and a failover is ridden out by retrying on the new primary within the
+/// timeout (a retried script does nothing twice).
 ///
 /// The client runs on the connector's own I/O thread, so the connector works
 /// from plain threads, from inside any tokio runtime, and from `Drop`.
