@@ -299,6 +299,7 @@ impl RedisServer {
         }
     }
 
+    #[cfg_attr(not(feature = "redis-tls"), allow(dead_code))]
     fn into_shared(mut self) -> RedisServer {
         if let Some(c) = self.child.take() {
             kill_at_exit(&[c.id()], &self.dir);

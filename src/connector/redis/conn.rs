@@ -75,6 +75,7 @@ impl Connect {
         }
         let ca = tls_ca.as_deref();
         let endpoint = if cluster {
+            #[cfg_attr(not(feature = "redis-tls"), allow(unused_mut))]
             let mut builder = redis::cluster::ClusterClientBuilder::new(nodes.clone())
                 .connection_timeout(options.timeout)
                 .response_timeout(options.timeout)
