@@ -95,11 +95,13 @@
 //!   [`on_every_store!`] runs a list of `fn(Store)` checks on all three.
 //! - Redis: [`redis_server`] starts a real `redis-server` on a free loopback
 //!   port ([`RedisServer`](redis_server::RedisServer), persistent, with a
-//!   password or over TLS with certificates it makes, killed and restarted
-//!   at will), or one that lives as long as the test
+//!   password or over TLS with certificates it makes, killed, frozen and
+//!   restarted at will), or one that lives as long as the test
 //!   ([`url_for_this_test`](redis_server::url_for_this_test)), or a TLS one
-//!   shared by the test binary; [`redis_cluster`] starts a six-node Redis
-//!   Cluster, plain or over TLS, one per test binary
+//!   shared by the test binary; checks written over the
+//!   [`Redis`](redis_server::Redis) trait run on one server or on any other
+//!   deployment that implements it. [`redis_cluster`] starts a six-node
+//!   Redis Cluster, plain or over TLS, one per test binary
 //!   ([`shared`](redis_cluster::shared)) or of a test's own (for
 //!   failovers); [`Suite::redis_fixture_at`] puts a fresh store on either.
 //! - Probes of what a store really holds: [`exists`], [`holders`],
@@ -110,8 +112,9 @@
 //! - Assertions: [`assert_err!`].
 //! - Several processes: [`process`] — child processes of the test binary
 //!   ([`ChildProc`](process::ChildProc), declared with [`child_entry!`]),
-//!   the store they share ([`Target`](process::Target)), and the
-//!   cross-process [`scenarios`](process::scenarios).
+//!   the store they share ([`Target`](process::Target)), the
+//!   cross-process [`scenarios`](process::scenarios), and children whose
+//!   clock is set off ([`process::clock`], through libfaketime).
 //!
 //! ## Features
 //!
