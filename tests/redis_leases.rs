@@ -4,9 +4,9 @@
 //! leave no record.
 //!
 //! Every check is a function of the deployment it runs on (a
-//! [`Redis`]: one server here), and [`lease_checks!`] makes one `#[test]` of
-//! each for one deployment: another deployment (a cluster) is one more
-//! `mod` line at the bottom. Checks that take several seconds (they wait
+//! [`Redis`]), and [`lease_checks!`] makes one `#[test]` of each for one
+//! deployment: one server (`single_server`) and a six-node Redis Cluster
+//! of the test's own (`cluster`: its pause freezes every node). Checks that take several seconds (they wait
 //! out leases or a stall) are separate tests, so the harness runs them in
 //! parallel.
 
@@ -572,4 +572,8 @@ macro_rules! lease_checks {
 
 mod single_server {
     lease_checks!(borrowstore_testkit::redis_server::RedisServer::start());
+}
+
+mod cluster {
+    lease_checks!(borrowstore_testkit::redis_cluster::RedisCluster::start());
 }

@@ -2,7 +2,9 @@
 //! yes` nodes on free loopback ports (three primaries, one replica each),
 //! made a cluster with `redis-cli --cluster create`, plain or over TLS.
 //!
-//! A test binary usually shares one cluster between its tests
+//! A cluster is a [`Redis`] deployment (raw commands follow `MOVED`; a
+//! pause freezes every node). A test binary usually shares one cluster
+//! between its tests
 //! ([`shared`], [`shared_tls`]): it is started by the first test that asks
 //! for it and killed when the test binary exits, and every test works in
 //! a namespace of its own.
@@ -22,7 +24,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use crate::redis_server::{Tls, kill_at_exit};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+
+use crate::redis_server::{Redis, Tls, kill_at_exit};
 
 /// How many nodes a cluster has: three primaries and their replicas.
 pub const NODES: usize = 6;
@@ -31,6 +36,8 @@ pub const NODES: usize = 6;
 /// when dropped — or, for [`shared`] ones, when the test binary exits.
 pub struct RedisCluster {
     nodes: Vec<Child>,
+    /// The nodes' process ids (kept when a watcher owns the processes).
+    pids: Vec<u32>,
     ports: Vec<u16>,
     dir: PathBuf,
     tls: Option<Tls>,
@@ -92,6 +99,7 @@ impl RedisCluster {
         let tls: Option<Tls> = tls.then(|| panic!("TLS needs the testkit's redis-tls feature"));
         let mut cluster = RedisCluster {
             nodes: Vec::new(),
+            pids: Vec::new(),
             ports: ports.clone(),
             dir: dir.clone(),
             tls,
@@ -121,6 +129,7 @@ impl RedisCluster {
                 .stderr(Stdio::null())
                 .spawn()
                 .map_err(|e| format!("redis-server: {e}"))?;
+            cluster.pids.push(child.id());
             cluster.nodes.push(child);
         }
         for &port in &ports {
@@ -300,6 +309,38 @@ impl RedisCluster {
         format!("{base}{sep}ns={namespace}{extra}")
     }
 
+    /// Sends one command (over RESP) to the node at `port`; the raw reply.
+    fn resp(port: u16, args: &[&[u8]]) -> Vec<u8> {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect to a node");
+        let mut req = format!("*{}\r\n", args.len()).into_bytes();
+        for a in args {
+            req.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+            req.extend_from_slice(a);
+            req.extend_from_slice(b"\r\n");
+        }
+        s.write_all(&req).expect("write");
+        s.set_read_timeout(Some(Duration::from_secs(2)))
+            .expect("timeout");
+        let mut buf = vec![0u8; 4096];
+        let n = s.read(&mut buf).expect("read");
+        buf.truncate(n);
+        buf
+    }
+
+    /// Sends a signal by name to every node.
+    fn signal_all(&self, sig: &str) {
+        for pid in &self.pids {
+            let status = Command::new("kill")
+                .arg(format!("-{sig}"))
+                .arg(pid.to_string())
+                .status();
+            assert!(
+                matches!(status, Ok(s) if s.success()),
+                "kill -{sig} {pid} failed: {status:?}"
+            );
+        }
+    }
+
     fn into_shared(mut self) -> RedisCluster {
         let pids: Vec<u32> = self.nodes.iter().map(|c| c.id()).collect();
         kill_at_exit(&pids, &self.dir);
@@ -334,4 +375,44 @@ pub fn shared() -> &'static RedisCluster {
 pub fn shared_tls() -> &'static RedisCluster {
     static CLUSTER: OnceLock<RedisCluster> = OnceLock::new();
     CLUSTER.get_or_init(|| RedisCluster::start_tls().into_shared())
+}
+
+impl Redis for RedisCluster {
+    fn store_url(&self, namespace: &str, query: &str) -> String {
+        self.url(namespace, query)
+    }
+
+    /// Sends the command to a node, and again to the node a `MOVED` reply
+    /// names. (Plain clusters only: raw commands do not speak TLS.)
+    fn command_on(&self, _key: &str, args: &[&[u8]]) -> Vec<u8> {
+        assert!(
+            self.tls.is_none(),
+            "raw commands need a plain cluster, not a TLS one"
+        );
+        let mut port = self.ports[0];
+        for _ in 0..5 {
+            let reply = Self::resp(port, args);
+            let text = String::from_utf8_lossy(&reply);
+            match text
+                .strip_prefix("-MOVED ")
+                .and_then(|m| m.split_whitespace().nth(1))
+                .and_then(|addr| addr.rsplit_once(':'))
+                .and_then(|(_, p)| p.trim().parse().ok())
+            {
+                Some(moved) => port = moved,
+                None => return reply,
+            }
+        }
+        panic!("{args:?}: redirected more than 5 times");
+    }
+
+    /// Freezes every node at once (`SIGSTOP`).
+    fn pause(&self) {
+        self.signal_all("STOP");
+    }
+
+    /// Lets every node run again (`SIGCONT`).
+    fn resume(&self) {
+        self.signal_all("CONT");
+    }
 }
