@@ -101,6 +101,10 @@ impl Inner {
     /// Sends the queued releases and then `command` (if any), blocking the
     /// thread: the reply to `command`.
     fn send(&self, command: Option<&Command>, turn: Turn) -> Result<Option<RValue>> {
+        if self.transport.is_cluster() {
+            // Served by the I/O thread; this thread waits for its reply.
+            return futures::executor::block_on(self.through_io_thread(command.cloned(), turn));
+        }
         self.transport
             .send_blocking(command, turn)
             .map_err(|e| self.failed(e))
@@ -126,7 +130,7 @@ impl Inner {
     /// An async request served by the I/O thread; it counts as detached
     /// while in flight, so the releases queued meanwhile land after it.
     async fn through_io_thread(
-        self: &Arc<Self>,
+        &self,
         command: Option<Command>,
         turn: Turn,
     ) -> Result<Option<RValue>> {
@@ -402,6 +406,9 @@ impl Inner {
     }
 
     pub(super) fn scan_keys(&self) -> Result<Vec<Key>> {
+        if self.transport.is_cluster() {
+            return futures::executor::block_on(self.scan_cluster());
+        }
         let (mut cursor, mut out) = (0, Vec::new());
         loop {
             let v = self.send(Some(&self.scan_command(cursor)), Turn::Request)?;
@@ -413,6 +420,9 @@ impl Inner {
     }
 
     pub(super) async fn scan_keys_async(self: &Arc<Self>) -> Result<Vec<Key>> {
+        if self.transport.is_cluster() {
+            return self.scan_cluster().await;
+        }
         let (mut cursor, mut out) = (0, Vec::new());
         loop {
             let v = self
@@ -423,6 +433,32 @@ impl Inner {
                 return Ok(out);
             }
         }
+    }
+
+    /// The store's keys on every primary of a cluster, after the queued
+    /// releases, on the I/O thread.
+    async fn scan_cluster(&self) -> Result<Vec<Key>> {
+        self.through_io_thread(None, Turn::Request).await?;
+        let pattern = format!("{}:{{*}}:s", self.namespace);
+        let (t, (tx, rx)) = (self.transport.clone(), oneshot::channel());
+        self.enqueue(Request::Run(Box::pin(async move {
+            let _ = tx.send(t.scan_cluster(&pattern).await);
+        })))?;
+        let keys = rx
+            .await
+            .map_err(|_| self.error("the connector's I/O thread has stopped"))?
+            .map_err(|e| self.failed(e))?;
+        let reply = RValue::Array(vec![
+            RValue::Int(0),
+            RValue::Array(
+                keys.into_iter()
+                    .map(|k| RValue::BulkString(k.into_bytes()))
+                    .collect(),
+            ),
+        ]);
+        let mut out = Vec::new();
+        self.scanned(Some(reply), &mut out)?;
+        Ok(out)
     }
 
     /// Adds the object keys of one `SCAN` reply to `out`; the next cursor.

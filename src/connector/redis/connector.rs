@@ -7,6 +7,7 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 
 use super::client::{Inner, connector_error};
+use super::conn::Connect;
 use super::io;
 use super::liveness::Liveness;
 use super::options::RedisOptions;
@@ -28,15 +29,21 @@ const RECHECK: Recheck = Recheck::Backoff {
 
 /// Keeps objects in Redis, shared by every process on every machine that
 /// reaches the server
-/// (`redis://host:port/db?ns=NAME&lease_ms=N&timeout_ms=N`).
+/// (`redis://host:port/db?ns=NAME&lease_ms=N&timeout_ms=N`), a Redis Cluster
+/// (`redis+cluster://host1:port1,host2:port2?…`), either over TLS
+/// (`rediss://`, `rediss+cluster://`, with `tls_ca=/path` for a private
+/// authority).
 ///
 /// Every state transition is one Lua script — one round trip — that applies
 /// the rules of [`State::apply`](crate::state::State::apply) atomically and is idempotent (by claim id,
 /// or by a token for puts, publishes, takes and redeems), so a script that
 /// the reconnecting client retries after a lost reply does nothing twice.
 /// Keys are `<namespace>:{<object key>}:<part>`: the hash tag puts all of an
-/// object's keys in one cluster slot. Nothing ever runs `FLUSHDB` or touches
-/// keys outside the namespace.
+/// object's keys in one cluster slot, so on a cluster every script runs on
+/// one node. Nothing ever runs `FLUSHDB` or touches keys outside the
+/// namespace. On a cluster the store's keys are scanned on every primary,
+/// and a failover is ridden out by retrying on the new primary within the
+/// timeout (a retried script does nothing twice).
 ///
 /// A blocking operation sends its request on the calling thread, over a
 /// small pool of connections; an `_async` operation polled by a tokio
@@ -50,6 +57,10 @@ const RECHECK: Recheck = Recheck::Backoff {
 /// loaded as a function library (`FUNCTION LOAD`) and called with `FCALL`
 /// where the server has functions (Redis 7 and later), and by `EVALSHA`
 /// otherwise; it is loaded again when a restarted server has lost it.
+///
+/// That is one server, plain or over TLS. A cluster's requests, blocking
+/// and async, are all served by the I/O thread over one cluster connection
+/// (its pipelines split by hash tag, the script loaded on every primary).
 ///
 /// Releases are queued without waiting and ride at the front of the next
 /// request's pipeline (or go out alone from the I/O thread after a
@@ -116,11 +127,11 @@ impl RedisConnector {
     /// A connector for the store named `name`; connects on first use.
     pub fn new(name: impl Into<String>, options: RedisOptions) -> Result<Self> {
         let name = name.into();
-        let client = redis::Client::open(options.url.as_str()).map_err(|e| Error::InvalidUrl {
+        let connect = Connect::new(&options).map_err(|reason| Error::InvalidUrl {
             url: options.url.clone(),
-            reason: e.to_string(),
+            reason,
         })?;
-        let dial = Dial::new(client).map_err(|e| Error::InvalidUrl {
+        let dial = Dial::new(connect).map_err(|e| Error::InvalidUrl {
             url: options.url.clone(),
             reason: e.to_string(),
         })?;

@@ -64,8 +64,8 @@ async fn io_loop(transport: Arc<Transport>, mut rx: mpsc::UnboundedReceiver<Requ
             Request::Subscribe { channel, waiters } => {
                 if !subscribed {
                     subscribed = true;
-                    let client = transport.dial.client().clone();
-                    tokio::spawn(subscribe::run(client, channel, waiters, transport.timeout));
+                    let connect = transport.dial.connect().clone();
+                    tokio::spawn(subscribe::run(connect, channel, waiters));
                 }
             }
             Request::Run(job) => {

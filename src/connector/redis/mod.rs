@@ -25,10 +25,16 @@
 //!   the process table; the claim records it stores are documented at its
 //!   top), called as a function (`FCALL`) or by `EVALSHA`, its arguments,
 //!   and the helpers that read its replies;
-//! - `options` — [`RedisOptions`] and the `redis://` URL they are read from.
+//! - `options` — [`RedisOptions`] and the URL they are read from
+//!   (`redis://`, `rediss://`, `redis+cluster://`, `rediss+cluster://`);
+//! - `conn` — the connections of a Redis Cluster (and the one server's
+//!   client, plain or over TLS): one connection type over a cluster, each
+//!   request bounded by the timeout and its errors naming the node and the
+//!   request.
 
 mod calls;
 mod client;
+mod conn;
 mod connector;
 mod io;
 mod liveness;

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, RedisError, RedisResult};
 
+use super::conn::Connect;
 use crate::connector::Sleep;
 use crate::sync::unmodeled;
 
@@ -26,29 +27,51 @@ const MAX_RUNTIMES: usize = 16;
 
 /// Makes the connector's connections, from its options.
 pub(super) struct Dial {
-    client: redis::Client,
+    /// One server's client (plain or TLS); `None` for a cluster.
+    client: Option<redis::Client>,
+    connect: Connect,
 }
 
 impl Dial {
-    /// Connections of `client`, which skip `CLIENT SETINFO` (one round
-    /// trip less per connection, and no reply to wait for on a stopped
-    /// server).
-    pub(super) fn new(client: redis::Client) -> RedisResult<Self> {
-        let info = client.get_connection_info().clone();
-        let redis = info.redis_settings().clone().set_skip_set_lib_name();
-        Ok(Dial {
-            client: redis::Client::open(info.set_redis_settings(redis))?,
-        })
+    /// The connections `connect` names. For one server they skip
+    /// `CLIENT SETINFO` (one round trip less per connection, and no reply
+    /// to wait for on a stopped server); a cluster is reached through
+    /// [`Connect`]'s cluster connection only, on the I/O thread.
+    pub(super) fn new(connect: Connect) -> RedisResult<Self> {
+        let client = match connect.single() {
+            Some(client) => {
+                let info = client.get_connection_info().clone();
+                let redis = info.redis_settings().clone().set_skip_set_lib_name();
+                Some(redis::Client::open(info.set_redis_settings(redis))?)
+            }
+            None => None,
+        };
+        Ok(Dial { client, connect })
     }
 
-    /// The client, for the subscriber connection.
-    pub(super) fn client(&self) -> &redis::Client {
-        &self.client
+    /// What connects to the servers, for the subscriber connection and a
+    /// cluster's connection.
+    pub(super) fn connect(&self) -> &Connect {
+        &self.connect
+    }
+
+    /// Whether the servers are a cluster (reached over the I/O thread).
+    pub(super) fn is_cluster(&self) -> bool {
+        self.client.is_none()
+    }
+
+    fn client(&self) -> RedisResult<&redis::Client> {
+        self.client.as_ref().ok_or_else(|| {
+            RedisError::from((
+                redis::ErrorKind::Client,
+                "a cluster has no single-server connections",
+            ))
+        })
     }
 
     /// A blocking connection, made (and set up) within `timeout`.
     pub(super) fn blocking(&self, timeout: Duration) -> RedisResult<Blocking> {
-        self.client.get_connection_with_timeout(timeout)
+        self.client()?.get_connection_with_timeout(timeout)
     }
 
     /// A multiplexed connection whose driver runs on the current tokio
@@ -58,7 +81,7 @@ impl Dial {
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(None)
             .set_response_timeout(None);
-        self.client
+        self.client()?
             .get_multiplexed_async_connection_with_config(&config)
             .await
     }

@@ -35,6 +35,7 @@ fn library() -> &'static (String, String) {
 
 /// One request of a pipeline: a call of the script on one object's five
 /// keys, or a plain command.
+#[derive(Clone)]
 pub(super) enum Command {
     /// The script on `keys` with `args`.
     Script {
@@ -175,11 +176,14 @@ impl Scripting {
             match self.fix(&replies) {
                 Some(fix) if tries < 2 => {
                     tries += 1;
+                    // Alone, not in a pipeline: a cluster connection
+                    // sends a load to every primary.
                     if let Some(load) = self.load(fix) {
-                        let mut pipe = redis::pipe();
-                        pipe.ignore_errors().add_command(load);
-                        let mut r: Vec<RValue> = pipe.query_async(con).await?;
-                        loaded(r.pop().ok_or_else(no_reply)?)?;
+                        match load.query_async::<RValue>(con).await {
+                            Ok(r) => loaded(r)?,
+                            Err(e) if e.to_string().contains("already exists") => {}
+                            Err(e) => return Err(e),
+                        }
                     }
                 }
                 _ => return Ok(replies),

@@ -12,8 +12,9 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use redis::{RedisResult, Value as RValue};
+use redis::{RedisError, RedisResult, Value as RValue};
 
+use super::conn::{Conn, describe, request};
 use super::outbox::{Batch, Outbox, Turn};
 use super::pool::{Dial, Link, Links, Pool, Pooled, broken, timed_out, within_on};
 use super::script::{Command, Scripting, reply};
@@ -28,6 +29,9 @@ pub(super) struct Transport {
     pub(super) scripting: Scripting,
     /// How long one operation may take.
     pub(super) timeout: Duration,
+    /// A cluster's connection, used on the I/O thread only (`None` for one
+    /// server).
+    cluster: Option<tokio::sync::Mutex<Conn>>,
 }
 
 /// How much later than its deadline a blocking request may give up: its
@@ -47,7 +51,11 @@ type Flight = Pin<Box<dyn Future<Output = RedisResult<Option<RValue>>> + Send>>;
 
 impl Transport {
     pub(super) fn new(dial: Dial, timeout: Duration) -> Self {
+        let cluster = dial
+            .is_cluster()
+            .then(|| tokio::sync::Mutex::new(dial.connect().connection()));
         Transport {
+            cluster,
             dial,
             pool: Pool::default(),
             links: Links::default(),
@@ -73,7 +81,9 @@ impl Transport {
             return Ok(None);
         }
         let commands: Vec<&Command> = batch.commands().chain(command).collect();
-        let replies = self.exchange_blocking(&commands, deadline)?;
+        let replies = self
+            .exchange_blocking(&commands, deadline)
+            .map_err(|e| self.named(e, command))?;
         answer(batch, replies, command.is_some())
     }
 
@@ -153,6 +163,10 @@ impl Transport {
         command: Option<Command>,
         turn: Turn,
     ) -> Result<RedisResult<Option<RValue>>, NoIo> {
+        if self.cluster.is_some() {
+            // A cluster's requests all go through the I/O thread.
+            return Err(NoIo(command));
+        }
         let deadline = Instant::now() + self.timeout;
         let link = match self.links.get(&self.dial, &rt, deadline).await {
             Ok(Some(link)) => link,
@@ -176,6 +190,21 @@ impl Transport {
         .await)
     }
 
+    /// Whether the servers are a cluster: every request then goes through
+    /// the I/O thread, over [`Conn`].
+    pub(super) fn is_cluster(&self) -> bool {
+        self.cluster.is_some()
+    }
+
+    /// The keys matching `pattern` on every primary of the cluster (on the
+    /// I/O thread); nothing on one server.
+    pub(super) async fn scan_cluster(&self, pattern: &str) -> RedisResult<Vec<String>> {
+        match &self.cluster {
+            Some(c) => c.lock().await.scan(pattern).await,
+            None => Ok(Vec::new()),
+        }
+    }
+
     /// The queued releases to send ahead of a request on another executor
     /// (the I/O thread), once it is `turn`'s turn; `None` at `deadline`.
     pub(super) async fn take(&self, turn: Turn, deadline: Instant) -> Option<Batch> {
@@ -192,8 +221,30 @@ impl Transport {
         deadline: Instant,
     ) -> RedisResult<Option<RValue>> {
         let commands: Vec<&Command> = batch.commands().chain(command.as_ref()).collect();
-        let replies = self.exchange_async(link, &commands, deadline).await?;
+        let replies = self
+            .exchange_async(link, &commands, deadline)
+            .await
+            .map_err(|e| self.named(e, command.as_ref()))?;
         answer(batch, replies, command.is_some())
+    }
+
+    /// `e` naming the servers and the request `command` (or the queued
+    /// releases), unless it names the servers already.
+    fn named(&self, e: RedisError, command: Option<&Command>) -> RedisError {
+        let node = self.dial.connect().name();
+        if e.to_string().contains(&node) {
+            return e;
+        }
+        let what = match command {
+            Some(Command::Script { keys, args }) => format!(
+                "running `{}` on {}",
+                String::from_utf8_lossy(args.first().map(Vec::as_slice).unwrap_or_default()),
+                keys[0]
+            ),
+            Some(Command::Plain(cmd)) => request(cmd),
+            None => "sending the queued releases".to_owned(),
+        };
+        describe(e, &node, &what)
     }
 
     async fn exchange_async(
@@ -202,6 +253,15 @@ impl Transport {
         commands: &[&Command],
         deadline: Instant,
     ) -> RedisResult<Vec<RValue>> {
+        if let Some(cluster) = &self.cluster {
+            // On the I/O thread (its runtime has a timer); the cluster
+            // connection retries on another node by itself.
+            return within_on(true, deadline, async {
+                let mut c = cluster.lock().await;
+                self.scripting.exchange_async(&mut *c, commands).await
+            })
+            .await;
+        }
         let mut resends = 0;
         loop {
             let mut l = match link.take() {
