@@ -75,7 +75,7 @@ async fn io_loop(transport: Arc<Transport>, mut rx: mpsc::UnboundedReceiver<Requ
     }
     // The connector is gone: apply what is left, then stop.
     let rt = tokio::runtime::Handle::current();
-    if let Ok(Err(e)) = transport.send_async(rt, None, Turn::Flush).await {
+    if let Err(e) = transport.send_on_io_thread(rt, None, Turn::Flush).await {
         tracing::warn!(error = %e, "queued releases lost with the connector; their leases will expire");
     }
 }
@@ -109,8 +109,7 @@ async fn sender(transport: Arc<Transport>, mut kicked: mpsc::UnboundedReceiver<b
             } else {
                 Turn::Stale(LINGER)
             };
-            let sent = transport.send_async(rt, None, turn).await;
-            let failed = !matches!(sent, Ok(Ok(_)));
+            let failed = transport.send_on_io_thread(rt, None, turn).await.is_err();
             if !transport.outbox.watch(&mut seen, &mut quiet, WATCH) {
                 break;
             }

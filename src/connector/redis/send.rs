@@ -190,6 +190,33 @@ impl Transport {
         .await)
     }
 
+    /// [`send_async`](Self::send_async) on the I/O thread (its runtime
+    /// `rt`): a cluster's requests too, over [`Conn`].
+    pub(super) async fn send_on_io_thread(
+        self: &Arc<Self>,
+        rt: tokio::runtime::Handle,
+        command: Option<Command>,
+        turn: Turn,
+    ) -> RedisResult<Option<RValue>> {
+        if !self.is_cluster() {
+            return match self.send_async(rt, command, turn).await {
+                Ok(r) => r,
+                Err(NoIo(_)) => Err(RedisError::from((
+                    redis::ErrorKind::Client,
+                    "the I/O thread's runtime cannot do I/O",
+                ))),
+            };
+        }
+        let deadline = Instant::now() + self.timeout;
+        let Some(batch) = self.outbox.take(turn, Some(rt.id()), true, deadline).await else {
+            return Err(timed_out());
+        };
+        if batch.len() == 0 && command.is_none() {
+            return Ok(None);
+        }
+        self.clone().flight(None, batch, command, deadline).await
+    }
+
     /// Whether the servers are a cluster: every request then goes through
     /// the I/O thread, over [`Conn`].
     pub(super) fn is_cluster(&self) -> bool {
