@@ -6,6 +6,7 @@ use std::ops::{Deref, DerefMut};
 use crate::codec::Storable;
 use crate::error::Result;
 use crate::key::Key;
+use crate::observe::{self, op_span};
 use crate::ownership::borrow_core::{BorrowCore, Borrowed};
 use crate::ownership::object::{publish_local, publish_local_async};
 use crate::ownership::owned::OwnedProxy;
@@ -361,11 +362,18 @@ impl<T: Storable> fmt::Debug for RefMutProxy<T> {
 /// assert_eq!(*borrow(&owner)?, vec![1, 2]);
 /// # Ok(()) }
 /// ```
+#[track_caller]
 pub fn mut_borrow<T: Storable>(owner: &OwnedProxy<T>) -> Result<RefMutProxy<T>> {
-    let (claim, value) = owner.obj.acquire_resolving::<T>(ClaimKind::Writer)?;
-    Ok(RefMutProxy::from_core(BorrowCore::new(
-        owner.obj.clone(),
-        claim,
-        value,
-    )))
+    let span = op_span!("mut_borrow", owner.obj.store, owner.obj.key);
+    let r = {
+        let _in = span.enter();
+        owner
+            .obj
+            .acquire_resolving::<T>(ClaimKind::Writer)
+            .map(|(claim, value)| {
+                RefMutProxy::from_core(BorrowCore::new(owner.obj.clone(), claim, value))
+            })
+    };
+    observe::finish(&span, || owner.obj.store.name(), "mut_borrow", &r);
+    r
 }

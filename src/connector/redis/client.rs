@@ -294,10 +294,7 @@ impl Renew for Inner {
                     .filter_map(|p| {
                         let kind = kind_from(&text(p.first()?)?)?;
                         let id = crate::key::parse_hex128(&text(p.get(1)?)?)?;
-                        Some(Claim {
-                            kind,
-                            id: ClaimId::from_u128(id),
-                        })
+                        Some(Claim::rebuilt(kind, ClaimId::from_u128(id)))
                     })
                     .collect()
             }

@@ -13,12 +13,14 @@
 //!   waiting borrows when the release script announces a release;
 //! - `script` — the Lua script (`state.lua`), its invocation, its
 //!   arguments, and the helpers that read its replies;
-//! - `options` — [`RedisOptions`] and the `redis://` URL they are read from.
+//! - `options` — [`RedisOptions`] and the `redis://` URL they are read from;
+//! - `notes` — what inspection reads: the claims and their notes.
 
 mod calls;
 mod client;
 mod connector;
 mod io;
+mod notes;
 mod options;
 mod script;
 mod subscribe;

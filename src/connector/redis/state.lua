@@ -23,7 +23,15 @@
 --
 -- A refusal because of borrows ('borrowed', 'mutably_borrowed') carries the
 -- borrows it saw: 'borrowed:<readers>:<writer 0/1>'.
+--
+-- Notes hash (M, '<namespace>:{<object key>}:m', in the same slot as the
+-- state hash; what inspection shows, never what a rule reads): field 'obj'
+-- = '<type name>|<size>|<created ms>|<name>', and for each claim id
+-- '<pid>|<host>|<taken ms>|<label>', written by the call that takes the
+-- claim (the last argument of put, acquire, acquire_fetch and redeem) and
+-- deleted by its release; notes of expired claims go with the object.
 local S, R, H, T, X = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local M = string.sub(S, 1, -2) .. 'm'
 local op = ARGV[1]
 local NS, OKEY = string.match(S, '^(.*):{([^}]*)}:s$')
 
@@ -57,7 +65,7 @@ local function holds(kind, id)
   return false
 end
 
-local function evict() redis.call('DEL', S, R, H, T) end
+local function evict() redis.call('DEL', S, R, H, T, M) end
 
 -- Evicts when the object had an owner and no claim is left.
 local function settle()
@@ -159,6 +167,19 @@ local function release(kind, id, disown)
   return 'ok'
 end
 
+-- Records the note of a claim just taken ('' for none).
+local function note(id, text)
+  if text and text ~= '' then redis.call('HSET', M, id, text) end
+end
+
+-- Everything inspection shows, as it is: expired claims are not released.
+local function inspect_all()
+  local s = redis.call('HMGET', S, 'v', 'o', 'od', 'w', 'wd', 'had')
+  return {'ok', s[1], s[2] or '', s[3] or '', s[4] or '', s[5] or '', s[6] or '0',
+          redis.call('HGETALL', R), redis.call('HGETALL', H), redis.call('HGETALL', T),
+          redis.call('HGETALL', M), tostring(now_ms())}
+end
+
 local function renew(kind, id, deadline)
   if not holds(kind, id) then return false end
   if kind == 'o' then redis.call('HSET', S, 'od', deadline)
@@ -169,13 +190,15 @@ local function renew(kind, id, deadline)
 end
 
 if op == 'put' then
-  -- ARGV: blob, put token, init kind ('' for none), init id, deadline
+  -- ARGV: blob, put token, init kind ('' for none), init id, deadline,
+  -- init claim's note, object note
   if exists() then
     if redis.call('HGET', S, 'p') == ARGV[3] then return 'ok' end
     return 'exists'
   end
   redis.call('HSET', S, 'v', 1, 'b', ARGV[2], 'had', '0', 'p', ARGV[3])
-  if ARGV[4] ~= '' then acquire(ARGV[4], ARGV[5], ARGV[6]) end
+  if ARGV[4] ~= '' then acquire(ARGV[4], ARGV[5], ARGV[6]); note(ARGV[5], ARGV[7]) end
+  if ARGV[8] then redis.call('HSET', M, 'obj', ARGV[8]) end
   return 'ok'
 end
 
@@ -198,6 +221,11 @@ if op == 'take' then
   return {'ok', vb[1], vb[2]}
 end
 
+if op == 'inspect' then
+  if not exists() then return {'missing'} end
+  return inspect_all()
+end
+
 if not exists() then
   if op == 'release' or op == 'renew' then return 'ok' end
   if op == 'fetch' or op == 'inspect' then return {'missing'} end
@@ -218,22 +246,27 @@ if op == 'fetch' then
   if v == ARGV[2] then return {'unchanged', v} end
   return {'changed', v, redis.call('HGET', S, 'b')}
 elseif op == 'acquire' then
-  -- ARGV: kind, id, deadline
-  return acquire(ARGV[2], ARGV[3], ARGV[4])
+  -- ARGV: kind, id, deadline, note
+  local status = acquire(ARGV[2], ARGV[3], ARGV[4])
+  if status == 'ok' then note(ARGV[3], ARGV[5]) end
+  return status
 elseif op == 'acquire_fetch' then
-  -- ARGV: kind, id, deadline, known version. A borrow and a version-checked
+  -- ARGV: kind, id, deadline, known version, note. A borrow and a version-checked
   -- read in one round trip: {status} or {'ok', 'unchanged', v} or
   -- {'ok', 'changed', v, value}.
   local status = acquire(ARGV[2], ARGV[3], ARGV[4])
   if status ~= 'ok' then return {status} end
+  note(ARGV[3], ARGV[6])
   local v = redis.call('HGET', S, 'v')
   if v == ARGV[5] then return {'ok', 'unchanged', v} end
   return {'ok', 'changed', v, redis.call('HGET', S, 'b')}
 elseif op == 'release' then
   -- ARGV: kind, id
+  redis.call('HDEL', M, ARGV[3])
   return release(ARGV[2], ARGV[3], false)
 elseif op == 'disown' then
   -- ARGV: kind, id
+  redis.call('HDEL', M, ARGV[3])
   return release(ARGV[2], ARGV[3], true)
 elseif op == 'evict' then
   if written() or readers() > 0 then return busy('borrowed') end
@@ -262,7 +295,7 @@ elseif op == 'issue' then
   redis.call('HSET', T, ARGV[2], ARGV[3] .. ':' .. ARGV[4])
   return 'ok'
 elseif op == 'redeem' then
-  -- ARGV: ticket, redeem token, deadline, kind. Returns {'ok', kind, id}.
+  -- ARGV: ticket, redeem token, deadline, kind, note. Returns {'ok', kind, id}.
   -- A ticket of another kind (damaged bytes) is refused and not consumed.
   local t = redis.call('HGET', T, ARGV[2])
   if not t then return {'redeemed'} end
@@ -278,10 +311,10 @@ elseif op == 'redeem' then
     return {'redeemed'}
   end
   redis.call('HSET', T, ARGV[2], 'R:' .. ARGV[3] .. ':' .. t)
+  -- The redeemer's process and time, the label the claim was taken with.
+  local old = redis.call('HGET', M, id) or ''
+  note(id, (ARGV[6] or '') .. (string.match(old, '^[^|]*|[^|]*|[^|]*|(.*)$') or ''))
   return {'ok', kind, id}
-elseif op == 'inspect' then
-  return {'ok', redis.call('HGET', S, 'v'), owned() and 1 or 0, written() and 1 or 0,
-          readers(), holders(), redis.call('HGET', S, 'had')}
 elseif op == 'reap' then
   return 'ok'
 end
