@@ -123,13 +123,13 @@ impl fmt::Display for ClaimRole {
 /// One claim on an object, as its store recorded it.
 ///
 /// ```
-/// use borrowstore::{Store, borrow};
+/// use borrowstore::{OwnedProxy, Store, borrow};
 /// use borrowstore::connector::ClaimRole;
 /// # fn main() -> Result<(), borrowstore::Error> {
 /// let store = Store::memory("doc-claim-info");
 /// let owner = store.owned_proxy(1u8)?;
 /// let r = borrow(&owner)?;
-/// let info = store.inspect(owner.key())?.expect("stored");
+/// let info = store.inspect(OwnedProxy::key(&owner))?.expect("stored");
 /// let reader = info.claims.iter().find(|c| c.kind == ClaimRole::Reader).expect("a reader");
 /// assert_eq!(reader.pid, std::process::id());
 /// assert!(reader.label.as_deref().is_some_and(|l| l.starts_with(file!())));

@@ -99,6 +99,7 @@ impl Store {
         observe::finish(&span, || self.name(), "put", &entry);
         let entry = entry?;
         observe::objects(self.name(), 1.0);
+        observe::claims(self.name(), 1.0);
         let obj = Object::new(self.clone(), key, entry);
         let owner = OwnedProxy::from_parts(obj, claim, Some(Snapshot { value, version: 1 }));
         let obj = owner.obj.clone();
@@ -125,6 +126,7 @@ impl Store {
         observe::finish(&span, || self.name(), "put", &entry);
         let entry = entry?;
         observe::objects(self.name(), 1.0);
+        observe::claims(self.name(), 1.0);
         let obj = Object::new(self.clone(), key, entry);
         let owner = OwnedProxy::from_parts(obj, claim, Some(Snapshot { value, version: 1 }));
         // The creation hook: an open liveness scope manages it too. On

@@ -8,13 +8,13 @@ use redis::Value as RValue;
 
 use super::client::Inner;
 use super::connector::RedisConnector;
-use super::script::{args, items, kind_code, kind_from, text, token};
+use super::script::{args, int, items, kind_code, kind_from, text, token};
 use crate::connector::offload::Undo;
 use crate::connector::{Entry, Fetch, Inspect, ObjectMeta, Stored, Value, this_process};
 use crate::error::{Error, Result};
 use crate::key::{ClaimId, Key};
 use crate::observe::Timer;
-use crate::state::{Claim, ClaimKind, Init, Op};
+use crate::state::{Claim, ClaimKind, Init, Op, State};
 
 /// The note of a claim this process takes now, as the script records it
 /// (see `state.lua`): `<pid>|<host>|<taken ms>|<label>`; for a redeem, the
@@ -291,10 +291,12 @@ impl RedisConnector {
         }
     }
 
-    pub(super) fn inspect_call(key: &Key) -> Call<Option<Inspect>> {
+    /// What inspection reports: the claims and their notes as they are
+    /// (expired ones are listed, not released).
+    pub(super) fn peek_call(key: &Key) -> Call<Option<Inspect>> {
         Call {
             key: *key,
-            args: args([b"inspect"]),
+            args: args([b"peek"]),
             read: |inner, key, v| {
                 let parts = items(v);
                 match parts.first().and_then(text).as_deref() {
@@ -304,6 +306,33 @@ impl RedisConnector {
                         .ok_or_else(|| inner.error(format!("malformed inspect reply for {key}"))),
                     _ => Err(inner.error(format!("malformed inspect reply for {key}"))),
                 }
+            },
+        }
+    }
+
+    /// The object's counts, after releasing its expired claims (what
+    /// `exists` asks).
+    pub(super) fn inspect_call(key: &Key) -> Call<Option<Inspect>> {
+        Call {
+            key: *key,
+            args: args([b"inspect"]),
+            read: |inner, key, v| {
+                let parts = items(v);
+                match parts.first().and_then(text).as_deref() {
+                    Some("missing") => return Ok(None),
+                    Some("ok") => {}
+                    _ => return Err(inner.error(format!("malformed inspect reply for {key}"))),
+                }
+                let n = |i: usize| int(parts.get(i)).unwrap_or(0);
+                let state = State::from_parts(
+                    u32::try_from(n(4)).unwrap_or(u32::MAX),
+                    n(3) == 1,
+                    n(2) == 1,
+                    u32::try_from(n(5)).unwrap_or(u32::MAX),
+                    n(6) == 1,
+                    false,
+                );
+                Ok(Some(Inspect::new(state, n(1))))
             },
         }
     }

@@ -172,7 +172,8 @@ local function note(id, text)
   if text and text ~= '' then redis.call('HSET', M, id, text) end
 end
 
--- Everything inspection shows, as it is: expired claims are not released.
+-- Everything inspection shows (op 'peek'), as it is: expired claims are not
+-- released.
 local function inspect_all()
   local s = redis.call('HMGET', S, 'v', 'o', 'od', 'w', 'wd', 'had')
   return {'ok', s[1], s[2] or '', s[3] or '', s[4] or '', s[5] or '', s[6] or '0',
@@ -221,7 +222,8 @@ if op == 'take' then
   return {'ok', vb[1], vb[2]}
 end
 
-if op == 'inspect' then
+if op == 'peek' then
+  -- What inspection shows, as it is: expired claims are listed, not released.
   if not exists() then return {'missing'} end
   return inspect_all()
 end
@@ -315,6 +317,9 @@ elseif op == 'redeem' then
   local old = redis.call('HGET', M, id) or ''
   note(id, (ARGV[6] or '') .. (string.match(old, '^[^|]*|[^|]*|[^|]*|(.*)$') or ''))
   return {'ok', kind, id}
+elseif op == 'inspect' then
+  return {'ok', redis.call('HGET', S, 'v'), owned() and 1 or 0, written() and 1 or 0,
+          readers(), holders(), redis.call('HGET', S, 'had')}
 elseif op == 'reap' then
   return 'ok'
 end
