@@ -88,29 +88,42 @@ fn count<'a, T>(store: impl FnOnce() -> &'a str, op: &'static str, r: &Result<T,
 #[inline(always)]
 fn count<'a, T>(_store: impl FnOnce() -> &'a str, _op: &'static str, _r: &Result<T, Error>) {}
 
-/// Moves the live-objects gauge of `store` by `delta`.
+/// Whether anything watches the crate's operations: a subscriber that
+/// wants its `debug` spans, or the `metrics` feature. The hot paths of the
+/// memory store check this once and, when nothing watches, run as if the
+/// crate had no spans: no span is made, no field is read.
 #[inline(always)]
-pub(crate) fn objects(store: &str, delta: f64) {
+pub(crate) fn watched() -> bool {
+    cfg!(feature = "metrics") || tracing::enabled!(target: "borrowstore", tracing::Level::DEBUG)
+}
+
+/// Moves the live-objects gauge of the store named by `store()` by `delta`.
+#[inline(always)]
+pub(crate) fn objects<'a>(store: impl FnOnce() -> &'a str, delta: f64) {
     #[cfg(feature = "metrics")]
-    metrics::gauge!("borrowstore_live_objects", "store" => store.to_owned()).increment(delta);
+    metrics::gauge!("borrowstore_live_objects", "store" => store().to_owned()).increment(delta);
+    #[cfg(not(feature = "metrics"))]
     let _ = (store, delta);
 }
 
-/// Moves the live-claims gauge of `store` by `delta`.
+/// Moves the live-claims gauge of the store named by `store()` by `delta`.
 #[inline(always)]
-pub(crate) fn claims(store: &str, delta: f64) {
+pub(crate) fn claims<'a>(store: impl FnOnce() -> &'a str, delta: f64) {
     #[cfg(feature = "metrics")]
-    metrics::gauge!("borrowstore_live_claims", "store" => store.to_owned()).increment(delta);
+    metrics::gauge!("borrowstore_live_claims", "store" => store().to_owned()).increment(delta);
+    #[cfg(not(feature = "metrics"))]
     let _ = (store, delta);
 }
 
 /// Times a network round trip for `borrowstore_network_seconds` (nothing
 /// without the `metrics` feature).
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
 pub(crate) struct Timer {
     #[cfg(feature = "metrics")]
     start: std::time::Instant,
 }
 
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
 impl Timer {
     #[inline(always)]
     pub(crate) fn start() -> Timer {

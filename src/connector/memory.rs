@@ -1,6 +1,5 @@
 //! The in-process connector: a concurrent map of slots.
 
-use std::borrow::Cow;
 use std::sync::{Mutex, Weak};
 
 use crate::codec;
@@ -72,18 +71,20 @@ struct Slot {
     has_tickets: std::sync::atomic::AtomicBool,
     /// What was recorded when the value was stored.
     meta: SlotMeta,
-    /// The owner claim's record (read while the state says it is owned).
+    /// The record of an owner claim taken after the put (read while the
+    /// state says it is owned); `None`: the owner is the one it was put
+    /// with, whose note is in `meta`.
     owner: Mutex<Option<Noted>>,
     /// The claims not in the journal.
     noted: Mutex<Vec<Noted>>,
 }
 
-/// What a slot records of its value when it is stored.
+/// What a slot records when its value is stored (the value's type and
+/// size are read from the value at inspection).
 struct SlotMeta {
-    type_name: Option<Cow<'static, str>>,
-    size: u64,
     created_ms: u64,
-    label: Option<&'static str>,
+    /// The note of the owner claim it was put with (or none).
+    owner_note: Note,
 }
 
 /// A claim recorded beside a slot.
@@ -241,26 +242,42 @@ impl Slot {
                 n.ticket = ticket;
             }
         };
-        if let Some(o) = lock(&self.owner).as_mut() {
+        if c.kind == ClaimKind::Owner {
+            let mut owner = lock(&self.owner);
+            let o = owner.get_or_insert_with(|| Noted {
+                id: c.id,
+                kind: ClaimKind::Owner,
+                ticket: false,
+                note: self.meta.owner_note,
+                since_ms: self.meta.created_ms,
+            });
             mark(o);
         }
         lock(&self.noted).iter_mut().for_each(mark);
     }
 
     /// What inspection reports of the slot's records.
-    fn records(&self, state: State) -> (ObjectMeta, Vec<ClaimInfo>) {
+    fn records(&self, state: State, value: &Value) -> (ObjectMeta, Vec<ClaimInfo>) {
         let m = &self.meta;
+        let (type_name, size) = match value {
+            Value::Local(l) => (Some(l.type_name().to_owned()), l.size() as u64),
+            Value::Bytes(b) => (
+                codec::header(b).ok().map(|h| h.type_name().to_owned()),
+                b.len() as u64,
+            ),
+        };
         let object = ObjectMeta {
-            type_name: m.type_name.as_deref().map(str::to_owned),
-            size: Some(m.size),
+            type_name,
+            size: Some(size),
             created_ms: Some(m.created_ms),
-            label: m.label.map(str::to_owned),
+            label: m.owner_note.name().map(str::to_owned),
         };
         let mut claims = Vec::new();
-        if state.owned()
-            && let Some(o) = *lock(&self.owner)
-        {
-            claims.push(o.info());
+        if state.owned() {
+            claims.push(match *lock(&self.owner) {
+                Some(o) => o.info(),
+                None => ClaimInfo::here(ClaimRole::Owner, m.owner_note.label(), m.created_ms),
+            });
         }
         claims.extend(lock(&self.noted).iter().map(Noted::info));
         let me = std::ptr::from_ref(self).cast::<()>() as usize;
@@ -413,22 +430,10 @@ impl Connector for MemoryConnector {
     }
 
     fn put(&self, key: &Key, value: Value, init: Init) -> Result<Option<Arc<dyn Entry>>> {
-        let (type_name, size) = match &value {
-            Value::Local(l) => (Some(Cow::Borrowed(l.type_name())), l.size() as u64),
-            Value::Bytes(b) => (
-                codec::header(b)
-                    .ok()
-                    .map(|h| Cow::Owned(h.type_name().to_owned())),
-                b.len() as u64,
-            ),
-        };
-        let (owner, label) = match init {
-            Init::Claimed(c) if c.kind == ClaimKind::Owner => (Some(Noted::of(c)), c.note.name()),
-            _ => (None, None),
-        };
-        let noted = match init {
-            Init::Claimed(c) if c.kind != ClaimKind::Owner => vec![Noted::of(c)],
-            _ => Vec::new(),
+        let (owner_note, noted) = match init {
+            Init::Claimed(c) if c.kind == ClaimKind::Owner => (c.note, Vec::new()),
+            Init::Claimed(c) => (Note::NONE, vec![Noted::of(c)]),
+            Init::Plain => (Note::NONE, Vec::new()),
         };
         let slot = Arc::new(Slot {
             key: *key,
@@ -437,12 +442,10 @@ impl Connector for MemoryConnector {
             home: Arc::downgrade(&self.shared),
             has_tickets: std::sync::atomic::AtomicBool::new(false),
             meta: SlotMeta {
-                type_name,
-                size,
                 created_ms: journal::coarse_now_ms(),
-                label,
+                owner_note,
             },
-            owner: Mutex::new(owner),
+            owner: Mutex::new(None),
             noted: Mutex::new(noted),
         });
         if self.shared.slots.insert_new(*key, slot.clone()) {
@@ -558,9 +561,10 @@ impl Connector for MemoryConnector {
 
     fn inspect(&self, key: &Key) -> Result<Option<Inspect>> {
         Ok(self.slot(key).and_then(|s| {
-            let version = sync::read(&s.stored).as_ref()?.version;
+            let stored = sync::read(&s.stored).as_ref()?.clone();
             let state = s.load();
-            let (object, claims) = s.records(state);
+            let version = stored.version;
+            let (object, claims) = s.records(state, &stored.value);
             Some(Inspect {
                 state,
                 version,

@@ -66,7 +66,7 @@ impl Object {
         }
         match self.apply(Op::Acquire(claim)) {
             Ok(_) => {
-                observe::claims(self.store.name(), 1.0);
+                observe::claims(|| self.store.name(), 1.0);
                 Ok(claim)
             }
             Err(e) => {
@@ -163,14 +163,28 @@ impl Object {
     /// Gives a claim back; never blocks on the network, never panics.
     #[inline]
     pub(crate) fn release(&self, claim: Claim) {
+        if observe::watched() {
+            return self.release_watched(claim);
+        }
+        self.give_back(claim);
+    }
+
+    /// [`release`](Self::release) in its span, counted.
+    #[cold]
+    #[inline(never)]
+    fn release_watched(&self, claim: Claim) {
         let span = op_span!("release", self.store, self.key);
-        let _in = span.enter();
+        span.in_scope(|| self.give_back(claim));
+        observe::claims(|| self.store.name(), -1.0);
+        observe::finish(&span, || self.store.name(), "release", &Ok(()));
+    }
+
+    #[inline]
+    fn give_back(&self, claim: Claim) {
         if matches!(claim.kind, ClaimKind::Owner | ClaimKind::Holder) {
             self.store.forget_cached(&self.key);
         }
         self.target().release(&self.store, claim);
-        observe::claims(self.store.name(), -1.0);
-        observe::finish(&span, || self.store.name(), "release", &Ok(()));
     }
 
     pub(crate) fn resolve<T: Storable>(&self) -> Result<Arc<T>> {

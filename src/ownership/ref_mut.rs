@@ -364,16 +364,33 @@ impl<T: Storable> fmt::Debug for RefMutProxy<T> {
 /// ```
 #[track_caller]
 pub fn mut_borrow<T: Storable>(owner: &OwnedProxy<T>) -> Result<RefMutProxy<T>> {
+    if observe::watched() {
+        return mut_borrow_watched(owner);
+    }
+    take_mut_borrow(owner)
+}
+
+/// [`mut_borrow`] in its span, counted.
+#[track_caller]
+#[cold]
+#[inline(never)]
+fn mut_borrow_watched<T: Storable>(owner: &OwnedProxy<T>) -> Result<RefMutProxy<T>> {
     let span = op_span!("mut_borrow", owner.obj.store, owner.obj.key);
     let r = {
         let _in = span.enter();
-        owner
-            .obj
-            .acquire_resolving::<T>(ClaimKind::Writer)
-            .map(|(claim, value)| {
-                RefMutProxy::from_core(BorrowCore::new(owner.obj.clone(), claim, value))
-            })
+        take_mut_borrow(owner)
     };
     observe::finish(&span, || owner.obj.store.name(), "mut_borrow", &r);
     r
+}
+
+#[track_caller]
+#[inline]
+fn take_mut_borrow<T: Storable>(owner: &OwnedProxy<T>) -> Result<RefMutProxy<T>> {
+    let (claim, value) = owner.obj.acquire_resolving::<T>(ClaimKind::Writer)?;
+    Ok(RefMutProxy::from_core(BorrowCore::new(
+        owner.obj.clone(),
+        claim,
+        value,
+    )))
 }

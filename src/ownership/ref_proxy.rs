@@ -297,6 +297,17 @@ impl<T> fmt::Debug for RefProxy<T> {
 /// ```
 #[track_caller]
 pub fn borrow<T: Storable>(owner: &OwnedProxy<T>) -> Result<RefProxy<T>> {
+    if observe::watched() {
+        return borrow_watched(owner);
+    }
+    take_borrow(owner)
+}
+
+/// [`borrow`] in its span, counted.
+#[track_caller]
+#[cold]
+#[inline(never)]
+fn borrow_watched<T: Storable>(owner: &OwnedProxy<T>) -> Result<RefProxy<T>> {
     let span = op_span!("borrow", owner.obj.store, owner.obj.key);
     let r = {
         let _in = span.enter();

@@ -24,7 +24,7 @@
 //! | `word` | bits 0..8: kind (owner 0, holder 1, reader 2, writer 3, ticket 4); bits 8..40: note number |
 //! | `since` | when the claim was taken, ms since the Unix epoch (coarse) |
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering, fence};
 use std::sync::{Mutex, OnceLock, PoisonError};
@@ -89,15 +89,24 @@ static CHUNKS: Mutex<Vec<&'static [Record]>> = Mutex::new(Vec::new());
 /// The chunks of threads that ended, for the next thread to take on.
 static ORPHANS: Mutex<Vec<&'static [Record]>> = Mutex::new(Vec::new());
 
-struct Local {
-    chunks: Vec<&'static [Record]>,
-    /// The next record to look at: chunk, index.
-    cursor: (usize, usize),
-    /// Note cache: (pointer, length, number).
-    notes: [(usize, usize, u32); 32],
+/// What a thread needs on the fast path: the record it takes next, and
+/// the number of the note it used last. No destructor, so reaching it is
+/// one thread-local access.
+struct Hot {
+    chunk: Cell<Option<&'static [Record]>>,
+    index: Cell<usize>,
+    /// (note key, note number) of the last note journaled.
+    note: Cell<(usize, u64)>,
 }
 
-impl Drop for Local {
+/// The chunks a thread owns (handed on when it ends), and its cache of
+/// note numbers: only the slow path reaches them.
+struct Owned {
+    chunks: Vec<&'static [Record]>,
+    notes: [(usize, u32); 32],
+}
+
+impl Drop for Owned {
     fn drop(&mut self) {
         ORPHANS
             .lock()
@@ -107,32 +116,62 @@ impl Drop for Local {
 }
 
 thread_local! {
-    static LOCAL: RefCell<Local> = const {
-        RefCell::new(Local { chunks: Vec::new(), cursor: (0, 0), notes: [(0, 0, 0); 32] })
+    static HOT: Hot = const {
+        Hot { chunk: Cell::new(None), index: Cell::new(0), note: Cell::new((0, 0)) }
+    };
+    static OWNED: RefCell<Owned> = const {
+        RefCell::new(Owned { chunks: Vec::new(), notes: [(0, 0); 32] })
     };
 }
 
-impl Local {
-    fn take(&mut self) -> Option<&'static Record> {
+/// The slow path of [`record`]: looks further for a free record (taking a
+/// new chunk if a few are all held), and numbers a note not seen last.
+#[cold]
+#[inline(never)]
+fn record_slow(
+    hot: &Hot,
+    object: usize,
+    kind: u64,
+    stamp: u64,
+    note: Note,
+) -> Option<&'static Record> {
+    start_clock();
+    let key = note_key(note);
+    OWNED
+        .try_with(|o| {
+            let mut o = o.borrow_mut();
+            let n = o.note_number(note, key);
+            hot.note.set((key, u64::from(n) << 8));
+            let r = o.take(hot)?;
+            r.write(object, kind | (u64::from(n) << 8), stamp);
+            Some(r)
+        })
+        .ok()
+        .flatten()
+}
+
+impl Owned {
+    /// A free record of this thread's, made the next one to look at.
+    fn take(&mut self, hot: &Hot) -> Option<&'static Record> {
+        let mut c = self
+            .chunks
+            .iter()
+            .position(|ch| hot.chunk.get().is_some_and(|h| std::ptr::eq(*ch, h)))
+            .unwrap_or(0);
+        let mut i = hot.index.get();
         for _ in 0..PROBES.min(self.chunks.len() * CHUNK) {
-            let (c, i) = self.cursor;
             let r = &self.chunks[c][i];
             if r.stamp.load(Ordering::Acquire) == FREE {
+                hot.chunk.set(Some(self.chunks[c]));
+                hot.index.set(i);
                 return Some(r);
             }
-            self.cursor = if i + 1 < CHUNK {
-                (c, i + 1)
-            } else {
-                ((c + 1) % self.chunks.len(), 0)
-            };
+            i += 1;
+            if i == CHUNK {
+                i = 0;
+                c = (c + 1) % self.chunks.len();
+            }
         }
-        self.grow()?;
-        let (c, i) = self.cursor;
-        Some(&self.chunks[c][i])
-    }
-
-    #[cold]
-    fn grow(&mut self) -> Option<()> {
         if self.chunks.len() * CHUNK >= MAX_RECORDS {
             return None;
         }
@@ -147,51 +186,66 @@ impl Local {
             made
         });
         self.chunks.push(chunk);
-        self.cursor = (self.chunks.len() - 1, 0);
-        Some(())
+        // An adopted chunk may still hold records of claims taken before.
+        let i = chunk
+            .iter()
+            .position(|r| r.stamp.load(Ordering::Acquire) == FREE)?;
+        hot.chunk.set(Some(chunk));
+        hot.index.set(i);
+        Some(&chunk[i])
     }
 
-    fn note_number(&mut self, note: Note) -> u32 {
-        let (p, l) = note_key(note);
-        if p == 0 {
+    fn note_number(&mut self, note: Note, key: usize) -> u32 {
+        if key == 0 {
             return 0;
         }
-        let slot = (p >> 3) % self.notes.len();
-        let (cp, cl, n) = self.notes[slot];
-        if cp == p && cl == l {
+        let slot = (key >> 3) % self.notes.len();
+        let (k, n) = self.notes[slot];
+        if k == key {
             return n;
         }
-        let n = intern(note, (p, l));
-        self.notes[slot] = (p, l, n);
+        let n = intern(note, key);
+        self.notes[slot] = (key, n);
         n
     }
 }
 
-fn note_key(note: Note) -> (usize, usize) {
-    match note {
-        Note::None => (0, 0),
-        Note::Site(l) => (std::ptr::from_ref(l) as usize, 0),
-        Note::Named(n) => (n.as_ptr() as usize, n.len() + 1),
+impl Record {
+    #[inline(always)]
+    fn write(&self, object: usize, word: u64, stamp: u64) {
+        self.object.store(object, Ordering::Relaxed);
+        self.word.store(word, Ordering::Relaxed);
+        let now = if cfg!(miri) {
+            now_ms()
+        } else {
+            NOW.load(Ordering::Relaxed)
+        };
+        self.since.store(now, Ordering::Relaxed);
+        self.stamp.store(stamp, Ordering::Release);
     }
+}
+
+fn note_key(note: Note) -> usize {
+    note.identity()
 }
 
 struct Notes {
     list: Vec<Note>,
-    numbers: HashMap<(usize, usize), u32>,
+    numbers: HashMap<usize, u32>,
 }
 
 fn notes() -> &'static Mutex<Notes> {
     static NOTES: OnceLock<Mutex<Notes>> = OnceLock::new();
     NOTES.get_or_init(|| {
         Mutex::new(Notes {
-            list: vec![Note::None],
+            list: vec![Note::NONE],
             numbers: HashMap::new(),
         })
     })
 }
 
 #[cold]
-fn intern(note: Note, key: (usize, usize)) -> u32 {
+fn intern(note: Note, key: usize) -> u32 {
     let mut n = notes().lock().unwrap_or_else(PoisonError::into_inner);
     if let Some(&i) = n.numbers.get(&key) {
         return i;
@@ -205,22 +259,26 @@ fn intern(note: Note, key: (usize, usize)) -> u32 {
 /// Journals a claim (of kind code `kind`, id `id`) on the object whose slot
 /// is at `object`; `None` if this thread holds too many records already.
 /// The caller frees the record if the claim is not taken after all.
+///
+/// The fast path — the record this thread took last is free again, and
+/// the note is the one it journaled last — is a few loads and four stores.
 #[inline]
 pub(crate) fn record(object: usize, kind: u64, id: u128, note: Note) -> Option<&'static Record> {
-    let since = coarse_now_ms();
-    LOCAL
-        .try_with(|l| {
-            let mut l = l.borrow_mut();
-            let n = l.note_number(note);
-            let r = l.take()?;
-            r.object.store(object, Ordering::Relaxed);
-            r.word.store(kind | (u64::from(n) << 8), Ordering::Relaxed);
-            r.since.store(since, Ordering::Relaxed);
-            r.stamp.store((id as u64) | (1 << 63), Ordering::Release);
-            Some(r)
-        })
-        .ok()
-        .flatten()
+    let stamp = (id as u64) | (1 << 63);
+    HOT.try_with(|hot| {
+        let (key, n) = hot.note.get();
+        if key == note_key(note)
+            && let Some(chunk) = hot.chunk.get()
+            && let Some(r) = chunk.get(hot.index.get())
+            && r.stamp.load(Ordering::Acquire) == FREE
+        {
+            r.write(object, kind | n, stamp);
+            return Some(r);
+        }
+        record_slow(hot, object, kind, stamp, note)
+    })
+    .ok()
+    .flatten()
 }
 
 /// The journaled claims on the object whose slot is at `object`.
@@ -259,17 +317,17 @@ pub(crate) fn claims_of(object: usize) -> Vec<Entry> {
         .collect()
 }
 
-/// Milliseconds since the Unix epoch, to within the clock's tick: one
-/// atomic load.
-#[inline]
-pub(crate) fn coarse_now_ms() -> u64 {
-    static NOW: AtomicU64 = AtomicU64::new(0);
+/// The coarse clock: ms since the Unix epoch, kept by `borrowstore-clock`.
+static NOW: AtomicU64 = AtomicU64::new(0);
+
+/// Starts the coarse clock's thread, once.
+fn start_clock() {
     static TICKER: OnceLock<()> = OnceLock::new();
-    if cfg!(miri) {
-        return now_ms();
-    }
     TICKER.get_or_init(|| {
         NOW.store(now_ms(), Ordering::Relaxed);
+        if cfg!(miri) {
+            return;
+        }
         let spawned = std::thread::Builder::new()
             .name("borrowstore-clock".into())
             .spawn(|| {
@@ -282,6 +340,16 @@ pub(crate) fn coarse_now_ms() -> u64 {
             tracing::warn!(error = %e, "cannot start the claim clock; claim times stay at its start");
         }
     });
+}
+
+/// Milliseconds since the Unix epoch, to within the clock's tick: one
+/// atomic load once the clock runs.
+#[inline]
+pub(crate) fn coarse_now_ms() -> u64 {
+    if cfg!(miri) {
+        return now_ms();
+    }
+    start_clock();
     NOW.load(Ordering::Relaxed)
 }
 
@@ -319,9 +387,9 @@ mod tests {
 
     #[test]
     fn a_freed_record_is_taken_again() {
-        let a = record(1, 2, 11, Note::None).unwrap();
+        let a = record(1, 2, 11, Note::NONE).unwrap();
         a.free();
-        let b = record(1, 2, 11, Note::None).unwrap();
+        let b = record(1, 2, 11, Note::NONE).unwrap();
         assert!(std::ptr::eq(a, b));
         b.free();
     }

@@ -94,7 +94,7 @@ impl Claim {
         Claim {
             kind,
             id,
-            note: Note::None,
+            note: Note::NONE,
             record: None,
         }
     }

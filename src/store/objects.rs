@@ -45,7 +45,7 @@ impl Store {
         };
         observe::finish(&span, || self.name(), "put", &r);
         r?;
-        observe::objects(self.name(), 1.0);
+        observe::objects(|| self.name(), 1.0);
         Ok(key)
     }
 
@@ -231,7 +231,7 @@ impl Store {
         self.inner.cache.remove(key);
         observe::finish(&span, || self.name(), "evict", &r);
         if let Ok(true) = r {
-            observe::objects(self.name(), -1.0);
+            observe::objects(|| self.name(), -1.0);
         }
         r
     }

@@ -119,11 +119,12 @@ impl fmt::Display for Snapshot {
             for c in &o.claims {
                 writeln!(
                     f,
-                    "    {:<7} pid {:<8} {:<16} since {}  {}",
+                    "    {:<7} pid {:<8} {:<12} since {}  lease {:<23}  {}",
                     c.kind.name(),
                     c.pid,
-                    short(&c.host, 16),
+                    short(&c.host, 12),
                     super::info::utc(c.since_ms),
+                    c.lease_expires_ms.map_or("-".into(), super::info::utc),
                     c.label.as_deref().unwrap_or("-"),
                 )?;
             }
