@@ -14,6 +14,9 @@ use tracing::{Event, Metadata, Subscriber};
 
 const SUITE: borrowstore_testkit::Suite = borrowstore_testkit::suite!("observe");
 
+/// The tests that install a subscriber run one at a time.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
 /// A span or an event as the subscriber saw it.
 #[derive(Clone, Debug)]
 struct Seen {
@@ -88,8 +91,12 @@ impl Capture {
 /// `borrow`, `mut_borrow` (refused), `release`, `put`, `get`, `evict`
 /// spans with the store, the key and the outcome; cache hits at trace.
 fn spans_of_store_operations(store: &Store) {
+    let _one_at_a_time = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let capture = Capture::default();
     tracing::subscriber::with_default(capture.clone(), || {
+        // tracing caches which call sites a subscriber wants; tests on
+        // other threads come and go with subscribers of their own.
+        tracing::callsite::rebuild_interest_cache();
         let owner = store.owned_proxy(vec![1u64, 2]).unwrap();
         let key = OwnedProxy::key(&owner).to_string();
         let r = borrow(&owner).unwrap();
@@ -157,6 +164,7 @@ fn spans_on_a_redis_store() {
 /// Without a subscriber nothing is recorded, and nothing fails.
 #[test]
 fn no_subscriber_is_installed_by_the_crate() {
+    let _one_at_a_time = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let store = SUITE.memory_store();
     let owner = store.owned_proxy(1u8).unwrap();
     drop(borrow(&owner).unwrap());

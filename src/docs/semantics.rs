@@ -411,8 +411,8 @@
 //! track their caller, show the crate's own site). Each store records them
 //! where it keeps its state: the memory store in each slot and, for
 //! borrows, in a per-thread journal written without a lock or an
-//! allocation (the borrow benchmark rows are unchanged, see
-//! `BENCHMARKS.md`); the file store after each ledger
+//! allocation (the benchmark rows stay within a few percent of what they
+//! were without it, see `BENCHMARKS.md`); the file store after each ledger
 //! (`src/connector/file/notes.rs`); Redis in a notes hash beside the state
 //! hash, written by the script call that takes the claim (`state.lua`).
 //! A ticket redeemed in another process shows the redeemer's process and
