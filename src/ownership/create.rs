@@ -21,8 +21,9 @@ impl Store {
     ///
     /// # Errors
     ///
-    /// As [`Store::put`]: [`Error::Encode`] and [`Error::TooLarge`] where
-    /// values are encoded (file and Redis stores), [`Error::Connector`].
+    /// As [`Store::put`]: [`Error::Encode`](crate::Error::Encode) and
+    /// [`Error::TooLarge`](crate::Error::TooLarge) where values are encoded
+    /// (file and Redis stores), [`Error::Connector`](crate::Error::Connector).
     ///
     /// ```
     /// use borrowstore::{OwnedProxy, Store, borrow};
