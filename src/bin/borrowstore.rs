@@ -8,8 +8,10 @@
 //!
 //! `memory` and `inspect` only read: a claim whose lease ran out (a killed
 //! process) is listed with its deadline in the past, and counted as an
-//! expired lease awaiting reclaim. `reap` reclaims those claims (one
-//! operation on every object, which releases its expired claims).
+//! expired lease awaiting reclaim. `reap` runs one operation on every
+//! object, which on a file store releases its expired claims (on Redis it
+//! releases expired tickets; a dead process's claims are released by the
+//! stores' own reap passes, which judge the process table).
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;

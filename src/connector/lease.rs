@@ -1,10 +1,12 @@
 //! Leases: the claims this process holds on a shared store, and the
-//! background thread that renews them.
+//! background thread that renews them claim by claim.
 //!
-//! Every claim a process takes on a multi-process store carries a deadline.
+//! Every claim a process takes on the file store carries a deadline.
 //! While the claim's handle lives, the renewer pushes the deadline forward
 //! every third of the lease; when the process dies, nobody does, and the
-//! store reclaims the claim as if its handle had been dropped.
+//! store reclaims the claim as if its handle had been dropped. (The Redis
+//! connector keeps [`Held`] too, but leases per process: see its
+//! `liveness` module.)
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Condvar, Mutex, PoisonError, Weak};

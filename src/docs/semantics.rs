@@ -18,7 +18,7 @@
 //! | 4 | [Immutable borrows are immutable](#4-immutable-borrows-are-immutable) | yes |
 //! | 5 | [Borrows have ids](#5-borrows-have-ids) | yes |
 //! | 6 | [Moves across processes are explicit and exactly-once](#6-moves-across-processes-are-explicit-and-exactly-once) | yes |
-//! | 7 | [Leases](#7-leases) | partly: leases per claim, not per process |
+//! | 7 | [Leases](#7-leases) | Redis yes; the file store leases per claim |
 //! | 8 | [Ordered, non-blocking release](#8-ordered-non-blocking-release) | Redis and memory yes; the file store releases inline |
 //! | 9 | [Bad input gets a clear error](#9-bad-input-gets-a-clear-error) | yes |
 //! | 10 | [Waiting, never polling](#10-waiting-never-polling) | yes; other processes' releases on the file store are seen by a bounded re-check |
@@ -220,43 +220,63 @@
 //! renewal window before anything is reaped.*
 //!
 //! What is done: every claim a process holds on a file or Redis store —
-//! owners, borrows, scope and lifetime holders, tickets in flight — has a
-//! lease deadline, `lease_ms` after its last renewal (default 30 000 ms;
-//! the `lease_ms` parameter of [`Store::open`](crate::Store::open)'s
-//! `file://` and `redis://` URLs). A background thread per store renews the
-//! claims of this process every third of the lease. A process that dies —
-//! even by `SIGKILL` — renews nothing, and once its deadlines pass its
-//! claims are reclaimed as if its handles had been dropped: by the next
-//! operation on the object, or by the reap pass every lease. Nothing is
-//! leaked and nothing stays borrowed. The memory store has no leases: its
-//! claims die with the process that holds them.
+//! owners, borrows, scope and lifetime holders, tickets in flight — is
+//! leased, for `lease_ms` after its last renewal (default 30 000 ms; the
+//! `lease_ms` parameter of [`Store::open`](crate::Store::open)'s `file://`
+//! and `redis://` URLs). A process that dies — even by `SIGKILL` — renews
+//! nothing, and once its lease runs out its claims are reclaimed as if its
+//! handles had been dropped. Nothing is leaked and nothing stays borrowed.
+//! The memory store has no leases: its claims die with the process that
+//! holds them.
+//!
+//! - **File store:** each claim has a deadline; a background thread per
+//!   store renews the claims of this process every third of the lease, and
+//!   an expired claim is reclaimed by the next operation on the object, or
+//!   by the reap pass every lease.
+//! - **Redis:** the lease belongs to the store connection (one per
+//!   [`Store::open`](crate::Store::open) of a process), as the rule says.
+//!   Its claims name its process id, and its one record in the namespace's
+//!   process table is renewed every third of the lease — one round trip
+//!   however many claims it holds (6,000 owners and 6,000 borrows of one
+//!   process keep their lease of 1 s under the reap of 8,000 other
+//!   objects). Every deadline is set and compared with the server's `TIME`
+//!   inside the script; a client's clock plays no part (a process whose
+//!   clock runs 5 s behind keeps its borrow). A record not renewed for a
+//!   lease is judged dead, and a reap pass releases the dead process's
+//!   claims on every object — made one object at a time between renewals,
+//!   so that a long pass never delays a renewal. The renewal window: a call that finds the
+//!   process table untouched for longer than half a lease (the server was
+//!   stopped) first gives every record a full lease, so that live
+//!   processes renew before anything is judged (a 10 s `SIGSTOP` of the
+//!   server with an 8 s lease evicts nothing a live process owns). A
+//!   process that cannot renew for longer than the lease while the server
+//!   runs (cut off from it, or stopped) is judged dead: its renewer logs
+//!   `lease lost`, a writer whose claim was reclaimed is refused when it
+//!   publishes ([`Error::ClaimLost`](crate::Error::ClaimLost)), a reader
+//!   keeps the snapshot it resolved, and the claims it takes from then on
+//!   name a fresh process id.
 //!
 //! **Not yet:**
 //!
-//! - **Leases are per claim, not per process.** There is no liveness record
-//!   per process: the renewer renews every claim it holds, one request per
-//!   object each period, so its cost grows with the number of objects a
-//!   process holds claims on.
+//! - **The file store's leases are per claim, not per process.** There is
+//!   no liveness record per process: the renewer renews every claim it
+//!   holds, one request per object each period, so its cost grows with the
+//!   number of objects a process holds claims on.
 //! - **The file store's crash detection waits for the lease.** There is no
 //!   per-process lock file: a killed process's claims stay until their
 //!   deadlines pass — up to a lease after its death (30 s by default) —
 //!   and are then reclaimed by the next operation on the object or by a
 //!   live process's reap pass (every lease), not at once.
-//! - **Redis deadlines come from the client's clock.** A claim's deadline
-//!   is computed by the process that holds it (its clock plus the lease)
-//!   and compared with the server's `TIME` in the script. A client whose
-//!   clock runs behind the server's by more than the lease has its claims
-//!   reaped while it is alive; one whose clock runs ahead keeps dead claims
-//!   longer.
-//! - **No renewal window after a stall.** A Redis server that was stopped
-//!   (or unreachable) for about a lease or longer reaps, as soon as it runs
-//!   requests again, every claim whose deadline passed meanwhile — those of
-//!   live processes too, whose renewals it could not receive. A live
-//!   process that cannot renew for longer than the lease (cut off from the
-//!   server, or stopped) loses its claims the same way; its renewer logs
-//!   `lease lost`, a writer whose claim was reclaimed is refused when it
-//!   publishes ([`Error::ClaimLost`](crate::Error::ClaimLost)), and a
-//!   reader keeps the snapshot it resolved.
+//! - **On Redis a dead process's claims wait for the reap pass.** The
+//!   object script cannot read the process table (on a cluster it is in
+//!   another slot), so a dead process's claims are released by the
+//!   reaper's sweep of the namespace — started as soon as a renewal finds
+//!   the process dead, within a third of a lease — not by the next
+//!   operation on the object; a sweep takes one round trip per object.
+//! - **On Redis a ticket in flight has no renewal window.** A ticket
+//!   belongs to no process until it is redeemed; its claim is released a
+//!   lease after the ticket was made, on the server's clock, and a server
+//!   stall longer than that lets it run out.
 //!
 //! ([`LeaseLifetime`](crate::LeaseLifetime) is something else: a lifetime
 //! timed in its own process, whose holder claims are leased like every

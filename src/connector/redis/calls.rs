@@ -17,12 +17,14 @@ use crate::observe::Timer;
 use crate::state::{Claim, ClaimKind, Init, Op, State};
 
 /// The note of a claim this process takes now, as the script records it
-/// (see `state.lua`): `<pid>|<host>|<taken ms>|<label>`; for a redeem, the
-/// label is left to the script (the claim keeps the one it was taken with).
-fn note_arg(label: Option<String>) -> Vec<u8> {
+/// (see `state.lua`): `<pid>|<host>|<taken ms>|<lease ms>|<label>`; for a
+/// redeem, the label is left to the script (the claim keeps the one it was
+/// taken with).
+fn note_arg(inner: &Inner, label: Option<String>) -> Vec<u8> {
     let (pid, host) = this_process();
     let now = crate::connector::lease::now_ms();
-    format!("{pid}|{host}|{now}|{}", label.unwrap_or_default()).into_bytes()
+    let lease = inner.lease_ms();
+    format!("{pid}|{host}|{now}|{lease}|{}", label.unwrap_or_default()).into_bytes()
 }
 
 /// One script call on one object and what to make of its reply: the same
@@ -81,7 +83,7 @@ impl RedisConnector {
         let object = ObjectMeta::of_value(&value, label);
         let mut args = self.inner.put_args(value, init)?;
         args.push(match init {
-            Init::Claimed(c) => note_arg(c.note.label()),
+            Init::Claimed(c) => note_arg(&self.inner, c.note.label()),
             Init::Plain => Vec::new(),
         });
         args.push(
@@ -161,7 +163,7 @@ impl RedisConnector {
     pub(super) fn apply_call(&self, key: &Key, op: Op) -> Call<RValue> {
         let mut args = self.inner.apply_args(op);
         if let Op::Acquire(c) = op {
-            args.push(note_arg(c.note.label()));
+            args.push(note_arg(&self.inner, c.note.label()));
         }
         Call {
             key: *key,
@@ -183,9 +185,9 @@ impl RedisConnector {
                 b"acquire_fetch",
                 kind_code(claim.kind).as_bytes(),
                 claim.id.to_string().as_bytes(),
-                self.inner.deadline().as_bytes(),
+                self.inner.holder().as_bytes(),
                 known.as_bytes(),
-                &note_arg(claim.note.label()),
+                &note_arg(&self.inner, claim.note.label()),
             ]),
             read: |_, _, v| Ok(items(v)),
         }
@@ -207,7 +209,9 @@ impl RedisConnector {
         inner.fetch_result(key, RValue::Array(parts)).map(Some)
     }
 
-    pub(super) fn issue_call(key: &Key, ticket: ClaimId, claim: Claim) -> Call<String> {
+    /// Turns `claim` into `ticket`: store-side the claim leaves this
+    /// process and is released a lease from now unless redeemed.
+    pub(super) fn issue_call(&self, key: &Key, ticket: ClaimId, claim: Claim) -> Call<String> {
         Call {
             key: *key,
             args: args([
@@ -215,6 +219,7 @@ impl RedisConnector {
                 ticket.to_string().as_bytes(),
                 kind_code(claim.kind).as_bytes(),
                 claim.id.to_string().as_bytes(),
+                self.inner.lease_ms().as_bytes(),
             ]),
             read: |inner, key, v| inner.status(key, &v),
         }
@@ -242,9 +247,9 @@ impl RedisConnector {
                 b"redeem",
                 ticket.to_string().as_bytes(),
                 token().as_bytes(),
-                self.inner.deadline().as_bytes(),
+                self.inner.holder().as_bytes(),
                 kind_code(kind).as_bytes(),
-                &note_arg(None),
+                &note_arg(&self.inner, None),
             ]),
             read: |_, _, v| Ok(items(v)),
         }

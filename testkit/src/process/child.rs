@@ -17,6 +17,9 @@
 //! | `RESOLVE <hex>` | deserializes a fresh [`Proxy`] and resolves it |
 //! | `NEW_OWNER_TICKET <csv>` | `owned_proxy` + `into_ticket`; `OK <key> <hex>`, keeps nothing |
 //! | `PUBLISH_LOOP` | takes a mutable borrow of its owner, `OK`, then publishes through it forever |
+//! | `HOLD_MANY <n>` | makes `n` more owners, borrows each once, and keeps them all |
+//! | `CHECK_MANY` | `OK <n>`: how many of its `HOLD_MANY` objects the store records as owned and borrowed once |
+//! | `NOW` | `OK <ms>`: its clock (`SystemTime`), in milliseconds since the Unix epoch |
 //! | `EXIT` | drops everything, flushes, `OK`, and returns (the process exits 0) |
 
 use std::io::BufRead;
@@ -84,6 +87,8 @@ struct Interp {
     owner: Option<OwnedProxy<V>>,
     reader: Option<RefProxy<V>>,
     writer: Option<RefMutProxy<V>>,
+    /// The objects of `HOLD_MANY`: each owner with its one borrow.
+    many: Vec<(OwnedProxy<V>, RefProxy<V>)>,
 }
 
 impl Interp {
@@ -95,6 +100,7 @@ impl Interp {
             owner: None,
             reader: None,
             writer: None,
+            many: Vec::new(),
         }
     }
 
@@ -129,6 +135,7 @@ impl Interp {
         self.writer = None;
         self.reader = None;
         self.owner = None;
+        self.many.clear();
         let _ = self.store.flush();
     }
 
@@ -203,6 +210,33 @@ impl Interp {
                 let key = *OwnedProxy::key(&owner);
                 let ticket = OwnedProxy::into_ticket(owner)?;
                 Ok(format!("{key} {}", hex(&ticket.to_bytes()?)))
+            }
+            "HOLD_MANY" => {
+                for i in 0..number(arg)? {
+                    let owner = self.store.owned_proxy(vec![i])?;
+                    let reader = borrow(&owner)?;
+                    self.many.push((owner, reader));
+                }
+                Ok(String::new())
+            }
+            "CHECK_MANY" => {
+                let mut ok = 0usize;
+                for (owner, _) in &self.many {
+                    if let Some(i) = self.store.inspect(OwnedProxy::key(owner))?
+                        && i.owner
+                        && i.readers == 1
+                        && !i.writer
+                    {
+                        ok += 1;
+                    }
+                }
+                Ok(ok.to_string())
+            }
+            "NOW" => {
+                let ms = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis());
+                Ok(ms.to_string())
             }
             other => Err(bad(other)),
         }
