@@ -460,10 +460,19 @@
 //! Redis round trips through the `metrics` facade (`borrowstore_*`; the
 //! program installs the recorder).
 //!
-//! **Not yet:** Redis reclaims expired leases inside its script, so they
-//! have no `reclaim` span (the lease renewer logs a lost lease); the
-//! gauges count what this process did (its puts and evictions, the claims
-//! it took), not the whole store.
+//! On Redis a claim's lease deadline is its ticket's while it is in
+//! flight, else its process's record deadline in the namespace's process
+//! table (read by inspection where it is in the same slot; before a
+//! process first renews, a lease from when it took the claim).
+//!
+//! **Not yet:** Redis reclaims inside its scripts, so its reclaims have no
+//! `reclaim` span (the lease thread logs a lost lease); `borrowstore reap`
+//! on Redis releases expired tickets only — a dead process's claims are
+//! released by the stores' own reap passes, which judge the process
+//! table; on a Redis cluster inspection cannot read the process table (it
+//! is in another slot), so process claims show the lease from their note;
+//! the gauges count what this process did (its puts and evictions, the
+//! claims it took), not the whole store.
 //!
 //! ## What a transition does
 //!
