@@ -165,6 +165,48 @@ impl Slot {
         State::from_bits(self.state.load(Ordering::Acquire) & !WAITING)
     }
 
+    /// A borrow's acquire: one compare-and-swap where the borrow is free to
+    /// take (the bits of `State::bits_after_take`), the full transition
+    /// otherwise (for its refusal, or when the word changed under it).
+    #[inline]
+    fn take_claim(&self, c: &Claim) -> Result<Effect> {
+        let current = self.state.load(Ordering::Acquire);
+        if let Some(next) = State::bits_after_take(current, c.kind)
+            && self
+                .state
+                .compare_exchange_weak(current, next, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+        {
+            if c.record.is_none() {
+                self.note_taken(*c);
+            }
+            return Ok(Effect::None);
+        }
+        self.transition(Op::Acquire(*c))
+    }
+
+    /// A borrow's release: one compare-and-swap where it has no effect and
+    /// no waiter is marked (the bits of `State::bits_after_give_back`),
+    /// the full transition otherwise (it evicts, or announces itself).
+    #[inline]
+    fn give_back_claim(&self, c: &Claim) -> Result<Effect> {
+        let current = self.state.load(Ordering::Acquire);
+        if current & WAITING == 0
+            && let Some(next) = State::bits_after_give_back(current, c.kind)
+            && self
+                .state
+                .compare_exchange_weak(current, next, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+        {
+            match c.record {
+                Some(r) => r.free(),
+                None => self.note_given_back(*c),
+            }
+            return Ok(Effect::None);
+        }
+        self.transition(Op::Release(*c))
+    }
+
     /// The compare-and-swap loop that applies one transition. An acquire
     /// keeps the waiting mark; any other transition clears it and, if it
     /// was set, announces itself to the waiters.
@@ -384,6 +426,18 @@ impl Entry for Slot {
 
     fn release(&self, claim: Claim) {
         if let Err(e) = self.transition(Op::Release(claim)) {
+            tracing::warn!(key = %self.key, error = %e, "release failed");
+        }
+    }
+
+    #[inline]
+    fn take_borrow(&self, claim: &Claim) -> Result<Effect> {
+        self.take_claim(claim)
+    }
+
+    #[inline]
+    fn give_back_borrow(&self, claim: &Claim) {
+        if let Err(e) = self.give_back_claim(claim) {
             tracing::warn!(key = %self.key, error = %e, "release failed");
         }
     }

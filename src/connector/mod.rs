@@ -133,6 +133,23 @@ pub trait Entry: Send + Sync {
         false
     }
 
+    /// A borrow's acquire (`claim` a reader or the writer): the hot path of
+    /// [`apply`](Entry::apply), given the claim by reference so that a
+    /// connector reads only what its fast path needs. Default: `apply`.
+    #[doc(hidden)]
+    #[inline]
+    fn take_borrow(&self, claim: &Claim) -> Result<Effect> {
+        self.apply(Op::Acquire(*claim))
+    }
+
+    /// A borrow's release, as [`take_borrow`](Entry::take_borrow) is its
+    /// acquire. Default: [`release`](Entry::release).
+    #[doc(hidden)]
+    #[inline]
+    fn give_back_borrow(&self, claim: &Claim) {
+        self.release(*claim);
+    }
+
     /// Replaces the value without blocking on the network; see
     /// [`Connector::queue_publish`]. Default: [`publish`](Entry::publish).
     fn queue_publish(&self, writer: Claim, value: Value) -> Result<Option<u64>> {

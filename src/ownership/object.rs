@@ -64,7 +64,7 @@ impl Object {
             claim.record =
                 journal::record(self.journal, kind.code(), claim.id.as_u128(), claim.note);
         }
-        match self.apply(Op::Acquire(claim)) {
+        match self.target().take(&self.store, &claim) {
             Ok(_) => {
                 observe::claims(|| self.store.name(), 1.0);
                 Ok(claim)

@@ -387,6 +387,17 @@ fn mut_borrow_watched<T: Storable>(owner: &OwnedProxy<T>) -> Result<RefMutProxy<
 #[track_caller]
 #[inline]
 fn take_mut_borrow<T: Storable>(owner: &OwnedProxy<T>) -> Result<RefMutProxy<T>> {
+    // The memory store's hot path, as `borrow`'s: one transition, nothing
+    // read, and no wider return value on the way (it would cost a
+    // store-forwarding stall).
+    if owner.obj.has_entry() {
+        let claim = owner.obj.acquire(ClaimKind::Writer)?;
+        return Ok(RefMutProxy::from_core(BorrowCore::new(
+            owner.obj.clone(),
+            claim,
+            None,
+        )));
+    }
     let (claim, value) = owner.obj.acquire_resolving::<T>(ClaimKind::Writer)?;
     Ok(RefMutProxy::from_core(BorrowCore::new(
         owner.obj.clone(),

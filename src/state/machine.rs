@@ -32,6 +32,12 @@ impl ClaimKind {
             ClaimKind::Writer => 3,
         }
     }
+
+    /// Whether it is a borrow (a reader or the writer).
+    #[inline(always)]
+    pub(crate) const fn is_borrow(self) -> bool {
+        matches!(self, ClaimKind::Reader | ClaimKind::Writer)
+    }
 }
 
 /// One claim: its kind and its id.
@@ -490,6 +496,45 @@ impl State {
                 Ok((State(s | GONE), Effect::Evict))
             }
         }
+    }
+
+    /// The fast form of a borrow's acquire (`kind` a reader or a writer) for
+    /// a connector that keeps the state in one atomic word: the bits after
+    /// it, where [`apply`](State::apply) would take it with no effect;
+    /// `None` where `apply` must decide (it would refuse, or `kind` is not a
+    /// borrow). Bits above the state's (a connector's own marks) pass
+    /// through unchanged. The property tests hold it to `apply`.
+    #[inline(always)]
+    pub(crate) const fn bits_after_take(bits: u64, kind: ClaimKind) -> Option<u64> {
+        match kind {
+            ClaimKind::Reader
+                if bits & (WRITER | GONE) == 0 && bits & READERS_MASK != READERS_MASK =>
+            {
+                Some(bits + 1)
+            }
+            ClaimKind::Writer if bits & (WRITER | GONE | READERS_MASK) == 0 => Some(bits | WRITER),
+            _ => None,
+        }
+    }
+
+    /// The fast form of a borrow's release, as
+    /// [`bits_after_take`](State::bits_after_take): the bits after it where
+    /// `apply` would release it with no effect; `None` where `apply` must
+    /// decide (the borrow is not held, or its release evicts).
+    #[inline(always)]
+    pub(crate) const fn bits_after_give_back(bits: u64, kind: ClaimKind) -> Option<u64> {
+        let next = match kind {
+            ClaimKind::Reader if bits & READERS_MASK != 0 => bits - 1,
+            ClaimKind::Writer if bits & WRITER != 0 => bits & !WRITER,
+            _ => return None,
+        };
+        // `settle` evicts an object that had an owner and is left with no
+        // claim: that release takes the slow path.
+        let claimed = next & (OWNED | HOLDERS_MASK | READERS_MASK | WRITER) != 0;
+        if next & HAD_OWNER != 0 && !claimed && next & GONE == 0 {
+            return None;
+        }
+        Some(next)
     }
 
     /// Evicts when the object had an owner and has no claim left.
