@@ -11,6 +11,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use super::dir::{Locks, SHARDS, ShardGuard};
+use super::notes::Notes;
 use super::site::{Site, rename};
 use crate::connector::lease::{self, Held};
 use crate::connector::{Recheck, Waiters};
@@ -19,6 +20,26 @@ use crate::key::{ClaimId, Key};
 use crate::state::{Deadline, Ledger, NEVER, Op};
 
 const LEDGER_MAGIC: &[u8; 4] = b"BSL1";
+
+/// How many claims a ledger holds.
+fn claims_in(l: &Ledger) -> usize {
+    usize::from(l.owner.is_some())
+        + usize::from(l.writer.is_some())
+        + l.holders.len()
+        + l.readers.len()
+}
+
+/// An object's [`Notes`], decoded when first asked for.
+pub(super) struct LazyNotes {
+    raw: Vec<u8>,
+    notes: Option<Notes>,
+}
+
+impl LazyNotes {
+    pub(super) fn get(&mut self) -> &mut Notes {
+        self.notes.get_or_insert_with(|| Notes::decode(&self.raw))
+    }
+}
 
 /// What the connector and its lease renewer share.
 pub(super) struct Inner {
@@ -98,6 +119,11 @@ impl Inner {
     }
 
     pub(super) fn read_ledger(&self, key: &Key) -> Result<Option<Ledger>> {
+        Ok(self.read_record(key)?.map(|(l, _)| l))
+    }
+
+    /// The ledger, and the bytes of its notes ([`Notes`]).
+    pub(super) fn read_record(&self, key: &Key) -> Result<Option<(Ledger, Vec<u8>)>> {
         let path = self.ledger_path(key);
         let bytes = match fs::read(&path) {
             Ok(b) => b,
@@ -108,13 +134,15 @@ impl Inner {
             return Err(Error::decode(format_args!("ledger of {key} is damaged")));
         }
         crate::connector::wire::decode_ledger(&bytes[4..])
-            .map(Some)
+            .map(|(l, rest)| Some((l, rest.to_vec())))
             .map_err(|e| Error::decode(format_args!("ledger of {key} is damaged: {e}")))
     }
 
-    pub(super) fn write_ledger(&self, key: &Key, ledger: &Ledger) -> Result<()> {
+    /// Writes the ledger and its notes.
+    pub(super) fn write_ledger(&self, key: &Key, ledger: &Ledger, notes: &Notes) -> Result<()> {
         let mut bytes = LEDGER_MAGIC.to_vec();
         bytes = postcard::to_extend(ledger, bytes).map_err(Error::encode)?;
+        bytes = postcard::to_extend(notes, bytes).map_err(Error::encode)?;
         let tmp = self.write_tmp(&bytes)?;
         rename(&self.site, &tmp, &self.ledger_path(key))
     }
@@ -135,26 +163,66 @@ impl Inner {
         key: &Key,
         f: impl FnOnce(&mut Ledger) -> Result<R>,
     ) -> Result<R> {
+        self.with_record(key, |l, _| f(l))
+    }
+
+    /// The key's ledger and notes as they are, under the shard lock:
+    /// expired claims are not released, and nothing is written.
+    pub(super) fn peek(&self, key: &Key) -> Result<Option<(Ledger, Notes)>> {
+        let _guard = self.lock(key)?;
+        Ok(self
+            .read_record(key)?
+            .filter(|(l, _)| !l.state.gone())
+            .map(|(l, raw)| (l, Notes::decode(&raw))))
+    }
+
+    /// [`with_ledger`](Self::with_ledger), with the object's [`Notes`]
+    /// (read only when `f` asks for them or the ledger changed, and written
+    /// with the ledger).
+    pub(super) fn with_record<R>(
+        &self,
+        key: &Key,
+        f: impl FnOnce(&mut Ledger, &mut LazyNotes) -> Result<R>,
+    ) -> Result<R> {
         let (result, freed) = {
             let _guard = self.lock(key)?;
-            let Some(mut ledger) = self.read_ledger(key)? else {
+            let Some((mut ledger, raw)) = self.read_record(key)? else {
                 return Err(self.not_found(key));
             };
+            let mut notes = LazyNotes { raw, notes: None };
             let before = ledger.clone();
             let _ = ledger.expire(lease::now_ms());
+            let reclaimed = claims_in(&before).saturating_sub(claims_in(&ledger));
+            if reclaimed > 0 {
+                let span = tracing::debug_span!(
+                    target: "borrowstore",
+                    "reclaim",
+                    store = %self.name,
+                    key = %key,
+                    claims = reclaimed,
+                    outcome = "ok"
+                );
+                span.in_scope(|| tracing::debug!(target: "borrowstore", "expired leases released"));
+            }
             let result = if ledger.state.gone() {
                 Err(self.not_found(key))
             } else {
-                f(&mut ledger)
+                f(&mut ledger, &mut notes)
             };
+            let touched = notes.notes.is_some();
             let (was, now) = (before.state, ledger.state);
             let freed =
                 now.gone() || now.readers() < was.readers() || (was.writer() && !now.writer());
             if ledger.state.gone() {
                 // Readers of the value (take) have read it inside `f`.
                 self.remove_object(key, ledger.version);
-            } else if ledger != before {
-                self.write_ledger(key, &ledger)?;
+            } else if ledger != before || touched {
+                let was = notes.notes.clone();
+                let n = notes.get();
+                n.keep_held(&ledger);
+                if ledger != before || was.as_ref() != Some(n) {
+                    self.write_ledger(key, &ledger, n)?;
+                }
             }
             (result, freed)
         };

@@ -9,6 +9,7 @@ use futures::future::BoxFuture;
 
 mod dir;
 mod files;
+mod notes;
 mod renew;
 mod site;
 
@@ -28,7 +29,10 @@ use site::{Site, rename};
 /// Layout:
 ///
 /// - `objects/<key>.ledger` — the object's [`Ledger`] (claims with their lease
-///   deadlines, tickets, version);
+///   deadlines, tickets, version), followed by what is recorded for
+///   inspection (the value's type, size, creation time and name; each
+///   claim's process, host, label and time: the format is documented in
+///   `src/connector/file/notes.rs`);
 /// - `objects/<key>.<version>.blob` — the value, one file per version;
 /// - `locks/<00..ff>.lock` — 256 lock files, never deleted;
 /// - `tmp/` — files being written;
@@ -311,7 +315,8 @@ impl Connector for FileConnector {
             });
         }
         rename(&inner.site, &tmp, &inner.blob_path(key, 1))?;
-        inner.write_ledger(key, &Ledger::new(init, inner.deadline()))?;
+        let notes = notes::Notes::at_put(&bytes, init);
+        inner.write_ledger(key, &Ledger::new(init, inner.deadline()), &notes)?;
         if let Init::Claimed(c) = init {
             inner.held.add(*key, c);
         }
@@ -427,9 +432,14 @@ impl Connector for FileConnector {
     fn apply(&self, key: &Key, op: Op) -> Result<Effect> {
         let inner = &self.inner;
         let deadline = inner.deadline_for(&op);
-        let effect = inner.with_ledger(key, |l| {
-            l.apply(op, deadline)
-                .map_err(|r| r.into_error(op.name(), *key, &inner.name))
+        let effect = inner.with_record(key, |l, n| {
+            let effect = l
+                .apply(op, deadline)
+                .map_err(|r| r.into_error(op.name(), *key, &inner.name))?;
+            if let Op::Acquire(c) = op {
+                n.get().taken(c);
+            }
+            Ok(effect)
         })?;
         match op {
             Op::Acquire(c) => inner.held.add(*key, c),
@@ -449,9 +459,11 @@ impl Connector for FileConnector {
 
     fn issue_ticket(&self, key: &Key, ticket: ClaimId, claim: Claim) -> Result<()> {
         let inner = &self.inner;
-        inner.with_ledger(key, |l| {
+        inner.with_record(key, |l, n| {
             l.issue_ticket(ticket, claim)
-                .map_err(|r| r.into_error("into_ticket", *key, &inner.name))
+                .map_err(|r| r.into_error("into_ticket", *key, &inner.name))?;
+            n.get().ticket(claim);
+            Ok(())
         })?;
         // The ticket's claim is no longer this process's to renew: if it is
         // never redeemed, its lease runs out.
@@ -465,7 +477,14 @@ impl Connector for FileConnector {
         let redeemed = || Error::TicketRedeemed {
             ticket: ticket.to_string(),
         };
-        let claim = match inner.with_ledger(key, |l| Ok(l.redeem_ticket(ticket, kind, deadline))) {
+        let redeem = |l: &mut Ledger, n: &mut files::LazyNotes| {
+            let r = l.redeem_ticket(ticket, kind, deadline);
+            if let Redeem::Claim(c) = r {
+                n.get().redeemed(c);
+            }
+            Ok(r)
+        };
+        let claim = match inner.with_record(key, redeem) {
             Ok(Redeem::Claim(c)) => c,
             Ok(Redeem::WrongKind(found)) => {
                 return Err(crate::connector::wrong_ticket_kind(found, kind));
@@ -483,17 +502,18 @@ impl Connector for FileConnector {
         Ok(())
     }
 
+    /// Reads the ledger as it is: claims whose lease ran out are reported
+    /// (with their deadline in the past), not released.
     fn inspect(&self, key: &Key) -> Result<Option<Inspect>> {
-        match self.inner.with_ledger(key, |l| {
-            Ok(Inspect {
+        Ok(self.inner.peek(key)?.map(|(l, n)| {
+            let (object, claims) = n.report(&l);
+            Inspect {
                 state: l.state,
                 version: l.version,
-            })
-        }) {
-            Ok(i) => Ok(Some(i)),
-            Err(Error::KeyNotFound { .. }) => Ok(None),
-            Err(e) => Err(e),
-        }
+                object,
+                claims,
+            }
+        }))
     }
 
     fn keys(&self) -> Result<Vec<Key>> {
@@ -508,7 +528,7 @@ impl Connector for FileConnector {
                 .to_str()
                 .and_then(|n| n.strip_suffix(".ledger"))
                 .and_then(|k| k.parse::<Key>().ok())
-                && self.exists(&key)?
+                && inner.peek(&key)?.is_some()
             {
                 keys.push(key);
             }

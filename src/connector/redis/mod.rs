@@ -30,7 +30,8 @@
 //! - `conn` — the connections of a Redis Cluster (and the one server's
 //!   client, plain or over TLS): one connection type over a cluster, each
 //!   request bounded by the timeout and its errors naming the node and the
-//!   request.
+//!   request;
+//! - `notes` — what inspection reads: the claims and their notes.
 
 mod calls;
 mod client;
@@ -38,6 +39,7 @@ mod conn;
 mod connector;
 mod io;
 mod liveness;
+mod notes;
 mod options;
 mod outbox;
 mod pool;
