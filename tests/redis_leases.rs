@@ -383,6 +383,99 @@ pub fn lease_and_ticket_scripts_are_idempotent_when_retried(redis: &dyn Redis) {
     assert!(store.keys().unwrap().is_empty());
 }
 
+/// The calls a borrow, its drop and a resolve make most give the same
+/// answer, and change nothing more, when sent again: a reader's and a
+/// writer's acquire (refused while the other kind is held), a release, and
+/// a fetch; a ticket in flight still runs out on the next call after its
+/// deadline, and once none is in flight the object keeps no deadline.
+pub fn object_scripts_are_idempotent_when_retried(redis: &dyn Redis) {
+    let ns = unique_name("retry_object");
+    let store = borrowstore::Store::open(&redis.store_url(&ns, "")).unwrap();
+    let owner = store.owned_proxy(vec![5u64]).unwrap();
+    let key = *OwnedProxy::key(&owner);
+    store.flush().unwrap();
+    let keys: [String; 5] = ["s", "r", "h", "t", "x"].map(|p| format!("{ns}:{{{key}}}:{p}"));
+    let notes = format!("{ns}:{{{key}}}:m");
+    let cmd = |args: &[&str]| {
+        let a: Vec<&[u8]> = args.iter().map(|s| s.as_bytes()).collect();
+        String::from_utf8_lossy(&redis.command_on(&keys[0], &a)).into_owned()
+    };
+    let pid = "0123456789abcdef0123456789abcdef";
+    let note = "7|host|1|60000|";
+    let (r1, r2, r3) = (
+        "000000000000000000000000000000a1",
+        "000000000000000000000000000000a2",
+        "000000000000000000000000000000a3",
+    );
+    let w = "000000000000000000000000000000b1";
+
+    let first = eval(redis, &keys, &["acquire_fetch", "r", r1, pid, "", note]);
+    assert!(
+        first.contains("$2\r\nok") && first.contains("changed"),
+        "{first:?}"
+    );
+    assert_eq!(
+        eval(redis, &keys, &["acquire_fetch", "r", r1, pid, "", note]),
+        first
+    );
+    assert_eq!(
+        resp_int(&redis.command_on(&keys[1], &[b"HLEN", keys[1].as_bytes()])),
+        1
+    );
+    assert!(cmd(&["HGET", &keys[1], r1]).contains(pid));
+    assert!(cmd(&["HGET", &notes, r1]).contains(note));
+    let refused = eval(redis, &keys, &["acquire", "w", w, pid, note]);
+    assert!(refused.contains("borrowed:1:0"), "{refused:?}");
+    for _ in 0..2 {
+        let r = eval(redis, &keys, &["release", "r", r1]);
+        assert!(r.contains("ok"), "{r:?}");
+        assert_eq!(
+            resp_int(&redis.command_on(&keys[1], &[b"HLEN", keys[1].as_bytes()])),
+            0
+        );
+        assert_eq!(resp_int(cmd(&["HEXISTS", &notes, r1]).as_bytes()), 0);
+    }
+
+    for _ in 0..2 {
+        let r = eval(redis, &keys, &["acquire", "w", w, pid, note]);
+        assert!(r.contains("ok"), "{r:?}");
+    }
+    let refused = eval(redis, &keys, &["acquire_fetch", "r", r2, pid, "1", note]);
+    assert!(refused.contains("mutably_borrowed:0:1"), "{refused:?}");
+    for _ in 0..2 {
+        let r = eval(redis, &keys, &["release", "w", w]);
+        assert!(r.contains("ok"), "{r:?}");
+        assert_eq!(resp_int(cmd(&["HEXISTS", &keys[0], "w"]).as_bytes()), 0);
+    }
+    let fetched = eval(redis, &keys, &["fetch", "1"]);
+    assert!(fetched.contains("unchanged"), "{fetched:?}");
+
+    // A ticket of a 1 ms lease: the next call after its deadline reclaims
+    // its claim, and no deadline is left.
+    eval(redis, &keys, &["acquire_fetch", "r", r3, pid, "1", note]);
+    let issued = eval(
+        redis,
+        &keys,
+        &["issue", "00000000000000000000000000000c01", "r", r3, "1"],
+    );
+    assert!(issued.contains("ok"), "{issued:?}");
+    assert_eq!(resp_int(cmd(&["HEXISTS", &keys[0], "nx"]).as_bytes()), 1);
+    std::thread::sleep(Duration::from_millis(20));
+    let fetched = eval(redis, &keys, &["fetch", "1"]);
+    assert!(fetched.contains("unchanged"), "{fetched:?}");
+    assert_eq!(
+        resp_int(&redis.command_on(&keys[1], &[b"HLEN", keys[1].as_bytes()])),
+        0
+    );
+    assert_eq!(resp_int(cmd(&["HEXISTS", &keys[0], "nx"]).as_bytes()), 0);
+
+    let info = store.inspect(&key).unwrap().unwrap();
+    assert!(info.owner && info.readers == 0 && !info.writer, "{info:?}");
+    drop(owner);
+    store.flush().unwrap();
+    assert!(store.keys().unwrap().is_empty());
+}
+
 /// The renewal window, script by script: a table untouched for longer
 /// than half a lease (as after a stall) gives every record a full lease
 /// before judging, so a process that renews right after the gap is not
@@ -547,6 +640,11 @@ macro_rules! lease_checks {
         #[test]
         fn lease_and_ticket_scripts_are_idempotent_when_retried() {
             super::lease_and_ticket_scripts_are_idempotent_when_retried(&$start);
+        }
+
+        #[test]
+        fn object_scripts_are_idempotent_when_retried() {
+            super::object_scripts_are_idempotent_when_retried(&$start);
         }
 
         #[test]

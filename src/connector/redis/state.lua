@@ -11,9 +11,10 @@
 --
 -- State hash fields: v (version), b (value), had (1 once it had an owner),
 -- o/od (owner claim id / its claim record), w/wd (writer id / record),
--- p (put token), pt (last publish token), nx (no ticket in flight can run
--- out before this time: the claims are scanned for expiry only from then
--- on).
+-- p (put token), pt (last publish token), nx (the earliest deadline of a
+-- ticket in flight: the claims are scanned for expiry only from then on;
+-- absent while no ticket is in flight, so that the common calls need not
+-- read the server's time).
 -- Readers and holders hashes: claim id -> claim record.
 -- Tickets hash: ticket id -> "<kind>:<claim id>", removed when the ticket
 -- is redeemed or its claim is gone.
@@ -78,6 +79,93 @@
 local S, R, H, T, X = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local M = string.sub(S, 1, -2) .. 'm'
 local op = ARGV[1]
+
+-- Fast paths ----------------------------------------------------------------
+--
+-- The calls a borrow, its drop and a resolve make (a reader's or writer's
+-- acquire and acquire_fetch, a release, a version-checked fetch, a put),
+-- done here with the fewest server calls in the common case: the object
+-- exists, no ticket deadline is pending (no 'nx': see 'expire'), nothing
+-- is refused. They run before the general code below defines anything, so
+-- a call taking one returns without building it; every other case falls
+-- through to the general code, which gives the same answer. Each is
+-- idempotent by claim id as the general code is.
+if op == 'acquire_fetch' or op == 'acquire' then
+  -- One HMGET reads whether the object exists (v), its writer and whether
+  -- a ticket deadline is pending.
+  local kind, id = ARGV[2], ARGV[3]
+  local s = redis.call('HMGET', S, 'v', 'w', 'nx')
+  local taken = false
+  if s[1] and not s[3] then
+    if kind == 'r' and not s[2] then
+      -- HSETNX: a retried acquire keeps the record it set.
+      redis.call('HSETNX', R, id, ARGV[4])
+      taken = true
+    elseif kind == 'w' and (s[2] == id or (not s[2] and redis.call('EXISTS', R) == 0)) then
+      if not s[2] then redis.call('HSET', S, 'w', id, 'wd', ARGV[4]) end
+      taken = true
+    end
+  end
+  if taken then
+    local text = op == 'acquire' and ARGV[5] or ARGV[6]
+    if text and text ~= '' then redis.call('HSET', M, id, text) end
+    if op == 'acquire' then return 'ok' end
+    if s[1] == ARGV[5] then return {'ok', 'unchanged', s[1]} end
+    return {'ok', 'changed', s[1], redis.call('HGET', S, 'b')}
+  end
+elseif op == 'release' then
+  -- ARGV: kind, id. Not held (or no object): 'ok'. Else the claim goes,
+  -- the release is announced, and the object is evicted if it had an
+  -- owner and no claim is left.
+  local kind, id = ARGV[2], ARGV[3]
+  local s = redis.call('HMGET', S, 'nx', 'had', 'o', 'w')
+  if not s[1] then
+    local gone = false
+    if kind == 'r' then gone = redis.call('HDEL', R, id) == 1
+    elseif kind == 'h' then gone = redis.call('HDEL', H, id) == 1
+    elseif kind == 'o' and s[3] == id then
+      redis.call('HDEL', S, 'o', 'od'); s[3] = false; gone = true
+    elseif kind == 'w' and s[4] == id then
+      redis.call('HDEL', S, 'w', 'wd'); s[4] = false; gone = true
+    end
+    if gone then
+      local ns, okey = string.match(S, '^(.*):{([^}]*)}:s$')
+      if ns then redis.call('PUBLISH', ns .. ':released', okey) end
+      if s[2] == '1' and not s[3] and not s[4] and redis.call('EXISTS', R, H) == 0 then
+        redis.call('DEL', S, R, H, T, M)
+        return 'evicted'
+      end
+    end
+    redis.call('HDEL', M, id)
+    return 'ok'
+  end
+elseif op == 'fetch' then
+  -- ARGV: known version ('' for none).
+  local s = redis.call('HMGET', S, 'v', 'nx')
+  if not s[1] then return {'missing'} end
+  if not s[2] then
+    if s[1] == ARGV[2] then return {'unchanged', s[1]} end
+    return {'changed', s[1], redis.call('HGET', S, 'b')}
+  end
+elseif op == 'put' and (ARGV[4] == '' or ARGV[4] == 'o') then
+  -- ARGV: as 'put' below. A plain object, or one with its owner: the
+  -- state hash in one HSET, the notes in one.
+  if redis.call('EXISTS', S) == 1 then
+    if redis.call('HGET', S, 'p') == ARGV[3] then return 'ok' end
+    return 'exists'
+  end
+  if ARGV[4] == 'o' then
+    redis.call('HSET', S, 'v', 1, 'b', ARGV[2], 'p', ARGV[3], 'o', ARGV[5], 'od', ARGV[6],
+               'had', '1')
+  else
+    redis.call('HSET', S, 'v', 1, 'b', ARGV[2], 'had', '0', 'p', ARGV[3])
+  end
+  local owner_note = ARGV[4] == 'o' and ARGV[7] and ARGV[7] ~= ''
+  if ARGV[8] and owner_note then redis.call('HSET', M, 'obj', ARGV[8], ARGV[5], ARGV[7])
+  elseif ARGV[8] then redis.call('HSET', M, 'obj', ARGV[8])
+  elseif owner_note then redis.call('HSET', M, ARGV[5], ARGV[7]) end
+  return 'ok'
+end
 
 local function now_ms()
   local t = redis.call('TIME')
@@ -307,8 +395,8 @@ local function reclaim(gone, now)
   local nx = tonumber(redis.call('HGET', S, 'nx') or '')
   if earliest then
     if nx ~= earliest then redis.call('HSET', S, 'nx', earliest) end
-  elseif not nx or nx <= now then
-    redis.call('HSET', S, 'nx', now + 86400000)
+  elseif nx then
+    redis.call('HDEL', S, 'nx')
   end
   if changed then
     announce()
@@ -323,10 +411,10 @@ local function reclaim(gone, now)
 end
 
 -- Releases the claims of tickets whose deadline passed (only scanning from
--- the earliest such deadline on).
+-- the earliest such deadline on; nothing while no ticket is in flight).
 local function expire(now)
   local nx = tonumber(redis.call('HGET', S, 'nx') or '')
-  if nx and nx > now then return end
+  if not nx or nx > now then return end
   reclaim(function(_, d) return d ~= nil and d < now end, now)
 end
 
