@@ -19,16 +19,43 @@ fn script() -> &'static Script {
     SCRIPT.get_or_init(|| Script::new(TEXT))
 }
 
-/// The function library that wraps [`TEXT`] unchanged, and the name of its
-/// one function. The name carries the text's SHA-1, so processes of
-/// different versions sharing a server each call their own.
+/// The last line of [`TEXT`]: as a script, it runs the call; a library
+/// registers the function it calls instead.
+const CALL: &str = "return main(KEYS, ARGV)\n";
+
+const fn ends_with(text: &str, suffix: &str) -> bool {
+    let (t, x) = (text.as_bytes(), suffix.as_bytes());
+    if x.len() > t.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < x.len() {
+        if t[t.len() - x.len() + i] != x[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+const _: () = assert!(
+    ends_with(TEXT, CALL),
+    "state.lua must end with its CALL line"
+);
+
+/// The function library made of [`TEXT`], and the name of its one
+/// function. The library is the script with its last line ([`CALL`])
+/// replaced by the registration of `main`, so every helper is defined once,
+/// when the library loads, not on every call. The name carries the text's
+/// SHA-1, so processes of different versions sharing a server each call
+/// their own.
 fn library() -> &'static (String, String) {
     static LIBRARY: OnceLock<(String, String)> = OnceLock::new();
     LIBRARY.get_or_init(|| {
         let name = format!("borrowstore_{}", script().get_hash());
-        let text = format!(
-            "#!lua name={name}\nredis.register_function('{name}', function(KEYS, ARGV)\n{TEXT}\nend)\n"
-        );
+        // `TEXT` ends with `CALL`: checked when this compiles.
+        let body = TEXT.strip_suffix(CALL).unwrap_or(TEXT);
+        let text = format!("#!lua name={name}\n{body}redis.register_function('{name}', main)\n");
         (name, text)
     })
 }

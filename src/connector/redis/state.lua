@@ -76,96 +76,11 @@
 -- lease among processes that renew seldom, so a dead process is given one
 -- extra lease at most. The table is deleted when no process is left in
 -- it (and expires a day after its last call).
-local S, R, H, T, X = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local M = string.sub(S, 1, -2) .. 'm'
-local op = ARGV[1]
-
--- Fast paths ----------------------------------------------------------------
---
--- The calls a borrow, its drop and a resolve make (a reader's or writer's
--- acquire and acquire_fetch, a release, a version-checked fetch, a put),
--- done here with the fewest server calls in the common case: the object
--- exists, no ticket deadline is pending (no 'nx': see 'expire'), nothing
--- is refused. They run before the general code below defines anything, so
--- a call taking one returns without building it; every other case falls
--- through to the general code, which gives the same answer. Each is
--- idempotent by claim id as the general code is.
-if op == 'acquire_fetch' or op == 'acquire' then
-  -- One HMGET reads whether the object exists (v), its writer and whether
-  -- a ticket deadline is pending.
-  local kind, id = ARGV[2], ARGV[3]
-  local s = redis.call('HMGET', S, 'v', 'w', 'nx')
-  local taken = false
-  if s[1] and not s[3] then
-    if kind == 'r' and not s[2] then
-      -- HSETNX: a retried acquire keeps the record it set.
-      redis.call('HSETNX', R, id, ARGV[4])
-      taken = true
-    elseif kind == 'w' and (s[2] == id or (not s[2] and redis.call('EXISTS', R) == 0)) then
-      if not s[2] then redis.call('HSET', S, 'w', id, 'wd', ARGV[4]) end
-      taken = true
-    end
-  end
-  if taken then
-    local text = op == 'acquire' and ARGV[5] or ARGV[6]
-    if text and text ~= '' then redis.call('HSET', M, id, text) end
-    if op == 'acquire' then return 'ok' end
-    if s[1] == ARGV[5] then return {'ok', 'unchanged', s[1]} end
-    return {'ok', 'changed', s[1], redis.call('HGET', S, 'b')}
-  end
-elseif op == 'release' then
-  -- ARGV: kind, id. Not held (or no object): 'ok'. Else the claim goes,
-  -- the release is announced, and the object is evicted if it had an
-  -- owner and no claim is left.
-  local kind, id = ARGV[2], ARGV[3]
-  local s = redis.call('HMGET', S, 'nx', 'had', 'o', 'w')
-  if not s[1] then
-    local gone = false
-    if kind == 'r' then gone = redis.call('HDEL', R, id) == 1
-    elseif kind == 'h' then gone = redis.call('HDEL', H, id) == 1
-    elseif kind == 'o' and s[3] == id then
-      redis.call('HDEL', S, 'o', 'od'); s[3] = false; gone = true
-    elseif kind == 'w' and s[4] == id then
-      redis.call('HDEL', S, 'w', 'wd'); s[4] = false; gone = true
-    end
-    if gone then
-      local ns, okey = string.match(S, '^(.*):{([^}]*)}:s$')
-      if ns then redis.call('PUBLISH', ns .. ':released', okey) end
-      if s[2] == '1' and not s[3] and not s[4] and redis.call('EXISTS', R, H) == 0 then
-        redis.call('DEL', S, R, H, T, M)
-        return 'evicted'
-      end
-    end
-    redis.call('HDEL', M, id)
-    return 'ok'
-  end
-elseif op == 'fetch' then
-  -- ARGV: known version ('' for none).
-  local s = redis.call('HMGET', S, 'v', 'nx')
-  if not s[1] then return {'missing'} end
-  if not s[2] then
-    if s[1] == ARGV[2] then return {'unchanged', s[1]} end
-    return {'changed', s[1], redis.call('HGET', S, 'b')}
-  end
-elseif op == 'put' and (ARGV[4] == '' or ARGV[4] == 'o') then
-  -- ARGV: as 'put' below. A plain object, or one with its owner: the
-  -- state hash in one HSET, the notes in one.
-  if redis.call('EXISTS', S) == 1 then
-    if redis.call('HGET', S, 'p') == ARGV[3] then return 'ok' end
-    return 'exists'
-  end
-  if ARGV[4] == 'o' then
-    redis.call('HSET', S, 'v', 1, 'b', ARGV[2], 'p', ARGV[3], 'o', ARGV[5], 'od', ARGV[6],
-               'had', '1')
-  else
-    redis.call('HSET', S, 'v', 1, 'b', ARGV[2], 'had', '0', 'p', ARGV[3])
-  end
-  local owner_note = ARGV[4] == 'o' and ARGV[7] and ARGV[7] ~= ''
-  if ARGV[8] and owner_note then redis.call('HSET', M, 'obj', ARGV[8], ARGV[5], ARGV[7])
-  elseif ARGV[8] then redis.call('HSET', M, 'obj', ARGV[8])
-  elseif owner_note then redis.call('HSET', M, ARGV[5], ARGV[7]) end
-  return 'ok'
-end
+-- The keys and arguments of the call being run, set by main (below) at
+-- the start of every call; M is the notes hash; NS and OKEY, the
+-- namespace and object key, are read from the state hash's name by the
+-- calls that need them (read_names).
+local S, R, H, T, X, M, A, NS, OKEY
 
 local function now_ms()
   local t = redis.call('TIME')
@@ -174,8 +89,8 @@ end
 
 -- The process table ---------------------------------------------------------
 
-if op == 'beat' or op == 'adopt' or op == 'forget' or op == 'turn' then
-  local P = KEYS[1]
+local function table_op(op)
+  local P = S
   local now = now_ms()
   local clock = tonumber(redis.call('HGET', P, '~') or '')
   local gap = clock and (now - clock) or 0
@@ -211,7 +126,7 @@ if op == 'beat' or op == 'adopt' or op == 'forget' or op == 'turn' then
     -- ARGV: process id, lease (ms), mode: 'renew' (it holds claims),
     -- 'leave' (it holds none), 'look' (it holds none and has no record);
     -- registered: '1' if it had a record since it last left.
-    local id, lease, mode, registered = ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5]
+    local id, lease, mode, registered = A[2], tonumber(A[3]), A[4], A[5]
     local rec = redis.call('HGET', P, id)
     if rec and string.sub(rec, 1, 5) == 'dead:' then
       status = 'dead'
@@ -230,11 +145,11 @@ if op == 'beat' or op == 'adopt' or op == 'forget' or op == 'turn' then
     -- ARGV: lease (ms), process ids found on claims with no record. Each
     -- gets a record as if it had just renewed: a live process renews it,
     -- a dead one lets it run out.
-    local lease = tonumber(ARGV[2])
-    for i = 3, #ARGV do
-      if redis.call('HEXISTS', P, ARGV[i]) == 0 then
-        redis.call('HSET', P, ARGV[i], (now + lease) .. ':' .. lease)
-        alive[ARGV[i]] = true
+    local lease = tonumber(A[2])
+    for i = 3, #A do
+      if redis.call('HEXISTS', P, A[i]) == 0 then
+        redis.call('HSET', P, A[i], (now + lease) .. ':' .. lease)
+        alive[A[i]] = true
       end
     end
   elseif op == 'turn' then
@@ -245,17 +160,17 @@ if op == 'beat' or op == 'adopt' or op == 'forget' or op == 'turn' then
     -- is the caller's for a lease.
     local holder, till, known = string.match(redis.call('HGET', P, '^') or '',
                                              '^(%x+):(%d+):(%d+)$')
-    local mine = tonumber(ARGV[4]) or 0
-    if holder and holder ~= ARGV[2] and tonumber(till) >= now and tonumber(known) >= mine then
+    local mine = tonumber(A[4]) or 0
+    if holder and holder ~= A[2] and tonumber(till) >= now and tonumber(known) >= mine then
       status = 'busy'
     else
-      redis.call('HSET', P, '^', ARGV[2] .. ':' .. (now + tonumber(ARGV[3])) .. ':' .. mine)
+      redis.call('HSET', P, '^', A[2] .. ':' .. (now + tonumber(A[3])) .. ':' .. mine)
     end
   else
     -- ARGV: process ids whose claims every object has been rid of.
-    for i = 2, #ARGV do
-      local rec = redis.call('HGET', P, ARGV[i])
-      if rec and string.sub(rec, 1, 5) == 'dead:' then redis.call('HDEL', P, ARGV[i]) end
+    for i = 2, #A do
+      local rec = redis.call('HGET', P, A[i])
+      if rec and string.sub(rec, 1, 5) == 'dead:' then redis.call('HDEL', P, A[i]) end
     end
   end
   local n = redis.call('HLEN', P) - redis.call('HEXISTS', P, '~') - redis.call('HEXISTS', P, '^')
@@ -279,7 +194,11 @@ end
 
 -- One object ---------------------------------------------------------------
 
-local NS, OKEY = string.match(S, '^(.*):{([^}]*)}:s$')
+-- Reads the namespace and object key from the state hash's name (only
+-- the calls that publish or name other keys need them).
+local function read_names()
+  NS, OKEY = string.match(S, '^(.*):{([^}]*)}:s$')
+end
 
 local function announce()
   if NS then redis.call('PUBLISH', NS .. ':released', OKEY) end
@@ -455,156 +374,269 @@ local function release(kind, id, disown)
   return 'ok'
 end
 
-if op == 'put' then
-  -- ARGV: blob, put token, init kind ('' for none), init id, claim record,
-  -- the init claim's note, the object's note
-  if exists() then
-    if redis.call('HGET', S, 'p') == ARGV[3] then return 'ok' end
-    return 'exists'
-  end
-  redis.call('HSET', S, 'v', 1, 'b', ARGV[2], 'had', '0', 'p', ARGV[3])
-  if ARGV[4] ~= '' then acquire(ARGV[4], ARGV[5], ARGV[6]); note(ARGV[5], ARGV[7]) end
-  if ARGV[8] then redis.call('HSET', M, 'obj', ARGV[8]) end
-  return 'ok'
-end
-
-if op == 'take' then
-  -- ARGV: take token. The taken value is kept for a minute under X so a
-  -- retried take (lost reply) gets it again.
-  if not exists() then
-    local kept = redis.call('HMGET', X, 'token', 'v', 'b')
-    if kept[1] == ARGV[2] then return {'ok', kept[2], kept[3]} end
-    return {'missing'}
-  end
-  expire(now_ms())
-  if not exists() then return {'missing'} end
-  if written() or readers() > 0 then return {busy('borrowed')} end
-  local vb = redis.call('HMGET', S, 'v', 'b')
-  evict()
-  announce()
-  redis.call('HSET', X, 'token', ARGV[2], 'v', vb[1], 'b', vb[2])
-  redis.call('PEXPIRE', X, 60000)
-  return {'ok', vb[1], vb[2]}
-end
-
-if op == 'redeem' then
-  -- ARGV: ticket, redeem token, claim record of the redeemer, kind, note.
-  -- Returns {'ok', kind, id}. A ticket of another kind (damaged bytes) is
-  -- refused and not consumed. A redeemed ticket leaves the tickets hash at
-  -- once; its redeem record '<token>:<kind>:<id>' (expiring after a minute)
-  -- lets the same redeem, retried after a lost reply, succeed again.
-  local D = NS and (NS .. ':{' .. OKEY .. '}:d:' .. ARGV[2])
-  local t = exists() and redis.call('HGET', T, ARGV[2])
-  if not t then
-    local kept = D and redis.call('GET', D)
-    local token, kind, id = string.match(kept or '', '^(%x+):(%a):(%x+)$')
-    if token and token == ARGV[3] and exists() and holds(kind, id) then
-      return {'ok', kind, id}
+-- Every object operation (the general code: what the fast paths below do
+-- not take).
+local function object_op(op)
+  read_names()
+  if op == 'put' then
+    -- ARGV: blob, put token, init kind ('' for none), init id, claim record,
+    -- the init claim's note, the object's note
+    if exists() then
+      if redis.call('HGET', S, 'p') == A[3] then return 'ok' end
+      return 'exists'
     end
-    return {'redeemed'}
+    redis.call('HSET', S, 'v', 1, 'b', A[2], 'had', '0', 'p', A[3])
+    if A[4] ~= '' then acquire(A[4], A[5], A[6]); note(A[5], A[7]) end
+    if A[8] then redis.call('HSET', M, 'obj', A[8]) end
+    return 'ok'
   end
-  expire(now_ms())
-  t = redis.call('HGET', T, ARGV[2])
-  if not t then return {'redeemed'} end
-  local kind, id = string.match(t, '^(%a):(%x+)$')
-  if kind and kind ~= ARGV[5] then return {'wrong_kind', kind} end
-  redis.call('HDEL', T, ARGV[2])
-  if not kind or not holds(kind, id) then return {'redeemed'} end
-  local _, _, more = parse(record(kind, id))
-  set_record(kind, id, ARGV[4] .. more)
-  -- The redeemer's process and time, the label the claim was taken with.
-  local old = redis.call('HGET', M, id) or ''
-  note(id, (ARGV[6] or '') .. (string.match(old, '^[^|]*|[^|]*|[^|]*|[^|]*|(.*)$') or ''))
-  if D then redis.call('SET', D, ARGV[3] .. ':' .. t, 'PX', 60000) end
-  return {'ok', kind, id}
-end
 
-if op == 'peek' then
-  if not exists() then return {'missing'} end
-  return inspect_all()
-end
-
-if not exists() then
-  if op == 'release' then return 'ok' end
-  if op == 'fetch' or op == 'inspect' then return {'missing'} end
-  if op == 'reap' then return {} end
-  return 'gone'
-end
-local now = now_ms()
-if op == 'reap' then
-  -- ARGV: the ids of dead processes. Releases their claims (and the
-  -- tickets past their deadline); returns the process ids of the claims
-  -- left, for the reaper to check that each has a record.
-  local dead = {}
-  for i = 2, #ARGV do dead[ARGV[i]] = true end
-  local _, pids = reclaim(function(pid, d)
-    return dead[pid] == true or (d ~= nil and d < now)
-  end, now)
-  local out = {}
-  if exists() then
-    for pid in pairs(pids) do table.insert(out, pid) end
+  if op == 'take' then
+    -- ARGV: take token. The taken value is kept for a minute under X so a
+    -- retried take (lost reply) gets it again.
+    if not exists() then
+      local kept = redis.call('HMGET', X, 'token', 'v', 'b')
+      if kept[1] == A[2] then return {'ok', kept[2], kept[3]} end
+      return {'missing'}
+    end
+    expire(now_ms())
+    if not exists() then return {'missing'} end
+    if written() or readers() > 0 then return {busy('borrowed')} end
+    local vb = redis.call('HMGET', S, 'v', 'b')
+    evict()
+    announce()
+    redis.call('HSET', X, 'token', A[2], 'v', vb[1], 'b', vb[2])
+    redis.call('PEXPIRE', X, 60000)
+    return {'ok', vb[1], vb[2]}
   end
-  return out
-end
-expire(now)
-if not exists() then
-  if op == 'release' then return 'ok' end
-  if op == 'fetch' or op == 'inspect' then return {'missing'} end
-  return 'gone'
+
+  if op == 'redeem' then
+    -- ARGV: ticket, redeem token, claim record of the redeemer, kind, note.
+    -- Returns {'ok', kind, id}. A ticket of another kind (damaged bytes) is
+    -- refused and not consumed. A redeemed ticket leaves the tickets hash at
+    -- once; its redeem record '<token>:<kind>:<id>' (expiring after a minute)
+    -- lets the same redeem, retried after a lost reply, succeed again.
+    local D = NS and (NS .. ':{' .. OKEY .. '}:d:' .. A[2])
+    local t = exists() and redis.call('HGET', T, A[2])
+    if not t then
+      local kept = D and redis.call('GET', D)
+      local token, kind, id = string.match(kept or '', '^(%x+):(%a):(%x+)$')
+      if token and token == A[3] and exists() and holds(kind, id) then
+        return {'ok', kind, id}
+      end
+      return {'redeemed'}
+    end
+    expire(now_ms())
+    t = redis.call('HGET', T, A[2])
+    if not t then return {'redeemed'} end
+    local kind, id = string.match(t, '^(%a):(%x+)$')
+    if kind and kind ~= A[5] then return {'wrong_kind', kind} end
+    redis.call('HDEL', T, A[2])
+    if not kind or not holds(kind, id) then return {'redeemed'} end
+    local _, _, more = parse(record(kind, id))
+    set_record(kind, id, A[4] .. more)
+    -- The redeemer's process and time, the label the claim was taken with.
+    local old = redis.call('HGET', M, id) or ''
+    note(id, (A[6] or '') .. (string.match(old, '^[^|]*|[^|]*|[^|]*|[^|]*|(.*)$') or ''))
+    if D then redis.call('SET', D, A[3] .. ':' .. t, 'PX', 60000) end
+    return {'ok', kind, id}
+  end
+
+  if op == 'peek' then
+    if not exists() then return {'missing'} end
+    return inspect_all()
+  end
+
+  if not exists() then
+    if op == 'release' then return 'ok' end
+    if op == 'fetch' or op == 'inspect' then return {'missing'} end
+    if op == 'reap' then return {} end
+    return 'gone'
+  end
+  local now = now_ms()
+  if op == 'reap' then
+    -- ARGV: the ids of dead processes. Releases their claims (and the
+    -- tickets past their deadline); returns the process ids of the claims
+    -- left, for the reaper to check that each has a record.
+    local dead = {}
+    for i = 2, #A do dead[A[i]] = true end
+    local _, pids = reclaim(function(pid, d)
+      return dead[pid] == true or (d ~= nil and d < now)
+    end, now)
+    local out = {}
+    if exists() then
+      for pid in pairs(pids) do table.insert(out, pid) end
+    end
+    return out
+  end
+  expire(now)
+  if not exists() then
+    if op == 'release' then return 'ok' end
+    if op == 'fetch' or op == 'inspect' then return {'missing'} end
+    return 'gone'
+  end
+
+  if op == 'fetch' then
+    -- ARGV: known version ('' for none). Moves no value when it is current.
+    local v = redis.call('HGET', S, 'v')
+    if v == A[2] then return {'unchanged', v} end
+    return {'changed', v, redis.call('HGET', S, 'b')}
+  elseif op == 'acquire' then
+    -- ARGV: kind, id, claim record, note
+    local status = acquire(A[2], A[3], A[4])
+    if status == 'ok' then note(A[3], A[5]) end
+    return status
+  elseif op == 'acquire_fetch' then
+    -- ARGV: kind, id, claim record, known version, note. A borrow and a
+    -- version-checked read in one round trip: {status} or
+    -- {'ok', 'unchanged', v} or {'ok', 'changed', v, value}.
+    local status = acquire(A[2], A[3], A[4])
+    if status ~= 'ok' then return {status} end
+    note(A[3], A[6])
+    local v = redis.call('HGET', S, 'v')
+    if v == A[5] then return {'ok', 'unchanged', v} end
+    return {'ok', 'changed', v, redis.call('HGET', S, 'b')}
+  elseif op == 'release' then
+    -- ARGV: kind, id
+    redis.call('HDEL', M, A[3])
+    return release(A[2], A[3], false)
+  elseif op == 'disown' then
+    -- ARGV: kind, id
+    redis.call('HDEL', M, A[3])
+    return release(A[2], A[3], true)
+  elseif op == 'evict' then
+    if written() or readers() > 0 then return busy('borrowed') end
+    evict()
+    announce()
+    return 'ok'
+  elseif op == 'publish' then
+    -- ARGV: writer id, blob, publish token
+    if redis.call('HGET', S, 'pt') == A[4] then return redis.call('HGET', S, 'v') end
+    if redis.call('HGET', S, 'w') ~= A[2] then return 'lost' end
+    local v = redis.call('HINCRBY', S, 'v', 1)
+    redis.call('HSET', S, 'b', A[3], 'pt', A[4])
+    return tostring(v)
+  elseif op == 'issue' then
+    -- ARGV: ticket, kind, id, lease (ms). The claim leaves its process: it
+    -- is released a lease from now unless the ticket is redeemed first.
+    if not holds(A[3], A[4]) then return 'not_held' end
+    redis.call('HSET', T, A[2], A[3] .. ':' .. A[4])
+    local d = now + tonumber(A[5])
+    local _, _, more = parse(record(A[3], A[4]))
+    set_record(A[3], A[4], '@' .. d .. more)
+    note_deadline(d)
+    return 'ok'
+  elseif op == 'inspect' then
+    return {'ok', redis.call('HGET', S, 'v'), owned() and 1 or 0, written() and 1 or 0,
+            readers(), holders(), redis.call('HGET', S, 'had')}
+  end
+  return 'bad_op'
 end
 
-if op == 'fetch' then
-  -- ARGV: known version ('' for none). Moves no value when it is current.
-  local v = redis.call('HGET', S, 'v')
-  if v == ARGV[2] then return {'unchanged', v} end
-  return {'changed', v, redis.call('HGET', S, 'b')}
-elseif op == 'acquire' then
-  -- ARGV: kind, id, claim record, note
-  local status = acquire(ARGV[2], ARGV[3], ARGV[4])
-  if status == 'ok' then note(ARGV[3], ARGV[5]) end
-  return status
-elseif op == 'acquire_fetch' then
-  -- ARGV: kind, id, claim record, known version, note. A borrow and a
-  -- version-checked read in one round trip: {status} or
-  -- {'ok', 'unchanged', v} or {'ok', 'changed', v, value}.
-  local status = acquire(ARGV[2], ARGV[3], ARGV[4])
-  if status ~= 'ok' then return {status} end
-  note(ARGV[3], ARGV[6])
-  local v = redis.call('HGET', S, 'v')
-  if v == ARGV[5] then return {'ok', 'unchanged', v} end
-  return {'ok', 'changed', v, redis.call('HGET', S, 'b')}
-elseif op == 'release' then
-  -- ARGV: kind, id
-  redis.call('HDEL', M, ARGV[3])
-  return release(ARGV[2], ARGV[3], false)
-elseif op == 'disown' then
-  -- ARGV: kind, id
-  redis.call('HDEL', M, ARGV[3])
-  return release(ARGV[2], ARGV[3], true)
-elseif op == 'evict' then
-  if written() or readers() > 0 then return busy('borrowed') end
-  evict()
-  announce()
-  return 'ok'
-elseif op == 'publish' then
-  -- ARGV: writer id, blob, publish token
-  if redis.call('HGET', S, 'pt') == ARGV[4] then return redis.call('HGET', S, 'v') end
-  if redis.call('HGET', S, 'w') ~= ARGV[2] then return 'lost' end
-  local v = redis.call('HINCRBY', S, 'v', 1)
-  redis.call('HSET', S, 'b', ARGV[3], 'pt', ARGV[4])
-  return tostring(v)
-elseif op == 'issue' then
-  -- ARGV: ticket, kind, id, lease (ms). The claim leaves its process: it
-  -- is released a lease from now unless the ticket is redeemed first.
-  if not holds(ARGV[3], ARGV[4]) then return 'not_held' end
-  redis.call('HSET', T, ARGV[2], ARGV[3] .. ':' .. ARGV[4])
-  local d = now + tonumber(ARGV[5])
-  local _, _, more = parse(record(ARGV[3], ARGV[4]))
-  set_record(ARGV[3], ARGV[4], '@' .. d .. more)
-  note_deadline(d)
-  return 'ok'
-elseif op == 'inspect' then
-  return {'ok', redis.call('HGET', S, 'v'), owned() and 1 or 0, written() and 1 or 0,
-          readers(), holders(), redis.call('HGET', S, 'had')}
+-- Fast paths ----------------------------------------------------------------
+--
+-- The calls a borrow, its drop and a resolve make (a reader's or writer's
+-- acquire and acquire_fetch, a release, a version-checked fetch, a put),
+-- done here with the fewest server calls in the common case: the object
+-- exists, no ticket deadline is pending (no 'nx': see 'expire'), nothing
+-- is refused. Each returns nil to leave the call to the general code
+-- (object_op), which gives the same answer in every case; each is
+-- idempotent by claim id as the general code is. (Every function is
+-- defined once, when the library is loaded: a call runs main and what it
+-- calls, and builds nothing else.)
+local function fast(op)
+  if op == 'acquire_fetch' or op == 'acquire' then
+    -- One HMGET reads whether the object exists (v), its writer and whether
+    -- a ticket deadline is pending.
+    local kind, id = A[2], A[3]
+    local s = redis.call('HMGET', S, 'v', 'w', 'nx')
+    local taken = false
+    if s[1] and not s[3] then
+      if kind == 'r' and not s[2] then
+        -- HSETNX: a retried acquire keeps the record it set.
+        redis.call('HSETNX', R, id, A[4])
+        taken = true
+      elseif kind == 'w' and (s[2] == id or (not s[2] and redis.call('EXISTS', R) == 0)) then
+        if not s[2] then redis.call('HSET', S, 'w', id, 'wd', A[4]) end
+        taken = true
+      end
+    end
+    if taken then
+      local text = op == 'acquire' and A[5] or A[6]
+      if text and text ~= '' then redis.call('HSET', M, id, text) end
+      if op == 'acquire' then return 'ok' end
+      if s[1] == A[5] then return {'ok', 'unchanged', s[1]} end
+      return {'ok', 'changed', s[1], redis.call('HGET', S, 'b')}
+    end
+  elseif op == 'release' then
+    -- ARGV: kind, id. Not held (or no object): 'ok'. Else the claim goes,
+    -- the release is announced, and the object is evicted if it had an
+    -- owner and no claim is left.
+    local kind, id = A[2], A[3]
+    local s = redis.call('HMGET', S, 'nx', 'had', 'o', 'w')
+    if not s[1] then
+      local gone = false
+      if kind == 'r' then gone = redis.call('HDEL', R, id) == 1
+      elseif kind == 'h' then gone = redis.call('HDEL', H, id) == 1
+      elseif kind == 'o' and s[3] == id then
+        redis.call('HDEL', S, 'o', 'od'); s[3] = false; gone = true
+      elseif kind == 'w' and s[4] == id then
+        redis.call('HDEL', S, 'w', 'wd'); s[4] = false; gone = true
+      end
+      if gone then
+        read_names()
+        announce()
+        if s[2] == '1' and not s[3] and not s[4] and redis.call('EXISTS', R, H) == 0 then
+          redis.call('DEL', S, R, H, T, M)
+          return 'evicted'
+        end
+      end
+      redis.call('HDEL', M, id)
+      return 'ok'
+    end
+  elseif op == 'fetch' then
+    -- ARGV: known version ('' for none).
+    local s = redis.call('HMGET', S, 'v', 'nx')
+    if not s[1] then return {'missing'} end
+    if not s[2] then
+      if s[1] == A[2] then return {'unchanged', s[1]} end
+      return {'changed', s[1], redis.call('HGET', S, 'b')}
+    end
+  elseif op == 'put' and (A[4] == '' or A[4] == 'o') then
+    -- ARGV: as 'put' in object_op. A plain object, or one with its owner: the
+    -- state hash in one HSET, the notes in one.
+    if redis.call('EXISTS', S) == 1 then
+      if redis.call('HGET', S, 'p') == A[3] then return 'ok' end
+      return 'exists'
+    end
+    if A[4] == 'o' then
+      redis.call('HSET', S, 'v', 1, 'b', A[2], 'p', A[3], 'o', A[5], 'od', A[6],
+                 'had', '1')
+    else
+      redis.call('HSET', S, 'v', 1, 'b', A[2], 'had', '0', 'p', A[3])
+    end
+    local owner_note = A[4] == 'o' and A[7] and A[7] ~= ''
+    if A[8] and owner_note then redis.call('HSET', M, 'obj', A[8], A[5], A[7])
+    elseif A[8] then redis.call('HSET', M, 'obj', A[8])
+    elseif owner_note then redis.call('HSET', M, A[5], A[7]) end
+    return 'ok'
+  end
 end
-return 'bad_op'
+
+-- One call: the process table's operations, else a fast path if one
+-- takes the call, else the general code.
+local function main(keys, argv)
+  S, R, H, T, X, A = keys[1], keys[2], keys[3], keys[4], keys[5], argv
+  M = string.sub(S, 1, -2) .. 'm'
+  local op = argv[1]
+  if op == 'beat' or op == 'adopt' or op == 'forget' or op == 'turn' then
+    return table_op(op)
+  end
+  local r = fast(op)
+  if r ~= nil then return r end
+  return object_op(op)
+end
+
+-- As a script (EVAL), the call; as a function library, the connector
+-- registers main instead of this line (see script.rs).
+return main(KEYS, ARGV)
