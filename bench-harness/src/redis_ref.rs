@@ -60,6 +60,10 @@ struct Bench<'a> {
     owner: OwnedProxy<Vec<u8>>,
     value: Vec<u8>,
     script: redis::Script,
+    /// The name of the store's function (`FCALL`) wrapping the script, when
+    /// the server has functions (Redis 7 and later); else the pair is sent
+    /// by `EVALSHA`, as the store then sends it.
+    function: Option<String>,
     /// The five keys of the owner's object, and the reader claim the raw
     /// script pair holds between its rounds.
     keys: Vec<String>,
@@ -183,6 +187,24 @@ impl Bench<'_> {
         }
     }
 
+    /// Adds one call of the store's script with `args` on the owner's keys
+    /// to `pipe`, as the store calls it.
+    fn add_call(&self, pipe: &mut redis::Pipeline, args: &[&str]) {
+        match &self.function {
+            Some(f) => {
+                pipe.cmd("FCALL").arg(f).arg(5).arg(&self.keys).arg(args);
+            }
+            None => {
+                let mut inv = self.script.prepare_invoke();
+                for k in &self.keys {
+                    inv.key(k);
+                }
+                inv.arg(args);
+                pipe.invoke_script(&inv);
+            }
+        }
+    }
+
     /// One pipeline of the two script calls a `borrow` + drop makes: the
     /// release of the previous reader, then a new reader's `acquire_fetch`
     /// with the current version known (the arguments `state.lua` takes).
@@ -195,24 +217,14 @@ impl Bench<'_> {
         let mut pipe = redis::pipe();
         pipe.ignore_errors();
         if let Some(prev) = self.held.take() {
-            let mut inv = self.script.prepare_invoke();
-            for k in &self.keys {
-                inv.key(k);
-            }
-            inv.arg("release").arg("r").arg(prev);
-            pipe.invoke_script(&inv);
+            self.add_call(&mut pipe, &["release", "r", &prev]);
         }
-        let mut inv = self.script.prepare_invoke();
-        for k in &self.keys {
-            inv.key(k);
-        }
-        // The claim record: the id of the process holding the claim.
-        inv.arg("acquire_fetch")
-            .arg("r")
-            .arg(&id)
-            .arg(HOLDER)
-            .arg("1");
-        pipe.invoke_script(&inv);
+        // The claim record (the id of the process holding the claim), the
+        // version known, and the claim's note, as the store sends them.
+        self.add_call(
+            &mut pipe,
+            &["acquire_fetch", "r", &id, HOLDER, "1", "1|bench|0|60000|"],
+        );
         let replies: Vec<redis::Value> = pipe.query(&mut self.con).expect("script pair");
         let status = match replies.last() {
             Some(redis::Value::Array(a)) => a.first().cloned(),
@@ -286,7 +298,7 @@ pub fn run(server: &str, store: &Store, namespace: &str, budget: Budget) {
     // The first resolve moves the value into this process's cache.
     black_box(OwnedProxy::resolve(&owner).expect("resolve").len());
     let key = *OwnedProxy::key(&owner);
-    let keys = ["s", "r", "h", "t", "x"]
+    let keys: Vec<String> = ["s", "r", "h", "t", "x"]
         .iter()
         .map(|p| format!("{namespace}:{{{key}}}:{p}"))
         .collect();
@@ -295,6 +307,18 @@ pub fn run(server: &str, store: &Store, namespace: &str, budget: Budget) {
         .prepare_invoke()
         .load(&mut con)
         .expect("SCRIPT LOAD of state.lua");
+    // The store loaded its function library with the owner's put, where
+    // the server has functions.
+    let function = format!("borrowstore_{}", script.get_hash());
+    let has_function = redis::cmd("FCALL")
+        .arg(&function)
+        .arg(5)
+        .arg(&keys)
+        .arg("fetch")
+        .arg("")
+        .query::<redis::Value>(&mut con)
+        .is_ok();
+    let function = has_function.then_some(function);
     let mut bench = Bench {
         store,
         con,
@@ -304,6 +328,7 @@ pub fn run(server: &str, store: &Store, namespace: &str, budget: Budget) {
         owner,
         value,
         script,
+        function,
         keys,
         held: None,
         next_id: 0,
@@ -341,8 +366,9 @@ pub fn run(server: &str, store: &Store, namespace: &str, budget: Budget) {
                     "raw_script_pair_1k",
                     "reference",
                     "redis-rs sync: one pipeline of the store's two script calls of a borrow + \
-                     drop (EVALSHA of state.lua: release the previous reader, acquire_fetch a \
-                     new one, version current): the server's share of a borrow"
+                     drop (FCALL of the store's function, EVALSHA of state.lua without functions: \
+                     release the previous reader, acquire_fetch a new one, version current): \
+                     the server's share of a borrow"
                         .into(),
                 )
             }
@@ -391,12 +417,10 @@ pub fn run(server: &str, store: &Store, namespace: &str, budget: Budget) {
         emit_time(id, "redis", imp, t, format!("{notes}; interleaved rounds"));
     }
     if let Some(prev) = bench.held.take() {
-        let mut inv = bench.script.prepare_invoke();
-        for k in &bench.keys {
-            inv.key(k);
-        }
-        inv.arg("release").arg("r").arg(prev);
-        let _: redis::RedisResult<redis::Value> = inv.invoke(&mut bench.con);
+        let mut pipe = redis::pipe();
+        pipe.ignore_errors();
+        bench.add_call(&mut pipe, &["release", "r", &prev]);
+        let _: redis::RedisResult<Vec<redis::Value>> = pipe.query(&mut bench.con);
     }
     let _: () = redis::cmd("DEL")
         .arg(&bench.raw_key)
