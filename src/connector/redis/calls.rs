@@ -10,7 +10,7 @@ use super::client::Inner;
 use super::connector::RedisConnector;
 use super::script::{args, int, items, kind_code, kind_from, text, token};
 use crate::connector::offload::Undo;
-use crate::connector::{Entry, Fetch, Inspect, ObjectMeta, Stored, Value, this_process};
+use crate::connector::{Entry, Fetch, Inspect, ObjectMeta, Stored, Value};
 use crate::error::{Error, Result};
 use crate::key::{ClaimId, Key};
 use crate::observe::Timer;
@@ -21,10 +21,24 @@ use crate::state::{Claim, ClaimKind, Init, Op, State};
 /// redeem, the label is left to the script (the claim keeps the one it was
 /// taken with).
 fn note_arg(inner: &Inner, label: Option<String>) -> Vec<u8> {
-    let (pid, host) = this_process();
+    use std::fmt::Write;
+    let label = label.unwrap_or_default();
+    let mut note = String::with_capacity(inner.note_head.len() + 32 + label.len());
+    note.push_str(&inner.note_head);
     let now = crate::connector::lease::now_ms();
-    let lease = inner.lease_ms();
-    format!("{pid}|{host}|{now}|{lease}|{}", label.unwrap_or_default()).into_bytes()
+    let lease = inner.lease.as_millis().max(1);
+    let _ = write!(note, "{now}|{lease}|{label}");
+    note.into_bytes()
+}
+
+/// The operation a call's metrics name (its first argument); nothing is
+/// copied without the `metrics` feature.
+fn op_name(args: &[Vec<u8>]) -> Vec<u8> {
+    if cfg!(feature = "metrics") {
+        args.first().cloned().unwrap_or_default()
+    } else {
+        Vec::new()
+    }
 }
 
 /// One script call on one object and what to make of its reply: the same
@@ -39,7 +53,7 @@ impl RedisConnector {
     /// Runs `call` and waits for its reply, blocking the thread.
     pub(super) fn run<T>(&self, call: Call<T>) -> Result<T> {
         let timer = Timer::start();
-        let op = call.args.first().cloned().unwrap_or_default();
+        let op = op_name(&call.args);
         let v = self.inner.call(&call.key, call.args);
         timer.stop(&self.inner.name, &op);
         (call.read)(&self.inner, &call.key, v?)
@@ -49,7 +63,7 @@ impl RedisConnector {
     /// request queued: it is still applied.
     pub(super) async fn run_async<T>(&self, call: Call<T>) -> Result<T> {
         let timer = Timer::start();
-        let op = call.args.first().cloned().unwrap_or_default();
+        let op = op_name(&call.args);
         let v = self.inner.call_async(&call.key, call.args).await;
         timer.stop(&self.inner.name, &op);
         (call.read)(&self.inner, &call.key, v?)

@@ -43,6 +43,10 @@ pub(super) struct Inner {
     /// its claims name. Replaced by a fresh one if the table judges it
     /// dead (its claims are reclaimed; later claims must not be).
     pub(super) process: Mutex<ClaimId>,
+    /// The head of every claim note this connection writes (see
+    /// `state.lua`): `<os pid>|<host>|`, read once (a connection does not
+    /// outlive its process; the pid is a system call).
+    pub(super) note_head: String,
 }
 
 pub(super) fn connector_error(

@@ -148,6 +148,10 @@ impl RedisConnector {
             waiters: Waiters::new(RECHECK),
             subscribed: AtomicBool::new(false),
             process: Mutex::new(ClaimId::random()),
+            note_head: {
+                let (pid, host) = crate::connector::this_process();
+                format!("{pid}|{host}|")
+            },
         });
         let liveness = Some(Liveness::start(Arc::downgrade(&inner), options.lease));
         Ok(RedisConnector { inner, liveness })
