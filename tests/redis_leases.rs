@@ -422,8 +422,8 @@ pub fn object_scripts_are_idempotent_when_retried(redis: &dyn Redis) {
         resp_int(&redis.command_on(&keys[1], &[b"HLEN", keys[1].as_bytes()])),
         1
     );
-    assert!(cmd(&["HGET", &keys[1], r1]).contains(pid));
-    assert!(cmd(&["HGET", &notes, r1]).contains(note));
+    // A reader's note rides in its claim record.
+    assert!(cmd(&["HGET", &keys[1], r1]).contains(&format!("{pid};{note}")));
     let refused = eval(redis, &keys, &["acquire", "w", w, pid, note]);
     assert!(refused.contains("borrowed:1:0"), "{refused:?}");
     for _ in 0..2 {
@@ -433,22 +433,54 @@ pub fn object_scripts_are_idempotent_when_retried(redis: &dyn Redis) {
             resp_int(&redis.command_on(&keys[1], &[b"HLEN", keys[1].as_bytes()])),
             0
         );
-        assert_eq!(resp_int(cmd(&["HEXISTS", &notes, r1]).as_bytes()), 0);
     }
 
     for _ in 0..2 {
         let r = eval(redis, &keys, &["acquire", "w", w, pid, note]);
         assert!(r.contains("ok"), "{r:?}");
     }
+    // Any other claim's note is in the notes hash.
+    assert!(cmd(&["HGET", &notes, w]).contains(note));
     let refused = eval(redis, &keys, &["acquire_fetch", "r", r2, pid, "1", note]);
     assert!(refused.contains("mutably_borrowed:0:1"), "{refused:?}");
     for _ in 0..2 {
         let r = eval(redis, &keys, &["release", "w", w]);
         assert!(r.contains("ok"), "{r:?}");
         assert_eq!(resp_int(cmd(&["HEXISTS", &keys[0], "w"]).as_bytes()), 0);
+        assert_eq!(resp_int(cmd(&["HEXISTS", &notes, w]).as_bytes()), 0);
     }
     let fetched = eval(redis, &keys, &["fetch", "1"]);
     assert!(fetched.contains("unchanged"), "{fetched:?}");
+
+    // A reader's ticket redeemed by another process: the record names the
+    // redeemer, the note its process and time and the label the borrow was
+    // taken with; with no ticket left in flight, no deadline is kept.
+    let r4 = "000000000000000000000000000000a4";
+    eval(
+        redis,
+        &keys,
+        &["acquire_fetch", "r", r4, pid, "1", "7|host|1|60000|site:12"],
+    );
+    let tk = "00000000000000000000000000000c04";
+    let issued = eval(redis, &keys, &["issue", tk, "r", r4, "60000"]);
+    assert!(issued.contains("ok"), "{issued:?}");
+    let other = "fedcba9876543210fedcba9876543210";
+    let token = "00000000000000000000000000000001";
+    for _ in 0..2 {
+        let r = eval(
+            redis,
+            &keys,
+            &["redeem", tk, token, other, "r", "9|other|5|60000|"],
+        );
+        assert!(r.contains("$2\r\nok"), "{r:?}");
+    }
+    assert!(
+        cmd(&["HGET", &keys[1], r4]).contains(&format!("{other};9|other|5|60000|site:12")),
+        "{:?}",
+        cmd(&["HGET", &keys[1], r4])
+    );
+    assert_eq!(resp_int(cmd(&["HEXISTS", &keys[0], "nx"]).as_bytes()), 0);
+    eval(redis, &keys, &["release", "r", r4]);
 
     // A ticket of a 1 ms lease: the next call after its deadline reclaims
     // its claim, and no deadline is left.

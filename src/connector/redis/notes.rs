@@ -92,8 +92,13 @@ pub(super) fn inspect_reply(parts: &[RValue]) -> Option<Inspect> {
         } else {
             kind.into()
         };
-        let [pid, host, since, lease_ms, label] =
-            split::<5>(notes.get(id).map_or("", String::as_str));
+        // A reader's note rides in its record, after the holder.
+        let note = notes
+            .get(id)
+            .map(String::as_str)
+            .or_else(|| rec.split_once(';').map(|(_, n)| n))
+            .unwrap_or("");
+        let [pid, host, since, lease_ms, label] = split::<5>(note);
         let since: u64 = since.parse().unwrap_or(0);
         // A process that has not renewed yet: a lease from when it took the
         // claim, as the reaper would grant it.

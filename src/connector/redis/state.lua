@@ -46,12 +46,15 @@
 --
 -- Notes hash (M, '<namespace>:{<object key>}:m', in the same slot as the
 -- state hash; what inspection shows, never what a rule reads): field 'obj'
--- = '<type name>|<size>|<created ms>|<name>', and for each claim id
--- '<os pid>|<host>|<taken ms>|<lease ms>|<label>', written by the call that takes the
--- claim (the last argument of put, acquire, acquire_fetch and redeem) and
--- deleted by its release; the notes of reclaimed claims go with the object.
--- 'peek' reads it, with the claims as they are and, where the process
--- table can be read from here (not across cluster slots), the table.
+-- = '<type name>|<size>|<created ms>|<name>', and for each claim id but a
+-- reader's the claim's note '<os pid>|<host>|<taken ms>|<lease ms>|<label>',
+-- written by the call that takes the claim (the last argument of put,
+-- acquire, acquire_fetch and redeem) and deleted by its release; the notes
+-- of reclaimed claims go with the object. A reader's note rides in its
+-- claim record instead, '<holder>;<note>' (so a reader's acquire and
+-- release write one hash), and goes with it. 'peek' reads both, with the
+-- claims as they are and, where the process table can be read from here
+-- (not across cluster slots), the table.
 --
 -- PROCESS TABLE OPERATIONS ('beat', 'adopt', 'forget', 'turn')
 --
@@ -374,6 +377,22 @@ local function release(kind, id, disown)
   return 'ok'
 end
 
+-- The claim record to store for a claim of `kind` taken with note `text`:
+-- a reader's note rides in its record ('<holder>;<note>'), so that a
+-- reader's acquire and release touch one hash; every other claim's note
+-- is in the notes hash (see note).
+local function with_note(kind, rec, text)
+  if kind == 'r' and text and text ~= '' then return rec .. ';' .. text end
+  return rec
+end
+
+-- Takes a claim and records its note.
+local function take_noted(kind, id, rec, text)
+  local status = acquire(kind, id, with_note(kind, rec, text))
+  if status == 'ok' and kind ~= 'r' then note(id, text) end
+  return status
+end
+
 -- Every object operation (the general code: what the fast paths below do
 -- not take).
 local function object_op(op)
@@ -386,7 +405,7 @@ local function object_op(op)
       return 'exists'
     end
     redis.call('HSET', S, 'v', 1, 'b', A[2], 'had', '0', 'p', A[3])
-    if A[4] ~= '' then acquire(A[4], A[5], A[6]); note(A[5], A[7]) end
+    if A[4] ~= '' then take_noted(A[4], A[5], A[6], A[7]) end
     if A[8] then redis.call('HSET', M, 'obj', A[8]) end
     return 'ok'
   end
@@ -432,12 +451,24 @@ local function object_op(op)
     local kind, id = string.match(t, '^(%a):(%x+)$')
     if kind and kind ~= A[5] then return {'wrong_kind', kind} end
     redis.call('HDEL', T, A[2])
+    -- A claim is in a ticket ('@' record) only while its ticket is in the
+    -- tickets hash: with none left, no deadline is pending.
+    if redis.call('EXISTS', T) == 0 then redis.call('HDEL', S, 'nx') end
     if not kind or not holds(kind, id) then return {'redeemed'} end
     local _, _, more = parse(record(kind, id))
-    set_record(kind, id, A[4] .. more)
-    -- The redeemer's process and time, the label the claim was taken with.
-    local old = redis.call('HGET', M, id) or ''
-    note(id, (A[6] or '') .. (string.match(old, '^[^|]*|[^|]*|[^|]*|[^|]*|(.*)$') or ''))
+    -- The note: the redeemer's process and time, the label the claim was
+    -- taken with.
+    local label = '^[^|]*|[^|]*|[^|]*|[^|]*|(.*)$'
+    if kind == 'r' then
+      if A[6] and A[6] ~= '' then
+        more = ';' .. A[6] .. (string.match(string.sub(more, 2), label) or '')
+      end
+      set_record(kind, id, A[4] .. more)
+    else
+      set_record(kind, id, A[4] .. more)
+      local old = redis.call('HGET', M, id) or ''
+      note(id, (A[6] or '') .. (string.match(old, label) or ''))
+    end
     if D then redis.call('SET', D, A[3] .. ':' .. t, 'PX', 60000) end
     return {'ok', kind, id}
   end
@@ -483,16 +514,13 @@ local function object_op(op)
     return {'changed', v, redis.call('HGET', S, 'b')}
   elseif op == 'acquire' then
     -- ARGV: kind, id, claim record, note
-    local status = acquire(A[2], A[3], A[4])
-    if status == 'ok' then note(A[3], A[5]) end
-    return status
+    return take_noted(A[2], A[3], A[4], A[5])
   elseif op == 'acquire_fetch' then
     -- ARGV: kind, id, claim record, known version, note. A borrow and a
     -- version-checked read in one round trip: {status} or
     -- {'ok', 'unchanged', v} or {'ok', 'changed', v, value}.
-    local status = acquire(A[2], A[3], A[4])
+    local status = take_noted(A[2], A[3], A[4], A[6])
     if status ~= 'ok' then return {status} end
-    note(A[3], A[6])
     local v = redis.call('HGET', S, 'v')
     if v == A[5] then return {'ok', 'unchanged', v} end
     return {'ok', 'changed', v, redis.call('HGET', S, 'b')}
@@ -553,8 +581,9 @@ local function fast(op)
     local taken = false
     if s[1] and not s[3] then
       if kind == 'r' and not s[2] then
-        -- HSETNX: a retried acquire keeps the record it set.
-        redis.call('HSETNX', R, id, A[4])
+        -- HSETNX: a retried acquire keeps the record it set. The note
+        -- rides in the record (see with_note).
+        redis.call('HSETNX', R, id, with_note(kind, A[4], op == 'acquire' and A[5] or A[6]))
         taken = true
       elseif kind == 'w' and (s[2] == id or (not s[2] and redis.call('EXISTS', R) == 0)) then
         if not s[2] then redis.call('HSET', S, 'w', id, 'wd', A[4]) end
@@ -562,8 +591,7 @@ local function fast(op)
       end
     end
     if taken then
-      local text = op == 'acquire' and A[5] or A[6]
-      if text and text ~= '' then redis.call('HSET', M, id, text) end
+      if kind ~= 'r' then note(id, op == 'acquire' and A[5] or A[6]) end
       if op == 'acquire' then return 'ok' end
       if s[1] == A[5] then return {'ok', 'unchanged', s[1]} end
       return {'ok', 'changed', s[1], redis.call('HGET', S, 'b')}
@@ -591,7 +619,8 @@ local function fast(op)
           return 'evicted'
         end
       end
-      redis.call('HDEL', M, id)
+      -- A reader's note went with its record.
+      if kind ~= 'r' then redis.call('HDEL', M, id) end
       return 'ok'
     end
   elseif op == 'fetch' then
