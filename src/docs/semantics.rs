@@ -441,7 +441,9 @@
 //! allocation (the benchmark rows stay within a few percent of what they
 //! were without it, see `BENCHMARKS.md`); the file store after each ledger
 //! (`src/connector/file/notes.rs`); Redis in a notes hash beside the state
-//! hash, written by the script call that takes the claim (`state.lua`).
+//! hash (a reader's note in its claim record instead, so a borrow and its
+//! drop write one hash), written by the script call that takes the claim
+//! (`state.lua`).
 //! A ticket redeemed in another process shows the redeemer's process and
 //! keeps the label it was taken with.
 //!
