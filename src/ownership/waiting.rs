@@ -71,16 +71,8 @@ use crate::state::{ClaimKind, Note};
 pub fn borrow_async<T: Storable>(
     owner: &OwnedProxy<T>,
 ) -> impl Future<Output = Result<RefProxy<T>>> + Send + '_ {
-    let note = Note::here();
-    async move {
-        let span = op_span!("borrow", owner.obj.store, owner.obj.key);
-        let r = wait_for::<T>(&owner.obj, ClaimKind::Reader, false, note)
-            .instrument(span.clone())
-            .await
-            .map(RefProxy::from_core);
-        observe::finish(&span, || owner.obj.store.name(), "borrow", &r);
-        r
-    }
+    let span = op_span!("borrow", owner.obj.store, owner.obj.key);
+    waiting(&owner.obj, span, "borrow", Note::here())
 }
 
 /// Borrows the owner's object mutably, waiting while any borrow exists.
@@ -115,16 +107,8 @@ pub fn borrow_async<T: Storable>(
 pub fn mut_borrow_async<T: Storable>(
     owner: &OwnedProxy<T>,
 ) -> impl Future<Output = Result<RefMutProxy<T>>> + Send + '_ {
-    let note = Note::here();
-    async move {
-        let span = op_span!("mut_borrow", owner.obj.store, owner.obj.key);
-        let r = wait_for::<T>(&owner.obj, ClaimKind::Writer, false, note)
-            .instrument(span.clone())
-            .await
-            .map(RefMutProxy::from_core);
-        observe::finish(&span, || owner.obj.store.name(), "mut_borrow", &r);
-        r
-    }
+    let span = op_span!("mut_borrow", owner.obj.store, owner.obj.key);
+    waiting(&owner.obj, span, "mut_borrow", Note::here())
 }
 
 /// [`borrow_async`] for threads: waits, blocking the thread, at most
@@ -153,13 +137,7 @@ pub fn borrow_timeout<T: Storable>(
     timeout: Duration,
 ) -> Result<RefProxy<T>> {
     let span = op_span!("borrow", owner.obj.store, owner.obj.key);
-    let note = Note::here();
-    let r = span.in_scope(|| {
-        let waiting = wait_for::<T>(&owner.obj, ClaimKind::Reader, true, note);
-        block_until(waiting, &owner.obj.key, timeout).map(RefProxy::from_core)
-    });
-    observe::finish(&span, || owner.obj.store.name(), "borrow", &r);
-    r
+    waiting_blocking(&owner.obj, span, "borrow", Note::here(), timeout)
 }
 
 /// [`mut_borrow_async`] for threads: waits, blocking the thread, at most
@@ -173,12 +151,40 @@ pub fn mut_borrow_timeout<T: Storable>(
     timeout: Duration,
 ) -> Result<RefMutProxy<T>> {
     let span = op_span!("mut_borrow", owner.obj.store, owner.obj.key);
-    let note = Note::here();
+    waiting_blocking(&owner.obj, span, "mut_borrow", Note::here(), timeout)
+}
+
+/// The waiting borrow `B` (a [`RefProxy`] or a [`RefMutProxy`]) of `obj`,
+/// in the span of its operation `op`, its claim labelled `note`: the body
+/// of [`borrow_async`] and [`mut_borrow_async`].
+async fn waiting<B: Borrowed>(
+    obj: &Arc<Object>,
+    span: tracing::Span,
+    op: &'static str,
+    note: Note,
+) -> Result<B> {
+    let r = wait_for::<B::Value>(obj, B::KIND, false, note)
+        .instrument(span.clone())
+        .await
+        .map(B::from_core);
+    observe::finish(&span, || obj.store.name(), op, &r);
+    r
+}
+
+/// [`waiting`], blocking the thread for at most `timeout`: the body of
+/// [`borrow_timeout`] and [`mut_borrow_timeout`].
+fn waiting_blocking<B: Borrowed>(
+    obj: &Arc<Object>,
+    span: tracing::Span,
+    op: &'static str,
+    note: Note,
+    timeout: Duration,
+) -> Result<B> {
     let r = span.in_scope(|| {
-        let waiting = wait_for::<T>(&owner.obj, ClaimKind::Writer, true, note);
-        block_until(waiting, &owner.obj.key, timeout).map(RefMutProxy::from_core)
+        let waiting = wait_for::<B::Value>(obj, B::KIND, true, note);
+        block_until(waiting, &obj.key, timeout).map(B::from_core)
     });
-    observe::finish(&span, || owner.obj.store.name(), "mut_borrow", &r);
+    observe::finish(&span, || obj.store.name(), op, &r);
     r
 }
 
