@@ -16,12 +16,13 @@
 //!               [--value-bytes N] [--tasks N] [--held N]
 //! ```
 //!
-//! Groups: `memory`, `references`, `submit`, `file`, `redis`, `wake`, `footprint`.
+//! Groups: `memory`, `references`, `contention`, `submit`, `file`, `redis`, `wake`, `footprint`.
 //! Without `--redis` the Redis group is skipped; without `--file-dir` the
 //! file store lives in the system's temporary directory. The memory
 //! workloads (`footprint`) each run in a fresh child process
 //! (`bench-harness child …`) so their RSS readings are their own.
 
+mod contention;
 mod footprint;
 mod measure;
 mod redis_ref;
@@ -73,7 +74,7 @@ fn usage(code: i32) -> ! {
     eprintln!(
         "usage: bench-harness [--quick] [--redis URL] [--file-dir DIR] [--only GROUP,...] \
          [--live N] [--cycles N] [--checkpoint N] [--value-bytes N] [--tasks N] [--held N]\n\
-         groups: memory, references, submit, file, redis, wake, footprint"
+         groups: memory, references, contention, submit, file, redis, wake, footprint"
     );
     std::process::exit(code)
 }
@@ -182,6 +183,7 @@ fn main() {
         stores::small_value_set(&Store::memory("bench-harness-memory"), "memory", b)
     });
     group(&o, "references", || stores::references(b));
+    group(&o, "contention", || contention::run(b));
     group(&o, "submit", || submit::run(b));
 
     group(&o, "file", || {

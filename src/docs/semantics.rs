@@ -434,12 +434,12 @@
 //! [`LivenessScope::label`](crate::LivenessScope::label) and
 //! [`Lifetime::label`](crate::Lifetime::label) name the claims of a scope
 //! or a lifetime; any other claim is labelled with the call site that took
-//! it (`#[track_caller]`: `src/main.rs:12:13`; the async forms, which cannot
-//! track their caller, show the crate's own site). Each store records them
-//! where it keeps its state: the memory store in each slot and, for
-//! borrows, in a per-thread journal written without a lock or an
-//! allocation (the benchmark rows stay within a few percent of what they
-//! were without it, see `BENCHMARKS.md`); the file store after each ledger
+//! it (`#[track_caller]`: `src/main.rs:12:13`; the waiting and async forms
+//! too, which note their caller before they return their future). Each
+//! store records them where it keeps its state: the memory store in each
+//! slot and, for borrows, in a per-thread journal written without a lock or
+//! an allocation (what it costs a borrow is measured in `BENCHMARKS.md`);
+//! the file store after each ledger
 //! (`src/connector/file/notes.rs`); Redis in a notes hash beside the state
 //! hash (a reader's note in its claim record instead, so a borrow and its
 //! drop write one hash), written by the script call that takes the claim
