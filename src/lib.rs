@@ -209,7 +209,7 @@
 //!   [`state`] (the state machine every connector applies).
 
 #![warn(missing_docs)]
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 pub mod codec;
 pub mod connector;
