@@ -92,10 +92,18 @@ impl Inner {
 
     /// Writes `data` to a new temporary file and returns its path.
     pub(super) fn write_tmp(&self, data: &[u8]) -> Result<PathBuf> {
-        let path = self
-            .root
-            .join("tmp")
-            .join(format!("{}.tmp", ClaimId::random()));
+        // Named after this process's record, so that when it dies the
+        // survivor that reclaims it removes what it was writing.
+        let path = match self.shared.me() {
+            Some(i) => self
+                .root
+                .join("tmp")
+                .join(format!("{i}-{}.tmp", ClaimId::random())),
+            None => self
+                .root
+                .join("tmp")
+                .join(format!("{}.tmp", ClaimId::random())),
+        };
         let mut f = File::create(&path).map_err(|e| self.site.error(e, "creating", &path))?;
         f.write_all(data)
             .map_err(|e| self.site.error(e, "writing", &path))?;

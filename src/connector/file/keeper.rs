@@ -111,6 +111,7 @@ impl Shared {
                 let complete = out.complete;
                 self.finish(out);
                 if complete {
+                    self.remove_tmp_of(i);
                     table.free_record(i);
                 }
             } else if now > beat.saturating_add(their_lease.max(1)) {

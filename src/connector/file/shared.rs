@@ -235,6 +235,7 @@ impl Shared {
                     continue;
                 }
                 table.free_record(i);
+                self.remove_tmp_of(i);
             }
             if !table.claim_record(i, u64::from(std::process::id()), lease, now_ms()) {
                 continue;
@@ -295,8 +296,28 @@ impl Shared {
         }
     }
 
+    /// Removes the temporary files of process record `i` (dead): what it
+    /// was writing.
+    pub(super) fn remove_tmp_of(&self, i: u32) {
+        let prefix = format!("{i}-");
+        if let Ok(dir) = fs::read_dir(self.root.join("tmp")) {
+            for entry in dir.flatten() {
+                if entry
+                    .file_name()
+                    .to_str()
+                    .is_some_and(|n| n.starts_with(&prefix))
+                {
+                    let _ = fs::remove_file(entry.path());
+                }
+            }
+        }
+    }
+
     /// Removes the files of the object `key` in slot `o`: its side file if
-    /// it names that slot, and its value at `version`.
+    /// it names that slot, and its value at `version` — and the versions
+    /// beside it, which a writer killed during a publish can leave (the old
+    /// one after the table named the new one, or a new one the table never
+    /// named).
     pub(super) fn remove_files(&self, o: u32, key: &Key, version: u64) {
         let side = self.side_path(key);
         let names_it = fs::read(&side)
@@ -306,7 +327,9 @@ impl Shared {
         if names_it {
             let _ = fs::remove_file(&side);
         }
-        let _ = fs::remove_file(self.blob_path(key, version));
+        for v in [version, version.wrapping_sub(1), version.wrapping_add(1)] {
+            let _ = fs::remove_file(self.blob_path(key, v));
+        }
     }
 }
 
