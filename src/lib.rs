@@ -211,6 +211,7 @@
 #![warn(missing_docs)]
 #![deny(unsafe_code)]
 
+mod blob;
 pub mod codec;
 pub mod connector;
 pub mod docs;
@@ -226,6 +227,7 @@ pub mod submit;
 mod sync;
 pub mod trust;
 
+pub use blob::Blob;
 pub use codec::Storable;
 pub use error::{Borrows, Error, Result};
 pub use key::{ClaimId, Key};

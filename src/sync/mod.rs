@@ -47,6 +47,8 @@ mod map;
 #[cfg(all(test, borrowstore_loom))]
 mod models;
 mod raw_map;
+#[cfg(all(test, borrowstore_loom))]
+mod table_models;
 pub(crate) mod unmodeled;
 mod word;
 

@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use super::cache::ClaimCache;
 use super::files::Inner;
 use super::side::Place;
 use crate::connector::{Entry, Fetch, Value};
@@ -17,27 +18,41 @@ pub(super) struct FileEntry {
     inner: Arc<Inner>,
     key: Key,
     place: Place,
+    /// The claims taken through this entry, and where they are.
+    cache: ClaimCache,
 }
 
 impl FileEntry {
     pub(super) fn new(inner: Arc<Inner>, key: Key, place: Place) -> FileEntry {
-        FileEntry { inner, key, place }
+        FileEntry {
+            inner,
+            key,
+            place,
+            cache: ClaimCache::new(),
+        }
     }
 }
 
 impl Entry for FileEntry {
     fn apply(&self, op: Op) -> Result<Effect> {
         match op {
-            Op::Release(c) => self.inner.give_back(&self.key, Some(self.place), c, false),
-            Op::Disown(c) => self.inner.give_back(&self.key, Some(self.place), c, true),
-            _ => self.inner.apply_at(&self.key, self.place, op),
+            Op::Release(c) | Op::Disown(c) => self.inner.give_back(
+                &self.key,
+                Some(self.place),
+                c,
+                matches!(op, Op::Disown(_)),
+                Some(&self.cache),
+            ),
+            _ => self
+                .inner
+                .apply_at(&self.key, self.place, op, Some(&self.cache)),
         }
     }
 
     fn release(&self, claim: Claim) {
         match self
             .inner
-            .give_back(&self.key, Some(self.place), claim, false)
+            .give_back(&self.key, Some(self.place), claim, false, Some(&self.cache))
         {
             Ok(_) | Err(crate::error::Error::KeyNotFound { .. }) => {}
             Err(e) => tracing::warn!(key = %self.key, error = %e, "release failed"),

@@ -15,50 +15,50 @@
 use crate::state::{ClaimKind, State};
 
 /// The first header word: `BSTABLE1`.
-pub(super) const MAGIC: u64 = u64::from_le_bytes(*b"BSTABLE1");
+pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"BSTABLE1");
 /// The table format this build reads and writes.
-pub(super) const FORMAT: u64 = 1;
+pub(crate) const FORMAT: u64 = 1;
 /// Words of the header.
-pub(super) const HEADER: usize = 64;
+pub(crate) const HEADER: usize = 64;
 /// Header word: the format.
-pub(super) const H_FORMAT: usize = 1;
+pub(crate) const H_FORMAT: usize = 1;
 /// Header words: the capacities.
 const H_SLOTS: usize = 2;
 const H_ENTRIES: usize = 3;
 const H_PROCS: usize = 4;
 /// Header word: how many object slots were ever used (a scan's bound).
-pub(super) const H_SLOT_HWM: usize = 5;
+pub(crate) const H_SLOT_HWM: usize = 5;
 /// Header word: how many claim entries were ever used.
-pub(super) const H_ENTRY_HWM: usize = 6;
+pub(crate) const H_ENTRY_HWM: usize = 6;
 
 const PROC_WORDS: usize = 4;
 const SLOT_WORDS: usize = 8;
 const ENTRY_WORDS: usize = 8;
 
 /// Object slots a table can have: an entry's head has 24 bits for one.
-pub(super) const MAX_SLOTS: u64 = 1 << 24;
+pub(crate) const MAX_SLOTS: u64 = 1 << 24;
 /// Claim entries a table can have: a state word's tag has 21 bits.
-pub(super) const MAX_ENTRIES: u64 = (1 << 21) - 1;
+pub(crate) const MAX_ENTRIES: u64 = (1 << 21) - 1;
 /// Process records of every table.
-pub(super) const PROCS: u64 = 1024;
+pub(crate) const PROCS: u64 = 1024;
 /// Object slots of a table made without `capacity`: a million objects.
-pub(super) const DEFAULT_SLOTS: u64 = 1 << 20;
+pub(crate) const DEFAULT_SLOTS: u64 = 1 << 20;
 
 /// The capacities of a table, and so where everything is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) struct Layout {
+pub(crate) struct Layout {
     /// Object slots.
-    pub(super) slots: u32,
+    pub(crate) slots: u32,
     /// Claim entries.
-    pub(super) entries: u32,
+    pub(crate) entries: u32,
     /// Process records.
-    pub(super) procs: u32,
+    pub(crate) procs: u32,
 }
 
 impl Layout {
     /// The layout for `objects` objects (and twice as many claims, up to
     /// the most a table can have).
-    pub(super) fn for_objects(objects: u64) -> Result<Layout, String> {
+    pub(crate) fn for_objects(objects: u64) -> Result<Layout, String> {
         if objects == 0 || objects > MAX_SLOTS {
             return Err(format!(
                 "capacity must be between 1 and {MAX_SLOTS} objects, not {objects}"
@@ -72,7 +72,7 @@ impl Layout {
     }
 
     /// The table's length in words.
-    pub(super) fn words(&self) -> usize {
+    pub(crate) fn words(&self) -> usize {
         HEADER
             + self.procs as usize * PROC_WORDS
             + self.slots as usize * SLOT_WORDS
@@ -80,7 +80,7 @@ impl Layout {
     }
 
     /// The header of a new table, as bytes.
-    pub(super) fn header_bytes(&self) -> Vec<u8> {
+    pub(crate) fn header_bytes(&self) -> Vec<u8> {
         let mut words = [0u64; HEADER];
         words[0] = MAGIC;
         words[H_FORMAT] = FORMAT;
@@ -92,7 +92,7 @@ impl Layout {
 
     /// The layout a table's header describes, checked against the table's
     /// length in words; what is wrong otherwise.
-    pub(super) fn from_header(header: [u64; 5], len: usize) -> Result<Layout, String> {
+    pub(crate) fn from_header(header: [u64; 5], len: usize) -> Result<Layout, String> {
         if header[0] != MAGIC {
             return Err("it is not a borrowstore state table (bad magic)".into());
         }
@@ -126,17 +126,17 @@ impl Layout {
     }
 
     /// Word `field` of process record `i`.
-    pub(super) fn proc(&self, i: u32, field: usize) -> usize {
+    pub(crate) fn proc(&self, i: u32, field: usize) -> usize {
         HEADER + i as usize * PROC_WORDS + field
     }
 
     /// Word `field` of object slot `o`.
-    pub(super) fn slot(&self, o: u32, field: usize) -> usize {
+    pub(crate) fn slot(&self, o: u32, field: usize) -> usize {
         HEADER + self.procs as usize * PROC_WORDS + o as usize * SLOT_WORDS + field
     }
 
     /// Word `field` of claim entry `e`.
-    pub(super) fn entry(&self, e: u32, field: usize) -> usize {
+    pub(crate) fn entry(&self, e: u32, field: usize) -> usize {
         HEADER
             + self.procs as usize * PROC_WORDS
             + self.slots as usize * SLOT_WORDS
@@ -146,33 +146,33 @@ impl Layout {
 }
 
 /// Process record fields.
-pub(super) const P_STATE: usize = 0;
-pub(super) const P_BEAT: usize = 1;
-pub(super) const P_PID: usize = 2;
-pub(super) const P_LEASE: usize = 3;
+pub(crate) const P_STATE: usize = 0;
+pub(crate) const P_BEAT: usize = 1;
+pub(crate) const P_PID: usize = 2;
+pub(crate) const P_LEASE: usize = 3;
 /// Process record states.
-pub(super) const PROC_FREE: u64 = 0;
-pub(super) const PROC_LIVE: u64 = 1;
-pub(super) const PROC_REVOKED: u64 = 2;
+pub(crate) const PROC_FREE: u64 = 0;
+pub(crate) const PROC_LIVE: u64 = 1;
+pub(crate) const PROC_REVOKED: u64 = 2;
 
 /// Object slot fields.
-pub(super) const S_WORD: usize = 0;
-pub(super) const S_PHASE: usize = 1;
-pub(super) const S_VERSION: usize = 2;
-pub(super) const S_KEY_HI: usize = 3;
-pub(super) const S_KEY_LO: usize = 4;
-pub(super) const S_CREATED: usize = 5;
+pub(crate) const S_WORD: usize = 0;
+pub(crate) const S_PHASE: usize = 1;
+pub(crate) const S_VERSION: usize = 2;
+pub(crate) const S_KEY_HI: usize = 3;
+pub(crate) const S_KEY_LO: usize = 4;
+pub(crate) const S_CREATED: usize = 5;
 /// The slot's generation, in full (the state word has its low 12 bits).
-pub(super) const S_GEN: usize = 6;
+pub(crate) const S_GEN: usize = 6;
 
 /// Claim entry fields.
-pub(super) const E_HEAD: usize = 0;
-pub(super) const E_ID_HI: usize = 1;
-pub(super) const E_ID_LO: usize = 2;
-pub(super) const E_TICKET_HI: usize = 3;
-pub(super) const E_TICKET_LO: usize = 4;
-pub(super) const E_DEADLINE: usize = 5;
-pub(super) const E_EPOCH: usize = 6;
+pub(crate) const E_HEAD: usize = 0;
+pub(crate) const E_ID_HI: usize = 1;
+pub(crate) const E_ID_LO: usize = 2;
+pub(crate) const E_TICKET_HI: usize = 3;
+pub(crate) const E_TICKET_LO: usize = 4;
+pub(crate) const E_DEADLINE: usize = 5;
+pub(crate) const E_EPOCH: usize = 6;
 
 // ---------------------------------------------------------------------------
 // The state word of an object slot
@@ -187,12 +187,12 @@ const HAD_OWNER: u64 = 1 << 29;
 const GONE: u64 = 1 << 30;
 const EPOCH_SHIFT: u32 = 31;
 /// Generations of a slot wrap at 12 bits.
-pub(super) const EPOCH_MASK: u64 = 0xFFF;
+pub(crate) const EPOCH_MASK: u64 = 0xFFF;
 const TAG_SHIFT: u32 = 43;
 const TAG_MASK: u64 = (1 << 21) - 1;
 
 /// The borrow state a state word holds.
-pub(super) fn state_of(word: u64) -> State {
+pub(crate) fn state_of(word: u64) -> State {
     State::from_parts(
         (word & READERS_MAX) as u32,
         word & WRITER != 0,
@@ -204,24 +204,24 @@ pub(super) fn state_of(word: u64) -> State {
 }
 
 /// The slot generation a state word holds.
-pub(super) fn epoch_of(word: u64) -> u64 {
+pub(crate) fn epoch_of(word: u64) -> u64 {
     (word >> EPOCH_SHIFT) & EPOCH_MASK
 }
 
 /// The tag of a state word: the claim entry (plus one) whose transition is
 /// in flight, 0 when none is.
-pub(super) fn tag_of(word: u64) -> u64 {
+pub(crate) fn tag_of(word: u64) -> u64 {
     word >> TAG_SHIFT
 }
 
 /// The state word without its tag.
-pub(super) fn untagged(word: u64) -> u64 {
+pub(crate) fn untagged(word: u64) -> u64 {
     word & !(TAG_MASK << TAG_SHIFT)
 }
 
 /// The state word for `state`, generation `epoch` and `tag`; `None` when the
 /// counts do not fit (more than 32,767 readers or 4,095 holders).
-pub(super) fn pack(state: State, epoch: u64, tag: u64) -> Option<u64> {
+pub(crate) fn pack(state: State, epoch: u64, tag: u64) -> Option<u64> {
     let (r, h) = (u64::from(state.readers()), u64::from(state.holders()));
     if r > READERS_MAX || h > HOLDERS_MAX || tag > TAG_MASK {
         return None;
@@ -242,7 +242,7 @@ pub(super) fn pack(state: State, epoch: u64, tag: u64) -> Option<u64> {
 }
 
 /// The state word of a free slot of generation `epoch`: gone.
-pub(super) fn gone_word(epoch: u64) -> u64 {
+pub(crate) fn gone_word(epoch: u64) -> u64 {
     GONE | ((epoch & EPOCH_MASK) << EPOCH_SHIFT)
 }
 
@@ -251,23 +251,23 @@ pub(super) fn gone_word(epoch: u64) -> u64 {
 // ---------------------------------------------------------------------------
 
 /// Phases of an object slot.
-pub(super) const FREE: u64 = 0;
-pub(super) const CREATING: u64 = 1;
-pub(super) const LIVE: u64 = 2;
-pub(super) const EVICTING: u64 = 3;
+pub(crate) const FREE: u64 = 0;
+pub(crate) const CREATING: u64 = 1;
+pub(crate) const LIVE: u64 = 2;
+pub(crate) const EVICTING: u64 = 3;
 
 /// A phase word: the phase and the process that moved the slot into it.
-pub(super) fn phase(phase: u64, proc: u32) -> u64 {
+pub(crate) fn phase(phase: u64, proc: u32) -> u64 {
     phase | (u64::from(proc) << 8)
 }
 
 /// The phase of a phase word.
-pub(super) fn phase_of(word: u64) -> u64 {
+pub(crate) fn phase_of(word: u64) -> u64 {
     word & 0xFF
 }
 
 /// The process of a phase word.
-pub(super) fn phase_proc(word: u64) -> u32 {
+pub(crate) fn phase_proc(word: u64) -> u32 {
     (word >> 8) as u32 & 0xFFFF
 }
 
@@ -277,7 +277,7 @@ pub(super) fn phase_proc(word: u64) -> u32 {
 
 /// What a claim entry is doing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Status {
+pub(crate) enum Status {
     /// Unused: any process may take it.
     Free = 0,
     /// Its holder is acquiring the claim (its state word may carry the tag).
@@ -295,12 +295,12 @@ pub(super) enum Status {
 /// A claim entry's head: what it does, for which process and object slot,
 /// and a generation that changes whenever the entry is taken anew.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) struct Head {
-    pub(super) status: Status,
-    pub(super) kind: ClaimKind,
-    pub(super) proc: u32,
-    pub(super) slot: u32,
-    pub(super) epoch: u32,
+pub(crate) struct Head {
+    pub(crate) status: Status,
+    pub(crate) kind: ClaimKind,
+    pub(crate) proc: u32,
+    pub(crate) slot: u32,
+    pub(crate) epoch: u32,
 }
 
 const KINDS: [ClaimKind; 4] = [
@@ -312,7 +312,7 @@ const KINDS: [ClaimKind; 4] = [
 
 impl Head {
     /// The head as a word.
-    pub(super) fn encode(self) -> u64 {
+    pub(crate) fn encode(self) -> u64 {
         let kind = KINDS.iter().position(|k| *k == self.kind).unwrap_or(0) as u64;
         (self.status as u64)
             | (kind << 3)
@@ -322,7 +322,7 @@ impl Head {
     }
 
     /// The head a word holds; `None` for a status no entry has (damage).
-    pub(super) fn decode(word: u64) -> Option<Head> {
+    pub(crate) fn decode(word: u64) -> Option<Head> {
         let status = match word & 7 {
             0 => Status::Free,
             1 => Status::Acquiring,
@@ -342,7 +342,7 @@ impl Head {
     }
 
     /// The same entry, doing `status`.
-    pub(super) fn with(self, status: Status) -> Head {
+    pub(crate) fn with(self, status: Status) -> Head {
         Head { status, ..self }
     }
 }

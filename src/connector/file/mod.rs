@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 
+mod cache;
 mod dir;
 mod entry;
 mod files;
@@ -33,6 +34,15 @@ use keeper::Keeper;
 use shared::{Patience, Shared};
 use side::Place;
 use site::Site;
+
+// The table's protocol, for the loom models (`src/sync/table_models.rs`),
+// which run it on loom's atomics.
+#[cfg(test)]
+#[allow(unused_imports)]
+pub(crate) use self::{
+    layout::{Head, Layout, Status},
+    table::{Fail, Pause, Redeemed, Table},
+};
 
 /// Keeps objects in a directory, shared by every process on the host that
 /// opens it (`file:///path/to/dir`, optionally `?lease_ms=N` and
@@ -214,9 +224,13 @@ impl FileConnector {
     }
 
     /// Number of claims this process holds on the directory (through any of
-    /// its stores of it); one heartbeat renews them all.
+    /// its stores of it); one heartbeat renews them all. (It counts them in
+    /// the state table.)
     pub fn held_claims(&self) -> usize {
-        self.inner.shared.claims.len()
+        match self.inner.shared.me() {
+            Some(me) => self.inner.shared.table().held_by(me),
+            None => 0,
+        }
     }
 
     /// Another handle on the same connector (for work sent off the
@@ -458,7 +472,7 @@ impl Connector for FileConnector {
         let Some(place) = self.inner.find(key)? else {
             return Ok(false);
         };
-        match self.inner.apply_at(key, place, Op::Evict) {
+        match self.inner.apply_at(key, place, Op::Evict, None) {
             Ok(_) => Ok(true),
             Err(Error::KeyNotFound { .. }) => Ok(false),
             Err(e) => Err(e),
@@ -480,7 +494,7 @@ impl Connector for FileConnector {
         let version = table.version(place.slot).unwrap_or(0);
         let read = inner.read_blob(key, version);
         inner.shared.finish_evict(place.slot);
-        inner.shared.announce(key);
+        inner.waiters.notify(key);
         let bytes = read?.ok_or_else(|| inner.not_found(key))?;
         Ok(Some(Stored {
             value: Value::Bytes(bytes),
@@ -496,17 +510,17 @@ impl Connector for FileConnector {
     fn apply(&self, key: &Key, op: Op) -> Result<Effect> {
         match op {
             // A release needs no lookup: the claim names its entry.
-            Op::Release(c) => self.inner.give_back(key, None, c, false),
-            Op::Disown(c) => self.inner.give_back(key, None, c, true),
+            Op::Release(c) => self.inner.give_back(key, None, c, false, None),
+            Op::Disown(c) => self.inner.give_back(key, None, c, true, None),
             _ => {
                 let place = self.place(key)?;
-                self.inner.apply_at(key, place, op)
+                self.inner.apply_at(key, place, op, None)
             }
         }
     }
 
     fn release(&self, key: &Key, claim: Claim) {
-        match self.inner.give_back(key, None, claim, false) {
+        match self.inner.give_back(key, None, claim, false, None) {
             Ok(_) | Err(Error::KeyNotFound { .. }) => {}
             Err(e) => tracing::warn!(%key, error = %e, "release failed"),
         }

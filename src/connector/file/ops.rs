@@ -3,6 +3,7 @@
 
 use std::fs;
 
+use super::cache::ClaimCache;
 use super::files::Inner;
 use super::shared::{Held, Patience};
 use super::side::Place;
@@ -22,13 +23,16 @@ impl Inner {
     }
 
     /// Applies `op` to the object `key` at `place`.
-    pub(super) fn apply_at(&self, key: &Key, place: Place, op: Op) -> Result<Effect> {
+    pub(super) fn apply_at(
+        &self,
+        key: &Key,
+        place: Place,
+        op: Op,
+        cache: Option<&ClaimCache>,
+    ) -> Result<Effect> {
         let table = self.shared.table();
         match op {
             Op::Acquire(c) => {
-                if self.shared.claims.contains_key(&c.id) {
-                    return Ok(Effect::None); // a retried request
-                }
                 let me = self.me()?;
                 let (entry, head) = table
                     .acquire(
@@ -40,24 +44,35 @@ impl Inner {
                         &mut Patience::new(),
                     )
                     .map_err(|f| self.fail(f, op.name(), key))?;
-                self.shared.claims.insert(
-                    c.id,
-                    Held {
-                        entry,
-                        head: head.encode(),
-                    },
-                );
+                let stale = |e: u32, id_bits: u64| {
+                    let held = table
+                        .head(e)
+                        .is_ok_and(|h| h.status == super::layout::Status::Held && h.proc == me);
+                    let same = table
+                        .claim_of(e, c.kind)
+                        .is_ok_and(|k| (k.id().as_u128() as u64) & ((1 << 43) - 1) == id_bits);
+                    !(held && same)
+                };
+                if !cache.is_some_and(|k| k.put(&c, entry, stale)) {
+                    self.shared.claims.insert(
+                        c.id,
+                        Held {
+                            entry,
+                            head: head.encode(),
+                        },
+                    );
+                }
                 Ok(Effect::None)
             }
             Op::Release(c) | Op::Disown(c) => {
-                self.give_back(key, Some(place), c, matches!(op, Op::Disown(_)))
+                self.give_back(key, Some(place), c, matches!(op, Op::Disown(_)), cache)
             }
             Op::Evict => {
                 table
                     .evict(place.slot, place.epoch, &mut Patience::new())
                     .map_err(|f| self.fail(f, op.name(), key))?;
                 self.shared.finish_evict(place.slot);
-                self.shared.announce(key);
+                self.waiters.notify(key);
                 Ok(Effect::Evict)
             }
         }
@@ -73,9 +88,23 @@ impl Inner {
         place: Option<Place>,
         claim: Claim,
         disown: bool,
+        cache: Option<&ClaimCache>,
     ) -> Result<Effect> {
         let table = self.shared.table();
-        let held = self.shared.claims.remove(&claim.id).map(|(_, h)| h);
+        let me = self.shared.me();
+        // Where the claim was taken: the entry's cache (checked against the
+        // table: held, by this process, this claim), else the map.
+        let cached = cache.and_then(|k| k.take(&claim)).and_then(|e| {
+            let h = table.head(e).ok()?;
+            let mine = h.status == super::layout::Status::Held
+                && Some(h.proc) == me
+                && table.claim_of(e, h.kind).ok()? == claim;
+            mine.then_some(Held {
+                entry: e,
+                head: h.encode(),
+            })
+        });
+        let held = cached.or_else(|| self.shared.claims.remove(&claim.id).map(|(_, h)| h));
         let Some((held, head)) = held.and_then(|h| Some((h, super::layout::Head::decode(h.head)?)))
         else {
             let place = match place {
@@ -101,7 +130,7 @@ impl Inner {
                     if effect == Effect::Evict {
                         self.shared.finish_evict(head.slot);
                     }
-                    self.shared.announce(key);
+                    self.waiters.notify(key);
                     Ok(effect)
                 }
                 Err(Fail::Lost) => Ok(Effect::None),
@@ -110,10 +139,11 @@ impl Inner {
         };
         match table.release(held.entry, head, claim, disown, &mut Patience::new()) {
             Ok(effect) => {
+                self.shared.freed(held.entry);
                 if effect == Effect::Evict {
                     self.shared.finish_evict(head.slot);
                 }
-                self.shared.announce(key);
+                self.waiters.notify(key);
                 Ok(effect)
             }
             Err(Fail::Lost) => Ok(Effect::None),
@@ -203,13 +233,25 @@ impl Inner {
 
     /// Moves `claim` into ticket `ticket`.
     pub(super) fn issue_at(&self, key: &Key, ticket: ClaimId, claim: Claim) -> Result<()> {
-        let Some((_, held)) = self.shared.claims.remove(&claim.id) else {
-            return Err(Error::ClaimLost { key: *key });
+        let lost = || Error::ClaimLost { key: *key };
+        let head = match self.shared.claims.remove(&claim.id) {
+            Some((_, held)) => super::layout::Head::decode(held.head)
+                .map(|h| (held.entry, h))
+                .ok_or_else(lost)?,
+            // Taken through an entry (its cache has it), or by another
+            // process: found in the table.
+            None => {
+                let place = self.find(key)?.ok_or_else(|| self.not_found(key))?;
+                self.shared
+                    .table()
+                    .find_held(place.slot, place.epoch, claim)
+                    .ok_or_else(lost)?
+            }
         };
-        let head = super::layout::Head::decode(held.head).ok_or(Error::ClaimLost { key: *key })?;
+        let (entry, head) = head;
         self.shared
             .table()
-            .issue(held.entry, head, ticket, self.deadline())
+            .issue(entry, head, ticket, self.deadline())
             .map_err(|f| self.fail(f, "into_ticket", key))
     }
 

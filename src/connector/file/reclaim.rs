@@ -15,14 +15,14 @@ use crate::sync::Word;
 /// and slots a dead process was creating or removing (remove their files,
 /// then free them).
 #[derive(Debug, Default)]
-pub(super) struct Reclaimed {
+pub(crate) struct Reclaimed {
     /// Slots whose claims were released.
-    pub(super) touched: Vec<u32>,
+    pub(crate) touched: Vec<u32>,
     /// Slots a dead process left `Creating` or `Evicting`.
-    pub(super) dropped: Vec<u32>,
+    pub(crate) dropped: Vec<u32>,
     /// Whether every claim was dealt with (false when a word stayed tagged
     /// by a stopped process: try again later).
-    pub(super) complete: bool,
+    pub(crate) complete: bool,
 }
 
 impl<W: Word> Table<'_, W> {
@@ -64,7 +64,7 @@ impl<W: Word> Table<'_, W> {
     /// `r`, which holds `p`'s lock file (so `p` is dead and nobody else
     /// repairs it now). Idempotent: a pass that stops half way leaves what a
     /// later pass repairs.
-    pub(super) fn repair_dead(&self, p: u32, r: u32, pause: &mut impl Pause) -> Reclaimed {
+    pub(crate) fn repair_dead(&self, p: u32, r: u32, pause: &mut impl Pause) -> Reclaimed {
         let mut out = Reclaimed {
             complete: true,
             ..Reclaimed::default()
@@ -104,7 +104,13 @@ impl<W: Word> Table<'_, W> {
             let tagged = tag_of(w) == u64::from(e) + 1;
             match h.status {
                 Status::Free | Status::Ticket => {}
-                Status::Held => self.take_and_release(e, h, r, pause, &mut out),
+                Status::Held => {
+                    if tagged {
+                        // Dead between marking it held and clearing its tag.
+                        word.store(untagged(w), Release);
+                    }
+                    self.take_and_release(e, h, r, pause, &mut out);
+                }
                 Status::Acquiring if tagged => {
                     // Applied: the claim is held; then release it.
                     let held = h.with(Status::Held);
@@ -142,7 +148,7 @@ impl<W: Word> Table<'_, W> {
 
     /// Releases the held claims of process record `p`, which is alive but
     /// has not renewed its lease: what it is in the middle of is left to it.
-    pub(super) fn revoke(&self, p: u32, r: u32, pause: &mut impl Pause) -> Reclaimed {
+    pub(crate) fn revoke(&self, p: u32, r: u32, pause: &mut impl Pause) -> Reclaimed {
         let mut out = Reclaimed {
             complete: true,
             ..Reclaimed::default()
@@ -160,7 +166,7 @@ impl<W: Word> Table<'_, W> {
 
     /// Releases the claims of tickets whose deadline is before `now`, and
     /// frees the tickets of objects that are gone.
-    pub(super) fn expire_tickets(&self, now: u64, r: u32, pause: &mut impl Pause) -> Reclaimed {
+    pub(crate) fn expire_tickets(&self, now: u64, r: u32, pause: &mut impl Pause) -> Reclaimed {
         let mut out = Reclaimed {
             complete: true,
             ..Reclaimed::default()
@@ -190,7 +196,7 @@ impl<W: Word> Table<'_, W> {
 
     /// Live slots whose object is evicted but not removed (its evicter died
     /// between the two): for the caller to remove.
-    pub(super) fn unfinished_evictions(&self) -> Vec<u32> {
+    pub(crate) fn unfinished_evictions(&self) -> Vec<u32> {
         (0..self.slot_hwm())
             .filter(|o| {
                 let (Ok(ph), Ok(w)) = (self.slot(*o, S_PHASE), self.slot(*o, S_WORD)) else {
@@ -203,7 +209,7 @@ impl<W: Word> Table<'_, W> {
     }
 
     /// Process record `i`: state, heartbeat, pid and lease (ms).
-    pub(super) fn record(&self, i: u32) -> (u64, u64, u64, u64) {
+    pub(crate) fn record(&self, i: u32) -> (u64, u64, u64, u64) {
         (
             self.proc(i, P_STATE).load(Acquire),
             self.proc(i, P_BEAT).load(Acquire),
@@ -214,7 +220,7 @@ impl<W: Word> Table<'_, W> {
 
     /// Makes free record `i` this process's (the caller holds its lock
     /// file). False if it is not free.
-    pub(super) fn claim_record(&self, i: u32, pid: u64, lease_ms: u64, now: u64) -> bool {
+    pub(crate) fn claim_record(&self, i: u32, pid: u64, lease_ms: u64, now: u64) -> bool {
         self.proc(i, P_BEAT).store(now, Release);
         self.proc(i, P_PID).store(pid, Release);
         self.proc(i, P_LEASE).store(lease_ms, Release);
@@ -226,7 +232,7 @@ impl<W: Word> Table<'_, W> {
     /// Renews record `i`'s lease: its heartbeat is `now`. A record that was
     /// revoked meanwhile is live again (its reclaimed claims stay lost).
     /// Returns whether it had been revoked.
-    pub(super) fn beat(&self, i: u32, now: u64) -> bool {
+    pub(crate) fn beat(&self, i: u32, now: u64) -> bool {
         self.proc(i, P_BEAT).store(now, Release);
         self.proc(i, P_STATE)
             .compare_exchange(PROC_REVOKED, PROC_LIVE, AcqRel, Acquire)
@@ -235,14 +241,14 @@ impl<W: Word> Table<'_, W> {
 
     /// Marks live record `i` revoked (its lease ran out); false if another
     /// process did, or it is not live.
-    pub(super) fn revoke_record(&self, i: u32) -> bool {
+    pub(crate) fn revoke_record(&self, i: u32) -> bool {
         self.proc(i, P_STATE)
             .compare_exchange(PROC_LIVE, PROC_REVOKED, AcqRel, Acquire)
             .is_ok()
     }
 
     /// Frees record `i` (its process is dead and repaired).
-    pub(super) fn free_record(&self, i: u32) {
+    pub(crate) fn free_record(&self, i: u32) {
         self.proc(i, P_STATE).store(PROC_FREE, Release);
     }
 }

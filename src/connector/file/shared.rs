@@ -170,7 +170,12 @@ impl Shared {
 
     /// A start for a search of free entries or slots.
     pub(super) fn hint(&self) -> u32 {
-        self.hint.fetch_add(1, Ordering::Relaxed)
+        self.hint.load(Ordering::Relaxed)
+    }
+
+    /// Entry `e` was just freed: the next search starts there.
+    pub(super) fn freed(&self, e: u32) {
+        self.hint.store(e, Ordering::Relaxed);
     }
 
     /// Keeps `waiters` to announce reclaims to.

@@ -39,7 +39,7 @@ use crate::sync::Word;
 
 /// Why a table operation did not happen.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(super) enum Fail {
+pub(crate) enum Fail {
     /// The state machine refused it.
     Refused(Refusal),
     /// The object is gone (evicted, or its slot holds another object now).
@@ -57,13 +57,13 @@ pub(super) enum Fail {
 
 /// How a transition waits for another process's tag to clear: `pause`
 /// returns false when the wait is over.
-pub(super) trait Pause {
+pub(crate) trait Pause {
     fn pause(&mut self) -> bool;
 }
 
 /// What redeeming a ticket found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Redeemed {
+pub(crate) enum Redeemed {
     /// The ticket's claim, now held by the redeemer in this entry.
     Claim(u32, Head, ClaimId),
     /// Redeemed, cancelled, expired or never issued.
@@ -74,12 +74,12 @@ pub(super) enum Redeemed {
 
 /// A slot being created: its index, its generation and, for an object born
 /// with a claim, the claim's entry and head.
-pub(super) type Created = (u32, u64, Option<(u32, Head)>);
+pub(crate) type Created = (u32, u64, Option<(u32, Head)>);
 
 /// The table: the words, and their layout.
-pub(super) struct Table<'a, W> {
+pub(crate) struct Table<'a, W> {
     w: &'a [W],
-    pub(super) l: Layout,
+    pub(crate) l: Layout,
 }
 
 fn id_words(id: u128) -> (u64, u64) {
@@ -88,7 +88,7 @@ fn id_words(id: u128) -> (u64, u64) {
 
 impl<'a, W: Word> Table<'a, W> {
     /// The table in `words`, which must be `l.words()` long.
-    pub(super) fn new(w: &'a [W], l: Layout) -> Result<Self, Fail> {
+    pub(crate) fn new(w: &'a [W], l: Layout) -> Result<Self, Fail> {
         if w.len() != l.words() {
             return Err(Fail::Damaged(format!(
                 "{} words, not {}",
@@ -104,7 +104,7 @@ impl<'a, W: Word> Table<'a, W> {
     }
 
     /// A slot's word `field`, if `o` is a slot of this table.
-    pub(super) fn slot(&self, o: u32, field: usize) -> Result<&W, Fail> {
+    pub(crate) fn slot(&self, o: u32, field: usize) -> Result<&W, Fail> {
         if o >= self.l.slots {
             return Err(Fail::Damaged(format!("object slot {o} is out of range")));
         }
@@ -112,7 +112,7 @@ impl<'a, W: Word> Table<'a, W> {
     }
 
     /// An entry's word `field`, if `e` is an entry of this table.
-    pub(super) fn entry(&self, e: u32, field: usize) -> Result<&W, Fail> {
+    pub(crate) fn entry(&self, e: u32, field: usize) -> Result<&W, Fail> {
         if e >= self.l.entries {
             return Err(Fail::Damaged(format!("claim entry {e} is out of range")));
         }
@@ -120,7 +120,7 @@ impl<'a, W: Word> Table<'a, W> {
     }
 
     /// A process record's word `field`.
-    pub(super) fn proc(&self, i: u32, field: usize) -> &W {
+    pub(crate) fn proc(&self, i: u32, field: usize) -> &W {
         self.at(self.l.proc(i.min(self.l.procs - 1), field))
     }
 
@@ -129,17 +129,17 @@ impl<'a, W: Word> Table<'a, W> {
     }
 
     /// How many slots were ever used (scans stop there).
-    pub(super) fn slot_hwm(&self) -> u32 {
+    pub(crate) fn slot_hwm(&self) -> u32 {
         self.hwm(H_SLOT_HWM, self.l.slots)
     }
 
     /// How many entries were ever used.
-    pub(super) fn entry_hwm(&self) -> u32 {
+    pub(crate) fn entry_hwm(&self) -> u32 {
         self.hwm(H_ENTRY_HWM, self.l.entries)
     }
 
     /// The head of entry `e`.
-    pub(super) fn head(&self, e: u32) -> Result<Head, Fail> {
+    pub(crate) fn head(&self, e: u32) -> Result<Head, Fail> {
         let w = self.entry(e, E_HEAD)?.load(Acquire);
         Head::decode(w).ok_or_else(|| Fail::Damaged(format!("claim entry {e} has head {w:#x}")))
     }
@@ -220,7 +220,7 @@ impl<'a, W: Word> Table<'a, W> {
     }
 
     /// The claim entry `e` records, as a claim of `kind`.
-    pub(super) fn claim_of(&self, e: u32, kind: ClaimKind) -> Result<Claim, Fail> {
+    pub(crate) fn claim_of(&self, e: u32, kind: ClaimKind) -> Result<Claim, Fail> {
         let hi = self.entry(e, E_ID_HI)?.load(Acquire);
         let lo = self.entry(e, E_ID_LO)?.load(Acquire);
         Ok(Claim {
@@ -232,7 +232,7 @@ impl<'a, W: Word> Table<'a, W> {
     /// Applies `op` to slot `o` of generation `epoch`, setting the word's tag
     /// to `tag`: the compare-and-swap of step 2. Returns the effect and the
     /// word it wrote.
-    pub(super) fn transition(
+    pub(crate) fn transition(
         &self,
         o: u32,
         epoch: u64,
@@ -268,7 +268,7 @@ impl<'a, W: Word> Table<'a, W> {
 
     /// Acquires `claim` on slot `o` (generation `epoch`) for process `proc`:
     /// the claim's entry and its head, now held.
-    pub(super) fn acquire(
+    pub(crate) fn acquire(
         &self,
         o: u32,
         epoch: u64,
@@ -277,6 +277,20 @@ impl<'a, W: Word> Table<'a, W> {
         hint: u32,
         pause: &mut impl Pause,
     ) -> Result<(u32, Head), Fail> {
+        let (e, head) = self.acquire_entry(o, epoch, claim, proc, hint)?;
+        self.acquire_with(e, head, claim, epoch, pause)
+    }
+
+    /// Step 1 of [`acquire`](Self::acquire): a free entry, taken for
+    /// `proc` and marked `Acquiring` `claim` on slot `o`.
+    pub(crate) fn acquire_entry(
+        &self,
+        o: u32,
+        epoch: u64,
+        claim: Claim,
+        proc: u32,
+        hint: u32,
+    ) -> Result<(u32, Head), Fail> {
         let want = Head {
             status: Status::Acquiring,
             kind: claim.kind,
@@ -284,7 +298,19 @@ impl<'a, W: Word> Table<'a, W> {
             slot: o,
             epoch: 0,
         };
-        let (e, head) = self.take_entry(hint, want, claim.id, epoch)?;
+        self.take_entry(hint, want, claim.id, epoch)
+    }
+
+    /// Steps 2 to 4 of [`acquire`](Self::acquire), with the entry of step 1.
+    pub(crate) fn acquire_with(
+        &self,
+        e: u32,
+        head: Head,
+        claim: Claim,
+        epoch: u64,
+        pause: &mut impl Pause,
+    ) -> Result<(u32, Head), Fail> {
+        let o = head.slot;
         let hw = self.entry(e, E_HEAD)?;
         match self.transition(o, epoch, Op::Acquire(claim), u64::from(e) + 1, pause) {
             Ok((_, new)) => {
@@ -304,7 +330,7 @@ impl<'a, W: Word> Table<'a, W> {
     /// whose head is `held`. [`Fail::Lost`] if the entry is not `held` any
     /// more (reclaimed); [`Fail::Gone`] (and the entry freed) if its object is
     /// gone.
-    pub(super) fn release(
+    pub(crate) fn release(
         &self,
         e: u32,
         held: Head,
@@ -351,13 +377,13 @@ impl<'a, W: Word> Table<'a, W> {
     }
 
     /// Evicts slot `o` (generation `epoch`) if nothing borrows it.
-    pub(super) fn evict(&self, o: u32, epoch: u64, pause: &mut impl Pause) -> Result<(), Fail> {
+    pub(crate) fn evict(&self, o: u32, epoch: u64, pause: &mut impl Pause) -> Result<(), Fail> {
         self.transition(o, epoch, Op::Evict, 0, pause).map(|_| ())
     }
 
     /// Moves the claim held in entry `e` into a ticket `ticket`, which
     /// lasts until `deadline` unless redeemed.
-    pub(super) fn issue(
+    pub(crate) fn issue(
         &self,
         e: u32,
         held: Head,
@@ -382,7 +408,7 @@ impl<'a, W: Word> Table<'a, W> {
     /// Redeems ticket `ticket` on slot `o` (generation `epoch`) for process
     /// `proc`, exactly once: one compare-and-swap moves the entry from
     /// `Ticket` to `Held` by `proc`.
-    pub(super) fn redeem(
+    pub(crate) fn redeem(
         &self,
         o: u32,
         epoch: u64,
@@ -428,7 +454,7 @@ impl<'a, W: Word> Table<'a, W> {
     /// with its first state and (for [`Init::Claimed`]) the claim's entry.
     /// The slot stays `Creating` until [`publish_slot`](Self::publish_slot).
     #[allow(clippy::too_many_arguments)]
-    pub(super) fn create(
+    pub(crate) fn create(
         &self,
         key: Key,
         init: Init,
@@ -485,14 +511,14 @@ impl<'a, W: Word> Table<'a, W> {
     }
 
     /// Makes a created slot visible: its files are in place.
-    pub(super) fn publish_slot(&self, o: u32, proc: u32) -> Result<(), Fail> {
+    pub(crate) fn publish_slot(&self, o: u32, proc: u32) -> Result<(), Fail> {
         self.slot(o, S_PHASE)?.store(phase(LIVE, proc), Release);
         Ok(())
     }
 
     /// Gives up a slot being created (its key exists already): its claim
     /// entry is freed, the slot too.
-    pub(super) fn abandon(
+    pub(crate) fn abandon(
         &self,
         o: u32,
         epoch: u64,
@@ -509,7 +535,7 @@ impl<'a, W: Word> Table<'a, W> {
 
     /// The key, generation and version of slot `o` if it holds a live
     /// object.
-    pub(super) fn live(&self, o: u32) -> Result<Option<(Key, u64, u64)>, Fail> {
+    pub(crate) fn live(&self, o: u32) -> Result<Option<(Key, u64, u64)>, Fail> {
         if phase_of(self.slot(o, S_PHASE)?.load(Acquire)) != LIVE {
             return Ok(None);
         }
@@ -528,7 +554,7 @@ impl<'a, W: Word> Table<'a, W> {
     /// Starts removing the evicted object in slot `o`: its key and version,
     /// if this process is the one to remove it (a compare-and-swap from
     /// `Live` to `Evicting`, so exactly one does).
-    pub(super) fn begin_evict(&self, o: u32, proc: u32) -> Result<Option<(Key, u64)>, Fail> {
+    pub(crate) fn begin_evict(&self, o: u32, proc: u32) -> Result<Option<(Key, u64)>, Fail> {
         let p = self.slot(o, S_PHASE)?;
         let cur = p.load(Acquire);
         if phase_of(cur) != LIVE
@@ -542,7 +568,7 @@ impl<'a, W: Word> Table<'a, W> {
     }
 
     /// The key and version words of slot `o`.
-    pub(super) fn key_version(&self, o: u32) -> Result<(Key, u64), Fail> {
+    pub(crate) fn key_version(&self, o: u32) -> Result<(Key, u64), Fail> {
         let hi = self.slot(o, S_KEY_HI)?.load(Acquire);
         let lo = self.slot(o, S_KEY_LO)?.load(Acquire);
         let version = self.slot(o, S_VERSION)?.load(Acquire);
@@ -553,20 +579,20 @@ impl<'a, W: Word> Table<'a, W> {
     }
 
     /// Frees slot `o` once its files are gone.
-    pub(super) fn free_slot(&self, o: u32) {
+    pub(crate) fn free_slot(&self, o: u32) {
         if let Ok(p) = self.slot(o, S_PHASE) {
             p.store(FREE, Release);
         }
     }
 
     /// The version of slot `o`'s value.
-    pub(super) fn version(&self, o: u32) -> Result<u64, Fail> {
+    pub(crate) fn version(&self, o: u32) -> Result<u64, Fail> {
         Ok(self.slot(o, S_VERSION)?.load(Acquire))
     }
 
     /// Moves slot `o`'s version from `from` to `to`; false if it was not
     /// `from`.
-    pub(super) fn set_version(&self, o: u32, from: u64, to: u64) -> Result<bool, Fail> {
+    pub(crate) fn set_version(&self, o: u32, from: u64, to: u64) -> Result<bool, Fail> {
         Ok(self
             .slot(o, S_VERSION)?
             .compare_exchange(from, to, AcqRel, Acquire)
@@ -574,7 +600,7 @@ impl<'a, W: Word> Table<'a, W> {
     }
 
     /// The borrow state of slot `o` if it holds generation `epoch`.
-    pub(super) fn state(&self, o: u32, epoch: u64) -> Result<Option<State>, Fail> {
+    pub(crate) fn state(&self, o: u32, epoch: u64) -> Result<Option<State>, Fail> {
         let w = self.slot(o, S_WORD)?.load(Acquire);
         let current =
             self.slot(o, S_GEN)?.load(Acquire) == epoch && epoch_of(w) == epoch & EPOCH_MASK;
@@ -582,14 +608,14 @@ impl<'a, W: Word> Table<'a, W> {
     }
 
     /// Whether entry `e` still has head `head` (the claim was not reclaimed).
-    pub(super) fn has_head(&self, e: u32, head: u64) -> bool {
+    pub(crate) fn has_head(&self, e: u32, head: u64) -> bool {
         self.entry(e, E_HEAD).is_ok_and(|w| w.load(Acquire) == head)
     }
 
     /// The entry that holds `claim` on slot `o` (generation `epoch`), by
     /// whichever process: a scan, for claims another process took and sent
     /// here (a task's borrow).
-    pub(super) fn find_held(&self, o: u32, epoch: u64, claim: Claim) -> Option<(u32, Head)> {
+    pub(crate) fn find_held(&self, o: u32, epoch: u64, claim: Claim) -> Option<(u32, Head)> {
         let (hi, lo) = id_words(claim.id.as_u128());
         (0..self.entry_hwm()).find_map(|e| {
             let h = self.head(e).ok()?;
@@ -602,5 +628,15 @@ impl<'a, W: Word> Table<'a, W> {
                 && same(E_EPOCH, epoch))
             .then_some((e, h))
         })
+    }
+
+    /// How many claims process record `p` holds.
+    pub(crate) fn held_by(&self, p: u32) -> usize {
+        (0..self.entry_hwm())
+            .filter(|e| {
+                self.head(*e)
+                    .is_ok_and(|h| h.proc == p && h.status == Status::Held)
+            })
+            .count()
     }
 }

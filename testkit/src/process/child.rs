@@ -307,15 +307,15 @@ impl Interp {
                         readers.push(r);
                     }
                     if readers.len() > 4 {
-                        readers.remove((next() % readers.len() as u64) as usize);
+                        drop(readers.remove((next() % readers.len() as u64) as usize));
                     }
                 }
                 6..=9 => {
-                    if let Ok(mut w) = mut_borrow(owner) {
-                        if RefMutProxy::resolve(&w).is_ok() {
-                            w.push(next() % 100);
-                            let _ = update(&mut w);
-                        }
+                    if let Ok(mut w) = mut_borrow(owner)
+                        && RefMutProxy::resolve(&w).is_ok()
+                    {
+                        w.push(next() % 100);
+                        let _ = update(&mut w);
                     }
                 }
                 10 => {
