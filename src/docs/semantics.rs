@@ -14,12 +14,12 @@
 //! |---|---|---|
 //! | 1 | [Many readers or one writer](#1-many-readers-or-one-writer) | yes |
 //! | 2 | [One model of ownership](#2-one-model-of-ownership) | yes |
-//! | 3 | [References are always valid](#3-references-are-always-valid) | yes; on the file store a release is applied inside its `Drop` (file I/O, no network) |
+//! | 3 | [References are always valid](#3-references-are-always-valid) | yes |
 //! | 4 | [Immutable borrows are immutable](#4-immutable-borrows-are-immutable) | yes |
 //! | 5 | [Borrows have ids](#5-borrows-have-ids) | yes |
 //! | 6 | [Moves across processes are explicit and exactly-once](#6-moves-across-processes-are-explicit-and-exactly-once) | yes |
-//! | 7 | [Leases](#7-leases) | partly: leases per claim, not per process |
-//! | 8 | [Ordered, non-blocking release](#8-ordered-non-blocking-release) | Redis and memory yes; the file store releases inline |
+//! | 7 | [Leases](#7-leases) | file store yes (per process; a death seen at once); Redis partly: leases per claim |
+//! | 8 | [Ordered, non-blocking release](#8-ordered-non-blocking-release) | yes (the file store's release is a few atomic operations, inline) |
 //! | 9 | [Bad input gets a clear error](#9-bad-input-gets-a-clear-error) | yes |
 //! | 10 | [Waiting, never polling](#10-waiting-never-polling) | yes; other processes' releases on the file store are seen by a bounded re-check |
 //! | 11 | [Scopes](#11-scopes) | yes |
@@ -33,8 +33,7 @@
 //!
 //! [`borrow`](crate::borrow) and [`mut_borrow`](crate::mut_borrow) are one
 //! atomic transition on the object's state: a compare-and-swap on the
-//! memory store, a ledger rewrite under a file lock on the file store, one
-//! script on Redis. A refusal names what holds the object
+//! memory store and on the file store's shared table, one script on Redis. A refusal names what holds the object
 //! ([`Borrows`](crate::Borrows): `cannot mut_borrow object …: 3 readers
 //! hold it`), and after a refusal nothing is held.
 //!
@@ -113,10 +112,13 @@
 //! queues its publish ahead of its release on Redis (rule 4); nothing in a
 //! `Drop` waits for the network.
 //!
-//! **Not yet:** on the file store every release (and a dropped writer's
-//! publish) is applied inside the `Drop` that makes it, as file I/O under
-//! the object's shard lock — not network I/O, but it can wait for another
-//! process that holds that lock (see rule 8).
+//! On the file store a release is applied inside the `Drop` that makes it:
+//! a few atomic operations on the shared table, with no lock and no I/O (a
+//! dropped writer's publish writes its value file). It waits only if
+//! another process is at that moment inside a transition of the same
+//! object — three stores long — and was stopped there: at most two
+//! seconds, then the release is logged as failed and the claim stays this
+//! process's, reclaimed when it ends.
 //!
 //! ## 4. Immutable borrows are immutable
 //!
@@ -156,9 +158,10 @@
 //! cannot release twice.*
 //!
 //! Every claim — owner, reader, writer, holder — carries a
-//! [`ClaimId`](crate::ClaimId). The file store keeps the ids in each
-//! object's [`Ledger`](crate::state::Ledger), where releasing an id twice
-//! releases it once; the Redis scripts key readers and holders by id and
+//! [`ClaimId`](crate::ClaimId). The file store keeps each claim's id in its
+//! entry of the shared table, and a release moves that entry from held to
+//! released by compare-and-swap, so releasing an id twice releases it
+//! once; the Redis scripts key readers and holders by id and
 //! check the owner's and writer's id, and are idempotent by id (or by a
 //! token, for puts, publishes, takes and redeems), so the I/O thread can
 //! resend queued releases after a reconnect. The memory store counts
@@ -219,29 +222,40 @@
 //! `TIME`), never a client's; a stalled server gives live processes a
 //! renewal window before anything is reaped.*
 //!
-//! What is done: every claim a process holds on a file or Redis store —
-//! owners, borrows, scope and lifetime holders, tickets in flight — has a
-//! lease deadline, `lease_ms` after its last renewal (default 30 000 ms;
-//! the `lease_ms` parameter of [`Store::open`](crate::Store::open)'s
-//! `file://` and `redis://` URLs). A background thread per store renews the
-//! claims of this process every third of the lease. A process that dies —
-//! even by `SIGKILL` — renews nothing, and once its deadlines pass its
-//! claims are reclaimed as if its handles had been dropped: by the next
-//! operation on the object, or by the reap pass every lease. Nothing is
-//! leaked and nothing stays borrowed. The memory store has no leases: its
+//! What is done on the file store: each process that uses a directory
+//! registers a record in its shared table and holds an exclusive lock on
+//! that record's lock file (`procs/<n>.lock`) for its life. The kernel
+//! drops the lock when the process dies, however it dies, so the others
+//! see the death within a tick (20 ms) and reclaim exactly what it held —
+//! its owners, borrows, holders, and the transitions it was in the middle
+//! of — as its handles would have released them (a waiting borrow of the
+//! reclaiming process is woken; others re-check). A live process renews
+//! one heartbeat in its record every quarter lease, whatever the number of
+//! its claims; a process that lives but does not run (stopped with
+//! `SIGSTOP`) loses its held claims once its heartbeat is older than its
+//! lease (`lease_ms`, default 30 000 ms), and when it runs again its
+//! releases of them are no-ops and its writers are refused
+//! ([`Error::ClaimLost`](crate::Error::ClaimLost)). A ticket in flight is
+//! leased on its own, from when it was made: it outlives its issuer (a
+//! process may send a ticket and exit), and an unredeemed one is released
+//! when its lease runs out.
+//!
+//! On Redis every claim has a lease deadline, `lease_ms` after its last
+//! renewal; a background thread per store renews the claims of this
+//! process every third of the lease, and a dead process's claims are
+//! reclaimed once their deadlines pass. The memory store has no leases: its
 //! claims die with the process that holds them.
 //!
 //! **Not yet:**
 //!
-//! - **Leases are per claim, not per process.** There is no liveness record
-//!   per process: the renewer renews every claim it holds, one request per
-//!   object each period, so its cost grows with the number of objects a
-//!   process holds claims on.
-//! - **The file store's crash detection waits for the lease.** There is no
-//!   per-process lock file: a killed process's claims stay until their
-//!   deadlines pass — up to a lease after its death (30 s by default) —
-//!   and are then reclaimed by the next operation on the object or by a
-//!   live process's reap pass (every lease), not at once.
+//! - **Redis leases are per claim, not per process.** There is no liveness
+//!   record per process there: the renewer renews every claim it holds,
+//!   one request per object each period, and a killed process's claims
+//!   stay until their deadlines pass.
+//! - **File store: a process's record is revoked, not its lock.** When a
+//!   stopped process's lease runs out, its held claims are reclaimed; a
+//!   claim it acquires in the instant it resumes, before its heartbeat
+//!   lands, can be reclaimed with them.
 //! - **Redis deadlines come from the client's clock.** A claim's deadline
 //!   is computed by the process that holds it (its clock plus the lease)
 //!   and compared with the server's `TIME` in the script. A client whose
@@ -282,10 +296,11 @@
 //! lifetimes' `close` wait for theirs. On the memory store a release is one
 //! atomic operation and `flush` returns at once.
 //!
-//! **Not yet:** the file store does not queue: each release is applied
-//! inside the call that makes it (a `Drop`), as a ledger rewrite under the
-//! object's shard lock, and so waits while another process holds that
-//! lock. `flush` returns at once there, since nothing is pending.
+//! The file store does not queue: each release is applied inside the call
+//! that makes it (a `Drop`), as a few atomic operations on the shared
+//! table, with no lock and no I/O; it waits (at most two seconds) only for
+//! another process stopped inside a transition of the same object. `flush`
+//! returns at once there, since nothing is pending.
 //!
 //! ## 9. Bad input gets a clear error
 //!
