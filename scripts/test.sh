@@ -30,6 +30,23 @@ if ! command -v redis-server >/dev/null 2>&1; then
 fi
 redis-server --version
 
+# The Redis lease tests run a child process with its clock set off through
+# libfaketime (the `faketime` package); they fail, not skip, without it.
+if ! ls /usr/lib/*/faketime/libfaketime.so.1 /usr/lib/faketime/libfaketime.so.1 >/dev/null 2>&1 \
+    && [ -z "${BORROWSTORE_LIBFAKETIME:-}" ]; then
+    step "installing faketime"
+    SUDO=""
+    if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1; then SUDO="sudo"; fi
+    if command -v apt-get >/dev/null 2>&1; then
+        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq faketime >/dev/null \
+            || { $SUDO apt-get update -qq \
+                 && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq faketime >/dev/null; }
+    else
+        echo "libfaketime is missing and apt-get is not available; install faketime (or set BORROWSTORE_LIBFAKETIME) and retry" >&2
+        exit 1
+    fi
+fi
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 

@@ -305,7 +305,13 @@ fn crafted_file_store_files_are_errors() {
 
     let other = SUITE.file_dir_named("crafted-table");
     let url = format!("file://{}", other.display());
-    drop(Store::builder("crafted-table-maker").url(&url).register(false).build().unwrap());
+    drop(
+        Store::builder("crafted-table-maker")
+            .url(&url)
+            .register(false)
+            .build()
+            .unwrap(),
+    );
     let table = other.join("table");
     let len = std::fs::metadata(&table).unwrap().len();
     let mut garbage = vec![0xffu8; 64];
@@ -317,5 +323,8 @@ fn crafted_file_store_files_are_errors() {
         .build()
         .unwrap_err()
         .to_string();
-    assert!(msg.contains("damaged") || msg.contains("not a borrowstore state table"), "{msg}");
+    assert!(
+        msg.contains("damaged") || msg.contains("not a borrowstore state table"),
+        "{msg}"
+    );
 }

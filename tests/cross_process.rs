@@ -185,6 +185,16 @@ macro_rules! cross_process_suite {
                 scenarios::frozen_process_loses_its_claims_harmlessly,
             );
         }
+
+        #[test]
+        fn frozen_process_keeps_what_it_claims_after_waking() {
+            run(
+                $make,
+                "frozen-awake",
+                Some(SHORT_LEASE),
+                scenarios::frozen_process_keeps_what_it_claims_after_waking,
+            );
+        }
     };
 }
 

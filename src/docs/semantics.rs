@@ -18,7 +18,7 @@
 //! | 4 | [Immutable borrows are immutable](#4-immutable-borrows-are-immutable) | yes |
 //! | 5 | [Borrows have ids](#5-borrows-have-ids) | yes |
 //! | 6 | [Moves across processes are explicit and exactly-once](#6-moves-across-processes-are-explicit-and-exactly-once) | yes |
-//! | 7 | [Leases](#7-leases) | file store yes (per process; a death seen at once); Redis partly: leases per claim |
+//! | 7 | [Leases](#7-leases) | yes (the file store sees a death at once) |
 //! | 8 | [Ordered, non-blocking release](#8-ordered-non-blocking-release) | yes (the file store's release is a few atomic operations, inline) |
 //! | 9 | [Bad input gets a clear error](#9-bad-input-gets-a-clear-error) | yes |
 //! | 10 | [Waiting, never polling](#10-waiting-never-polling) | yes; other processes' releases on the file store are seen by a bounded re-check |
@@ -222,55 +222,71 @@
 //! `TIME`), never a client's; a stalled server gives live processes a
 //! renewal window before anything is reaped.*
 //!
-//! What is done on the file store: each process that uses a directory
-//! registers a record in its shared table and holds an exclusive lock on
-//! that record's lock file (`procs/<n>.lock`) for its life. The kernel
-//! drops the lock when the process dies, however it dies, so the others
-//! see the death within a tick (20 ms) and reclaim exactly what it held —
-//! its owners, borrows, holders, and the transitions it was in the middle
-//! of — as its handles would have released them (a waiting borrow of the
-//! reclaiming process is woken; others re-check). A live process renews
-//! one heartbeat in its record every quarter lease, whatever the number of
-//! its claims; a process that lives but does not run (stopped with
-//! `SIGSTOP`) loses its held claims once its heartbeat is older than its
-//! lease (`lease_ms`, default 30 000 ms), and when it runs again its
-//! releases of them are no-ops and its writers are refused
-//! ([`Error::ClaimLost`](crate::Error::ClaimLost)). A ticket in flight is
-//! leased on its own, from when it was made: it outlives its issuer (a
-//! process may send a ticket and exit), and an unredeemed one is released
-//! when its lease runs out.
+//! What is done: every claim a process holds on a file or Redis store —
+//! owners, borrows, scope and lifetime holders, tickets in flight — is
+//! leased, for `lease_ms` after its last renewal (default 30 000 ms; the
+//! `lease_ms` parameter of [`Store::open`](crate::Store::open)'s `file://`
+//! and `redis://` URLs). A process that dies — even by `SIGKILL` — renews
+//! nothing, and once its lease runs out its claims are reclaimed as if its
+//! handles had been dropped. Nothing is leaked and nothing stays borrowed.
+//! The memory store has no leases: its claims die with the process that
+//! holds them.
 //!
-//! On Redis every claim has a lease deadline, `lease_ms` after its last
-//! renewal; a background thread per store renews the claims of this
-//! process every third of the lease, and a dead process's claims are
-//! reclaimed once their deadlines pass. The memory store has no leases: its
-//! claims die with the process that holds them.
+//! - **File store:** the lease belongs to the process. Each process that
+//!   uses a directory registers a record in its shared table and holds an
+//!   exclusive lock on that record's lock file (`procs/<n>.lock`) for its
+//!   life. The kernel drops the lock when the process dies, however it
+//!   dies, so the others see the death within a tick (20 ms) and reclaim
+//!   exactly what it held — its owners, borrows, holders, and the
+//!   transitions it was in the middle of — without waiting for its lease
+//!   (a waiting borrow of the reclaiming process is woken; others
+//!   re-check). A live process renews one heartbeat in its record every
+//!   quarter lease, whatever the number of its claims (10,000 borrows keep
+//!   a 300 ms lease for ten leases while others create and evict); one
+//!   that lives but does not run (stopped with `SIGSTOP`) loses its held
+//!   claims once its heartbeat is older than its lease, and when it runs
+//!   again its releases of them are no-ops and its writers are refused. A
+//!   ticket in flight is leased on its own, from when it was made: it
+//!   outlives its issuer (a process may send a ticket and exit).
+//! - **Redis:** the lease belongs to the store connection (one per
+//!   [`Store::open`](crate::Store::open) of a process), as the rule says.
+//!   Its claims name its process id, and its one record in the namespace's
+//!   process table is renewed every third of the lease — one round trip
+//!   however many claims it holds (6,000 owners and 6,000 borrows of one
+//!   process keep their lease of 1 s under the reap of 8,000 other
+//!   objects). Every deadline is set and compared with the server's `TIME`
+//!   inside the script; a client's clock plays no part (a process whose
+//!   clock runs 5 s behind keeps its borrow). A record not renewed for a
+//!   lease is judged dead, and a reap pass releases the dead process's
+//!   claims on every object — made one object at a time between renewals,
+//!   so that a long pass never delays a renewal. The renewal window: a call that finds the
+//!   process table untouched for longer than half a lease (the server was
+//!   stopped) first gives every record a full lease, so that live
+//!   processes renew before anything is judged (a 10 s `SIGSTOP` of the
+//!   server with an 8 s lease evicts nothing a live process owns). A
+//!   process that cannot renew for longer than the lease while the server
+//!   runs (cut off from it, or stopped) is judged dead: its renewer logs
+//!   `lease lost`, a writer whose claim was reclaimed is refused when it
+//!   publishes ([`Error::ClaimLost`](crate::Error::ClaimLost)), a reader
+//!   keeps the snapshot it resolved, and the claims it takes from then on
+//!   name a fresh process id.
 //!
 //! **Not yet:**
 //!
-//! - **Redis leases are per claim, not per process.** There is no liveness
-//!   record per process there: the renewer renews every claim it holds,
-//!   one request per object each period, and a killed process's claims
-//!   stay until their deadlines pass.
 //! - **File store: a process's record is revoked, not its lock.** When a
 //!   stopped process's lease runs out, its held claims are reclaimed; a
 //!   claim it acquires in the instant it resumes, before its heartbeat
 //!   lands, can be reclaimed with them.
-//! - **Redis deadlines come from the client's clock.** A claim's deadline
-//!   is computed by the process that holds it (its clock plus the lease)
-//!   and compared with the server's `TIME` in the script. A client whose
-//!   clock runs behind the server's by more than the lease has its claims
-//!   reaped while it is alive; one whose clock runs ahead keeps dead claims
-//!   longer.
-//! - **No renewal window after a stall.** A Redis server that was stopped
-//!   (or unreachable) for about a lease or longer reaps, as soon as it runs
-//!   requests again, every claim whose deadline passed meanwhile — those of
-//!   live processes too, whose renewals it could not receive. A live
-//!   process that cannot renew for longer than the lease (cut off from the
-//!   server, or stopped) loses its claims the same way; its renewer logs
-//!   `lease lost`, a writer whose claim was reclaimed is refused when it
-//!   publishes ([`Error::ClaimLost`](crate::Error::ClaimLost)), and a
-//!   reader keeps the snapshot it resolved.
+//! - **On Redis a dead process's claims wait for the reap pass.** The
+//!   object script cannot read the process table (on a cluster it is in
+//!   another slot), so a dead process's claims are released by the
+//!   reaper's sweep of the namespace — started as soon as a renewal finds
+//!   the process dead, within a third of a lease — not by the next
+//!   operation on the object; a sweep takes one round trip per object.
+//! - **On Redis a ticket in flight has no renewal window.** A ticket
+//!   belongs to no process until it is redeemed; its claim is released a
+//!   lease after the ticket was made, on the server's clock, and a server
+//!   stall longer than that lets it run out.
 //!
 //! ([`LeaseLifetime`](crate::LeaseLifetime) is something else: a lifetime
 //! timed in its own process, whose holder claims are leased like every

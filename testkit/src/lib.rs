@@ -95,8 +95,10 @@
 //!   [`on_every_store!`] runs a list of `fn(Store)` checks on all three.
 //! - Redis: [`redis_server`] starts a real `redis-server` on a free loopback
 //!   port ([`RedisServer`](redis_server::RedisServer), persistent or with a
-//!   password, killed and restarted at will), or one that lives as long as
-//!   the test ([`url_for_this_test`](redis_server::url_for_this_test)).
+//!   password, killed, frozen and restarted at will), or one that lives as
+//!   long as the test ([`url_for_this_test`](redis_server::url_for_this_test));
+//!   checks written over the [`Redis`](redis_server::Redis) trait run on
+//!   one server or on any other deployment that implements it.
 //! - Probes of what a store really holds: [`exists`], [`holders`],
 //!   [`contents`], [`set`], [`key`], [`key_of`], and, through an
 //!   independent connection ([`observe`], [`observed`]), [`borrows`] and
@@ -105,8 +107,9 @@
 //! - Assertions: [`assert_err!`].
 //! - Several processes: [`process`] — child processes of the test binary
 //!   ([`ChildProc`](process::ChildProc), declared with [`child_entry!`]),
-//!   the store they share ([`Target`](process::Target)), and the
-//!   cross-process [`scenarios`](process::scenarios).
+//!   the store they share ([`Target`](process::Target)), the
+//!   cross-process [`scenarios`](process::scenarios), and children whose
+//!   clock is set off ([`process::clock`], through libfaketime).
 //!
 //! ## Features
 //!

@@ -181,6 +181,17 @@ impl RedisServer {
         );
     }
 
+    /// Freezes the server (`SIGSTOP`): its connections stay open and
+    /// nothing is answered until [`resume`](Self::resume).
+    pub fn pause(&self) {
+        self.signal("STOP");
+    }
+
+    /// Lets a [`pause`](Self::pause)d server run again (`SIGCONT`).
+    pub fn resume(&self) {
+        self.signal("CONT");
+    }
+
     /// Kills the server with SIGKILL.
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
@@ -208,6 +219,53 @@ impl Drop for RedisServer {
     fn drop(&mut self) {
         self.kill();
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// What a test needs of a Redis deployment — one server, or a cluster of
+/// them — so that one test body runs on each: a store URL on it, a raw
+/// command to a key's node, and freezing the whole deployment.
+///
+/// ```no_run
+/// use borrowstore_testkit::redis_server::{Redis, RedisServer};
+///
+/// fn survives_a_stall(redis: &dyn Redis) {
+///     let store = borrowstore::Store::open(&redis.store_url("stall", "lease_ms=800")).unwrap();
+///     let key = store.put(&1u8).unwrap();
+///     redis.pause();
+///     redis.resume();
+///     assert!(store.exists(&key).unwrap());
+/// }
+/// survives_a_stall(&RedisServer::start());
+/// ```
+pub trait Redis {
+    /// A store URL on it with its own namespace and the extra `query`
+    /// parameters (`a=1&b=2`, or empty).
+    fn store_url(&self, namespace: &str, query: &str) -> String;
+    /// Sends one command (over RESP) to the node that serves `key` (for
+    /// looking at what the store wrote); the raw reply.
+    fn command_on(&self, key: &str, args: &[&[u8]]) -> Vec<u8>;
+    /// Freezes every server of it (`SIGSTOP`).
+    fn pause(&self);
+    /// Lets every server of it run again (`SIGCONT`).
+    fn resume(&self);
+}
+
+impl Redis for RedisServer {
+    fn store_url(&self, namespace: &str, query: &str) -> String {
+        self.url(namespace, query)
+    }
+
+    fn command_on(&self, _key: &str, args: &[&[u8]]) -> Vec<u8> {
+        self.command(args)
+    }
+
+    fn pause(&self) {
+        RedisServer::pause(self)
+    }
+
+    fn resume(&self) {
+        RedisServer::resume(self)
     }
 }
 

@@ -143,7 +143,7 @@ impl RedisConnector {
                 b"acquire_fetch",
                 kind_code(claim.kind).as_bytes(),
                 claim.id.to_string().as_bytes(),
-                self.inner.deadline().as_bytes(),
+                self.inner.holder().as_bytes(),
                 known.as_bytes(),
             ]),
             read: |_, _, v| Ok(items(v)),
@@ -166,7 +166,9 @@ impl RedisConnector {
         inner.fetch_result(key, RValue::Array(parts)).map(Some)
     }
 
-    pub(super) fn issue_call(key: &Key, ticket: ClaimId, claim: Claim) -> Call<String> {
+    /// Turns `claim` into `ticket`: store-side the claim leaves this
+    /// process and is released a lease from now unless redeemed.
+    pub(super) fn issue_call(&self, key: &Key, ticket: ClaimId, claim: Claim) -> Call<String> {
         Call {
             key: *key,
             args: args([
@@ -174,6 +176,7 @@ impl RedisConnector {
                 ticket.to_string().as_bytes(),
                 kind_code(claim.kind).as_bytes(),
                 claim.id.to_string().as_bytes(),
+                self.inner.lease_ms().as_bytes(),
             ]),
             read: |inner, key, v| inner.status(key, &v),
         }
@@ -201,7 +204,7 @@ impl RedisConnector {
                 b"redeem",
                 ticket.to_string().as_bytes(),
                 token().as_bytes(),
-                self.inner.deadline().as_bytes(),
+                self.inner.holder().as_bytes(),
                 kind_code(kind).as_bytes(),
             ]),
             read: |_, _, v| Ok(items(v)),

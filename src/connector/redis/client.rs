@@ -1,10 +1,10 @@
 //! The connector's shared half, [`Inner`]: what the connector and its lease
-//! renewer hold. It sends requests to the I/O thread, waits for their
+//! thread hold. It sends requests to the I/O thread, waits for their
 //! replies, and turns replies into results.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc as std_mpsc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -12,8 +12,8 @@ use redis::Value as RValue;
 use tokio::sync::{mpsc, oneshot};
 
 use super::io::{Refused, Reply, ReplyTo, Request};
-use super::script::{args, int, items, kind_code, kind_from, release_args, text, token};
-use crate::connector::lease::{self, Held, Renew};
+use super::script::{args, int, items, kind_code, release_args, text, token};
+use crate::connector::lease::Held;
 use crate::connector::offload::Undo;
 use crate::connector::{Fetch, Sleep, Stored, Value, Waiters};
 use crate::error::{Borrows, Error, Result};
@@ -21,7 +21,7 @@ use crate::key::{ClaimId, Key};
 use crate::state::{Claim, Effect, Init, Op, Refusal};
 
 /// The state shared by a [`RedisConnector`](super::RedisConnector) and its
-/// lease renewer.
+/// lease thread.
 pub(super) struct Inner {
     pub(super) name: String,
     pub(super) namespace: String,
@@ -35,6 +35,10 @@ pub(super) struct Inner {
     pub(super) subscribed: AtomicBool,
     /// Queued publishes the server refused since the last flush.
     pub(super) refused: Refused,
+    /// The id of this store connection in the process table: the holder
+    /// its claims name. Replaced by a fresh one if the table judges it
+    /// dead (its claims are reclaimed; later claims must not be).
+    pub(super) process: Mutex<ClaimId>,
 }
 
 pub(super) fn connector_error(
@@ -60,10 +64,15 @@ impl Inner {
         }
     }
 
-    pub(super) fn deadline(&self) -> String {
-        lease::now_ms()
-            .saturating_add(self.lease.as_millis() as u64)
-            .to_string()
+    /// The claim record of a claim this connection takes: its process id
+    /// (see `state.lua`).
+    pub(super) fn holder(&self) -> String {
+        crate::sync::unmodeled::lock(&self.process).to_string()
+    }
+
+    /// The lease in milliseconds, as the script takes it.
+    pub(super) fn lease_ms(&self) -> String {
+        self.lease.as_millis().max(1).to_string()
     }
 
     pub(super) fn enqueue(&self, req: Request) -> Result<()> {
@@ -88,9 +97,14 @@ impl Inner {
 
     /// Runs the script on `key` and waits for the reply.
     pub(super) fn call(&self, key: &Key, args: Vec<Vec<u8>>) -> Result<RValue> {
+        self.call_on(self.keys(key), args)
+    }
+
+    /// Runs the script on `keys` and waits for the reply.
+    pub(super) fn call_on(&self, keys: [String; 5], args: Vec<Vec<u8>>) -> Result<RValue> {
         let (tx, rx) = std_mpsc::sync_channel(1);
         self.enqueue(Request::Script {
-            keys: self.keys(key),
+            keys,
             args,
             reply: ReplyTo::Thread(tx),
         })?;
@@ -205,7 +219,7 @@ impl Inner {
                 b"acquire",
                 kind_code(c.kind).as_bytes(),
                 c.id.to_string().as_bytes(),
-                self.deadline().as_bytes(),
+                self.holder().as_bytes(),
             ]),
             Op::Release(c) => release_args(c),
             Op::Disown(c) => args([
@@ -274,48 +288,8 @@ impl Inner {
             token().into_bytes(),
             kind.as_bytes().to_vec(),
             id.into_bytes(),
-            self.deadline().into_bytes(),
+            self.holder().into_bytes(),
         ])
-    }
-}
-
-impl Renew for Inner {
-    fn renew(&self, key: &Key, claims: &[Claim]) -> Vec<Claim> {
-        let mut a = vec![b"renew".to_vec(), self.deadline().into_bytes()];
-        for c in claims {
-            a.push(kind_code(c.kind).as_bytes().to_vec());
-            a.push(c.id.to_string().into_bytes());
-        }
-        match self.call(key, a) {
-            Ok(v) if text(&v).as_deref() == Some("gone") => claims.to_vec(),
-            Ok(v) => {
-                let lost = items(v);
-                lost.chunks(2)
-                    .filter_map(|p| {
-                        let kind = kind_from(&text(p.first()?)?)?;
-                        let id = crate::key::parse_hex128(&text(p.get(1)?)?)?;
-                        Some(Claim {
-                            kind,
-                            id: ClaimId::from_u128(id),
-                        })
-                    })
-                    .collect()
-            }
-            Err(e) => {
-                tracing::warn!(%key, error = %e, "lease renewal failed; will retry");
-                Vec::new()
-            }
-        }
-    }
-
-    fn reap(&self) {
-        for key in self.scan_keys().unwrap_or_default() {
-            let _ = self.call(&key, args([b"reap"]));
-        }
-    }
-
-    fn held(&self) -> &Held {
-        &self.held
     }
 }
 

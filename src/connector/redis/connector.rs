@@ -1,8 +1,8 @@
 //! [`RedisConnector`] and its [`Connector`] impl.
 
-use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::sync::mpsc as std_mpsc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::future::BoxFuture;
@@ -10,8 +10,9 @@ use tokio::sync::oneshot;
 
 use super::client::{Inner, connector_error};
 use super::io::{self, ReplyTo, Request};
+use super::liveness::Liveness;
 use super::options::RedisOptions;
-use crate::connector::lease::{self, Held};
+use crate::connector::lease::Held;
 use crate::connector::{Connector, Entry, Fetch, Inspect, Recheck, Stored, Value, Waiters};
 use crate::error::{Error, Result};
 use crate::key::{ClaimId, Key};
@@ -57,18 +58,43 @@ const RECHECK: Recheck = Recheck::Backoff {
 /// wakes the waiters of that key in this process. Waiters re-check after
 /// 100 ms, then twice as long each time up to 1 s, for messages that never
 /// come (a lost connection, the lease of a dead process running out).
+///
+/// # Leases
+///
+/// A lease belongs to the connector (one store connection; a process that
+/// opens the same store twice has two leases), not to a claim. Every claim
+/// it takes names its random process id; its one record in the namespace's
+/// process table (`<namespace>:{<namespace>:procs}`) is renewed every third
+/// of `lease_ms` by a background thread — one round trip however many
+/// claims it holds — and removed once it holds none. Every deadline is set
+/// and compared on the server's clock (`TIME` in the script): a client's
+/// clock plays no part. A record not renewed for a lease is judged dead,
+/// and a reap pass of the namespace (made by the same thread between its
+/// renewals, one object at a time, so it never delays one) releases the
+/// dead process's claims on every object, as if its handles had been
+/// dropped. After a server stall
+/// longer than half a lease, every record is first given a full lease, so
+/// live processes renew before anything is judged. A connector that is
+/// judged dead itself (cut off for a lease) forgets its claims, logs
+/// `lease lost`, and names a fresh process id from then on. A ticket in
+/// flight belongs to no process: its claim is released a lease after it was
+/// made unless it is redeemed; once redeemed it leaves no record (a
+/// redeem retried after a lost reply is recognised for a minute).
 pub struct RedisConnector {
     pub(super) inner: Arc<Inner>,
-    renewer: Option<lease::Renewer>,
+    liveness: Option<Liveness>,
 }
 
 impl Drop for RedisConnector {
-    /// Ends the lease renewer now (the I/O thread ends once its queue is
-    /// applied): a closed store leaves no thread behind.
+    /// Ends the lease thread now, and queues the removal of this
+    /// connection's process record behind its releases (the I/O thread
+    /// ends once its queue is applied): a closed store leaves no thread
+    /// behind, and nothing in the process table.
     fn drop(&mut self) {
-        if let Some(r) = self.renewer.take() {
-            r.stop();
+        if let Some(l) = self.liveness.take() {
+            l.stop();
         }
+        self.inner.queue_leave();
     }
 }
 
@@ -93,9 +119,10 @@ impl RedisConnector {
             waiters: Waiters::new(RECHECK),
             subscribed: AtomicBool::new(false),
             refused,
+            process: Mutex::new(ClaimId::random()),
         });
-        let renewer = Some(lease::spawn_renewer(Arc::downgrade(&inner), options.lease));
-        Ok(RedisConnector { inner, renewer })
+        let liveness = Some(Liveness::start(Arc::downgrade(&inner), options.lease));
+        Ok(RedisConnector { inner, liveness })
     }
 
     /// The lease length.
@@ -181,7 +208,7 @@ impl Connector for RedisConnector {
     }
 
     fn issue_ticket(&self, key: &Key, ticket: ClaimId, claim: Claim) -> Result<()> {
-        let status = self.run(Self::issue_call(key, ticket, claim))?;
+        let status = self.run(self.issue_call(key, ticket, claim))?;
         self.issue_done(key, claim, &status)
     }
 
@@ -288,9 +315,7 @@ impl Connector for RedisConnector {
         claim: Claim,
     ) -> BoxFuture<'_, Result<()>> {
         Box::pin(async move {
-            let status = self
-                .run_async(Self::issue_call(&key, ticket, claim))
-                .await?;
+            let status = self.run_async(self.issue_call(&key, ticket, claim)).await?;
             self.issue_done(&key, claim, &status)
         })
     }

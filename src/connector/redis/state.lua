@@ -1,39 +1,190 @@
--- borrowstore: every store-side transition of one object, in one script.
+-- borrowstore: every store-side transition of one object, and the table of
+-- processes, in one script.
+--
+-- OBJECT OPERATIONS
 --
 -- KEYS: 1 state hash, 2 readers hash, 3 holders hash, 4 tickets hash,
 --       5 taken (a short-lived copy of a value consumed by `take`).
 -- All five keys share the hash tag {<object key>}, so the script touches
--- one cluster slot.
+-- one cluster slot. So does the redeem record of a ticket,
+-- '<ns>:{<object key>}:d:<ticket>' (see 'redeem').
 --
 -- State hash fields: v (version), b (value), had (1 once it had an owner),
--- o/od (owner claim id / lease deadline), w/wd (writer), p (put token),
--- pt (last publish token), nx (no lease can run out before this time: the
--- claims are scanned for expiry only from then on).
--- Readers and holders hashes: claim id -> lease deadline (ms).
--- Tickets hash: ticket id -> "<kind>:<claim id>", or
--- "R:<redeem token>:<kind>:<claim id>" once redeemed.
+-- o/od (owner claim id / its claim record), w/wd (writer id / record),
+-- p (put token), pt (last publish token), nx (no ticket in flight can run
+-- out before this time: the claims are scanned for expiry only from then
+-- on).
+-- Readers and holders hashes: claim id -> claim record.
+-- Tickets hash: ticket id -> "<kind>:<claim id>", removed when the ticket
+-- is redeemed or its claim is gone.
+--
+-- A claim record is '<holder>[;<more>]': only the holder part, up to the
+-- first ';', is read here; anything after it (metadata about the claim) is
+-- kept as it is. The holder is
+--   <process id>   (hex) the claim belongs to that process: it lives as
+--                  long as the process's record in the process table;
+--   @<deadline>    the claim is in a ticket no process has redeemed yet:
+--                  it is released at <deadline> (server time, ms).
+-- No claim of a process has a deadline of its own here: the object script
+-- never judges whether a process lives (on a cluster it cannot read the
+-- process table, which is in another slot). The reap pass does: it reads
+-- the process table and calls 'reap' on every object with the processes
+-- found dead.
 --
 -- The rules are those of borrowstore::state::State::apply, and every
 -- operation is idempotent: by claim id (acquire what is held, release what
 -- is not: no-op) or by a token the caller sends again when it retries.
+-- Every time is the server's (TIME); a client sends durations, never times.
 --
--- Every transition that gives a claim back (a release, an expired lease, an
+-- Every transition that gives a claim back (a release, a reclaimed claim, an
 -- eviction) publishes the object key on the channel '<namespace>:released',
 -- where the waiting borrows of every process are listening.
 --
 -- A refusal because of borrows ('borrowed', 'mutably_borrowed') carries the
 -- borrows it saw: 'borrowed:<readers>:<writer 0/1>'.
+--
+-- PROCESS TABLE OPERATIONS ('beat', 'adopt', 'forget', 'turn')
+--
+-- KEYS[1] is the namespace's process table, the hash '<ns>:{<ns>:procs}'
+-- (the other keys are not used). Fields:
+--   <process id> -> '<deadline>:<lease>' (ms, server time) while it lives
+--                   (':w' appended while it has had a renewal window and
+--                   not renewed since), 'dead:<time>' once its deadline
+--                   passed;
+--   '~'          -> the server time of the last call on the table;
+--   '^'          -> '<process id>:<until>:<known>': whose turn it is to
+--                   sweep the namespace, and with the dead ids of which
+--                   time ('turn').
+-- A store connection renews its record every third of its lease ('beat'),
+-- which also judges every record: one round trip however many claims it
+-- holds. The stall window: if a call finds the table untouched for longer
+-- than half a record's lease (the server was stopped, or every process
+-- was), that record's deadline is first moved to a full lease from now, so
+-- that live processes get to renew before anything is judged dead. A
+-- record gets one such window until its process renews again: the table
+-- cannot tell a stall from the silence of a dead process with a short
+-- lease among processes that renew seldom, so a dead process is given one
+-- extra lease at most. The table is deleted when no process is left in
+-- it (and expires a day after its last call).
 local S, R, H, T, X = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local op = ARGV[1]
-local NS, OKEY = string.match(S, '^(.*):{([^}]*)}:s$')
-
-local function announce()
-  if NS then redis.call('PUBLISH', NS .. ':released', OKEY) end
-end
 
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- The process table ---------------------------------------------------------
+
+if op == 'beat' or op == 'adopt' or op == 'forget' or op == 'turn' then
+  local P = KEYS[1]
+  local now = now_ms()
+  local clock = tonumber(redis.call('HGET', P, '~') or '')
+  local gap = clock and (now - clock) or 0
+  local all = redis.call('HGETALL', P)
+  local dead, alive = {}, {}
+  local latest = 0
+  for i = 1, #all, 2 do
+    local id, rec = all[i], all[i + 1]
+    if id ~= '~' and id ~= '^' then
+      local d, l, given = string.match(rec, '^(%d+):(%d+)(:?w?)$')
+      d, l = tonumber(d), tonumber(l)
+      if d then
+        if gap > l / 2 and given == '' and d < now + l then
+          d = now + l
+          redis.call('HSET', P, id, d .. ':' .. l .. ':w')
+        end
+        if d < now then
+          redis.call('HSET', P, id, 'dead:' .. now)
+          table.insert(dead, id)
+          latest = now
+        else
+          alive[id] = true
+        end
+      else
+        table.insert(dead, id)
+        local t = tonumber(string.match(rec, '^dead:(%d+)$') or '') or 0
+        if t > latest then latest = t end
+      end
+    end
+  end
+  local status = 'ok'
+  if op == 'beat' then
+    -- ARGV: process id, lease (ms), mode: 'renew' (it holds claims),
+    -- 'leave' (it holds none), 'look' (it holds none and has no record);
+    -- registered: '1' if it had a record since it last left.
+    local id, lease, mode, registered = ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5]
+    local rec = redis.call('HGET', P, id)
+    if rec and string.sub(rec, 1, 5) == 'dead:' then
+      status = 'dead'
+    elseif not rec and registered == '1' and mode ~= 'look' then
+      -- Its record was judged dead and forgotten: so are its claims.
+      status = 'dead'
+    elseif mode == 'renew' then
+      redis.call('HSET', P, id, (now + lease) .. ':' .. lease)
+      alive[id] = true
+    elseif rec then
+      -- 'leave', or 'look' finding a record a reaper adopted for it.
+      redis.call('HDEL', P, id)
+      alive[id] = nil
+    end
+  elseif op == 'adopt' then
+    -- ARGV: lease (ms), process ids found on claims with no record. Each
+    -- gets a record as if it had just renewed: a live process renews it,
+    -- a dead one lets it run out.
+    local lease = tonumber(ARGV[2])
+    for i = 3, #ARGV do
+      if redis.call('HEXISTS', P, ARGV[i]) == 0 then
+        redis.call('HSET', P, ARGV[i], (now + lease) .. ':' .. lease)
+        alive[ARGV[i]] = true
+      end
+    end
+  elseif op == 'turn' then
+    -- ARGV: process id, lease (ms), known: when the latest of the dead ids
+    -- the caller's sweep would pass was judged dead ('0' for the periodic
+    -- sweep). One reaper sweeps at a time: 'busy' while another's turn
+    -- runs knowing of deaths at least as recent; else 'ok', and the turn
+    -- is the caller's for a lease.
+    local holder, till, known = string.match(redis.call('HGET', P, '^') or '',
+                                             '^(%x+):(%d+):(%d+)$')
+    local mine = tonumber(ARGV[4]) or 0
+    if holder and holder ~= ARGV[2] and tonumber(till) >= now and tonumber(known) >= mine then
+      status = 'busy'
+    else
+      redis.call('HSET', P, '^', ARGV[2] .. ':' .. (now + tonumber(ARGV[3])) .. ':' .. mine)
+    end
+  else
+    -- ARGV: process ids whose claims every object has been rid of.
+    for i = 2, #ARGV do
+      local rec = redis.call('HGET', P, ARGV[i])
+      if rec and string.sub(rec, 1, 5) == 'dead:' then redis.call('HDEL', P, ARGV[i]) end
+    end
+  end
+  local n = redis.call('HLEN', P) - redis.call('HEXISTS', P, '~') - redis.call('HEXISTS', P, '^')
+  if n == 0 then
+    redis.call('DEL', P)
+  else
+    redis.call('HSET', P, '~', now)
+    -- Only so that a namespace every process left, dead ones in its table,
+    -- does not keep the table for ever; the live ones touch it every beat.
+    redis.call('PEXPIRE', P, 86400000)
+  end
+  -- {status, server time, the time the latest of the dead was judged,
+  --  number of dead, dead ids..., live ids...}
+  local out = {status, tostring(now), tostring(latest), tostring(#dead)}
+  for _, id in ipairs(dead) do table.insert(out, id) end
+  for id in pairs(alive) do
+    if redis.call('HEXISTS', P, id) == 1 then table.insert(out, id) end
+  end
+  return out
+end
+
+-- One object ---------------------------------------------------------------
+
+local NS, OKEY = string.match(S, '^(.*):{([^}]*)}:s$')
+
+local function announce()
+  if NS then redis.call('PUBLISH', NS .. ':released', OKEY) end
 end
 
 local function exists() return redis.call('EXISTS', S) == 1 end
@@ -57,6 +208,29 @@ local function holds(kind, id)
   return false
 end
 
+-- The parts of a claim record: its process id ('' for a ticket in flight),
+-- its deadline (nil for a process's claim), and what follows the holder.
+local function parse(rec)
+  local holder, more = string.match(rec or '', '^([^;]*)(.*)$')
+  local pid = string.match(holder, '^(%x*)')
+  local d = tonumber(string.match(holder, '^%x*@(%d+)$') or '')
+  return pid, d, more
+end
+
+local function record(kind, id)
+  if kind == 'o' then return redis.call('HGET', S, 'od')
+  elseif kind == 'w' then return redis.call('HGET', S, 'wd')
+  elseif kind == 'r' then return redis.call('HGET', R, id)
+  else return redis.call('HGET', H, id) end
+end
+
+local function set_record(kind, id, rec)
+  if kind == 'o' then redis.call('HSET', S, 'od', rec)
+  elseif kind == 'w' then redis.call('HSET', S, 'wd', rec)
+  elseif kind == 'r' then redis.call('HSET', R, id, rec)
+  else redis.call('HSET', H, id, rec) end
+end
+
 local function evict() redis.call('DEL', S, R, H, T) end
 
 -- Evicts when the object had an owner and no claim is left.
@@ -69,72 +243,78 @@ local function settle()
   return false
 end
 
-local function expired(d, now)
-  local n = tonumber(d)
-  return n and n > 0 and n < now
+-- Lowers the next-scan time to a ticket's deadline.
+local function note_deadline(d)
+  local nx = tonumber(redis.call('HGET', S, 'nx') or '')
+  if not nx or d < nx then redis.call('HSET', S, 'nx', d) end
 end
 
--- Lowers the next-scan time to a new claim's deadline.
-local function note_deadline(deadline)
-  local d = tonumber(deadline)
-  local nx = tonumber(redis.call('HGET', S, 'nx') or '')
-  if d and d > 0 and (not nx or d < nx) then redis.call('HSET', S, 'nx', d) end
-end
-
--- Releases every claim whose lease ran out; drops tickets whose claim is gone.
-local function expire(now)
-  local nx = tonumber(redis.call('HGET', S, 'nx') or '')
-  if nx and nx > now then return false end
+-- Releases every claim for which gone(pid, deadline) is true; drops the
+-- tickets whose claim is gone; keeps nx at the earliest deadline left.
+-- Returns whether anything was released, and the set of process ids of the
+-- claims left.
+local function reclaim(gone, now)
   local changed = false
-  if expired(redis.call('HGET', S, 'od'), now) then
+  local earliest = nil
+  local pids = {}
+  local function judge(rec)
+    local pid, d = parse(rec)
+    if gone(pid, d) then return true end
+    if d and (not earliest or d < earliest) then earliest = d end
+    if pid ~= '' then pids[pid] = true end
+    return false
+  end
+  if owned() and judge(redis.call('HGET', S, 'od')) then
     redis.call('HDEL', S, 'o', 'od'); changed = true
   end
-  if expired(redis.call('HGET', S, 'wd'), now) then
+  if written() and judge(redis.call('HGET', S, 'wd')) then
     redis.call('HDEL', S, 'w', 'wd'); changed = true
   end
-  -- The earliest deadline left decides when to scan again.
-  local earliest = now + 86400000
-  local function keep(d)
-    local n = tonumber(d)
-    if n and n > 0 and n < earliest then earliest = n end
-  end
-  keep(redis.call('HGET', S, 'od'))
-  keep(redis.call('HGET', S, 'wd'))
   for _, hash in ipairs({R, H}) do
     local all = redis.call('HGETALL', hash)
     for i = 1, #all, 2 do
-      if expired(all[i + 1], now) then
-        redis.call('HDEL', hash, all[i]); changed = true
-      else
-        keep(all[i + 1])
-      end
+      if judge(all[i + 1]) then redis.call('HDEL', hash, all[i]); changed = true end
     end
   end
-  redis.call('HSET', S, 'nx', earliest)
-  if not changed then return false end
-  announce()
-  local ts = redis.call('HGETALL', T)
-  for i = 1, #ts, 2 do
-    local kind, id = string.match(ts[i + 1], '^(%a):(%x+)$')
-    if kind and not holds(kind, id) then redis.call('HDEL', T, ts[i]) end
+  local nx = tonumber(redis.call('HGET', S, 'nx') or '')
+  if earliest then
+    if nx ~= earliest then redis.call('HSET', S, 'nx', earliest) end
+  elseif not nx or nx <= now then
+    redis.call('HSET', S, 'nx', now + 86400000)
   end
-  return settle()
+  if changed then
+    announce()
+    local ts = redis.call('HGETALL', T)
+    for i = 1, #ts, 2 do
+      local kind, id = string.match(ts[i + 1], '^(%a):(%x+)$')
+      if not kind or not holds(kind, id) then redis.call('HDEL', T, ts[i]) end
+    end
+    settle()
+  end
+  return changed, pids
 end
 
-local function acquire(kind, id, deadline)
+-- Releases the claims of tickets whose deadline passed (only scanning from
+-- the earliest such deadline on).
+local function expire(now)
+  local nx = tonumber(redis.call('HGET', S, 'nx') or '')
+  if nx and nx > now then return end
+  reclaim(function(_, d) return d ~= nil and d < now end, now)
+end
+
+local function acquire(kind, id, rec)
   if holds(kind, id) then return 'ok' end
-  note_deadline(deadline)
   if kind == 'r' then
     if written() then return busy('mutably_borrowed') end
-    redis.call('HSET', R, id, deadline)
+    redis.call('HSET', R, id, rec)
   elseif kind == 'w' then
     if written() or readers() > 0 then return busy('borrowed') end
-    redis.call('HSET', S, 'w', id, 'wd', deadline)
+    redis.call('HSET', S, 'w', id, 'wd', rec)
   elseif kind == 'o' then
     if owned() then return 'owned' end
-    redis.call('HSET', S, 'o', id, 'od', deadline, 'had', '1')
+    redis.call('HSET', S, 'o', id, 'od', rec, 'had', '1')
   elseif kind == 'h' then
-    redis.call('HSET', H, id, deadline)
+    redis.call('HSET', H, id, rec)
     redis.call('HSET', S, 'had', '1')
   else
     return 'bad_kind'
@@ -159,17 +339,8 @@ local function release(kind, id, disown)
   return 'ok'
 end
 
-local function renew(kind, id, deadline)
-  if not holds(kind, id) then return false end
-  if kind == 'o' then redis.call('HSET', S, 'od', deadline)
-  elseif kind == 'w' then redis.call('HSET', S, 'wd', deadline)
-  elseif kind == 'r' then redis.call('HSET', R, id, deadline)
-  else redis.call('HSET', H, id, deadline) end
-  return true
-end
-
 if op == 'put' then
-  -- ARGV: blob, put token, init kind ('' for none), init id, deadline
+  -- ARGV: blob, put token, init kind ('' for none), init id, claim record
   if exists() then
     if redis.call('HGET', S, 'p') == ARGV[3] then return 'ok' end
     return 'exists'
@@ -198,17 +369,61 @@ if op == 'take' then
   return {'ok', vb[1], vb[2]}
 end
 
+if op == 'redeem' then
+  -- ARGV: ticket, redeem token, claim record of the redeemer, kind.
+  -- Returns {'ok', kind, id}. A ticket of another kind (damaged bytes) is
+  -- refused and not consumed. A redeemed ticket leaves the tickets hash at
+  -- once; its redeem record '<token>:<kind>:<id>' (expiring after a minute)
+  -- lets the same redeem, retried after a lost reply, succeed again.
+  local D = NS and (NS .. ':{' .. OKEY .. '}:d:' .. ARGV[2])
+  local t = exists() and redis.call('HGET', T, ARGV[2])
+  if not t then
+    local kept = D and redis.call('GET', D)
+    local token, kind, id = string.match(kept or '', '^(%x+):(%a):(%x+)$')
+    if token and token == ARGV[3] and exists() and holds(kind, id) then
+      return {'ok', kind, id}
+    end
+    return {'redeemed'}
+  end
+  expire(now_ms())
+  t = redis.call('HGET', T, ARGV[2])
+  if not t then return {'redeemed'} end
+  local kind, id = string.match(t, '^(%a):(%x+)$')
+  if kind and kind ~= ARGV[5] then return {'wrong_kind', kind} end
+  redis.call('HDEL', T, ARGV[2])
+  if not kind or not holds(kind, id) then return {'redeemed'} end
+  local _, _, more = parse(record(kind, id))
+  set_record(kind, id, ARGV[4] .. more)
+  if D then redis.call('SET', D, ARGV[3] .. ':' .. t, 'PX', 60000) end
+  return {'ok', kind, id}
+end
+
 if not exists() then
-  if op == 'release' or op == 'renew' then return 'ok' end
+  if op == 'release' then return 'ok' end
   if op == 'fetch' or op == 'inspect' then return {'missing'} end
+  if op == 'reap' then return {} end
   return 'gone'
 end
 local now = now_ms()
+if op == 'reap' then
+  -- ARGV: the ids of dead processes. Releases their claims (and the
+  -- tickets past their deadline); returns the process ids of the claims
+  -- left, for the reaper to check that each has a record.
+  local dead = {}
+  for i = 2, #ARGV do dead[ARGV[i]] = true end
+  local _, pids = reclaim(function(pid, d)
+    return dead[pid] == true or (d ~= nil and d < now)
+  end, now)
+  local out = {}
+  if exists() then
+    for pid in pairs(pids) do table.insert(out, pid) end
+  end
+  return out
+end
 expire(now)
 if not exists() then
   if op == 'release' then return 'ok' end
   if op == 'fetch' or op == 'inspect' then return {'missing'} end
-  if op == 'renew' then return 'gone' end
   return 'gone'
 end
 
@@ -218,12 +433,12 @@ if op == 'fetch' then
   if v == ARGV[2] then return {'unchanged', v} end
   return {'changed', v, redis.call('HGET', S, 'b')}
 elseif op == 'acquire' then
-  -- ARGV: kind, id, deadline
+  -- ARGV: kind, id, claim record
   return acquire(ARGV[2], ARGV[3], ARGV[4])
 elseif op == 'acquire_fetch' then
-  -- ARGV: kind, id, deadline, known version. A borrow and a version-checked
-  -- read in one round trip: {status} or {'ok', 'unchanged', v} or
-  -- {'ok', 'changed', v, value}.
+  -- ARGV: kind, id, claim record, known version. A borrow and a
+  -- version-checked read in one round trip: {status} or
+  -- {'ok', 'unchanged', v} or {'ok', 'changed', v, value}.
   local status = acquire(ARGV[2], ARGV[3], ARGV[4])
   if status ~= 'ok' then return {status} end
   local v = redis.call('HGET', S, 'v')
@@ -247,42 +462,18 @@ elseif op == 'publish' then
   local v = redis.call('HINCRBY', S, 'v', 1)
   redis.call('HSET', S, 'b', ARGV[3], 'pt', ARGV[4])
   return tostring(v)
-elseif op == 'renew' then
-  -- ARGV: deadline, then kind, id pairs. Returns the claims not held.
-  local lost = {}
-  for i = 3, #ARGV, 2 do
-    if not renew(ARGV[i], ARGV[i + 1], ARGV[2]) then
-      table.insert(lost, ARGV[i]); table.insert(lost, ARGV[i + 1])
-    end
-  end
-  return lost
 elseif op == 'issue' then
-  -- ARGV: ticket, kind, id
+  -- ARGV: ticket, kind, id, lease (ms). The claim leaves its process: it
+  -- is released a lease from now unless the ticket is redeemed first.
   if not holds(ARGV[3], ARGV[4]) then return 'not_held' end
   redis.call('HSET', T, ARGV[2], ARGV[3] .. ':' .. ARGV[4])
+  local d = now + tonumber(ARGV[5])
+  local _, _, more = parse(record(ARGV[3], ARGV[4]))
+  set_record(ARGV[3], ARGV[4], '@' .. d .. more)
+  note_deadline(d)
   return 'ok'
-elseif op == 'redeem' then
-  -- ARGV: ticket, redeem token, deadline, kind. Returns {'ok', kind, id}.
-  -- A ticket of another kind (damaged bytes) is refused and not consumed.
-  local t = redis.call('HGET', T, ARGV[2])
-  if not t then return {'redeemed'} end
-  local token, kind, id = string.match(t, '^R:(%x+):(%a):(%x+)$')
-  if token then
-    if token == ARGV[3] then return {'ok', kind, id} end
-    return {'redeemed'}
-  end
-  kind, id = string.match(t, '^(%a):(%x+)$')
-  if kind and kind ~= ARGV[5] then return {'wrong_kind', kind} end
-  if not kind or not renew(kind, id, ARGV[4]) then
-    redis.call('HDEL', T, ARGV[2])
-    return {'redeemed'}
-  end
-  redis.call('HSET', T, ARGV[2], 'R:' .. ARGV[3] .. ':' .. t)
-  return {'ok', kind, id}
 elseif op == 'inspect' then
   return {'ok', redis.call('HGET', S, 'v'), owned() and 1 or 0, written() and 1 or 0,
           readers(), holders(), redis.call('HGET', S, 'had')}
-elseif op == 'reap' then
-  return 'ok'
 end
 return 'bad_op'

@@ -20,6 +20,9 @@
 //! | `TORTURE <hex> …` | redeems the owner tickets, `OK`, then makes random transitions on them forever (borrows, writers that publish, tickets, new objects) |
 //! | `HOLD_BORROWS <n> <hex> …` | redeems the owner tickets and takes `n` shared borrows spread over them; keeps them; `OK <n>` |
 //! | `CREATE_LOOP` | `OK`, then creates and drops owned objects forever |
+//! | `HOLD_MANY <n>` | makes `n` more owners, borrows each once, and keeps them all |
+//! | `CHECK_MANY` | `OK <n>`: how many of its `HOLD_MANY` objects the store records as owned and borrowed once |
+//! | `NOW` | `OK <ms>`: its clock (`SystemTime`), in milliseconds since the Unix epoch |
 //! | `EXIT` | drops everything, flushes, `OK`, and returns (the process exits 0) |
 
 use std::io::BufRead;
@@ -89,6 +92,8 @@ struct Interp {
     writer: Option<RefMutProxy<V>>,
     /// Whatever `HOLD_BORROWS` took, kept until the child exits.
     held: Vec<Box<dyn std::any::Any>>,
+    /// The objects of `HOLD_MANY`: each owner with its one borrow.
+    many: Vec<(OwnedProxy<V>, RefProxy<V>)>,
 }
 
 impl Interp {
@@ -101,6 +106,7 @@ impl Interp {
             reader: None,
             writer: None,
             held: Vec::new(),
+            many: Vec::new(),
         }
     }
 
@@ -146,6 +152,7 @@ impl Interp {
         self.writer = None;
         self.reader = None;
         self.owner = None;
+        self.many.clear();
         let _ = self.store.flush();
     }
 
@@ -231,6 +238,33 @@ impl Interp {
                 }
                 self.held.push(Box::new((owners, borrows)));
                 Ok(n.to_string())
+            }
+            "HOLD_MANY" => {
+                for i in 0..number(arg)? {
+                    let owner = self.store.owned_proxy(vec![i])?;
+                    let reader = borrow(&owner)?;
+                    self.many.push((owner, reader));
+                }
+                Ok(String::new())
+            }
+            "CHECK_MANY" => {
+                let mut ok = 0usize;
+                for (owner, _) in &self.many {
+                    if let Some(i) = self.store.inspect(OwnedProxy::key(owner))?
+                        && i.owner
+                        && i.readers == 1
+                        && !i.writer
+                    {
+                        ok += 1;
+                    }
+                }
+                Ok(ok.to_string())
+            }
+            "NOW" => {
+                let ms = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis());
+                Ok(ms.to_string())
             }
             other => Err(bad(other)),
         }

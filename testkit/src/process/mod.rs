@@ -40,6 +40,7 @@
 //! ```
 
 pub mod child;
+pub mod clock;
 pub mod scenarios;
 
 use std::fmt::Write as _;

@@ -296,6 +296,48 @@ pub fn frozen_process_loses_its_claims_harmlessly(t: &Target) {
     );
 }
 
+/// (e) A process frozen (SIGSTOP) longer than its lease loses its claims;
+/// once it has woken up (SIGCONT) and renewed, what it claims from then on
+/// is its own again: a borrow it redeems afterwards survives several
+/// leases (and blocks a writer) until it drops it.
+pub fn frozen_process_keeps_what_it_claims_after_waking(t: &Target) {
+    let store = t.open();
+    let owner = store.owned_proxy(vec![1u64]).unwrap();
+    let key = *OwnedProxy::key(&owner);
+    let mut b = child(t, "b-frozen-then-awake");
+    let ticket = RefProxy::into_ticket(borrow(&owner).unwrap()).unwrap();
+    b.ok(&format!(
+        "REDEEM_BORROW {}",
+        hex(&ticket.to_bytes().unwrap())
+    ));
+    t.freeze(&mut b);
+    poll_until(t.reclaim_deadline(), || {
+        inspect(&store, &key).unwrap().readers == 0
+    })
+    .expect("a frozen reader's borrow was not reclaimed");
+    b.signal("CONT");
+    // Its renewer wakes up and learns what it lost.
+    std::thread::sleep(t.lease.min(Duration::from_secs(2)));
+    b.ok("DROP_READER");
+    let ticket = RefProxy::into_ticket(borrow(&owner).unwrap()).unwrap();
+    b.ok(&format!(
+        "REDEEM_BORROW {}",
+        hex(&ticket.to_bytes().unwrap())
+    ));
+    if let Some(wait) = renewal_check_wait(t) {
+        std::thread::sleep(wait);
+    }
+    assert_eq!(b.ok("READ"), "1");
+    assert_eq!(inspect(&store, &key).unwrap().readers, 1);
+    assert_err!(mut_borrow(&owner), Error::AlreadyBorrowed { .. });
+    b.ok("DROP_READER");
+    drop(mut_borrow(&owner).unwrap());
+    b.exit();
+    drop(owner);
+    store.flush().unwrap();
+    t.assert_empty(&store);
+}
+
 /// Crash consistency of a publish: B publishes new versions in a tight loop
 /// and is killed at a random moment, `rounds` times. A's liveness scope
 /// also holds each object, so that it outlives B's claims (which a store
