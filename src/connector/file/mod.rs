@@ -20,6 +20,7 @@ mod reclaim;
 mod shared;
 mod side;
 mod site;
+mod slots;
 mod table;
 
 use crate::connector::lease;
