@@ -3,6 +3,8 @@
 //! ```text
 //! cargo run --example multi_process                          # a file store in a temp dir
 //! cargo run --example multi_process -- --redis redis://127.0.0.1:6379/0
+//! cargo run --example multi_process -- --redis 'redis+cluster://127.0.0.1:7000,127.0.0.1:7001?lease_ms=5000'
+//! cargo run --example multi_process -- --redis 'rediss://redis.example:6380/0?tls_ca=/etc/ca.pem'
 //! ```
 //!
 //! The parent process owns an object and hands borrows and ownership to
@@ -62,7 +64,9 @@ fn main() -> ExitCode {
         }
         [flag, url] if flag == "--redis" => (url.clone(), None),
         _ => {
-            eprintln!("usage: multi_process [--redis redis://host:port/db]");
+            eprintln!(
+                "usage: multi_process [--redis redis://host:port/db | redis+cluster://host1:port1,host2:port2 | rediss://…]"
+            );
             return ExitCode::from(2);
         }
     };

@@ -29,6 +29,15 @@ if ! command -v redis-server >/dev/null 2>&1; then
     fi
 fi
 redis-server --version
+# The Redis Cluster and TLS tests also drive `redis-cli` (cluster create,
+# failovers) and need a redis-server built with TLS (Debian's is).
+if ! command -v redis-cli >/dev/null 2>&1; then
+    step "installing redis-cli"
+    SUDO=""
+    if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1; then SUDO="sudo"; fi
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq redis-tools >/dev/null
+fi
 
 # The Redis lease tests run a child process with its clock set off through
 # libfaketime (the `faketime` package); they fail, not skip, without it.

@@ -73,6 +73,7 @@
 //! | `memory://name`, or [`Store::memory`]`("name")` | [`MemoryConnector`](connector::MemoryConnector): values kept as `Arc<T>`, never encoded; a borrow is one atomic operation | the threads and tasks of this process |
 //! | `file:///abs/dir?lease_ms=N` | [`FileConnector`](connector::FileConnector): one ledger and versioned value files per object in a directory, under file locks | the processes of one host |
 //! | `redis://[user:pass@]host:port/db?ns=NAME&lease_ms=N&timeout_ms=N` | `connector::RedisConnector` (feature `redis`, on by default): one Lua script per transition, one round trip | processes on many machines |
+//! | `rediss://…&tls_ca=/path/ca.pem`, `redis+cluster://host1:port1,host2:port2?…`, `rediss+cluster://…` | the same over TLS (feature `redis-tls`, on by default), on a Redis Cluster, or both | processes on many machines |
 //!
 //! On the file and Redis stores every claim is **leased**: a process that
 //! dies without dropping its handles loses its claims after the lease, as

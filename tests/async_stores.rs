@@ -5,7 +5,10 @@
 //! `tests/memory_store.rs`, `tests/file_store.rs` and `tests/redis_store.rs`
 //! run.)
 //!
-//! - `file::cross_process`, `redis::cross_process`: the holder of the
+//! - `file::cross_process`, `redis::cross_process` (and the same on a
+//!   Redis Cluster, `redis_cluster::cross_process`, and on one over TLS,
+//!   `redis_tls_cluster::cross_process`, both started once for this test
+//!   binary): the holder of the
 //!   borrow a waiter waits for is another process (this test binary started
 //!   again, see `borrowstore_testkit::process`), which drops it or is
 //!   SIGKILLed; or the waiter is the other process;
@@ -327,6 +330,34 @@ mod file {
 
         fn make(tag: &str, lease: Option<std::time::Duration>) -> Target {
             Target::file(&crate::SUITE, tag, lease)
+        }
+
+        cross_process_suite!(make);
+    }
+}
+
+#[cfg(feature = "redis")]
+mod redis_cluster {
+    mod cross_process {
+        use borrowstore_testkit::process::Target;
+        use borrowstore_testkit::redis_cluster;
+
+        fn make(tag: &str, lease: Option<std::time::Duration>) -> Target {
+            Target::redis(&redis_cluster::shared().base_url(), tag, lease)
+        }
+
+        cross_process_suite!(make);
+    }
+}
+
+#[cfg(feature = "redis-tls")]
+mod redis_tls_cluster {
+    mod cross_process {
+        use borrowstore_testkit::process::Target;
+        use borrowstore_testkit::redis_cluster;
+
+        fn make(tag: &str, lease: Option<std::time::Duration>) -> Target {
+            Target::redis(&redis_cluster::shared_tls().base_url(), tag, lease)
         }
 
         cross_process_suite!(make);

@@ -14,7 +14,12 @@
 //! - `redis`: Redis stores, each on a `redis-server` the test starts on a
 //!   free loopback port — or, when `BORROWSTORE_TEST_REDIS_URL` names a
 //!   server (for example `redis://127.0.0.1:6390/0`), in a fresh namespace
-//!   there.
+//!   there;
+//! - `redis_cluster`: Redis stores on a six-node Redis Cluster
+//!   (`redis+cluster://`) started once for this test binary, each in a
+//!   fresh namespace;
+//! - `redis_tls_cluster`: the same on a cluster that speaks TLS only
+//!   (`rediss+cluster://…?tls_ca=`).
 //!
 //! Scenarios that wait for leases to run out get a short lease, so that
 //! reclaiming takes well under a second; the others get the default lease,
@@ -315,4 +320,33 @@ mod redis {
     fn killed_during_publish_leaves_a_readable_value() {
         super::killed_during_publish(make);
     }
+}
+
+#[cfg(feature = "redis")]
+mod redis_cluster {
+    use super::Target;
+
+    fn make(tag: &str, lease: Option<std::time::Duration>) -> Option<Target> {
+        let cluster = borrowstore_testkit::redis_cluster::shared();
+        Some(Target::redis(&cluster.base_url(), tag, lease))
+    }
+
+    cross_process_suite!(make);
+
+    #[test]
+    fn killed_during_publish_leaves_a_readable_value() {
+        super::killed_during_publish(make);
+    }
+}
+
+#[cfg(feature = "redis-tls")]
+mod redis_tls_cluster {
+    use super::Target;
+
+    fn make(tag: &str, lease: Option<std::time::Duration>) -> Option<Target> {
+        let cluster = borrowstore_testkit::redis_cluster::shared_tls();
+        Some(Target::redis(&cluster.base_url(), tag, lease))
+    }
+
+    cross_process_suite!(make);
 }

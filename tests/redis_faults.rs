@@ -213,3 +213,141 @@ fn auth_in_the_url_is_used_and_a_wrong_password_is_an_error() {
         bad.put(&1u8)
     });
 }
+
+/// A listener that accepts connections and never answers: a frozen node.
+/// Kept open while the returned listener lives.
+fn silent_node() -> (std::net::TcpListener, u16) {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    (l, port)
+}
+
+/// The error of `f`, which must be an `Error::Connector` within
+/// `timeout` + 10 % (+ 100 ms for a busy machine), and name `node` and
+/// the operation `op`.
+fn connection_failure(
+    timeout: Duration,
+    node: &str,
+    op: &str,
+    f: impl FnOnce() -> Result<borrowstore::Key, Error>,
+) -> String {
+    let start = Instant::now();
+    let r = f();
+    let took = start.elapsed();
+    let limit = timeout + timeout / 10 + Duration::from_millis(100);
+    let Err(e @ Error::Connector { .. }) = r else {
+        panic!("expected a connector error, got {r:?}");
+    };
+    let message = e.to_string();
+    assert!(took < limit, "took {took:?}, limit {limit:?}: {message}");
+    assert!(message.contains(node), "{message:?} does not name {node}");
+    assert!(message.contains(op), "{message:?} does not name {op}");
+    message
+}
+
+#[test]
+fn a_wrong_password_names_the_node_and_fails_within_the_timeout() {
+    let server = RedisServer::start_with_password("s3cret");
+    let node = format!("127.0.0.1:{}", server.port());
+    let bad = Store::open(&format!(
+        "redis://:wrong@{node}/0?ns={}&timeout_ms=500",
+        unique_name("auth")
+    ))
+    .unwrap();
+    let message = connection_failure(Duration::from_millis(500), &node, "`put`", || bad.put(&1u8));
+    assert!(
+        message.to_lowercase().contains("authentication failed"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_frozen_server_names_the_node_and_fails_within_the_timeout() {
+    let (_frozen, port) = silent_node();
+    let node = format!("127.0.0.1:{port}");
+    let store = Store::open(&format!(
+        "redis://{node}/0?ns={}&timeout_ms=400",
+        unique_name("frozen")
+    ))
+    .unwrap();
+    for _ in 0..2 {
+        connection_failure(Duration::from_millis(400), &node, "`put`", || {
+            store.put(&1u8)
+        });
+    }
+}
+
+#[test]
+fn a_cluster_that_is_down_is_a_clear_error_within_the_timeout() {
+    // Three nodes that accept and never answer, and one where nothing
+    // listens.
+    let frozen: Vec<_> = (0..3).map(|_| silent_node()).collect();
+    let refused = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut nodes: Vec<String> = frozen
+        .iter()
+        .map(|(_, p)| format!("127.0.0.1:{p}"))
+        .collect();
+    nodes.push(format!("127.0.0.1:{refused}"));
+    let store = Store::open(&format!(
+        "redis+cluster://{}?ns={}&timeout_ms=600",
+        nodes.join(","),
+        unique_name("down")
+    ))
+    .unwrap();
+    for _ in 0..2 {
+        connection_failure(Duration::from_millis(600), &nodes[0], "`put`", || {
+            store.put(&1u8)
+        });
+    }
+    // Nothing listens anywhere.
+    drop(frozen);
+    let store = Store::open(&format!(
+        "redis+cluster://{}?ns={}&timeout_ms=600",
+        nodes.join(","),
+        unique_name("down")
+    ))
+    .unwrap();
+    let message = connection_failure(Duration::from_millis(600), &nodes[3], "`put`", || {
+        store.put(&1u8)
+    });
+    assert!(message.contains("the cluster of"), "{message}");
+}
+
+/// A TLS server whose certificate the client does not trust, and a plain
+/// client at a TLS port: clear errors naming the node, within the timeout.
+#[cfg(feature = "redis-tls")]
+#[test]
+fn a_tls_server_with_an_unknown_authority_is_a_clear_error_within_the_timeout() {
+    let server = borrowstore_testkit::redis_server::shared_tls();
+    let node = format!("127.0.0.1:{}", server.port());
+    // An authority of its own, which did not sign the server's certificate.
+    let other = std::env::temp_dir().join(unique_name("other-ca"));
+    let other_ca = borrowstore_testkit::redis_server::Tls::generate_in(&other).ca;
+    let untrusted = Store::open(&format!(
+        "rediss://{node}/0?ns={}&timeout_ms=500&tls_ca={}",
+        unique_name("tls"),
+        other_ca.display()
+    ))
+    .unwrap();
+    let message = connection_failure(Duration::from_millis(500), &node, "`put`", || {
+        untrusted.put(&1u8)
+    });
+    assert!(message.to_lowercase().contains("certificate"), "{message}");
+    let plain = Store::open(&format!(
+        "redis://{node}/0?ns={}&timeout_ms=500",
+        unique_name("tls")
+    ))
+    .unwrap();
+    connection_failure(Duration::from_millis(500), &node, "`put`", || {
+        plain.put(&1u8)
+    });
+    // And the right authority works.
+    let trusted = Store::open(&server.url(&unique_name("tls"), "timeout_ms=500")).unwrap();
+    let key = trusted.put(&1u8).unwrap();
+    assert!(trusted.evict(&key).unwrap());
+    let _ = std::fs::remove_dir_all(&other);
+}

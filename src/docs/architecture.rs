@@ -108,9 +108,16 @@
 //!   it shares with its lease renewer (`client.rs`), the subscriber
 //!   (`subscribe.rs`),
 //!   the I/O thread with its queue, pipeline and retries (`io.rs`), the
-//!   script with its arguments and reply helpers (`script.rs`, `state.lua`)
-//!   and the URL options (`options.rs`). Without the feature, a `redis://`
-//!   URL is an [`Error::InvalidUrl`](crate::Error::InvalidUrl).
+//!   script with its arguments and reply helpers (`script.rs`, `state.lua`),
+//!   the URL options and the servers they name (`options.rs`: one server
+//!   or a Redis Cluster, plain or TLS), and the connections to them
+//!   (`conn.rs`: one connection type over a connection manager or a
+//!   cluster connection, each request bounded by the timeout, its errors
+//!   naming the node and the request; on a cluster, pipelines split by
+//!   hash tag and the key scan run on every primary). Without the
+//!   feature, a `redis://` URL is an
+//!   [`Error::InvalidUrl`](crate::Error::InvalidUrl); TLS is the
+//!   `redis-tls` feature (rustls).
 //!
 //! File and Redis claims are leased: a background thread renews the claims
 //! this process holds; claims whose lease ran out (a dead process) are
@@ -146,14 +153,18 @@
 //! - the connector conformance suite (`testkit/src/conformance/`, a file per
 //!   topic), every check a `pub fn` taking a fresh store, and the
 //!   `conformance_suite!` macro that makes them `#[test]`s for one
-//!   connector — `tests/memory_store.rs`, `tests/file_store.rs` and
-//!   `tests/redis_store.rs` are one call each, and a connector from outside
+//!   connector — `tests/memory_store.rs`, `tests/file_store.rs`,
+//!   `tests/redis_store.rs`, `tests/redis_cluster_store.rs` and
+//!   `tests/redis_tls_store.rs` are one call each, and a connector from outside
 //!   the crate is checked the same way (`testkit/tests/custom_connector.rs`);
 //! - the fixtures: unique names, fresh memory / file / Redis stores of a
 //!   test binary's `Suite` (file stores under cargo's per-target temp dir)
 //!   and `on_every_store!`, which runs checks on all three; the
 //!   `redis-server` harness (a real server on a free loopback port per
-//!   test); probes of what a store holds; bounded waits; `assert_err!`;
+//!   test, or a TLS one with certificates it makes, shared by a test
+//!   binary) and a six-node Redis Cluster, plain or TLS, shared by a test
+//!   binary (`redis_cluster.rs`); probes of what a store holds; bounded
+//!   waits; `assert_err!`;
 //! - child processes (`testkit/src/process/`): a test binary re-executes
 //!   itself as a child, which runs the binary's `child_entry` test (declared
 //!   with `child_entry!`, the one piece that has to live in the binary) and

@@ -481,7 +481,7 @@
 //! |---|---|---|
 //! | memory | every release, in process: a release that finds the slot's waiting mark (one bit of the state word) announces itself | — (nothing is missed) |
 //! | file | the releases this process makes, and the expired claims it reclaims | 2 ms, doubling up to 64 ms (other processes' releases) |
-//! | Redis | every process's releases and reclaims: the release script `PUBLISH`es the key; one subscriber connection per store wakes the waiters of that key | 100 ms, doubling up to 1 s (a lost message; a dead process's lease running out) |
+//! | Redis | every process's releases and reclaims: the release script `PUBLISH`es the key (on a Redis Cluster the message reaches every node); one subscriber connection per store (on a cluster, to one of the nodes listed, the next one after a lost connection) wakes the waiters of that key | 100 ms, doubling up to 1 s (a lost message; a dead process's lease running out) |
 //!
 //! A waiter records what was announced before it tries, so a release that
 //! lands after its try is never missed (the loom model

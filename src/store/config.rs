@@ -115,7 +115,8 @@ pub(crate) enum Location {
         /// Objects the state table of a new directory has room for.
         capacity: Option<u64>,
     },
-    /// `redis://…[?ns=NAME&lease_ms=N&timeout_ms=N]` (and `rediss://`)
+    /// `redis://…[?ns=NAME&lease_ms=N&timeout_ms=N]` (and `rediss://`,
+    /// `redis+cluster://`, `rediss+cluster://`)
     #[cfg(feature = "redis")]
     Redis(RedisOptions),
 }
@@ -190,15 +191,15 @@ impl Location {
                 })
             }
             #[cfg(feature = "redis")]
-            "redis" | "rediss" => RedisOptions::from_url(url)
+            "redis" | "rediss" | "redis+cluster" | "rediss+cluster" => RedisOptions::from_url(url)
                 .map(Location::Redis)
                 .map_err(|reason| bad(&reason)),
             #[cfg(not(feature = "redis"))]
-            "redis" | "rediss" => Err(bad(
+            "redis" | "rediss" | "redis+cluster" | "rediss+cluster" => Err(bad(
                 "this borrowstore was built without the `redis` feature, so it has no Redis connector",
             )),
             _ => Err(bad(&format!(
-                "unknown scheme {scheme:?}; supported: memory, file, redis, rediss"
+                "unknown scheme {scheme:?}; supported: memory, file, redis, rediss, redis+cluster, rediss+cluster"
             ))),
         }
     }

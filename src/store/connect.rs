@@ -25,9 +25,12 @@ pub(super) fn from_config(config: &StoreConfig) -> Result<Store> {
     // A URL of one of the crate's schemes must parse; one of another scheme
     // can only name a registered store over a connector of its own.
     let location = Location::parse(url);
-    let builtin = url
-        .split_once("://")
-        .is_some_and(|(scheme, _)| matches!(scheme, "memory" | "file" | "redis" | "rediss"));
+    let builtin = url.split_once("://").is_some_and(|(scheme, _)| {
+        matches!(
+            scheme,
+            "memory" | "file" | "redis" | "rediss" | "redis+cluster" | "rediss+cluster"
+        )
+    });
     if builtin && let Err(e) = location {
         return Err(e);
     }

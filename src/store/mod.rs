@@ -204,17 +204,31 @@ impl Store {
     /// first use, and an unreachable server is an [`Error::Connector`]
     /// from that operation.
     ///
-    /// **`rediss://…`** (TLS) is parsed like `redis://`, but this build's
-    /// redis-rs has no TLS support, so it is refused with
-    /// [`Error::InvalidUrl`]. Redis Cluster URLs (`redis+cluster://`) are
-    /// not supported yet.
+    /// **`rediss://…`** — the same over TLS (feature `redis-tls`, on by
+    /// default: redis-rs over rustls, no OpenSSL). The server's certificate
+    /// is checked against the system's authorities, or against those of
+    /// `tls_ca=/path/ca.pem` (a PEM file, read when the URL is opened).
+    ///
+    /// **`redis+cluster://[user:pass@]host1:port1,host2:port2?ns=NAME&…`**
+    /// — a Redis Cluster, reached through any of the nodes listed (the
+    /// others are found from them), with the parameters of `redis://`;
+    /// **`rediss+cluster://…`** is a cluster over TLS (with `tls_ca=`).
+    /// Every object's keys share one hash tag, so each transition runs on
+    /// one slot; the keys of a store are scanned on every primary, and the
+    /// release announcements (`PUBLISH`) reach every node. A failover moves
+    /// slots under the store: requests are retried on the new primary
+    /// within `timeout_ms`, and since every transition is idempotent by
+    /// claim id, a retried one is not applied twice.
     ///
     /// # Errors
     ///
     /// - [`Error::InvalidUrl`] — no `scheme://`, an unknown scheme, an empty
     ///   memory store name, a relative file path or one with `..`, an
-    ///   unknown or invalid parameter, a URL redis-rs refuses, `rediss://`,
-    ///   or a `redis://` URL in a build without the `redis` feature;
+    ///   unknown or invalid parameter, a URL redis-rs refuses, a `tls_ca`
+    ///   file that cannot be read or holds no certificate, several hosts
+    ///   in a `redis://` URL (a cluster is `redis+cluster://`), a
+    ///   `rediss://` URL in a build without the `redis-tls` feature, or a
+    ///   Redis URL in a build without the `redis` feature;
     /// - [`Error::Connector`] — a file store's directory cannot be created
     ///   or opened (the error names the path and the operation).
     ///
@@ -262,7 +276,8 @@ impl Store {
     ///     "file:///tmp/x?lease_ms=0",                    // not positive
     ///     "file:///tmp/x?colour=red",                    // unknown parameter
     ///     "redis://127.0.0.1:6379/0?ns=a:b",             // not [A-Za-z0-9._-]
-    ///     "rediss://127.0.0.1:6380/0",                   // no TLS in this build
+    ///     "redis://127.0.0.1:6379,127.0.0.1:6380/0",     // a cluster is redis+cluster://
+    ///     "rediss://127.0.0.1:6380/0?tls_ca=/no/such.pem", // an unreadable CA file
     ///     "ftp://example.com",                           // unknown scheme
     /// ] {
     ///     assert!(matches!(Store::open(bad), Err(Error::InvalidUrl { .. })), "{bad}");

@@ -94,11 +94,16 @@
 //!   [`redis_fixture`](Suite::redis_fixture));
 //!   [`on_every_store!`] runs a list of `fn(Store)` checks on all three.
 //! - Redis: [`redis_server`] starts a real `redis-server` on a free loopback
-//!   port ([`RedisServer`](redis_server::RedisServer), persistent or with a
-//!   password, killed, frozen and restarted at will), or one that lives as
-//!   long as the test ([`url_for_this_test`](redis_server::url_for_this_test));
-//!   checks written over the [`Redis`](redis_server::Redis) trait run on
-//!   one server or on any other deployment that implements it.
+//!   port ([`RedisServer`](redis_server::RedisServer), persistent, with a
+//!   password or over TLS with certificates it makes, killed, frozen and
+//!   restarted at will), or one that lives as long as the test
+//!   ([`url_for_this_test`](redis_server::url_for_this_test)), or a TLS one
+//!   shared by the test binary; checks written over the
+//!   [`Redis`](redis_server::Redis) trait run on one server or on any other
+//!   deployment that implements it. [`redis_cluster`] starts a six-node
+//!   Redis Cluster, plain or over TLS, one per test binary
+//!   ([`shared`](redis_cluster::shared)) or of a test's own (for
+//!   failovers); [`Suite::redis_fixture_at`] puts a fresh store on either.
 //! - Probes of what a store really holds: [`exists`], [`holders`],
 //!   [`contents`], [`set`], [`key`], [`key_of`], and, through an
 //!   independent connection ([`observe`], [`observed`]), [`borrows`] and
@@ -114,7 +119,10 @@
 //! ## Features
 //!
 //! - `redis` (default): the Redis stores and fixtures, over borrowstore's
-//!   `redis` feature. The `redis-server` harness needs no feature.
+//!   `redis` feature. The `redis-server` and cluster harness needs no
+//!   feature.
+//! - `redis-tls`: TLS servers and clusters (certificates made with
+//!   `rcgen`), over borrowstore's `redis-tls` feature.
 
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
@@ -124,6 +132,7 @@ mod fixture;
 mod names;
 mod probe;
 pub mod process;
+pub mod redis_cluster;
 pub mod redis_server;
 mod suite;
 mod wait;

@@ -1,5 +1,9 @@
 //! Real `redis-server` processes for the tests: each on a free loopback
-//! port, with no persistence (unless asked), killed when dropped.
+//! port, with no persistence (unless asked), killed when dropped; over
+//! TLS with certificates made for it ([`RedisServer::start_tls`], feature
+//! `redis-tls`); and one per test binary, shared by its tests
+//! ([`shared_tls`]). Redis Clusters are in
+//! [`redis_cluster`](crate::redis_cluster).
 //!
 //! ```no_run
 //! use borrowstore_testkit::redis_server::RedisServer;
@@ -11,7 +15,7 @@
 use std::cell::RefCell;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -32,6 +36,89 @@ pub struct RedisServer {
     dir: PathBuf,
     persistent: bool,
     password: Option<String>,
+    tls: Option<Tls>,
+}
+
+/// The certificates of a TLS test server: a certificate authority made
+/// for it (`ca`, which clients trust with `tls_ca=`), and the server's
+/// certificate (for `127.0.0.1` and `localhost`) and key signed by it, as
+/// PEM files.
+#[derive(Clone, Debug)]
+pub struct Tls {
+    /// The authority's certificate.
+    pub ca: PathBuf,
+    /// The server's certificate.
+    pub cert: PathBuf,
+    /// The server's private key.
+    pub key: PathBuf,
+}
+
+impl Tls {
+    /// Makes a new authority and a server certificate signed by it, in
+    /// `dir` (created).
+    #[cfg(feature = "redis-tls")]
+    pub fn generate_in(dir: &Path) -> Tls {
+        use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+
+        std::fs::create_dir_all(dir).expect("create the certificates' directory");
+        let ca_key = KeyPair::generate().expect("a CA key");
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "borrowstore test CA");
+        let ca_cert = ca_params.self_signed(&ca_key).expect("the CA certificate");
+        let issuer = Issuer::new(ca_params, &ca_key);
+        let key = KeyPair::generate().expect("a server key");
+        let params = CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+            .expect("server params");
+        let cert = params
+            .signed_by(&key, &issuer)
+            .expect("the server certificate");
+        let tls = Tls {
+            ca: dir.join("ca.pem"),
+            cert: dir.join("server.pem"),
+            key: dir.join("server.key"),
+        };
+        std::fs::write(&tls.ca, ca_cert.pem()).expect("write ca.pem");
+        std::fs::write(&tls.cert, cert.pem()).expect("write server.pem");
+        std::fs::write(&tls.key, key.serialize_pem()).expect("write server.key");
+        tls
+    }
+
+    /// The `redis-server` arguments that serve these certificates (clients
+    /// are not asked for theirs).
+    pub fn server_args(&self, cmd: &mut Command) {
+        cmd.arg("--tls-cert-file")
+            .arg(&self.cert)
+            .arg("--tls-key-file")
+            .arg(&self.key)
+            .arg("--tls-ca-cert-file")
+            .arg(&self.ca)
+            .args(["--tls-auth-clients", "no"]);
+    }
+}
+
+/// Kills the processes `pids` and removes `dir` once this process has
+/// exited (statics are never dropped): a small shell process watches it.
+pub(crate) fn kill_at_exit(pids: &[u32], dir: &Path) {
+    let me = std::process::id();
+    let pids: Vec<String> = pids.iter().map(|p| p.to_string()).collect();
+    let script = format!(
+        "while kill -0 {me} 2>/dev/null; do sleep 0.2; done; kill -9 {} 2>/dev/null; sleep 0.2; rm -rf '{}'",
+        pids.join(" "),
+        dir.display()
+    );
+    let watcher = Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn();
+    if let Err(e) = watcher {
+        eprintln!("cannot watch the test servers {pids:?}; they outlive this process: {e}");
+    }
 }
 
 fn free_port() -> u16 {
@@ -78,22 +165,42 @@ impl RedisServer {
         Self::start_full(false, Some(password.to_owned()))
     }
 
+    /// Starts a server that takes TLS connections only, with certificates
+    /// made for it ([`Tls`]); its [`url`](Self::url)s are `rediss://…`
+    /// with `tls_ca=`.
+    #[cfg(feature = "redis-tls")]
+    pub fn start_tls() -> RedisServer {
+        Self::start_full_tls(false, None, true)
+    }
+
     fn start_with(persistent: bool) -> RedisServer {
         Self::start_full(persistent, None)
     }
 
     fn start_full(persistent: bool, password: Option<String>) -> RedisServer {
+        Self::start_full_tls(persistent, password, false)
+    }
+
+    fn start_full_tls(persistent: bool, password: Option<String>, tls: bool) -> RedisServer {
         for _ in 0..5 {
             let port = free_port();
             let dir = std::env::temp_dir()
                 .join(format!("borrowstore-redis-{}-{port}", std::process::id()));
             let _ = std::fs::create_dir_all(&dir);
+            #[cfg(feature = "redis-tls")]
+            let tls = tls.then(|| Tls::generate_in(&dir.join("tls")));
+            #[cfg(not(feature = "redis-tls"))]
+            let tls: Option<Tls> = {
+                assert!(!tls, "TLS servers need the testkit's redis-tls feature");
+                None
+            };
             let mut server = RedisServer {
                 child: None,
                 port,
                 dir,
                 persistent,
                 password: password.clone(),
+                tls,
             };
             if server.spawn() {
                 return server;
@@ -122,8 +229,18 @@ impl RedisServer {
 
     fn spawn(&mut self) -> bool {
         let aof = if self.persistent { "yes" } else { "no" };
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+        let mut cmd = Command::new("redis-server");
+        match &self.tls {
+            Some(tls) => {
+                cmd.args(["--port", "0", "--tls-port", &self.port.to_string()]);
+                tls.server_args(&mut cmd);
+            }
+            None => {
+                cmd.args(["--port", &self.port.to_string()]);
+            }
+        }
+        let child = cmd
+            .args(["--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", aof, "--appendfsync", "always"])
             .args(
                 self.password
@@ -138,7 +255,11 @@ impl RedisServer {
         let Ok(mut child) = child else { return false };
         let deadline = Instant::now() + Duration::from_secs(5);
         while Instant::now() < deadline {
-            if ping(self.port, self.password.as_deref()) {
+            let up = match &self.tls {
+                Some(tls) => tls_ping(self.port, tls),
+                None => ping(self.port, self.password.as_deref()),
+            };
+            if up {
                 self.child = Some(child);
                 return true;
             }
@@ -160,10 +281,30 @@ impl RedisServer {
     /// A store URL on this server with its own namespace.
     pub fn url(&self, namespace: &str, query: &str) -> String {
         let sep = if query.is_empty() { "" } else { "&" };
-        format!(
-            "redis://127.0.0.1:{}/0?ns={namespace}{sep}{query}",
-            self.port
-        )
+        let base = self.base_url();
+        let join = if base.contains('?') { '&' } else { '?' };
+        format!("{base}{join}ns={namespace}{sep}{query}")
+    }
+
+    /// The server's URL without parameters of borrowstore's:
+    /// `redis://127.0.0.1:PORT/0`, or `rediss://127.0.0.1:PORT/0?tls_ca=…`.
+    pub fn base_url(&self) -> String {
+        match &self.tls {
+            Some(tls) => format!(
+                "rediss://127.0.0.1:{}/0?tls_ca={}",
+                self.port,
+                tls.ca.display()
+            ),
+            None => format!("redis://127.0.0.1:{}/0", self.port),
+        }
+    }
+
+    #[cfg_attr(not(feature = "redis-tls"), allow(dead_code))]
+    fn into_shared(mut self) -> RedisServer {
+        if let Some(c) = self.child.take() {
+            kill_at_exit(&[c.id()], &self.dir);
+        }
+        self
     }
 
     /// Sends a signal by name (`"STOP"`, `"CONT"`, …) to the server with the
@@ -217,9 +358,31 @@ impl RedisServer {
 
 impl Drop for RedisServer {
     fn drop(&mut self) {
-        self.kill();
-        let _ = std::fs::remove_dir_all(&self.dir);
+        if self.child.is_some() {
+            self.kill();
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
+}
+
+/// Whether the TLS server on `port` answers `PING` (through `redis-cli`).
+fn tls_ping(port: u16, tls: &Tls) -> bool {
+    Command::new("redis-cli")
+        .args(["--tls", "--cacert"])
+        .arg(&tls.ca)
+        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "PING"])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"PONG"))
+}
+
+/// The TLS server this test binary's tests share: started by the first
+/// test that asks, killed when the test binary exits.
+#[cfg(feature = "redis-tls")]
+pub fn shared_tls() -> &'static RedisServer {
+    static SERVER: std::sync::OnceLock<RedisServer> = std::sync::OnceLock::new();
+    SERVER.get_or_init(|| RedisServer::start_tls().into_shared())
 }
 
 /// What a test needs of a Redis deployment — one server, or a cluster of

@@ -125,21 +125,47 @@ impl Suite {
     /// connector.
     #[cfg(feature = "redis")]
     pub fn redis_fixture(&self) -> Fixture {
+        let server = crate::redis_server::base_url_for_this_test();
+        self.redis_fixture_at(&server)
+    }
+
+    /// A Redis store in a fresh namespace on the servers of `base` (a URL
+    /// without `ns`, `lease_ms` and `timeout_ms`: one server, a cluster,
+    /// over TLS — for example [`RedisCluster::base_url`]), as
+    /// `Store::open(url)` makes it (named by its URL), and its connector.
+    ///
+    /// [`RedisCluster::base_url`]: crate::redis_cluster::RedisCluster::base_url
+    #[cfg(feature = "redis")]
+    pub fn redis_fixture_at(&self, base: &str) -> Fixture {
         use borrowstore::connector::{
             DEFAULT_LEASE, DEFAULT_TIMEOUT, RedisConnector, RedisOptions,
         };
 
         let ns = unique_name(self.name);
-        let url = crate::redis_server::url_for_this_test(&ns, "");
-        let (server, _) = url.split_once('?').expect("the URL has a query");
+        let sep = if base.contains('?') { '&' } else { '?' };
+        let url = format!("{base}{sep}ns={ns}");
         let options = RedisOptions {
-            url: server.to_owned(),
+            url: base.to_owned(),
             namespace: ns,
             lease: DEFAULT_LEASE,
             timeout: DEFAULT_TIMEOUT,
         };
         let connector = RedisConnector::new(url.clone(), options).expect("open redis store");
         Fixture::new(&url, &url, Arc::new(connector))
+    }
+
+    /// A Redis store in a fresh namespace on the servers of `base` (as for
+    /// [`redis_fixture_at`](Self::redis_fixture_at)), as [`Store::open`]
+    /// makes it.
+    #[cfg(feature = "redis")]
+    pub fn redis_store_at(&self, base: &str) -> Store {
+        let sep = if base.contains('?') { '&' } else { '?' };
+        let url = format!("{base}{sep}ns={}", unique_name(self.name));
+        let store = Store::open(&url).expect("open redis store");
+        if self.observer {
+            crate::probe::observe(&url);
+        }
+        store
     }
 }
 

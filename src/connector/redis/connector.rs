@@ -9,6 +9,7 @@ use futures::future::BoxFuture;
 use tokio::sync::oneshot;
 
 use super::client::{Inner, connector_error};
+use super::conn::Connect;
 use super::io::{self, ReplyTo, Request};
 use super::liveness::Liveness;
 use super::options::RedisOptions;
@@ -28,15 +29,21 @@ const RECHECK: Recheck = Recheck::Backoff {
 
 /// Keeps objects in Redis, shared by every process on every machine that
 /// reaches the server
-/// (`redis://host:port/db?ns=NAME&lease_ms=N&timeout_ms=N`).
+/// (`redis://host:port/db?ns=NAME&lease_ms=N&timeout_ms=N`), a Redis Cluster
+/// (`redis+cluster://host1:port1,host2:port2?…`), either over TLS
+/// (`rediss://`, `rediss+cluster://`, with `tls_ca=/path` for a private
+/// authority).
 ///
 /// Every state transition is one Lua script — one round trip — that applies
 /// the rules of [`State::apply`](crate::state::State::apply) atomically and is idempotent (by claim id,
 /// or by a token for puts, publishes, takes and redeems), so a script that
 /// the reconnecting client retries after a lost reply does nothing twice.
 /// Keys are `<namespace>:{<object key>}:<part>`: the hash tag puts all of an
-/// object's keys in one cluster slot. Nothing ever runs `FLUSHDB` or touches
-/// keys outside the namespace.
+/// object's keys in one cluster slot, so on a cluster every script runs on
+/// one node. Nothing ever runs `FLUSHDB` or touches keys outside the
+/// namespace. On a cluster the store's keys are scanned on every primary,
+/// and a failover is ridden out by retrying on the new primary within the
+/// timeout (a retried script does nothing twice).
 ///
 /// The client runs on the connector's own I/O thread, so the connector works
 /// from plain threads, from inside any tokio runtime, and from `Drop`.
@@ -102,13 +109,12 @@ impl RedisConnector {
     /// A connector for the store named `name`; connects on first use.
     pub fn new(name: impl Into<String>, options: RedisOptions) -> Result<Self> {
         let name = name.into();
-        let client = redis::Client::open(options.url.as_str()).map_err(|e| Error::InvalidUrl {
+        let connect = Connect::new(&options).map_err(|reason| Error::InvalidUrl {
             url: options.url.clone(),
-            reason: e.to_string(),
+            reason,
         })?;
         let refused = io::Refused::default();
-        let tx = io::start(client, options.timeout, refused.clone())
-            .map_err(|e| connector_error(&name, e))?;
+        let tx = io::start(connect, refused.clone()).map_err(|e| connector_error(&name, e))?;
         let inner = Arc::new(Inner {
             name,
             namespace: options.namespace,

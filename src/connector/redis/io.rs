@@ -9,9 +9,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use redis::Value as RValue;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio::sync::{mpsc, oneshot};
 
+use super::conn::{Conn, Connect};
 use super::script::{invocation, script, text};
 use super::subscribe;
 use crate::connector::Waiters;
@@ -78,25 +78,19 @@ pub(super) enum Request {
 /// Queued publishes the server refused since the last flush, as messages.
 pub(super) type Refused = Arc<Mutex<Vec<String>>>;
 
-/// Starts the I/O thread, with the client's connection and response
-/// timeouts set to `timeout`; returns the queue that feeds it.
+/// Starts the I/O thread, over the connections `connect` makes; returns
+/// the queue that feeds it.
 pub(super) fn start(
-    client: redis::Client,
-    timeout: Duration,
+    connect: Connect,
     refused: Refused,
 ) -> std::io::Result<mpsc::UnboundedSender<Request>> {
-    let config = ConnectionManagerConfig::new()
-        .set_connection_timeout(Some(timeout))
-        .set_response_timeout(Some(timeout))
-        .set_number_of_retries(1)
-        .set_max_delay(Duration::from_millis(100));
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     let (tx, rx) = mpsc::unbounded_channel();
     std::thread::Builder::new()
         .name("borrowstore-redis".into())
-        .spawn(move || runtime.block_on(io_loop(client, config, timeout, rx, refused)))?;
+        .spawn(move || runtime.block_on(io_loop(connect, rx, refused)))?;
     Ok(tx)
 }
 
@@ -122,14 +116,8 @@ const RETRY: Duration = Duration::from_millis(500);
 /// ([`ReplyTo::Soon`]), when it goes out at once. Releases that fail (the
 /// server is down) are kept and sent again — before any later request, and
 /// every [`RETRY`] while idle — since they are idempotent by claim id.
-async fn io_loop(
-    client: redis::Client,
-    config: ConnectionManagerConfig,
-    timeout: Duration,
-    mut rx: mpsc::UnboundedReceiver<Request>,
-    refused: Refused,
-) {
-    let mut conn: Option<ConnectionManager> = None;
+async fn io_loop(servers: Connect, mut rx: mpsc::UnboundedReceiver<Request>, refused: Refused) {
+    let mut conn: Option<Conn> = None;
     // Releases (and publishes) not yet applied, oldest first.
     let mut outbox: Vec<Queued> = Vec::new();
     let mut subscribed = false;
@@ -148,7 +136,7 @@ async fn io_loop(
                 Ok(r) => r,
                 Err(_) => {
                     // Nothing came along: send the releases alone.
-                    if let Some(c) = connect(&mut conn, &client, &config) {
+                    if let Some(c) = connect(&mut conn, &servers) {
                         failing = pipeline(c, &mut outbox, None, &refused).await.is_err();
                     }
                     continue;
@@ -157,7 +145,7 @@ async fn io_loop(
         };
         let Some(req) = req else {
             // The connector is gone: apply what is left, then stop.
-            if let Some(c) = connect(&mut conn, &client, &config) {
+            if let Some(c) = connect(&mut conn, &servers) {
                 let _ = pipeline(c, &mut outbox, None, &refused).await;
             }
             return;
@@ -183,7 +171,7 @@ async fn io_loop(
                     call: (keys, args),
                     publish: None,
                 });
-                if !failing && let Some(c) = connect(&mut conn, &client, &config) {
+                if !failing && let Some(c) = connect(&mut conn, &servers) {
                     failing = pipeline(c, &mut outbox, None, &refused).await.is_err();
                 }
                 continue;
@@ -198,15 +186,15 @@ async fn io_loop(
             Request::Subscribe { channel, waiters } => {
                 if !subscribed {
                     subscribed = true;
-                    tokio::spawn(subscribe::run(client.clone(), channel, waiters, timeout));
+                    tokio::spawn(subscribe::run(servers.clone(), channel, waiters));
                 }
                 continue;
             }
             Request::Script { keys, args, reply } => (Some((keys, args)), reply),
             Request::Scan { pattern, reply } => {
-                let r = match connect(&mut conn, &client, &config) {
+                let r = match connect(&mut conn, &servers) {
                     Some(c) => match pipeline(c, &mut outbox, None, &refused).await {
-                        Ok(_) => scan(c, &pattern).await.map(|keys| {
+                        Ok(_) => c.scan(&pattern).await.map(|keys| {
                             RValue::Array(
                                 keys.into_iter()
                                     .map(|k| RValue::BulkString(k.into_bytes()))
@@ -223,7 +211,7 @@ async fn io_loop(
             }
             Request::Flush { reply } => (None, reply),
         };
-        let r = match connect(&mut conn, &client, &config) {
+        let r = match connect(&mut conn, &servers) {
             Some(c) => pipeline(c, &mut outbox, call.as_ref(), &refused).await,
             None => Err(no_manager()),
         };
@@ -233,24 +221,11 @@ async fn io_loop(
 }
 
 fn no_manager() -> redis::RedisError {
-    redis::RedisError::from((
-        redis::ErrorKind::Client,
-        "cannot create the connection manager",
-    ))
+    redis::RedisError::from((redis::ErrorKind::Client, "cannot create the connection"))
 }
 
-fn connect<'a>(
-    conn: &'a mut Option<ConnectionManager>,
-    client: &redis::Client,
-    config: &ConnectionManagerConfig,
-) -> Option<&'a mut ConnectionManager> {
-    if conn.is_none() {
-        match ConnectionManager::new_lazy_with_config(client.clone(), config.clone()) {
-            Ok(c) => *conn = Some(c),
-            Err(e) => tracing::warn!(error = %e, "cannot create the redis connection manager"),
-        }
-    }
-    conn.as_mut()
+fn connect<'a>(conn: &'a mut Option<Conn>, servers: &Connect) -> Option<&'a mut Conn> {
+    Some(conn.get_or_insert_with(|| servers.connection()))
 }
 
 /// Sends the queued releases and then `call` (if any) as one pipeline, and
@@ -260,7 +235,7 @@ fn connect<'a>(
 /// restarted server) loads the script and sends everything again: every
 /// script is idempotent (a publish by its token).
 async fn pipeline(
-    c: &mut ConnectionManager,
+    c: &mut Conn,
     outbox: &mut Vec<Queued>,
     call: Option<&Call>,
     refused: &Refused,
@@ -313,25 +288,5 @@ async fn pipeline(
             tracing::warn!(error = %e, releases = outbox.len(), "queued releases failed; will retry");
             Err(e)
         }
-    }
-}
-
-async fn scan(c: &mut ConnectionManager, pattern: &str) -> redis::RedisResult<Vec<String>> {
-    let mut cursor: u64 = 0;
-    let mut out = Vec::new();
-    loop {
-        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(pattern)
-            .arg("COUNT")
-            .arg(1000)
-            .query_async(c)
-            .await?;
-        out.extend(keys);
-        if next == 0 {
-            return Ok(out);
-        }
-        cursor = next;
     }
 }

@@ -19,10 +19,15 @@
 //!   the process table; the claim records it stores are documented at its
 //!   top), its invocation, its arguments, and the helpers that read its
 //!   replies;
-//! - `options` — [`RedisOptions`] and the `redis://` URL they are read from.
+//! - `options` — [`RedisOptions`] and the URL they are read from
+//!   (`redis://`, `rediss://`, `redis+cluster://`, `rediss+cluster://`);
+//! - `conn` — the connections: one server or a Redis Cluster, plain or
+//!   over TLS, behind one connection type, each request bounded by the
+//!   timeout and its errors naming the node and the request.
 
 mod calls;
 mod client;
+mod conn;
 mod connector;
 mod io;
 mod liveness;

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 
+use super::conn::Connect;
 use crate::connector::Waiters;
 use crate::key::Key;
 
@@ -20,23 +21,16 @@ const MAX_PAUSE: Duration = Duration::from_secs(2);
 
 /// Subscribes to `channel` and announces every key received to `waiters`,
 /// until the I/O thread stops; reconnects with a backoff when the
-/// connection is lost. Connecting and subscribing give up after `timeout`.
-pub(super) async fn run(
-    client: redis::Client,
-    channel: String,
-    waiters: Arc<Waiters>,
-    timeout: Duration,
-) {
+/// connection is lost (on a cluster, to the next node listed). Connecting
+/// and subscribing give up after the operation timeout.
+pub(super) async fn run(connect: Connect, channel: String, waiters: Arc<Waiters>) {
     let mut pause = Duration::from_millis(50);
+    let mut attempt = 0;
     loop {
-        let subscribed = tokio::time::timeout(timeout, async {
-            let mut pubsub = client.get_async_pubsub().await?;
-            pubsub.subscribe(channel.as_str()).await?;
-            Ok::<_, redis::RedisError>(pubsub)
-        })
-        .await;
+        let subscribed = connect.subscribe(&channel, attempt).await;
+        attempt += 1;
         match subscribed {
-            Ok(Ok(mut pubsub)) => {
+            Ok(mut pubsub) => {
                 pause = Duration::from_millis(50);
                 // Whatever was published before now went unheard.
                 waiters.notify_all();
@@ -49,8 +43,7 @@ pub(super) async fn run(
                 }
                 tracing::debug!(%channel, "the subscriber connection closed; subscribing again");
             }
-            Ok(Err(e)) => tracing::debug!(%channel, error = %e, "cannot subscribe; will retry"),
-            Err(_) => tracing::debug!(%channel, "subscribing timed out; will retry"),
+            Err(e) => tracing::debug!(%channel, error = %e, "cannot subscribe; will retry"),
         }
         waiters.notify_all();
         tokio::time::sleep(pause).await;
