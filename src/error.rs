@@ -258,6 +258,45 @@ pub enum Error {
 }
 
 impl Error {
+    /// The variant's name in snake case (`already_borrowed`, `key_not_found`,
+    /// …): the `outcome` of a failed operation's span, and a metrics label.
+    ///
+    /// ```
+    /// use borrowstore::{Error, Key};
+    /// let e = Error::KeyNotFound { key: Key::from_u128(1), store: "s".into() };
+    /// assert_eq!(e.kind_name(), "key_not_found");
+    /// ```
+    #[allow(deprecated)]
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            Error::KeyNotFound { .. } => "key_not_found",
+            Error::AlreadyBorrowed { .. } => "already_borrowed",
+            Error::Timeout { .. } => "timeout",
+            Error::AlreadyMutablyBorrowed { .. } => "already_mutably_borrowed",
+            Error::AlreadyOwned { .. } => "already_owned",
+            Error::TicketRedeemed { .. } => "ticket_redeemed",
+            Error::TypeMismatch { .. } => "type_mismatch",
+            Error::Decode { .. } => "decode",
+            Error::Encode { .. } => "encode",
+            Error::TooLarge { .. } => "too_large",
+            Error::InvalidKey { .. } => "invalid_key",
+            Error::InvalidUrl { .. } => "invalid_url",
+            Error::Malformed { .. } => "malformed",
+            Error::Conflict { .. } => "conflict",
+            Error::ClaimLost { .. } => "claim_lost",
+            Error::NotInnermostScope => "not_innermost_scope",
+            Error::NoEnclosingScope { .. } => "no_enclosing_scope",
+            Error::LifetimeEnded => "lifetime_ended",
+            Error::TaskPanicked { .. } => "task_panicked",
+            Error::TaskCancelled { .. } => "task_cancelled",
+            Error::Untrusted { .. } => "untrusted",
+            Error::LocalStore { .. } => "local_store",
+            Error::TooManyStores { .. } => "too_many_stores",
+            Error::NameTaken { .. } => "name_taken",
+            Error::Connector { .. } => "connector",
+        }
+    }
+
     /// This error, reporting `op` as the refused operation if it is a
     /// refused borrow ([`Error::AlreadyBorrowed`],
     /// [`Error::AlreadyMutablyBorrowed`]): for operations that borrow on the

@@ -219,6 +219,7 @@ pub mod docs;
 mod error;
 mod key;
 mod lifetime;
+mod observe;
 mod ownership;
 mod proxy;
 mod scope;
@@ -242,7 +243,7 @@ pub use ownership::{
 };
 pub use proxy::Proxy;
 pub use scope::{LivenessScope, ScopedFuture, liveness_scope};
-pub use store::{ObjectInfo, Store, StoreBuilder, StoreConfig};
+pub use store::{ObjectInfo, Snapshot, Store, StoreBuilder, StoreConfig, Summary};
 pub use submit::{Submitted, submit, submit_blocking};
 
 #[cfg(doctest)]

@@ -128,6 +128,16 @@ macro_rules! cross_process_suite {
         }
 
         #[test]
+        fn claims_name_their_process() {
+            run(
+                $make,
+                "claims-name-process",
+                None,
+                scenarios::claims_name_their_process,
+            );
+        }
+
+        #[test]
         fn killed_reader_is_reclaimed() {
             run(
                 $make,

@@ -1,11 +1,16 @@
 //! The in-process connector: a concurrent map of slots.
 
-use std::sync::Weak;
+use std::sync::{Mutex, Weak};
 
-use crate::connector::{Connector, Entry, Fetch, Inspect, Recheck, Stored, Value, Waiters};
+use crate::codec;
+use crate::connector::{
+    ClaimInfo, ClaimRole, Connector, Entry, Fetch, Inspect, ObjectMeta, Recheck, Stored, Value,
+    Waiters,
+};
 use crate::error::{Error, Result};
 use crate::key::{ClaimId, Key};
-use crate::state::{Claim, ClaimKind, Effect, Init, Op, State};
+use crate::state::{Claim, ClaimKind, Effect, Init, Note, Op, State, journal};
+use crate::sync::unmodeled::lock;
 use crate::sync::{self, Arc, AtomicU64, Map, Ordering, RwLock};
 
 /// Keeps objects in this process's memory. The embedded default
@@ -22,6 +27,17 @@ use crate::sync::{self, Arc, AtomicU64, Map, Ordering, RwLock};
 /// the mark clears it and announces the release to the connector's
 /// [`Waiters`]. A release that finds no mark costs nothing more: the mark
 /// is in the word its compare-and-swap reads anyway.
+///
+/// # What it records for inspection
+///
+/// Each slot keeps its value's type name and size, when it was stored and
+/// its name (fixed at the put), and its owner's note and time. The claims
+/// that proxies take through a slot (borrows) are written to this
+/// process's claim journal, without a lock or an allocation: a record per
+/// claim, taken from a chunk of records of the borrowing thread and freed
+/// by its release. Claims taken otherwise (scopes, lifetimes, async
+/// borrows) are kept in a list beside the slot, under a lock. Every claim
+/// is this process's, with no lease.
 pub struct MemoryConnector {
     shared: Arc<Shared>,
 }
@@ -53,6 +69,53 @@ struct Slot {
     /// Set before this slot's first ticket is recorded; `finish` sweeps the
     /// ticket map only when it is set.
     has_tickets: std::sync::atomic::AtomicBool,
+    /// What was recorded when the value was stored.
+    meta: SlotMeta,
+    /// The record of an owner claim taken after the put (read while the
+    /// state says it is owned); `None`: the owner is the one it was put
+    /// with, whose note is in `meta`.
+    owner: Mutex<Option<Noted>>,
+    /// The claims not in the journal.
+    noted: Mutex<Vec<Noted>>,
+}
+
+/// What a slot records when its value is stored (the value's type and
+/// size are read from the value at inspection).
+struct SlotMeta {
+    created_ms: u64,
+    /// The note of the owner claim it was put with (or none).
+    owner_note: Note,
+}
+
+/// A claim recorded beside a slot.
+#[derive(Clone, Copy)]
+struct Noted {
+    id: ClaimId,
+    kind: ClaimKind,
+    ticket: bool,
+    note: Note,
+    since_ms: u64,
+}
+
+impl Noted {
+    fn of(c: Claim) -> Noted {
+        Noted {
+            id: c.id,
+            kind: c.kind,
+            ticket: false,
+            note: c.note,
+            since_ms: journal::coarse_now_ms(),
+        }
+    }
+
+    fn info(&self) -> ClaimInfo {
+        let role = if self.ticket {
+            ClaimRole::Ticket
+        } else {
+            self.kind.into()
+        };
+        ClaimInfo::here(role, self.note.label(), self.since_ms)
+    }
 }
 
 impl MemoryConnector {
@@ -102,6 +165,48 @@ impl Slot {
         State::from_bits(self.state.load(Ordering::Acquire) & !WAITING)
     }
 
+    /// A borrow's acquire: one compare-and-swap where the borrow is free to
+    /// take (the bits of `State::bits_after_take`), the full transition
+    /// otherwise (for its refusal, or when the word changed under it).
+    #[inline]
+    fn take_claim(&self, c: &Claim) -> Result<Effect> {
+        let current = self.state.load(Ordering::Acquire);
+        if let Some(next) = State::bits_after_take(current, c.kind)
+            && self
+                .state
+                .compare_exchange_weak(current, next, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+        {
+            if c.record.is_none() {
+                self.note_taken(*c);
+            }
+            return Ok(Effect::None);
+        }
+        self.transition(Op::Acquire(*c))
+    }
+
+    /// A borrow's release: one compare-and-swap where it has no effect and
+    /// no waiter is marked (the bits of `State::bits_after_give_back`),
+    /// the full transition otherwise (it evicts, or announces itself).
+    #[inline]
+    fn give_back_claim(&self, c: &Claim) -> Result<Effect> {
+        let current = self.state.load(Ordering::Acquire);
+        if current & WAITING == 0
+            && let Some(next) = State::bits_after_give_back(current, c.kind)
+            && self
+                .state
+                .compare_exchange_weak(current, next, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+        {
+            match c.record {
+                Some(r) => r.free(),
+                None => self.note_given_back(*c),
+            }
+            return Ok(Effect::None);
+        }
+        self.transition(Op::Release(*c))
+    }
+
     /// The compare-and-swap loop that applies one transition. An acquire
     /// keeps the waiting mark; any other transition clears it and, if it
     /// was set, announces itself to the waiters.
@@ -125,6 +230,14 @@ impl Slot {
                 Ordering::Acquire,
             ) {
                 Ok(_) => {
+                    match op {
+                        Op::Acquire(c) if c.record.is_none() => self.note_taken(c),
+                        Op::Release(c) | Op::Disown(c) => match c.record {
+                            Some(r) => r.free(),
+                            None => self.note_given_back(c),
+                        },
+                        _ => {}
+                    }
                     if effect == Effect::Evict {
                         self.finish();
                     }
@@ -136,6 +249,91 @@ impl Slot {
                 Err(actual) => current = actual,
             }
         }
+    }
+
+    /// Records a claim taken without a journal record.
+    #[inline(never)]
+    fn note_taken(&self, c: Claim) {
+        match c.kind {
+            ClaimKind::Owner => *lock(&self.owner) = Some(Noted::of(c)),
+            _ => lock(&self.noted).push(Noted::of(c)),
+        }
+    }
+
+    /// Forgets a claim given back that had no journal record. (The owner's
+    /// record stays: the state says whether it is held.)
+    #[inline(never)]
+    fn note_given_back(&self, c: Claim) {
+        if c.kind != ClaimKind::Owner {
+            lock(&self.noted).retain(|n| n.id != c.id);
+        }
+    }
+
+    /// Shows `c` as a ticket in flight, or as held again.
+    fn note_ticket(&self, c: Claim, ticket: bool) {
+        if let Some(r) = c.record {
+            r.set_kind(if ticket {
+                journal::TICKET
+            } else {
+                c.kind.code()
+            });
+            return;
+        }
+        let mark = |n: &mut Noted| {
+            if n.id == c.id {
+                n.ticket = ticket;
+            }
+        };
+        if c.kind == ClaimKind::Owner {
+            let mut owner = lock(&self.owner);
+            let o = owner.get_or_insert_with(|| Noted {
+                id: c.id,
+                kind: ClaimKind::Owner,
+                ticket: false,
+                note: self.meta.owner_note,
+                since_ms: self.meta.created_ms,
+            });
+            mark(o);
+        }
+        lock(&self.noted).iter_mut().for_each(mark);
+    }
+
+    /// What inspection reports of the slot's records.
+    fn records(&self, state: State, value: &Value) -> (ObjectMeta, Vec<ClaimInfo>) {
+        let m = &self.meta;
+        let (type_name, size) = match value {
+            Value::Local(l) => (Some(l.type_name().to_owned()), l.size() as u64),
+            Value::Bytes(b) => (
+                codec::header(b).ok().map(|h| h.type_name().to_owned()),
+                b.len() as u64,
+            ),
+        };
+        let object = ObjectMeta {
+            type_name,
+            size: Some(size),
+            created_ms: Some(m.created_ms),
+            label: m.owner_note.name().map(str::to_owned),
+        };
+        let mut claims = Vec::new();
+        if state.owned() {
+            claims.push(match *lock(&self.owner) {
+                Some(o) => o.info(),
+                None => ClaimInfo::here(ClaimRole::Owner, m.owner_note.label(), m.created_ms),
+            });
+        }
+        claims.extend(lock(&self.noted).iter().map(Noted::info));
+        let me = std::ptr::from_ref(self).cast::<()>() as usize;
+        for e in journal::claims_of(me) {
+            let role = match e.kind {
+                0 => ClaimRole::Owner,
+                1 => ClaimRole::Holder,
+                2 => ClaimRole::Reader,
+                3 => ClaimRole::Writer,
+                _ => ClaimRole::Ticket,
+            };
+            claims.push(ClaimInfo::here(role, e.note.label(), e.since_ms));
+        }
+        (object, claims)
     }
 
     /// Marks the slot: the next release announces itself. (Set after the
@@ -232,6 +430,18 @@ impl Entry for Slot {
         }
     }
 
+    #[inline]
+    fn take_borrow(&self, claim: &Claim) -> Result<Effect> {
+        self.take_claim(claim)
+    }
+
+    #[inline]
+    fn give_back_borrow(&self, claim: &Claim) {
+        if let Err(e) = self.give_back_claim(claim) {
+            tracing::warn!(key = %self.key, error = %e, "release failed");
+        }
+    }
+
     fn fetch(&self, known_version: Option<u64>) -> Result<Fetch> {
         Ok(Slot::fetch(self, known_version))
     }
@@ -242,6 +452,10 @@ impl Entry for Slot {
 
     fn listen(&self) {
         self.mark_waiting();
+    }
+
+    fn journaled(&self) -> bool {
+        true
     }
 }
 
@@ -270,12 +484,23 @@ impl Connector for MemoryConnector {
     }
 
     fn put(&self, key: &Key, value: Value, init: Init) -> Result<Option<Arc<dyn Entry>>> {
+        let (owner_note, noted) = match init {
+            Init::Claimed(c) if c.kind == ClaimKind::Owner => (c.note, Vec::new()),
+            Init::Claimed(c) => (Note::NONE, vec![Noted::of(c)]),
+            Init::Plain => (Note::NONE, Vec::new()),
+        };
         let slot = Arc::new(Slot {
             key: *key,
             state: AtomicU64::new(State::new(init).to_bits()),
             stored: RwLock::new(Some(Stored { value, version: 1 })),
             home: Arc::downgrade(&self.shared),
             has_tickets: std::sync::atomic::AtomicBool::new(false),
+            meta: SlotMeta {
+                created_ms: journal::coarse_now_ms(),
+                owner_note,
+            },
+            owner: Mutex::new(None),
+            noted: Mutex::new(noted),
         });
         if self.shared.slots.insert_new(*key, slot.clone()) {
             Ok(Some(slot))
@@ -339,6 +564,7 @@ impl Connector for MemoryConnector {
             redeemed: false,
         };
         slot.has_tickets.store(true, Ordering::SeqCst);
+        slot.note_ticket(claim, true);
         if !self.shared.tickets.insert_new(ticket, t) {
             return Err(Error::TicketRedeemed {
                 ticket: ticket.to_string(),
@@ -369,7 +595,12 @@ impl Connector for MemoryConnector {
             }
         });
         match outcome {
-            Some(Ok(claim)) => Ok(claim),
+            Some(Ok(claim)) => {
+                if let Some(s) = self.slot(key) {
+                    s.note_ticket(claim, false);
+                }
+                Ok(claim)
+            }
             Some(Err(Some(found))) => Err(crate::connector::wrong_ticket_kind(found, kind)),
             _ => Err(Error::TicketRedeemed {
                 ticket: ticket.to_string(),
@@ -384,10 +615,15 @@ impl Connector for MemoryConnector {
 
     fn inspect(&self, key: &Key) -> Result<Option<Inspect>> {
         Ok(self.slot(key).and_then(|s| {
-            let version = sync::read(&s.stored).as_ref()?.version;
+            let stored = sync::read(&s.stored).as_ref()?.clone();
+            let state = s.load();
+            let version = stored.version;
+            let (object, claims) = s.records(state, &stored.value);
             Some(Inspect {
-                state: s.load(),
+                state,
                 version,
+                object,
+                claims,
             })
         }))
     }

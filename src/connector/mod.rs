@@ -40,8 +40,9 @@
 #![cfg_attr(not(feature = "redis"), allow(rustdoc::broken_intra_doc_links))]
 
 pub(crate) mod file;
-mod lease;
+pub(crate) mod lease;
 mod memory;
+mod meta;
 pub(crate) mod offload;
 #[cfg(feature = "redis")]
 mod redis;
@@ -57,6 +58,7 @@ use futures::future::BoxFuture;
 pub use file::FileConnector;
 pub use lease::DEFAULT_LEASE;
 pub use memory::MemoryConnector;
+pub use meta::{ClaimInfo, ClaimRole, ObjectMeta, this_process};
 #[cfg(feature = "redis")]
 pub use redis::{DEFAULT_TIMEOUT, RedisConnector, RedisOptions};
 #[cfg(feature = "redis")]
@@ -70,12 +72,39 @@ use crate::state::{Claim, ClaimKind, Effect, Init, Op, Refusal, State};
 
 /// What a connector reports of one object's state; users see it as an
 /// [`ObjectInfo`](crate::ObjectInfo), through [`Store::inspect`](crate::Store::inspect).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+///
+/// The state and version are what the store's rules need; the object's
+/// record and its claims are what a connector recorded of them (a
+/// connector that records nothing leaves them empty: [`Inspect::new`]).
+///
+/// ```
+/// use borrowstore::connector::Inspect;
+/// use borrowstore::state::{Init, State};
+/// let i = Inspect::new(State::new(Init::Plain), 1);
+/// assert!(i.claims.is_empty() && i.object.type_name.is_none());
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Inspect {
     /// The borrow state.
     pub state: State,
     /// The value's version.
     pub version: u64,
+    /// What was recorded of the object when it was stored.
+    pub object: ObjectMeta,
+    /// Every claim held on it (and every ticket in flight), as recorded.
+    pub claims: Vec<ClaimInfo>,
+}
+
+impl Inspect {
+    /// The report of an object in `state` at `version`, with no records.
+    pub fn new(state: State, version: u64) -> Inspect {
+        Inspect {
+            state,
+            version,
+            object: ObjectMeta::default(),
+            claims: Vec::new(),
+        }
+    }
 }
 
 /// A handle on one object's store-side state, kept by the proxies of that
@@ -94,6 +123,32 @@ pub trait Entry: Send + Sync {
     /// A waiting borrow of this process is about to try this object; see
     /// [`Connector::listen`]. Default: nothing.
     fn listen(&self) {}
+
+    /// Whether the store records the claims taken through this entry in
+    /// this process's claim journal, which the memory connector's
+    /// [`inspect`](Connector::inspect) reads. Only the memory connector's
+    /// entries are. Default: no.
+    #[doc(hidden)]
+    fn journaled(&self) -> bool {
+        false
+    }
+
+    /// A borrow's acquire (`claim` a reader or the writer): the hot path of
+    /// [`apply`](Entry::apply), given the claim by reference so that a
+    /// connector reads only what its fast path needs. Default: `apply`.
+    #[doc(hidden)]
+    #[inline]
+    fn take_borrow(&self, claim: &Claim) -> Result<Effect> {
+        self.apply(Op::Acquire(*claim))
+    }
+
+    /// A borrow's release, as [`take_borrow`](Entry::take_borrow) is its
+    /// acquire. Default: [`release`](Entry::release).
+    #[doc(hidden)]
+    #[inline]
+    fn give_back_borrow(&self, claim: &Claim) {
+        self.release(*claim);
+    }
 
     /// Replaces the value without blocking on the network; see
     /// [`Connector::queue_publish`]. Default: [`publish`](Entry::publish).

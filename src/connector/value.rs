@@ -67,6 +67,16 @@ impl LocalValue {
         (self.vtable.type_name)()
     }
 
+    /// The size of the value itself in memory (not of what it points to).
+    ///
+    /// ```
+    /// use borrowstore::connector::LocalValue;
+    /// assert_eq!(LocalValue::new(std::sync::Arc::new([0u8; 12])).size(), 12);
+    /// ```
+    pub fn size(&self) -> usize {
+        std::mem::size_of_val(&*self.value)
+    }
+
     /// Encodes the value as a blob.
     pub fn encode(&self) -> Result<Vec<u8>> {
         (self.vtable.encode)(&*self.value)

@@ -22,10 +22,7 @@ pub(crate) fn deserialize_claim<'de, D: Deserializer<'de>>(d: D) -> Result<Claim
         kind: ClaimKind,
         id: ClaimId,
     }
-    Wire::deserialize(d).map(|w| Claim {
-        kind: w.kind,
-        id: w.id,
-    })
+    Wire::deserialize(d).map(|w| Claim::rebuilt(w.kind, w.id))
 }
 
 /// [`Ledger`]'s fields, in its serialization order.
@@ -49,11 +46,12 @@ struct LedgerWire {
 #[serde(transparent)]
 struct ClaimWire(#[serde(deserialize_with = "deserialize_claim")] Claim);
 
-/// The ledger that `postcard::to_extend(&ledger, ..)` wrote as `bytes`.
+/// The ledger that `postcard::to_extend(&ledger, ..)` wrote at the start
+/// of `bytes`, and the bytes after it.
 #[allow(dead_code)]
-pub(crate) fn decode_ledger(bytes: &[u8]) -> postcard::Result<Ledger> {
-    let w: LedgerWire = postcard::from_bytes(bytes)?;
-    Ok(Ledger {
+pub(crate) fn decode_ledger(bytes: &[u8]) -> postcard::Result<(Ledger, &[u8])> {
+    let (w, rest): (LedgerWire, &[u8]) = postcard::take_from_bytes(bytes)?;
+    let ledger = Ledger {
         state: w.state,
         owner: w.owner,
         holders: w.holders,
@@ -65,7 +63,8 @@ pub(crate) fn decode_ledger(bytes: &[u8]) -> postcard::Result<Ledger> {
             .map(|(t, ClaimWire(c))| (t, c))
             .collect(),
         version: w.version,
-    })
+    };
+    Ok((ledger, rest))
 }
 
 #[cfg(test)]
@@ -92,7 +91,7 @@ mod tests {
         l.issue_ticket(ClaimId::random(), owner).unwrap();
         l.issue_ticket(ClaimId::random(), reader).unwrap();
         let bytes = postcard::to_allocvec(&l).unwrap();
-        assert_eq!(decode_ledger(&bytes).unwrap(), l);
+        assert_eq!(decode_ledger(&bytes).unwrap(), (l, &[][..]));
         assert_eq!(decode_ledger(&bytes[..bytes.len() - 1]).ok(), None);
     }
 }

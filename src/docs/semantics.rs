@@ -23,7 +23,7 @@
 //! | 9 | [Bad input gets a clear error](#9-bad-input-gets-a-clear-error) | yes |
 //! | 10 | [Waiting, never polling](#10-waiting-never-polling) | yes; other processes' releases on the file store are seen by a bounded re-check |
 //! | 11 | [Scopes](#11-scopes) | yes |
-//! | 12 | [Observable](#12-observable) | partly: counts only |
+//! | 12 | [Observable](#12-observable) | yes (Redis reclaims are not traced: they happen in its script) |
 //!
 //! ## 1. Many readers or one writer
 //!
@@ -422,17 +422,70 @@
 //! `tracing` span at `debug`; a `metrics` feature counts operations through
 //! the `metrics` facade.*
 //!
-//! What is there: [`Store::inspect`](crate::Store::inspect) returns an
-//! [`ObjectInfo`](crate::ObjectInfo) — the version and the counts (owners,
-//! holders, readers, whether a writer, whether plain), read store-side in
-//! one step — and [`Store::keys`](crate::Store::keys) lists every object,
-//! on every store. The lease renewer and the Redis I/O thread log `tracing`
-//! events when a lease is lost or a release fails.
+//! [`Store::inspect`](crate::Store::inspect) returns an
+//! [`ObjectInfo`](crate::ObjectInfo): the version and counts (owners,
+//! holders, readers, whether a writer, whether plain), the value's type
+//! name, size, creation time and name, and one
+//! [`ClaimInfo`](crate::connector::ClaimInfo) per claim — kind (`owner`,
+//! `holder`, `reader`, `writer`, or `ticket` while it is in flight), process
+//! id and host of its holder, label, when it was taken and its lease
+//! deadline. [`Store::snapshot`](crate::Store::snapshot) returns every
+//! object's, as a [`Snapshot`](crate::Snapshot) with a summary; both
+//! serialize and print as tables.
 //!
-//! **Not yet:** the records themselves — no type name, size or creation
-//! time per object, no per-claim records (process, host, since, deadline,
-//! label); no `Store::snapshot`; no `borrowstore memory` command; no
-//! `tracing` spans per operation; no `metrics` feature.
+//! Labels: [`Store::owned_proxy_named`](crate::Store::owned_proxy_named)
+//! names an object (and its owner claim);
+//! [`LivenessScope::label`](crate::LivenessScope::label) and
+//! [`Lifetime::label`](crate::Lifetime::label) name the claims of a scope
+//! or a lifetime; any other claim is labelled with the call site that took
+//! it (`#[track_caller]`: `src/main.rs:12:13`; the async forms, which cannot
+//! track their caller, show the crate's own site). Each store records them
+//! where it keeps its state: the memory store in each slot and, for
+//! borrows, in a per-thread journal written without a lock or an
+//! allocation (the benchmark rows stay within a few percent of what they
+//! were without it, see `BENCHMARKS.md`); the file store in its side files
+//! (written once at creation) and its table: a claim's time and label
+//! number in a word of its entry (one atomic store), pid and lease in its
+//! holder's record, the labels' text in the holder's label file, written
+//! once per label (`src/connector/file/labels.rs`); Redis in a notes hash
+//! beside the state hash, written by the call that takes the claim.
+//! A ticket redeemed in another process shows the redeemer's process and
+//! keeps the label it was taken with.
+//!
+//! Inspection only reads: on Redis a claim whose lease ran out (its
+//! process was killed) is listed, deadline past, until a reap pass or
+//! `borrowstore reap URL` reclaims it; on the file store the survivors
+//! reclaim a killed process's claims at once, a stopped one's at its lease.
+//!
+//! The `borrowstore` command (the `cli` feature) prints it: `borrowstore
+//! memory URL`, `borrowstore inspect URL KEY` (see its `--help`), and
+//! `borrowstore reap URL` (the one that changes state).
+//!
+//! Every store operation runs in a `tracing` span at `debug` (target
+//! `borrowstore`; `put`, `get`, `evict`, `borrow`, `mut_borrow`, `release`,
+//! `publish`, `redeem`, and `reclaim` where the file store releases the
+//! claims of a dead or stopped process) with the store's name, the key and the outcome; a resolve served
+//! by the cache is a `trace` event. The crate never installs a subscriber;
+//! its background threads are named (`borrowstore-lease`,
+//! `borrowstore-redis`, `borrowstore-timer`, `borrowstore-clock`,
+//! `borrowstore-task`). With the `metrics` feature it counts operations and
+//! refusals, keeps gauges of live objects and claims and a histogram of
+//! Redis round trips through the `metrics` facade (`borrowstore_*`; the
+//! program installs the recorder).
+//!
+//! On Redis a claim's lease deadline is its ticket's while it is in
+//! flight, else its process's record deadline in the namespace's process
+//! table (read by inspection where it is in the same slot; before a
+//! process first renews, a lease from when it took the claim).
+//!
+//! **Not yet:** Redis reclaims inside its scripts, so its reclaims have no
+//! `reclaim` span (the lease thread logs a lost lease); `borrowstore reap`
+//! on Redis releases expired tickets only — a dead process's claims are
+//! released by the stores' own reap passes, which judge the process
+//! table; on a Redis cluster inspection cannot read the process table (it
+//! is in another slot), so process claims show the lease from their note;
+//! the gauges count what this process did (its puts and evictions, the
+//! claims it took), not the whole store.
 //!
 //! ## What a transition does
 //!

@@ -47,6 +47,7 @@ impl ContextLifetime {
     /// let lt = ContextLifetime::new(&Store::memory("doc-context-new"));
     /// assert!(!lt.done() && lt.is_empty());
     /// ```
+    #[track_caller]
     pub fn new(store: &Store) -> ContextLifetime {
         ContextLifetime {
             store: store.clone(),

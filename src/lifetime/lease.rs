@@ -77,6 +77,7 @@ impl LeaseLifetime {
     /// assert!(!lease.done());
     /// assert!(lease.remaining() > Duration::from_secs(9));
     /// ```
+    #[track_caller]
     pub fn new(store: &Store, duration: Duration) -> LeaseLifetime {
         LeaseLifetime::starting(store, instant_after(duration))
     }
@@ -91,10 +92,12 @@ impl LeaseLifetime {
     /// let lease = LeaseLifetime::until(&Store::memory("doc-lease-until"), at);
     /// assert!(lease.remaining() > Duration::from_secs(59));
     /// ```
+    #[track_caller]
     pub fn until(store: &Store, expiry: SystemTime) -> LeaseLifetime {
         LeaseLifetime::starting(store, instant_of(expiry))
     }
 
+    #[track_caller]
     fn starting(store: &Store, expiry: Instant) -> LeaseLifetime {
         let lease = Arc::new(Lease {
             store: store.clone(),

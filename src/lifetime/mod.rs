@@ -45,7 +45,7 @@ use crate::error::{Error, Result};
 use crate::key::Key;
 use crate::ownership::{OwnedProxy, RefMutProxy, RefProxy};
 use crate::proxy::Proxy;
-use crate::state::{Claim, ClaimKind, Op};
+use crate::state::{Claim, ClaimKind, Note, Op};
 use crate::store::Store;
 use crate::store::manager::{self, Manager};
 use crate::sync::{self, Arc, Mutex};
@@ -215,6 +215,25 @@ pub trait Lifetime: sealed::Sealed {
         self.core().end(true)
     }
 
+    /// Names the claims the lifetime takes from now on: their label in
+    /// [`Store::inspect`](crate::Store::inspect) and `borrowstore memory`
+    /// (by default, where the lifetime was made).
+    ///
+    /// ```
+    /// # use borrowstore::{ContextLifetime, Lifetime, Store};
+    /// # fn main() -> Result<(), borrowstore::Error> {
+    /// let store = Store::memory("doc-lifetime-label");
+    /// let lt = ContextLifetime::new(&store);
+    /// lt.label("request 42");
+    /// let k = store.put_in(&lt, &1u8)?;
+    /// let info = store.inspect(&k)?.expect("held");
+    /// assert_eq!(info.claims[0].label.as_deref(), Some("request 42"));
+    /// # Ok(()) }
+    /// ```
+    fn label(&self, name: &'static str) {
+        self.core().name(name);
+    }
+
     /// Adds the object `handle` names (in its own store) to the lifetime:
     /// the lifetime becomes one of its owners. Adding the same object twice
     /// holds it twice (both claims end with the lifetime).
@@ -364,15 +383,26 @@ struct CoreInner {
 struct CoreState {
     ended: bool,
     held: Vec<(Store, Key, Claim)>,
+    /// The note of the claims it takes: its name, or where it was made.
+    note: Note,
 }
 
 impl Core {
+    #[track_caller]
     pub(crate) fn new() -> Core {
         Core {
             inner: Arc::new(CoreInner {
-                state: Mutex::new(CoreState::default()),
+                state: Mutex::new(CoreState {
+                    ended: false,
+                    held: Vec::new(),
+                    note: Note::here(),
+                }),
             }),
         }
+    }
+
+    pub(crate) fn name(&self, name: &'static str) {
+        sync::lock(&self.inner.state).note = Note::named(name);
     }
 
     pub(crate) fn done(&self) -> bool {
@@ -391,7 +421,7 @@ impl Core {
         if state.ended {
             return Err(Error::LifetimeEnded);
         }
-        let claim = Claim::new(ClaimKind::Holder);
+        let claim = Claim::noted(ClaimKind::Holder, state.note);
         store.connector().apply(&key, Op::Acquire(claim))?;
         state.held.push((store.clone(), key, claim));
         Ok(())
@@ -426,7 +456,8 @@ impl Core {
 
 impl Manager for CoreInner {
     fn claim_for(&self, _store: &Store, _key: Key) -> Option<Claim> {
-        Some(Claim::new(ClaimKind::Holder))
+        let note = sync::lock(&self.state).note;
+        Some(Claim::noted(ClaimKind::Holder, note))
     }
 
     fn adopt(&self, store: &Store, key: Key, claim: Claim) -> Result<()> {

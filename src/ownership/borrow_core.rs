@@ -237,6 +237,7 @@ impl<T: Storable> BorrowCore<T> {
     /// own (released by its own drop), sharing the value this one resolved.
     /// [`Error::ClaimLost`] if a task has ended this borrow's claim, before
     /// or while the new claim was taken (then it is given back).
+    #[track_caller]
     pub(crate) fn reborrow(&self) -> Result<BorrowCore<T>> {
         self.check_guard()?;
         let claim = match self.obj.acquire(ClaimKind::Reader) {

@@ -3,6 +3,7 @@
 //! processes.
 
 mod borrow_core;
+mod create;
 mod object;
 mod owned;
 mod ref_mut;

@@ -6,7 +6,8 @@ use crate::codec::Storable;
 use crate::connector::Entry;
 use crate::error::Result;
 use crate::key::Key;
-use crate::state::{Claim, ClaimKind, Effect, Op};
+use crate::observe::{self, op_span};
+use crate::state::{Claim, ClaimKind, Effect, Op, journal};
 use crate::store::{Store, Target};
 
 /// One object as its handles see it: store, key, and the connector's entry
@@ -16,11 +17,24 @@ pub(crate) struct Object {
     pub(crate) store: Store,
     pub(crate) key: Key,
     entry: Option<Arc<dyn Entry>>,
+    /// Where the entry's claims are journaled in this process (the address
+    /// of the entry, see [`journal`]); 0 for an entry whose connector
+    /// records its claims itself, or none.
+    journal: usize,
 }
 
 impl Object {
     pub(crate) fn new(store: Store, key: Key, entry: Option<Arc<dyn Entry>>) -> Arc<Object> {
-        Arc::new(Object { store, key, entry })
+        let journal = match &entry {
+            Some(e) if e.journaled() => Arc::as_ptr(e).cast::<()>() as usize,
+            _ => 0,
+        };
+        Arc::new(Object {
+            store,
+            key,
+            entry,
+            journal,
+        })
     }
 
     /// Looks the entry up (for handles made from a key: `into_owned`, tickets).
@@ -40,12 +54,28 @@ impl Object {
         self.target().apply(&self.store, op)
     }
 
-    /// Takes a new claim of `kind`.
+    /// Takes a new claim of `kind`, noting the caller's call site (and
+    /// journaling the claim, on an entry whose claims are journaled).
     #[inline]
+    #[track_caller]
     pub(crate) fn acquire(&self, kind: ClaimKind) -> Result<Claim> {
-        let claim = Claim::new(kind);
-        self.apply(Op::Acquire(claim))?;
-        Ok(claim)
+        let mut claim = Claim::new(kind);
+        if self.journal != 0 {
+            claim.record =
+                journal::record(self.journal, kind.code(), claim.id.as_u128(), claim.note);
+        }
+        match self.target().take(&self.store, &claim) {
+            Ok(_) => {
+                observe::claims(|| self.store.name(), 1.0);
+                Ok(claim)
+            }
+            Err(e) => {
+                if let Some(r) = claim.record {
+                    r.free();
+                }
+                Err(e)
+            }
+        }
     }
 
     /// Whether the connector gave this object an entry (the memory store):
@@ -60,6 +90,7 @@ impl Object {
     /// this process's cached version is current: one round trip for a
     /// borrow and its resolve. A value that cannot be decoded is left for
     /// the first resolve to report; the claim is held either way.
+    #[track_caller]
     pub(crate) fn acquire_resolving<T: Storable>(
         &self,
         kind: ClaimKind,
@@ -132,6 +163,24 @@ impl Object {
     /// Gives a claim back; never blocks on the network, never panics.
     #[inline]
     pub(crate) fn release(&self, claim: Claim) {
+        if observe::watched() {
+            return self.release_watched(claim);
+        }
+        self.give_back(claim);
+    }
+
+    /// [`release`](Self::release) in its span, counted.
+    #[cold]
+    #[inline(never)]
+    fn release_watched(&self, claim: Claim) {
+        let span = op_span!("release", self.store, self.key);
+        span.in_scope(|| self.give_back(claim));
+        observe::claims(|| self.store.name(), -1.0);
+        observe::finish(&span, || self.store.name(), "release", &Ok(()));
+    }
+
+    #[inline]
+    fn give_back(&self, claim: Claim) {
         if matches!(claim.kind, ClaimKind::Owner | ClaimKind::Holder) {
             self.store.forget_cached(&self.key);
         }
@@ -182,9 +231,15 @@ impl Object {
     }
 
     pub(crate) fn publish<T: Storable>(&self, writer: Claim, value: Arc<T>) -> Result<u64> {
-        let version =
+        let span = op_span!("publish", self.store, self.key);
+        let r = {
+            let _in = span.enter();
             self.store
-                .publish(self.target(), writer, self.store.value_of(value.clone())?)?;
+                .value_of(value.clone())
+                .and_then(|v| self.store.publish(self.target(), writer, v))
+        };
+        observe::finish(&span, || self.store.name(), "publish", &r);
+        let version = r?;
         // The next resolve in this process finds the published value decoded.
         self.store.remember(self.key, version, value);
         Ok(version)
@@ -196,11 +251,14 @@ impl Object {
         writer: Claim,
         value: Arc<T>,
     ) -> Result<u64> {
+        let span = op_span!("publish", self.store, self.key);
         let encoded = self.store.value_of(value.clone())?;
-        let version = self
+        let r = self
             .store
             .publish_async(self.target(), writer, encoded)
-            .await?;
+            .await;
+        observe::finish(&span, || self.store.name(), "publish", &r);
+        let version = r?;
         self.store.remember(self.key, version, value);
         Ok(version)
     }
@@ -210,10 +268,13 @@ impl Object {
     /// failure (at once, or of the queued publish, at the next flush) is
     /// reported by the store's next flush.
     pub(crate) fn publish_on_drop<T: Storable>(&self, writer: Claim, value: Arc<T>) {
+        let span = op_span!("publish", self.store, self.key);
+        let _in = span.enter();
         let queued = self
             .store
             .value_of(value.clone())
             .and_then(|v| self.target().queue_publish(&self.store, writer, v));
+        observe::finish(&span, || self.store.name(), "publish", &queued);
         match queued {
             Ok(Some(version)) => self.store.remember(self.key, version, value),
             // The new version is not known until it lands: read it then.

@@ -12,7 +12,7 @@ use crate::ownership::object::{
     snapshot_async,
 };
 use crate::proxy::Proxy;
-use crate::state::{Claim, ClaimKind, Init, Op};
+use crate::state::{Claim, ClaimKind, Note, Op};
 use crate::store::Store;
 
 /// The owner of a stored object. There is exactly one per object.
@@ -390,96 +390,6 @@ impl<T> fmt::Debug for OwnedProxy<T> {
     }
 }
 
-impl Store {
-    /// Stores `value` under a new key, owned by the returned proxy. In a
-    /// memory store the value is kept as it is: no copy, no encoding.
-    ///
-    /// While a liveness scope is open on this thread, the object is managed
-    /// by it too: it is evicted once the owner is dropped *and* the scope
-    /// released (and its last borrow has ended).
-    ///
-    /// # Errors
-    ///
-    /// As [`Store::put`]: [`Error::Encode`] and [`Error::TooLarge`] where
-    /// values are encoded (file and Redis stores), [`Error::Connector`].
-    ///
-    /// ```
-    /// use borrowstore::{OwnedProxy, Store, borrow};
-    /// # fn main() -> Result<(), borrowstore::Error> {
-    /// let store = Store::memory("doc-owned-proxy");
-    /// let owner: OwnedProxy<Vec<u64>> = store.owned_proxy(vec![1, 2, 3])?;
-    /// let key = *OwnedProxy::key(&owner);
-    /// let info = store.inspect(&key)?.expect("stored");
-    /// assert_eq!((info.owners, info.owner), (1, true)); // the one owner
-    /// assert_eq!(borrow(&owner)?.len(), 3);
-    /// drop(owner);                                       // evicts it
-    /// assert!(!store.exists(&key)?);
-    /// # Ok(()) }
-    /// ```
-    pub fn owned_proxy<T: Storable>(&self, value: T) -> Result<OwnedProxy<T>> {
-        self.owned_from_arc(Arc::new(value))
-    }
-
-    /// [`Store::owned_proxy`], without blocking the executor: on a file or
-    /// Redis store the put is awaited. On a memory store it completes in
-    /// its first poll.
-    ///
-    /// # Cancel safety
-    ///
-    /// Dropping the future leaves nothing behind: an object already stored
-    /// is evicted (its owner claim is given back).
-    ///
-    /// ```
-    /// use borrowstore::{OwnedProxy, Store, borrow_async};
-    /// # fn main() -> Result<(), borrowstore::Error> {
-    /// let store = Store::memory("doc-owned-async");
-    /// futures::executor::block_on(async {
-    ///     let owner = store.owned_proxy_async(vec![1u64, 2]).await?;
-    ///     assert_eq!(OwnedProxy::resolve_async(&owner).await?, &vec![1, 2]);
-    ///     assert_eq!(borrow_async(&owner).await?.len(), 2);
-    ///     Ok(())
-    /// })
-    /// # }
-    /// ```
-    pub async fn owned_proxy_async<T: Storable>(&self, value: T) -> Result<OwnedProxy<T>> {
-        self.owned_from_arc_async(Arc::new(value)).await
-    }
-
-    pub(crate) async fn owned_from_arc_async<T: Storable>(
-        &self,
-        value: Arc<T>,
-    ) -> Result<OwnedProxy<T>> {
-        let key = Key::random();
-        let claim = Claim::new(ClaimKind::Owner);
-        let encoded = self.value_of(value.clone())?;
-        let entry = self
-            .insert_async(key, encoded, Init::Claimed(claim))
-            .await?;
-        let obj = Object::new(self.clone(), key, entry);
-        let owner = OwnedProxy::from_parts(obj, claim, Some(Snapshot { value, version: 1 }));
-        let obj = owner.obj.clone();
-        self.manage_owned_async(key, |holder| async move {
-            obj.apply_async(Op::Acquire(holder)).await.map(|_| ())
-        })
-        .await?;
-        Ok(owner)
-    }
-
-    pub(crate) fn owned_from_arc<T: Storable>(&self, value: Arc<T>) -> Result<OwnedProxy<T>> {
-        let key = Key::random();
-        let claim = Claim::new(ClaimKind::Owner);
-        let entry = self.insert(key, self.value_of(value.clone())?, Init::Claimed(claim))?;
-        let obj = Object::new(self.clone(), key, entry);
-        let owner = OwnedProxy::from_parts(obj, claim, Some(Snapshot { value, version: 1 }));
-        // The creation hook: an open liveness scope manages it too. On
-        // failure `owner` drops, which evicts the object.
-        self.manage_owned(key, |holder| {
-            owner.obj.apply(Op::Acquire(holder)).map(|_| ())
-        })?;
-        Ok(owner)
-    }
-}
-
 /// Adopts a plain proxy: its object gets this owner, and is evicted when the
 /// owner is dropped. Refused with [`Error::AlreadyOwned`](crate::Error::AlreadyOwned)
 /// when the object already has an owner proxy, and with
@@ -578,10 +488,11 @@ pub async fn clone_async<T: Storable>(owner: &OwnedProxy<T>) -> Result<OwnedProx
 /// assert_eq!(*clone(&owner)?, vec![1, 2, 3, 9]);
 /// # Ok(()) }
 /// ```
+#[track_caller]
 pub fn clone<T: Storable>(owner: &OwnedProxy<T>) -> Result<OwnedProxy<T>> {
     let value = match &owner.local {
         Some(v) => Arc::new(v.clone()),
         None => OwnedProxy::latest(owner)?,
     };
-    owner.obj.store.owned_from_arc(value)
+    owner.obj.store.owned_from_arc(value, Note::here())
 }

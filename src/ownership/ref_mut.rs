@@ -6,6 +6,7 @@ use std::ops::{Deref, DerefMut};
 use crate::codec::Storable;
 use crate::error::Result;
 use crate::key::Key;
+use crate::observe::{self, op_span};
 use crate::ownership::borrow_core::{BorrowCore, Borrowed};
 use crate::ownership::object::{publish_local, publish_local_async};
 use crate::ownership::owned::OwnedProxy;
@@ -361,7 +362,42 @@ impl<T: Storable> fmt::Debug for RefMutProxy<T> {
 /// assert_eq!(*borrow(&owner)?, vec![1, 2]);
 /// # Ok(()) }
 /// ```
+#[track_caller]
 pub fn mut_borrow<T: Storable>(owner: &OwnedProxy<T>) -> Result<RefMutProxy<T>> {
+    if observe::watched() {
+        return mut_borrow_watched(owner);
+    }
+    take_mut_borrow(owner)
+}
+
+/// [`mut_borrow`] in its span, counted.
+#[track_caller]
+#[cold]
+#[inline(never)]
+fn mut_borrow_watched<T: Storable>(owner: &OwnedProxy<T>) -> Result<RefMutProxy<T>> {
+    let span = op_span!("mut_borrow", owner.obj.store, owner.obj.key);
+    let r = {
+        let _in = span.enter();
+        take_mut_borrow(owner)
+    };
+    observe::finish(&span, || owner.obj.store.name(), "mut_borrow", &r);
+    r
+}
+
+#[track_caller]
+#[inline]
+fn take_mut_borrow<T: Storable>(owner: &OwnedProxy<T>) -> Result<RefMutProxy<T>> {
+    // The memory store's hot path, as `borrow`'s: one transition, nothing
+    // read, and no wider return value on the way (it would cost a
+    // store-forwarding stall).
+    if owner.obj.has_entry() {
+        let claim = owner.obj.acquire(ClaimKind::Writer)?;
+        return Ok(RefMutProxy::from_core(BorrowCore::new(
+            owner.obj.clone(),
+            claim,
+            None,
+        )));
+    }
     let (claim, value) = owner.obj.acquire_resolving::<T>(ClaimKind::Writer)?;
     Ok(RefMutProxy::from_core(BorrowCore::new(
         owner.obj.clone(),

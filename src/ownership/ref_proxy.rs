@@ -7,6 +7,7 @@ use std::sync::Arc;
 use crate::codec::Storable;
 use crate::error::Result;
 use crate::key::Key;
+use crate::observe::{self, op_span};
 use crate::ownership::borrow_core::{BorrowCore, Borrowed};
 use crate::ownership::owned::OwnedProxy;
 use crate::state::ClaimKind;
@@ -112,6 +113,7 @@ impl<T: Storable> RefProxy<T> {
     /// assert!(mut_borrow(&owner).is_ok()); // every borrow has ended
     /// # Ok(()) }
     /// ```
+    #[track_caller]
     pub fn reborrow(this: &Self) -> Result<RefProxy<T>> {
         this.core.reborrow().map(|core| RefProxy { core })
     }
@@ -293,7 +295,31 @@ impl<T> fmt::Debug for RefProxy<T> {
 /// assert!(borrow(&owner).is_ok());
 /// # Ok(()) }
 /// ```
+#[track_caller]
 pub fn borrow<T: Storable>(owner: &OwnedProxy<T>) -> Result<RefProxy<T>> {
+    if observe::watched() {
+        return borrow_watched(owner);
+    }
+    take_borrow(owner)
+}
+
+/// [`borrow`] in its span, counted.
+#[track_caller]
+#[cold]
+#[inline(never)]
+fn borrow_watched<T: Storable>(owner: &OwnedProxy<T>) -> Result<RefProxy<T>> {
+    let span = op_span!("borrow", owner.obj.store, owner.obj.key);
+    let r = {
+        let _in = span.enter();
+        take_borrow(owner)
+    };
+    observe::finish(&span, || owner.obj.store.name(), "borrow", &r);
+    r
+}
+
+#[track_caller]
+#[inline]
+fn take_borrow<T: Storable>(owner: &OwnedProxy<T>) -> Result<RefProxy<T>> {
     // The memory store's hot path: one transition on the slot, nothing read.
     // (Kept apart from the combined path below, whose wider return value
     // costs a store-forwarding stall on this path.)

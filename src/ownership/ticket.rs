@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::codec::{self, Storable};
 use crate::error::{Error, Result};
 use crate::key::{ClaimId, Key};
+use crate::observe::{self, op_span};
 use crate::ownership::borrow_core::{BorrowCore, Borrowed};
 use crate::ownership::object::Object;
 use crate::ownership::owned::OwnedProxy;
@@ -80,21 +81,23 @@ impl TicketWire {
     fn redeem<T>(&self, kind: ClaimKind) -> Result<(Arc<Object>, Claim)> {
         self.check::<T>(kind, "redeemed")?;
         let store = Store::from_config(&self.store)?;
-        let claim = store
-            .blocking()
-            .redeem_ticket(&self.key, self.ticket, kind)?;
-        Ok((Object::attach(store, self.key)?, claim))
+        let span = op_span!("redeem", store, self.key);
+        let claim = span.in_scope(|| store.blocking().redeem_ticket(&self.key, self.ticket, kind));
+        observe::finish(&span, || store.name(), "redeem", &claim);
+        Ok((Object::attach(store.clone(), self.key)?, claim?))
     }
 
     /// [`redeem`](Self::redeem), without blocking the executor.
     async fn redeem_async<T>(&self, kind: ClaimKind) -> Result<(Arc<Object>, Claim)> {
         self.check::<T>(kind, "redeemed")?;
         let store = Store::from_config(&self.store)?;
+        let span = op_span!("redeem", store, self.key);
         let claim = store
             .connector()
             .redeem_ticket_async(self.key, self.ticket, kind)
-            .await?;
-        Ok((Object::attach(store, self.key)?, claim))
+            .await;
+        observe::finish(&span, || store.name(), "redeem", &claim);
+        Ok((Object::attach(store.clone(), self.key)?, claim?))
     }
 
     /// Cancels store-side, after the same checks as [`redeem`](Self::redeem):

@@ -16,9 +16,12 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
+use tracing::Instrument;
+
 use crate::codec::Storable;
 use crate::error::{Error, Result};
 use crate::key::Key;
+use crate::observe::{self, op_span};
 use crate::ownership::borrow_core::{BorrowCore, Borrowed};
 use crate::ownership::object::Object;
 use crate::ownership::owned::OwnedProxy;
@@ -65,9 +68,13 @@ use crate::state::ClaimKind;
 /// # Ok(()) }
 /// ```
 pub async fn borrow_async<T: Storable>(owner: &OwnedProxy<T>) -> Result<RefProxy<T>> {
-    wait_for::<T>(&owner.obj, ClaimKind::Reader, false)
+    let span = op_span!("borrow", owner.obj.store, owner.obj.key);
+    let r = wait_for::<T>(&owner.obj, ClaimKind::Reader, false)
+        .instrument(span.clone())
         .await
-        .map(RefProxy::from_core)
+        .map(RefProxy::from_core);
+    observe::finish(&span, || owner.obj.store.name(), "borrow", &r);
+    r
 }
 
 /// Borrows the owner's object mutably, waiting while any borrow exists.
@@ -99,9 +106,13 @@ pub async fn borrow_async<T: Storable>(owner: &OwnedProxy<T>) -> Result<RefProxy
 /// # Ok(()) }
 /// ```
 pub async fn mut_borrow_async<T: Storable>(owner: &OwnedProxy<T>) -> Result<RefMutProxy<T>> {
-    wait_for::<T>(&owner.obj, ClaimKind::Writer, false)
+    let span = op_span!("mut_borrow", owner.obj.store, owner.obj.key);
+    let r = wait_for::<T>(&owner.obj, ClaimKind::Writer, false)
+        .instrument(span.clone())
         .await
-        .map(RefMutProxy::from_core)
+        .map(RefMutProxy::from_core);
+    observe::finish(&span, || owner.obj.store.name(), "mut_borrow", &r);
+    r
 }
 
 /// [`borrow_async`] for threads: waits, blocking the thread, at most
@@ -128,8 +139,13 @@ pub fn borrow_timeout<T: Storable>(
     owner: &OwnedProxy<T>,
     timeout: Duration,
 ) -> Result<RefProxy<T>> {
-    let waiting = wait_for::<T>(&owner.obj, ClaimKind::Reader, true);
-    block_until(waiting, &owner.obj.key, timeout).map(RefProxy::from_core)
+    let span = op_span!("borrow", owner.obj.store, owner.obj.key);
+    let r = span.in_scope(|| {
+        let waiting = wait_for::<T>(&owner.obj, ClaimKind::Reader, true);
+        block_until(waiting, &owner.obj.key, timeout).map(RefProxy::from_core)
+    });
+    observe::finish(&span, || owner.obj.store.name(), "borrow", &r);
+    r
 }
 
 /// [`mut_borrow_async`] for threads: waits, blocking the thread, at most
@@ -141,8 +157,13 @@ pub fn mut_borrow_timeout<T: Storable>(
     owner: &OwnedProxy<T>,
     timeout: Duration,
 ) -> Result<RefMutProxy<T>> {
-    let waiting = wait_for::<T>(&owner.obj, ClaimKind::Writer, true);
-    block_until(waiting, &owner.obj.key, timeout).map(RefMutProxy::from_core)
+    let span = op_span!("mut_borrow", owner.obj.store, owner.obj.key);
+    let r = span.in_scope(|| {
+        let waiting = wait_for::<T>(&owner.obj, ClaimKind::Writer, true);
+        block_until(waiting, &owner.obj.key, timeout).map(RefMutProxy::from_core)
+    });
+    observe::finish(&span, || owner.obj.store.name(), "mut_borrow", &r);
+    r
 }
 
 /// Whether a refusal is one that a release can lift.

@@ -11,10 +11,10 @@ use std::collections::HashMap;
 use crate::error::{Error, Result};
 use crate::key::Key;
 use crate::lifetime::release_claims;
-use crate::state::{Claim, ClaimKind, Op};
+use crate::state::{Claim, ClaimKind, Note, Op};
 use crate::store::Store;
 use crate::store::manager::Manager;
-use crate::sync::{self, Mutex};
+use crate::sync::{self, Mutex, unmodeled};
 
 /// One store's object, as a map key: (store identity, key).
 type Slot = (usize, Key);
@@ -29,13 +29,25 @@ struct Held {
 /// is open.
 pub(crate) struct ScopeInner {
     held: Mutex<HashMap<Slot, Held>>,
+    /// The note of the claims it takes: its name, or where it was made.
+    note: std::sync::Mutex<Note>,
 }
 
 impl ScopeInner {
+    #[track_caller]
     pub(crate) fn new() -> ScopeInner {
         ScopeInner {
             held: Mutex::new(HashMap::new()),
+            note: std::sync::Mutex::new(Note::here()),
         }
+    }
+
+    pub(crate) fn name(&self, name: &'static str) {
+        *unmodeled::lock(&self.note) = Note::named(name);
+    }
+
+    fn note(&self) -> Note {
+        *unmodeled::lock(&self.note)
     }
 
     fn record(&self, store: &Store, key: Key, claim: Claim) {
@@ -52,7 +64,7 @@ impl ScopeInner {
     /// Takes one more reference: a holder claim, acquired store-side first
     /// (so the object cannot be evicted between the check and the record).
     pub(crate) fn manage(&self, store: &Store, key: Key) -> Result<()> {
-        let claim = Claim::new(ClaimKind::Holder);
+        let claim = Claim::noted(ClaimKind::Holder, self.note());
         store.connector().apply(&key, Op::Acquire(claim))?;
         self.record(store, key, claim);
         Ok(())
@@ -147,7 +159,7 @@ impl ScopeInner {
 
 impl Manager for ScopeInner {
     fn claim_for(&self, _store: &Store, _key: Key) -> Option<Claim> {
-        Some(Claim::new(ClaimKind::Holder))
+        Some(Claim::noted(ClaimKind::Holder, self.note()))
     }
 
     fn adopt(&self, store: &Store, key: Key, claim: Claim) -> Result<()> {

@@ -112,10 +112,31 @@ impl LivenessScope {
     /// let scope = LivenessScope::new();
     /// assert!(scope.is_empty() && !scope.is_open());
     /// ```
+    #[track_caller]
     pub fn new() -> LivenessScope {
         LivenessScope {
             inner: Arc::new(ScopeInner::new()),
         }
+    }
+
+    /// Names the claims the scope takes from now on: their label in
+    /// [`Store::inspect`](crate::Store::inspect) and `borrowstore memory`
+    /// (by default, where the scope was made).
+    ///
+    /// ```
+    /// # use borrowstore::{LivenessScope, OwnedProxy, Store};
+    /// # fn main() -> Result<(), borrowstore::Error> {
+    /// let store = Store::memory("doc-scope-label");
+    /// let scope = LivenessScope::new();
+    /// scope.label("batch");
+    /// let owner = store.owned_proxy(1u8)?;
+    /// scope.manage(&owner)?;
+    /// let info = store.inspect(OwnedProxy::key(&owner))?.expect("stored");
+    /// assert!(info.claims.iter().any(|c| c.label.as_deref() == Some("batch")));
+    /// # Ok(()) }
+    /// ```
+    pub fn label(&self, name: &'static str) {
+        self.inner.name(name);
     }
 
     fn as_manager(&self) -> Arc<dyn Manager> {

@@ -224,7 +224,7 @@ impl Ledger {
         let mut expired: Vec<Claim> = Vec::new();
         let mut add = |kind, id: &ClaimId, d: &Deadline| {
             if *d < now {
-                expired.push(Claim { kind, id: *id });
+                expired.push(Claim::rebuilt(kind, *id));
             }
         };
         if let Some((id, d)) = &self.owner {

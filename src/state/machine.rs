@@ -4,6 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::journal::Record;
+use super::note::Note;
 use crate::error::Borrows;
 use crate::key::ClaimId;
 
@@ -20,24 +22,105 @@ pub enum ClaimKind {
     Writer,
 }
 
+impl ClaimKind {
+    /// Its code in the claim journal.
+    pub(crate) const fn code(self) -> u64 {
+        match self {
+            ClaimKind::Owner => 0,
+            ClaimKind::Holder => 1,
+            ClaimKind::Reader => 2,
+            ClaimKind::Writer => 3,
+        }
+    }
+
+    /// Whether it is a borrow (a reader or the writer).
+    #[inline(always)]
+    pub(crate) const fn is_borrow(self) -> bool {
+        matches!(self, ClaimKind::Reader | ClaimKind::Writer)
+    }
+}
+
 /// One claim: its kind and its id.
 ///
 /// Only this crate makes claims (the handles take them, and connectors hand
 /// back the ones they were given), so code outside it cannot act under a
 /// claim it does not hold. It can read one, and serialize it.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Serialize)]
+///
+/// A claim also carries a [`Note`]: its label for the store's inspection
+/// (the call site that took it, or a name). The note is not part of its
+/// identity (two claims are equal when their kind and id are) and is not
+/// serialized: a store records it when the claim is taken.
+#[derive(Clone, Copy, Debug, Serialize)]
 pub struct Claim {
     pub(crate) kind: ClaimKind,
     pub(crate) id: ClaimId,
+    #[serde(skip)]
+    pub(crate) note: Note,
+    /// Its record in this process's claim journal (memory-store borrows).
+    #[serde(skip)]
+    pub(crate) record: Option<&'static Record>,
+}
+
+impl PartialEq for Claim {
+    fn eq(&self, other: &Self) -> bool {
+        self.kind == other.kind && self.id == other.id
+    }
+}
+
+impl Eq for Claim {}
+
+impl std::hash::Hash for Claim {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.kind.hash(state);
+        self.id.hash(state);
+    }
 }
 
 impl Claim {
-    /// A claim of `kind` with a fresh id.
+    /// A claim of `kind` with a fresh id, noting the caller's call site.
+    #[track_caller]
+    #[inline]
     pub(crate) fn new(kind: ClaimKind) -> Self {
+        Claim::noted(kind, Note::here())
+    }
+
+    /// A claim of `kind` with a fresh id and the note `note`.
+    #[inline]
+    pub(crate) fn noted(kind: ClaimKind, note: Note) -> Self {
         Claim {
             kind,
             id: ClaimId::next(),
+            note,
+            record: None,
         }
+    }
+
+    /// A claim rebuilt from its kind and id (read back from a store): no note.
+    pub(crate) fn rebuilt(kind: ClaimKind, id: ClaimId) -> Self {
+        Claim {
+            kind,
+            id,
+            note: Note::NONE,
+            record: None,
+        }
+    }
+
+    /// Its label for the store's inspection; see [`Note`].
+    ///
+    /// ```
+    /// # use borrowstore::{Store, borrow};
+    /// # use borrowstore::submit::task_borrows;
+    /// # fn main() -> Result<(), borrowstore::Error> {
+    /// # let store = Store::memory("doc-claim-note");
+    /// # let owner = store.owned_proxy(1u8)?;
+    /// let mut r = borrow(&owner)?;
+    /// # // A reader claim, as a connector receives one.
+    /// let reader = task_borrows(&mut r)[0].claim;
+    /// assert_eq!(reader.note().site().map(|l| l.file()), Some(file!()));
+    /// # Ok(()) }
+    /// ```
+    pub const fn note(self) -> Note {
+        self.note
     }
 
     /// The kind of claim.
@@ -413,6 +496,45 @@ impl State {
                 Ok((State(s | GONE), Effect::Evict))
             }
         }
+    }
+
+    /// The fast form of a borrow's acquire (`kind` a reader or a writer) for
+    /// a connector that keeps the state in one atomic word: the bits after
+    /// it, where [`apply`](State::apply) would take it with no effect;
+    /// `None` where `apply` must decide (it would refuse, or `kind` is not a
+    /// borrow). Bits above the state's (a connector's own marks) pass
+    /// through unchanged. The property tests hold it to `apply`.
+    #[inline(always)]
+    pub(crate) const fn bits_after_take(bits: u64, kind: ClaimKind) -> Option<u64> {
+        match kind {
+            ClaimKind::Reader
+                if bits & (WRITER | GONE) == 0 && bits & READERS_MASK != READERS_MASK =>
+            {
+                Some(bits + 1)
+            }
+            ClaimKind::Writer if bits & (WRITER | GONE | READERS_MASK) == 0 => Some(bits | WRITER),
+            _ => None,
+        }
+    }
+
+    /// The fast form of a borrow's release, as
+    /// [`bits_after_take`](State::bits_after_take): the bits after it where
+    /// `apply` would release it with no effect; `None` where `apply` must
+    /// decide (the borrow is not held, or its release evicts).
+    #[inline(always)]
+    pub(crate) const fn bits_after_give_back(bits: u64, kind: ClaimKind) -> Option<u64> {
+        let next = match kind {
+            ClaimKind::Reader if bits & READERS_MASK != 0 => bits - 1,
+            ClaimKind::Writer if bits & WRITER != 0 => bits & !WRITER,
+            _ => return None,
+        };
+        // `settle` evicts an object that had an owner and is left with no
+        // claim: that release takes the slow path.
+        let claimed = next & (OWNED | HOLDERS_MASK | READERS_MASK | WRITER) != 0;
+        if next & HAD_OWNER != 0 && !claimed && next & GONE == 0 {
+            return None;
+        }
+        Some(next)
     }
 
     /// Evicts when the object had an owner and has no claim left.

@@ -33,10 +33,13 @@
 //! [`NEVER`], [`Redeem`]); every item is at `borrowstore::state::*`.
 
 // `ledger` builds on `machine`; `machine` uses nothing else in the module.
+pub(crate) mod journal;
 mod ledger;
 mod machine;
+mod note;
 #[cfg(test)]
 mod tests;
 
 pub use ledger::{Deadline, Ledger, NEVER, Redeem};
 pub use machine::{Claim, ClaimKind, Effect, Init, Op, Refusal, State};
+pub use note::Note;

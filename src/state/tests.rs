@@ -325,4 +325,40 @@ proptest! {
         }
         prop_assert!(evictions <= 1);
     }
+
+    /// The fast forms of a borrow's acquire and release agree with
+    /// `apply` wherever they answer, on any state word (with a
+    /// connector's mark in the bits above the state), and answer on the
+    /// states a borrow meets every time.
+    #[test]
+    fn fast_borrow_transitions_agree_with_apply(
+        readers in prop_oneof![0u32..4, Just(u32::MAX - 1), Just(u32::MAX)],
+        writer in any::<bool>(),
+        owned in any::<bool>(),
+        holders in 0u32..3,
+        had_owner in any::<bool>(),
+        gone in any::<bool>(),
+        mark in any::<bool>(),
+        reader in any::<bool>(),
+    ) {
+        let kind = if reader { ClaimKind::Reader } else { ClaimKind::Writer };
+        let s = State::from_parts(readers, writer, owned, holders, had_owner, gone);
+        let extra = if mark { 1u64 << 63 } else { 0 };
+        let bits = s.to_bits() | extra;
+        let cl = c(kind);
+        match State::bits_after_take(bits, kind) {
+            Some(next) => {
+                prop_assert_eq!(s.apply(Op::Acquire(cl)), Ok((State::from_bits(next & !extra), Effect::None)));
+                prop_assert_eq!(next & extra, extra);
+            }
+            None => prop_assert!(s.apply(Op::Acquire(cl)).is_err()),
+        }
+        match State::bits_after_give_back(bits, kind) {
+            Some(next) => {
+                prop_assert_eq!(s.apply(Op::Release(cl)), Ok((State::from_bits(next & !extra), Effect::None)));
+                prop_assert_eq!(next & extra, extra);
+            }
+            None => prop_assert!(!matches!(s.apply(Op::Release(cl)), Ok((_, Effect::None)))),
+        }
+    }
 }

@@ -13,6 +13,7 @@ pub(crate) mod manager;
 mod objects;
 mod registry;
 mod resolve;
+mod snapshot;
 mod target;
 
 use std::sync::Arc;
@@ -21,6 +22,7 @@ pub use builder::StoreBuilder;
 pub(crate) use config::Location;
 pub use config::StoreConfig;
 pub use info::ObjectInfo;
+pub use snapshot::{Snapshot, Summary};
 pub(crate) use target::Target;
 
 use crate::connector::{Connector, MemoryConnector, Recheck, Waiters};

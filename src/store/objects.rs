@@ -10,6 +10,7 @@ use super::target::Target;
 use crate::codec::Storable;
 use crate::error::{Error, Result};
 use crate::key::Key;
+use crate::observe::{self, op_span};
 
 impl Store {
     /// Stores a copy of `value` (encoded) under a new key, with no owner: it
@@ -37,7 +38,14 @@ impl Store {
     /// ```
     pub fn put<T: Storable>(&self, value: &T) -> Result<Key> {
         let key = Key::random();
-        self.insert_managed(key, self.encode(value)?)?;
+        let span = op_span!("put", self, key);
+        let r = {
+            let _in = span.enter();
+            self.encode(value).and_then(|v| self.insert_managed(key, v))
+        };
+        observe::finish(&span, || self.name(), "put", &r);
+        r?;
+        observe::objects(|| self.name(), 1.0);
         Ok(key)
     }
 
@@ -91,10 +99,17 @@ impl Store {
     /// # Ok(()) }
     /// ```
     pub fn get<T: Storable>(&self, key: &Key) -> Result<Option<T>> {
-        match self.blocking().get(key)? {
-            None => Ok(None),
-            Some(stored) => self.to_owned_value(stored).map(Some),
-        }
+        let span = op_span!("get", self, key);
+        let r = {
+            let _in = span.enter();
+            match self.blocking().get(key) {
+                Ok(None) => Ok(None),
+                Ok(Some(stored)) => self.to_owned_value(stored).map(Some),
+                Err(e) => Err(e),
+            }
+        };
+        observe::finish(&span, || self.name(), "get", &r);
+        r
     }
 
     /// The value under `key`, shared with every other reader in this process
@@ -116,11 +131,14 @@ impl Store {
     /// # Ok(()) }
     /// ```
     pub fn get_shared<T: Storable>(&self, key: &Key) -> Result<Option<Arc<T>>> {
-        match self.resolve(Target::keyed(key)) {
+        let span = op_span!("get", self, key);
+        let r = match span.in_scope(|| self.resolve(Target::keyed(key))) {
             Ok(v) => Ok(Some(v)),
             Err(Error::KeyNotFound { .. }) => Ok(None),
             Err(e) => Err(e),
-        }
+        };
+        observe::finish(&span, || self.name(), "get", &r);
+        r
     }
 
     /// Copies of several values, in the order of `keys`; `None` where
@@ -208,8 +226,13 @@ impl Store {
     /// # Ok(()) }
     /// ```
     pub fn evict(&self, key: &Key) -> Result<bool> {
-        let r = self.blocking().evict(key);
+        let span = op_span!("evict", self, key);
+        let r = span.in_scope(|| self.blocking().evict(key));
         self.inner.cache.remove(key);
+        observe::finish(&span, || self.name(), "evict", &r);
+        if let Ok(true) = r {
+            observe::objects(|| self.name(), -1.0);
+        }
         r
     }
 

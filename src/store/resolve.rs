@@ -101,6 +101,7 @@ impl Store {
             Fetch::Unchanged => match cached {
                 Some(c) => {
                     let version = c.version;
+                    tracing::trace!(target: "borrowstore", store = %self.name(), %key, version, "cache hit");
                     downcast_cached(c).map(|v| Some((v, version)))
                 }
                 None => Ok(None),

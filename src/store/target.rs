@@ -46,6 +46,16 @@ impl<'a> Target<'a> {
         }
     }
 
+    /// Takes `claim`: [`apply`](Self::apply) of its acquire, through an
+    /// entry's hot path where it is a borrow.
+    #[inline]
+    pub(crate) fn take(self, store: &Store, claim: &Claim) -> Result<Effect> {
+        match self.entry {
+            Some(e) if claim.kind.is_borrow() => e.take_borrow(claim),
+            _ => self.apply(store, Op::Acquire(*claim)),
+        }
+    }
+
     /// [`apply`](Self::apply) without blocking the executor (an entry's
     /// state is in this process: applied at once).
     pub(crate) async fn apply_async(self, store: &Store, op: Op) -> Result<Effect> {
@@ -70,6 +80,7 @@ impl<'a> Target<'a> {
     #[inline]
     pub(crate) fn release(self, store: &Store, claim: Claim) {
         match self.entry {
+            Some(e) if claim.kind.is_borrow() => e.give_back_borrow(&claim),
             Some(e) => e.release(claim),
             None => store.connector().release(self.key, claim),
         }

@@ -288,10 +288,7 @@ fn ticket_redeemed_twice_and_expired_at_once() {
                         m.table().redeem(0, 1, ticket, ClaimKind::Reader, p)
                     {
                         wins.fetch_add(1, StdOrdering::SeqCst);
-                        let c = Claim {
-                            kind: ClaimKind::Reader,
-                            id,
-                        };
+                        let c = Claim::rebuilt(ClaimKind::Reader, id);
                         m.table().release(e, h, c, false, &mut Yield(0)).unwrap();
                     }
                 })

@@ -24,9 +24,6 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
-
 use crate::redis_server::{Redis, Tls, kill_at_exit};
 
 /// How many nodes a cluster has: three primaries and their replicas.
@@ -309,24 +306,6 @@ impl RedisCluster {
         format!("{base}{sep}ns={namespace}{extra}")
     }
 
-    /// Sends one command (over RESP) to the node at `port`; the raw reply.
-    fn resp(port: u16, args: &[&[u8]]) -> Vec<u8> {
-        let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect to a node");
-        let mut req = format!("*{}\r\n", args.len()).into_bytes();
-        for a in args {
-            req.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
-            req.extend_from_slice(a);
-            req.extend_from_slice(b"\r\n");
-        }
-        s.write_all(&req).expect("write");
-        s.set_read_timeout(Some(Duration::from_secs(2)))
-            .expect("timeout");
-        let mut buf = vec![0u8; 4096];
-        let n = s.read(&mut buf).expect("read");
-        buf.truncate(n);
-        buf
-    }
-
     /// Sends a signal by name to every node.
     fn signal_all(&self, sig: &str) {
         for pid in &self.pids {
@@ -391,7 +370,7 @@ impl Redis for RedisCluster {
         );
         let mut port = self.ports[0];
         for _ in 0..5 {
-            let reply = Self::resp(port, args);
+            let reply = crate::redis_server::resp(port, args);
             let text = String::from_utf8_lossy(&reply);
             match text
                 .strip_prefix("-MOVED ")

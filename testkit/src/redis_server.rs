@@ -211,20 +211,7 @@ impl RedisServer {
 
     /// Sends one command over RESP (for third-party writes in tests).
     pub fn command(&self, args: &[&[u8]]) -> Vec<u8> {
-        let mut s = TcpStream::connect(("127.0.0.1", self.port)).expect("connect");
-        let mut req = format!("*{}\r\n", args.len()).into_bytes();
-        for a in args {
-            req.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
-            req.extend_from_slice(a);
-            req.extend_from_slice(b"\r\n");
-        }
-        s.write_all(&req).expect("write");
-        s.set_read_timeout(Some(Duration::from_secs(2)))
-            .expect("timeout");
-        let mut buf = vec![0u8; 4096];
-        let n = s.read(&mut buf).expect("read");
-        buf.truncate(n);
-        buf
+        resp(self.port, args)
     }
 
     fn spawn(&mut self) -> bool {
@@ -452,4 +439,23 @@ pub fn base_url_for_this_test() -> String {
     let url = format!("redis://127.0.0.1:{}/0", server.port());
     SERVERS.with(|s| s.borrow_mut().push(server));
     url
+}
+
+/// Sends one command (over RESP) to the server or node on loopback `port`;
+/// the raw reply (one read, up to 4 KiB, within 2 s).
+pub(crate) fn resp(port: u16, args: &[&[u8]]) -> Vec<u8> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    let mut req = format!("*{}\r\n", args.len()).into_bytes();
+    for a in args {
+        req.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+        req.extend_from_slice(a);
+        req.extend_from_slice(b"\r\n");
+    }
+    s.write_all(&req).expect("write");
+    s.set_read_timeout(Some(Duration::from_secs(2)))
+        .expect("timeout");
+    let mut buf = vec![0u8; 4096];
+    let n = s.read(&mut buf).expect("read");
+    buf.truncate(n);
+    buf
 }

@@ -5,8 +5,9 @@
 //! - `objects/<key>.ledger` — the object's side file, written once when the
 //!   object is created (to `tmp/`, then hard-linked into place, which fails
 //!   if the key exists): magic `BSO1`, the object's slot and generation in
-//!   the state table, and room for per-object metadata (a length and that
-//!   many bytes, empty today). It never changes; it goes with the object.
+//!   the state table, and the object's record for inspection (type name,
+//!   size, creation time, name; see [`side`](super::side)). It never
+//!   changes; it goes with the object.
 //! - `objects/<key>.<version>.blob` — the value, one file per version,
 //!   written to `tmp/` and renamed into place, never written again.
 
@@ -20,11 +21,11 @@ use bytes::Bytes;
 
 use super::map::ValueMap;
 use super::shared::Shared;
-use super::side::{Place, encode_side, parse_side};
+use super::side::{Place, encode_side, parse_side, parse_side_meta};
 use super::site::Site;
 use super::table::Fail;
-use crate::connector::Waiters;
 use crate::connector::lease::now_ms;
+use crate::connector::{ObjectMeta, Waiters};
 use crate::error::{Error, Result};
 use crate::key::{ClaimId, Key};
 
@@ -110,10 +111,10 @@ impl Inner {
         Ok(path)
     }
 
-    /// Writes the side file of `key`, naming `place`; fails with "already
-    /// exists" if the key has one.
-    pub(super) fn write_side(&self, key: &Key, place: Place) -> Result<()> {
-        let tmp = self.write_tmp(&encode_side(place))?;
+    /// Writes the side file of `key`, naming `place` and recording `meta`;
+    /// fails with "already exists" if the key has one.
+    pub(super) fn write_side(&self, key: &Key, place: Place, meta: &ObjectMeta) -> Result<()> {
+        let tmp = self.write_tmp(&encode_side(place, meta))?;
         let path = self.side_path(key);
         let linked = fs::hard_link(&tmp, &path);
         let _ = fs::remove_file(&tmp);
@@ -127,15 +128,21 @@ impl Inner {
         }
     }
 
-    /// The place the side file of `key` names; `None` if it has none.
-    pub(super) fn read_side(&self, key: &Key) -> Result<Option<Place>> {
+    /// The place the side file of `key` names, and (if `meta`) the
+    /// object's record; `None` if it has none.
+    fn read_side(&self, key: &Key, meta: bool) -> Result<Option<(Place, ObjectMeta)>> {
         let path = self.side_path(key);
         let bytes = match fs::read(&path) {
             Ok(b) => b,
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(self.site.error(e, "reading", &path)),
         };
-        parse_side(&bytes)
+        let parsed = if meta {
+            parse_side_meta(&bytes)
+        } else {
+            parse_side(&bytes).map(|p| (p, ObjectMeta::default()))
+        };
+        parsed
             .map(Some)
             .ok_or_else(|| Error::decode(format_args!("the side file of {key} is damaged")))
     }
@@ -143,11 +150,17 @@ impl Inner {
     /// Where `key` lives, if it is a live object: its side file names a
     /// slot that holds it now.
     pub(super) fn find(&self, key: &Key) -> Result<Option<Place>> {
+        Ok(self.find_with(key, false)?.map(|(p, _)| p))
+    }
+
+    /// [`find`](Self::find), with the object's record (read from its side
+    /// file) if `meta`.
+    pub(super) fn find_with(&self, key: &Key, meta: bool) -> Result<Option<(Place, ObjectMeta)>> {
         // A process that uses an object of the directory takes its record
         // (and lock file) first, so that what it does next is reclaimed if
         // it dies.
         self.me()?;
-        let Some(place) = self.read_side(key)? else {
+        let Some((place, object)) = self.read_side(key, meta)? else {
             return Ok(None);
         };
         if place.slot >= self.shared.layout.slots {
@@ -162,7 +175,7 @@ impl Inner {
             .live(place.slot)
             .map_err(|f| self.fail(f, "open", key))?;
         Ok(match live {
-            Some((k, epoch, _)) if k == *key && epoch == place.epoch => Some(place),
+            Some((k, epoch, _)) if k == *key && epoch == place.epoch => Some((place, object)),
             _ => None,
         })
     }

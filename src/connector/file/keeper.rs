@@ -147,6 +147,18 @@ impl Shared {
     /// objects a dead process was creating or removing; announces the
     /// releases.
     fn finish(&self, out: Reclaimed) {
+        if !out.touched.is_empty() {
+            let span = tracing::debug_span!(
+                target: "borrowstore",
+                "reclaim",
+                dir = %self.root.display(),
+                claims = out.touched.len(),
+                outcome = "ok"
+            );
+            span.in_scope(|| {
+                tracing::debug!(target: "borrowstore", "claims of a dead or stopped process released");
+            });
+        }
         let table = self.table();
         for o in out.dropped {
             if let Ok((key, version)) = table.key_version(o) {

@@ -10,7 +10,7 @@
 //! | 64 | header: magic `BSTABLE1`, format, capacities, high-water marks |
 //! | 4 per process record | state (free, live, revoked), heartbeat (ms), pid, lease (ms) |
 //! | 8 per object slot | state word, phase, version, key (2 words), created (ms), generation, spare |
-//! | 8 per claim entry | head, claim id (2), ticket id (2), ticket deadline, object generation, spare |
+//! | 8 per claim entry | head, claim id (2), ticket id (2), ticket deadline, object generation, note |
 
 use crate::state::{ClaimKind, State};
 
@@ -173,6 +173,26 @@ pub(crate) const E_TICKET_HI: usize = 3;
 pub(crate) const E_TICKET_LO: usize = 4;
 pub(crate) const E_DEADLINE: usize = 5;
 pub(crate) const E_EPOCH: usize = 6;
+/// What inspection shows of the claim: [`note_word`].
+pub(crate) const E_NOTE: usize = 7;
+
+/// A claim entry's note word: when the claim was taken (ms since the Unix
+/// epoch, bits 0..42), its label's number (bits 42..54) in the label file
+/// of process record `labeler` (bits 54..64).
+pub(crate) fn note_word(since_ms: u64, label: u32, labeler: u32) -> u64 {
+    (since_ms & ((1 << 42) - 1))
+        | (u64::from(label & 0xFFF) << 42)
+        | (u64::from(labeler & 0x3FF) << 54)
+}
+
+/// The time, label number and labeler of a note word.
+pub(crate) fn note_of(word: u64) -> (u64, u32, u32) {
+    (
+        word & ((1 << 42) - 1),
+        ((word >> 42) & 0xFFF) as u32,
+        (word >> 54) as u32,
+    )
+}
 
 // ---------------------------------------------------------------------------
 // The state word of an object slot
@@ -367,6 +387,13 @@ mod tests {
             .is_none()
         );
         assert!(state_of(gone_word(3)).gone());
+    }
+
+    #[test]
+    fn note_words_round_trip() {
+        let w = note_word(1_800_000_000_000, 4095, 1023);
+        assert_eq!(note_of(w), (1_800_000_000_000, 4095, 1023));
+        assert_eq!(note_of(note_word(5, 0, 0)), (5, 0, 0));
     }
 
     #[test]

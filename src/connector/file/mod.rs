@@ -12,7 +12,9 @@ mod cache;
 mod dir;
 mod entry;
 mod files;
+mod inspect;
 mod keeper;
+mod labels;
 mod layout;
 mod map;
 mod ops;
@@ -56,14 +58,20 @@ pub(crate) use self::{
 /// - `table` — the state table, mapped by every process that opens the
 ///   directory: a header, a record per process, a slot per object (its
 ///   borrow state in one atomic word, its version, its key) and an entry
-///   per claim (kind, holding process, claim id, ticket). Its capacity is
+///   per claim (kind, holding process, claim id, ticket, time and label). Its capacity is
 ///   fixed when the directory is created (`capacity=N` objects, default
 ///   1,048,576, and twice as many claims); a full table is an error.
 /// - `objects/<key>.ledger` — the object's side file, written once at
-///   creation: its slot in the table (and room for metadata);
+///   creation: its slot in the table, and what inspection shows of it (the
+///   value's type, size, creation time and name: the format is documented
+///   in `src/connector/file/side.rs`);
 /// - `objects/<key>.<version>.blob` — the value, one file per version,
 ///   written to `tmp/` and renamed into place, never changed after;
 /// - `procs/<n>.lock` — a lock file per process record;
+/// - `procs/<n>.notes` — a process record's label file: its host, and the
+///   labels of the claims it took, each written the first time the process
+///   takes a claim with it (a claim's entry records the label's number and
+///   the time it was taken: `src/connector/file/labels.rs`);
 /// - `tmp/` — files being written;
 /// - `borrowstore.dir` — the marker that makes it a borrowstore directory:
 ///   two lines, `borrowstore file store` and `format 2`. Opening a
@@ -407,6 +415,9 @@ impl Connector for FileConnector {
             )
             .map_err(|f| inner.fail(f, "put", key))?;
         let place = Place { slot, epoch };
+        if let (Init::Claimed(c), Some((e, _))) = (init, entry) {
+            table.set_note(e, inner.note_here(&c, me));
+        }
         let abandon = || {
             let _ = table.abandon(slot, epoch, entry);
         };
@@ -420,7 +431,12 @@ impl Connector for FileConnector {
         // The side file claims the key (it fails if the key exists); the
         // value goes in after it, so no value file is ever left without one
         // for longer than a crash.
-        if let Err(e) = inner.write_side(key, place) {
+        let name = match init {
+            Init::Claimed(c) if c.kind == ClaimKind::Owner => c.note.name(),
+            _ => None,
+        };
+        let meta = crate::connector::ObjectMeta::of_bytes(&bytes, name);
+        if let Err(e) = inner.write_side(key, place, &meta) {
             let _ = fs::remove_file(&tmp);
             abandon();
             return Err(e);
@@ -552,17 +568,11 @@ impl Connector for FileConnector {
         Ok(())
     }
 
+    /// Reads the table as it is: what it reports of each claim is its
+    /// entry's (kind, holder, label, time) and its holder's record (pid,
+    /// heartbeat and lease).
     fn inspect(&self, key: &Key) -> Result<Option<Inspect>> {
-        let Some(place) = self.inner.find(key)? else {
-            return Ok(None);
-        };
-        let table = self.inner.shared.table();
-        let fail = |f| self.inner.fail(f, "inspect", key);
-        let state = table.state(place.slot, place.epoch).map_err(fail)?;
-        let version = table.version(place.slot).map_err(fail)?;
-        Ok(state
-            .filter(|s| !s.gone())
-            .map(|state| Inspect { state, version }))
+        self.inner.inspect_key(key)
     }
 
     fn keys(&self) -> Result<Vec<Key>> {

@@ -5,6 +5,8 @@ use std::fs;
 
 use super::cache::ClaimCache;
 use super::files::Inner;
+use super::labels;
+use super::layout::{note_of, note_word};
 use super::shared::{Held, Patience};
 use super::side::Place;
 use super::table::{Fail, Redeemed};
@@ -20,6 +22,16 @@ impl Inner {
             self.site
                 .error(e, "registering this process in", &self.root.join("procs"))
         })
+    }
+
+    /// The note word of a claim `c` this process (record `me`) takes now:
+    /// the time, and the number of its label, which this process's label
+    /// file has from now on.
+    #[inline]
+    pub(super) fn note_here(&self, c: &Claim, me: u32) -> u64 {
+        let n = labels::number(c.note);
+        self.shared.labels.ensure(n);
+        note_word(crate::state::journal::coarse_now_ms(), n, me)
     }
 
     /// Applies `op` to the object `key` at `place`.
@@ -44,6 +56,7 @@ impl Inner {
                         &mut Patience::new(),
                     )
                     .map_err(|f| self.fail(f, op.name(), key))?;
+                table.set_note(entry, self.note_here(&c, me));
                 let stale = |e: u32, id_bits: u64| {
                     let held = table
                         .head(e)
@@ -264,12 +277,20 @@ impl Inner {
         kind: ClaimKind,
     ) -> Result<Claim> {
         let me = self.me()?;
-        match self
-            .shared
-            .table()
-            .redeem(place.slot, place.epoch, ticket, kind, me)
-        {
+        let table = self.shared.table();
+        match table.redeem(place.slot, place.epoch, ticket, kind, me) {
             Redeemed::Claim(entry, head, id) => {
+                // Redeemed now, here, with the label it was taken with.
+                let (_, label, labeler) = note_of(table.note(entry));
+                let label = if labeler == me {
+                    label
+                } else {
+                    self.label_text(labeler, label)
+                        .map_or(0, |t| labels::adopt(&t))
+                };
+                self.shared.labels.ensure(label);
+                let now = crate::state::journal::coarse_now_ms();
+                table.set_note(entry, note_word(now, label, me));
                 self.shared.claims.insert(
                     id,
                     Held {
@@ -277,7 +298,7 @@ impl Inner {
                         head: head.encode(),
                     },
                 );
-                Ok(Claim { kind, id })
+                Ok(Claim::rebuilt(kind, id))
             }
             Redeemed::WrongKind(found) => Err(crate::connector::wrong_ticket_kind(found, kind)),
             Redeemed::Spent => {

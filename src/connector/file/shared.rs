@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use dashmap::DashMap;
 
+use super::labels::Labels;
 use super::layout::{self, Layout, PROC_FREE};
 use super::map::TableMap;
 use super::table::{Pause, Table};
@@ -54,6 +55,8 @@ pub(super) struct Shared {
     pub(super) lease_ms: AtomicU64,
     /// The waiters of every store of the directory in this process.
     waiters: Mutex<Vec<Weak<Waiters>>>,
+    /// This process's label file of the directory.
+    pub(super) labels: Labels,
 }
 
 /// The wait of a transition for another process's tag: spins, then
@@ -158,6 +161,7 @@ impl Shared {
             hint: AtomicU32::new(rand::random::<u32>() % layout.entries),
             lease_ms: AtomicU64::new(0),
             waiters: Mutex::new(Vec::new()),
+            labels: Labels::new(),
         });
         registry.insert(id, Arc::downgrade(&shared));
         Ok(shared)
@@ -196,6 +200,11 @@ impl Shared {
     /// The path of process record `i`'s lock file.
     pub(super) fn lock_path(&self, i: u32) -> PathBuf {
         self.root.join("procs").join(format!("{i}.lock"))
+    }
+
+    /// The path of process record `i`'s label file ([`labels`](super::labels)).
+    pub(super) fn labels_path(&self, i: u32) -> PathBuf {
+        self.root.join("procs").join(format!("{i}.notes"))
     }
 
     /// This process's record, if it has one yet.
@@ -244,6 +253,11 @@ impl Shared {
             }
             if !table.claim_record(i, u64::from(std::process::id()), lease, now_ms()) {
                 continue;
+            }
+            if let Err(e) = self.labels.start(&self.labels_path(i)) {
+                // Claims are still taken and reclaimed; inspection from
+                // other processes shows them without labels.
+                tracing::debug!(error = %e, "cannot start this process's label file");
             }
             *me = Some(Me {
                 index: i,

@@ -219,14 +219,28 @@ impl<'a, W: Word> Table<'a, W> {
         Ok((e, h))
     }
 
+    /// Records what inspection shows of the claim in entry `e`: its
+    /// [`note_word`].
+    #[inline]
+    pub(crate) fn set_note(&self, e: u32, note: u64) {
+        if let Ok(w) = self.entry(e, E_NOTE) {
+            w.store(note, Relaxed);
+        }
+    }
+
+    /// The [`note_word`] of entry `e`.
+    pub(crate) fn note(&self, e: u32) -> u64 {
+        self.entry(e, E_NOTE).map_or(0, |w| w.load(Relaxed))
+    }
+
     /// The claim entry `e` records, as a claim of `kind`.
     pub(crate) fn claim_of(&self, e: u32, kind: ClaimKind) -> Result<Claim, Fail> {
         let hi = self.entry(e, E_ID_HI)?.load(Acquire);
         let lo = self.entry(e, E_ID_LO)?.load(Acquire);
-        Ok(Claim {
+        Ok(Claim::rebuilt(
             kind,
-            id: ClaimId::from_u128((u128::from(hi) << 64) | u128::from(lo)),
-        })
+            ClaimId::from_u128((u128::from(hi) << 64) | u128::from(lo)),
+        ))
     }
 
     /// Applies `op` to slot `o` of generation `epoch`, setting the word's tag

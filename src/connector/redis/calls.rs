@@ -10,10 +10,22 @@ use super::client::Inner;
 use super::connector::RedisConnector;
 use super::script::{args, int, items, kind_code, kind_from, text, token};
 use crate::connector::offload::Undo;
-use crate::connector::{Entry, Fetch, Inspect, Stored, Value};
+use crate::connector::{Entry, Fetch, Inspect, ObjectMeta, Stored, Value, this_process};
 use crate::error::{Error, Result};
 use crate::key::{ClaimId, Key};
+use crate::observe::Timer;
 use crate::state::{Claim, ClaimKind, Init, Op, State};
+
+/// The note of a claim this process takes now, as the script records it
+/// (see `state.lua`): `<pid>|<host>|<taken ms>|<lease ms>|<label>`; for a
+/// redeem, the label is left to the script (the claim keeps the one it was
+/// taken with).
+fn note_arg(inner: &Inner, label: Option<String>) -> Vec<u8> {
+    let (pid, host) = this_process();
+    let now = crate::connector::lease::now_ms();
+    let lease = inner.lease_ms();
+    format!("{pid}|{host}|{now}|{lease}|{}", label.unwrap_or_default()).into_bytes()
+}
 
 /// One script call on one object and what to make of its reply: the same
 /// for the blocking and the async form of each operation.
@@ -26,15 +38,21 @@ pub(super) struct Call<T> {
 impl RedisConnector {
     /// Runs `call` and waits for its reply, blocking the thread.
     pub(super) fn run<T>(&self, call: Call<T>) -> Result<T> {
-        let v = self.inner.call(&call.key, call.args)?;
-        (call.read)(&self.inner, &call.key, v)
+        let timer = Timer::start();
+        let op = call.args.first().cloned().unwrap_or_default();
+        let v = self.inner.call(&call.key, call.args);
+        timer.stop(&self.inner.name, &op);
+        (call.read)(&self.inner, &call.key, v?)
     }
 
     /// Runs `call` and awaits its reply. Dropping the future leaves the
     /// request queued: it is still applied.
     pub(super) async fn run_async<T>(&self, call: Call<T>) -> Result<T> {
-        let v = self.inner.call_async(&call.key, call.args).await?;
-        (call.read)(&self.inner, &call.key, v)
+        let timer = Timer::start();
+        let op = call.args.first().cloned().unwrap_or_default();
+        let v = self.inner.call_async(&call.key, call.args).await;
+        timer.stop(&self.inner.name, &op);
+        (call.read)(&self.inner, &call.key, v?)
     }
 
     /// [`run_async`](Self::run_async) of a request that takes `claim`: if
@@ -58,9 +76,29 @@ impl RedisConnector {
                 other => Err(inner.error(format!("unexpected reply for {key}: {other}"))),
             }
         }
+        let label = match init {
+            Init::Claimed(c) if c.kind == ClaimKind::Owner => c.note.name(),
+            _ => None,
+        };
+        let object = ObjectMeta::of_value(&value, label);
+        let mut args = self.inner.put_args(value, init)?;
+        args.push(match init {
+            Init::Claimed(c) => note_arg(&self.inner, c.note.label()),
+            Init::Plain => Vec::new(),
+        });
+        args.push(
+            format!(
+                "{}|{}|{}|{}",
+                object.type_name.unwrap_or_default(),
+                object.size.unwrap_or(0),
+                object.created_ms.unwrap_or(0),
+                object.label.unwrap_or_default()
+            )
+            .into_bytes(),
+        );
         Ok(Call {
             key: *key,
-            args: self.inner.put_args(value, init)?,
+            args,
             read,
         })
     }
@@ -123,9 +161,13 @@ impl RedisConnector {
     /// A transition; its reply is read by [`Inner::apply_result`], which
     /// needs the op, so the read is done by the caller.
     pub(super) fn apply_call(&self, key: &Key, op: Op) -> Call<RValue> {
+        let mut args = self.inner.apply_args(op);
+        if let Op::Acquire(c) = op {
+            args.push(note_arg(&self.inner, c.note.label()));
+        }
         Call {
             key: *key,
-            args: self.inner.apply_args(op),
+            args,
             read: |_, _, v| Ok(v),
         }
     }
@@ -145,6 +187,7 @@ impl RedisConnector {
                 claim.id.to_string().as_bytes(),
                 self.inner.holder().as_bytes(),
                 known.as_bytes(),
+                &note_arg(&self.inner, claim.note.label()),
             ]),
             read: |_, _, v| Ok(items(v)),
         }
@@ -206,6 +249,7 @@ impl RedisConnector {
                 token().as_bytes(),
                 self.inner.holder().as_bytes(),
                 kind_code(kind).as_bytes(),
+                &note_arg(&self.inner, None),
             ]),
             read: |_, _, v| Ok(items(v)),
         }
@@ -232,10 +276,7 @@ impl RedisConnector {
                     .and_then(|i| crate::key::parse_hex128(&i));
                 match (kind, id) {
                     (Some(kind), Some(id)) => {
-                        let claim = Claim {
-                            kind,
-                            id: ClaimId::from_u128(id),
-                        };
+                        let claim = Claim::rebuilt(kind, ClaimId::from_u128(id));
                         inner.held.add(*key, claim);
                         Ok(claim)
                     }
@@ -255,6 +296,27 @@ impl RedisConnector {
         }
     }
 
+    /// What inspection reports: the claims and their notes as they are
+    /// (expired ones are listed, not released).
+    pub(super) fn peek_call(key: &Key) -> Call<Option<Inspect>> {
+        Call {
+            key: *key,
+            args: args([b"peek"]),
+            read: |inner, key, v| {
+                let parts = items(v);
+                match parts.first().and_then(text).as_deref() {
+                    Some("missing") => Ok(None),
+                    Some("ok") => super::notes::inspect_reply(&parts)
+                        .map(Some)
+                        .ok_or_else(|| inner.error(format!("malformed inspect reply for {key}"))),
+                    _ => Err(inner.error(format!("malformed inspect reply for {key}"))),
+                }
+            },
+        }
+    }
+
+    /// The object's counts, after releasing its expired claims (what
+    /// `exists` asks).
     pub(super) fn inspect_call(key: &Key) -> Call<Option<Inspect>> {
         Call {
             key: *key,
@@ -275,10 +337,7 @@ impl RedisConnector {
                     n(6) == 1,
                     false,
                 );
-                Ok(Some(Inspect {
-                    state,
-                    version: n(1),
-                }))
+                Ok(Some(Inspect::new(state, n(1))))
             },
         }
     }

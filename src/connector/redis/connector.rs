@@ -160,7 +160,7 @@ impl Connector for RedisConnector {
     }
 
     fn exists(&self, key: &Key) -> Result<bool> {
-        Ok(self.inspect(key)?.is_some())
+        Ok(self.run(Self::inspect_call(key))?.is_some())
     }
 
     fn evict(&self, key: &Key) -> Result<bool> {
@@ -229,7 +229,7 @@ impl Connector for RedisConnector {
     }
 
     fn inspect(&self, key: &Key) -> Result<Option<Inspect>> {
-        self.run(Self::inspect_call(key))
+        self.run(Self::peek_call(key))
     }
 
     fn keys(&self) -> Result<Vec<Key>> {
@@ -351,7 +351,7 @@ impl Connector for RedisConnector {
     }
 
     fn inspect_async(&self, key: Key) -> BoxFuture<'_, Result<Option<Inspect>>> {
-        Box::pin(self.run_async(Self::inspect_call(&key)))
+        Box::pin(self.run_async(Self::peek_call(&key)))
     }
 
     fn keys_async(&self) -> BoxFuture<'_, Result<Vec<Key>>> {

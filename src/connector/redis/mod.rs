@@ -23,7 +23,8 @@
 //!   (`redis://`, `rediss://`, `redis+cluster://`, `rediss+cluster://`);
 //! - `conn` — the connections: one server or a Redis Cluster, plain or
 //!   over TLS, behind one connection type, each request bounded by the
-//!   timeout and its errors naming the node and the request.
+//!   timeout and its errors naming the node and the request;
+//! - `notes` — what inspection reads: the claims and their notes.
 
 mod calls;
 mod client;
@@ -31,6 +32,7 @@ mod conn;
 mod connector;
 mod io;
 mod liveness;
+mod notes;
 mod options;
 mod script;
 mod subscribe;

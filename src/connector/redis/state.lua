@@ -43,6 +43,15 @@
 -- A refusal because of borrows ('borrowed', 'mutably_borrowed') carries the
 -- borrows it saw: 'borrowed:<readers>:<writer 0/1>'.
 --
+-- Notes hash (M, '<namespace>:{<object key>}:m', in the same slot as the
+-- state hash; what inspection shows, never what a rule reads): field 'obj'
+-- = '<type name>|<size>|<created ms>|<name>', and for each claim id
+-- '<os pid>|<host>|<taken ms>|<lease ms>|<label>', written by the call that takes the
+-- claim (the last argument of put, acquire, acquire_fetch and redeem) and
+-- deleted by its release; the notes of reclaimed claims go with the object.
+-- 'peek' reads it, with the claims as they are and, where the process
+-- table can be read from here (not across cluster slots), the table.
+--
 -- PROCESS TABLE OPERATIONS ('beat', 'adopt', 'forget', 'turn')
 --
 -- KEYS[1] is the namespace's process table, the hash '<ns>:{<ns>:procs}'
@@ -67,6 +76,7 @@
 -- extra lease at most. The table is deleted when no process is left in
 -- it (and expires a day after its last call).
 local S, R, H, T, X = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local M = string.sub(S, 1, -2) .. 'm'
 local op = ARGV[1]
 
 local function now_ms()
@@ -231,7 +241,25 @@ local function set_record(kind, id, rec)
   else redis.call('HSET', H, id, rec) end
 end
 
-local function evict() redis.call('DEL', S, R, H, T) end
+local function evict() redis.call('DEL', S, R, H, T, M) end
+
+-- Records the note of a claim just taken ('' for none).
+local function note(id, text)
+  if text and text ~= '' then redis.call('HSET', M, id, text) end
+end
+
+-- Everything inspection shows (op 'peek'), as it is: nothing is reclaimed.
+local function inspect_all()
+  local s = redis.call('HMGET', S, 'v', 'o', 'od', 'w', 'wd', 'had')
+  local procs = {}
+  if NS then
+    local t = redis.pcall('HGETALL', NS .. ':{' .. NS .. ':procs}')
+    if type(t) == 'table' and not t.err then procs = t end
+  end
+  return {'ok', s[1], s[2] or '', s[3] or '', s[4] or '', s[5] or '', s[6] or '0',
+          redis.call('HGETALL', R), redis.call('HGETALL', H), redis.call('HGETALL', T),
+          redis.call('HGETALL', M), tostring(now_ms()), procs}
+end
 
 -- Evicts when the object had an owner and no claim is left.
 local function settle()
@@ -340,13 +368,15 @@ local function release(kind, id, disown)
 end
 
 if op == 'put' then
-  -- ARGV: blob, put token, init kind ('' for none), init id, claim record
+  -- ARGV: blob, put token, init kind ('' for none), init id, claim record,
+  -- the init claim's note, the object's note
   if exists() then
     if redis.call('HGET', S, 'p') == ARGV[3] then return 'ok' end
     return 'exists'
   end
   redis.call('HSET', S, 'v', 1, 'b', ARGV[2], 'had', '0', 'p', ARGV[3])
-  if ARGV[4] ~= '' then acquire(ARGV[4], ARGV[5], ARGV[6]) end
+  if ARGV[4] ~= '' then acquire(ARGV[4], ARGV[5], ARGV[6]); note(ARGV[5], ARGV[7]) end
+  if ARGV[8] then redis.call('HSET', M, 'obj', ARGV[8]) end
   return 'ok'
 end
 
@@ -370,7 +400,7 @@ if op == 'take' then
 end
 
 if op == 'redeem' then
-  -- ARGV: ticket, redeem token, claim record of the redeemer, kind.
+  -- ARGV: ticket, redeem token, claim record of the redeemer, kind, note.
   -- Returns {'ok', kind, id}. A ticket of another kind (damaged bytes) is
   -- refused and not consumed. A redeemed ticket leaves the tickets hash at
   -- once; its redeem record '<token>:<kind>:<id>' (expiring after a minute)
@@ -394,8 +424,16 @@ if op == 'redeem' then
   if not kind or not holds(kind, id) then return {'redeemed'} end
   local _, _, more = parse(record(kind, id))
   set_record(kind, id, ARGV[4] .. more)
+  -- The redeemer's process and time, the label the claim was taken with.
+  local old = redis.call('HGET', M, id) or ''
+  note(id, (ARGV[6] or '') .. (string.match(old, '^[^|]*|[^|]*|[^|]*|[^|]*|(.*)$') or ''))
   if D then redis.call('SET', D, ARGV[3] .. ':' .. t, 'PX', 60000) end
   return {'ok', kind, id}
+end
+
+if op == 'peek' then
+  if not exists() then return {'missing'} end
+  return inspect_all()
 end
 
 if not exists() then
@@ -433,22 +471,27 @@ if op == 'fetch' then
   if v == ARGV[2] then return {'unchanged', v} end
   return {'changed', v, redis.call('HGET', S, 'b')}
 elseif op == 'acquire' then
-  -- ARGV: kind, id, claim record
-  return acquire(ARGV[2], ARGV[3], ARGV[4])
+  -- ARGV: kind, id, claim record, note
+  local status = acquire(ARGV[2], ARGV[3], ARGV[4])
+  if status == 'ok' then note(ARGV[3], ARGV[5]) end
+  return status
 elseif op == 'acquire_fetch' then
-  -- ARGV: kind, id, claim record, known version. A borrow and a
+  -- ARGV: kind, id, claim record, known version, note. A borrow and a
   -- version-checked read in one round trip: {status} or
   -- {'ok', 'unchanged', v} or {'ok', 'changed', v, value}.
   local status = acquire(ARGV[2], ARGV[3], ARGV[4])
   if status ~= 'ok' then return {status} end
+  note(ARGV[3], ARGV[6])
   local v = redis.call('HGET', S, 'v')
   if v == ARGV[5] then return {'ok', 'unchanged', v} end
   return {'ok', 'changed', v, redis.call('HGET', S, 'b')}
 elseif op == 'release' then
   -- ARGV: kind, id
+  redis.call('HDEL', M, ARGV[3])
   return release(ARGV[2], ARGV[3], false)
 elseif op == 'disown' then
   -- ARGV: kind, id
+  redis.call('HDEL', M, ARGV[3])
   return release(ARGV[2], ARGV[3], true)
 elseif op == 'evict' then
   if written() or readers() > 0 then return busy('borrowed') end

@@ -20,13 +20,15 @@
 //!
 //! The checks, by topic: [`ownership`] (owners and the borrow rule),
 //! [`publishing`], [`adoption`] (`clone`, `into_owned`), [`eviction`],
-//! [`tickets`], [`bad_input`], [`plain_api`] and [`waiting`] (waiting
+//! [`tickets`], [`bad_input`], [`plain_api`], [`inspection`] (what
+//! `inspect` and `snapshot` report) and [`waiting`] (waiting
 //! borrows, the `_async` forms, dropped writers). All of them are re-exported
 //! here, where the macro finds them.
 
 pub mod adoption;
 pub mod bad_input;
 pub mod eviction;
+pub mod inspection;
 pub mod ownership;
 pub mod plain_api;
 pub mod publishing;
@@ -44,6 +46,7 @@ pub use crate::fixture::Fixture;
 pub use adoption::*;
 pub use bad_input::*;
 pub use eviction::*;
+pub use inspection::*;
 pub use ownership::*;
 pub use plain_api::*;
 pub use publishing::*;
@@ -124,6 +127,9 @@ macro_rules! conformance_suite {
             a_writer_that_panics_publishes_nothing,
             a_changed_writer_dropped_normally_is_published,
             discard_publishes_nothing,
+            inspect_reports_type_size_time_and_name,
+            inspect_reports_each_claim_with_its_process_label_and_time,
+            snapshot_lists_every_object_as_inspect_does,
         ;
             evict_refused_while_read,
             damaged_blob_truncated_is_decode_error,

@@ -405,3 +405,68 @@ pub fn killed_during_publish_leaves_a_readable_value(t: &Target, rounds: usize) 
     );
     t.assert_empty(&store);
 }
+
+/// Claims name their process: a borrow redeemed in B and an owner redeemed
+/// in C (which then borrows) show B's and C's pid and this host in
+/// `inspect`, with their lease deadlines and labels. (The `borrowstore`
+/// command's test shows a killed process's expired claims awaiting
+/// reclaim.)
+pub fn claims_name_their_process(t: &Target) {
+    use borrowstore::connector::{ClaimRole, this_process};
+    let store = t.open();
+    let owner = store.owned_proxy(vec![5u64]).unwrap();
+    let key = *OwnedProxy::key(&owner);
+    let mut b = child(t, "b-reader");
+    let ticket = RefProxy::into_ticket(borrow(&owner).unwrap()).unwrap();
+    b.ok(&format!(
+        "REDEEM_BORROW {}",
+        hex(&ticket.to_bytes().unwrap())
+    ));
+    let mut c = child(t, "c-owner");
+    let other = store.owned_proxy(vec![6u64]).unwrap();
+    let other_key = *OwnedProxy::key(&other);
+    let ticket = OwnedProxy::into_ticket(other).unwrap();
+    c.ok(&format!(
+        "REDEEM_OWNER {}",
+        hex(&ticket.to_bytes().unwrap())
+    ));
+    c.ok("BORROW");
+
+    let host = this_process().1;
+    let i = inspect(&store, &key).expect("stored");
+    let reader = i
+        .claims
+        .iter()
+        .find(|x| x.kind == ClaimRole::Reader)
+        .unwrap_or_else(|| panic!("no reader: {i:#?}"));
+    assert_eq!((reader.pid, reader.host.as_str()), (b.id(), host), "{i:#?}");
+    assert!(reader.lease_expires_ms.is_some(), "{reader:?}");
+    let owner_claim = i
+        .claims
+        .iter()
+        .find(|x| x.kind == ClaimRole::Owner)
+        .unwrap();
+    assert_eq!(owner_claim.pid, std::process::id());
+
+    let i = inspect(&store, &other_key).expect("stored");
+    assert_eq!(i.claims.len(), 2, "{i:#?}");
+    for x in &i.claims {
+        assert_eq!((x.pid, x.host.as_str()), (c.id(), host), "{i:#?}");
+    }
+    let borrowed = i
+        .claims
+        .iter()
+        .find(|x| x.kind == ClaimRole::Reader)
+        .unwrap();
+    assert!(
+        borrowed
+            .label
+            .as_deref()
+            .is_some_and(|l| l.contains("process/child.rs")),
+        "the child's call site: {borrowed:?}"
+    );
+
+    c.exit();
+    b.exit();
+    drop(owner);
+}
