@@ -22,6 +22,20 @@ fn tag(claim: &Claim) -> u64 {
     (claim.id().as_u128() as u64) << ENTRY_BITS
 }
 
+/// The word a claim is looked for first: claims a thread takes one after
+/// the other (ids in sequence) go to different words.
+#[inline]
+fn first(claim: &Claim) -> usize {
+    (claim.id().as_u128() as usize) % WORDS
+}
+
+/// The words in the order `claim` looks at them.
+#[inline]
+fn order(claim: &Claim) -> impl Iterator<Item = usize> {
+    let at = first(claim);
+    (0..WORDS).map(move |i| (at + i) % WORDS)
+}
+
 impl ClaimCache {
     pub(super) fn new() -> ClaimCache {
         ClaimCache(std::array::from_fn(|_| AtomicU64::new(0)))
@@ -38,7 +52,7 @@ impl ClaimCache {
                 && w.compare_exchange(0, word, Ordering::AcqRel, Ordering::Relaxed)
                     .is_ok()
         };
-        if self.0.iter().any(free) {
+        if order(claim).any(|i| free(&self.0[i])) {
             return true;
         }
         let low = (1u64 << ENTRY_BITS) - 1;
@@ -48,20 +62,29 @@ impl ClaimCache {
                 let _ = w.compare_exchange(cur, 0, Ordering::AcqRel, Ordering::Relaxed);
             }
         }
-        self.0.iter().any(free)
+        order(claim).any(|i| free(&self.0[i]))
     }
 
     /// Takes `claim` out of the cache: the entry it was recorded with.
+    ///
+    /// Only the claim's holder takes it, once, and nobody else changes a
+    /// word that records a claim still held (a full cache drops only the
+    /// words of claims the table no longer has there), so emptying the
+    /// word is a plain store. (A claim that left through a ticket and comes
+    /// back here races a full cache's sweep of its word; if the sweep wins
+    /// and the word is refilled, the store empties the new claim's word,
+    /// and that claim's release finds it in the table instead: a scan.)
+    #[inline]
     pub(super) fn take(&self, claim: &Claim) -> Option<u32> {
         let t = tag(claim);
         let mask = !((1u64 << ENTRY_BITS) - 1);
-        self.0.iter().find_map(|w| {
+        order(claim).find_map(|i| {
+            let w = &self.0[i];
             let cur = w.load(Ordering::Acquire);
-            (cur != 0
-                && cur & mask == t
-                && w.compare_exchange(cur, 0, Ordering::AcqRel, Ordering::Relaxed)
-                    .is_ok())
-            .then(|| ((cur & !mask) - 1) as u32)
+            (cur != 0 && cur & mask == t).then(|| {
+                w.store(0, Ordering::Release);
+                ((cur & !mask) - 1) as u32
+            })
         })
     }
 }

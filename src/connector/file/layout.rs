@@ -12,7 +12,7 @@
 //! | 8 per object slot | state word, phase, version, key (2 words), created (ms), generation, spare |
 //! | 8 per claim entry | head, claim id (2), ticket id (2), ticket deadline, object generation, note |
 
-use crate::state::{ClaimKind, State};
+use crate::state::{ClaimKind, Op, State};
 
 /// The first header word: `BSTABLE1`.
 pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"BSTABLE1");
@@ -261,6 +261,46 @@ pub(crate) fn pack(state: State, epoch: u64, tag: u64) -> Option<u64> {
     Some(w)
 }
 
+/// The fast form of a borrow's acquire or release (`op` on a reader or
+/// the writer) on an untagged state word: the word after it, where
+/// [`State::apply`] would take it with no effect; `None` where `apply`
+/// must decide (it would refuse, or evict, or `op` is not a borrow's).
+/// The unit tests hold it to `pack` of `apply`.
+#[inline(always)]
+pub(crate) fn borrow_after(word: u64, op: &Op) -> Option<u64> {
+    let readers = word & READERS_MAX;
+    match op {
+        Op::Acquire(c) => match c.kind {
+            ClaimKind::Reader if word & (WRITER | GONE) == 0 && readers < READERS_MAX => {
+                Some(word + 1)
+            }
+            ClaimKind::Writer if word & (WRITER | GONE) == 0 && readers == 0 => Some(word | WRITER),
+            _ => None,
+        },
+        Op::Release(c) | Op::Disown(c) => {
+            let next = match c.kind {
+                ClaimKind::Reader if readers > 0 => word - 1,
+                ClaimKind::Writer if word & WRITER != 0 => word & !WRITER,
+                _ => return None,
+            };
+            // An object that had an owner and is left with no claim is
+            // evicted: that release takes `apply`.
+            let claims = OWNED | (HOLDERS_MAX << HOLDERS_SHIFT) | READERS_MAX | WRITER;
+            if next & HAD_OWNER != 0 && next & (claims | GONE) == 0 {
+                return None;
+            }
+            Some(next)
+        }
+        Op::Evict => None,
+    }
+}
+
+/// An untagged state word with tag `tag`.
+#[inline(always)]
+pub(crate) fn with_tag(word: u64, tag: u64) -> u64 {
+    untagged(word) | ((tag & TAG_MASK) << TAG_SHIFT)
+}
+
 /// The state word of a free slot of generation `epoch`: gone.
 pub(crate) fn gone_word(epoch: u64) -> u64 {
     GONE | ((epoch & EPOCH_MASK) << EPOCH_SHIFT)
@@ -370,6 +410,7 @@ impl Head {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::state::Claim;
 
     #[test]
     fn state_words_round_trip_and_refuse_what_does_not_fit() {
@@ -387,6 +428,36 @@ mod tests {
             .is_none()
         );
         assert!(state_of(gone_word(3)).gone());
+    }
+
+    #[test]
+    fn the_fast_borrow_transitions_are_those_of_apply() {
+        let kinds = [ClaimKind::Reader, ClaimKind::Writer, ClaimKind::Owner];
+        let mut checked = 0;
+        for readers in [0, 1, 2, READERS_MAX as u32 - 1, READERS_MAX as u32] {
+            for bits in 0..32u32 {
+                let f = |i: u32| bits & (1 << i) != 0;
+                let holders = if f(4) { 1 } else { 0 };
+                let s = State::from_parts(readers, f(0), f(1), holders, f(2), f(3));
+                let Some(word) = pack(s, 5, 0) else { continue };
+                for kind in kinds {
+                    let c = Claim::rebuilt(kind, crate::key::ClaimId::from_u128(1));
+                    for op in [Op::Acquire(c), Op::Release(c), Op::Disown(c)] {
+                        let Some(fast) = borrow_after(word, &op) else {
+                            continue;
+                        };
+                        let (next, effect) = s
+                            .apply(op)
+                            .expect("the fast path only takes what apply does");
+                        assert_eq!(effect, crate::state::Effect::None, "{s:?} {op:?}");
+                        assert_eq!(Some(fast), pack(next, 5, 0), "{s:?} {op:?}");
+                        assert_eq!(state_of(with_tag(fast, 9)), next);
+                        checked += 1;
+                    }
+                }
+            }
+        }
+        assert!(checked > 50, "{checked}");
     }
 
     #[test]

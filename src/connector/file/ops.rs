@@ -6,7 +6,7 @@ use std::fs;
 use super::cache::ClaimCache;
 use super::files::Inner;
 use super::labels;
-use super::layout::{note_of, note_word};
+use super::layout::{Head, Status, note_of, note_word};
 use super::shared::{Held, Patience};
 use super::side::Place;
 use super::table::{Fail, Redeemed};
@@ -34,6 +34,18 @@ impl Inner {
         note_word(crate::state::journal::coarse_now_ms(), n, me)
     }
 
+    /// `claim`, if this process holds it at its home entry.
+    #[inline]
+    fn at_home(&self, claim: &Claim) -> Option<Held> {
+        let me = self.shared.me()?;
+        let e = self.shared.home(claim)?;
+        let head = self.shared.table().held_at(e, claim, me)?;
+        Some(Held {
+            entry: e,
+            head: head.encode(),
+        })
+    }
+
     /// Applies `op` to the object `key` at `place`.
     pub(super) fn apply_at(
         &self,
@@ -46,17 +58,38 @@ impl Inner {
         match op {
             Op::Acquire(c) => {
                 let me = self.me()?;
-                let (entry, head) = table
-                    .acquire(
+                let fail = |f| self.fail(f, op.name(), key);
+                // Step 1 of the acquire at the claim's home if it is free,
+                // else wherever an entry is.
+                let want = Head {
+                    status: Status::Acquiring,
+                    kind: c.kind,
+                    proc: me,
+                    slot: place.slot,
+                    epoch: 0,
+                };
+                let home = self
+                    .shared
+                    .home(&c)
+                    .and_then(|e| table.take_entry_at(e, want, c.id, place.epoch));
+                let at_home = home.is_some();
+                let mut pause = Patience::new();
+                let (entry, head) = match home {
+                    Some((e, head)) => table.acquire_with(e, head, c, place.epoch, &mut pause),
+                    None => table.acquire(
                         place.slot,
                         place.epoch,
                         c,
                         me,
                         self.shared.hint(),
-                        &mut Patience::new(),
-                    )
-                    .map_err(|f| self.fail(f, op.name(), key))?;
+                        &mut pause,
+                    ),
+                }
+                .map_err(fail)?;
                 table.set_note(entry, self.note_here(&c, me));
+                if at_home {
+                    return Ok(Effect::None);
+                }
                 let stale = |e: u32, id_bits: u64| {
                     let held = table
                         .head(e)
@@ -105,16 +138,19 @@ impl Inner {
     ) -> Result<Effect> {
         let table = self.shared.table();
         let me = self.shared.me();
-        // Where the claim was taken: the entry's cache (checked against the
-        // table: held, by this process, this claim), else the map.
-        let cached = cache.and_then(|k| k.take(&claim)).and_then(|e| {
-            let h = table.head(e).ok()?;
-            let mine = h.status == super::layout::Status::Held
-                && Some(h.proc) == me
-                && table.claim_of(e, h.kind).ok()? == claim;
-            mine.then_some(Held {
-                entry: e,
-                head: h.encode(),
+        // Where the claim was taken: its home, else the entry's cache
+        // (checked against the table: held, by this process, this claim),
+        // else the map.
+        let cached = self.at_home(&claim).or_else(|| {
+            cache.and_then(|k| k.take(&claim)).and_then(|e| {
+                let h = table.head(e).ok()?;
+                let mine = h.status == super::layout::Status::Held
+                    && Some(h.proc) == me
+                    && table.claim_of(e, h.kind).ok()? == claim;
+                mine.then_some(Held {
+                    entry: e,
+                    head: h.encode(),
+                })
             })
         });
         let held = cached.or_else(|| self.shared.claims.remove(&claim.id).map(|(_, h)| h));
@@ -210,7 +246,10 @@ impl Inner {
     ) -> Result<u64> {
         let lost = || Error::ClaimLost { key: *key };
         let table = self.shared.table();
-        let held = match self.shared.claims.get(&writer.id).map(|h| *h) {
+        let held = match self
+            .at_home(&writer)
+            .or_else(|| self.shared.claims.get(&writer.id).map(|h| *h))
+        {
             Some(h) => h,
             // Another process's writer, sent here (a task's mutable borrow).
             None => table
@@ -247,8 +286,11 @@ impl Inner {
     /// Moves `claim` into ticket `ticket`.
     pub(super) fn issue_at(&self, key: &Key, ticket: ClaimId, claim: Claim) -> Result<()> {
         let lost = || Error::ClaimLost { key: *key };
-        let head = match self.shared.claims.remove(&claim.id) {
-            Some((_, held)) => super::layout::Head::decode(held.head)
+        let head = match self
+            .at_home(&claim)
+            .or_else(|| self.shared.claims.remove(&claim.id).map(|(_, h)| h))
+        {
+            Some(held) => super::layout::Head::decode(held.head)
                 .map(|h| (held.entry, h))
                 .ok_or_else(lost)?,
             // Taken through an entry (its cache has it), or by another

@@ -21,6 +21,7 @@ use super::table::{Pause, Table};
 use crate::connector::Waiters;
 use crate::connector::lease::now_ms;
 use crate::key::{ClaimId, Key};
+use crate::state::Claim;
 
 /// The state table's file name, in the store directory.
 pub(super) const TABLE: &str = "table";
@@ -57,7 +58,13 @@ pub(super) struct Shared {
     waiters: Mutex<Vec<Weak<Waiters>>>,
     /// This process's label file of the directory.
     pub(super) labels: Labels,
+    /// The first of this process's home entries ([`home`](Shared::home));
+    /// `u32::MAX` before it registers, or in a table too small for them.
+    home_base: AtomicU32,
 }
+
+/// Entries in a process's block of home entries.
+const HOME_SPAN: u32 = 256;
 
 /// The wait of a transition for another process's tag: spins, then
 /// yields, then sleeps a little, for at most `limit`.
@@ -162,6 +169,7 @@ impl Shared {
             lease_ms: AtomicU64::new(0),
             waiters: Mutex::new(Vec::new()),
             labels: Labels::new(),
+            home_base: AtomicU32::new(u32::MAX),
         });
         registry.insert(id, Arc::downgrade(&shared));
         Ok(shared)
@@ -200,6 +208,21 @@ impl Shared {
     /// The path of process record `i`'s lock file.
     pub(super) fn lock_path(&self, i: u32) -> PathBuf {
         self.root.join("procs").join(format!("{i}.lock"))
+    }
+
+    /// The home entry of `claim`: the entry this process takes for it when
+    /// that one is free, so that its release finds it there with no lookup
+    /// (claims taken one after the other, by one thread or several, have
+    /// different homes). `None` before this process registers.
+    #[inline]
+    pub(super) fn home(&self, claim: &Claim) -> Option<u32> {
+        let base = self.home_base.load(Ordering::Acquire);
+        if base == u32::MAX {
+            return None;
+        }
+        let low = claim.id().as_u128() as u64;
+        let mixed = low ^ (low >> 16);
+        Some(base + (mixed % u64::from(HOME_SPAN)) as u32)
     }
 
     /// The path of process record `i`'s label file ([`labels`](super::labels)).
@@ -253,6 +276,12 @@ impl Shared {
             }
             if !table.claim_record(i, u64::from(std::process::id()), lease, now_ms()) {
                 continue;
+            }
+            let blocks = self.layout.entries / HOME_SPAN;
+            if blocks > 0 {
+                let base = (i % blocks) * HOME_SPAN;
+                table.cover_entries(base + HOME_SPAN);
+                self.home_base.store(base, Ordering::Release);
             }
             if let Err(e) = self.labels.start(&self.labels_path(i)) {
                 // Claims are still taken and reclaimed; inspection from
@@ -359,7 +388,7 @@ impl Drop for Shared {
     fn drop(&mut self) {
         if let Some(i) = self.me() {
             let table = self.table();
-            if self.claims.is_empty() {
+            if self.claims.is_empty() && table.held_by(i) == 0 {
                 table.free_record(i);
             }
         }

@@ -177,6 +177,37 @@ impl<'a, W: Word> Table<'a, W> {
         (0..self.hwm(hwm_word, cap)).find(|at| take(*at))
     }
 
+    /// Takes entry `e` for `head` if it is free (by compare-and-swap): the
+    /// head it has now, with the entry's next generation.
+    #[inline]
+    fn try_take(&self, e: u32, head: Head) -> Option<Head> {
+        let w = self.entry(e, E_HEAD).ok()?;
+        let cur = w.load(Acquire);
+        match Head::decode(cur) {
+            Some(h) if h.status == Status::Free => {
+                let new = Head {
+                    epoch: h.epoch.wrapping_add(1),
+                    ..head
+                };
+                w.compare_exchange(cur, new.encode(), AcqRel, Acquire)
+                    .is_ok()
+                    .then_some(new)
+            }
+            _ => None,
+        }
+    }
+
+    /// Records the claim id and the object's generation in entry `e`,
+    /// just taken.
+    #[inline]
+    fn fill(&self, e: u32, id: ClaimId, epoch: u64) -> Result<(), Fail> {
+        let (hi, lo) = id_words(id.as_u128());
+        self.entry(e, E_ID_HI)?.store(hi, Relaxed);
+        self.entry(e, E_ID_LO)?.store(lo, Relaxed);
+        self.entry(e, E_EPOCH)?.store(epoch, Release);
+        Ok(())
+    }
+
     /// Takes a free entry for `head` (its generation is the entry's next),
     /// recording the claim id and the object's generation.
     pub(crate) fn take_entry(
@@ -188,35 +219,59 @@ impl<'a, W: Word> Table<'a, W> {
     ) -> Result<(u32, Head), Fail> {
         let mut got = None;
         let found = self.find_free(hint, H_ENTRY_HWM, self.l.entries, |e| {
-            let Ok(w) = self.entry(e, E_HEAD) else {
-                return false;
-            };
-            let cur = w.load(Acquire);
-            match Head::decode(cur) {
-                Some(h) if h.status == Status::Free => {
-                    let new = Head {
-                        epoch: h.epoch.wrapping_add(1),
-                        ..head
-                    };
-                    if w.compare_exchange(cur, new.encode(), AcqRel, Acquire)
-                        .is_ok()
-                    {
-                        got = Some(new);
-                        return true;
-                    }
-                    false
-                }
-                _ => false,
-            }
+            got = self.try_take(e, head);
+            got.is_some()
         });
         let (Some(e), Some(h)) = (found, got) else {
             return Err(Fail::Full("claims"));
         };
-        let (hi, lo) = id_words(id.as_u128());
-        self.entry(e, E_ID_HI)?.store(hi, Relaxed);
-        self.entry(e, E_ID_LO)?.store(lo, Relaxed);
-        self.entry(e, E_EPOCH)?.store(epoch, Release);
+        self.fill(e, id, epoch)?;
         Ok((e, h))
+    }
+
+    /// [`take_entry`](Self::take_entry), of entry `e` only (a claim's home,
+    /// which a scan covers): `None` if it is not free.
+    #[inline]
+    pub(crate) fn take_entry_at(
+        &self,
+        e: u32,
+        head: Head,
+        id: ClaimId,
+        epoch: u64,
+    ) -> Option<(u32, Head)> {
+        if e >= self.entry_hwm() {
+            return None;
+        }
+        let h = self.try_take(e, head)?;
+        self.fill(e, id, epoch).ok()?;
+        Some((e, h))
+    }
+
+    /// Makes the entries below `n` part of every scan (so that they may be
+    /// taken without one: the homes of a process's claims).
+    pub(crate) fn cover_entries(&self, n: u32) {
+        let n = u64::from(n.min(self.l.entries));
+        let w = self.at(H_ENTRY_HWM);
+        let mut cur = w.load(Acquire);
+        while cur < n {
+            match w.compare_exchange(cur, n, AcqRel, Acquire) {
+                Ok(_) => return,
+                Err(now) => cur = now,
+            }
+        }
+    }
+
+    /// The entry that holds `claim` for process `proc` if it is entry `e`
+    /// (the claim's home): its head.
+    #[inline]
+    pub(crate) fn held_at(&self, e: u32, claim: &Claim, proc: u32) -> Option<Head> {
+        let h = self.head(e).ok()?;
+        if h.status != Status::Held || h.proc != proc || h.kind != claim.kind {
+            return None;
+        }
+        let (hi, lo) = id_words(claim.id.as_u128());
+        let same = |f, v| self.entry(e, f).is_ok_and(|w| w.load(Acquire) == v);
+        (same(E_ID_HI, hi) && same(E_ID_LO, lo)).then_some(h)
     }
 
     /// Records what inspection shows of the claim in entry `e`: its
@@ -269,11 +324,19 @@ impl<'a, W: Word> Table<'a, W> {
                 }
                 continue;
             }
-            let (state, effect) = state_of(cur).apply(op).map_err(|r| match r {
-                Refusal::Gone => Fail::Gone,
-                r => Fail::Refused(r),
-            })?;
-            let new = pack(state, epoch, tag).ok_or(Fail::Refused(Refusal::Overflow))?;
+            let (effect, new) = match borrow_after(cur, &op) {
+                // A borrow taken or given back with no effect: the counts
+                // change in place.
+                Some(next) => (Effect::None, with_tag(next, tag)),
+                None => {
+                    let (state, effect) = state_of(cur).apply(op).map_err(|r| match r {
+                        Refusal::Gone => Fail::Gone,
+                        r => Fail::Refused(r),
+                    })?;
+                    let new = pack(state, epoch, tag).ok_or(Fail::Refused(Refusal::Overflow))?;
+                    (effect, new)
+                }
+            };
             if word.compare_exchange(cur, new, AcqRel, Acquire).is_ok() {
                 return Ok((effect, new));
             }
