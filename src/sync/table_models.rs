@@ -11,6 +11,7 @@
 //! | `reclaim_of_a_dead_acquirer_against_a_live_transition::*` | a process that dies after each step of an acquire, repaired by a survivor while a third process borrows and releases: the dead one's claim counted exactly once or not at all, then released; nothing left |
 //! | `reclaim_of_a_dead_releaser_against_a_live_transition` | a process that dies in the middle of a release, repaired while another borrows: released exactly once |
 //! | `ticket_redeemed_twice_and_expired_at_once` | two redeemers and the ticket's expiry race: exactly one wins |
+//! | `home_entry_against_a_search` | a borrow taken at its home entry racing another process's search for a free entry from there: each gets an entry of its own, holds its own claim in it, and gives it back |
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering as StdOrdering};
@@ -300,6 +301,40 @@ fn ticket_redeemed_twice_and_expired_at_once() {
         let won = wins.load(StdOrdering::SeqCst) + expired.touched.len();
         assert_eq!(won, 1, "{won} winners");
         assert_eq!(m.state().readers(), 0);
+        assert!(m.busy_entries().is_empty());
+    });
+}
+
+#[test]
+fn home_entry_against_a_search() {
+    loom::model(|| {
+        let m = Model::new();
+        m.table().cover_entries(2);
+        let m1 = m.clone();
+        let t = thread::spawn(move || {
+            let c = reader();
+            let t = m1.table();
+            let want = Head {
+                status: Status::Acquiring,
+                kind: c.kind,
+                proc: 1,
+                slot: 0,
+                epoch: 0,
+            };
+            let (e, h) = match t.take_entry_at(1, want, c.id, 1) {
+                Some((e, h)) => t.acquire_with(e, h, c, 1, &mut Yield(0)).unwrap(),
+                None => t.acquire(0, 1, c, 1, 1, &mut Yield(0)).unwrap(),
+            };
+            assert!(t.held_at(e, &c, 1).is_some());
+            t.release(e, h, c, false, &mut Yield(0)).unwrap();
+        });
+        let c = reader();
+        let (e, h) = m.table().acquire(0, 1, c, 2, 1, &mut Yield(0)).unwrap();
+        assert!(m.table().held_at(e, &c, 2).is_some());
+        m.table().release(e, h, c, false, &mut Yield(0)).unwrap();
+        t.join().unwrap();
+        let s = m.state();
+        assert_eq!((s.readers(), s.owned()), (0, true), "{s:?}");
         assert!(m.busy_entries().is_empty());
     });
 }

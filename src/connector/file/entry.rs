@@ -5,7 +5,6 @@
 
 use std::sync::Arc;
 
-use super::cache::ClaimCache;
 use super::files::Inner;
 use super::side::Place;
 use crate::connector::{Entry, Fetch, Value};
@@ -18,41 +17,29 @@ pub(super) struct FileEntry {
     inner: Arc<Inner>,
     key: Key,
     place: Place,
-    /// The claims taken through this entry, and where they are.
-    cache: ClaimCache,
 }
 
 impl FileEntry {
     pub(super) fn new(inner: Arc<Inner>, key: Key, place: Place) -> FileEntry {
-        FileEntry {
-            inner,
-            key,
-            place,
-            cache: ClaimCache::new(),
-        }
+        FileEntry { inner, key, place }
     }
 }
 
 impl Entry for FileEntry {
     fn apply(&self, op: Op) -> Result<Effect> {
         match op {
-            Op::Release(c) | Op::Disown(c) => self.inner.give_back(
-                &self.key,
-                Some(self.place),
-                c,
-                matches!(op, Op::Disown(_)),
-                Some(&self.cache),
-            ),
-            _ => self
-                .inner
-                .apply_at(&self.key, self.place, op, Some(&self.cache)),
+            Op::Release(c) | Op::Disown(c) => {
+                self.inner
+                    .give_back(&self.key, Some(self.place), c, matches!(op, Op::Disown(_)))
+            }
+            _ => self.inner.apply_at(&self.key, self.place, op),
         }
     }
 
     fn release(&self, claim: Claim) {
         match self
             .inner
-            .give_back(&self.key, Some(self.place), claim, false, Some(&self.cache))
+            .give_back(&self.key, Some(self.place), claim, false)
         {
             Ok(_) | Err(crate::error::Error::KeyNotFound { .. }) => {}
             Err(e) => tracing::warn!(key = %self.key, error = %e, "release failed"),

@@ -72,6 +72,7 @@ impl Layout {
     }
 
     /// The table's length in words.
+    #[inline]
     pub(crate) fn words(&self) -> usize {
         HEADER
             + self.procs as usize * PROC_WORDS
@@ -131,11 +132,13 @@ impl Layout {
     }
 
     /// Word `field` of object slot `o`.
+    #[inline]
     pub(crate) fn slot(&self, o: u32, field: usize) -> usize {
         HEADER + self.procs as usize * PROC_WORDS + o as usize * SLOT_WORDS + field
     }
 
     /// Word `field` of claim entry `e`.
+    #[inline]
     pub(crate) fn entry(&self, e: u32, field: usize) -> usize {
         HEADER
             + self.procs as usize * PROC_WORDS
@@ -179,6 +182,7 @@ pub(crate) const E_NOTE: usize = 7;
 /// A claim entry's note word: when the claim was taken (ms since the Unix
 /// epoch, bits 0..42), its label's number (bits 42..54) in the label file
 /// of process record `labeler` (bits 54..64).
+#[inline]
 pub(crate) fn note_word(since_ms: u64, label: u32, labeler: u32) -> u64 {
     (since_ms & ((1 << 42) - 1))
         | (u64::from(label & 0xFFF) << 42)
@@ -212,6 +216,7 @@ const TAG_SHIFT: u32 = 43;
 const TAG_MASK: u64 = (1 << 21) - 1;
 
 /// The borrow state a state word holds.
+#[inline]
 pub(crate) fn state_of(word: u64) -> State {
     State::from_parts(
         (word & READERS_MAX) as u32,
@@ -224,17 +229,20 @@ pub(crate) fn state_of(word: u64) -> State {
 }
 
 /// The slot generation a state word holds.
+#[inline]
 pub(crate) fn epoch_of(word: u64) -> u64 {
     (word >> EPOCH_SHIFT) & EPOCH_MASK
 }
 
 /// The tag of a state word: the claim entry (plus one) whose transition is
 /// in flight, 0 when none is.
+#[inline]
 pub(crate) fn tag_of(word: u64) -> u64 {
     word >> TAG_SHIFT
 }
 
 /// The state word without its tag.
+#[inline]
 pub(crate) fn untagged(word: u64) -> u64 {
     word & !(TAG_MASK << TAG_SHIFT)
 }
@@ -372,6 +380,7 @@ const KINDS: [ClaimKind; 4] = [
 
 impl Head {
     /// The head as a word.
+    #[inline]
     pub(crate) fn encode(self) -> u64 {
         let kind = KINDS.iter().position(|k| *k == self.kind).unwrap_or(0) as u64;
         (self.status as u64)
@@ -382,6 +391,7 @@ impl Head {
     }
 
     /// The head a word holds; `None` for a status no entry has (damage).
+    #[inline]
     pub(crate) fn decode(word: u64) -> Option<Head> {
         let status = match word & 7 {
             0 => Status::Free,

@@ -54,6 +54,7 @@ impl TableMap {
     }
 
     /// The table's words.
+    #[inline]
     pub(super) fn words(&self) -> &[AtomicU64] {
         // SAFETY:
         // - Address and alignment: `map.as_ptr()` is the start of a live

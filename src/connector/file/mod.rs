@@ -82,7 +82,10 @@ pub(crate) use self::{
 ///
 /// A borrow and its release are a few atomic operations on the table (no
 /// lookup, no system call, no file I/O): a compare-and-swap on the
-/// object's state word, and the claim's entry. Creating an object writes
+/// object's state word, and the claim's entry — its home entry, one of a
+/// block each process has, picked from the claim's id, so that the release
+/// finds it there (a claim whose home is taken is recorded in a lock-free
+/// cache of this process). Creating an object writes
 /// its value and side file; evicting removes them. No operation takes a
 /// lock that another process can hold for long: a transition marks the
 /// object's word for the three stores that record it, and another process
@@ -489,7 +492,7 @@ impl Connector for FileConnector {
         let Some(place) = self.inner.find(key)? else {
             return Ok(false);
         };
-        match self.inner.apply_at(key, place, Op::Evict, None) {
+        match self.inner.apply_at(key, place, Op::Evict) {
             Ok(_) => Ok(true),
             Err(Error::KeyNotFound { .. }) => Ok(false),
             Err(e) => Err(e),
@@ -527,17 +530,17 @@ impl Connector for FileConnector {
     fn apply(&self, key: &Key, op: Op) -> Result<Effect> {
         match op {
             // A release needs no lookup: the claim names its entry.
-            Op::Release(c) => self.inner.give_back(key, None, c, false, None),
-            Op::Disown(c) => self.inner.give_back(key, None, c, true, None),
+            Op::Release(c) => self.inner.give_back(key, None, c, false),
+            Op::Disown(c) => self.inner.give_back(key, None, c, true),
             _ => {
                 let place = self.place(key)?;
-                self.inner.apply_at(key, place, op, None)
+                self.inner.apply_at(key, place, op)
             }
         }
     }
 
     fn release(&self, key: &Key, claim: Claim) {
-        match self.inner.give_back(key, None, claim, false, None) {
+        match self.inner.give_back(key, None, claim, false) {
             Ok(_) | Err(Error::KeyNotFound { .. }) => {}
             Err(e) => tracing::warn!(%key, error = %e, "release failed"),
         }

@@ -3,7 +3,6 @@
 
 use std::fs;
 
-use super::cache::ClaimCache;
 use super::files::Inner;
 use super::labels;
 use super::layout::{Head, Status, note_of, note_word};
@@ -17,7 +16,16 @@ use crate::state::{Claim, ClaimKind, Effect, Op};
 
 impl Inner {
     /// This process's record in the table (registered on first use).
+    #[inline]
     pub(super) fn me(&self) -> Result<u32> {
+        match self.shared.me() {
+            Some(i) => Ok(i),
+            None => self.register(),
+        }
+    }
+
+    #[cold]
+    fn register(&self) -> Result<u32> {
         self.shared.register().map_err(|e| {
             self.site
                 .error(e, "registering this process in", &self.root.join("procs"))
@@ -46,14 +54,43 @@ impl Inner {
         })
     }
 
+    /// Where this process holds `claim`: its home, else where the cache
+    /// says (checked against the table: held, by this process, this
+    /// claim), else where the map says. `take`: forget it (it is being
+    /// released or sent off).
+    fn locate(&self, claim: &Claim, take: bool) -> Option<Held> {
+        if let Some(h) = self.at_home(claim) {
+            return Some(h);
+        }
+        let table = self.shared.table();
+        let me = self.shared.me();
+        let cache = &self.shared.cache;
+        let cached = if take {
+            cache.take(claim)
+        } else {
+            cache.find(claim)
+        };
+        let cached = cached.and_then(|e| {
+            let h = table.head(e).ok()?;
+            let mine = h.status == Status::Held
+                && Some(h.proc) == me
+                && table.claim_of(e, h.kind).ok()? == *claim;
+            mine.then_some(Held {
+                entry: e,
+                head: h.encode(),
+            })
+        });
+        cached.or_else(|| {
+            if take {
+                self.shared.claims.remove(&claim.id).map(|(_, h)| h)
+            } else {
+                self.shared.claims.get(&claim.id).map(|h| *h)
+            }
+        })
+    }
+
     /// Applies `op` to the object `key` at `place`.
-    pub(super) fn apply_at(
-        &self,
-        key: &Key,
-        place: Place,
-        op: Op,
-        cache: Option<&ClaimCache>,
-    ) -> Result<Effect> {
+    pub(super) fn apply_at(&self, key: &Key, place: Place, op: Op) -> Result<Effect> {
         let table = self.shared.table();
         match op {
             Op::Acquire(c) => {
@@ -99,7 +136,7 @@ impl Inner {
                         .is_ok_and(|k| (k.id().as_u128() as u64) & ((1 << 43) - 1) == id_bits);
                     !(held && same)
                 };
-                if !cache.is_some_and(|k| k.put(&c, entry, stale)) {
+                if !self.shared.cache.put(&c, entry, stale) {
                     self.shared.claims.insert(
                         c.id,
                         Held {
@@ -111,7 +148,7 @@ impl Inner {
                 Ok(Effect::None)
             }
             Op::Release(c) | Op::Disown(c) => {
-                self.give_back(key, Some(place), c, matches!(op, Op::Disown(_)), cache)
+                self.give_back(key, Some(place), c, matches!(op, Op::Disown(_)))
             }
             Op::Evict => {
                 table
@@ -134,26 +171,12 @@ impl Inner {
         place: Option<Place>,
         claim: Claim,
         disown: bool,
-        cache: Option<&ClaimCache>,
     ) -> Result<Effect> {
         let table = self.shared.table();
-        let me = self.shared.me();
         // Where the claim was taken: its home, else the entry's cache
         // (checked against the table: held, by this process, this claim),
         // else the map.
-        let cached = self.at_home(&claim).or_else(|| {
-            cache.and_then(|k| k.take(&claim)).and_then(|e| {
-                let h = table.head(e).ok()?;
-                let mine = h.status == super::layout::Status::Held
-                    && Some(h.proc) == me
-                    && table.claim_of(e, h.kind).ok()? == claim;
-                mine.then_some(Held {
-                    entry: e,
-                    head: h.encode(),
-                })
-            })
-        });
-        let held = cached.or_else(|| self.shared.claims.remove(&claim.id).map(|(_, h)| h));
+        let held = self.locate(&claim, true);
         let Some((held, head)) = held.and_then(|h| Some((h, super::layout::Head::decode(h.head)?)))
         else {
             let place = match place {
@@ -246,10 +269,7 @@ impl Inner {
     ) -> Result<u64> {
         let lost = || Error::ClaimLost { key: *key };
         let table = self.shared.table();
-        let held = match self
-            .at_home(&writer)
-            .or_else(|| self.shared.claims.get(&writer.id).map(|h| *h))
-        {
+        let held = match self.locate(&writer, false) {
             Some(h) => h,
             // Another process's writer, sent here (a task's mutable borrow).
             None => table
@@ -286,10 +306,7 @@ impl Inner {
     /// Moves `claim` into ticket `ticket`.
     pub(super) fn issue_at(&self, key: &Key, ticket: ClaimId, claim: Claim) -> Result<()> {
         let lost = || Error::ClaimLost { key: *key };
-        let head = match self
-            .at_home(&claim)
-            .or_else(|| self.shared.claims.remove(&claim.id).map(|(_, h)| h))
-        {
+        let head = match self.locate(&claim, true) {
             Some(held) => super::layout::Head::decode(held.head)
                 .map(|h| (held.entry, h))
                 .ok_or_else(lost)?,

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use dashmap::DashMap;
 
+use super::cache::ClaimCache;
 use super::labels::Labels;
 use super::layout::{self, Layout, PROC_FREE};
 use super::map::TableMap;
@@ -48,7 +49,11 @@ pub(super) struct Shared {
     pub(super) layout: Layout,
     me: Mutex<Option<Me>>,
     index: AtomicU32,
-    /// The claims this process holds, by claim id.
+    /// Where this process's claims that are not at home are (most of
+    /// them), by claim.
+    pub(super) cache: ClaimCache,
+    /// The claims this process holds that are neither at home nor in the
+    /// cache, by claim id.
     pub(super) claims: DashMap<ClaimId, Held, foldhash::fast::RandomState>,
     /// Where to start looking for a free entry or slot.
     pub(super) hint: AtomicU32,
@@ -65,6 +70,8 @@ pub(super) struct Shared {
 
 /// Entries in a process's block of home entries.
 const HOME_SPAN: u32 = 256;
+/// Home entries of one thread's claims.
+const HOME_WAYS: u64 = 4;
 
 /// The wait of a transition for another process's tag: spins, then
 /// yields, then sleeps a little, for at most `limit`.
@@ -164,6 +171,7 @@ impl Shared {
             layout,
             me: Mutex::new(None),
             index: AtomicU32::new(u32::MAX),
+            cache: ClaimCache::new(),
             claims: DashMap::default(),
             hint: AtomicU32::new(rand::random::<u32>() % layout.entries),
             lease_ms: AtomicU64::new(0),
@@ -176,16 +184,19 @@ impl Shared {
     }
 
     /// The table.
+    #[inline]
     pub(super) fn table(&self) -> Table<'_, AtomicU64> {
         Table::new(self.map.words(), self.layout).expect("the mapping has the layout's length")
     }
 
     /// A start for a search of free entries or slots.
+    #[inline]
     pub(super) fn hint(&self) -> u32 {
         self.hint.load(Ordering::Relaxed)
     }
 
     /// Entry `e` was just freed: the next search starts there.
+    #[inline]
     pub(super) fn freed(&self, e: u32) {
         self.hint.store(e, Ordering::Relaxed);
     }
@@ -212,17 +223,22 @@ impl Shared {
 
     /// The home entry of `claim`: the entry this process takes for it when
     /// that one is free, so that its release finds it there with no lookup
-    /// (claims taken one after the other, by one thread or several, have
-    /// different homes). `None` before this process registers.
+    /// (a few claims taken one after the other by a thread, or by several
+    /// threads, have different homes). `None` before this process
+    /// registers.
     #[inline]
     pub(super) fn home(&self, claim: &Claim) -> Option<u32> {
         let base = self.home_base.load(Ordering::Acquire);
         if base == u32::MAX {
             return None;
         }
+        // Ids come in per-thread blocks of 2^16 in sequence: a thread's
+        // claims take turns at HOME_WAYS entries of their own (so a borrow
+        // taken and dropped over and over stays on a few cache lines), and
+        // the threads of a process spread over the block.
         let low = claim.id().as_u128() as u64;
-        let mixed = low ^ (low >> 16);
-        Some(base + (mixed % u64::from(HOME_SPAN)) as u32)
+        let way = (low >> 16) * HOME_WAYS + low % HOME_WAYS;
+        Some(base + (way % u64::from(HOME_SPAN)) as u32)
     }
 
     /// The path of process record `i`'s label file ([`labels`](super::labels)).
@@ -231,6 +247,7 @@ impl Shared {
     }
 
     /// This process's record, if it has one yet.
+    #[inline]
     pub(super) fn me(&self) -> Option<u32> {
         let i = self.index.load(Ordering::Acquire);
         (i != u32::MAX).then_some(i)

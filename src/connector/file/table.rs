@@ -88,6 +88,7 @@ fn id_words(id: u128) -> (u64, u64) {
 
 impl<'a, W: Word> Table<'a, W> {
     /// The table in `words`, which must be `l.words()` long.
+    #[inline]
     pub(crate) fn new(w: &'a [W], l: Layout) -> Result<Self, Fail> {
         if w.len() != l.words() {
             return Err(Fail::Damaged(format!(
@@ -99,11 +100,13 @@ impl<'a, W: Word> Table<'a, W> {
         Ok(Table { w, l })
     }
 
+    #[inline]
     fn at(&self, i: usize) -> &W {
         &self.w[i]
     }
 
     /// A slot's word `field`, if `o` is a slot of this table.
+    #[inline]
     pub(crate) fn slot(&self, o: u32, field: usize) -> Result<&W, Fail> {
         if o >= self.l.slots {
             return Err(Fail::Damaged(format!("object slot {o} is out of range")));
@@ -112,6 +115,7 @@ impl<'a, W: Word> Table<'a, W> {
     }
 
     /// An entry's word `field`, if `e` is an entry of this table.
+    #[inline]
     pub(crate) fn entry(&self, e: u32, field: usize) -> Result<&W, Fail> {
         if e >= self.l.entries {
             return Err(Fail::Damaged(format!("claim entry {e} is out of range")));
@@ -124,6 +128,7 @@ impl<'a, W: Word> Table<'a, W> {
         self.at(self.l.proc(i.min(self.l.procs - 1), field))
     }
 
+    #[inline]
     fn hwm(&self, which: usize, cap: u32) -> u32 {
         (self.at(which).load(Acquire).min(u64::from(cap))) as u32
     }
@@ -134,11 +139,13 @@ impl<'a, W: Word> Table<'a, W> {
     }
 
     /// How many entries were ever used.
+    #[inline]
     pub(crate) fn entry_hwm(&self) -> u32 {
         self.hwm(H_ENTRY_HWM, self.l.entries)
     }
 
     /// The head of entry `e`.
+    #[inline]
     pub(crate) fn head(&self, e: u32) -> Result<Head, Fail> {
         let w = self.entry(e, E_HEAD)?.load(Acquire);
         Head::decode(w).ok_or_else(|| Fail::Damaged(format!("claim entry {e} has head {w:#x}")))
