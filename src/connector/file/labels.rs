@@ -22,9 +22,9 @@
 
 use std::cell::Cell;
 use std::collections::HashMap;
-use std::fs::{File, OpenOptions};
+use std::fs::OpenOptions;
 use std::io::{self, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, OnceLock, PoisonError};
 
@@ -119,10 +119,11 @@ pub(super) fn adopt(text: &str) -> u32 {
 }
 
 /// This process's label file of one directory: how many labels it holds,
-/// and the file, to append the next.
+/// and where it is, to append the next (opened only to append: a store
+/// keeps no file open for it).
 pub(super) struct Labels {
     written: AtomicU32,
-    file: Mutex<Option<File>>,
+    file: Mutex<Option<PathBuf>>,
 }
 
 fn record(bytes: &mut Vec<u8>, text: &str) {
@@ -141,15 +142,10 @@ impl Labels {
     /// Starts the label file at `path` (this process took its record):
     /// the magic and this host's name, nothing of what was there.
     pub(super) fn start(&self, path: &Path) -> io::Result<()> {
-        let mut f = OpenOptions::new()
-            .create(true)
-            .write(true)
-            .truncate(true)
-            .open(path)?;
         let mut bytes = MAGIC.to_vec();
         record(&mut bytes, crate::connector::this_process().1);
-        f.write_all(&bytes)?;
-        *self.file.lock().unwrap_or_else(PoisonError::into_inner) = Some(f);
+        std::fs::write(path, &bytes)?;
+        *self.file.lock().unwrap_or_else(PoisonError::into_inner) = Some(path.to_path_buf());
         self.written.store(0, Ordering::Release);
         Ok(())
     }
@@ -165,8 +161,8 @@ impl Labels {
 
     #[cold]
     fn append_up_to(&self, n: u32) {
-        let mut file = self.file.lock().unwrap_or_else(PoisonError::into_inner);
-        let Some(f) = file.as_mut() else { return };
+        let file = self.file.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(path) = file.as_ref() else { return };
         let from = self.written.load(Ordering::Acquire);
         if n <= from {
             return;
@@ -175,7 +171,11 @@ impl Labels {
         for i in from + 1..=n {
             record(&mut bytes, &text(i).unwrap_or_default());
         }
-        match f.write_all(&bytes) {
+        let appended = OpenOptions::new()
+            .append(true)
+            .open(path)
+            .and_then(|mut f| f.write_all(&bytes));
+        match appended {
             Ok(()) => self.written.store(n, Ordering::Release),
             Err(e) => tracing::debug!(error = %e, "cannot record a claim label"),
         }
