@@ -16,15 +16,23 @@
 //!               [--value-bytes N] [--tasks N] [--held N]
 //! ```
 //!
+<<<<<<< HEAD
 //! Groups: `memory`, `references`, `submit`, `file` (with its cross-process
 //! workloads: reclaim after a kill, a `Blob` read by other processes),
 //! `redis`, `wake`, `footprint`.
+=======
+//! Groups: `memory`, `references`, `contention`, `submit`, `file`, `redis`, `wake`, `footprint`.
+>>>>>>> main
 //! Without `--redis` the Redis group is skipped; without `--file-dir` the
 //! file store lives in the system's temporary directory. The memory
 //! workloads (`footprint`) each run in a fresh child process
 //! (`bench-harness child …`) so their RSS readings are their own.
 
+<<<<<<< HEAD
 mod file_extra;
+=======
+mod contention;
+>>>>>>> main
 mod footprint;
 mod measure;
 mod redis_ref;
@@ -76,7 +84,7 @@ fn usage(code: i32) -> ! {
     eprintln!(
         "usage: bench-harness [--quick] [--redis URL] [--file-dir DIR] [--only GROUP,...] \
          [--live N] [--cycles N] [--checkpoint N] [--value-bytes N] [--tasks N] [--held N]\n\
-         groups: memory, references, submit, file, redis, wake, footprint"
+         groups: memory, references, contention, submit, file, redis, wake, footprint"
     );
     std::process::exit(code)
 }
@@ -188,6 +196,7 @@ fn main() {
         stores::small_value_set(&Store::memory("bench-harness-memory"), "memory", b)
     });
     group(&o, "references", || stores::references(b));
+    group(&o, "contention", || contention::run(b));
     group(&o, "submit", || submit::run(b));
 
     group(&o, "file", || {

@@ -101,6 +101,9 @@ def fmt(rec: dict[str, Any] | None) -> str:
         return f'{int(v):,} left of {fmt_count(n)}'
     if metric == 'count':
         return f'{int(v):,} of {fmt_count(n)}'
+    if metric == 'ops_per_sec':
+        threads = rec.get('extra', {}).get('threads', '?')
+        return f'{v / 1e6:.1f} M/s ({threads} threads)'
     return f'{v:g} {rec.get("unit", "")}'
 
 
@@ -155,6 +158,33 @@ def flat_borrow(bs: Data) -> tuple[bool, str] | None:
         return None
     r = live / none
     return live <= 20 and r <= FLAT_FACTOR, f'{fmt_ns(live)}, {r:.2f}× the 0-live figure'
+
+
+def concurrent_one(bs: Data) -> tuple[bool, str] | None:
+    v = value(bs.get(('concurrent_borrow_one_object', M)))
+    r = value(bs.get(('concurrent_read_guard_one_lock', '-')))
+    if v is None or r is None or r <= 0:
+        return None
+    return v / r >= 0.5, f'{v / r:.2f}× the guards of one lock'
+
+
+def efficiency(bs: Data, many: tuple[str, str], one: tuple[str, str]) -> float | None:
+    """Throughput of the threads on their own objects (or locks), as a share
+    of the threads' count times one thread's (from the single-thread row)."""
+    rec, ns = bs.get(many), value(bs.get(one))
+    v = value(rec)
+    if rec is None or v is None or ns is None or ns <= 0:
+        return None
+    threads = rec.get('extra', {}).get('threads', 1) or 1
+    return v / (threads * 1e9 / ns)
+
+
+def concurrent_own(bs: Data) -> tuple[bool, str] | None:
+    b = efficiency(bs, ('concurrent_borrow_own_objects', M), ('borrow_drop', M))
+    r = efficiency(bs, ('concurrent_read_guard_own_locks', '-'), ('rwlock_read_guard', '-'))
+    if b is None or r is None or r <= 0:
+        return None
+    return b >= 0.8 * r, f'scales {b:.2f} of linear, locks {r:.2f}'
 
 
 def redis_get(bs: Data) -> tuple[bool, str] | None:
@@ -226,6 +256,14 @@ ROWS: list[Row | Section] = [
         reference=True),
     Row('DashMap insert + remove', None, ('dashmap_insert_remove', '-'), reference=True),
     Row('DashMap get + `Arc` clone', None, ('dashmap_get_arc_clone', '-'), reference=True),
+    Row('one thread per core borrowing one object: borrows per second', None,
+        ('concurrent_borrow_one_object', M), '≥ 0.5× RwLock guards', concurrent_one),
+    Row('the same threads taking read guards of one `Arc<RwLock<u64>>` (per second)', None,
+        ('concurrent_read_guard_one_lock', '-'), reference=True),
+    Row('one thread per core, each borrowing its own object: borrows per second', None,
+        ('concurrent_borrow_own_objects', M), 'scales like locks', concurrent_own),
+    Row('the same threads, each taking read guards of its own lock (per second)', None,
+        ('concurrent_read_guard_own_locks', '-'), reference=True),
     Row('wake-up of a waiting `borrow_async`: release → grant', None, ('wake_handoff', M),
         '≤ 2× RwLock hand-off',
         relative(('wake_handoff', M), ('wake_handoff', '-'), 2.0, 'RwLock hand-off')),

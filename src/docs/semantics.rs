@@ -438,17 +438,17 @@
 //! [`LivenessScope::label`](crate::LivenessScope::label) and
 //! [`Lifetime::label`](crate::Lifetime::label) name the claims of a scope
 //! or a lifetime; any other claim is labelled with the call site that took
-//! it (`#[track_caller]`: `src/main.rs:12:13`; the async forms, which cannot
-//! track their caller, show the crate's own site). Each store records them
-//! where it keeps its state: the memory store in each slot and, for
-//! borrows, in a per-thread journal written without a lock or an
-//! allocation (the benchmark rows stay within a few percent of what they
-//! were without it, see `BENCHMARKS.md`); the file store in its side files
-//! (written once at creation) and its table: a claim's time and label
-//! number in a word of its entry (one atomic store), pid and lease in its
-//! holder's record, the labels' text in the holder's label file, written
-//! once per label (`src/connector/file/labels.rs`); Redis in a notes hash
-//! beside the state hash, written by the call that takes the claim.
+//! it (`#[track_caller]`: `src/main.rs:12:13`; the waiting and async forms
+//! too, which note their caller before they return their future). Each
+//! store records them where it keeps its state: the memory store in each
+//! slot and, for borrows, in a per-thread journal written without a lock or
+//! an allocation (what it costs a borrow is measured in `BENCHMARKS.md`);
+//! the file store in its side files (written once at creation) and its
+//! table: a claim's time and label number in a word of its entry (one
+//! atomic store), pid and lease in its holder's record, the labels' text
+//! in the holder's label file, written once per label
+//! (`src/connector/file/labels.rs`); Redis in a notes hash beside the state
+//! hash, written by the call that takes the claim.
 //! A ticket redeemed in another process shows the redeemer's process and
 //! keeps the label it was taken with.
 //!

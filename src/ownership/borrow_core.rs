@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::key::Key;
 use crate::ownership::object::{Object, deref_failed, resolved, resolved_async};
 use crate::ownership::task_guard::{TaskClaim, TaskGuard};
-use crate::state::{Claim, ClaimKind};
+use crate::state::{Claim, ClaimKind, Note};
 use crate::store::Store;
 
 /// The inside of a [`RefProxy`](crate::RefProxy) or a
@@ -209,8 +209,12 @@ impl<T: Storable> BorrowCore<T> {
     /// left for the first resolve to report). Dropping the future leaves no
     /// claim behind: the claim is owned by the borrow from the poll that
     /// takes it.
-    pub(crate) async fn acquire_async(obj: &Arc<Object>, kind: ClaimKind) -> Result<Self> {
-        let (claim, value) = obj.acquire_resolving_async::<T>(kind).await?;
+    pub(crate) async fn acquire_async(
+        obj: &Arc<Object>,
+        kind: ClaimKind,
+        note: Note,
+    ) -> Result<Self> {
+        let (claim, value) = obj.acquire_resolving_async::<T>(kind, note).await?;
         let core = BorrowCore::new(obj.clone(), claim, value);
         if !obj.has_entry() {
             let _ = core.resolved_async().await;

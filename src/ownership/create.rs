@@ -1,5 +1,6 @@
 //! Making owned objects: [`Store::owned_proxy`] and its forms.
 
+use std::future::Future;
 use std::sync::Arc;
 
 use crate::codec::Storable;
@@ -84,16 +85,21 @@ impl Store {
     /// })
     /// # }
     /// ```
-    pub async fn owned_proxy_async<T: Storable>(&self, value: T) -> Result<OwnedProxy<T>> {
-        self.owned_from_arc_async(Arc::new(value)).await
+    #[track_caller]
+    pub fn owned_proxy_async<T: Storable>(
+        &self,
+        value: T,
+    ) -> impl Future<Output = Result<OwnedProxy<T>>> + Send + '_ {
+        self.owned_from_arc_async(Arc::new(value), Note::here())
     }
 
     pub(crate) async fn owned_from_arc_async<T: Storable>(
         &self,
         value: Arc<T>,
+        note: Note,
     ) -> Result<OwnedProxy<T>> {
         let key = Key::random();
-        let claim = Claim::new(ClaimKind::Owner);
+        let claim = Claim::noted(ClaimKind::Owner, note);
         let span = op_span!("put", self, key);
         let encoded = self.value_of(value.clone())?;
         let entry = self.insert_async(key, encoded, Init::Claimed(claim)).await;

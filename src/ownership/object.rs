@@ -7,7 +7,7 @@ use crate::connector::Entry;
 use crate::error::Result;
 use crate::key::Key;
 use crate::observe::{self, op_span};
-use crate::state::{Claim, ClaimKind, Effect, Op, journal};
+use crate::state::{Claim, ClaimKind, Effect, Note, Op, journal};
 use crate::store::{Store, Target};
 
 /// One object as its handles see it: store, key, and the connector's entry
@@ -59,7 +59,13 @@ impl Object {
     #[inline]
     #[track_caller]
     pub(crate) fn acquire(&self, kind: ClaimKind) -> Result<Claim> {
-        let mut claim = Claim::new(kind);
+        self.acquire_noted(kind, Note::here())
+    }
+
+    /// [`acquire`](Self::acquire), labelled `note`.
+    #[inline]
+    pub(crate) fn acquire_noted(&self, kind: ClaimKind, note: Note) -> Result<Claim> {
+        let mut claim = Claim::noted(kind, note);
         if self.journal != 0 {
             claim.record =
                 journal::record(self.journal, kind.code(), claim.id.as_u128(), claim.note);
@@ -95,10 +101,19 @@ impl Object {
         &self,
         kind: ClaimKind,
     ) -> Result<(Claim, Option<Arc<T>>)> {
+        self.acquire_resolving_noted(kind, Note::here())
+    }
+
+    /// [`acquire_resolving`](Self::acquire_resolving), labelled `note`.
+    pub(crate) fn acquire_resolving_noted<T: Storable>(
+        &self,
+        kind: ClaimKind,
+        note: Note,
+    ) -> Result<(Claim, Option<Arc<T>>)> {
         if self.entry.is_some() {
-            return Ok((self.acquire(kind)?, None));
+            return Ok((self.acquire_noted(kind, note)?, None));
         }
-        let claim = Claim::new(kind);
+        let claim = Claim::noted(kind, note);
         let known = self.store.cached_version(&self.key);
         let fetch = self
             .store
@@ -118,10 +133,10 @@ impl Object {
         self.target().apply_async(&self.store, op).await
     }
 
-    /// [`acquire`](Self::acquire), without blocking the executor. If the
-    /// future is dropped, the claim is given back.
-    pub(crate) async fn acquire_async(&self, kind: ClaimKind) -> Result<Claim> {
-        let claim = Claim::new(kind);
+    /// [`acquire`](Self::acquire), labelled `note`, without blocking the
+    /// executor. If the future is dropped, the claim is given back.
+    pub(crate) async fn acquire_async(&self, kind: ClaimKind, note: Note) -> Result<Claim> {
+        let claim = Claim::noted(kind, note);
         self.apply_async(Op::Acquire(claim)).await?;
         Ok(claim)
     }
@@ -134,11 +149,12 @@ impl Object {
     pub(crate) async fn acquire_resolving_async<T: Storable>(
         &self,
         kind: ClaimKind,
+        note: Note,
     ) -> Result<(Claim, Option<Arc<T>>)> {
         if self.entry.is_some() {
-            return Ok((self.acquire(kind)?, None));
+            return Ok((self.acquire_noted(kind, note)?, None));
         }
-        let claim = Claim::new(kind);
+        let claim = Claim::noted(kind, note);
         let known = self.store.cached_version(&self.key);
         let fetch = self
             .store

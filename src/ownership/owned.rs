@@ -1,6 +1,7 @@
 //! [`OwnedProxy<T>`]: the one owner of a stored object.
 
 use std::fmt;
+use std::future::Future;
 use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, OnceLock};
 
@@ -303,7 +304,10 @@ impl<T: Storable> OwnedProxy<T> {
     /// the future gives the transient borrow back; the local changes are
     /// kept unless they were published.
     pub(crate) async fn publish_async(this: &mut Self) -> Result<()> {
-        let writer = this.obj.acquire_async(ClaimKind::Writer).await?;
+        let writer = this
+            .obj
+            .acquire_async(ClaimKind::Writer, Note::here())
+            .await?;
         let _release = Releasing {
             obj: this.obj.clone(),
             claim: writer,
@@ -421,6 +425,7 @@ impl<T> fmt::Debug for OwnedProxy<T> {
 /// assert!(!store.exists(&key)?);
 /// # Ok(()) }
 /// ```
+#[track_caller]
 pub fn into_owned<T: Storable>(proxy: Proxy<T>) -> Result<OwnedProxy<T>> {
     let (store, key, _) = proxy.into_parts();
     let obj = Object::attach(store, key)?;
@@ -436,11 +441,17 @@ pub fn into_owned<T: Storable>(proxy: Proxy<T>) -> Result<OwnedProxy<T>> {
 /// Dropping the future leaves the object as it was: an owner claim already
 /// taken is given back (which evicts the object, as dropping the owner
 /// would).
-pub async fn into_owned_async<T: Storable>(proxy: Proxy<T>) -> Result<OwnedProxy<T>> {
-    let (store, key, _) = proxy.into_parts();
-    let obj = Object::attach(store, key)?;
-    let claim = obj.acquire_async(ClaimKind::Owner).await?;
-    Ok(OwnedProxy::from_parts(obj, claim, None))
+#[track_caller]
+pub fn into_owned_async<T: Storable>(
+    proxy: Proxy<T>,
+) -> impl Future<Output = Result<OwnedProxy<T>>> + Send {
+    let note = Note::here();
+    async move {
+        let (store, key, _) = proxy.into_parts();
+        let obj = Object::attach(store, key)?;
+        let claim = obj.acquire_async(ClaimKind::Owner, note).await?;
+        Ok(OwnedProxy::from_parts(obj, claim, None))
+    }
 }
 
 /// [`clone`], without blocking the executor.
@@ -449,12 +460,18 @@ pub async fn into_owned_async<T: Storable>(proxy: Proxy<T>) -> Result<OwnedProxy
 ///
 /// Dropping the future leaves nothing behind: a copy already stored is
 /// evicted.
-pub async fn clone_async<T: Storable>(owner: &OwnedProxy<T>) -> Result<OwnedProxy<T>> {
-    let value = match &owner.local {
-        Some(v) => Arc::new(v.clone()),
-        None => OwnedProxy::latest_async(owner).await?,
-    };
-    owner.obj.store.owned_from_arc_async(value).await
+#[track_caller]
+pub fn clone_async<T: Storable>(
+    owner: &OwnedProxy<T>,
+) -> impl Future<Output = Result<OwnedProxy<T>>> + Send + '_ {
+    let note = Note::here();
+    async move {
+        let value = match &owner.local {
+            Some(v) => Arc::new(v.clone()),
+            None => OwnedProxy::latest_async(owner).await?,
+        };
+        owner.obj.store.owned_from_arc_async(value, note).await
+    }
 }
 
 /// A copy of the owner's value under a new key, with its own owner: its

@@ -27,7 +27,7 @@ use crate::ownership::object::Object;
 use crate::ownership::owned::OwnedProxy;
 use crate::ownership::ref_mut::RefMutProxy;
 use crate::ownership::ref_proxy::RefProxy;
-use crate::state::ClaimKind;
+use crate::state::{ClaimKind, Note};
 
 /// Borrows the owner's object immutably, waiting while a writer holds it.
 ///
@@ -67,14 +67,12 @@ use crate::state::ClaimKind;
 /// assert_eq!(reader.join().unwrap()?, 1);
 /// # Ok(()) }
 /// ```
-pub async fn borrow_async<T: Storable>(owner: &OwnedProxy<T>) -> Result<RefProxy<T>> {
+#[track_caller]
+pub fn borrow_async<T: Storable>(
+    owner: &OwnedProxy<T>,
+) -> impl Future<Output = Result<RefProxy<T>>> + Send + '_ {
     let span = op_span!("borrow", owner.obj.store, owner.obj.key);
-    let r = wait_for::<T>(&owner.obj, ClaimKind::Reader, false)
-        .instrument(span.clone())
-        .await
-        .map(RefProxy::from_core);
-    observe::finish(&span, || owner.obj.store.name(), "borrow", &r);
-    r
+    waiting(&owner.obj, span, "borrow", Note::here())
 }
 
 /// Borrows the owner's object mutably, waiting while any borrow exists.
@@ -105,14 +103,12 @@ pub async fn borrow_async<T: Storable>(owner: &OwnedProxy<T>) -> Result<RefProxy
 /// assert_eq!(*borrow(&owner)?, vec![1, 2]);
 /// # Ok(()) }
 /// ```
-pub async fn mut_borrow_async<T: Storable>(owner: &OwnedProxy<T>) -> Result<RefMutProxy<T>> {
+#[track_caller]
+pub fn mut_borrow_async<T: Storable>(
+    owner: &OwnedProxy<T>,
+) -> impl Future<Output = Result<RefMutProxy<T>>> + Send + '_ {
     let span = op_span!("mut_borrow", owner.obj.store, owner.obj.key);
-    let r = wait_for::<T>(&owner.obj, ClaimKind::Writer, false)
-        .instrument(span.clone())
-        .await
-        .map(RefMutProxy::from_core);
-    observe::finish(&span, || owner.obj.store.name(), "mut_borrow", &r);
-    r
+    waiting(&owner.obj, span, "mut_borrow", Note::here())
 }
 
 /// [`borrow_async`] for threads: waits, blocking the thread, at most
@@ -135,17 +131,13 @@ pub async fn mut_borrow_async<T: Storable>(owner: &OwnedProxy<T>) -> Result<RefM
 /// assert_eq!(*borrow_timeout(&owner, Duration::from_millis(10))?, 5);
 /// # Ok(()) }
 /// ```
+#[track_caller]
 pub fn borrow_timeout<T: Storable>(
     owner: &OwnedProxy<T>,
     timeout: Duration,
 ) -> Result<RefProxy<T>> {
     let span = op_span!("borrow", owner.obj.store, owner.obj.key);
-    let r = span.in_scope(|| {
-        let waiting = wait_for::<T>(&owner.obj, ClaimKind::Reader, true);
-        block_until(waiting, &owner.obj.key, timeout).map(RefProxy::from_core)
-    });
-    observe::finish(&span, || owner.obj.store.name(), "borrow", &r);
-    r
+    waiting_blocking(&owner.obj, span, "borrow", Note::here(), timeout)
 }
 
 /// [`mut_borrow_async`] for threads: waits, blocking the thread, at most
@@ -153,16 +145,46 @@ pub fn borrow_timeout<T: Storable>(
 /// [`Error::Timeout`]. A timeout leaves no claim behind.
 ///
 /// Inside async code use `mut_borrow_async`: this blocks the thread.
+#[track_caller]
 pub fn mut_borrow_timeout<T: Storable>(
     owner: &OwnedProxy<T>,
     timeout: Duration,
 ) -> Result<RefMutProxy<T>> {
     let span = op_span!("mut_borrow", owner.obj.store, owner.obj.key);
+    waiting_blocking(&owner.obj, span, "mut_borrow", Note::here(), timeout)
+}
+
+/// The waiting borrow `B` (a [`RefProxy`] or a [`RefMutProxy`]) of `obj`,
+/// in the span of its operation `op`, its claim labelled `note`: the body
+/// of [`borrow_async`] and [`mut_borrow_async`].
+async fn waiting<B: Borrowed>(
+    obj: &Arc<Object>,
+    span: tracing::Span,
+    op: &'static str,
+    note: Note,
+) -> Result<B> {
+    let r = wait_for::<B::Value>(obj, B::KIND, false, note)
+        .instrument(span.clone())
+        .await
+        .map(B::from_core);
+    observe::finish(&span, || obj.store.name(), op, &r);
+    r
+}
+
+/// [`waiting`], blocking the thread for at most `timeout`: the body of
+/// [`borrow_timeout`] and [`mut_borrow_timeout`].
+fn waiting_blocking<B: Borrowed>(
+    obj: &Arc<Object>,
+    span: tracing::Span,
+    op: &'static str,
+    note: Note,
+    timeout: Duration,
+) -> Result<B> {
     let r = span.in_scope(|| {
-        let waiting = wait_for::<T>(&owner.obj, ClaimKind::Writer, true);
-        block_until(waiting, &owner.obj.key, timeout).map(RefMutProxy::from_core)
+        let waiting = wait_for::<B::Value>(obj, B::KIND, true, note);
+        block_until(waiting, &obj.key, timeout).map(B::from_core)
     });
-    observe::finish(&span, || owner.obj.store.name(), "mut_borrow", &r);
+    observe::finish(&span, || obj.store.name(), op, &r);
     r
 }
 
@@ -174,36 +196,40 @@ fn busy(e: &Error) -> bool {
     )
 }
 
-/// One try: a borrow holding a new claim of `kind`. `blocking`: the
-/// blocking form (for the `_timeout` functions), else the async one.
+/// One try: a borrow holding a new claim of `kind`, labelled `note`.
+/// `blocking`: the blocking form (for the `_timeout` functions), else the
+/// async one.
 async fn attempt<T: Storable>(
     obj: &Arc<Object>,
     kind: ClaimKind,
     blocking: bool,
+    note: Note,
 ) -> Result<BorrowCore<T>> {
     if obj.has_entry() {
         // In this process: one transition, nothing read.
-        let claim = obj.acquire(kind)?;
+        let claim = obj.acquire_noted(kind, note)?;
         return Ok(BorrowCore::new(obj.clone(), claim, None));
     }
     if blocking {
-        let (claim, value) = obj.acquire_resolving::<T>(kind)?;
+        let (claim, value) = obj.acquire_resolving_noted::<T>(kind, note)?;
         return Ok(BorrowCore::new(obj.clone(), claim, value));
     }
-    BorrowCore::acquire_async(obj, kind).await
+    BorrowCore::acquire_async(obj, kind, note).await
 }
 
 /// Tries until a borrow of `kind` is granted, waiting in line between
-/// tries (see the module docs).
+/// tries (see the module docs). Its claim is labelled `note`: the waiting
+/// call's site.
 async fn wait_for<T: Storable>(
     obj: &Arc<Object>,
     kind: ClaimKind,
     blocking: bool,
+    note: Note,
 ) -> Result<BorrowCore<T>> {
     let waiters = obj.store.waiters().clone();
     // Nobody of this process waits: there is no line to respect.
     if !waiters.is_listening() {
-        match attempt(obj, kind, blocking).await {
+        match attempt(obj, kind, blocking, note).await {
             Err(e) if busy(&e) => {}
             done => return done,
         }
@@ -216,7 +242,7 @@ async fn wait_for<T: Storable>(
         // … then the store is told a waiter is about to try, then it tries:
         // a release after this point is announced, and wakes it again.
         obj.listen();
-        match attempt(obj, kind, blocking).await {
+        match attempt(obj, kind, blocking, note).await {
             Err(e) if busy(&e) => {}
             // Granted or failed: leaving the line lets the next one try.
             done => return done,

@@ -8,7 +8,8 @@
 use borrowstore::connector::{ClaimInfo, ClaimRole, this_process};
 use borrowstore::{
     ContextLifetime, Lifetime, LivenessScope, ObjectInfo, OwnedProxy, RefProxy, Store, borrow,
-    mut_borrow,
+    borrow_async, borrow_timeout, clone, clone_async, into_owned, into_owned_async, mut_borrow,
+    mut_borrow_async, mut_borrow_timeout,
 };
 
 use super::state;
@@ -165,6 +166,82 @@ pub fn inspect_reports_each_claim_with_its_process_label_and_time(store: Store) 
     let i = state(&store, &key);
     assert_eq!(i.claims.len(), 1, "{:#?}", i.claims);
     assert_eq!(i.claims[0].kind, ClaimRole::Owner);
+}
+
+/// Asserts that `key`'s only claim of role `role` (beside its owner) is
+/// labelled with a call site of this file at most 3 lines above line
+/// `line` (where a formatted call may begin).
+fn labelled_at(store: &Store, key: &borrowstore::Key, role: ClaimRole, line: u32, what: &str) {
+    let i = state(store, key);
+    let found = of(&i, role);
+    assert_eq!(found.len(), 1, "{what}: {:#?}", i.claims);
+    let label = found[0].label.as_deref().unwrap_or_default();
+    let at = label
+        .strip_prefix(concat!(file!(), ":"))
+        .and_then(|rest| rest.split(':').next())
+        .and_then(|l| l.parse::<u32>().ok());
+    assert!(
+        at.is_some_and(|l| l <= line && l + 3 >= line),
+        "{what}: labelled {label:?}, not with its call site ({}:{line})",
+        file!()
+    );
+}
+
+/// Every call that takes a claim — blocking, waiting or async, borrow or
+/// owner — labels it with the caller's own line, not a line inside the
+/// crate.
+pub fn every_claim_is_labelled_with_the_call_site_that_took_it(store: Store) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let owner = store.owned_proxy(vec![5u8; 8]).unwrap();
+    let key = *OwnedProxy::key(&owner);
+    let wait = std::time::Duration::from_secs(5);
+
+    let (r, line) = (borrow_timeout(&owner, wait).unwrap(), line!());
+    labelled_at(&store, &key, ClaimRole::Reader, line, "borrow_timeout");
+    drop(r);
+    let (w, line) = (mut_borrow_timeout(&owner, wait).unwrap(), line!());
+    labelled_at(&store, &key, ClaimRole::Writer, line, "mut_borrow_timeout");
+    drop(w);
+    let (r, line) = (rt.block_on(borrow_async(&owner)).unwrap(), line!());
+    labelled_at(&store, &key, ClaimRole::Reader, line, "borrow_async");
+    let (r2, line) = (RefProxy::reborrow(&r).unwrap(), line!());
+    drop(r);
+    labelled_at(&store, &key, ClaimRole::Reader, line, "reborrow");
+    drop(r2);
+    let (w, line) = (rt.block_on(mut_borrow_async(&owner)).unwrap(), line!());
+    labelled_at(&store, &key, ClaimRole::Writer, line, "mut_borrow_async");
+    drop(w);
+    store.flush().unwrap();
+
+    let (p2, p3) = (
+        store.proxy(vec![2u8]).unwrap(),
+        store.proxy(vec![3u8]).unwrap(),
+    );
+    let owners = [
+        (
+            rt.block_on(store.owned_proxy_async(vec![1u8])).unwrap(),
+            line!(),
+            "owned_proxy_async",
+        ),
+        (clone(&owner).unwrap(), line!(), "clone"),
+        (
+            rt.block_on(clone_async(&owner)).unwrap(),
+            line!(),
+            "clone_async",
+        ),
+        (into_owned(p2).unwrap(), line!(), "into_owned"),
+        (
+            rt.block_on(into_owned_async(p3)).unwrap(),
+            line!(),
+            "into_owned_async",
+        ),
+    ];
+    for (o, line, what) in &owners {
+        labelled_at(&store, OwnedProxy::key(o), ClaimRole::Owner, *line, what);
+    }
 }
 
 /// A snapshot lists every object of the store, as `inspect` reports it,

@@ -129,6 +129,7 @@ macro_rules! conformance_suite {
             discard_publishes_nothing,
             inspect_reports_type_size_time_and_name,
             inspect_reports_each_claim_with_its_process_label_and_time,
+            every_claim_is_labelled_with_the_call_site_that_took_it,
             snapshot_lists_every_object_as_inspect_does,
         ;
             evict_refused_while_read,

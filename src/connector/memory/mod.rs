@@ -1,17 +1,16 @@
 //! The in-process connector: a concurrent map of slots.
 
-use std::sync::{Mutex, Weak};
+use std::sync::Weak;
 
-use crate::codec;
-use crate::connector::{
-    ClaimInfo, ClaimRole, Connector, Entry, Fetch, Inspect, ObjectMeta, Recheck, Stored, Value,
-    Waiters,
-};
+use crate::connector::{Connector, Entry, Fetch, Inspect, Recheck, Stored, Value, Waiters};
 use crate::error::{Error, Result};
 use crate::key::{ClaimId, Key};
-use crate::state::{Claim, ClaimKind, Effect, Init, Note, Op, State, journal};
-use crate::sync::unmodeled::lock;
+use crate::state::{Claim, ClaimKind, Effect, Init, Op, State};
 use crate::sync::{self, Arc, AtomicU64, Map, Ordering, RwLock};
+
+mod records;
+
+use records::Records;
 
 /// Keeps objects in this process's memory. The embedded default
 /// (`memory://name`).
@@ -69,53 +68,8 @@ struct Slot {
     /// Set before this slot's first ticket is recorded; `finish` sweeps the
     /// ticket map only when it is set.
     has_tickets: std::sync::atomic::AtomicBool,
-    /// What was recorded when the value was stored.
-    meta: SlotMeta,
-    /// The record of an owner claim taken after the put (read while the
-    /// state says it is owned); `None`: the owner is the one it was put
-    /// with, whose note is in `meta`.
-    owner: Mutex<Option<Noted>>,
-    /// The claims not in the journal.
-    noted: Mutex<Vec<Noted>>,
-}
-
-/// What a slot records when its value is stored (the value's type and
-/// size are read from the value at inspection).
-struct SlotMeta {
-    created_ms: u64,
-    /// The note of the owner claim it was put with (or none).
-    owner_note: Note,
-}
-
-/// A claim recorded beside a slot.
-#[derive(Clone, Copy)]
-struct Noted {
-    id: ClaimId,
-    kind: ClaimKind,
-    ticket: bool,
-    note: Note,
-    since_ms: u64,
-}
-
-impl Noted {
-    fn of(c: Claim) -> Noted {
-        Noted {
-            id: c.id,
-            kind: c.kind,
-            ticket: false,
-            note: c.note,
-            since_ms: journal::coarse_now_ms(),
-        }
-    }
-
-    fn info(&self) -> ClaimInfo {
-        let role = if self.ticket {
-            ClaimRole::Ticket
-        } else {
-            self.kind.into()
-        };
-        ClaimInfo::here(role, self.note.label(), self.since_ms)
-    }
+    /// What inspection reports beside the state and the value.
+    records: Records,
 }
 
 impl MemoryConnector {
@@ -178,7 +132,7 @@ impl Slot {
                 .is_ok()
         {
             if c.record.is_none() {
-                self.note_taken(*c);
+                self.records.note_taken(*c);
             }
             return Ok(Effect::None);
         }
@@ -200,7 +154,7 @@ impl Slot {
         {
             match c.record {
                 Some(r) => r.free(),
-                None => self.note_given_back(*c),
+                None => self.records.note_given_back(*c),
             }
             return Ok(Effect::None);
         }
@@ -231,10 +185,10 @@ impl Slot {
             ) {
                 Ok(_) => {
                     match op {
-                        Op::Acquire(c) if c.record.is_none() => self.note_taken(c),
+                        Op::Acquire(c) if c.record.is_none() => self.records.note_taken(c),
                         Op::Release(c) | Op::Disown(c) => match c.record {
                             Some(r) => r.free(),
-                            None => self.note_given_back(c),
+                            None => self.records.note_given_back(c),
                         },
                         _ => {}
                     }
@@ -249,91 +203,6 @@ impl Slot {
                 Err(actual) => current = actual,
             }
         }
-    }
-
-    /// Records a claim taken without a journal record.
-    #[inline(never)]
-    fn note_taken(&self, c: Claim) {
-        match c.kind {
-            ClaimKind::Owner => *lock(&self.owner) = Some(Noted::of(c)),
-            _ => lock(&self.noted).push(Noted::of(c)),
-        }
-    }
-
-    /// Forgets a claim given back that had no journal record. (The owner's
-    /// record stays: the state says whether it is held.)
-    #[inline(never)]
-    fn note_given_back(&self, c: Claim) {
-        if c.kind != ClaimKind::Owner {
-            lock(&self.noted).retain(|n| n.id != c.id);
-        }
-    }
-
-    /// Shows `c` as a ticket in flight, or as held again.
-    fn note_ticket(&self, c: Claim, ticket: bool) {
-        if let Some(r) = c.record {
-            r.set_kind(if ticket {
-                journal::TICKET
-            } else {
-                c.kind.code()
-            });
-            return;
-        }
-        let mark = |n: &mut Noted| {
-            if n.id == c.id {
-                n.ticket = ticket;
-            }
-        };
-        if c.kind == ClaimKind::Owner {
-            let mut owner = lock(&self.owner);
-            let o = owner.get_or_insert_with(|| Noted {
-                id: c.id,
-                kind: ClaimKind::Owner,
-                ticket: false,
-                note: self.meta.owner_note,
-                since_ms: self.meta.created_ms,
-            });
-            mark(o);
-        }
-        lock(&self.noted).iter_mut().for_each(mark);
-    }
-
-    /// What inspection reports of the slot's records.
-    fn records(&self, state: State, value: &Value) -> (ObjectMeta, Vec<ClaimInfo>) {
-        let m = &self.meta;
-        let (type_name, size) = match value {
-            Value::Local(l) => (Some(l.type_name().to_owned()), l.size() as u64),
-            Value::Bytes(b) => (
-                codec::header(b).ok().map(|h| h.type_name().to_owned()),
-                b.len() as u64,
-            ),
-        };
-        let object = ObjectMeta {
-            type_name,
-            size: Some(size),
-            created_ms: Some(m.created_ms),
-            label: m.owner_note.name().map(str::to_owned),
-        };
-        let mut claims = Vec::new();
-        if state.owned() {
-            claims.push(match *lock(&self.owner) {
-                Some(o) => o.info(),
-                None => ClaimInfo::here(ClaimRole::Owner, m.owner_note.label(), m.created_ms),
-            });
-        }
-        claims.extend(lock(&self.noted).iter().map(Noted::info));
-        let me = std::ptr::from_ref(self).cast::<()>() as usize;
-        for e in journal::claims_of(me) {
-            let role = match e.kind {
-                0 => ClaimRole::Owner,
-                1 => ClaimRole::Holder,
-                2 => ClaimRole::Reader,
-                3 => ClaimRole::Writer,
-                _ => ClaimRole::Ticket,
-            };
-            claims.push(ClaimInfo::here(role, e.note.label(), e.since_ms));
-        }
-        (object, claims)
     }
 
     /// Marks the slot: the next release announces itself. (Set after the
@@ -484,23 +353,13 @@ impl Connector for MemoryConnector {
     }
 
     fn put(&self, key: &Key, value: Value, init: Init) -> Result<Option<Arc<dyn Entry>>> {
-        let (owner_note, noted) = match init {
-            Init::Claimed(c) if c.kind == ClaimKind::Owner => (c.note, Vec::new()),
-            Init::Claimed(c) => (Note::NONE, vec![Noted::of(c)]),
-            Init::Plain => (Note::NONE, Vec::new()),
-        };
         let slot = Arc::new(Slot {
             key: *key,
             state: AtomicU64::new(State::new(init).to_bits()),
             stored: RwLock::new(Some(Stored { value, version: 1 })),
             home: Arc::downgrade(&self.shared),
             has_tickets: std::sync::atomic::AtomicBool::new(false),
-            meta: SlotMeta {
-                created_ms: journal::coarse_now_ms(),
-                owner_note,
-            },
-            owner: Mutex::new(None),
-            noted: Mutex::new(noted),
+            records: Records::new(init),
         });
         if self.shared.slots.insert_new(*key, slot.clone()) {
             Ok(Some(slot))
@@ -564,7 +423,7 @@ impl Connector for MemoryConnector {
             redeemed: false,
         };
         slot.has_tickets.store(true, Ordering::SeqCst);
-        slot.note_ticket(claim, true);
+        slot.records.note_ticket(claim, true);
         if !self.shared.tickets.insert_new(ticket, t) {
             return Err(Error::TicketRedeemed {
                 ticket: ticket.to_string(),
@@ -597,7 +456,7 @@ impl Connector for MemoryConnector {
         match outcome {
             Some(Ok(claim)) => {
                 if let Some(s) = self.slot(key) {
-                    s.note_ticket(claim, false);
+                    s.records.note_ticket(claim, false);
                 }
                 Ok(claim)
             }
@@ -618,7 +477,8 @@ impl Connector for MemoryConnector {
             let stored = sync::read(&s.stored).as_ref()?.clone();
             let state = s.load();
             let version = stored.version;
-            let (object, claims) = s.records(state, &stored.value);
+            let me = std::ptr::from_ref(&*s).cast::<()>() as usize;
+            let (object, claims) = s.records.report(state, &stored.value, me);
             Some(Inspect {
                 state,
                 version,
