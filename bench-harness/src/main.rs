@@ -16,23 +16,16 @@
 //!               [--value-bytes N] [--tasks N] [--held N]
 //! ```
 //!
-<<<<<<< HEAD
-//! Groups: `memory`, `references`, `submit`, `file` (with its cross-process
-//! workloads: reclaim after a kill, a `Blob` read by other processes),
-//! `redis`, `wake`, `footprint`.
-=======
-//! Groups: `memory`, `references`, `contention`, `submit`, `file`, `redis`, `wake`, `footprint`.
->>>>>>> main
+//! Groups: `memory`, `references`, `contention`, `submit`, `file` (with its
+//! cross-process workloads: reclaim after a kill, a `Blob` read by other
+//! processes), `redis`, `wake`, `footprint`.
 //! Without `--redis` the Redis group is skipped; without `--file-dir` the
 //! file store lives in the system's temporary directory. The memory
 //! workloads (`footprint`) each run in a fresh child process
 //! (`bench-harness child …`) so their RSS readings are their own.
 
-<<<<<<< HEAD
-mod file_extra;
-=======
 mod contention;
->>>>>>> main
+mod file_extra;
 mod footprint;
 mod measure;
 mod redis_ref;
