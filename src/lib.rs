@@ -210,8 +210,9 @@
 //!   [`state`] (the state machine every connector applies).
 
 #![warn(missing_docs)]
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
+mod blob;
 pub mod codec;
 pub mod connector;
 pub mod docs;
@@ -228,6 +229,7 @@ pub mod submit;
 mod sync;
 pub mod trust;
 
+pub use blob::Blob;
 pub use codec::Storable;
 pub use error::{Borrows, Error, Result};
 pub use key::{ClaimId, Key};
