@@ -206,6 +206,8 @@
 //! - [`docs::semantics`]: the ownership rules in full, one by one, and
 //!   where the implementation does not meet them yet;
 //! - [`docs::architecture`]: the layers, and how each connector works;
+//! - [`docs::observability`]: what each store records of who holds what,
+//!   and how to see it (inspection, `borrowstore memory`, spans, metrics);
 //! - the module docs of [`submit`](mod@submit), [`connector`] and
 //!   [`state`] (the state machine every connector applies).
 
