@@ -210,9 +210,17 @@ fn blob_readers(store: &Store, url: &str, value_bytes: usize) {
             Peer::start(&["blob-reader", url, &hex(&ticket.to_bytes().expect("bytes"))])
         })
         .collect();
+    // All 8 have touched every page before any is measured: a process's
+    // Pss counts its share of each shared page among the processes mapping
+    // it at the time, so measuring each as soon as it is done would count
+    // the early ones' shares while fewer others mapped the pages.
+    for p in &mut peers {
+        assert_eq!(p.line(), "ready", "a blob reader");
+    }
     let mut pss = 0u64;
     let mut rss = 0u64;
     for p in &mut peers {
+        p.say("measure");
         let line = p.line();
         let (a, b) = line.split_once(' ').expect("pss rss");
         pss += a.parse::<u64>().expect("pss");
@@ -235,8 +243,8 @@ fn blob_readers(store: &Store, url: &str, value_bytes: usize) {
         8,
     )
     .notes(format!(
-        "8 processes each borrow one {value_bytes}-byte Blob and touch every page; the sum of \
-             their Pss (shared pages counted once) over the value's size"
+        "8 processes each borrow one {value_bytes}-byte Blob and touch every page; once all 8 \
+             have, the sum of their Pss (shared pages counted once) over the value's size"
     ))
     .with("pss_bytes", pss)
     .with("rss_bytes_sum", rss)
@@ -278,8 +286,9 @@ pub fn child_first_byte(url: &str, ticket: &str) {
 }
 
 /// `bench-harness child blob-reader URL TICKET`: borrows the `Blob`, reads
-/// a byte of every page, prints its `Pss` and `Rss` (bytes, from
-/// `/proc/self/smaps_rollup`), and waits for a line before it exits.
+/// a byte of every page, says `ready`, and on the next line prints its
+/// `Pss` and `Rss` (bytes, from `/proc/self/smaps_rollup`); it waits for
+/// one more line before it exits.
 pub fn child_blob_reader(url: &str, ticket: &str) {
     let store = Store::open(url).expect("open");
     let r = BorrowTicket::<Blob>::from_bytes(&unhex(ticket))
@@ -291,6 +300,10 @@ pub fn child_blob_reader(url: &str, ticket: &str) {
         sum = sum.wrapping_add(u64::from(r[i]));
     }
     black_box(sum);
+    println!("ready");
+    let _ = std::io::stdout().flush();
+    let mut go = String::new();
+    let _ = std::io::stdin().read_line(&mut go);
     let field = |name: &str| -> u64 {
         std::fs::read_to_string("/proc/self/smaps_rollup")
             .ok()
