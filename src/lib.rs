@@ -206,12 +206,15 @@
 //! - [`docs::semantics`]: the ownership rules in full, one by one, and
 //!   where the implementation does not meet them yet;
 //! - [`docs::architecture`]: the layers, and how each connector works;
+//! - [`docs::observability`]: what each store records of who holds what,
+//!   and how to see it (inspection, `borrowstore memory`, spans, metrics);
 //! - the module docs of [`submit`](mod@submit), [`connector`] and
 //!   [`state`] (the state machine every connector applies).
 
 #![warn(missing_docs)]
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
+mod blob;
 pub mod codec;
 pub mod connector;
 pub mod docs;
@@ -228,6 +231,7 @@ pub mod submit;
 mod sync;
 pub mod trust;
 
+pub use blob::Blob;
 pub use codec::Storable;
 pub use error::{Borrows, Error, Result};
 pub use key::{ClaimId, Key};

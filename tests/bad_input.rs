@@ -266,3 +266,65 @@ fn file_store_read_and_write_errors_name_the_path_and_the_operation() {
     );
     assert!(msg.contains("os error"), "{msg}");
 }
+
+/// A file store's state table has the capacity its directory was made
+/// with (`capacity=N`): past it, a put is a clear error, and an evicted
+/// object's slot serves again.
+#[test]
+fn a_full_state_table_is_an_error_not_corruption() {
+    let dir = SUITE.file_dir_named("full-table");
+    let store = Store::open(&format!("file://{}?capacity=2", dir.display())).unwrap();
+    let a = store.put(&1u32).unwrap();
+    let _b = store.put(&2u32).unwrap();
+    let msg = store.put(&3u32).unwrap_err().to_string();
+    assert!(msg.contains("no room for more objects"), "{msg}");
+    store.evict(&a).unwrap();
+    let c = store.put(&4u32).unwrap();
+    assert_eq!(store.get::<u32>(&c).unwrap(), Some(4));
+}
+
+/// Damaged or crafted files of a file store give an error, never a panic:
+/// a side file that names a slot the table does not have, one of the wrong
+/// length, and a table whose header is garbage.
+#[test]
+fn crafted_file_store_files_are_errors() {
+    let dir = SUITE.file_dir_named("crafted");
+    let url = format!("file://{}", dir.display());
+    let store = Store::open(&url).unwrap();
+    let key = store.put(&7u32).unwrap();
+    let side = dir.join("objects").join(format!("{key}.ledger"));
+    let mut bytes = b"BSO1".to_vec();
+    bytes.extend_from_slice(&u32::MAX.to_le_bytes());
+    bytes.extend_from_slice(&u64::MAX.to_le_bytes());
+    bytes.extend_from_slice(&0u32.to_le_bytes());
+    std::fs::write(&side, &bytes).unwrap();
+    assert!(matches!(store.get::<u32>(&key), Err(Error::Decode { .. })));
+    std::fs::write(&side, b"BSO1\x01").unwrap();
+    assert!(matches!(store.get::<u32>(&key), Err(Error::Decode { .. })));
+    drop(store);
+
+    let other = SUITE.file_dir_named("crafted-table");
+    let url = format!("file://{}", other.display());
+    drop(
+        Store::builder("crafted-table-maker")
+            .url(&url)
+            .register(false)
+            .build()
+            .unwrap(),
+    );
+    let table = other.join("table");
+    let len = std::fs::metadata(&table).unwrap().len();
+    let mut garbage = vec![0xffu8; 64];
+    garbage.extend_from_slice(&vec![0u8; len as usize - 64]);
+    std::fs::write(&table, &garbage).unwrap();
+    let msg = Store::builder("crafted-table-reader")
+        .url(&url)
+        .register(false)
+        .build()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("damaged") || msg.contains("not a borrowstore state table"),
+        "{msg}"
+    );
+}

@@ -1,7 +1,10 @@
 //! The `borrowstore` command, run as a program against a file store and a
 //! Redis store that hold known objects and claims: some of this process,
-//! some of a live child process, one of a child that was killed (its lease
-//! has run out; the command only reads, so it is listed, not reclaimed).
+//! some of a live child process, one of a child that was killed. On Redis
+//! the killed child's lease runs out and the command, which only reads,
+//! lists its claims as expired, not reclaimed; on a file store the
+//! survivors reclaim a killed process's claims at once (they share its
+//! fate through its lock file), so the command finds them gone.
 //!
 //! `memory --json` is parsed and every field of every object and claim is
 //! checked; the plain table, `--stats-only`, `--group-by`, `--sort-by`,
@@ -95,11 +98,23 @@ fn check_claim(c: &Value, pid: u32, label_has: &str, before: u64, expired: bool)
     }
 }
 
+/// How a store treats the claims of a killed process.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Killed {
+    /// Its claims stay until their lease runs out and an operation (or a
+    /// reap pass) reclaims them: the command lists them as expired.
+    /// `reaps`: whether `borrowstore reap` reclaims them.
+    Expire { reaps: bool },
+    /// The survivors reclaim them at once (file stores).
+    ReclaimedAtOnce,
+}
+
 /// `t` opened with the default (long) lease: this process and the live
 /// child, whose reap passes (once a lease) must not reclaim the killed
 /// child's claims during the test; the killed child gets `short`, a URL of
 /// the same store with a short lease.
-fn scenario(t: &Target, short: &str, reaps: bool) {
+fn scenario(t: &Target, short: &str, killed: Killed) {
+    let at_once = killed == Killed::ReclaimedAtOnce;
     let store = t.open();
     let me = std::process::id();
     let before = now_ms();
@@ -131,10 +146,14 @@ fn scenario(t: &Target, short: &str, reaps: bool) {
     // D: plain.
     let d = store.put(&String::from("plain")).unwrap();
     std::thread::sleep(LEASE * 2);
+    if at_once {
+        // Its owner was the killed child's: reclaimed, the object went.
+        assert!(store.inspect(&e_key).unwrap().is_none());
+    }
 
     let out = cli(&["memory", &t.url, "--json"]);
     let all: Vec<Value> = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
-    assert_eq!(all.len(), 4, "{out}");
+    assert_eq!(all.len(), if at_once { 3 } else { 4 }, "{out}");
     for o in &all {
         let mut fields: Vec<&str> = o.as_object().unwrap().keys().map(String::as_str).collect();
         fields.sort_unstable();
@@ -188,25 +207,29 @@ fn scenario(t: &Target, short: &str, reaps: bool) {
         false,
     );
 
-    let oe = object(&all, &e_key.to_string());
-    assert_eq!(
-        (oe["owners"].clone(), oe["readers"].clone()),
-        (1.into(), 1.into())
-    );
-    check_claim(
-        claims(oe, "owner")[0],
-        doomed_pid,
-        "process/child.rs:",
-        before,
-        true,
-    );
-    check_claim(
-        claims(oe, "reader")[0],
-        doomed_pid,
-        "process/child.rs:",
-        before,
-        true,
-    );
+    if at_once {
+        assert!(all.iter().all(|o| o["key"] != e_key.to_string()), "{out}");
+    } else {
+        let oe = object(&all, &e_key.to_string());
+        assert_eq!(
+            (oe["owners"].clone(), oe["readers"].clone()),
+            (1.into(), 1.into())
+        );
+        check_claim(
+            claims(oe, "owner")[0],
+            doomed_pid,
+            "process/child.rs:",
+            before,
+            true,
+        );
+        check_claim(
+            claims(oe, "reader")[0],
+            doomed_pid,
+            "process/child.rs:",
+            before,
+            true,
+        );
+    }
 
     let od = object(&all, &d.to_string());
     assert_eq!(od["type"], "alloc::string::String");
@@ -223,25 +246,38 @@ fn scenario(t: &Target, short: &str, reaps: bool) {
         plain.contains("model") && plain.contains(&d.to_string()),
         "{plain}"
     );
-    assert!(plain.contains("expired lease awaiting reclaim"), "{plain}");
-    assert!(plain.contains("objects   4"), "{plain}");
-    assert!(
-        plain.contains("claims    owner 3, holder 0, reader 3, writer 0, ticket 0"),
+    let (objects, claimed, processes, expired) = if at_once { (3, 2, 2, 0) } else { (4, 3, 3, 2) };
+    assert_eq!(
+        plain.contains("expired lease awaiting reclaim"),
+        !at_once,
         "{plain}"
     );
-    assert!(plain.contains("processes 3 (2 alive, 1 gone"), "{plain}");
+    assert!(plain.contains(&format!("objects   {objects}")), "{plain}");
     assert!(
-        plain.contains("expired   2 leases awaiting reclaim"),
+        plain.contains(&format!(
+            "claims    owner {claimed}, holder 0, reader {claimed}, writer 0, ticket 0"
+        )),
+        "{plain}"
+    );
+    assert!(
+        plain.contains(&format!(
+            "processes {processes} (2 alive, {} gone",
+            processes - 2
+        )),
+        "{plain}"
+    );
+    assert!(
+        plain.contains(&format!("expired   {expired} leases awaiting reclaim")),
         "{plain}"
     );
 
     let stats: Value =
         serde_json::from_str(&cli(&["memory", &t.url, "--stats-only", "--json"])).unwrap();
-    assert_eq!(stats["objects"], 4);
-    assert_eq!(stats["processes"], 3);
+    assert_eq!(stats["objects"], objects);
+    assert_eq!(stats["processes"], processes);
     assert_eq!(stats["processes_alive"], 2);
-    assert_eq!(stats["expired_leases"], 2);
-    assert_eq!(stats["claims"]["reader"], 3);
+    assert_eq!(stats["expired_leases"], expired);
+    assert_eq!(stats["claims"]["reader"], claimed);
 
     let grouped = cli(&[
         "memory",
@@ -251,7 +287,12 @@ fn scenario(t: &Target, short: &str, reaps: bool) {
         "--sort-by",
         "size",
     ]);
-    assert!(grouped.contains(&format!("pid {doomed_pid}")), "{grouped}");
+    assert_eq!(
+        grouped.contains(&format!("pid {doomed_pid}")),
+        !at_once,
+        "{grouped}"
+    );
+    assert!(grouped.contains(&format!("pid {}", live.id())), "{grouped}");
     let by_type = cli(&["memory", &t.url, "--group-by", "type", "--sort-by", "age"]);
     assert!(
         by_type.contains("== alloc::string::String: 1 objects"),
@@ -270,10 +311,17 @@ fn scenario(t: &Target, short: &str, reaps: bool) {
     let table = cli(&["inspect", &t.url, &OwnedProxy::key(&a).to_string()]);
     assert!(table.contains("label    model"), "{table}");
 
-    // Only reads: the killed child's claims are still there.
-    assert_eq!(store.inspect(&e_key).unwrap().unwrap().readers, 1);
+    if !at_once {
+        // Only reads: the killed child's claims are still there.
+        assert_eq!(store.inspect(&e_key).unwrap().unwrap().readers, 1);
+    }
     let reaped = cli(&["reap", &t.url]);
-    if reaps {
+    if at_once {
+        assert_eq!(
+            reaped.trim(),
+            "reclaimed 0 expired claims; 0 objects evicted; 3 objects left"
+        );
+    } else if killed == (Killed::Expire { reaps: true }) {
         assert_eq!(
             reaped.trim(),
             "reclaimed 2 expired claims; 1 objects evicted; 3 objects left"
@@ -295,7 +343,7 @@ fn scenario(t: &Target, short: &str, reaps: bool) {
 fn memory_of_a_file_store() {
     let t = Target::file(&SUITE, "cli-file", None);
     let short = format!("{}?lease_ms={}", t.url, LEASE.as_millis());
-    scenario(&t, &short, true);
+    scenario(&t, &short, Killed::ReclaimedAtOnce);
     t.cleanup();
 }
 
@@ -304,7 +352,7 @@ fn memory_of_a_redis_store() {
     let base = borrowstore_testkit::redis_server::base_url_for_this_test();
     let t = Target::redis(&base, "cli-redis", None);
     let short = format!("{}&lease_ms={}", t.url, LEASE.as_millis());
-    scenario(&t, &short, false);
+    scenario(&t, &short, Killed::Expire { reaps: false });
 }
 
 #[test]

@@ -247,6 +247,71 @@ mod file {
     fn killed_during_publish_leaves_a_readable_value() {
         super::killed_during_publish(make);
     }
+
+    /// The crash torture: 200 SIGKILLs of a process looping random
+    /// transitions; its claims are reclaimed at once each time and nothing
+    /// is left at the end. A 1 s lease: a ticket the process had issued
+    /// to itself and not yet redeemed when it was killed is leased on its
+    /// own (a ticket outlives its issuer) and runs out within the check's
+    /// bound.
+    #[test]
+    fn killed_at_random_moments_leave_a_consistent_state() {
+        super::run(
+            make,
+            "torture",
+            Some(std::time::Duration::from_secs(1)),
+            |t| {
+                borrowstore_testkit::process::scenarios::killed_at_random_moments_leave_a_consistent_state(
+                t, 200,
+            )
+            },
+        );
+    }
+
+    /// 10,000 claims of a live process survive 10 leases of 300 ms while
+    /// other processes create and evict objects.
+    #[test]
+    fn live_process_keeps_ten_thousand_claims_for_ten_leases() {
+        super::run(
+            make,
+            "many-claims",
+            Some(std::time::Duration::from_millis(300)),
+            |t| {
+                borrowstore_testkit::process::scenarios::live_process_keeps_many_claims(
+                    t, 10_000, 10,
+                )
+            },
+        );
+    }
+
+    #[test]
+    fn stopped_creator_delays_others_boundedly() {
+        super::run(
+            make,
+            "stopped-creator",
+            None,
+            borrowstore_testkit::process::scenarios::stopped_creator_delays_others_boundedly,
+        );
+    }
+
+    /// With a 30 s lease, a waiting `mut_borrow_async` gets the object a
+    /// killed reader held well within a second (typically a few tens of
+    /// milliseconds: the keeper's tick).
+    #[test]
+    fn killed_reader_wakes_a_waiting_writer_without_waiting_for_the_lease() {
+        super::run(
+            make,
+            "reclaim-wakes",
+            Some(std::time::Duration::from_secs(30)),
+            |t| {
+                let took =
+                    borrowstore_testkit::process::scenarios::killed_reader_wakes_a_waiting_writer(
+                        t,
+                    );
+                assert!(took < std::time::Duration::from_secs(1), "{took:?}");
+            },
+        );
+    }
 }
 
 #[cfg(feature = "redis")]

@@ -16,13 +16,16 @@
 //!               [--value-bytes N] [--tasks N] [--held N]
 //! ```
 //!
-//! Groups: `memory`, `references`, `contention`, `submit`, `file`, `redis`, `wake`, `footprint`.
+//! Groups: `memory`, `references`, `contention`, `submit`, `file` (with its
+//! cross-process workloads: reclaim after a kill, a `Blob` read by other
+//! processes), `redis`, `wake`, `footprint`.
 //! Without `--redis` the Redis group is skipped; without `--file-dir` the
 //! file store lives in the system's temporary directory. The memory
 //! workloads (`footprint`) each run in a fresh child process
 //! (`bench-harness child …`) so their RSS readings are their own.
 
 mod contention;
+mod file_extra;
 mod footprint;
 mod measure;
 mod redis_ref;
@@ -165,6 +168,9 @@ fn run_child(args: &[String]) {
         Some("live-dashmap") => footprint::live_dashmap(arg(1) as usize),
         Some("cycles") => footprint::submit_cycles(arg(1), arg(2)),
         Some("held") => footprint::held_after_join(arg(1)),
+        Some("hold") => file_extra::child_hold(&args[1], &args[2]),
+        Some("first-byte") => file_extra::child_first_byte(&args[1], &args[2]),
+        Some("blob-reader") => file_extra::child_blob_reader(&args[1], &args[2]),
         _ => usage(2),
     }
 }
@@ -194,6 +200,7 @@ fn main() {
         let store = Store::open(&format!("file://{}", dir.display())).expect("open the file store");
         stores::small_value_set(&store, "file", b);
         drop(store);
+        file_extra::run(&format!("file://{}", dir.display()), &dir, o.value_bytes, b);
         let _ = std::fs::remove_dir_all(&dir);
     });
 

@@ -22,7 +22,7 @@ fn flush(store: &Store) {
 }
 
 /// `owned_proxy` create + drop, `borrow` + drop (and with 16 k live
-/// borrows on the memory store), `mut_borrow` + drop, and resolving a
+/// borrows on the memory and file stores), `mut_borrow` + drop, and resolving a
 /// proxy cold and cached, all of a `u64`.
 ///
 /// On file and Redis stores every round ends with `store.flush()`, inside
@@ -73,7 +73,7 @@ pub fn small_value_set(store: &Store, label: &'static str, budget: Budget) {
         format!("borrow(&owner) + drop of a u64 owner, no other borrow{flush_note}"),
     );
 
-    if label == "memory" {
+    if label == "memory" || label == "file" {
         let live: Vec<RefProxy<u64>> = (0..LIVE_BORROWS)
             .map(|_| borrow(&owner).expect("borrow"))
             .collect();

@@ -315,11 +315,40 @@ for store, ps_name in (('redis', 'RedisConnector'), ('file', 'FileConnector')):
                 relative(('owned_proxy_async_1k', store), ('raw_get_1k_async', store), 1.3,
                          'async GET')),
         ]
+    if store == 'file':
+        F = store
+        ROWS += [
+            Row('`owned_proxy` create + drop, small value', ('owned_proxy_create_drop', F),
+                ('owned_proxy_create_drop', F), '≤ 2× raw write-then-rename',
+                relative(('owned_proxy_create_drop', F), ('raw_write_rename', F), 2.0,
+                         'raw write-then-rename')),
+            Row('raw write-then-rename + remove of the same encoded bytes', None,
+                ('raw_write_rename', F), reference=True),
+            Row('`borrow` + drop', ('borrow_drop', F), ('borrow_drop', F), '≤ 3× memory store',
+                relative(('borrow_drop', F), ('borrow_drop', M), 3.0, 'memory store')),
+            Row('`borrow` + drop, 16,384 live borrows', None, ('borrow_drop_live16k', F),
+                '≤ 3× memory store, flat',
+                relative(('borrow_drop_live16k', F), ('borrow_drop', M), 3.0, 'memory store')),
+            Row('`mut_borrow` + drop', ('mut_borrow_drop', F), ('mut_borrow_drop', F),
+                '≤ 3× memory store',
+                relative(('mut_borrow_drop', F), ('mut_borrow_drop', M), 3.0, 'memory store')),
+            Row('reclaim after SIGKILL (lease 30 s): kill → waiting `mut_borrow_async` granted',
+                None, ('reclaim_after_kill', F), '≤ 100 ms',
+                at_most(('reclaim_after_kill', F), 100e6)),
+            Row('100 MB `Blob`: first byte in another process after its borrow', None,
+                ('blob_first_byte_other_process', F), '≤ 1 ms',
+                at_most(('blob_first_byte_other_process', F), 1e6)),
+            Row('100 MB `Blob` read by 8 processes: their Pss together', None,
+                ('blob_8_readers_pss', F), '≤ 1.2× value',
+                at_most(('blob_8_readers_pss', F), 1.2, '×')),
+        ]
     ROWS += [
         Row('`owned_proxy` create + drop, small value', ('owned_proxy_create_drop', store),
             ('owned_proxy_create_drop', store)),
         Row('`borrow` + drop', ('borrow_drop', store), ('borrow_drop', store)),
         Row('`mut_borrow` + drop', ('mut_borrow_drop', store), ('mut_borrow_drop', store)),
+    ] if store == 'redis' else []
+    ROWS += [
         Row('resolve a small proxy, cold', ('resolve_cold', store), ('resolve_cold', store)),
         Row('resolve a small proxy, cached', ('resolve_cached', store), ('resolve_cached', store)),
         Row('wake-up of a waiting `borrow_async`: release → grant', None, ('wake_handoff', store)),

@@ -9,9 +9,11 @@
 //! `memory` and `inspect` only read: a claim whose lease ran out (a killed
 //! process) is listed with its deadline in the past, and counted as an
 //! expired lease awaiting reclaim. `reap` runs one operation on every
-//! object, which on a file store releases its expired claims (on Redis it
-//! releases expired tickets; a dead process's claims are released by the
-//! stores' own reap passes, which judge the process table).
+//! object and reports what went. On a file store the survivors reclaim a
+//! dead process's claims at once and a stopped one's when its lease runs
+//! out, so there is rarely anything left for it; on Redis it releases
+//! expired tickets (a dead process's claims are released by the stores'
+//! own reap passes, which judge the process table).
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
@@ -162,7 +164,7 @@ fn run(cli: Cli) -> Result<(), String> {
             let now = now_ms();
             let expired = before.summary_at(now).expired;
             for o in &before.objects {
-                // Any operation on an object releases its expired claims.
+                // Where a store releases expired claims on access, this does.
                 store.exists(&o.key).map_err(|e| e.to_string())?;
             }
             let after = store.snapshot().map_err(|e| e.to_string())?;

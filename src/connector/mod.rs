@@ -39,7 +39,7 @@
 // Without the `redis` feature the link above has nothing to point at.
 #![cfg_attr(not(feature = "redis"), allow(rustdoc::broken_intra_doc_links))]
 
-mod file;
+pub(crate) mod file;
 pub(crate) mod lease;
 mod memory;
 mod meta;

@@ -80,17 +80,22 @@
 //! - [`MemoryConnector`](crate::connector::MemoryConnector): a concurrent
 //!   map of slots; a transition is a compare-and-swap on the slot's packed
 //!   state; values stay undecoded.
-//! - [`FileConnector`](crate::connector::FileConnector): one
-//!   [`Ledger`](crate::state::Ledger) file and versioned value files per
-//!   object; transitions under a shard lock (a `std` mutex plus
-//!   `File::lock`), every write a rename of a finished file; every
-//!   transition that frees a claim wakes this process's waiters; async
-//!   forms run on tokio's blocking pool. `src/connector/file/`: the
-//!   connector (`mod.rs`), the directory's files and the one ledger
-//!   transaction, `with_ledger` (`files.rs`), the shard locks and the
-//!   directory's marker (`dir.rs`), lease renewal and the reap pass
-//!   (`renew.rs`), and how a failed I/O call names the store, the
-//!   operation and the path (`site.rs`).
+//! - [`FileConnector`](crate::connector::FileConnector): a state table
+//!   mapped by every process of the directory (a word of atomics per
+//!   object, an entry per claim, a record per process), a side file and
+//!   versioned value files per object, every file write a rename (or link)
+//!   of a finished file; a borrow is a compare-and-swap on the object's
+//!   word; a dead process is seen through its lock file and repaired by a
+//!   survivor; async forms run on tokio's blocking pool.
+//!   `src/connector/file/`: the connector (`mod.rs`), operations on an
+//!   object's place (`ops.rs`), the entry proxies keep (`entry.rs`) and its
+//!   claim cache (`cache.rs`), the table's layout (`layout.rs`) and
+//!   protocol (`table.rs`, `reclaim.rs`: written against `sync::Word`, so
+//!   the loom models run it), the one `unsafe` module, the mappings
+//!   (`map.rs`), the directory as a process holds it (`shared.rs`), the
+//!   keeper thread (`keeper.rs`), side files (`side.rs`), the store's files
+//!   (`files.rs`), the marker (`dir.rs`) and how a failed I/O call names the
+//!   store, the operation and the path (`site.rs`).
 //! - [`RedisConnector`](crate::connector::RedisConnector), behind the
 //!   default-on `redis` feature: one Lua script per transition (one round
 //!   trip; idempotent by claim id or token; `FCALL` of a function library

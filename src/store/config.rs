@@ -108,8 +108,13 @@ impl Origin {
 pub(crate) enum Location {
     /// `memory://name`, `name` not empty
     Memory { name: String },
-    /// `file:///absolute/dir[?lease_ms=N]`
-    File { root: PathBuf, lease: Duration },
+    /// `file:///absolute/dir[?lease_ms=N&capacity=N]`
+    File {
+        root: PathBuf,
+        lease: Duration,
+        /// Objects the state table of a new directory has room for.
+        capacity: Option<u64>,
+    },
     /// `redis://…[?ns=NAME&lease_ms=N&timeout_ms=N]` (and `rediss://`,
     /// `redis+cluster://`, `rediss+cluster://`)
     #[cfg(feature = "redis")]
@@ -151,8 +156,19 @@ impl Location {
                     return Err(bad("the path contains a control character or '..'"));
                 }
                 let mut lease = DEFAULT_LEASE;
+                let mut capacity = None;
                 for pair in query.into_iter().flat_map(|q| q.split('&')) {
                     match pair.split_once('=') {
+                        Some(("capacity", v)) => {
+                            let n: u64 = v
+                                .parse()
+                                .ok()
+                                .filter(|n| (1..=1 << 24).contains(n))
+                                .ok_or_else(|| {
+                                    bad("capacity must be an integer from 1 to 16777216")
+                                })?;
+                            capacity = Some(n);
+                        }
                         Some(("lease_ms", v)) => {
                             let ms: u64 = v
                                 .parse()
@@ -163,7 +179,7 @@ impl Location {
                         }
                         _ => {
                             return Err(bad(&format!(
-                                "unknown parameter {pair:?}; supported: lease_ms"
+                                "unknown parameter {pair:?}; supported: lease_ms, capacity"
                             )));
                         }
                     }
@@ -171,6 +187,7 @@ impl Location {
                 Ok(Location::File {
                     root: PathBuf::from(path),
                     lease,
+                    capacity,
                 })
             }
             #[cfg(feature = "redis")]
@@ -193,7 +210,7 @@ impl Location {
     /// directory (nothing is created).
     pub(crate) fn connect_existing(&self, name: &str) -> Result<Arc<dyn Connector>> {
         match self {
-            Location::File { root, lease } => Ok(Arc::new(FileConnector::open_existing(
+            Location::File { root, lease, .. } => Ok(Arc::new(FileConnector::open_existing(
                 name,
                 root.clone(),
                 *lease,
@@ -206,9 +223,16 @@ impl Location {
     pub(crate) fn connect(&self, name: &str) -> Result<Arc<dyn Connector>> {
         Ok(match self {
             Location::Memory { .. } => Arc::new(MemoryConnector::new(name)),
-            Location::File { root, lease } => {
-                Arc::new(FileConnector::with_lease(name, root.clone(), *lease)?)
-            }
+            Location::File {
+                root,
+                lease,
+                capacity,
+            } => Arc::new(FileConnector::with_options(
+                name,
+                root.clone(),
+                *lease,
+                *capacity,
+            )?),
             #[cfg(feature = "redis")]
             Location::Redis(options) => Arc::new(RedisConnector::new(name, options.clone())?),
         })
@@ -235,14 +259,24 @@ mod tests {
             Location::parse("file:///tmp/x?lease_ms=250").unwrap(),
             Location::File {
                 root: "/tmp/x".into(),
-                lease: Duration::from_millis(250)
+                lease: Duration::from_millis(250),
+                capacity: None,
             }
         );
         assert_eq!(
             Location::parse("file:///data").unwrap(),
             Location::File {
                 root: "/data".into(),
-                lease: DEFAULT_LEASE
+                lease: DEFAULT_LEASE,
+                capacity: None,
+            }
+        );
+        assert_eq!(
+            Location::parse("file:///data?capacity=1000&lease_ms=5").unwrap(),
+            Location::File {
+                root: "/data".into(),
+                lease: Duration::from_millis(5),
+                capacity: Some(1000),
             }
         );
     }
@@ -311,6 +345,8 @@ mod tests {
             "file:///a?lease_ms=0",
             "file:///a?lease_ms=x",
             "file:///a?colour=red",
+            "file:///a?capacity=0",
+            "file:///a?capacity=99999999999",
         ] {
             assert!(
                 matches!(Location::parse(bad), Err(Error::InvalidUrl { .. })),

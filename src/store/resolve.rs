@@ -208,7 +208,7 @@ impl Store {
         match stored.value {
             Value::Local(l) => downcast_local(&l).map(|v| (v, stored.version)),
             Value::Bytes(b) => {
-                let value: Arc<T> = Arc::new(codec::decode(&b)?);
+                let value: Arc<T> = Arc::new(crate::blob::decode_shared(&b)?);
                 self.inner.cache.insert(
                     *key,
                     Cached {
@@ -225,7 +225,7 @@ impl Store {
     fn materialize_uncached<T: Storable>(&self, stored: Stored) -> Result<Arc<T>> {
         match stored.value {
             Value::Local(l) => downcast_local(&l),
-            Value::Bytes(b) => Ok(Arc::new(codec::decode(&b)?)),
+            Value::Bytes(b) => Ok(Arc::new(crate::blob::decode_shared(&b)?)),
         }
     }
 
@@ -235,7 +235,7 @@ impl Store {
     ) -> Result<T> {
         match stored.value {
             Value::Local(l) => downcast_local::<T>(&l).map(|v| T::clone(&v)),
-            Value::Bytes(b) => codec::decode(&b),
+            Value::Bytes(b) => crate::blob::decode_shared(&b),
         }
     }
 }

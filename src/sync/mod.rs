@@ -21,6 +21,9 @@
 //!   hand out map guards, so no caller can hold a shard lock across a call
 //!   into other code;
 //! - [`thread_local!`](thread_local) and [`yield_now`];
+//! - [`Word`], the atomic word that shared-memory protocols (the file
+//!   store's table) are written against: std's `AtomicU64` over a mapping,
+//!   loom's in the models;
 //! - [`unmodeled`], the std locks of state that loom never models (file
 //!   locks, lease threads), std in both builds.
 //!
@@ -44,7 +47,10 @@ mod map;
 #[cfg(all(test, borrowstore_loom))]
 mod models;
 mod raw_map;
+#[cfg(all(test, borrowstore_loom))]
+mod table_models;
 pub(crate) mod unmodeled;
+mod word;
 
 pub(crate) use ::std::sync::Arc;
 
@@ -53,6 +59,7 @@ pub(crate) use imp::{
     AtomicU64, Mutex, MutexGuard, Ordering, RwLock, RwLockReadGuard, RwLockWriteGuard,
 };
 pub(crate) use map::Map;
+pub(crate) use word::Word;
 
 use ::std::sync::PoisonError;
 

@@ -1,18 +1,11 @@
-//! A store directory as this process holds it: the marker that says it is
-//! one, and its lock files, shared by every file store of the directory in
-//! this process.
+//! What makes a directory a borrowstore directory: the marker that says
+//! it is one, and the check that it is on a local file system.
 
-use std::collections::HashMap;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, ErrorKind, Write};
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, Weak};
+use std::path::Path;
 
 use crate::key::ClaimId;
-
-/// How many lock files a store directory has (`locks/00.lock` …
-/// `locks/ff.lock`); an object's shard is its key modulo this.
-pub(super) const SHARDS: usize = 256;
 
 /// The marker's file name, in the store directory.
 pub(super) const MARKER: &str = "borrowstore.dir";
@@ -21,8 +14,8 @@ pub(super) const MARKER: &str = "borrowstore.dir";
 const MARKER_TITLE: &str = "borrowstore file store";
 
 /// The directory format this build reads and writes (the marker's second
-/// line is `format 1`).
-const FORMAT: u32 = 1;
+/// line is `format 2`: the state table).
+const FORMAT: u32 = 2;
 
 /// Writes the marker into `root` unless it is there: written to a
 /// temporary file in `root` and renamed into place, so no reader ever sees
@@ -77,98 +70,50 @@ pub(super) fn check_marker(root: &Path) -> io::Result<()> {
     }
 }
 
-/// The lock files of one store directory. Each is opened on first use and
-/// kept; a `std` mutex per shard orders this process's threads, an
-/// exclusive [`File::lock`] on the file orders processes.
-pub(super) struct Locks {
-    root: PathBuf,
-    files: Vec<Mutex<Option<File>>>,
-}
+/// File systems whose mappings are not kept coherent between the
+/// processes of one host (or between hosts): a state table there would not
+/// be shared.
+const NETWORK_FS: [&str; 9] = [
+    "nfs",
+    "nfs4",
+    "cifs",
+    "smb3",
+    "smbfs",
+    "9p",
+    "fuse.sshfs",
+    "afs",
+    "ceph",
+];
 
-/// A shard's lock, held: unlocked when dropped.
-pub(super) struct ShardGuard<'a> {
-    file: MutexGuard<'a, Option<File>>,
-}
-
-impl Drop for ShardGuard<'_> {
-    fn drop(&mut self) {
-        if let Some(f) = self.file.as_ref() {
-            let _ = f.unlock();
-        }
-    }
-}
-
-impl Locks {
-    /// The lock files of the directory `root`, shared with every other
-    /// store of that directory in this process: the same canonical path,
-    /// and (on Unix) the same `locks` directory — one removed and made
-    /// again is another directory, with lock files of its own.
-    pub(super) fn of(root: &Path) -> Arc<Locks> {
-        type Table = Mutex<HashMap<(PathBuf, u64, u64), Weak<Locks>>>;
-        static TABLE: OnceLock<Table> = OnceLock::new();
-        let path = fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
-        #[cfg(unix)]
-        let (dev, ino) = {
-            use std::os::unix::fs::MetadataExt;
-            fs::metadata(root.join("locks")).map_or((0, 0), |m| (m.dev(), m.ino()))
+/// Refuses a directory on a network file system, where it can tell (Linux:
+/// the mount that holds `root`, from `/proc/self/mountinfo`).
+pub(super) fn refuse_network_fs(root: &Path) -> io::Result<()> {
+    let Ok(info) = fs::read_to_string("/proc/self/mountinfo") else {
+        return Ok(());
+    };
+    let path = fs::canonicalize(root)?;
+    let mut best: Option<(usize, String)> = None;
+    for line in info.lines() {
+        let fields: Vec<&str> = line.split(' ').collect();
+        let Some(dash) = fields.iter().position(|f| *f == "-") else {
+            continue;
         };
-        #[cfg(not(unix))]
-        let (dev, ino) = (0, 0);
-        let id = (path, dev, ino);
-        let mut table = TABLE
-            .get_or_init(Default::default)
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if let Some(locks) = table.get(&id).and_then(Weak::upgrade) {
-            return locks;
+        let (Some(mount), Some(fstype)) = (fields.get(4), fields.get(dash + 1)) else {
+            continue;
+        };
+        let mount = mount.replace("\\040", " ");
+        if path.starts_with(&mount) && best.as_ref().is_none_or(|(n, _)| mount.len() >= *n) {
+            best = Some((mount.len(), (*fstype).to_owned()));
         }
-        table.retain(|_, w| w.strong_count() > 0);
-        let locks = Arc::new(Locks {
-            root: root.to_path_buf(),
-            files: (0..SHARDS).map(|_| Mutex::new(None)).collect(),
-        });
-        table.insert(id, Arc::downgrade(&locks));
-        locks
     }
-
-    /// The path of `shard`'s lock file.
-    pub(super) fn path(&self, shard: usize) -> PathBuf {
-        self.root.join("locks").join(format!("{shard:02x}.lock"))
-    }
-
-    /// Opens every lock file now (the directory's owner does, so that a
-    /// directory it cannot use fails when it is opened).
-    pub(super) fn open_all(&self) -> Result<(), (io::Error, PathBuf)> {
-        for shard in 0..SHARDS {
-            let mut file = self.files[shard]
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            if file.is_none() {
-                *file = Some(self.open(shard).map_err(|e| (e, self.path(shard)))?);
-            }
-        }
-        Ok(())
-    }
-
-    /// Locks `shard`, between this process's threads and between processes.
-    pub(super) fn lock(&self, shard: usize) -> io::Result<ShardGuard<'_>> {
-        let mut file = self.files[shard]
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if file.is_none() {
-            *file = Some(self.open(shard)?);
-        }
-        if let Some(f) = file.as_ref() {
-            f.lock()?;
-        }
-        Ok(ShardGuard { file })
-    }
-
-    fn open(&self, shard: usize) -> io::Result<File> {
-        OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(self.path(shard))
+    match best {
+        Some((_, fstype)) if NETWORK_FS.contains(&fstype.as_str()) => Err(io::Error::new(
+            ErrorKind::Unsupported,
+            format!(
+                "it is on a {fstype} file system: a file store needs a local file system \
+                 (or tmpfs), whose memory mappings every process shares"
+            ),
+        )),
+        _ => Ok(()),
     }
 }

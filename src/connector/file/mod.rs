@@ -1,4 +1,5 @@
-//! The directory connector: several processes on one host.
+//! The directory connector: several processes on one host, their borrow
+//! state in a memory-mapped table of atomics.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -7,64 +8,106 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 
+mod cache;
 mod dir;
+mod entry;
 mod files;
-mod notes;
-mod renew;
+mod inspect;
+mod keeper;
+mod labels;
+mod layout;
+mod map;
+mod ops;
+mod reclaim;
+mod shared;
+mod side;
 mod site;
+mod slots;
+mod table;
 
 use crate::connector::lease;
 use crate::connector::offload::{Undo, offload};
-use crate::connector::{Connector, Entry, Fetch, Inspect, Stored, Value, Waiters};
+use crate::connector::{Connector, Entry, Fetch, Inspect, Recheck, Stored, Value, Waiters};
 use crate::error::{Error, Result};
 use crate::key::{ClaimId, Key};
-use crate::state::{Claim, ClaimKind, Effect, Init, Ledger, NEVER, Op, Redeem};
-use dir::Locks;
+use crate::state::{Claim, ClaimKind, Effect, Init, Op};
+use entry::FileEntry;
 use files::Inner;
-use site::{Site, rename};
+use keeper::Keeper;
+use shared::{Patience, Shared};
+use side::Place;
+use site::Site;
+
+// The table's protocol, for the loom models (`src/sync/table_models.rs`),
+// which run it on loom's atomics.
+#[cfg(test)]
+#[allow(unused_imports)]
+pub(crate) use self::{
+    layout::{Head, Layout, Status},
+    table::{Fail, Pause, Redeemed, Table},
+};
 
 /// Keeps objects in a directory, shared by every process on the host that
-/// opens it (`file:///path/to/dir`, optionally `?lease_ms=N`).
+/// opens it (`file:///path/to/dir`, optionally `?lease_ms=N` and
+/// `capacity=N`). The directory must be on a local file system (or tmpfs):
+/// its state is shared through a memory mapping, which network file
+/// systems do not keep coherent between hosts.
 ///
 /// Layout:
 ///
-/// - `objects/<key>.ledger` — the object's [`Ledger`] (claims with their lease
-///   deadlines, tickets, version), followed by what is recorded for
-///   inspection (the value's type, size, creation time and name; each
-///   claim's process, host, label and time: the format is documented in
-///   `src/connector/file/notes.rs`);
-/// - `objects/<key>.<version>.blob` — the value, one file per version;
-/// - `locks/<00..ff>.lock` — 256 lock files, never deleted;
+/// - `table` — the state table, mapped by every process that opens the
+///   directory: a header, a record per process, a slot per object (its
+///   borrow state in one atomic word, its version, its key) and an entry
+///   per claim (kind, holding process, claim id, ticket, time and label). Its capacity is
+///   fixed when the directory is created (`capacity=N` objects, default
+///   1,048,576, and twice as many claims); a full table is an error.
+/// - `objects/<key>.ledger` — the object's side file, written once at
+///   creation: its slot in the table, and what inspection shows of it (the
+///   value's type, size, creation time and name: the format is documented
+///   in `src/connector/file/side.rs`);
+/// - `objects/<key>.<version>.blob` — the value, one file per version,
+///   written to `tmp/` and renamed into place, never changed after;
+/// - `procs/<n>.lock` — a lock file per process record;
+/// - `procs/<n>.notes` — a process record's label file: its host, and the
+///   labels of the claims it took, each written the first time the process
+///   takes a claim with it (a claim's entry records the label's number and
+///   the time it was taken: `src/connector/file/labels.rs`);
 /// - `tmp/` — files being written;
 /// - `borrowstore.dir` — the marker that makes it a borrowstore directory:
-///   two lines, `borrowstore file store` and `format 1`. Opening a
+///   two lines, `borrowstore file store` and `format 2`. Opening a
 ///   directory ([`open`](FileConnector::open), [`Store::open`](crate::Store::open))
 ///   creates it and its layout if needed, and writes the marker last; a
 ///   store that proxy or ticket bytes name is opened only if its directory
 ///   has the marker, and nothing is created for it.
 ///
-/// The lock files are opened as objects need them and shared by every file
-/// store of the directory in this process, so a process holds at most 256
-/// files open per directory, however many stores name it.
+/// A borrow and its release are a few atomic operations on the table (no
+/// lookup, no system call, no file I/O): a compare-and-swap on the
+/// object's state word, and the claim's entry — its home entry, one of a
+/// block each process has, picked from the claim's id, so that the release
+/// finds it there (a claim whose home is taken is recorded in a lock-free
+/// cache of this process). Creating an object writes
+/// its value and side file; evicting removes them. No operation takes a
+/// lock that another process can hold for long: a transition marks the
+/// object's word for the three stores that record it, and another process
+/// that finds the mark waits at most two seconds (a process stopped at that
+/// very instruction), then gets an error.
 ///
-/// Every state transition runs under the key's shard lock — a `std` mutex
-/// between this process's threads, and an exclusive file lock
-/// ([`File::lock`](std::fs::File::lock)) between processes — and writes its ledger to a temporary
-/// file that is renamed into place, so a process killed at any point leaves
-/// either the old ledger or the new one. Values are written the same way,
-/// under a new name per version, so readers never see half a value.
-///
-/// Claims are leased: this process renews its claims in the background, and
-/// claims whose lease ran out (a killed process) are released by the next
-/// operation on the object, or by the reap pass every lease.
+/// Each process that uses the directory registers a record in the table
+/// and holds an exclusive lock ([`File::lock`](std::fs::File::lock)) on
+/// its record's lock file for its life. The kernel drops the lock when the
+/// process dies, however it dies, so the other processes see the death
+/// within 20 ms and reclaim exactly what it held — its owners, borrows and
+/// the transitions it was in the middle of — as its handles would have
+/// released them. A process that lives but does not run (stopped with
+/// `SIGSTOP`) keeps its claims for its lease: it renews the lease with one
+/// heartbeat for all its claims, and once its heartbeat is older than the
+/// lease, its claims are reclaimed. Tickets are leased on their own: an
+/// unredeemed ticket's claim is released when its lease runs out.
 ///
 /// Waiting borrows are woken at once by the releases this process makes
-/// (and the expired claims it reclaims): every transition that frees a
-/// claim announces itself to the connector's [`Waiters`]. Releases made by
-/// other processes leave no trace this process could wait on, so its
-/// waiters also re-check, after 2 ms and then twice as long each time up to
-/// 64 ms. (That backoff is the seam for a wake-up shared between processes:
-/// whatever announces them calls the same [`Waiters::notify`].)
+/// and the reclaims it does: each announces itself to the connector's
+/// [`Waiters`]. Releases made by other processes are found by re-checking
+/// after 2 ms, then twice as long each time up to 64 ms.
 ///
 /// The `_async` operations run their file I/O on tokio's blocking pool
 /// (`spawn_blocking`) when they are polled inside a tokio runtime, and
@@ -77,64 +120,109 @@ use site::{Site, rename};
 /// [`std::io::Error`] of the OS error's kind.
 pub struct FileConnector {
     inner: Arc<Inner>,
-    /// The lease renewer; `None` in the handles made for work sent off the
+    /// The keeper thread; `None` in the handles made for work sent off the
     /// executor.
-    renewer: Option<lease::Renewer>,
+    keeper: Option<Keeper>,
 }
 
 impl Drop for FileConnector {
-    /// Ends the lease renewer now: a closed store leaves no thread behind.
+    /// Ends the keeper now: a closed store leaves no thread behind.
     fn drop(&mut self) {
-        if let Some(r) = self.renewer.take() {
-            r.stop();
+        if let Some(k) = self.keeper.take() {
+            k.stop();
         }
     }
 }
 
+/// How this process's waiters re-check for other processes' releases.
+const RECHECK: Recheck = Recheck::Backoff {
+    first: Duration::from_millis(2),
+    max: Duration::from_millis(64),
+};
+
 impl FileConnector {
     /// Opens (creating if needed) the store directory `root` with the
     /// default lease ([`DEFAULT_LEASE`](crate::connector::DEFAULT_LEASE)).
+    ///
+    /// ```
+    /// # let dir = std::env::temp_dir().join(format!("bs-doc-fc-{}", std::process::id()));
+    /// let c = borrowstore::connector::FileConnector::open("demo", &dir)?;
+    /// assert_eq!(c.root(), dir.as_path());
+    /// # drop(c); let _ = std::fs::remove_dir_all(&dir);
+    /// # Ok::<(), borrowstore::Error>(())
+    /// ```
     pub fn open(name: impl Into<String>, root: impl Into<PathBuf>) -> Result<Self> {
         Self::with_lease(name, root, lease::DEFAULT_LEASE)
     }
 
-    /// Opens the store directory `root`; claims of a process that dies are
-    /// reclaimed `lease` after its last renewal.
+    /// Opens the store directory `root`; claims of a process that is
+    /// stopped are reclaimed `lease` after its last renewal (those of a
+    /// process that dies, at once).
     pub fn with_lease(
         name: impl Into<String>,
         root: impl Into<PathBuf>,
         lease: Duration,
     ) -> Result<Self> {
+        Self::with_options(name, root, lease, None)
+    }
+
+    /// [`with_lease`](Self::with_lease), with the capacity (objects) of a
+    /// new directory's table; an existing table keeps its own.
+    pub(crate) fn with_options(
+        name: impl Into<String>,
+        root: impl Into<PathBuf>,
+        lease: Duration,
+        capacity: Option<u64>,
+    ) -> Result<Self> {
         let name = name.into();
         let root = root.into();
         let site = Site::new(&name, &root);
-        for sub in ["objects", "locks", "tmp"] {
+        for sub in ["objects", "procs", "tmp"] {
             let dir = root.join(sub);
             fs::create_dir_all(&dir).map_err(|e| site.error(e, "creating directory", &dir))?;
         }
-        let locks = Locks::of(&root);
-        locks
-            .open_all()
-            .map_err(|(e, path)| site.error(e, "opening", &path))?;
+        dir::refuse_network_fs(&root).map_err(|e| site.error(e, "opening", &root))?;
+        let objects = capacity.unwrap_or(shared::DEFAULT_OBJECTS);
+        let shared = Shared::of(&root, objects, true)
+            .map_err(|e| site.error(e, "opening the state table", &root.join(shared::TABLE)))?;
         dir::write_marker(&root).map_err(|e| site.error(e, "marking", &root.join(dir::MARKER)))?;
-        Ok(Self::start(name, site, root, lease, locks))
+        Ok(Self::start(name, site, root, lease, shared))
     }
 
     /// Opens the store directory `root` only if it exists and is a
-    /// borrowstore directory (it has the marker); creates nothing. Lock
-    /// files are opened as objects use them. What stores named by arriving
-    /// bytes open.
+    /// borrowstore directory (it has the marker); creates nothing. What
+    /// stores named by arriving bytes open.
     pub(crate) fn open_existing(name: &str, root: PathBuf, lease: Duration) -> Result<Self> {
         let site = Site::new(name, &root);
         dir::check_marker(&root).map_err(|e| site.error(e, "opening store directory", &root))?;
-        let locks = Locks::of(&root);
-        Ok(Self::start(name.to_owned(), site, root, lease, locks))
+        let shared = Shared::of(&root, 0, false)
+            .map_err(|e| site.error(e, "opening the state table", &root.join(shared::TABLE)))?;
+        Ok(Self::start(name.to_owned(), site, root, lease, shared))
     }
 
-    fn start(name: String, site: Site, root: PathBuf, lease: Duration, locks: Arc<Locks>) -> Self {
-        let inner = Arc::new(Inner::new(name, site, root, lease, locks));
-        let renewer = Some(lease::spawn_renewer(Arc::downgrade(&inner), lease));
-        FileConnector { inner, renewer }
+    fn start(
+        name: String,
+        site: Site,
+        root: PathBuf,
+        lease: Duration,
+        shared: Arc<Shared>,
+    ) -> Self {
+        shared.lease_ms.fetch_max(
+            lease.as_millis().max(1) as u64,
+            std::sync::atomic::Ordering::AcqRel,
+        );
+        let waiters = Waiters::new(RECHECK);
+        shared.add_waiters(&waiters);
+        let keeper = Some(keeper::spawn(Arc::downgrade(&shared)));
+        let inner = Arc::new(Inner {
+            name,
+            site,
+            root,
+            lease,
+            shared,
+            waiters,
+        });
+        FileConnector { inner, keeper }
     }
 
     /// The store directory.
@@ -147,9 +235,14 @@ impl FileConnector {
         self.inner.lease
     }
 
-    /// Number of claims this process holds and renews.
+    /// Number of claims this process holds on the directory (through any of
+    /// its stores of it); one heartbeat renews them all. (It counts them in
+    /// the state table.)
     pub fn held_claims(&self) -> usize {
-        self.inner.held.len()
+        match self.inner.shared.me() {
+            Some(me) => self.inner.shared.table().held_by(me),
+            None => 0,
+        }
     }
 
     /// Another handle on the same connector (for work sent off the
@@ -157,8 +250,15 @@ impl FileConnector {
     fn handle(&self) -> FileConnector {
         FileConnector {
             inner: self.inner.clone(),
-            renewer: None,
+            keeper: None,
         }
+    }
+
+    /// Where `key` lives, or [`Error::KeyNotFound`].
+    fn place(&self, key: &Key) -> Result<Place> {
+        self.inner
+            .find(key)?
+            .ok_or_else(|| self.inner.not_found(key))
     }
 
     /// Runs `f` on this connector off the executor thread ([`offload`]).
@@ -305,22 +405,69 @@ impl Connector for FileConnector {
     fn put(&self, key: &Key, value: Value, init: Init) -> Result<Option<Arc<dyn Entry>>> {
         let inner = &self.inner;
         let bytes = value.into_bytes()?;
-        let tmp = inner.write_tmp(&bytes)?;
-        let _guard = inner.lock(key)?;
-        if inner.ledger_path(key).exists() {
+        let me = inner.me()?;
+        let table = inner.shared.table();
+        let (slot, epoch, entry) = table
+            .create(
+                *key,
+                init,
+                me,
+                lease::now_ms(),
+                inner.shared.hint(),
+                inner.shared.hint(),
+            )
+            .map_err(|f| inner.fail(f, "put", key))?;
+        let place = Place { slot, epoch };
+        if let (Init::Claimed(c), Some((e, _))) = (init, entry) {
+            table.set_note(e, inner.note_here(&c, me));
+        }
+        let abandon = || {
+            let _ = table.abandon(slot, epoch, entry);
+        };
+        let tmp = match inner.write_tmp(&bytes) {
+            Ok(t) => t,
+            Err(e) => {
+                abandon();
+                return Err(e);
+            }
+        };
+        // The side file claims the key (it fails if the key exists); the
+        // value goes in after it, so no value file is ever left without one
+        // for longer than a crash.
+        let name = match init {
+            Init::Claimed(c) if c.kind == ClaimKind::Owner => c.note.name(),
+            _ => None,
+        };
+        let meta = crate::connector::ObjectMeta::of_bytes(&bytes, name);
+        if let Err(e) = inner.write_side(key, place, &meta) {
             let _ = fs::remove_file(&tmp);
-            return Err(Error::Connector {
-                store: inner.name.clone(),
-                source: format!("key {key} already exists").into(),
-            });
+            abandon();
+            return Err(e);
         }
-        rename(&inner.site, &tmp, &inner.blob_path(key, 1))?;
-        let notes = notes::Notes::at_put(&bytes, init);
-        inner.write_ledger(key, &Ledger::new(init, inner.deadline()), &notes)?;
-        if let Init::Claimed(c) = init {
-            inner.held.add(*key, c);
+        let path = inner.blob_path(key, 1);
+        if let Err(e) = fs::rename(&tmp, &path) {
+            let _ = fs::remove_file(&tmp);
+            let _ = fs::remove_file(inner.side_path(key));
+            abandon();
+            return Err(inner.site.rename_error(e, &tmp, &path));
         }
-        Ok(None)
+        table
+            .publish_slot(slot, me)
+            .map_err(|f| inner.fail(f, "put", key))?;
+        if let (Init::Claimed(c), Some((e, head))) = (init, entry) {
+            inner.shared.claims.insert(
+                c.id,
+                shared::Held {
+                    entry: e,
+                    head: head.encode(),
+                },
+            );
+        }
+        Ok(Some(Arc::new(FileEntry::new(
+            self.inner.clone(),
+            *key,
+            place,
+        ))))
     }
 
     fn get(&self, key: &Key) -> Result<Option<Stored>> {
@@ -331,45 +478,21 @@ impl Connector for FileConnector {
     }
 
     fn fetch(&self, key: &Key, known_version: Option<u64>) -> Result<Fetch> {
-        let inner = &self.inner;
-        // A publish between reading the version and reading the blob removes
-        // the old blob: read the version again.
-        for _ in 0..64 {
-            let version = match inner.with_ledger(key, |l| Ok(l.version)) {
-                Ok(v) => v,
-                Err(Error::KeyNotFound { .. }) => return Ok(Fetch::Missing),
-                Err(e) => return Err(e),
-            };
-            if Some(version) == known_version {
-                return Ok(Fetch::Unchanged);
-            }
-            if let Some(bytes) = inner.read_blob(key, version)? {
-                return Ok(Fetch::Changed(Stored {
-                    value: Value::Bytes(bytes),
-                    version,
-                }));
-            }
+        match self.inner.find(key)? {
+            Some(place) => self.inner.fetch_at(key, place, known_version),
+            None => Ok(Fetch::Missing),
         }
-        Err(Error::Connector {
-            store: inner.name.clone(),
-            source: format!("value of {key} keeps changing while it is read").into(),
-        })
     }
 
     fn exists(&self, key: &Key) -> Result<bool> {
-        match self.inner.with_ledger(key, |_| Ok(())) {
-            Ok(()) => Ok(true),
-            Err(Error::KeyNotFound { .. }) => Ok(false),
-            Err(e) => Err(e),
-        }
+        Ok(self.inner.find(key)?.is_some())
     }
 
     fn evict(&self, key: &Key) -> Result<bool> {
-        let inner = &self.inner;
-        match inner.with_ledger(key, |l| {
-            l.apply(Op::Evict, NEVER)
-                .map_err(|r| r.into_error(Op::Evict.name(), *key, &inner.name))
-        }) {
+        let Some(place) = self.inner.find(key)? else {
+            return Ok(false);
+        };
+        match self.inner.apply_at(key, place, Op::Evict) {
             Ok(_) => Ok(true),
             Err(Error::KeyNotFound { .. }) => Ok(false),
             Err(e) => Err(e),
@@ -378,122 +501,68 @@ impl Connector for FileConnector {
 
     fn take(&self, key: &Key) -> Result<Option<Stored>> {
         let inner = &self.inner;
-        let r = inner.with_ledger(key, |l| {
-            l.apply(Op::Evict, NEVER)
-                .map_err(|r| r.into_error(Op::Evict.name(), *key, &inner.name))?;
-            let bytes = inner
-                .read_blob(key, l.version)?
-                .ok_or_else(|| inner.not_found(key))?;
-            Ok(Stored {
-                value: Value::Bytes(bytes),
-                version: l.version,
-            })
-        });
-        match r {
-            Ok(s) => Ok(Some(s)),
-            Err(Error::KeyNotFound { .. }) => Ok(None),
-            Err(e) => Err(e),
+        let Some(place) = inner.find(key)? else {
+            return Ok(None);
+        };
+        let table = inner.shared.table();
+        match table.evict(place.slot, place.epoch, &mut Patience::new()) {
+            Ok(()) => {}
+            Err(table::Fail::Gone) => return Ok(None),
+            Err(f) => return Err(inner.fail(f, Op::Evict.name(), key)),
         }
+        // Evicted: the files stay until it is removed, below.
+        let version = table.version(place.slot).unwrap_or(0);
+        let read = inner.read_blob(key, version);
+        inner.shared.finish_evict(place.slot);
+        inner.waiters.notify(key);
+        let bytes = read?.ok_or_else(|| inner.not_found(key))?;
+        Ok(Some(Stored {
+            value: Value::Bytes(bytes),
+            version,
+        }))
     }
 
     fn publish(&self, key: &Key, writer: Claim, value: Value) -> Result<u64> {
-        let inner = &self.inner;
-        let tmp = inner.write_tmp(&value.into_bytes()?)?;
-        let mut renamed: Option<u64> = None;
-        let r = inner.with_ledger(key, |l| {
-            if writer.kind != ClaimKind::Writer || !l.holds(writer) {
-                return Err(Error::ClaimLost { key: *key });
-            }
-            let new = l.version + 1;
-            rename(&inner.site, &tmp, &inner.blob_path(key, new))?;
-            renamed = Some(new);
-            l.version = new;
-            Ok(new)
-        });
-        match r {
-            // The ledger naming the new version is in place: only now may the
-            // old value go. (A process killed before this line leaves an
-            // orphan that the reap pass removes, never a ledger without its
-            // value.)
-            Ok(new) => {
-                let _ = fs::remove_file(inner.blob_path(key, new - 1));
-                Ok(new)
-            }
-            Err(e) => {
-                let _ = fs::remove_file(&tmp);
-                if let Some(new) = renamed {
-                    let _ = fs::remove_file(inner.blob_path(key, new));
-                }
-                Err(e)
-            }
-        }
+        let place = self.place(key)?;
+        self.inner.publish_at(key, place, writer, value)
     }
 
     fn apply(&self, key: &Key, op: Op) -> Result<Effect> {
-        let inner = &self.inner;
-        let deadline = inner.deadline_for(&op);
-        let effect = inner.with_record(key, |l, n| {
-            let effect = l
-                .apply(op, deadline)
-                .map_err(|r| r.into_error(op.name(), *key, &inner.name))?;
-            if let Op::Acquire(c) = op {
-                n.get().taken(c);
-            }
-            Ok(effect)
-        })?;
         match op {
-            Op::Acquire(c) => inner.held.add(*key, c),
-            Op::Release(c) | Op::Disown(c) => inner.held.remove(key, &c),
-            Op::Evict => {}
+            // A release needs no lookup: the claim names its entry.
+            Op::Release(c) => self.inner.give_back(key, None, c, false),
+            Op::Disown(c) => self.inner.give_back(key, None, c, true),
+            _ => {
+                let place = self.place(key)?;
+                self.inner.apply_at(key, place, op)
+            }
         }
-        Ok(effect)
     }
 
     fn release(&self, key: &Key, claim: Claim) {
-        self.inner.held.remove(key, &claim);
-        match self.apply(key, Op::Release(claim)) {
+        match self.inner.give_back(key, None, claim, false) {
             Ok(_) | Err(Error::KeyNotFound { .. }) => {}
             Err(e) => tracing::warn!(%key, error = %e, "release failed"),
         }
     }
 
+    fn entry(&self, key: &Key) -> Result<Option<Arc<dyn Entry>>> {
+        Ok(self.inner.find(key)?.map(|place| {
+            Arc::new(FileEntry::new(self.inner.clone(), *key, place)) as Arc<dyn Entry>
+        }))
+    }
+
     fn issue_ticket(&self, key: &Key, ticket: ClaimId, claim: Claim) -> Result<()> {
-        let inner = &self.inner;
-        inner.with_record(key, |l, n| {
-            l.issue_ticket(ticket, claim)
-                .map_err(|r| r.into_error("into_ticket", *key, &inner.name))?;
-            n.get().ticket(claim);
-            Ok(())
-        })?;
-        // The ticket's claim is no longer this process's to renew: if it is
-        // never redeemed, its lease runs out.
-        inner.held.remove(key, &claim);
-        Ok(())
+        self.inner.issue_at(key, ticket, claim)
     }
 
     fn redeem_ticket(&self, key: &Key, ticket: ClaimId, kind: ClaimKind) -> Result<Claim> {
-        let inner = &self.inner;
-        let deadline = inner.deadline();
-        let redeemed = || Error::TicketRedeemed {
-            ticket: ticket.to_string(),
-        };
-        let redeem = |l: &mut Ledger, n: &mut files::LazyNotes| {
-            let r = l.redeem_ticket(ticket, kind, deadline);
-            if let Redeem::Claim(c) = r {
-                n.get().redeemed(c);
-            }
-            Ok(r)
-        };
-        let claim = match inner.with_record(key, redeem) {
-            Ok(Redeem::Claim(c)) => c,
-            Ok(Redeem::WrongKind(found)) => {
-                return Err(crate::connector::wrong_ticket_kind(found, kind));
-            }
-            Ok(Redeem::Spent) | Err(Error::KeyNotFound { .. }) => return Err(redeemed()),
-            Err(e) => return Err(e),
-        };
-        inner.held.add(*key, claim);
-        Ok(claim)
+        match self.inner.find(key)? {
+            Some(place) => self.inner.redeem_at(key, place, ticket, kind),
+            None => Err(Error::TicketRedeemed {
+                ticket: ticket.to_string(),
+            }),
+        }
     }
 
     fn cancel_ticket(&self, key: &Key, ticket: ClaimId, kind: ClaimKind) -> Result<()> {
@@ -502,18 +571,11 @@ impl Connector for FileConnector {
         Ok(())
     }
 
-    /// Reads the ledger as it is: claims whose lease ran out are reported
-    /// (with their deadline in the past), not released.
+    /// Reads the table as it is: what it reports of each claim is its
+    /// entry's (kind, holder, label, time) and its holder's record (pid,
+    /// heartbeat and lease).
     fn inspect(&self, key: &Key) -> Result<Option<Inspect>> {
-        Ok(self.inner.peek(key)?.map(|(l, n)| {
-            let (object, claims) = n.report(&l);
-            Inspect {
-                state: l.state,
-                version: l.version,
-                object,
-                claims,
-            }
-        }))
+        self.inner.inspect_key(key)
     }
 
     fn keys(&self) -> Result<Vec<Key>> {
@@ -528,7 +590,7 @@ impl Connector for FileConnector {
                 .to_str()
                 .and_then(|n| n.strip_suffix(".ledger"))
                 .and_then(|k| k.parse::<Key>().ok())
-                && inner.peek(&key)?.is_some()
+                && self.exists(&key)?
             {
                 keys.push(key);
             }

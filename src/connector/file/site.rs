@@ -1,10 +1,9 @@
 //! How the file store names what it was doing when an I/O call failed.
 
-use std::fs;
 use std::io;
 use std::path::Path;
 
-use crate::error::{Error, Result};
+use crate::error::Error;
 
 /// Where a store's I/O happens, for its error messages: every I/O error
 /// becomes an [`Error::Connector`] of the store whose source is an
@@ -72,9 +71,4 @@ impl std::error::Error for PathError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         Some(&self.source)
     }
-}
-
-/// Renames `from` to `to`, with an error that names both.
-pub(super) fn rename(site: &Site, from: &Path, to: &Path) -> Result<()> {
-    fs::rename(from, to).map_err(|e| site.rename_error(e, from, to))
 }

@@ -107,6 +107,7 @@ macro_rules! conformance_suite {
             missing_keys,
             readers_share_one_value_of_an_owned_proxy,
             readers_share_one_decoded_value_of_an_adopted_blob,
+            blobs_read_back_as_their_bytes,
             flush_is_ok_and_releases_are_applied,
             ticket_cancelled_as_wrong_type_is_type_mismatch_and_consumes_nothing,
             ticket_cancelled_as_wrong_kind_is_malformed_and_consumes_nothing,

@@ -295,3 +295,38 @@ pub fn flush_is_ok_and_releases_are_applied(store: Store) {
     assert_evicted(&store, &key);
     assert_empty(&store);
 }
+
+/// A `Blob` reads back as its bytes, by borrow, by proxy and by `get`, in
+/// every version; readers of one version share one `Blob` (no copy per
+/// reader); an empty `Blob` is one too; and it is evicted like any value.
+pub fn blobs_read_back_as_their_bytes(store: Store) {
+    let bytes: Vec<u8> = (0..70_000u32).map(|i| (i % 251) as u8).collect();
+    let owner = store
+        .owned_proxy(borrowstore::Blob::from(bytes.clone()))
+        .unwrap();
+    let key = *OwnedProxy::key(&owner);
+    let a = borrow(&owner).unwrap();
+    let b = borrow(&owner).unwrap();
+    assert_eq!(&a[..], &bytes[..]);
+    assert!(Arc::ptr_eq(
+        RefProxy::shared(&a).unwrap(),
+        RefProxy::shared(&b).unwrap()
+    ));
+    assert_eq!(
+        store.get::<borrowstore::Blob>(&key).unwrap().as_deref(),
+        Some(&bytes[..])
+    );
+    drop((a, b));
+    let mut w = mut_borrow(&owner).unwrap();
+    *w = borrowstore::Blob::from(vec![9u8; 3]);
+    update(&mut w).unwrap();
+    drop(w);
+    assert_eq!(&borrow(&owner).unwrap()[..], &[9, 9, 9]);
+    let empty = store.proxy(borrowstore::Blob::default()).unwrap();
+    assert!(Proxy::resolve(&empty).unwrap().is_empty());
+    store.evict(Proxy::key(&empty)).unwrap();
+    drop(owner);
+    store.flush().unwrap();
+    assert_evicted(&store, &key);
+    assert_empty(&store);
+}

@@ -17,6 +17,9 @@
 //! | `RESOLVE <hex>` | deserializes a fresh [`Proxy`] and resolves it |
 //! | `NEW_OWNER_TICKET <csv>` | `owned_proxy` + `into_ticket`; `OK <key> <hex>`, keeps nothing |
 //! | `PUBLISH_LOOP` | takes a mutable borrow of its owner, `OK`, then publishes through it forever |
+//! | `TORTURE <hex> …` | redeems the owner tickets, `OK`, then makes random transitions on them forever (borrows, writers that publish, tickets, new objects) |
+//! | `HOLD_BORROWS <n> <hex> …` | redeems the owner tickets and takes `n` shared borrows spread over them; keeps them; `OK <n>` |
+//! | `CREATE_LOOP` | `OK`, then creates and drops owned objects forever |
 //! | `HOLD_MANY <n>` | makes `n` more owners, borrows each once, and keeps them all |
 //! | `CHECK_MANY` | `OK <n>`: how many of its `HOLD_MANY` objects the store records as owned and borrowed once |
 //! | `NOW` | `OK <ms>`: its clock (`SystemTime`), in milliseconds since the Unix epoch |
@@ -87,6 +90,8 @@ struct Interp {
     owner: Option<OwnedProxy<V>>,
     reader: Option<RefProxy<V>>,
     writer: Option<RefMutProxy<V>>,
+    /// Whatever `HOLD_BORROWS` took, kept until the child exits.
+    held: Vec<Box<dyn std::any::Any>>,
     /// The objects of `HOLD_MANY`: each owner with its one borrow.
     many: Vec<(OwnedProxy<V>, RefProxy<V>)>,
 }
@@ -100,6 +105,7 @@ impl Interp {
             owner: None,
             reader: None,
             writer: None,
+            held: Vec::new(),
             many: Vec::new(),
         }
     }
@@ -121,6 +127,16 @@ impl Interp {
             if cmd == "PUBLISH_LOOP" {
                 self.publish_loop();
             }
+            if cmd == "TORTURE" {
+                self.torture(arg);
+            }
+            if cmd == "CREATE_LOOP" {
+                say("OK");
+                loop {
+                    let o = self.store.owned_proxy(vec![1u64; 8]);
+                    drop(o);
+                }
+            }
             match self.exec(cmd, arg) {
                 Ok(out) if out.is_empty() => say("OK"),
                 Ok(out) => say(&format!("OK {out}")),
@@ -132,6 +148,7 @@ impl Interp {
     }
 
     fn drop_all(&mut self) {
+        self.held.clear();
         self.writer = None;
         self.reader = None;
         self.owner = None;
@@ -211,6 +228,17 @@ impl Interp {
                 let ticket = OwnedProxy::into_ticket(owner)?;
                 Ok(format!("{key} {}", hex(&ticket.to_bytes()?)))
             }
+            "HOLD_BORROWS" => {
+                let (n, tickets) = arg.split_once(' ').ok_or_else(|| bad(arg))?;
+                let n: usize = n.parse().map_err(|_| bad(n))?;
+                let owners = owners_of(tickets)?;
+                let mut borrows = Vec::with_capacity(n);
+                for i in 0..n {
+                    borrows.push(borrow(&owners[i % owners.len()])?);
+                }
+                self.held.push(Box::new((owners, borrows)));
+                Ok(n.to_string())
+            }
             "HOLD_MANY" => {
                 for i in 0..number(arg)? {
                     let owner = self.store.owned_proxy(vec![i])?;
@@ -266,6 +294,80 @@ impl Interp {
             w.clear();
             w.extend([n; 64]);
             update(&mut w).expect("update in publish loop");
+        }
+    }
+}
+
+/// The owners redeemed from space-separated owner tickets in hex.
+fn owners_of(tickets: &str) -> Result<Vec<OwnedProxy<V>>, Error> {
+    let owners = tickets
+        .split(' ')
+        .map(|t| OwnerTicket::<V>::from_bytes(&bytes(t)?)?.redeem())
+        .collect::<Result<Vec<_>, Error>>()?;
+    if owners.is_empty() {
+        return Err(bad("no tickets"));
+    }
+    Ok(owners)
+}
+
+impl Interp {
+    /// Redeems the owner tickets in `arg`, says `OK`, then makes random
+    /// transitions on the objects until the process is killed: shared
+    /// borrows kept for a while, writers that publish, borrows sent
+    /// through a ticket and redeemed, new objects made and dropped. Refusals
+    /// (a writer beside readers, …) are part of the game.
+    fn torture(&mut self, arg: &str) -> ! {
+        let owners = match owners_of(arg) {
+            Ok(o) => o,
+            Err(e) => {
+                say(&format!("ERR {} {e}", kind(&e)));
+                panic!("TORTURE: {e}");
+            }
+        };
+        say("OK");
+        let mut seed = super::nanos() as u64 | 1;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let mut readers: Vec<RefProxy<V>> = Vec::new();
+        loop {
+            let owner = &owners[(next() % owners.len() as u64) as usize];
+            match next() % 16 {
+                0..=5 => {
+                    if let Ok(r) = borrow(owner) {
+                        readers.push(r);
+                    }
+                    if readers.len() > 4 {
+                        drop(readers.remove((next() % readers.len() as u64) as usize));
+                    }
+                }
+                6..=9 => {
+                    if let Ok(mut w) = mut_borrow(owner)
+                        && RefMutProxy::resolve(&w).is_ok()
+                    {
+                        w.push(next() % 100);
+                        let _ = update(&mut w);
+                    }
+                }
+                10 => {
+                    if let Ok(t) = borrow(owner).and_then(RefProxy::into_ticket) {
+                        let _ = t
+                            .to_bytes()
+                            .and_then(|b| BorrowTicket::<V>::from_bytes(&b)?.redeem());
+                    }
+                }
+                11 | 12 => {
+                    if let Ok(o) = self.store.owned_proxy(vec![next(); 4]) {
+                        let _ = borrow(&o);
+                    }
+                }
+                _ => {
+                    readers.pop();
+                }
+            }
         }
     }
 }

@@ -339,16 +339,20 @@ pub fn frozen_process_keeps_what_it_claims_after_waking(t: &Target) {
 }
 
 /// Crash consistency of a publish: B publishes new versions in a tight loop
-/// and is killed at a random moment, `rounds` times. Right after each kill
-/// (B's claims are still leased) the value must be readable, and exactly one
-/// value file must exist for the object; once the leases run out the store
-/// must be empty.
+/// and is killed at a random moment, `rounds` times. A's liveness scope
+/// also holds each object, so that it outlives B's claims (which a store
+/// that sees B die reclaims at once, and others when their lease runs
+/// out). Right after each kill the value must be readable, and its current
+/// value file must exist; once A's scope is released and B's claims are
+/// reclaimed, the store must be empty.
 pub fn killed_during_publish_leaves_a_readable_value(t: &Target, rounds: usize) {
     let store = t.open();
+    let scope = borrowstore::LivenessScope::new();
     let mut failures = Vec::new();
     let mut keys = Vec::new();
     for round in 0..rounds {
         let owner = store.owned_proxy(vec![0u64; 64]).unwrap();
+        scope.manage(&owner).unwrap();
         let key = *OwnedProxy::key(&owner);
         keys.push(key);
         let bytes = OwnedProxy::into_ticket(owner).unwrap().to_bytes().unwrap();
@@ -378,6 +382,8 @@ pub fn killed_during_publish_leaves_a_readable_value(t: &Target, rounds: usize) 
             ));
         }
     }
+    scope.release().unwrap();
+    store.flush().unwrap();
     let took = poll_until(t.reclaim_deadline(), || {
         keys.iter().all(|k| !store.exists(k).unwrap_or(true))
     });

@@ -9,10 +9,12 @@
 //! store records (`Store::inspect`, `exists`, `keys`), not on a local flag.
 //!
 //! This file holds the scenarios of live processes; `crashes.rs` those where
-//! a process is killed or frozen, or a ticket is never redeemed (re-exported
-//! here).
+//! a process is killed or frozen, or a ticket is never redeemed, and
+//! `fate.rs` those for stores that see a process die at once (both
+//! re-exported here).
 
 mod crashes;
+mod fate;
 
 use std::time::Duration;
 
@@ -25,6 +27,7 @@ use super::{ChildProc, REPLY_TIMEOUT, Target, hex, inspect};
 use crate::assert_err;
 
 pub use crashes::*;
+pub use fate::*;
 
 /// A child process playing the command interpreter of [`super::child`] on
 /// the target's store.
