@@ -23,6 +23,17 @@ async fn submit_cycles(owner: &OwnedProxy<u64>, n: u64) -> Duration {
     start.elapsed()
 }
 
+/// `n` cycles of: borrow, read the borrow, drop it (what `submit_cycles`
+/// does besides the task: the part of its time that is the borrow's own).
+async fn borrow_cycles(owner: &OwnedProxy<u64>, n: u64) -> Duration {
+    let start = Instant::now();
+    for _ in 0..n {
+        let r = borrow(owner).expect("borrow");
+        black_box(*r);
+    }
+    start.elapsed()
+}
+
 /// `n` cycles of: clone an `Arc`, `tokio::spawn` a task that reads it, join.
 async fn spawn_cycles(value: &Arc<u64>, n: u64) -> Duration {
     let start = Instant::now();
@@ -59,6 +70,14 @@ pub fn run(budget: Budget) {
         "reference",
         t,
         "current-thread runtime: Arc::clone + tokio::spawn(async move { *v }) + await",
+    );
+    let t = time(budget, |n| ct.block_on(borrow_cycles(&owner, n)));
+    emit_time(
+        "borrow_read_ct",
+        "memory",
+        "borrowstore",
+        t,
+        "current-thread runtime: borrow(&owner) + *r + drop, no task (the borrow's share of submit_borrow_join_ct)",
     );
     drop(ct);
 

@@ -35,13 +35,17 @@ pub(crate) struct TaskGuard {
     /// Whether ending the claim releases it (false for a view of a claim
     /// another process holds).
     owns_claim: bool,
+    obj: Arc<Object>,
+    claim: Claim,
 }
 
 impl TaskGuard {
-    pub(crate) fn new(owns_claim: bool) -> Arc<TaskGuard> {
+    fn new(obj: &Arc<Object>, claim: Claim, owns_claim: bool) -> Arc<TaskGuard> {
         Arc::new(TaskGuard {
             state: AtomicU64::new(HELD),
             owns_claim,
+            obj: obj.clone(),
+            claim,
         })
     }
 
@@ -70,13 +74,13 @@ impl TaskGuard {
             .store(if ended { ENDED } else { HELD }, Ordering::Release);
     }
 
-    /// The task's side: ends the claim unless it has ended, calling
-    /// `release` if it owns the claim. Returns only once the claim has
+    /// The task's side: ends the claim unless it has ended, releasing it
+    /// if it owns the claim. Returns only once the claim has
     /// ended *and* its release was made, by whoever ended it: this call,
     /// the handle (`BUSY`), or another ender (`ENDING`) — so a task's
     /// handle that ends its borrows never resolves ahead of a release that
     /// the executor's drop of the task is still making.
-    fn end(&self, release: impl FnOnce()) {
+    fn end(&self) {
         loop {
             match self.state.compare_exchange_weak(
                 HELD,
@@ -86,7 +90,7 @@ impl TaskGuard {
             ) {
                 Ok(_) => {
                     if self.owns_claim {
-                        release();
+                        self.obj.release(self.claim);
                     }
                     self.state.store(ENDED, Ordering::Release);
                     return;
@@ -99,12 +103,11 @@ impl TaskGuard {
 }
 
 /// A submitted task's record of one borrow it holds: ends it when the task
-/// ends, unless the handle ended it first.
-pub(crate) struct TaskClaim {
-    obj: Arc<Object>,
-    claim: Claim,
-    guard: Arc<TaskGuard>,
-}
+/// ends, unless the handle ended it first. It is the borrow's guard itself
+/// (the guard knows the object and the claim), so recording a borrow costs
+/// the one allocation of its guard, and copying the record none.
+#[derive(Clone)]
+pub(crate) struct TaskClaim(Arc<TaskGuard>);
 
 impl TaskClaim {
     /// Installs a guard in `slot` (or joins the one there: a borrow moved
@@ -114,55 +117,45 @@ impl TaskClaim {
         claim: Claim,
         slot: &mut Option<Arc<TaskGuard>>,
     ) -> Option<TaskClaim> {
-        let guard = match slot {
-            Some(g) if g.is_ended() => return None,
-            Some(g) => g.clone(),
+        match slot {
+            Some(g) if g.is_ended() => None,
+            Some(g) => Some(TaskClaim(g.clone())),
             None => {
-                let g = TaskGuard::new(true);
+                let g = TaskGuard::new(obj, claim, true);
                 *slot = Some(g.clone());
-                g
+                Some(TaskClaim(g))
             }
-        };
-        Some(TaskClaim {
-            obj: obj.clone(),
-            claim,
-            guard,
-        })
+        }
     }
 
     /// The record of a claim that another process holds, and the guard of
     /// the view that uses it here: ending the record invalidates the view,
     /// and never releases the claim.
     pub(crate) fn of_view(obj: &Arc<Object>, claim: Claim) -> (Arc<TaskGuard>, TaskClaim) {
-        let guard = TaskGuard::new(false);
-        let record = TaskClaim {
-            obj: obj.clone(),
-            claim,
-            guard: guard.clone(),
-        };
-        (guard, record)
+        let guard = TaskGuard::new(obj, claim, false);
+        (guard.clone(), TaskClaim(guard))
     }
 
     /// Ends the claim: releases it (never blocking on the network) unless
     /// it has ended already; the handle, wherever it is, is invalid after.
     pub(crate) fn end(&self) {
-        self.guard.end(|| self.obj.release(self.claim));
+        self.0.end();
     }
 
     /// Whether the claim has ended.
     pub(crate) fn is_ended(&self) -> bool {
-        self.guard.is_ended()
+        self.0.is_ended()
     }
 
     pub(crate) fn store(&self) -> &Store {
-        &self.obj.store
+        &self.0.obj.store
     }
 
     pub(crate) fn key(&self) -> &Key {
-        &self.obj.key
+        &self.0.obj.key
     }
 
     pub(crate) fn claim(&self) -> Claim {
-        self.claim
+        self.0.claim
     }
 }

@@ -125,16 +125,15 @@ mod args;
 mod few;
 mod lists;
 pub mod remote;
+mod run;
 mod spawn;
 mod task;
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use futures::FutureExt;
 use futures::future::BoxFuture;
 
 pub use args::{ArgsVisitor, BorrowInfo, Plain, TaskArgs, task_borrows};
@@ -142,6 +141,7 @@ pub use spawn::{ChannelJoin, JoinSender, Spawn, SpawnBlocking, StdThreads, TaskJ
 
 use crate::error::{Error, Result};
 use crate::store::manager;
+use run::Run;
 use task::{Ender, TaskState, settle};
 
 /// Runs the async task `f(args)` on `spawner`; the borrows in `args` end
@@ -179,28 +179,7 @@ where
 {
     let task = TaskState::enlist(&mut args);
     let ender = Ender(task.clone());
-    let mut scopes = manager::carry();
-    let join = spawner.spawn(async move {
-        let ender = ender;
-        // Every poll of the task (the first one calls `f`) runs inside the
-        // scopes open where it was submitted. The task's future is dropped
-        // at the end of this block.
-        let out = {
-            let run = AssertUnwindSafe(async move { f(args).await }).catch_unwind();
-            let mut run = std::pin::pin!(run);
-            std::future::poll_fn(|cx| scopes.enter(|| run.as_mut().poll(cx))).await
-        };
-        // The task's future, and everything it held, is gone: end what
-        // escaped it, and wait until the releases are applied.
-        let state = &ender.0;
-        let flushed = if state.is_empty() {
-            Ok(())
-        } else {
-            state.end_borrows();
-            state.flush().await
-        };
-        settle(out, flushed)
-    });
+    let join = spawner.spawn(Run::new(f, args, manager::carry(), ender));
     Submitted::new(join, task)
 }
 
@@ -270,7 +249,7 @@ where
 #[must_use = "a submitted task's output is only reported through its handle"]
 pub struct Submitted<T, J> {
     join: J,
-    task: Arc<TaskState>,
+    task: TaskState,
     stage: Stage<T>,
 }
 
@@ -302,7 +281,7 @@ impl<T, J> std::fmt::Debug for Submitted<T, J> {
 }
 
 impl<T: Send + 'static, J: TaskJoin<Result<T>>> Submitted<T, J> {
-    fn new(join: J, task: Arc<TaskState>) -> Self {
+    fn new(join: J, task: TaskState) -> Self {
         Submitted {
             join,
             task,

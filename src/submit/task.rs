@@ -11,24 +11,60 @@ use crate::submit::few::Few;
 
 /// What a task holds: the borrows tied to it, and the stores whose queued
 /// releases its handle waits for.
-pub(crate) struct TaskState {
+///
+/// The task and its handle each keep a copy. The common shapes cost no
+/// allocation of their own: no borrow and no store, one store without a
+/// borrow (an owner moved in), and one borrow whose store is the only one
+/// (the borrow's guard is the whole record).
+#[derive(Clone)]
+pub(crate) enum TaskState {
+    Empty,
+    Store(Store),
+    One(TaskClaim),
+    Many(Arc<Parts>),
+}
+
+pub(crate) struct Parts {
     claims: Few<TaskClaim>,
     stores: Few<Store>,
 }
 
 impl TaskState {
     /// Ties the borrows in `args` to a new task.
-    pub(crate) fn enlist<A: TaskArgs>(args: &mut A) -> Arc<TaskState> {
+    pub(crate) fn enlist<A: TaskArgs>(args: &mut A) -> TaskState {
         let mut v = ArgsVisitor::enlisting();
         args.visit(&mut v);
         let (claims, stores) = v.into_parts();
-        Arc::new(TaskState { claims, stores })
+        TaskState::of(claims, stores)
     }
 
     pub(crate) fn from_parts(claims: Vec<TaskClaim>, stores: Vec<Store>) -> TaskState {
-        TaskState {
-            claims: claims.into(),
-            stores: stores.into(),
+        TaskState::of(claims.into(), stores.into())
+    }
+
+    fn of(claims: Few<TaskClaim>, stores: Few<Store>) -> TaskState {
+        match (claims, stores) {
+            (Few::Zero, Few::Zero) => TaskState::Empty,
+            (Few::Zero, Few::One(s)) => TaskState::Store(s),
+            (Few::One(c), Few::One(s)) if c.store().same_store(&s) => TaskState::One(c),
+            (claims, stores) => TaskState::Many(Arc::new(Parts { claims, stores })),
+        }
+    }
+
+    fn claims(&self) -> &[TaskClaim] {
+        match self {
+            TaskState::Empty | TaskState::Store(_) => &[],
+            TaskState::One(c) => std::slice::from_ref(c),
+            TaskState::Many(p) => p.claims.as_slice(),
+        }
+    }
+
+    fn stores(&self) -> &[Store] {
+        match self {
+            TaskState::Empty => &[],
+            TaskState::Store(s) => std::slice::from_ref(s),
+            TaskState::One(c) => std::slice::from_ref(c.store()),
+            TaskState::Many(p) => p.stores.as_slice(),
         }
     }
 
@@ -36,20 +72,20 @@ impl TaskState {
     /// stores) and invalidates its handle, wherever it is. Exactly once per
     /// borrow, whoever else ends it.
     pub(crate) fn end_borrows(&self) {
-        for c in self.claims.as_slice() {
+        for c in self.claims() {
             c.end();
         }
     }
 
     /// Whether every borrow has ended.
     pub(crate) fn all_ended(&self) -> bool {
-        self.claims.as_slice().iter().all(TaskClaim::is_ended)
+        self.claims().iter().all(TaskClaim::is_ended)
     }
 
     /// Waits, blocking the thread, until every store's queued releases
     /// are applied. Tries every store; reports the first failure.
     pub(crate) fn flush_blocking(&self) -> Result<()> {
-        Store::flush_all(self.stores.as_slice())
+        Store::flush_all(self.stores())
     }
 
     /// [`flush_blocking`](Self::flush_blocking) without blocking the
@@ -59,19 +95,38 @@ impl TaskState {
     ///
     /// Cancel safe: dropping the future stops the wait, not the releases.
     pub(crate) async fn flush(&self) -> Result<()> {
-        Store::flush_all_async(self.stores.as_slice()).await
+        Store::flush_all_async(self.stores()).await
+    }
+
+    /// [`flush`](Self::flush) when it has nothing to wait for (no store
+    /// queues releases): the stores' kept failures. `None` if some store
+    /// queues releases.
+    pub(crate) fn flushed_now(&self) -> Option<Result<()>> {
+        let stores = self.stores();
+        if stores.iter().any(|s| s.connector().queues_releases()) {
+            return None;
+        }
+        let mut first = Ok(());
+        for s in stores {
+            if let Err(e) = s.take_deferred()
+                && first.is_ok()
+            {
+                first = Err(e);
+            }
+        }
+        Some(first)
     }
 
     /// Whether there is nothing to end or wait for.
     pub(crate) fn is_empty(&self) -> bool {
-        self.claims.as_slice().is_empty() && self.stores.as_slice().is_empty()
+        matches!(self, TaskState::Empty)
     }
 }
 
 /// Moves into the task with its arguments: ends the task's borrows when the
 /// task is dropped without finishing (cancelled, its executor shut down, or
 /// never started).
-pub(crate) struct Ender(pub(crate) Arc<TaskState>);
+pub(crate) struct Ender(pub(crate) TaskState);
 
 impl Drop for Ender {
     fn drop(&mut self) {
