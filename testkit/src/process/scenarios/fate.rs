@@ -37,9 +37,9 @@ fn tickets(store: &borrowstore::Store, scope: &LivenessScope, n: u64) -> (Vec<Ke
 /// borrows sent through tickets, new objects made and dropped — until A
 /// kills it with SIGKILL at a random moment; `rounds` times. After each
 /// kill, while the reclaim runs and after it, A never sees a writer beside
-/// readers; within [`AT_ONCE`] none of B's claims is left (a ticket B
+/// readers; within `AT_ONCE` (5 s) none of B's claims is left (a ticket B
 /// issued to itself and had not redeemed keeps its claim for its own
-/// lease: give the target a lease well under [`AT_ONCE`]), the objects B
+/// lease: give the target a lease well under `AT_ONCE`), the objects B
 /// made are gone and A's objects read back. At the end the store holds no
 /// object, and no file is left behind.
 pub fn killed_at_random_moments_leave_a_consistent_state(t: &Target, rounds: usize) {
