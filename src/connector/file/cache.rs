@@ -106,6 +106,10 @@ mod tests {
     use crate::state::ClaimKind;
 
     #[test]
+    #[cfg_attr(
+        miri,
+        ignore = "fills 32 k words: hours under Miri, and no unsafe code"
+    )]
     fn claims_are_found_until_taken_and_a_full_cache_sweeps_the_stale() {
         let cache = ClaimCache::new();
         let a = Claim::new(ClaimKind::Reader);
