@@ -119,8 +119,24 @@ impl<'de> Deserialize<'de> for Key {
 /// example a script retried after a reconnect) has the effect of releasing
 /// it once. The high 64 bits are random per process, the low 64 bits count,
 /// so ids from different processes never collide in practice.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct ClaimId(u128);
+///
+/// It is kept as its two halves (high, low), so that a claim, and the
+/// handles that carry one, need no 16-byte alignment; it is stored and
+/// compared as the `u128` it is.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ClaimId(u64, u64);
+
+impl Serialize for ClaimId {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_u128(self.as_u128())
+    }
+}
+
+impl<'de> Deserialize<'de> for ClaimId {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        u128::deserialize(d).map(ClaimId::from_u128)
+    }
+}
 
 impl ClaimId {
     /// A fresh id, unique in this process and, with overwhelming
@@ -155,7 +171,7 @@ impl ClaimId {
             r.set((next + 1, end));
             next
         });
-        ClaimId((u128::from(prefix) << 64) | u128::from(low))
+        ClaimId(prefix, low)
     }
 
     /// A random id (for tickets, which must not be guessable).
@@ -165,7 +181,7 @@ impl ClaimId {
     /// assert_ne!(ClaimId::random(), ClaimId::random());
     /// ```
     pub fn random() -> Self {
-        ClaimId(rand::random())
+        ClaimId::from_u128(rand::random())
     }
 
     /// The id's 128 bits.
@@ -175,7 +191,7 @@ impl ClaimId {
     /// assert_eq!(ClaimId::from_u128(7).as_u128(), 7);
     /// ```
     pub const fn as_u128(&self) -> u128 {
-        self.0
+        ((self.0 as u128) << 64) | self.1 as u128
     }
 
     /// The id with these 128 bits.
@@ -185,13 +201,13 @@ impl ClaimId {
     /// assert_eq!(ClaimId::from_u128(0xab).to_string(), "000000000000000000000000000000ab");
     /// ```
     pub const fn from_u128(bits: u128) -> Self {
-        ClaimId(bits)
+        ClaimId((bits >> 64) as u64, bits as u64)
     }
 }
 
 impl fmt::Display for ClaimId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:032x}", self.0)
+        write!(f, "{:032x}", self.as_u128())
     }
 }
 
@@ -204,6 +220,30 @@ impl fmt::Debug for ClaimId {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn claim_ids_are_stored_and_ordered_as_their_u128() {
+        for bits in [
+            0,
+            7,
+            u128::from(u64::MAX),
+            1 << 64,
+            (3 << 64) | 5,
+            u128::MAX,
+        ] {
+            let id = ClaimId::from_u128(bits);
+            assert_eq!(id.as_u128(), bits);
+            let bytes = postcard::to_stdvec(&id).unwrap();
+            assert_eq!(bytes, postcard::to_stdvec(&bits).unwrap());
+            assert_eq!(postcard::from_bytes::<ClaimId>(&bytes).unwrap(), id);
+        }
+        let (a, b) = (
+            ClaimId::from_u128(u128::from(u64::MAX)),
+            ClaimId::from_u128(1 << 64),
+        );
+        assert!(a < b);
+        assert_eq!(std::mem::align_of::<ClaimId>(), 8);
+    }
 
     #[test]
     fn key_round_trips_through_display() {

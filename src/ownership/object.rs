@@ -66,9 +66,10 @@ impl Object {
     #[inline]
     pub(crate) fn acquire_noted(&self, kind: ClaimKind, note: Note) -> Result<Claim> {
         let mut claim = Claim::noted(kind, note);
-        if self.journal != 0 {
-            claim.record =
-                journal::record(self.journal, kind.code(), claim.id.as_u128(), claim.note);
+        if self.journal != 0
+            && let Some(r) = journal::record(self.journal, kind.code(), claim.id.as_u128(), note)
+        {
+            claim.set_record(r);
         }
         match self.target().take(&self.store, &claim) {
             Ok(_) => {
@@ -76,7 +77,7 @@ impl Object {
                 Ok(claim)
             }
             Err(e) => {
-                if let Some(r) = claim.record {
+                if let Some(r) = claim.record() {
                     r.free();
                 }
                 Err(e)

@@ -76,6 +76,12 @@ impl Record {
         self.stamp.store(FREE, Ordering::Release);
     }
 
+    /// The note the record was written with.
+    pub(crate) fn note(&self) -> Note {
+        let n = (self.word.load(Ordering::Relaxed) >> 8) as u32;
+        noted(n)
+    }
+
     /// Changes the kind the record shows (a claim that left in a ticket,
     /// or came back from one).
     pub(crate) fn set_kind(&self, kind: u64) {
@@ -244,6 +250,16 @@ fn notes() -> &'static Mutex<Notes> {
     })
 }
 
+impl Notes {
+    fn get(&self, n: u64) -> Note {
+        usize::try_from(n)
+            .ok()
+            .and_then(|i| self.list.get(i))
+            .copied()
+            .unwrap_or_default()
+    }
+}
+
 #[cold]
 fn intern(note: Note, key: usize) -> u32 {
     let mut n = notes().lock().unwrap_or_else(PoisonError::into_inner);
@@ -307,14 +323,18 @@ pub(crate) fn claims_of(object: usize) -> Vec<Entry> {
         .into_iter()
         .map(|(w, since_ms)| Entry {
             kind: w & 0xff,
-            note: n
-                .list
-                .get(usize::try_from(w >> 8).unwrap_or(0))
-                .copied()
-                .unwrap_or_default(),
+            note: n.get(w >> 8),
             since_ms,
         })
         .collect()
+}
+
+/// The note numbered `n`.
+fn noted(n: u32) -> Note {
+    notes()
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get(u64::from(n))
 }
 
 /// The coarse clock: ms since the Unix epoch, kept by `borrowstore-clock`.

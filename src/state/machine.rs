@@ -55,10 +55,19 @@ pub struct Claim {
     pub(crate) kind: ClaimKind,
     pub(crate) id: ClaimId,
     #[serde(skip)]
-    pub(crate) note: Note,
-    /// Its record in this process's claim journal (memory-store borrows).
-    #[serde(skip)]
-    pub(crate) record: Option<&'static Record>,
+    tag: Tag,
+}
+
+/// What a claim carries besides its kind and id: its note, until a store's
+/// claim journal records the note, and from then on the journal's record.
+/// (One or the other: a claim stays small, and the handles that carry it
+/// with it.)
+#[derive(Clone, Copy, Debug)]
+enum Tag {
+    Note(Note),
+    /// Its record in this process's claim journal (memory-store borrows),
+    /// which holds its note.
+    Record(&'static Record),
 }
 
 impl PartialEq for Claim {
@@ -90,8 +99,7 @@ impl Claim {
         Claim {
             kind,
             id: ClaimId::next(),
-            note,
-            record: None,
+            tag: Tag::Note(note),
         }
     }
 
@@ -100,8 +108,7 @@ impl Claim {
         Claim {
             kind,
             id,
-            note: Note::NONE,
-            record: None,
+            tag: Tag::Note(Note::NONE),
         }
     }
 
@@ -119,8 +126,26 @@ impl Claim {
     /// assert_eq!(reader.note().site().map(|l| l.file()), Some(file!()));
     /// # Ok(()) }
     /// ```
-    pub const fn note(self) -> Note {
-        self.note
+    pub fn note(self) -> Note {
+        match self.tag {
+            Tag::Note(n) => n,
+            Tag::Record(r) => r.note(),
+        }
+    }
+
+    /// Its record in this process's claim journal, if it has one.
+    #[inline(always)]
+    pub(crate) fn record(&self) -> Option<&'static Record> {
+        match self.tag {
+            Tag::Record(r) => Some(r),
+            Tag::Note(_) => None,
+        }
+    }
+
+    /// Journals the claim in `record` (which holds its note from now on).
+    #[inline(always)]
+    pub(crate) fn set_record(&mut self, record: &'static Record) {
+        self.tag = Tag::Record(record);
     }
 
     /// The kind of claim.

@@ -362,3 +362,14 @@ proptest! {
         }
     }
 }
+
+/// A claim, and a borrow that carries one, stay small: every live borrow
+/// holds one, and the borrow path moves them by value.
+#[test]
+#[cfg(target_pointer_width = "64")]
+fn a_claim_is_five_words_and_a_shared_borrow_ten() {
+    assert_eq!(std::mem::size_of::<Claim>(), 40);
+    assert_eq!(std::mem::align_of::<Claim>(), 8);
+    assert_eq!(std::mem::size_of::<crate::RefProxy<u64>>(), 80);
+    assert_eq!(std::mem::size_of::<crate::RefMutProxy<u64>>(), 104);
+}

@@ -435,7 +435,7 @@ impl Connector for FileConnector {
         // value goes in after it, so no value file is ever left without one
         // for longer than a crash.
         let name = match init {
-            Init::Claimed(c) if c.kind == ClaimKind::Owner => c.note.name(),
+            Init::Claimed(c) if c.kind == ClaimKind::Owner => c.note().name(),
             _ => None,
         };
         let meta = crate::connector::ObjectMeta::of_bytes(&bytes, name);

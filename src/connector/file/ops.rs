@@ -37,7 +37,7 @@ impl Inner {
     /// file has from now on.
     #[inline]
     pub(super) fn note_here(&self, c: &Claim, me: u32) -> u64 {
-        let n = labels::number(c.note);
+        let n = labels::number(c.note());
         self.shared.labels.ensure(n);
         note_word(crate::state::journal::coarse_now_ms(), n, me)
     }

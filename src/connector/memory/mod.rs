@@ -131,7 +131,7 @@ impl Slot {
                 .compare_exchange_weak(current, next, Ordering::AcqRel, Ordering::Acquire)
                 .is_ok()
         {
-            if c.record.is_none() {
+            if c.record().is_none() {
                 self.records.note_taken(*c);
             }
             return Ok(Effect::None);
@@ -152,7 +152,7 @@ impl Slot {
                 .compare_exchange_weak(current, next, Ordering::AcqRel, Ordering::Acquire)
                 .is_ok()
         {
-            match c.record {
+            match c.record() {
                 Some(r) => r.free(),
                 None => self.records.note_given_back(*c),
             }
@@ -185,8 +185,8 @@ impl Slot {
             ) {
                 Ok(_) => {
                     match op {
-                        Op::Acquire(c) if c.record.is_none() => self.records.note_taken(c),
-                        Op::Release(c) | Op::Disown(c) => match c.record {
+                        Op::Acquire(c) if c.record().is_none() => self.records.note_taken(c),
+                        Op::Release(c) | Op::Disown(c) => match c.record() {
                             Some(r) => r.free(),
                             None => self.records.note_given_back(c),
                         },

@@ -47,7 +47,7 @@ impl Noted {
             id: c.id,
             kind: c.kind,
             ticket: false,
-            note: c.note,
+            note: c.note(),
             since_ms: journal::coarse_now_ms(),
         }
     }
@@ -66,7 +66,7 @@ impl Records {
     /// The records of a value stored with `init`, now.
     pub(super) fn new(init: Init) -> Records {
         let (owner_note, noted) = match init {
-            Init::Claimed(c) if c.kind == ClaimKind::Owner => (c.note, Vec::new()),
+            Init::Claimed(c) if c.kind == ClaimKind::Owner => (c.note(), Vec::new()),
             Init::Claimed(c) => (Note::NONE, vec![Noted::of(c)]),
             Init::Plain => (Note::NONE, Vec::new()),
         };
@@ -100,7 +100,7 @@ impl Records {
 
     /// Shows `c` as a ticket in flight, or as held again.
     pub(super) fn note_ticket(&self, c: Claim, ticket: bool) {
-        if let Some(r) = c.record {
+        if let Some(r) = c.record() {
             r.set_kind(if ticket {
                 journal::TICKET
             } else {

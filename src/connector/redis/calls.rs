@@ -91,13 +91,13 @@ impl RedisConnector {
             }
         }
         let label = match init {
-            Init::Claimed(c) if c.kind == ClaimKind::Owner => c.note.name(),
+            Init::Claimed(c) if c.kind == ClaimKind::Owner => c.note().name(),
             _ => None,
         };
         let object = ObjectMeta::of_value(&value, label);
         let mut args = self.inner.put_args(value, init)?;
         args.push(match init {
-            Init::Claimed(c) => note_arg(&self.inner, c.note.label()),
+            Init::Claimed(c) => note_arg(&self.inner, c.note().label()),
             Init::Plain => Vec::new(),
         });
         args.push(
@@ -177,7 +177,7 @@ impl RedisConnector {
     pub(super) fn apply_call(&self, key: &Key, op: Op) -> Call<RValue> {
         let mut args = self.inner.apply_args(op);
         if let Op::Acquire(c) = op {
-            args.push(note_arg(&self.inner, c.note.label()));
+            args.push(note_arg(&self.inner, c.note().label()));
         }
         Call {
             key: *key,
@@ -201,7 +201,7 @@ impl RedisConnector {
                 claim.id.to_string().as_bytes(),
                 self.inner.holder().as_bytes(),
                 known.as_bytes(),
-                &note_arg(&self.inner, claim.note.label()),
+                &note_arg(&self.inner, claim.note().label()),
             ]),
             read: |_, _, v| Ok(items(v)),
         }
