@@ -67,7 +67,7 @@ impl Object {
     pub(crate) fn acquire_noted(&self, kind: ClaimKind, note: Note) -> Result<Claim> {
         let mut claim = Claim::noted(kind, note);
         if self.journal != 0
-            && let Some(r) = journal::record(self.journal, kind.code(), claim.id.as_u128(), note)
+            && let Some(r) = journal::record(self.journal, kind.code(), note)
         {
             claim.set_record(r);
         }

@@ -3,26 +3,26 @@
 //!
 //! A borrow of a memory-store object takes one record from a chunk that its
 //! thread owns (chunks are made once and kept for the life of the process,
-//! and a thread that ends hands its chunks on), writes its object, kind,
-//! label and time into it with plain atomic stores, and its release marks
-//! the record free with one more. Only the owning thread ever takes a free
-//! record, so taking one needs no read-modify-write. The label is a small
-//! number (the note of the call site, interned once per call site), and the
-//! time is a coarse clock (10 ms) that a named background thread
-//! (`borrowstore-clock`) keeps.
+//! and a thread that ends hands its chunks on): two words, written with
+//! plain atomic stores (one, when its kind, label and time are those of the
+//! record's last claim — a loop that borrows one object at one call site),
+//! and its release marks the record free with one more. Only the owning
+//! thread ever takes a free record, so taking one needs no
+//! read-modify-write. The label is a small number (the note of the call
+//! site, interned once per call site), and the time is a coarse clock
+//! (10 ms) that a named background thread (`borrowstore-clock`) keeps.
 //!
 //! Inspection reads every chunk: a record is read as a sequence lock would
-//! (its stamp, then its fields, then its stamp again), so a record that is
-//! being freed or taken meanwhile is skipped, never read half-written.
+//! (`held`, then `word`, then `held` again), so a record that is being
+//! freed meanwhile is skipped, and one freed and taken again for the same
+//! object shows one of the two claims — never a word half-written.
 //!
 //! The format of a record, in one place:
 //!
 //! | field | bits |
 //! |---|---|
-//! | `stamp` | 0: free; otherwise the claim's id with the top bit set |
-//! | `object` | the address of the object's slot (unique while a claim holds it) |
-//! | `word` | bits 0..8: kind (owner 0, holder 1, reader 2, writer 3, ticket 4); bits 8..40: note number |
-//! | `since` | when the claim was taken, ms since the Unix epoch (coarse) |
+//! | `held` | 0: free; otherwise the address of the object's slot (unique while a claim holds it) |
+//! | `word` | bits 0..3: kind (owner 0, holder 1, reader 2, writer 3, ticket 4); bits 3..24: note number; bits 24..64: when the claim was taken, in ms since the journal's clock started (coarse) |
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -41,18 +41,23 @@ const PROBES: usize = 8;
 const MAX_RECORDS: usize = 1 << 18;
 /// The coarse clock's tick.
 const TICK: Duration = Duration::from_millis(10);
-const FREE: u64 = 0;
+const FREE: usize = 0;
 
 /// The kind code of a ticket in flight.
 pub(crate) const TICKET: u64 = 4;
 
+/// Bits of a record's word below its note number (its kind).
+const KIND_BITS: u32 = 3;
+/// Bits of a record's word below its time (its kind and note number).
+const TIME_SHIFT: u32 = 24;
+/// Note numbers that fit a record (more distinct notes show no label).
+const NOTES: u32 = 1 << (TIME_SHIFT - KIND_BITS);
+
 /// One journaled claim; see the module docs for its fields.
 #[derive(Default)]
 pub(crate) struct Record {
-    stamp: AtomicU64,
-    object: AtomicUsize,
+    held: AtomicUsize,
     word: AtomicU64,
-    since: AtomicU64,
 }
 
 impl std::fmt::Debug for Record {
@@ -73,20 +78,21 @@ impl Record {
     /// Marks the record free: its claim was given back.
     #[inline]
     pub(crate) fn free(&self) {
-        self.stamp.store(FREE, Ordering::Release);
+        self.held.store(FREE, Ordering::Release);
     }
 
     /// The note the record was written with.
     pub(crate) fn note(&self) -> Note {
-        let n = (self.word.load(Ordering::Relaxed) >> 8) as u32;
-        noted(n)
+        let w = self.word.load(Ordering::Relaxed);
+        noted(((w & !(!0 << TIME_SHIFT)) >> KIND_BITS) as u32)
     }
 
     /// Changes the kind the record shows (a claim that left in a ticket,
     /// or came back from one).
     pub(crate) fn set_kind(&self, kind: u64) {
         let w = self.word.load(Ordering::Relaxed);
-        self.word.store((w & !0xff) | kind, Ordering::Relaxed);
+        self.word
+            .store((w & (!0 << KIND_BITS)) | kind, Ordering::Relaxed);
     }
 }
 
@@ -134,22 +140,16 @@ thread_local! {
 /// new chunk if a few are all held), and numbers a note not seen last.
 #[cold]
 #[inline(never)]
-fn record_slow(
-    hot: &Hot,
-    object: usize,
-    kind: u64,
-    stamp: u64,
-    note: Note,
-) -> Option<&'static Record> {
+fn record_slow(hot: &Hot, object: usize, kind: u64, note: Note) -> Option<&'static Record> {
     start_clock();
     let key = note_key(note);
     OWNED
         .try_with(|o| {
             let mut o = o.borrow_mut();
             let n = o.note_number(note, key);
-            hot.note.set((key, u64::from(n) << 8));
+            hot.note.set((key, u64::from(n) << KIND_BITS));
             let r = o.take(hot)?;
-            r.write(object, kind | (u64::from(n) << 8), stamp);
+            r.write(object, kind | (u64::from(n) << KIND_BITS));
             Some(r)
         })
         .ok()
@@ -167,7 +167,7 @@ impl Owned {
         let mut i = hot.index.get();
         for _ in 0..PROBES.min(self.chunks.len() * CHUNK) {
             let r = &self.chunks[c][i];
-            if r.stamp.load(Ordering::Acquire) == FREE {
+            if r.held.load(Ordering::Acquire) == FREE {
                 hot.chunk.set(Some(self.chunks[c]));
                 hot.index.set(i);
                 return Some(r);
@@ -195,7 +195,7 @@ impl Owned {
         // An adopted chunk may still hold records of claims taken before.
         let i = chunk
             .iter()
-            .position(|r| r.stamp.load(Ordering::Acquire) == FREE)?;
+            .position(|r| r.held.load(Ordering::Acquire) == FREE)?;
         hot.chunk.set(Some(chunk));
         hot.index.set(i);
         Some(&chunk[i])
@@ -217,17 +217,17 @@ impl Owned {
 }
 
 impl Record {
+    /// Takes the (free) record for a claim on `object`; `word` holds the
+    /// claim's kind and note number. (Its word is written only if it
+    /// changes: stores, not loads, are what a borrow's atomic operations
+    /// wait for.)
     #[inline(always)]
-    fn write(&self, object: usize, word: u64, stamp: u64) {
-        self.object.store(object, Ordering::Relaxed);
-        self.word.store(word, Ordering::Relaxed);
-        let now = if cfg!(miri) {
-            now_ms()
-        } else {
-            NOW.load(Ordering::Relaxed)
-        };
-        self.since.store(now, Ordering::Relaxed);
-        self.stamp.store(stamp, Ordering::Release);
+    fn write(&self, object: usize, word: u64) {
+        let word = word | since_bits();
+        if self.word.load(Ordering::Relaxed) != word {
+            self.word.store(word, Ordering::Relaxed);
+        }
+        self.held.store(object, Ordering::Release);
     }
 }
 
@@ -266,32 +266,35 @@ fn intern(note: Note, key: usize) -> u32 {
     if let Some(&i) = n.numbers.get(&key) {
         return i;
     }
-    let i = u32::try_from(n.list.len()).unwrap_or(0);
+    let i = u32::try_from(n.list.len()).unwrap_or(NOTES);
+    if i >= NOTES {
+        return 0;
+    }
     n.list.push(note);
     n.numbers.insert(key, i);
     i
 }
 
-/// Journals a claim (of kind code `kind`, id `id`) on the object whose slot
+/// Journals a claim (of kind code `kind`) on the object whose slot
 /// is at `object`; `None` if this thread holds too many records already.
 /// The caller frees the record if the claim is not taken after all.
 ///
 /// The fast path — the record this thread took last is free again, and
 /// the note is the one it journaled last — is a few loads and four stores.
 #[inline]
-pub(crate) fn record(object: usize, kind: u64, id: u128, note: Note) -> Option<&'static Record> {
-    let stamp = (id as u64) | (1 << 63);
+pub(crate) fn record(object: usize, kind: u64, note: Note) -> Option<&'static Record> {
+    debug_assert_ne!(object, FREE);
     HOT.try_with(|hot| {
         let (key, n) = hot.note.get();
         if key == note_key(note)
             && let Some(chunk) = hot.chunk.get()
             && let Some(r) = chunk.get(hot.index.get())
-            && r.stamp.load(Ordering::Acquire) == FREE
+            && r.held.load(Ordering::Acquire) == FREE
         {
-            r.write(object, kind | n, stamp);
+            r.write(object, kind | n);
             return Some(r);
         }
-        record_slow(hot, object, kind, stamp, note)
+        record_slow(hot, object, kind, note)
     })
     .ok()
     .flatten()
@@ -305,26 +308,24 @@ pub(crate) fn claims_of(object: usize) -> Vec<Entry> {
         .clone();
     let mut found = Vec::new();
     for r in chunks.iter().flat_map(|c| c.iter()) {
-        let s1 = r.stamp.load(Ordering::Acquire);
-        if s1 == FREE {
+        if r.held.load(Ordering::Acquire) != object {
             continue;
         }
-        let o = r.object.load(Ordering::Relaxed);
         let w = r.word.load(Ordering::Relaxed);
-        let since_ms = r.since.load(Ordering::Relaxed);
         fence(Ordering::Acquire);
-        if r.stamp.load(Ordering::Relaxed) != s1 || o != object {
+        if r.held.load(Ordering::Relaxed) != object {
             continue;
         }
-        found.push((w, since_ms));
+        found.push(w);
     }
     let n = notes().lock().unwrap_or_else(PoisonError::into_inner);
+    let start = START.load(Ordering::Relaxed);
     found
         .into_iter()
-        .map(|(w, since_ms)| Entry {
-            kind: w & 0xff,
-            note: n.get(w >> 8),
-            since_ms,
+        .map(|w| Entry {
+            kind: w & !(!0 << KIND_BITS),
+            note: n.get((w & !(!0 << TIME_SHIFT)) >> KIND_BITS),
+            since_ms: start + (w >> TIME_SHIFT),
         })
         .collect()
 }
@@ -339,12 +340,35 @@ fn noted(n: u32) -> Note {
 
 /// The coarse clock: ms since the Unix epoch, kept by `borrowstore-clock`.
 static NOW: AtomicU64 = AtomicU64::new(0);
+/// When the coarse clock started, ms since the Unix epoch.
+static START: AtomicU64 = AtomicU64::new(0);
+/// The coarse clock as a record's time bits: ms since [`START`], shifted
+/// into place.
+static SINCE: AtomicU64 = AtomicU64::new(0);
+
+/// Moves the coarse clock to `now` (ms since the Unix epoch).
+fn tick(now: u64) {
+    NOW.store(now, Ordering::Relaxed);
+    let since = now.saturating_sub(START.load(Ordering::Relaxed));
+    SINCE.store(since << TIME_SHIFT, Ordering::Relaxed);
+}
+
+/// A record's time bits for now.
+#[inline(always)]
+fn since_bits() -> u64 {
+    if cfg!(miri) {
+        tick(now_ms());
+    }
+    SINCE.load(Ordering::Relaxed)
+}
 
 /// Starts the coarse clock's thread, once.
 fn start_clock() {
     static TICKER: OnceLock<()> = OnceLock::new();
     TICKER.get_or_init(|| {
-        NOW.store(now_ms(), Ordering::Relaxed);
+        let now = now_ms();
+        START.store(now, Ordering::Relaxed);
+        tick(now);
         if cfg!(miri) {
             return;
         }
@@ -353,7 +377,7 @@ fn start_clock() {
             .spawn(|| {
                 loop {
                     std::thread::sleep(TICK);
-                    NOW.store(now_ms(), Ordering::Relaxed);
+                    tick(now_ms());
                 }
             });
         if let Err(e) = spawned {
@@ -387,9 +411,9 @@ mod tests {
     fn records_are_found_by_object_until_freed() {
         let obj = 0x1000_0008usize;
         let here = Note::here();
-        let r = record(obj, 2, 11, here).unwrap();
-        let w = record(obj, 3, 12, Note::named("w")).unwrap();
-        let _other = record(obj + 8, 2, 11, here).unwrap();
+        let r = record(obj, 2, here).unwrap();
+        let w = record(obj, 3, Note::named("w")).unwrap();
+        let _other = record(obj + 8, 2, here).unwrap();
         let mut found = claims_of(obj);
         found.sort_by_key(|e| e.kind);
         assert_eq!(found.len(), 2);
@@ -406,10 +430,30 @@ mod tests {
     }
 
     #[test]
-    fn a_freed_record_is_taken_again() {
-        let a = record(1, 2, 11, Note::NONE).unwrap();
+    fn a_record_taken_again_shows_its_new_claim_and_time() {
+        let obj = 0x2000_0008usize;
+        let a = record(obj, 2, Note::named("first")).unwrap();
         a.free();
-        let b = record(1, 2, 11, Note::NONE).unwrap();
+        let b = record(obj, 3, Note::named("second")).unwrap();
+        let found = claims_of(obj);
+        assert_eq!(found.len(), 1);
+        assert_eq!((found[0].kind, found[0].note), (3, Note::named("second")));
+        assert_eq!(b.note(), Note::named("second"));
+        let now = coarse_now_ms();
+        assert!(
+            found[0].since_ms.abs_diff(now) < 1_000,
+            "{} vs {now}",
+            found[0].since_ms
+        );
+        b.free();
+        assert!(claims_of(obj).is_empty());
+    }
+
+    #[test]
+    fn a_freed_record_is_taken_again() {
+        let a = record(1, 2, Note::NONE).unwrap();
+        a.free();
+        let b = record(1, 2, Note::NONE).unwrap();
         assert!(std::ptr::eq(a, b));
         b.free();
     }
