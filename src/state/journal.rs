@@ -53,6 +53,16 @@ const TIME_SHIFT: u32 = 24;
 /// Note numbers that fit a record (more distinct notes show no label).
 const NOTES: u32 = 1 << (TIME_SHIFT - KIND_BITS);
 
+/// The kind code in a record's word.
+fn kind_in(word: u64) -> u64 {
+    word & !(!0 << KIND_BITS)
+}
+
+/// The note number in a record's word.
+fn note_number_in(word: u64) -> u64 {
+    (word & !(!0 << TIME_SHIFT)) >> KIND_BITS
+}
+
 /// One journaled claim; see the module docs for its fields.
 #[derive(Default)]
 pub(crate) struct Record {
@@ -83,8 +93,11 @@ impl Record {
 
     /// The note the record was written with.
     pub(crate) fn note(&self) -> Note {
-        let w = self.word.load(Ordering::Relaxed);
-        noted(((w & !(!0 << TIME_SHIFT)) >> KIND_BITS) as u32)
+        let n = note_number_in(self.word.load(Ordering::Relaxed));
+        notes()
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(n)
     }
 
     /// Changes the kind the record shows (a claim that left in a ticket,
@@ -280,7 +293,9 @@ fn intern(note: Note, key: usize) -> u32 {
 /// The caller frees the record if the claim is not taken after all.
 ///
 /// The fast path — the record this thread took last is free again, and
-/// the note is the one it journaled last — is a few loads and four stores.
+/// the note is the one it journaled last — is a few loads and two stores
+/// (one, when the record's word already holds this claim's kind, note and
+/// time).
 #[inline]
 pub(crate) fn record(object: usize, kind: u64, note: Note) -> Option<&'static Record> {
     debug_assert_ne!(object, FREE);
@@ -323,19 +338,11 @@ pub(crate) fn claims_of(object: usize) -> Vec<Entry> {
     found
         .into_iter()
         .map(|w| Entry {
-            kind: w & !(!0 << KIND_BITS),
-            note: n.get((w & !(!0 << TIME_SHIFT)) >> KIND_BITS),
+            kind: kind_in(w),
+            note: n.get(note_number_in(w)),
             since_ms: start + (w >> TIME_SHIFT),
         })
         .collect()
-}
-
-/// The note numbered `n`.
-fn noted(n: u32) -> Note {
-    notes()
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .get(u64::from(n))
 }
 
 /// The coarse clock: ms since the Unix epoch, kept by `borrowstore-clock`.
