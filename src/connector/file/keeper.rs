@@ -254,3 +254,51 @@ impl Shared {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::connector::{Connector, Value};
+    use crate::state::Init;
+
+    /// A creator that dies after its side file's link failed (the key was
+    /// another live object's) leaves a `Creating` slot with that key: its
+    /// reclaim must not remove the live object's files.
+    #[test]
+    fn reclaiming_a_dead_creator_of_an_existing_key_keeps_the_live_object() {
+        let dir = std::env::temp_dir().join(format!(
+            "bs-keeper-dup-{}-{}",
+            std::process::id(),
+            crate::key::ClaimId::random()
+        ));
+        let c = super::super::FileConnector::open("dup", &dir).unwrap();
+        let key = Key::random();
+        let value = Bytes::from_static(b"the live object's value");
+        c.put(&key, Value::Bytes(value.clone()), Init::Plain)
+            .unwrap();
+        let shared = c.inner.shared.clone();
+        let table = shared.table();
+        let me = shared.me().unwrap();
+        // Another process record (`dead`) took a slot for the same key, and
+        // died there (its link failed; it never abandoned the slot).
+        let dead = me + 1;
+        let (slot, _, _) = table
+            .create(key, Init::Plain, dead, now_ms(), 0, 0)
+            .unwrap();
+        let out = table.repair_dead(dead, me, &mut Patience::new());
+        assert_eq!(out.dropped, vec![slot]);
+        shared.finish(out);
+        match c.get(&key).unwrap() {
+            Some(stored) => match stored.value {
+                Value::Bytes(b) => assert_eq!(b, value),
+                Value::Local(_) => panic!("a file store holds bytes"),
+            },
+            None => panic!("the live object lost its value"),
+        }
+        assert!(c.exists(&key).unwrap());
+        drop(c);
+        let _ = fs::remove_dir_all(&dir);
+    }
+}
