@@ -13,7 +13,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex, PoisonError, Weak};
 use std::time::{Duration, SystemTime};
 
-use super::layout::{CREATING, PROC_FREE, phase_of, tag_of};
+use super::layout::{CREATING, FREE, PROC_FREE, phase_of, tag_of};
 use super::reclaim::Reclaimed;
 use super::shared::{Patience, Shared};
 use crate::connector::lease::now_ms;
@@ -162,7 +162,7 @@ impl Shared {
         let table = self.table();
         for o in out.dropped {
             if let Ok((key, version)) = table.key_version(o) {
-                self.remove_files(o, &key, version);
+                self.remove_files(o, &key, version, false);
             }
             table.free_slot(o);
         }
@@ -198,11 +198,17 @@ impl Shared {
                 else {
                     continue;
                 };
-                let creating = table
-                    .slot(place.slot, super::layout::S_PHASE)
-                    .is_ok_and(|p| phase_of(p.load(Ordering::Acquire)) == CREATING);
-                let live = matches!(table.live(place.slot), Ok(Some((k, epoch, _))) if k == key && epoch == place.epoch);
-                if !creating && !live {
+                // Kept while its slot holds its object, in any phase (being
+                // created, live, evicted but not yet removed, being removed):
+                // only the process that removes the object removes it then.
+                let held = table.key_version(place.slot).is_ok_and(|(k, _)| k == key)
+                    && table
+                        .slot(place.slot, super::layout::S_GEN)
+                        .is_ok_and(|g| g.load(Ordering::Acquire) == place.epoch)
+                    && table
+                        .slot(place.slot, super::layout::S_PHASE)
+                        .is_ok_and(|p| phase_of(p.load(Ordering::Acquire)) != FREE);
+                if !held {
                     let _ = fs::remove_file(entry.path());
                 }
             } else if let Some((key, version)) = name.strip_suffix(".blob").and_then(|kv| {

@@ -167,6 +167,11 @@ pub(crate) const S_KEY_LO: usize = 4;
 pub(crate) const S_CREATED: usize = 5;
 /// The slot's generation, in full (the state word has its low 12 bits).
 pub(crate) const S_GEN: usize = 6;
+/// The slot's flags: [`INLINE_FIRST`].
+pub(crate) const S_FLAGS: usize = 7;
+/// Slot flag: the value's first version is in the object's side file (it
+/// has no version file of its own).
+pub(crate) const INLINE_FIRST: u64 = 1;
 
 /// Claim entry fields.
 pub(crate) const E_HEAD: usize = 0;

@@ -350,12 +350,15 @@ impl Shared {
 
     /// Removes the evicted object in slot `o` and frees the slot, if no
     /// other process is doing it (see [`remove_files`](Self::remove_files)
-    /// for the order).
+    /// for the order). The slot was `Live` until this process's
+    /// [`begin_evict`](super::table::Table::begin_evict) won, so its side
+    /// file names it: nobody else removes a side file whose slot still
+    /// holds its object.
     pub(super) fn finish_evict(&self, o: u32) {
         let me = self.register().unwrap_or(u32::from(u16::MAX));
         let table = self.table();
         if let Ok(Some((key, version))) = table.begin_evict(o, me) {
-            self.remove_files(o, &key, version);
+            self.remove_files(o, &key, version, true);
             table.free_slot(o);
         }
     }
@@ -378,10 +381,11 @@ impl Shared {
     }
 
     /// Removes the files of the object `key` in slot `o`, if its side file
-    /// names that slot and its generation: its values at `version` and the
-    /// versions beside it (which a writer killed during a publish can
-    /// leave: the old one after the table named the new one, or a new one
-    /// the table never named), then the side file.
+    /// names that slot and its generation (`known`: the caller knows it
+    /// does, else it is read): its values at `version` and the versions
+    /// beside it (which a writer killed during a publish can leave: the old
+    /// one after the table named the new one, or a new one the table never
+    /// named), then the side file.
     ///
     /// Nothing is removed when the side file names another place (or none):
     /// the key is then another object's — a creator whose link failed
@@ -391,20 +395,28 @@ impl Shared {
     /// the key: a process killed in between leaves the side file, which the
     /// next reclaim (or sweep) removes, never a value file of another object
     /// removed.
-    pub(super) fn remove_files(&self, o: u32, key: &Key, version: u64) {
+    pub(super) fn remove_files(&self, o: u32, key: &Key, version: u64, known: bool) {
+        let table = self.table();
         let side = self.side_path(key);
-        let epoch = self
-            .table()
-            .slot(o, super::layout::S_GEN)
-            .map(|g| g.load(std::sync::atomic::Ordering::Acquire));
-        let names_it = fs::read(&side)
-            .ok()
-            .and_then(|b| super::side::parse_side(&b))
-            .is_some_and(|p| p.slot == o && Ok(p.epoch) == epoch);
-        if !names_it {
-            return;
+        if !known {
+            let epoch = table
+                .slot(o, super::layout::S_GEN)
+                .map(|g| g.load(std::sync::atomic::Ordering::Acquire));
+            let names_it = fs::read(&side)
+                .ok()
+                .and_then(|b| super::side::parse_side(&b))
+                .is_some_and(|p| p.slot == o && Ok(p.epoch) == epoch);
+            if !names_it {
+                return;
+            }
         }
-        for v in [version, version.wrapping_sub(1), version.wrapping_add(1)] {
+        // Versions start at 1 (there is never a version 0 file), and a
+        // first version the side file holds has no file of its own.
+        let inline = table.inline_first(o).unwrap_or(false);
+        for v in [version.wrapping_sub(1), version, version.wrapping_add(1)] {
+            if v == 0 || (v == 1 && inline) {
+                continue;
+            }
             let _ = fs::remove_file(self.blob_path(key, v));
         }
         let _ = fs::remove_file(&side);
