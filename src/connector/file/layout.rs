@@ -387,7 +387,12 @@ impl Head {
     /// The head as a word.
     #[inline]
     pub(crate) fn encode(self) -> u64 {
-        let kind = KINDS.iter().position(|k| *k == self.kind).unwrap_or(0) as u64;
+        let kind = match self.kind {
+            ClaimKind::Owner => 0,
+            ClaimKind::Holder => 1,
+            ClaimKind::Reader => 2,
+            ClaimKind::Writer => 3,
+        };
         (self.status as u64)
             | (kind << 3)
             | (u64::from(self.proc & 0xFFFF) << 5)
@@ -420,6 +425,13 @@ impl Head {
     pub(crate) fn with(self, status: Status) -> Head {
         Head { status, ..self }
     }
+}
+
+/// The head word `word` with status `status` (the same as decoding it,
+/// [`Head::with`] and encoding, without either).
+#[inline]
+pub(crate) fn head_with(word: u64, status: Status) -> u64 {
+    (word & !7) | status as u64
 }
 
 #[cfg(test)]
