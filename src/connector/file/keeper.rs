@@ -308,3 +308,45 @@ mod tests {
         let _ = fs::remove_dir_all(&dir);
     }
 }
+
+#[cfg(test)]
+mod register_tests {
+    use super::*;
+    use crate::connector::{Connector, ObjectMeta, Value};
+    use crate::state::Init;
+
+    /// A process that registers as a dead process's record repairs it: an
+    /// object the dead process was creating is removed (its files too) and
+    /// its slot freed, not left `Creating` under the new owner of the
+    /// record, where no reclaim would ever find it.
+    #[test]
+    fn registering_as_a_dead_record_removes_what_it_was_creating() {
+        let dir = std::env::temp_dir().join(format!(
+            "bs-keeper-reg-{}-{}",
+            std::process::id(),
+            crate::key::ClaimId::random()
+        ));
+        let c = super::super::FileConnector::open("reg", &dir).unwrap();
+        let shared = c.inner.shared.clone();
+        let table = shared.table();
+        assert_eq!(shared.me(), None);
+        // Record 0 is a dead process's: live in the table, its lock free.
+        assert!(table.claim_record(0, 1, 1000, now_ms()));
+        let key = Key::random();
+        let (slot, epoch, _) = table.create(key, Init::Plain, 0, now_ms(), 0, 0).unwrap();
+        let place = super::super::side::Place { slot, epoch };
+        c.inner
+            .write_side(&key, place, &ObjectMeta::default(), Some(b"value"))
+            .unwrap();
+        let me = c.inner.me().unwrap();
+        assert_eq!(me, 0, "the dead record is taken over");
+        let phase = table.slot(slot, super::super::layout::S_PHASE).unwrap();
+        assert_eq!(phase_of(phase.load(Ordering::Acquire)), FREE);
+        assert!(!c.inner.side_path(&key).exists());
+        c.put(&key, Value::Bytes(bytes::Bytes::from_static(b"again")), Init::Plain)
+            .unwrap();
+        assert!(c.exists(&key).unwrap());
+        drop(c);
+        let _ = fs::remove_dir_all(&dir);
+    }
+}
