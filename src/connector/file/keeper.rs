@@ -343,8 +343,12 @@ mod register_tests {
         let phase = table.slot(slot, super::super::layout::S_PHASE).unwrap();
         assert_eq!(phase_of(phase.load(Ordering::Acquire)), FREE);
         assert!(!c.inner.side_path(&key).exists());
-        c.put(&key, Value::Bytes(bytes::Bytes::from_static(b"again")), Init::Plain)
-            .unwrap();
+        c.put(
+            &key,
+            Value::Bytes(bytes::Bytes::from_static(b"again")),
+            Init::Plain,
+        )
+        .unwrap();
         assert!(c.exists(&key).unwrap());
         drop(c);
         let _ = fs::remove_dir_all(&dir);

@@ -288,6 +288,16 @@ impl Shared {
                 if !done.complete {
                     continue;
                 }
+                // What it was creating or removing goes now: once the
+                // record is this process's, no reclaim would find it. (Its
+                // releases' evictions are finished by the keeper, which
+                // finds evicted objects that nobody removes.)
+                for o in &done.dropped {
+                    if let Ok((key, version)) = table.key_version(*o) {
+                        self.remove_files(*o, &key, version, false);
+                    }
+                    table.free_slot(*o);
+                }
                 table.free_record(i);
                 self.remove_tmp_of(i);
             }
