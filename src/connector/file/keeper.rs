@@ -261,7 +261,8 @@ impl Shared {
     }
 }
 
-#[cfg(test)]
+// Both open a real store (a keeper thread, std locks): not under loom.
+#[cfg(all(test, not(borrowstore_loom)))]
 mod tests {
     use bytes::Bytes;
 
@@ -309,7 +310,7 @@ mod tests {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(borrowstore_loom)))]
 mod register_tests {
     use super::*;
     use crate::connector::{Connector, ObjectMeta, Value};
