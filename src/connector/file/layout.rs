@@ -16,8 +16,12 @@ use crate::state::{ClaimKind, Op, State};
 
 /// The first header word: `BSTABLE1`.
 pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"BSTABLE1");
-/// The table format this build reads and writes.
-pub(crate) const FORMAT: u64 = 1;
+/// The table format this build reads and writes. Format 2: a slot's
+/// [`S_FLAGS`] word says whether its value's first version is in its side
+/// file. A format 1 build could not read such an object, and its sweep would
+/// take the object's version files for orphans and remove them, so neither
+/// opens the other's table.
+pub(crate) const FORMAT: u64 = 2;
 /// Words of the header.
 pub(crate) const HEADER: usize = 64;
 /// Header word: the format.
