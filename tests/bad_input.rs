@@ -328,3 +328,82 @@ fn crafted_file_store_files_are_errors() {
         "{msg}"
     );
 }
+
+/// The names of the files in a file store's `objects/`, sorted.
+fn object_files(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir.join("objects"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// A small value's first version lives in its side file (one file per
+/// object); a big one, and every later version, is a version file of its
+/// own; eviction removes them all.
+#[test]
+fn file_store_keeps_a_small_first_version_in_the_side_file() {
+    let dir = SUITE.file_dir_named("inline-first");
+    let store = Store::open(&format!("file://{}", dir.display())).unwrap();
+    let small = store.owned_proxy(vec![7u8; 100]).unwrap();
+    let key = *borrowstore::OwnedProxy::key(&small);
+    assert_eq!(object_files(&dir), vec![format!("{key}.ledger")]);
+    assert_eq!(store.get::<Vec<u8>>(&key).unwrap(), Some(vec![7u8; 100]));
+    {
+        let mut w = borrowstore::mut_borrow(&small).unwrap();
+        w.push(8);
+        borrowstore::update(&mut w).unwrap();
+    }
+    assert_eq!(
+        object_files(&dir),
+        vec![format!("{key}.2.blob"), format!("{key}.ledger")]
+    );
+    assert_eq!(
+        store.get::<Vec<u8>>(&key).unwrap().map(|v| v.len()),
+        Some(101)
+    );
+    drop(small);
+    store.flush().unwrap();
+    assert!(object_files(&dir).is_empty(), "{:?}", object_files(&dir));
+
+    let big = store.put(&vec![1u8; 200_000]).unwrap();
+    assert_eq!(
+        object_files(&dir),
+        vec![format!("{big}.1.blob"), format!("{big}.ledger")]
+    );
+    assert_eq!(
+        store.get::<Vec<u8>>(&big).unwrap().map(|v| v.len()),
+        Some(200_000)
+    );
+    store.evict(&big).unwrap();
+    assert!(object_files(&dir).is_empty(), "{:?}", object_files(&dir));
+}
+
+/// A side file that claims to hold the first version but is cut short, or
+/// has flags no build writes, is an error, never a panic.
+#[test]
+fn crafted_inline_side_files_are_errors() {
+    let dir = SUITE.file_dir_named("crafted-inline");
+    let store = Store::open(&format!("file://{}", dir.display())).unwrap();
+    let key = store.put(&7u32).unwrap();
+    let side = dir.join("objects").join(format!("{key}.ledger"));
+    let good = std::fs::read(&side).unwrap();
+    assert_eq!(&good[..4], b"BSO2");
+    for cut in [good.len() - 1, 24, 17, 5] {
+        std::fs::write(&side, &good[..cut]).unwrap();
+        let got = store.get::<u32>(&key);
+        assert!(
+            matches!(got, Err(Error::Decode { .. }) | Ok(None)),
+            "cut to {cut}: {got:?}"
+        );
+    }
+    // The flags word is the 4 bytes before the value: set an unknown bit.
+    let mut flags = good.clone();
+    let record = u32::from_le_bytes(good[16..20].try_into().unwrap()) as usize;
+    flags[20 + record] |= 2;
+    std::fs::write(&side, &flags).unwrap();
+    assert!(matches!(store.get::<u32>(&key), Err(Error::Decode { .. })));
+    std::fs::write(&side, &good).unwrap();
+    assert_eq!(store.get::<u32>(&key).unwrap(), Some(7));
+}

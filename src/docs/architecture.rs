@@ -82,8 +82,9 @@
 //!   state; values stay undecoded.
 //! - [`FileConnector`](crate::connector::FileConnector): a state table
 //!   mapped by every process of the directory (a word of atomics per
-//!   object, an entry per claim, a record per process), a side file and
-//!   versioned value files per object, every file write a rename (or link)
+//!   object, an entry per claim, a record per process), a side file (which
+//!   holds a small value's first version) and versioned value files per
+//!   object, every file write a rename (or link)
 //!   of a finished file; a borrow is a compare-and-swap on the object's
 //!   word; a dead process is seen through its lock file and repaired by a
 //!   survivor; async forms run on tokio's blocking pool.

@@ -4,12 +4,15 @@
 //!
 //! - `objects/<key>.ledger` — the object's side file, written once when the
 //!   object is created (to `tmp/`, then hard-linked into place, which fails
-//!   if the key exists): magic `BSO1`, the object's slot and generation in
-//!   the state table, and the object's record for inspection (type name,
-//!   size, creation time, name; see [`side`](super::side)). It never
+//!   if the key exists): magic `BSO2`, the object's slot and generation in
+//!   the state table, the object's record for inspection (type name,
+//!   size, creation time, name) and, for a value of at most
+//!   [`INLINE_MAX`](super::side::INLINE_MAX) bytes, the value's first
+//!   version (see [`side`](super::side); the slot's flags say so). It never
 //!   changes; it goes with the object.
-//! - `objects/<key>.<version>.blob` — the value, one file per version,
-//!   written to `tmp/` and renamed into place, never written again.
+//! - `objects/<key>.<version>.blob` — the value, one file per version
+//!   (but a first version that the side file holds), written to `tmp/` and
+//!   renamed into place, never written again.
 
 use std::fs::{self, File};
 use std::io::{ErrorKind, Write};
@@ -21,7 +24,7 @@ use bytes::Bytes;
 
 use super::map::ValueMap;
 use super::shared::Shared;
-use super::side::{Place, encode_side, parse_side, parse_side_meta};
+use super::side::{Place, encode_side, parse, parse_side, parse_side_meta};
 use super::site::Site;
 use super::table::Fail;
 use crate::connector::lease::now_ms;
@@ -111,10 +114,17 @@ impl Inner {
         Ok(path)
     }
 
-    /// Writes the side file of `key`, naming `place` and recording `meta`;
-    /// fails with "already exists" if the key has one.
-    pub(super) fn write_side(&self, key: &Key, place: Place, meta: &ObjectMeta) -> Result<()> {
-        let tmp = self.write_tmp(&encode_side(place, meta))?;
+    /// Writes the side file of `key`, naming `place`, recording `meta` and
+    /// holding `inline` (the value's first version) if given; fails with
+    /// "already exists" if the key has one.
+    pub(super) fn write_side(
+        &self,
+        key: &Key,
+        place: Place,
+        meta: &ObjectMeta,
+        inline: Option<&[u8]>,
+    ) -> Result<()> {
+        let tmp = self.write_tmp(&encode_side(place, meta, inline))?;
         let path = self.side_path(key);
         let linked = fs::hard_link(&tmp, &path);
         let _ = fs::remove_file(&tmp);
@@ -180,9 +190,21 @@ impl Inner {
         })
     }
 
-    /// The value of `key` at `version`, mapped (no copy); `None` if that
-    /// version's file is gone.
-    pub(super) fn read_blob(&self, key: &Key, version: u64) -> Result<Option<Bytes>> {
+    /// The value of `key` (at `place`) at `version`, mapped (no copy):
+    /// its version file, or for a first version that the side file holds
+    /// (the slot's flags say), that part of the side file. `None` if that
+    /// version's file is gone (or the side file names another place: the
+    /// object is gone).
+    pub(super) fn read_blob(&self, key: &Key, place: Place, version: u64) -> Result<Option<Bytes>> {
+        if version == 1
+            && self
+                .shared
+                .table()
+                .inline_first(place.slot)
+                .map_err(|f| self.fail(f, "read", key))?
+        {
+            return self.read_inline(key, place);
+        }
         let path = self.blob_path(key, version);
         let file = match File::open(&path) {
             Ok(f) => f,
@@ -191,5 +213,24 @@ impl Inner {
         };
         let map = ValueMap::new(&file).map_err(|e| self.site.error(e, "mapping", &path))?;
         Ok(Some(Bytes::from_owner(map)))
+    }
+
+    /// The first version of `key`'s value that its side file holds, mapped.
+    fn read_inline(&self, key: &Key, place: Place) -> Result<Option<Bytes>> {
+        let path = self.side_path(key);
+        let file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(self.site.error(e, "reading", &path)),
+        };
+        let map = ValueMap::new(&file).map_err(|e| self.site.error(e, "mapping", &path))?;
+        let range = match parse(map.as_ref()) {
+            Some(side) if side.place != place => return Ok(None),
+            Some(side) => side.inline,
+            None => None,
+        };
+        let range = range
+            .ok_or_else(|| Error::decode(format_args!("the side file of {key} is damaged")))?;
+        Ok(Some(Bytes::from_owner(map).slice(range)))
     }
 }

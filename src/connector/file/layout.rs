@@ -16,8 +16,12 @@ use crate::state::{ClaimKind, Op, State};
 
 /// The first header word: `BSTABLE1`.
 pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"BSTABLE1");
-/// The table format this build reads and writes.
-pub(crate) const FORMAT: u64 = 1;
+/// The table format this build reads and writes. Format 2: a slot's
+/// [`S_FLAGS`] word says whether its value's first version is in its side
+/// file. A format 1 build could not read such an object, and its sweep would
+/// take the object's version files for orphans and remove them, so neither
+/// opens the other's table.
+pub(crate) const FORMAT: u64 = 2;
 /// Words of the header.
 pub(crate) const HEADER: usize = 64;
 /// Header word: the format.
@@ -167,6 +171,11 @@ pub(crate) const S_KEY_LO: usize = 4;
 pub(crate) const S_CREATED: usize = 5;
 /// The slot's generation, in full (the state word has its low 12 bits).
 pub(crate) const S_GEN: usize = 6;
+/// The slot's flags: [`INLINE_FIRST`].
+pub(crate) const S_FLAGS: usize = 7;
+/// Slot flag: the value's first version is in the object's side file (it
+/// has no version file of its own).
+pub(crate) const INLINE_FIRST: u64 = 1;
 
 /// Claim entry fields.
 pub(crate) const E_HEAD: usize = 0;
@@ -382,7 +391,12 @@ impl Head {
     /// The head as a word.
     #[inline]
     pub(crate) fn encode(self) -> u64 {
-        let kind = KINDS.iter().position(|k| *k == self.kind).unwrap_or(0) as u64;
+        let kind = match self.kind {
+            ClaimKind::Owner => 0,
+            ClaimKind::Holder => 1,
+            ClaimKind::Reader => 2,
+            ClaimKind::Writer => 3,
+        };
         (self.status as u64)
             | (kind << 3)
             | (u64::from(self.proc & 0xFFFF) << 5)
@@ -415,6 +429,13 @@ impl Head {
     pub(crate) fn with(self, status: Status) -> Head {
         Head { status, ..self }
     }
+}
+
+/// The head word `word` with status `status` (the same as decoding it,
+/// [`Head::with`] and encoding, without either).
+#[inline]
+pub(crate) fn head_with(word: u64, status: Status) -> u64 {
+    (word & !7) | status as u64
 }
 
 #[cfg(test)]

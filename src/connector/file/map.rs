@@ -5,10 +5,11 @@
 //!   shared and read-write, seen only as a slice of [`AtomicU64`]: every
 //!   access to it, in every process, is an atomic operation.
 //! - [`ValueMap`]: one version file of a value (`objects/<key>.<n>.blob`),
-//!   mapped shared and read-only, seen as `&[u8]`. Version files are written
-//!   to `tmp/`, renamed into place and never written or truncated again, so
-//!   the bytes never change while a mapping exists (see SAFETY.md, "The
-//!   file store's mappings").
+//!   or a side file that holds a value's first version
+//!   (`objects/<key>.ledger`), mapped shared and read-only, seen as `&[u8]`.
+//!   Both are written to `tmp/`, moved into place (renamed, or linked) and
+//!   never written or truncated again, so the bytes never change while a
+//!   mapping exists (see SAFETY.md, "The file store's mappings").
 //!
 //! Both mappings are made by `memmap2` (`mmap(2)` with `MAP_SHARED`), whose
 //! raw mappings are safe to create: the `unsafe` here is only the step from
@@ -82,7 +83,8 @@ impl TableMap {
     }
 }
 
-/// One version file of a value, mapped read-only.
+/// One version file of a value (or a side file holding one), mapped
+/// read-only.
 pub(super) struct ValueMap {
     /// `None` for an empty file (`mmap` refuses a zero-length mapping).
     map: Option<MmapRaw>,
@@ -118,9 +120,10 @@ impl AsRef<[u8]> for ValueMap {
             // - Lifetime: the slice borrows `self`, which owns the mapping
             //   until it is dropped.
             // - Immutability: the mapping is read-only in this process, and
-            //   the file is a version file, which by the value-file
-            //   invariant (SAFETY.md) is never written or truncated after it
-            //   was renamed into place: removing it (`unlink`) keeps the
+            //   the file is a version file or a side file, which by the
+            //   value-file invariant (SAFETY.md) is never written or
+            //   truncated after it was renamed (or, a side file, linked)
+            //   into place: removing it (`unlink`) keeps the
             //   mapped pages. A process that breaks the invariant by writing
             //   the file in place changes bytes under this slice (the reader
             //   sees other bytes; decoding checks them as untrusted input),

@@ -62,11 +62,13 @@ pub(crate) use self::{
 ///   fixed when the directory is created (`capacity=N` objects, default
 ///   1,048,576, and twice as many claims); a full table is an error.
 /// - `objects/<key>.ledger` — the object's side file, written once at
-///   creation: its slot in the table, and what inspection shows of it (the
-///   value's type, size, creation time and name: the format is documented
-///   in `src/connector/file/side.rs`);
-/// - `objects/<key>.<version>.blob` — the value, one file per version,
-///   written to `tmp/` and renamed into place, never changed after;
+///   creation: its slot in the table, what inspection shows of it (the
+///   value's type, size, creation time and name) and, for a value of at
+///   most 64 KiB encoded, the value's first version (the format is
+///   documented in `src/connector/file/side.rs`);
+/// - `objects/<key>.<version>.blob` — the value, one file per version
+///   (but a first version that the side file holds), written to `tmp/` and
+///   renamed into place, never changed after;
 /// - `procs/<n>.lock` — a lock file per process record;
 /// - `procs/<n>.notes` — a process record's label file: its host, and the
 ///   labels of the claims it took, each written the first time the process
@@ -86,7 +88,8 @@ pub(crate) use self::{
 /// block each process has, picked from the claim's id, so that the release
 /// finds it there (a claim whose home is taken is recorded in a lock-free
 /// cache of this process). Creating an object writes
-/// its value and side file; evicting removes them. No operation takes a
+/// its side file (holding a small value; a larger one is a file of its
+/// own); evicting removes them. No operation takes a
 /// lock that another process can hold for long: a transition marks the
 /// object's word for the three stores that record it, and another process
 /// that finds the mark waits at most two seconds (a process stopped at that
@@ -424,32 +427,45 @@ impl Connector for FileConnector {
         let abandon = || {
             let _ = table.abandon(slot, epoch, entry);
         };
-        let tmp = match inner.write_tmp(&bytes) {
-            Ok(t) => t,
-            Err(e) => {
-                abandon();
-                return Err(e);
-            }
-        };
-        // The side file claims the key (it fails if the key exists); the
-        // value goes in after it, so no value file is ever left without one
-        // for longer than a crash.
         let name = match init {
             Init::Claimed(c) if c.kind == ClaimKind::Owner => c.note().name(),
             _ => None,
         };
         let meta = crate::connector::ObjectMeta::of_bytes(&bytes, name);
-        if let Err(e) = inner.write_side(key, place, &meta) {
-            let _ = fs::remove_file(&tmp);
-            abandon();
-            return Err(e);
-        }
-        let path = inner.blob_path(key, 1);
-        if let Err(e) = fs::rename(&tmp, &path) {
-            let _ = fs::remove_file(&tmp);
-            let _ = fs::remove_file(inner.side_path(key));
-            abandon();
-            return Err(inner.site.rename_error(e, &tmp, &path));
+        if bytes.len() <= side::INLINE_MAX {
+            // A small value's first version goes in the side file: one file
+            // written, which claims the key (the link fails if it exists).
+            if let Err(e) = table.set_inline_first(slot) {
+                abandon();
+                return Err(inner.fail(e, "put", key));
+            }
+            if let Err(e) = inner.write_side(key, place, &meta, Some(&bytes)) {
+                abandon();
+                return Err(e);
+            }
+        } else {
+            let tmp = match inner.write_tmp(&bytes) {
+                Ok(t) => t,
+                Err(e) => {
+                    abandon();
+                    return Err(e);
+                }
+            };
+            // The side file claims the key (it fails if the key exists);
+            // the value goes in after it, so no value file is ever left
+            // without one for longer than a crash.
+            if let Err(e) = inner.write_side(key, place, &meta, None) {
+                let _ = fs::remove_file(&tmp);
+                abandon();
+                return Err(e);
+            }
+            let path = inner.blob_path(key, 1);
+            if let Err(e) = fs::rename(&tmp, &path) {
+                let _ = fs::remove_file(&tmp);
+                let _ = fs::remove_file(inner.side_path(key));
+                abandon();
+                return Err(inner.site.rename_error(e, &tmp, &path));
+            }
         }
         table
             .publish_slot(slot, me)
@@ -512,7 +528,7 @@ impl Connector for FileConnector {
         }
         // Evicted: the files stay until it is removed, below.
         let version = table.version(place.slot).unwrap_or(0);
-        let read = inner.read_blob(key, version);
+        let read = inner.read_blob(key, place, version);
         inner.shared.finish_evict(place.slot);
         inner.waiters.notify(key);
         let bytes = read?.ok_or_else(|| inner.not_found(key))?;

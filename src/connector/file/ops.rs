@@ -246,7 +246,7 @@ impl Inner {
             if Some(version) == known {
                 return Ok(Fetch::Unchanged);
             }
-            if let Some(bytes) = self.read_blob(key, version)? {
+            if let Some(bytes) = self.read_blob(key, place, version)? {
                 return Ok(Fetch::Changed(Stored {
                     value: Value::Bytes(bytes),
                     version,

@@ -288,6 +288,16 @@ impl Shared {
                 if !done.complete {
                     continue;
                 }
+                // What it was creating or removing goes now: once the
+                // record is this process's, no reclaim would find it. (Its
+                // releases' evictions are finished by the keeper, which
+                // finds evicted objects that nobody removes.)
+                for o in &done.dropped {
+                    if let Ok((key, version)) = table.key_version(*o) {
+                        self.remove_files(*o, &key, version, false);
+                    }
+                    table.free_slot(*o);
+                }
                 table.free_record(i);
                 self.remove_tmp_of(i);
             }
@@ -349,14 +359,16 @@ impl Shared {
     }
 
     /// Removes the evicted object in slot `o` and frees the slot, if no
-    /// other process is doing it: the side file first, so that a process
-    /// killed in between leaves an orphaned value (swept later), never a
-    /// side file without its value.
+    /// other process is doing it (see [`remove_files`](Self::remove_files)
+    /// for the order). The slot was `Live` until this process's
+    /// [`begin_evict`](super::table::Table::begin_evict) won, so its side
+    /// file names it: nobody else removes a side file whose slot still
+    /// holds its object.
     pub(super) fn finish_evict(&self, o: u32) {
         let me = self.register().unwrap_or(u32::from(u16::MAX));
         let table = self.table();
         if let Ok(Some((key, version))) = table.begin_evict(o, me) {
-            self.remove_files(o, &key, version);
+            self.remove_files(o, &key, version, true);
             table.free_slot(o);
         }
     }
@@ -378,23 +390,46 @@ impl Shared {
         }
     }
 
-    /// Removes the files of the object `key` in slot `o`: its side file if
-    /// it names that slot, and its value at `version` — and the versions
-    /// beside it, which a writer killed during a publish can leave (the old
+    /// Removes the files of the object `key` in slot `o`, if its side file
+    /// names that slot and its generation (`known`: the caller knows it
+    /// does, else it is read): its values at `version` and the versions
+    /// beside it (which a writer killed during a publish can leave: the old
     /// one after the table named the new one, or a new one the table never
-    /// named).
-    pub(super) fn remove_files(&self, o: u32, key: &Key, version: u64) {
+    /// named), then the side file.
+    ///
+    /// Nothing is removed when the side file names another place (or none):
+    /// the key is then another object's — a creator whose link failed
+    /// because the key exists, or a new object made after this one's side
+    /// file went — and its files are not this slot's to remove. The side
+    /// file goes last because while it is there no other object can take
+    /// the key: a process killed in between leaves the side file, which the
+    /// next reclaim (or sweep) removes, never a value file of another object
+    /// removed.
+    pub(super) fn remove_files(&self, o: u32, key: &Key, version: u64, known: bool) {
+        let table = self.table();
         let side = self.side_path(key);
-        let names_it = fs::read(&side)
-            .ok()
-            .and_then(|b| super::side::parse_side(&b))
-            .is_some_and(|p| p.slot == o);
-        if names_it {
-            let _ = fs::remove_file(&side);
+        if !known {
+            let epoch = table
+                .slot(o, super::layout::S_GEN)
+                .map(|g| g.load(std::sync::atomic::Ordering::Acquire));
+            let names_it = fs::read(&side)
+                .ok()
+                .and_then(|b| super::side::parse_side(&b))
+                .is_some_and(|p| p.slot == o && Ok(p.epoch) == epoch);
+            if !names_it {
+                return;
+            }
         }
-        for v in [version, version.wrapping_sub(1), version.wrapping_add(1)] {
+        // Versions start at 1 (there is never a version 0 file), and a
+        // first version the side file holds has no file of its own.
+        let inline = table.inline_first(o).unwrap_or(false);
+        for v in [version.wrapping_sub(1), version, version.wrapping_add(1)] {
+            if v == 0 || (v == 1 && inline) {
+                continue;
+            }
             let _ = fs::remove_file(self.blob_path(key, v));
         }
+        let _ = fs::remove_file(&side);
     }
 }
 

@@ -46,6 +46,7 @@ impl<W: Word> Table<'_, W> {
         self.slot(o, S_KEY_LO)?.store(lo, Relaxed);
         self.slot(o, S_VERSION)?.store(1, Relaxed);
         self.slot(o, S_CREATED)?.store(now, Relaxed);
+        self.slot(o, S_FLAGS)?.store(0, Relaxed);
         let entry = match init {
             Init::Plain => None,
             Init::Claimed(c) => {
@@ -73,6 +74,18 @@ impl<W: Word> Table<'_, W> {
             return Ok((o, epoch, Some((e, held))));
         }
         Ok((o, epoch, None))
+    }
+
+    /// Records that the value's first version of slot `o` (being created)
+    /// is in its side file.
+    pub(crate) fn set_inline_first(&self, o: u32) -> Result<(), Fail> {
+        self.slot(o, S_FLAGS)?.store(INLINE_FIRST, Release);
+        Ok(())
+    }
+
+    /// Whether the value's first version of slot `o` is in its side file.
+    pub(crate) fn inline_first(&self, o: u32) -> Result<bool, Fail> {
+        Ok(self.slot(o, S_FLAGS)?.load(Acquire) & INLINE_FIRST != 0)
     }
 
     /// Makes a created slot visible: its files are in place.

@@ -161,8 +161,14 @@ impl<'a, W: Word> Table<'a, W> {
         mut take: impl FnMut(u32) -> bool,
     ) -> Option<u32> {
         let hwm = self.hwm(hwm_word, cap);
+        // `hint` is below `hwm` but for a stale or damaged one: one
+        // division, then none per probe.
+        let start = if hint < hwm { hint } else { hint % hwm.max(1) };
         for i in 0..hwm.min(32) {
-            let at = (hint.wrapping_add(i)) % hwm;
+            let at = match start + i {
+                at if at >= hwm => at - hwm,
+                at => at,
+            };
             if take(at) {
                 return Some(at);
             }
@@ -396,15 +402,15 @@ impl<'a, W: Word> Table<'a, W> {
     ) -> Result<(u32, Head), Fail> {
         let o = head.slot;
         let hw = self.entry(e, E_HEAD)?;
+        let word = head.encode();
         match self.transition(o, epoch, Op::Acquire(claim), u64::from(e) + 1, pause) {
             Ok((_, new)) => {
-                let held = head.with(Status::Held);
-                hw.store(held.encode(), Release);
+                hw.store(head_with(word, Status::Held), Release);
                 self.slot(o, S_WORD)?.store(untagged(new), Release);
-                Ok((e, held))
+                Ok((e, head.with(Status::Held)))
             }
             Err(f) => {
-                hw.store(head.with(Status::Free).encode(), Release);
+                hw.store(head_with(word, Status::Free), Release);
                 Err(f)
             }
         }
@@ -423,9 +429,9 @@ impl<'a, W: Word> Table<'a, W> {
         pause: &mut impl Pause,
     ) -> Result<Effect, Fail> {
         let hw = self.entry(e, E_HEAD)?;
-        let releasing = held.with(Status::Releasing);
+        let word = held.encode();
         if hw
-            .compare_exchange(held.encode(), releasing.encode(), AcqRel, Acquire)
+            .compare_exchange(word, head_with(word, Status::Releasing), AcqRel, Acquire)
             .is_err()
         {
             return Err(Fail::Lost);
@@ -438,15 +444,15 @@ impl<'a, W: Word> Table<'a, W> {
         };
         match self.transition(held.slot, epoch, op, u64::from(e) + 1, pause) {
             Ok((effect, new)) => {
-                hw.store(held.with(Status::Released).encode(), Release);
+                hw.store(head_with(word, Status::Released), Release);
                 self.slot(held.slot, S_WORD)?.store(untagged(new), Release);
-                hw.store(held.with(Status::Free).encode(), Release);
+                hw.store(head_with(word, Status::Free), Release);
                 Ok(effect)
             }
             Err(f @ (Fail::Gone | Fail::Refused(Refusal::NotHeld))) => {
                 // The claim went with its object (or the word lacks it:
                 // damage): nothing is held any more.
-                hw.store(held.with(Status::Free).encode(), Release);
+                hw.store(head_with(word, Status::Free), Release);
                 Err(if f == Fail::Gone {
                     Fail::Gone
                 } else {
@@ -454,7 +460,7 @@ impl<'a, W: Word> Table<'a, W> {
                 })
             }
             Err(f) => {
-                hw.store(held.encode(), Release);
+                hw.store(word, Release);
                 Err(f)
             }
         }
