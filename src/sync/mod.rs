@@ -54,6 +54,12 @@ mod word;
 
 pub(crate) use ::std::sync::Arc;
 
+/// Whether this is the loom build (`cfg(borrowstore_loom)`): the few unit
+/// tests that run a real store (its threads, std locks) return at once
+/// there, since loom can model neither.
+#[cfg(test)]
+pub(crate) const LOOM: bool = cfg!(borrowstore_loom);
+
 pub(crate) use imp::thread_local;
 pub(crate) use imp::{
     AtomicU64, Mutex, MutexGuard, Ordering, RwLock, RwLockReadGuard, RwLockWriteGuard,

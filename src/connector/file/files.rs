@@ -140,6 +140,41 @@ impl Inner {
 
     /// The place the side file of `key` names, and (if `meta`) the
     /// object's record; `None` if it has none.
+    /// Writes the files of a new object `key` at `place` (being created):
+    /// its side file, which claims the key (the link fails if it exists),
+    /// holding `bytes` when they are at most [`INLINE_MAX`](super::side::INLINE_MAX), else
+    /// beside a version file of their own, renamed into place after the
+    /// side file (so no value file is ever left without one for longer than
+    /// a crash). On an error it has removed what it wrote; the caller
+    /// abandons the slot.
+    pub(super) fn write_first(
+        &self,
+        key: &Key,
+        place: Place,
+        meta: &ObjectMeta,
+        bytes: &[u8],
+    ) -> Result<()> {
+        if bytes.len() <= super::side::INLINE_MAX {
+            self.shared
+                .table()
+                .set_inline_first(place.slot)
+                .map_err(|f| self.fail(f, "put", key))?;
+            return self.write_side(key, place, meta, Some(bytes));
+        }
+        let tmp = self.write_tmp(bytes)?;
+        if let Err(e) = self.write_side(key, place, meta, None) {
+            let _ = fs::remove_file(&tmp);
+            return Err(e);
+        }
+        let path = self.blob_path(key, 1);
+        if let Err(e) = fs::rename(&tmp, &path) {
+            let _ = fs::remove_file(&tmp);
+            let _ = fs::remove_file(self.side_path(key));
+            return Err(self.site.rename_error(e, &tmp, &path));
+        }
+        Ok(())
+    }
+
     fn read_side(&self, key: &Key, meta: bool) -> Result<Option<(Place, ObjectMeta)>> {
         let path = self.side_path(key);
         let bytes = match fs::read(&path) {

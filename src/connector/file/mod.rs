@@ -14,6 +14,8 @@ mod entry;
 mod files;
 mod inspect;
 mod keeper;
+#[cfg(test)]
+mod keeper_tests;
 mod labels;
 mod layout;
 mod map;
@@ -432,40 +434,9 @@ impl Connector for FileConnector {
             _ => None,
         };
         let meta = crate::connector::ObjectMeta::of_bytes(&bytes, name);
-        if bytes.len() <= side::INLINE_MAX {
-            // A small value's first version goes in the side file: one file
-            // written, which claims the key (the link fails if it exists).
-            if let Err(e) = table.set_inline_first(slot) {
-                abandon();
-                return Err(inner.fail(e, "put", key));
-            }
-            if let Err(e) = inner.write_side(key, place, &meta, Some(&bytes)) {
-                abandon();
-                return Err(e);
-            }
-        } else {
-            let tmp = match inner.write_tmp(&bytes) {
-                Ok(t) => t,
-                Err(e) => {
-                    abandon();
-                    return Err(e);
-                }
-            };
-            // The side file claims the key (it fails if the key exists);
-            // the value goes in after it, so no value file is ever left
-            // without one for longer than a crash.
-            if let Err(e) = inner.write_side(key, place, &meta, None) {
-                let _ = fs::remove_file(&tmp);
-                abandon();
-                return Err(e);
-            }
-            let path = inner.blob_path(key, 1);
-            if let Err(e) = fs::rename(&tmp, &path) {
-                let _ = fs::remove_file(&tmp);
-                let _ = fs::remove_file(inner.side_path(key));
-                abandon();
-                return Err(inner.site.rename_error(e, &tmp, &path));
-            }
+        if let Err(e) = inner.write_first(key, place, &meta, &bytes) {
+            abandon();
+            return Err(e);
         }
         table
             .publish_slot(slot, me)
