@@ -109,7 +109,7 @@ cpu_model() {
 echo
 echo "== machine"
 echo "date:         $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-echo "commit:       $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD 2>/dev/null || echo ' (with uncommitted changes)')"
+echo "commit:       $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD -- . ':!benchmarks/latest.txt' 2>/dev/null || echo ' (with uncommitted changes)')"
 echo "nproc:        $(nproc)"
 echo "cpu:          $(cpu_model)"
 echo "memory:       $(awk '/^MemTotal:/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)"
