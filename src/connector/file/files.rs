@@ -138,15 +138,13 @@ impl Inner {
         }
     }
 
-    /// The place the side file of `key` names, and (if `meta`) the
-    /// object's record; `None` if it has none.
     /// Writes the files of a new object `key` at `place` (being created):
     /// its side file, which claims the key (the link fails if it exists),
-    /// holding `bytes` when they are at most [`INLINE_MAX`](super::side::INLINE_MAX), else
-    /// beside a version file of their own, renamed into place after the
-    /// side file (so no value file is ever left without one for longer than
-    /// a crash). On an error it has removed what it wrote; the caller
-    /// abandons the slot.
+    /// holding `bytes` when they are at most
+    /// [`INLINE_MAX`](super::side::INLINE_MAX), else beside a version file
+    /// of their own, renamed into place after the side file (so no value
+    /// file is ever left without one for longer than a crash). On an error
+    /// it has removed what it wrote; the caller abandons the slot.
     pub(super) fn write_first(
         &self,
         key: &Key,
@@ -175,6 +173,8 @@ impl Inner {
         Ok(())
     }
 
+    /// The place the side file of `key` names, and (if `meta`) the
+    /// object's record; `None` if it has none.
     fn read_side(&self, key: &Key, meta: bool) -> Result<Option<(Place, ObjectMeta)>> {
         let path = self.side_path(key);
         let bytes = match fs::read(&path) {
