@@ -159,13 +159,8 @@ impl Shared {
                 tracing::debug!(target: "borrowstore", "claims of a dead or stopped process released");
             });
         }
+        self.remove_dropped(&out.dropped);
         let table = self.table();
-        for o in out.dropped {
-            if let Ok((key, version)) = table.key_version(o) {
-                self.remove_files(o, &key, version, false);
-            }
-            table.free_slot(o);
-        }
         let touched: HashSet<u32> = out.touched.into_iter().collect();
         for o in touched {
             let key = table.key_version(o).map(|(k, _)| k);

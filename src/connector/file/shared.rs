@@ -292,12 +292,7 @@ impl Shared {
                 // record is this process's, no reclaim would find it. (Its
                 // releases' evictions are finished by the keeper, which
                 // finds evicted objects that nobody removes.)
-                for o in &done.dropped {
-                    if let Ok((key, version)) = table.key_version(*o) {
-                        self.remove_files(*o, &key, version, false);
-                    }
-                    table.free_slot(*o);
-                }
+                self.remove_dropped(&done.dropped);
                 table.free_record(i);
                 self.remove_tmp_of(i);
             }
@@ -387,6 +382,19 @@ impl Shared {
                     let _ = fs::remove_file(entry.path());
                 }
             }
+        }
+    }
+
+    /// Removes the objects in slots `dropped`, which a reclaim took from a
+    /// dead process that was creating or removing them (their files, if
+    /// their side files name them), and frees their slots.
+    pub(super) fn remove_dropped(&self, dropped: &[u32]) {
+        let table = self.table();
+        for &o in dropped {
+            if let Ok((key, version)) = table.key_version(o) {
+                self.remove_files(o, &key, version, false);
+            }
+            table.free_slot(o);
         }
     }
 
