@@ -391,12 +391,7 @@ impl Head {
     /// The head as a word.
     #[inline]
     pub(crate) fn encode(self) -> u64 {
-        let kind = match self.kind {
-            ClaimKind::Owner => 0,
-            ClaimKind::Holder => 1,
-            ClaimKind::Reader => 2,
-            ClaimKind::Writer => 3,
-        };
+        let kind = self.kind.code();
         (self.status as u64)
             | (kind << 3)
             | (u64::from(self.proc & 0xFFFF) << 5)
@@ -429,13 +424,6 @@ impl Head {
     pub(crate) fn with(self, status: Status) -> Head {
         Head { status, ..self }
     }
-}
-
-/// The head word `word` with status `status` (the same as decoding it,
-/// [`Head::with`] and encoding, without either).
-#[inline]
-pub(crate) fn head_with(word: u64, status: Status) -> u64 {
-    (word & !7) | status as u64
 }
 
 #[cfg(test)]

@@ -402,15 +402,15 @@ impl<'a, W: Word> Table<'a, W> {
     ) -> Result<(u32, Head), Fail> {
         let o = head.slot;
         let hw = self.entry(e, E_HEAD)?;
-        let word = head.encode();
         match self.transition(o, epoch, Op::Acquire(claim), u64::from(e) + 1, pause) {
             Ok((_, new)) => {
-                hw.store(head_with(word, Status::Held), Release);
+                let held = head.with(Status::Held);
+                hw.store(held.encode(), Release);
                 self.slot(o, S_WORD)?.store(untagged(new), Release);
-                Ok((e, head.with(Status::Held)))
+                Ok((e, held))
             }
             Err(f) => {
-                hw.store(head_with(word, Status::Free), Release);
+                hw.store(head.with(Status::Free).encode(), Release);
                 Err(f)
             }
         }
@@ -429,9 +429,9 @@ impl<'a, W: Word> Table<'a, W> {
         pause: &mut impl Pause,
     ) -> Result<Effect, Fail> {
         let hw = self.entry(e, E_HEAD)?;
-        let word = held.encode();
+        let releasing = held.with(Status::Releasing);
         if hw
-            .compare_exchange(word, head_with(word, Status::Releasing), AcqRel, Acquire)
+            .compare_exchange(held.encode(), releasing.encode(), AcqRel, Acquire)
             .is_err()
         {
             return Err(Fail::Lost);
@@ -444,15 +444,15 @@ impl<'a, W: Word> Table<'a, W> {
         };
         match self.transition(held.slot, epoch, op, u64::from(e) + 1, pause) {
             Ok((effect, new)) => {
-                hw.store(head_with(word, Status::Released), Release);
+                hw.store(held.with(Status::Released).encode(), Release);
                 self.slot(held.slot, S_WORD)?.store(untagged(new), Release);
-                hw.store(head_with(word, Status::Free), Release);
+                hw.store(held.with(Status::Free).encode(), Release);
                 Ok(effect)
             }
             Err(f @ (Fail::Gone | Fail::Refused(Refusal::NotHeld))) => {
                 // The claim went with its object (or the word lacks it:
                 // damage): nothing is held any more.
-                hw.store(head_with(word, Status::Free), Release);
+                hw.store(held.with(Status::Free).encode(), Release);
                 Err(if f == Fail::Gone {
                     Fail::Gone
                 } else {
@@ -460,7 +460,7 @@ impl<'a, W: Word> Table<'a, W> {
                 })
             }
             Err(f) => {
-                hw.store(word, Release);
+                hw.store(held.encode(), Release);
                 Err(f)
             }
         }
