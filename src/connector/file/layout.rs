@@ -36,8 +36,8 @@ pub(crate) const H_SLOT_HWM: usize = 5;
 pub(crate) const H_ENTRY_HWM: usize = 6;
 
 const PROC_WORDS: usize = 4;
-const SLOT_WORDS: usize = 8;
-const ENTRY_WORDS: usize = 8;
+pub(crate) const SLOT_WORDS: usize = 8;
+pub(crate) const ENTRY_WORDS: usize = 8;
 
 /// Object slots a table can have: an entry's head has 24 bits for one.
 pub(crate) const MAX_SLOTS: u64 = 1 << 24;
@@ -424,7 +424,50 @@ impl Head {
     pub(crate) fn with(self, status: Status) -> Head {
         Head { status, ..self }
     }
+
+    /// [`with`](Self::with) on an encoded head: the word of the same entry
+    /// doing `status`.
+    #[inline(always)]
+    pub(crate) fn word_with(word: u64, status: Status) -> u64 {
+        (word & !STATUS_BITS) | status as u64
+    }
+
+    /// The status of an encoded head, as a number (a [`Status`] as `u64`,
+    /// or 6 or 7 for damage).
+    #[inline(always)]
+    pub(crate) fn status_code(word: u64) -> u64 {
+        word & STATUS_BITS
+    }
+
+    /// The object slot of an encoded head.
+    #[inline(always)]
+    pub(crate) fn slot_of(word: u64) -> u32 {
+        ((word >> 21) & 0xFF_FFFF) as u32
+    }
+
+    /// The low bits of the word of a head that holds a claim of `kind`
+    /// for process `proc` ([`HOLDER_BITS`] of it): status `Held`, kind and
+    /// process.
+    #[inline(always)]
+    pub(crate) fn held_by_word(kind: ClaimKind, proc: u32) -> u64 {
+        Status::Held as u64 | (kind.code() << 3) | (u64::from(proc & 0xFFFF) << 5)
+    }
+
+    /// An encoded head with the next generation after `word`'s, otherwise
+    /// `self`: the head an entry whose head was `word` gets when it is
+    /// taken for `self`.
+    #[inline(always)]
+    pub(crate) fn next_after(self, word: u64) -> u64 {
+        let epoch = ((word >> 45) + 1) & 0x7_FFFF;
+        Head { epoch: 0, ..self }.encode() | (epoch << 45)
+    }
 }
+
+/// The bits of an encoded head that hold its status.
+pub(crate) const STATUS_BITS: u64 = 7;
+
+/// The bits of an encoded head that hold its status, kind and process.
+pub(crate) const HOLDER_BITS: u64 = (1 << 21) - 1;
 
 #[cfg(test)]
 mod tests {

@@ -20,12 +20,14 @@ mod labels;
 mod layout;
 mod map;
 mod ops;
+mod queries;
 mod reclaim;
 mod shared;
 mod side;
 mod site;
 mod slots;
 mod table;
+mod tickets;
 
 use crate::connector::lease;
 use crate::connector::offload::{Undo, offload};

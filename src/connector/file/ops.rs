@@ -47,11 +47,8 @@ impl Inner {
     fn at_home(&self, claim: &Claim) -> Option<Held> {
         let me = self.shared.me()?;
         let e = self.shared.home(claim)?;
-        let head = self.shared.table().held_at(e, claim, me)?;
-        Some(Held {
-            entry: e,
-            head: head.encode(),
-        })
+        let head = self.shared.table().held_word_at(e, claim, me)?;
+        Some(Held { entry: e, head })
     }
 
     /// Where this process holds `claim`: its home, else where the cache
@@ -96,37 +93,26 @@ impl Inner {
             Op::Acquire(c) => {
                 let me = self.me()?;
                 let fail = |f| self.fail(f, op.name(), key);
-                // Step 1 of the acquire at the claim's home if it is free,
-                // else wherever an entry is.
-                let want = Head {
-                    status: Status::Acquiring,
-                    kind: c.kind,
-                    proc: me,
-                    slot: place.slot,
-                    epoch: 0,
-                };
-                let home = self
-                    .shared
-                    .home(&c)
-                    .and_then(|e| table.take_entry_at(e, want, c.id, place.epoch));
-                let at_home = home.is_some();
+                let note = self.note_here(&c, me);
                 let mut pause = Patience::new();
-                let (entry, head) = match home {
-                    Some((e, head)) => table.acquire_with(e, head, c, place.epoch, &mut pause),
-                    None => table.acquire(
+                // The acquire at the claim's home if it is free, else
+                // wherever an entry is.
+                if let Some(done) = self.shared.home(&c).and_then(|e| {
+                    table.acquire_home(e, (place.slot, place.epoch), &c, me, note, &mut pause)
+                }) {
+                    return done.map(|_| Effect::None).map_err(fail);
+                }
+                let (entry, head) = table
+                    .acquire(
                         place.slot,
                         place.epoch,
                         c,
                         me,
                         self.shared.hint(),
                         &mut pause,
-                    ),
-                }
-                .map_err(fail)?;
-                table.set_note(entry, self.note_here(&c, me));
-                if at_home {
-                    return Ok(Effect::None);
-                }
+                    )
+                    .map_err(fail)?;
+                table.set_note(entry, note);
                 let stale = |e: u32, id_bits: u64| {
                     let held = table
                         .head(e)
@@ -176,9 +162,7 @@ impl Inner {
         // Where the claim was taken: its home, else the entry's cache
         // (checked against the table: held, by this process, this claim),
         // else the map.
-        let held = self.locate(&claim, true);
-        let Some((held, head)) = held.and_then(|h| Some((h, super::layout::Head::decode(h.head)?)))
-        else {
+        let Some(held) = self.locate(&claim, true) else {
             let place = match place {
                 Some(p)
                     if table
@@ -209,11 +193,11 @@ impl Inner {
                 Err(f) => Err(self.fail(f, "release", key)),
             };
         };
-        match table.release(held.entry, head, claim, disown, &mut Patience::new()) {
+        match table.release_word(held.entry, held.head, claim, disown, &mut Patience::new()) {
             Ok(effect) => {
                 self.shared.freed(held.entry);
                 if effect == Effect::Evict {
-                    self.shared.finish_evict(head.slot);
+                    self.shared.finish_evict(Head::slot_of(held.head));
                 }
                 self.waiters.notify(key);
                 Ok(effect)

@@ -5,14 +5,10 @@
 use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
 
 use super::layout::*;
-use super::table::{Created, Fail, Table};
+use super::table::{Created, Fail, Table, id_words};
 use crate::key::Key;
 use crate::state::{Init, Refusal, State};
 use crate::sync::Word;
-
-fn id_words(id: u128) -> (u64, u64) {
-    ((id >> 64) as u64, id as u64)
-}
 
 impl<W: Word> Table<'_, W> {
     /// Takes a free slot for a new object `key` created by process `proc`,

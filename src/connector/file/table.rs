@@ -34,7 +34,7 @@ use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
 
 use super::layout::*;
 use crate::key::ClaimId;
-use crate::state::{Claim, ClaimKind, Effect, Op, Refusal, State};
+use crate::state::{Claim, ClaimKind, Effect, Op, Refusal};
 use crate::sync::Word;
 
 /// Why a table operation did not happen.
@@ -82,7 +82,8 @@ pub(crate) struct Table<'a, W> {
     pub(crate) l: Layout,
 }
 
-fn id_words(id: u128) -> (u64, u64) {
+/// The two words of a 128-bit id, high first.
+pub(crate) fn id_words(id: u128) -> (u64, u64) {
     ((id >> 64) as u64, id as u64)
 }
 
@@ -121,6 +122,27 @@ impl<'a, W: Word> Table<'a, W> {
             return Err(Fail::Damaged(format!("claim entry {e} is out of range")));
         }
         Ok(self.at(self.l.entry(e, field)))
+    }
+
+    /// The words of slot `o`, if it is a slot of this table (one bounds
+    /// check for all of them).
+    #[inline]
+    fn slot_words(&self, o: u32) -> Result<&[W; SLOT_WORDS], Fail> {
+        let at = self.l.slot(o, 0);
+        match self.w.get(at..at + SLOT_WORDS) {
+            Some(words) if o < self.l.slots => Ok(words.try_into().expect("SLOT_WORDS long")),
+            _ => Err(Fail::Damaged(format!("object slot {o} is out of range"))),
+        }
+    }
+
+    /// The words of entry `e`, if it is an entry of this table.
+    #[inline]
+    fn entry_words(&self, e: u32) -> Result<&[W; ENTRY_WORDS], Fail> {
+        let at = self.l.entry(e, 0);
+        match self.w.get(at..at + ENTRY_WORDS) {
+            Some(words) if e < self.l.entries => Ok(words.try_into().expect("ENTRY_WORDS long")),
+            _ => Err(Fail::Damaged(format!("claim entry {e} is out of range"))),
+        }
     }
 
     /// A process record's word `field`.
@@ -194,31 +216,38 @@ impl<'a, W: Word> Table<'a, W> {
     /// head it has now, with the entry's next generation.
     #[inline]
     fn try_take(&self, e: u32, head: Head) -> Option<Head> {
-        let w = self.entry(e, E_HEAD).ok()?;
-        let cur = w.load(Acquire);
-        match Head::decode(cur) {
-            Some(h) if h.status == Status::Free => {
-                let new = Head {
-                    epoch: h.epoch.wrapping_add(1),
-                    ..head
-                };
-                w.compare_exchange(cur, new.encode(), AcqRel, Acquire)
-                    .is_ok()
-                    .then_some(new)
-            }
-            _ => None,
+        Head::decode(self.try_take_word(self.entry_words(e).ok()?, head)?)
+    }
+
+    /// [`try_take`](Self::try_take) on entry words `ew`: the head's word.
+    #[inline(always)]
+    fn try_take_word(&self, ew: &[W; ENTRY_WORDS], head: Head) -> Option<u64> {
+        let cur = ew[E_HEAD].load(Acquire);
+        if Head::status_code(cur) != Status::Free as u64 {
+            return None;
         }
+        let new = head.next_after(cur);
+        ew[E_HEAD]
+            .compare_exchange(cur, new, AcqRel, Acquire)
+            .is_ok()
+            .then_some(new)
     }
 
     /// Records the claim id and the object's generation in entry `e`,
     /// just taken.
     #[inline]
     fn fill(&self, e: u32, id: ClaimId, epoch: u64) -> Result<(), Fail> {
-        let (hi, lo) = id_words(id.as_u128());
-        self.entry(e, E_ID_HI)?.store(hi, Relaxed);
-        self.entry(e, E_ID_LO)?.store(lo, Relaxed);
-        self.entry(e, E_EPOCH)?.store(epoch, Release);
+        Self::fill_words(self.entry_words(e)?, id, epoch);
         Ok(())
+    }
+
+    /// [`fill`](Self::fill) on entry words `ew`.
+    #[inline(always)]
+    fn fill_words(ew: &[W; ENTRY_WORDS], id: ClaimId, epoch: u64) {
+        let (hi, lo) = id_words(id.as_u128());
+        ew[E_ID_HI].store(hi, Relaxed);
+        ew[E_ID_LO].store(lo, Relaxed);
+        ew[E_EPOCH].store(epoch, Release);
     }
 
     /// Takes a free entry for `head` (its generation is the entry's next),
@@ -242,22 +271,37 @@ impl<'a, W: Word> Table<'a, W> {
         Ok((e, h))
     }
 
-    /// [`take_entry`](Self::take_entry), of entry `e` only (a claim's home,
-    /// which a scan covers): `None` if it is not free.
+    /// The hot path of a borrow: [`acquire`](Self::acquire) of `claim`
+    /// on slot `o` (generation `epoch`) for process `proc` in entry `e`
+    /// (the claim's home), recording `note`; the held head's word.
+    /// `None`, with nothing changed, if entry `e` is not free: the caller
+    /// takes [`acquire`](Self::acquire). The same steps as `acquire`, on
+    /// words.
     #[inline]
-    pub(crate) fn take_entry_at(
+    pub(crate) fn acquire_home(
         &self,
         e: u32,
-        head: Head,
-        id: ClaimId,
-        epoch: u64,
-    ) -> Option<(u32, Head)> {
+        (o, epoch): (u32, u64),
+        claim: &Claim,
+        proc: u32,
+        note: u64,
+        pause: &mut impl Pause,
+    ) -> Option<Result<u64, Fail>> {
+        let ew = self.entry_words(e).ok()?;
         if e >= self.entry_hwm() {
             return None;
         }
-        let h = self.try_take(e, head)?;
-        self.fill(e, id, epoch).ok()?;
-        Some((e, h))
+        let want = Head {
+            status: Status::Acquiring,
+            kind: claim.kind,
+            proc,
+            slot: o,
+            epoch: 0,
+        };
+        let acquiring = self.try_take_word(ew, want)?;
+        Self::fill_words(ew, claim.id, epoch);
+        ew[E_NOTE].store(note, Relaxed);
+        Some(self.acquire_words(e, ew, acquiring, *claim, epoch, pause))
     }
 
     /// Makes the entries below `n` part of every scan (so that they may be
@@ -274,17 +318,17 @@ impl<'a, W: Word> Table<'a, W> {
         }
     }
 
-    /// The entry that holds `claim` for process `proc` if it is entry `e`
-    /// (the claim's home): its head.
+    /// The word of entry `e`'s head if the entry holds `claim` for process
+    /// `proc` (entry `e` is the claim's home).
     #[inline]
-    pub(crate) fn held_at(&self, e: u32, claim: &Claim, proc: u32) -> Option<Head> {
-        let h = self.head(e).ok()?;
-        if h.status != Status::Held || h.proc != proc || h.kind != claim.kind {
+    pub(crate) fn held_word_at(&self, e: u32, claim: &Claim, proc: u32) -> Option<u64> {
+        let ew = self.entry_words(e).ok()?;
+        let h = ew[E_HEAD].load(Acquire);
+        if h & HOLDER_BITS != Head::held_by_word(claim.kind, proc) || proc > 0xFFFF {
             return None;
         }
         let (hi, lo) = id_words(claim.id.as_u128());
-        let same = |f, v| self.entry(e, f).is_ok_and(|w| w.load(Acquire) == v);
-        (same(E_ID_HI, hi) && same(E_ID_LO, lo)).then_some(h)
+        (ew[E_ID_HI].load(Acquire) == hi && ew[E_ID_LO].load(Acquire) == lo).then_some(h)
     }
 
     /// Records what inspection shows of the claim in entry `e`: its
@@ -322,8 +366,20 @@ impl<'a, W: Word> Table<'a, W> {
         tag: u64,
         pause: &mut impl Pause,
     ) -> Result<(Effect, u64), Fail> {
-        let word = self.slot(o, S_WORD)?;
-        if self.slot(o, S_GEN)?.load(Acquire) != epoch {
+        Self::transition_in(self.slot_words(o)?, epoch, op, tag, pause)
+    }
+
+    /// [`transition`](Self::transition) on slot words `sw`.
+    #[inline(always)]
+    fn transition_in(
+        sw: &[W; SLOT_WORDS],
+        epoch: u64,
+        op: Op,
+        tag: u64,
+        pause: &mut impl Pause,
+    ) -> Result<(Effect, u64), Fail> {
+        let word = &sw[S_WORD];
+        if sw[S_GEN].load(Acquire) != epoch {
             return Err(Fail::Gone);
         }
         loop {
@@ -400,17 +456,38 @@ impl<'a, W: Word> Table<'a, W> {
         epoch: u64,
         pause: &mut impl Pause,
     ) -> Result<(u32, Head), Fail> {
-        let o = head.slot;
-        let hw = self.entry(e, E_HEAD)?;
-        match self.transition(o, epoch, Op::Acquire(claim), u64::from(e) + 1, pause) {
+        self.acquire_words(e, self.entry_words(e)?, head.encode(), claim, epoch, pause)?;
+        Ok((e, head.with(Status::Held)))
+    }
+
+    /// Steps 2 to 4 of an acquire of `claim` in entry `e` (words `ew`),
+    /// whose head is `acquiring`: the held head's word.
+    #[inline(always)]
+    fn acquire_words(
+        &self,
+        e: u32,
+        ew: &[W; ENTRY_WORDS],
+        acquiring: u64,
+        claim: Claim,
+        epoch: u64,
+        pause: &mut impl Pause,
+    ) -> Result<u64, Fail> {
+        let sw = match self.slot_words(Head::slot_of(acquiring)) {
+            Ok(sw) => sw,
+            Err(f) => {
+                ew[E_HEAD].store(Head::word_with(acquiring, Status::Free), Release);
+                return Err(f);
+            }
+        };
+        match Self::transition_in(sw, epoch, Op::Acquire(claim), u64::from(e) + 1, pause) {
             Ok((_, new)) => {
-                let held = head.with(Status::Held);
-                hw.store(held.encode(), Release);
-                self.slot(o, S_WORD)?.store(untagged(new), Release);
-                Ok((e, held))
+                let held = Head::word_with(acquiring, Status::Held);
+                ew[E_HEAD].store(held, Release);
+                sw[S_WORD].store(untagged(new), Release);
+                Ok(held)
             }
             Err(f) => {
-                hw.store(head.with(Status::Free).encode(), Release);
+                ew[E_HEAD].store(Head::word_with(acquiring, Status::Free), Release);
                 Err(f)
             }
         }
@@ -428,31 +505,51 @@ impl<'a, W: Word> Table<'a, W> {
         disown: bool,
         pause: &mut impl Pause,
     ) -> Result<Effect, Fail> {
-        let hw = self.entry(e, E_HEAD)?;
-        let releasing = held.with(Status::Releasing);
+        self.release_word(e, held.encode(), claim, disown, pause)
+    }
+
+    /// [`release`](Self::release) of the claim held in entry `e` whose
+    /// head's word is `held`.
+    #[inline]
+    pub(crate) fn release_word(
+        &self,
+        e: u32,
+        held: u64,
+        claim: Claim,
+        disown: bool,
+        pause: &mut impl Pause,
+    ) -> Result<Effect, Fail> {
+        let ew = self.entry_words(e)?;
+        let hw = &ew[E_HEAD];
+        let releasing = Head::word_with(held, Status::Releasing);
         if hw
-            .compare_exchange(held.encode(), releasing.encode(), AcqRel, Acquire)
+            .compare_exchange(held, releasing, AcqRel, Acquire)
             .is_err()
         {
             return Err(Fail::Lost);
         }
-        let epoch = self.entry(e, E_EPOCH)?.load(Acquire);
+        let epoch = ew[E_EPOCH].load(Acquire);
         let op = if disown {
             Op::Disown(claim)
         } else {
             Op::Release(claim)
         };
-        match self.transition(held.slot, epoch, op, u64::from(e) + 1, pause) {
-            Ok((effect, new)) => {
-                hw.store(held.with(Status::Released).encode(), Release);
-                self.slot(held.slot, S_WORD)?.store(untagged(new), Release);
-                hw.store(held.with(Status::Free).encode(), Release);
+        let done = match self.slot_words(Head::slot_of(held)) {
+            Ok(sw) => Self::transition_in(sw, epoch, op, u64::from(e) + 1, pause)
+                .map(|(effect, new)| (effect, new, sw)),
+            Err(f) => Err(f),
+        };
+        match done {
+            Ok((effect, new, sw)) => {
+                hw.store(Head::word_with(held, Status::Released), Release);
+                sw[S_WORD].store(untagged(new), Release);
+                hw.store(Head::word_with(held, Status::Free), Release);
                 Ok(effect)
             }
             Err(f @ (Fail::Gone | Fail::Refused(Refusal::NotHeld))) => {
                 // The claim went with its object (or the word lacks it:
                 // damage): nothing is held any more.
-                hw.store(held.with(Status::Free).encode(), Release);
+                hw.store(Head::word_with(held, Status::Free), Release);
                 Err(if f == Fail::Gone {
                     Fail::Gone
                 } else {
@@ -460,7 +557,7 @@ impl<'a, W: Word> Table<'a, W> {
                 })
             }
             Err(f) => {
-                hw.store(held.encode(), Release);
+                hw.store(held, Release);
                 Err(f)
             }
         }
@@ -469,129 +566,5 @@ impl<'a, W: Word> Table<'a, W> {
     /// Evicts slot `o` (generation `epoch`) if nothing borrows it.
     pub(crate) fn evict(&self, o: u32, epoch: u64, pause: &mut impl Pause) -> Result<(), Fail> {
         self.transition(o, epoch, Op::Evict, 0, pause).map(|_| ())
-    }
-
-    /// Moves the claim held in entry `e` into a ticket `ticket`, which
-    /// lasts until `deadline` unless redeemed.
-    pub(crate) fn issue(
-        &self,
-        e: u32,
-        held: Head,
-        ticket: ClaimId,
-        deadline: u64,
-    ) -> Result<(), Fail> {
-        let (hi, lo) = id_words(ticket.as_u128());
-        self.entry(e, E_TICKET_HI)?.store(hi, Relaxed);
-        self.entry(e, E_TICKET_LO)?.store(lo, Relaxed);
-        self.entry(e, E_DEADLINE)?.store(deadline, Relaxed);
-        self.entry(e, E_HEAD)?
-            .compare_exchange(
-                held.encode(),
-                held.with(Status::Ticket).encode(),
-                AcqRel,
-                Acquire,
-            )
-            .map(|_| ())
-            .map_err(|_| Fail::Lost)
-    }
-
-    /// Redeems ticket `ticket` on slot `o` (generation `epoch`) for process
-    /// `proc`, exactly once: one compare-and-swap moves the entry from
-    /// `Ticket` to `Held` by `proc`.
-    pub(crate) fn redeem(
-        &self,
-        o: u32,
-        epoch: u64,
-        ticket: ClaimId,
-        kind: ClaimKind,
-        proc: u32,
-    ) -> Redeemed {
-        let (hi, lo) = id_words(ticket.as_u128());
-        for e in 0..self.entry_hwm() {
-            let Ok(hw) = self.entry(e, E_HEAD) else { break };
-            let cur = hw.load(Acquire);
-            let Some(h) = Head::decode(cur) else { continue };
-            if h.status != Status::Ticket || h.slot != o {
-                continue;
-            }
-            let same = |f, v| self.entry(e, f).is_ok_and(|w| w.load(Acquire) == v);
-            if !(same(E_TICKET_HI, hi) && same(E_TICKET_LO, lo) && same(E_EPOCH, epoch)) {
-                continue;
-            }
-            if h.kind != kind {
-                return Redeemed::WrongKind(h.kind);
-            }
-            let mine = Head {
-                status: Status::Held,
-                proc,
-                ..h
-            };
-            if hw
-                .compare_exchange(cur, mine.encode(), AcqRel, Acquire)
-                .is_err()
-            {
-                return Redeemed::Spent;
-            }
-            return match self.claim_of(e, kind) {
-                Ok(c) => Redeemed::Claim(e, mine, c.id),
-                Err(_) => Redeemed::Spent,
-            };
-        }
-        Redeemed::Spent
-    }
-
-    /// The version of slot `o`'s value.
-    pub(crate) fn version(&self, o: u32) -> Result<u64, Fail> {
-        Ok(self.slot(o, S_VERSION)?.load(Acquire))
-    }
-
-    /// Moves slot `o`'s version from `from` to `to`; false if it was not
-    /// `from`.
-    pub(crate) fn set_version(&self, o: u32, from: u64, to: u64) -> Result<bool, Fail> {
-        Ok(self
-            .slot(o, S_VERSION)?
-            .compare_exchange(from, to, AcqRel, Acquire)
-            .is_ok())
-    }
-
-    /// The borrow state of slot `o` if it holds generation `epoch`.
-    pub(crate) fn state(&self, o: u32, epoch: u64) -> Result<Option<State>, Fail> {
-        let w = self.slot(o, S_WORD)?.load(Acquire);
-        let current =
-            self.slot(o, S_GEN)?.load(Acquire) == epoch && epoch_of(w) == epoch & EPOCH_MASK;
-        Ok(current.then(|| state_of(w)))
-    }
-
-    /// Whether entry `e` still has head `head` (the claim was not reclaimed).
-    pub(crate) fn has_head(&self, e: u32, head: u64) -> bool {
-        self.entry(e, E_HEAD).is_ok_and(|w| w.load(Acquire) == head)
-    }
-
-    /// The entry that holds `claim` on slot `o` (generation `epoch`), by
-    /// whichever process: a scan, for claims another process took and sent
-    /// here (a task's borrow).
-    pub(crate) fn find_held(&self, o: u32, epoch: u64, claim: Claim) -> Option<(u32, Head)> {
-        let (hi, lo) = id_words(claim.id.as_u128());
-        (0..self.entry_hwm()).find_map(|e| {
-            let h = self.head(e).ok()?;
-            let same = |f, v| self.entry(e, f).is_ok_and(|w| w.load(Acquire) == v);
-            (h.status == Status::Held
-                && h.slot == o
-                && h.kind == claim.kind
-                && same(E_ID_HI, hi)
-                && same(E_ID_LO, lo)
-                && same(E_EPOCH, epoch))
-            .then_some((e, h))
-        })
-    }
-
-    /// How many claims process record `p` holds.
-    pub(crate) fn held_by(&self, p: u32) -> usize {
-        (0..self.entry_hwm())
-            .filter(|e| {
-                self.head(*e)
-                    .is_ok_and(|h| h.proc == p && h.status == Status::Held)
-            })
-            .count()
     }
 }
