@@ -1,0 +1,251 @@
+//! Jobs with borrows on real apalis workers (apalis-core 1.0 with the
+//! apalis-redis 1.0 backend), on a real `redis-server` started by each test
+//! on a free loopback port.
+//!
+//! The store's lease is two minutes, far longer than any wait here: a
+//! borrow that ends within a test was ended by the worker layer, never by
+//! its ticket running out.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use apalis_core::backend::{TaskResult, WaitForCompletion};
+use apalis_core::error::{AbortError, BoxDynError};
+use apalis_core::task::data::Data;
+use apalis_core::task::status::Status;
+use apalis_core::task::task_id::TaskId;
+use apalis_core::worker::builder::WorkerBuilder;
+use apalis_redis::{Config, RedisStorage};
+use borrowstore::submit::apalis::{Job, JobBorrowsLayer, submit_job};
+use borrowstore::{Error, Key, OwnedProxy, RefProxy, Store, borrow, mut_borrow, mut_borrow_async};
+use borrowstore_testkit::redis_server::RedisServer;
+use borrowstore_testkit::unique_name;
+
+type Storage = RedisStorage<Job<RefProxy<Vec<u64>>>>;
+
+/// How the job behaves, and what it saw.
+#[derive(Clone, Default)]
+struct Script {
+    /// Fail (to be retried) on the first this many attempts.
+    fail_first: usize,
+    /// Give up on the first attempt (an `AbortError`).
+    abort: bool,
+    /// Panic on the first attempt.
+    panic: bool,
+    attempts: Arc<AtomicUsize>,
+    /// Per attempt: the sum read, and the object's readers meanwhile.
+    seen: Arc<Mutex<Vec<(u64, u32)>>>,
+}
+
+async fn sum(job: Job<RefProxy<Vec<u64>>>, script: Data<Script>) -> Result<u64, BoxDynError> {
+    let v = job.into_args()?;
+    let total: u64 = v.iter().sum();
+    let readers = RefProxy::store(&v)
+        .inspect(RefProxy::key(&v))?
+        .map_or(0, |i| i.readers);
+    script.seen.lock().unwrap().push((total, readers));
+    let attempt = script.attempts.fetch_add(1, Ordering::SeqCst) + 1;
+    if script.panic {
+        panic!("the job panics");
+    }
+    if script.abort {
+        return Err(AbortError::new("the job gives up").into());
+    }
+    if attempt <= script.fail_first {
+        return Err(format!("attempt {attempt} fails").into());
+    }
+    Ok(total)
+}
+
+struct Setup {
+    _server: RedisServer,
+    store: Store,
+    owner: OwnedProxy<Vec<u64>>,
+    key: Key,
+    storage: Storage,
+}
+
+/// A server, a store on it with an owned `[1, 2, 3, 4]`, and a queue of its
+/// own whose workers beat every second (so a retry scheduled by
+/// apalis-redis is fetched within a second or two).
+async fn setup() -> Setup {
+    let server = RedisServer::start();
+    let store = Store::open(&server.url(&unique_name("apalis"), "lease_ms=120000")).unwrap();
+    let owner = store.owned_proxy(vec![1u64, 2, 3, 4]).unwrap();
+    let key = *OwnedProxy::key(&owner);
+    let conn = apalis_redis::connect(server.base_url()).await.unwrap();
+    let config = Config::default()
+        .queue(unique_name("sums"))
+        .heartbeat_interval(Duration::from_secs(1));
+    let storage = RedisStorage::new(conn).with_config(config);
+    Setup {
+        _server: server,
+        store,
+        owner,
+        key,
+        storage,
+    }
+}
+
+/// Starts a worker with the layer on `storage`'s queue.
+fn start_worker(storage: &Storage, script: &Script) -> tokio::task::JoinHandle<()> {
+    let worker = WorkerBuilder::new(unique_name("worker"))
+        .backend(storage.clone())
+        .layer(JobBorrowsLayer::new())
+        .data(script.clone())
+        .build(sum);
+    tokio::spawn(async move {
+        let _ = worker.run().await;
+    })
+}
+
+/// Waits (up to 60 s) until apalis has recorded an outcome of job `id`
+/// with `status`, and returns it.
+async fn recorded(storage: &mut Storage, id: &TaskId, status: Status) -> TaskResult<u64> {
+    for _ in 0..600 {
+        let results = WaitForCompletion::<u64>::check_status(storage, [id.clone()])
+            .await
+            .unwrap();
+        if let Some(r) = results.into_iter().find(|r| *r.status() == status) {
+            return r;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("apalis did not record job {id} as {status}");
+}
+
+fn readers(s: &Setup) -> u32 {
+    s.store.inspect(&s.key).unwrap().unwrap().readers
+}
+
+/// Submits one job that borrows the object; checks that the job holds the
+/// borrow while it is queued (the submitter holds nothing of it).
+async fn submit(s: &mut Setup) -> TaskId {
+    let id = submit_job(&mut s.storage, borrow(&s.owner).unwrap())
+        .await
+        .unwrap();
+    s.store.flush().unwrap();
+    assert_eq!(readers(s), 1, "the queued job holds its borrow");
+    assert!(matches!(
+        mut_borrow(&s.owner),
+        Err(Error::AlreadyBorrowed { .. })
+    ));
+    id
+}
+
+/// After the job's final outcome: the borrow has ended, the owner can
+/// write, and dropped it evicts the object.
+fn assert_over(s: Setup) {
+    assert_eq!(
+        readers(&s),
+        0,
+        "the borrow ended before the outcome was recorded"
+    );
+    drop(mut_borrow(&s.owner).unwrap());
+    drop(s.owner);
+    s.store.flush().unwrap();
+    assert!(
+        !s.store.exists(&s.key).unwrap(),
+        "the owner evicts the object"
+    );
+}
+
+/// A fire-and-forget job with one shared borrow: the job holds the borrow
+/// while it waits and while it runs, the worker reads the value through
+/// it, and the borrow ends when the job succeeds — before apalis records
+/// the job as done — after which the owner can write and, dropped, evicts
+/// the object.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_borrow_ends_when_the_job_succeeds() {
+    let mut s = setup().await;
+    let id = submit(&mut s).await;
+    let script = Script::default();
+    let worker = start_worker(&s.storage, &script);
+
+    // A waiting writer gets the object once the job is over.
+    let w = tokio::time::timeout(Duration::from_secs(30), mut_borrow_async(&s.owner))
+        .await
+        .expect("the job's borrow did not end within 30 s")
+        .unwrap();
+    drop(w);
+    let done = recorded(&mut s.storage, &id, Status::Done).await;
+    assert_eq!(done.result, Ok(10));
+    assert_eq!(
+        *script.seen.lock().unwrap(),
+        vec![(10, 1)],
+        "one attempt, under the borrow"
+    );
+    worker.abort();
+    assert_over(s);
+}
+
+/// A failed attempt that apalis-redis retries keeps the job's borrow: the
+/// second attempt (a new delivery from the queue) reads under it, and the
+/// borrow ends only when that attempt succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_job_keeps_its_borrow_until_it_succeeds() {
+    let mut s = setup().await;
+    let id = submit(&mut s).await;
+    let script = Script {
+        fail_first: 1,
+        ..Script::default()
+    };
+    let worker = start_worker(&s.storage, &script);
+
+    let done = recorded(&mut s.storage, &id, Status::Done).await;
+    assert_eq!(done.result, Ok(10));
+    assert_eq!(done.attempt, 2);
+    assert_eq!(
+        *script.seen.lock().unwrap(),
+        vec![(10, 1), (10, 1)],
+        "both attempts read under the job's borrow"
+    );
+    worker.abort();
+    assert_over(s);
+}
+
+/// A job that gives up (`AbortError`: killed, never retried) ends its
+/// borrow.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_job_ends_its_borrow() {
+    let mut s = setup().await;
+    let id = submit(&mut s).await;
+    let script = Script {
+        abort: true,
+        ..Script::default()
+    };
+    let worker = start_worker(&s.storage, &script);
+
+    let killed = recorded(&mut s.storage, &id, Status::Killed).await;
+    assert!(killed.result.is_err());
+    assert_eq!(script.attempts.load(Ordering::SeqCst), 1);
+    worker.abort();
+    assert_over(s);
+}
+
+/// A job that panics is killed (as apalis's `catch_panic` does) and ends
+/// its borrow; the worker lives on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_job_ends_its_borrow() {
+    let mut s = setup().await;
+    let id = submit(&mut s).await;
+    let script = Script {
+        panic: true,
+        ..Script::default()
+    };
+    let worker = start_worker(&s.storage, &script);
+
+    let killed = recorded(&mut s.storage, &id, Status::Killed).await;
+    assert!(
+        killed
+            .result
+            .as_ref()
+            .is_err_and(|e| e.contains("the job panics")),
+        "{:?}",
+        killed.result
+    );
+    assert!(!worker.is_finished(), "the worker survives the panic");
+    worker.abort();
+    assert_over(s);
+}
