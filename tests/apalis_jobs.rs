@@ -1,6 +1,6 @@
 //! Jobs with borrows on real apalis workers (apalis-core 1.0 with the
 //! apalis-redis 1.0 backend), on a real `redis-server` started by each test
-//! on a free loopback port.
+//! on a free loopback port, and on a Redis Cluster of the test's own.
 //!
 //! The store's lease is two minutes, far longer than any wait here: a
 //! borrow that ends within a test was ended by the worker layer, never by
@@ -16,13 +16,14 @@ use apalis_core::task::data::Data;
 use apalis_core::task::status::Status;
 use apalis_core::task::task_id::TaskId;
 use apalis_core::worker::builder::WorkerBuilder;
-use apalis_redis::{Config, RedisStorage};
-use borrowstore::submit::apalis::{Job, JobBorrowsLayer, submit_job};
+use apalis_redis::{Config, ConnectionLike, RedisStorage};
+use borrowstore::submit::apalis::{Job, JobBorrowsLayer, cluster_queue, submit_job};
 use borrowstore::{Error, Key, OwnedProxy, RefProxy, Store, borrow, mut_borrow, mut_borrow_async};
+use borrowstore_testkit::redis_cluster::RedisCluster;
 use borrowstore_testkit::redis_server::RedisServer;
 use borrowstore_testkit::unique_name;
 
-type Storage = RedisStorage<Job<RefProxy<Vec<u64>>>>;
+type Storage<C = apalis_redis::ConnectionManager> = RedisStorage<Job<RefProxy<Vec<u64>>>, C>;
 
 /// How the job behaves, and what it saw.
 #[derive(Clone, Default)]
@@ -89,7 +90,10 @@ async fn setup() -> Setup {
 }
 
 /// Starts a worker with the layer on `storage`'s queue.
-fn start_worker(storage: &Storage, script: &Script) -> tokio::task::JoinHandle<()> {
+fn start_worker<C>(storage: &Storage<C>, script: &Script) -> tokio::task::JoinHandle<()>
+where
+    C: ConnectionLike + Send + Sync + Clone + Unpin + 'static,
+{
     let worker = WorkerBuilder::new(unique_name("worker"))
         .backend(storage.clone())
         .layer(JobBorrowsLayer::new())
@@ -102,7 +106,10 @@ fn start_worker(storage: &Storage, script: &Script) -> tokio::task::JoinHandle<(
 
 /// Waits (up to 60 s) until apalis has recorded an outcome of job `id`
 /// with `status`, and returns it.
-async fn recorded(storage: &mut Storage, id: &TaskId, status: Status) -> TaskResult<u64> {
+async fn recorded<C>(storage: &mut Storage<C>, id: &TaskId, status: Status) -> TaskResult<u64>
+where
+    C: ConnectionLike + Send + Sync + Clone + Unpin + 'static,
+{
     for _ in 0..600 {
         let results = WaitForCompletion::<u64>::check_status(storage, [id.clone()])
             .await
@@ -248,4 +255,48 @@ async fn a_panicking_job_ends_its_borrow() {
     assert!(!worker.is_finished(), "the worker survives the panic");
     worker.abort();
     assert_over(s);
+}
+
+/// On a Redis Cluster (the store's objects and the queue both on it, the
+/// queue named with `cluster_queue`): the job holds its borrow while
+/// queued, the worker reads through it, and the borrow ends when the job
+/// succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_cluster_a_job_borrow_ends_when_the_job_succeeds() {
+    let cluster = RedisCluster::start();
+    let store = Store::open(&cluster.url(&unique_name("apalis"), "lease_ms=120000")).unwrap();
+    let owner = store.owned_proxy(vec![1u64, 2, 3, 4]).unwrap();
+    let key = *OwnedProxy::key(&owner);
+    let nodes: Vec<String> = cluster
+        .ports()
+        .iter()
+        .map(|p| format!("redis://127.0.0.1:{p}/"))
+        .collect();
+    let conn = redis::cluster::ClusterClient::new(nodes)
+        .unwrap()
+        .get_async_connection()
+        .await
+        .unwrap();
+    let config = Config::default()
+        .queue(cluster_queue(&unique_name("sums")))
+        .heartbeat_interval(Duration::from_secs(1));
+    let mut storage: Storage<_> = RedisStorage::new(conn).with_config(config);
+
+    let id = submit_job(&mut storage, borrow(&owner).unwrap())
+        .await
+        .unwrap();
+    store.flush().unwrap();
+    assert_eq!(store.inspect(&key).unwrap().unwrap().readers, 1);
+    let script = Script::default();
+    let worker = start_worker(&storage, &script);
+
+    let done = recorded(&mut storage, &id, Status::Done).await;
+    assert_eq!(done.result, Ok(10));
+    assert_eq!(*script.seen.lock().unwrap(), vec![(10, 1)]);
+    assert_eq!(store.inspect(&key).unwrap().unwrap().readers, 0);
+    drop(mut_borrow(&owner).unwrap());
+    worker.abort();
+    drop(owner);
+    store.flush().unwrap();
+    assert!(!store.exists(&key).unwrap());
 }

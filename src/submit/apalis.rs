@@ -54,6 +54,10 @@
 //! [`APALIS_REDIS_ATTEMPTS`] (a constant of apalis-redis's
 //! `handle_results.lua`, which ignores the job's `max_attempts`).
 //!
+//! On a Redis Cluster name the queue with [`cluster_queue`] (apalis-redis
+//! needs a hash tag, and a particular one) and give `RedisStorage` a
+//! cluster connection (`redis::cluster::ClusterClient`).
+//!
 //! Not yet supported (refused with [`Error::Malformed`]): mutable borrows
 //! and owners among a job's arguments. The job's claims last for the
 //! store's lease after [`submit_job`] unless the job reaches its final
@@ -112,6 +116,31 @@ pub fn is_final(status: &Status, attempt: usize) -> bool {
         Status::Failed | Status::Pending => attempt >= APALIS_REDIS_ATTEMPTS,
         _ => true,
     }
+}
+
+/// The key that apalis-redis 1.0 writes when a worker registers, besides
+/// the keys of its queue (`lua/register_worker.lua`).
+pub const APALIS_QUEUES_KEY: &str = "core:apalis:queues:list";
+
+/// A queue name for apalis-redis 1.0 on a Redis Cluster.
+///
+/// apalis-redis derives every key of a queue from its name
+/// (`<queue>:active`, `<queue>:meta:<id>`, …, with no hash tag of its
+/// own) and its scripts touch several of them at once, so on a cluster the
+/// name needs a hash tag. Its worker registration also writes
+/// [`APALIS_QUEUES_KEY`], a fixed key the script is not given: that key
+/// must be in the queue's slot too, or registration fails ("Script
+/// attempted to access a non local key"). The name returned here is tagged
+/// with that key, which puts both in one slot. (So every apalis queue of a
+/// cluster lives on one node: a limit of apalis-redis 1.0.) A single
+/// server takes these names as well.
+///
+/// ```
+/// use borrowstore::submit::apalis::cluster_queue;
+/// assert_eq!(cluster_queue("sums"), "{core:apalis:queues:list}:sums");
+/// ```
+pub fn cluster_queue(name: &str) -> String {
+    format!("{{{APALIS_QUEUES_KEY}}}:{name}")
 }
 
 /// A borrow handed over to a job: where its claim is, and the ticket that
