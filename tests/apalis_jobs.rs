@@ -94,9 +94,21 @@ fn start_worker<C>(storage: &Storage<C>, script: &Script) -> tokio::task::JoinHa
 where
     C: ConnectionLike + Send + Sync + Clone + Unpin + 'static,
 {
+    start_worker_with(storage, script, JobBorrowsLayer::new())
+}
+
+/// [`start_worker`] with the layer `layer`.
+fn start_worker_with<C>(
+    storage: &Storage<C>,
+    script: &Script,
+    layer: JobBorrowsLayer,
+) -> tokio::task::JoinHandle<()>
+where
+    C: ConnectionLike + Send + Sync + Clone + Unpin + 'static,
+{
     let worker = WorkerBuilder::new(unique_name("worker"))
         .backend(storage.clone())
-        .layer(JobBorrowsLayer::new())
+        .layer(layer)
         .data(script.clone())
         .build(sum);
     tokio::spawn(async move {
@@ -210,6 +222,36 @@ async fn a_retried_job_keeps_its_borrow_until_it_succeeds() {
     );
     worker.abort();
     assert_over(s);
+}
+
+/// A job whose every attempt fails, on a layer that allows two: both
+/// attempts read under the job's borrow, the second failure is final (the
+/// job is dead, not scheduled again) and ends the borrow.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_ends_its_borrow_when_its_attempts_are_exhausted() {
+    let mut s = setup().await;
+    let id = submit(&mut s).await;
+    let script = Script {
+        fail_first: usize::MAX,
+        ..Script::default()
+    };
+    let worker = start_worker_with(&s.storage, &script, JobBorrowsLayer::new().max_attempts(2));
+
+    let dead = recorded(&mut s.storage, &id, Status::Killed).await;
+    assert_eq!(dead.attempt, 2);
+    assert!(
+        dead.result
+            .as_ref()
+            .is_err_and(|e| e.contains("attempt 2 fails")),
+        "{:?}",
+        dead.result
+    );
+    assert_eq!(*script.seen.lock().unwrap(), vec![(10, 1), (10, 1)]);
+    assert_over(s);
+    // No third attempt.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(script.attempts.load(Ordering::SeqCst), 2);
+    worker.abort();
 }
 
 /// A job that gives up (`AbortError`: killed, never retried) ends its

@@ -442,7 +442,7 @@ async fn end_claims(claims: &[JobClaim]) {
 /// [module docs](self); add it first.
 #[derive(Clone, Debug, Default)]
 pub struct JobBorrowsLayer {
-    _private: (),
+    max_attempts: Option<usize>,
 }
 
 impl JobBorrowsLayer {
@@ -450,13 +450,32 @@ impl JobBorrowsLayer {
     pub fn new() -> Self {
         JobBorrowsLayer::default()
     }
+
+    /// Gives a job at most `n` attempts (fewer than apalis-redis's
+    /// [`APALIS_REDIS_ATTEMPTS`]): the `n`th attempt's failure is final. The
+    /// layer marks it killed (an [`AbortError`] around the job's error), so
+    /// apalis-redis moves the job to its dead set instead of scheduling it
+    /// again, and ends the job's borrows. `0` and `1` both mean no retry.
+    ///
+    /// ```
+    /// use borrowstore::submit::apalis::JobBorrowsLayer;
+    /// let layer = JobBorrowsLayer::new().max_attempts(3);
+    /// # let _ = layer;
+    /// ```
+    pub fn max_attempts(mut self, n: usize) -> Self {
+        self.max_attempts = Some(n);
+        self
+    }
 }
 
 impl<S> tower_layer::Layer<S> for JobBorrowsLayer {
     type Service = JobBorrows<S>;
 
     fn layer(&self, inner: S) -> JobBorrows<S> {
-        JobBorrows { inner }
+        JobBorrows {
+            inner,
+            max_attempts: self.max_attempts,
+        }
     }
 }
 
@@ -464,6 +483,7 @@ impl<S> tower_layer::Layer<S> for JobBorrowsLayer {
 #[derive(Clone, Debug)]
 pub struct JobBorrows<S> {
     inner: S,
+    max_attempts: Option<usize>,
 }
 
 impl<S, A> tower_service::Service<Task<Job<A>>> for JobBorrows<S>
@@ -498,6 +518,7 @@ where
             }
         };
         let fut = self.inner.call(task);
+        let max_attempts = self.max_attempts;
         async move {
             let out = AssertUnwindSafe(fut).catch_unwind().await;
             // This attempt's views are invalid from here on (they never
@@ -505,6 +526,14 @@ where
             views.end_borrows();
             let _ = views.flush().await;
             let res: std::result::Result<S::Response, BoxDynError> = match out {
+                Ok(Err(e))
+                    if max_attempts.is_some_and(|n| ctx.attempt() >= n)
+                        && matches!(ctx.status(), Status::Failed | Status::Pending) =>
+                {
+                    // The last attempt this layer allows.
+                    ctx.raw_status().store(Status::Killed);
+                    Err(Box::new(AbortError::new(e)))
+                }
                 Ok(r) => r.map_err(Into::into),
                 Err(p) => {
                     ctx.raw_status().store(Status::Killed);
