@@ -17,7 +17,9 @@ use apalis_core::task::status::Status;
 use apalis_core::task::task_id::TaskId;
 use apalis_core::worker::builder::WorkerBuilder;
 use apalis_redis::{Config, ConnectionLike, RedisStorage};
-use borrowstore::submit::apalis::{Job, JobBorrowsLayer, cluster_queue, submit_job};
+use borrowstore::submit::apalis::{
+    Job, JobBorrowsLayer, cluster_queue, submit_job, submit_job_for,
+};
 use borrowstore::{Error, Key, OwnedProxy, RefProxy, Store, borrow, mut_borrow, mut_borrow_async};
 use borrowstore_testkit::redis_cluster::RedisCluster;
 use borrowstore_testkit::redis_server::RedisServer;
@@ -34,6 +36,8 @@ struct Script {
     abort: bool,
     /// Panic on the first attempt.
     panic: bool,
+    /// How long each attempt takes.
+    takes: Duration,
     attempts: Arc<AtomicUsize>,
     /// Per attempt: the sum read, and the object's readers meanwhile.
     seen: Arc<Mutex<Vec<(u64, u32)>>>,
@@ -41,6 +45,7 @@ struct Script {
 
 async fn sum(job: Job<RefProxy<Vec<u64>>>, script: Data<Script>) -> Result<u64, BoxDynError> {
     let v = job.into_args()?;
+    tokio::time::sleep(script.takes).await;
     let total: u64 = v.iter().sum();
     let readers = RefProxy::store(&v)
         .inspect(RefProxy::key(&v))?
@@ -122,16 +127,22 @@ async fn recorded<C>(storage: &mut Storage<C>, id: &TaskId, status: Status) -> T
 where
     C: ConnectionLike + Send + Sync + Clone + Unpin + 'static,
 {
+    let mut last = Vec::new();
     for _ in 0..600 {
         let results = WaitForCompletion::<u64>::check_status(storage, [id.clone()])
             .await
             .unwrap();
-        if let Some(r) = results.into_iter().find(|r| *r.status() == status) {
-            return r;
+        if let Some(r) = results.iter().find(|r| *r.status() == status) {
+            return r.clone();
         }
+        last = results;
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    panic!("apalis did not record job {id} as {status}");
+    let last: Vec<_> = last
+        .iter()
+        .map(|r| (r.status().clone(), r.attempt, r.result.clone()))
+        .collect();
+    panic!("apalis did not record job {id} as {status}; last recorded: {last:?}");
 }
 
 fn readers(s: &Setup) -> u32 {
@@ -252,6 +263,73 @@ async fn a_job_ends_its_borrow_when_its_attempts_are_exhausted() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(script.attempts.load(Ordering::SeqCst), 2);
     worker.abort();
+}
+
+/// A job runs for twice its borrows' lease: the worker renews them, so
+/// the job still reads under its borrow at the end; then they end with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_job_renews_its_borrow() {
+    let mut s = setup().await;
+    let id = submit_job_for(
+        &mut s.storage,
+        borrow(&s.owner).unwrap(),
+        Duration::from_secs(2),
+    )
+    .await
+    .unwrap();
+    let script = Script {
+        takes: Duration::from_secs(4),
+        ..Script::default()
+    };
+    let worker = start_worker(&s.storage, &script);
+
+    let done = recorded(&mut s.storage, &id, Status::Done).await;
+    assert_eq!(done.result, Ok(10));
+    assert_eq!(
+        *script.seen.lock().unwrap(),
+        vec![(10, 1)],
+        "after 4 s the job still holds its borrow"
+    );
+    worker.abort();
+    assert_over(s);
+}
+
+/// A job that waits in the queue past its borrows' lease (no worker
+/// renews them) loses them; delivered later, it is killed without running.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_whose_borrow_ran_out_is_killed_without_running() {
+    let mut s = setup().await;
+    let id = submit_job_for(
+        &mut s.storage,
+        borrow(&s.owner).unwrap(),
+        Duration::from_secs(1),
+    )
+    .await
+    .unwrap();
+    s.store.flush().unwrap();
+    assert_eq!(readers(&s), 1);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    // An operation on the object applies the deadlines past (inspection
+    // alone does not).
+    drop(borrow(&s.owner).unwrap());
+    s.store.flush().unwrap();
+    assert_eq!(readers(&s), 0, "the borrow ends with its lease");
+
+    let script = Script::default();
+    let worker = start_worker(&s.storage, &script);
+    let killed = recorded(&mut s.storage, &id, Status::Killed).await;
+    assert!(
+        killed.result.as_ref().is_err_and(|e| e.contains("ticket")),
+        "{:?}",
+        killed.result
+    );
+    assert_eq!(
+        script.attempts.load(Ordering::SeqCst),
+        0,
+        "the job never ran"
+    );
+    worker.abort();
+    assert_over(s);
 }
 
 /// A job that gives up (`AbortError`: killed, never retried) ends its

@@ -58,11 +58,15 @@
 //! needs a hash tag, and a particular one) and give `RedisStorage` a
 //! cluster connection (`redis::cluster::ClusterClient`).
 //!
+//! A job's borrows last [`DEFAULT_JOB_LEASE`] (or the lease given to
+//! [`submit_job_for`]) whenever no worker renews them — queued, between
+//! attempts, after its worker died — and a worker running the job renews
+//! them every third of that lease. A job whose borrows have ended that way
+//! is killed when it is next delivered, without running.
+//!
 //! Not yet supported (refused with [`Error::Malformed`]): mutable borrows
-//! and owners among a job's arguments. The job's claims last for the
-//! store's lease after [`submit_job`] unless the job reaches its final
-//! outcome first; they are not renewed yet, so give the store a lease
-//! (`lease_ms=` in its URL) longer than a job waits and runs.
+//! and owners among a job's arguments. Jobs need a Redis store: the other
+//! stores do not renew tickets.
 //!
 //! [apalis]: https://docs.rs/apalis
 //! [`AbortError`]: apalis_core::error::AbortError
@@ -72,6 +76,7 @@ use std::fmt;
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use apalis_core::backend::TaskSink;
 use apalis_core::error::{AbortError, BoxDynError};
@@ -117,6 +122,12 @@ pub fn is_final(status: &Status, attempt: usize) -> bool {
         _ => true,
     }
 }
+
+/// How long a job's borrows last without a worker renewing them, unless
+/// given to [`submit_job_for`]: longer than apalis-redis's default
+/// orphan timeout (5 min) plus its retry backoff, so that a job that waits
+/// in the queue, or for a dead worker's job to be re-queued, keeps them.
+pub const DEFAULT_JOB_LEASE: Duration = Duration::from_secs(15 * 60);
 
 /// The key that apalis-redis 1.0 writes when a worker registers, besides
 /// the keys of its queue (`lua/register_worker.lua`).
@@ -170,13 +181,49 @@ impl JobClaim {
     }
 }
 
+impl JobClaim {
+    /// Moves the deadline of the claim's ticket to `lease` from now.
+    /// [`Error::TicketRedeemed`] if the ticket is gone: the job's borrow
+    /// has ended.
+    async fn renew(&self, lease: Duration) -> Result<()> {
+        let store = Store::from_config(&self.store)?;
+        match store
+            .connector()
+            .renew_ticket_async(self.key, self.ticket, lease)
+            .await
+        {
+            Err(Error::KeyNotFound { .. }) => Err(Error::TicketRedeemed {
+                ticket: self.ticket.to_string(),
+            }),
+            other => other,
+        }
+    }
+}
+
+/// Renews every claim of a job. `Err` with the first claim found gone;
+/// other failures are logged (the claim lives until its deadline).
+async fn renew_claims(claims: &[JobClaim], lease: Duration) -> Result<()> {
+    for c in claims {
+        match c.renew(lease).await {
+            Ok(()) => {}
+            Err(e @ Error::TicketRedeemed { .. }) => return Err(e),
+            Err(e) => {
+                tracing::warn!(key = %c.key, error = %e, "renewing a job's borrow failed");
+            }
+        }
+    }
+    Ok(())
+}
+
 /// A borrow that a job export collected, waiting to be handed over to a
 /// ticket of the job.
-pub(crate) struct HandOver(Box<dyn FnOnce() -> BoxFuture<'static, Result<JobClaim>> + Send>);
+pub(crate) struct HandOver(
+    Box<dyn FnOnce(Duration) -> BoxFuture<'static, Result<JobClaim>> + Send>,
+);
 
 impl HandOver {
     pub(crate) fn new<B: Borrowed + Send + 'static>(b: B) -> HandOver {
-        HandOver(Box::new(move || {
+        HandOver(Box::new(move |lease| {
             async move {
                 let mut b = b;
                 let core = b.core();
@@ -189,7 +236,7 @@ impl HandOver {
                         let ticket = ClaimId::random();
                         obj.store
                             .connector()
-                            .issue_ticket_async(obj.key, ticket, claim)
+                            .issue_ticket_for_async(obj.key, ticket, claim, lease)
                             .await?;
                         Ok(ticket)
                     })
@@ -205,8 +252,8 @@ impl HandOver {
         }))
     }
 
-    async fn run(self) -> Result<JobClaim> {
-        (self.0)().await
+    async fn run(self, lease: Duration) -> Result<JobClaim> {
+        (self.0)(lease).await
     }
 }
 
@@ -216,6 +263,8 @@ impl HandOver {
 struct JobWire<W> {
     args: W,
     claims: Vec<JobClaim>,
+    /// How long the claims last without being renewed, in ms.
+    lease_ms: u64,
 }
 
 /// An apalis job whose arguments `A` may carry borrows: the argument type
@@ -261,7 +310,10 @@ impl<A: Portable> Job<A> {
     /// Opens the job for an attempt: imports the arguments. Returns the
     /// job's claims and the record of this attempt's views; the claims
     /// alone if the arguments cannot be imported.
-    fn open(&mut self) -> std::result::Result<(Vec<JobClaim>, TaskState), (Vec<JobClaim>, Error)> {
+    #[allow(clippy::type_complexity)]
+    fn open(
+        &mut self,
+    ) -> std::result::Result<(Vec<JobClaim>, Duration, TaskState), (Vec<JobClaim>, Error)> {
         let wire = match std::mem::replace(&mut self.state, JobState::Open(Arc::default())) {
             JobState::Wire(w) => w,
             JobState::Open(_) => {
@@ -275,7 +327,11 @@ impl<A: Portable> Job<A> {
         match A::import(wire.args, &mut import) {
             Ok(args) => {
                 self.state = JobState::Open(Arc::new(Mutex::new(Some(args))));
-                Ok((wire.claims, import.into_task()))
+                Ok((
+                    wire.claims,
+                    Duration::from_millis(wire.lease_ms.max(1)),
+                    import.into_task(),
+                ))
             }
             Err(e) => {
                 import.into_task().end_borrows();
@@ -335,7 +391,8 @@ where
 /// Pushes a job with arguments `args` onto `storage`'s queue and returns
 /// its task id. The borrows among the arguments are handed over to the
 /// job: from then on they end with the job's final outcome (see the
-/// [module docs](self)), whether or not this process is still there.
+/// [module docs](self)), whether or not this process is still there, or
+/// [`DEFAULT_JOB_LEASE`] after the last time a worker renewed them.
 ///
 /// # Errors
 ///
@@ -348,8 +405,8 @@ where
 /// # Cancel safety
 ///
 /// Dropping the future before it completes ends the borrows not yet handed
-/// over; borrows already handed over stay with their tickets until the
-/// store's lease runs out.
+/// over; borrows already handed over stay with their tickets until their
+/// lease runs out.
 pub async fn submit_job<A, Conn>(
     storage: &mut RedisStorage<Job<A>, Conn>,
     args: A,
@@ -359,6 +416,29 @@ where
     A::Wire: Send + Sync + Unpin + 'static,
     Conn: ConnectionLike + Send + Sync + Clone + Unpin + 'static,
 {
+    submit_job_for(storage, args, DEFAULT_JOB_LEASE).await
+}
+
+/// [`submit_job`] with borrows that last `lease` (instead of
+/// [`DEFAULT_JOB_LEASE`]) whenever no worker renews them: while the job
+/// waits in the queue, between attempts, and after a worker running it
+/// died. A worker renews them every third of `lease` while it runs the
+/// job.
+///
+/// # Errors
+///
+/// As [`submit_job`].
+pub async fn submit_job_for<A, Conn>(
+    storage: &mut RedisStorage<Job<A>, Conn>,
+    args: A,
+    lease: Duration,
+) -> Result<TaskId>
+where
+    A: Portable + Send + Sync + Unpin + 'static,
+    A::Wire: Send + Sync + Unpin + 'static,
+    Conn: ConnectionLike + Send + Sync + Clone + Unpin + 'static,
+{
+    let lease = lease.max(Duration::from_millis(1));
     let mut export = Export::for_job();
     let wire = args.export(&mut export);
     let hand_overs = export.take_hand_overs();
@@ -375,7 +455,7 @@ where
         if failed.is_some() {
             continue; // dropped: its borrow ends
         }
-        match h.run().await {
+        match h.run(lease).await {
             Ok(c) => claims.push(c),
             Err(e) => failed = Some(e),
         }
@@ -389,6 +469,7 @@ where
         state: JobState::Wire(JobWire {
             args: wire,
             claims: claims.clone(),
+            lease_ms: u64::try_from(lease.as_millis()).unwrap_or(u64::MAX),
         }),
     };
     let task = TaskBuilder::new(job).task_id(id.clone()).build();
@@ -504,23 +585,47 @@ where
 
     fn call(&mut self, mut task: Task<Job<A>>) -> Self::Future {
         let ctx = task.ctx().clone();
-        let (claims, views) = match task.args.open() {
-            Ok(opened) => opened,
-            Err((claims, e)) => {
-                // Nothing can run this job: it is killed, and its borrows
-                // end now.
-                ctx.raw_status().store(Status::Killed);
-                return async move {
-                    end_claims(&claims).await;
-                    Err(Box::new(AbortError::new(e)) as BoxDynError)
-                }
-                .boxed();
-            }
-        };
-        let fut = self.inner.call(task);
+        let opened = task.args.open();
         let max_attempts = self.max_attempts;
+        // The job is called now (a `Service` is called in `call`), and run
+        // below only once its borrows are known to hold.
+        let fut = self.inner.call(task);
         async move {
-            let out = AssertUnwindSafe(fut).catch_unwind().await;
+            let (claims, lease, views) = match opened {
+                Ok(opened) => opened,
+                Err((claims, e)) => {
+                    // Nothing can run this job: it is killed, and its
+                    // borrows end now.
+                    drop(fut);
+                    ctx.raw_status().store(Status::Killed);
+                    end_claims(&claims).await;
+                    return Err(Box::new(AbortError::new(e)) as BoxDynError);
+                }
+            };
+            if let Err(e) = renew_claims(&claims, lease).await {
+                // A borrow of the job has ended (its lease ran out while no
+                // worker held it, or an earlier delivery reached the final
+                // outcome): the job cannot run as it was submitted.
+                drop(fut);
+                views.end_borrows();
+                ctx.raw_status().store(Status::Killed);
+                end_claims(&claims).await;
+                return Err(Box::new(AbortError::new(e)) as BoxDynError);
+            }
+            let attempt = AssertUnwindSafe(fut).catch_unwind();
+            let renewing = async {
+                loop {
+                    tokio::time::sleep(lease / 3).await;
+                    if let Err(e) = renew_claims(&claims, lease).await {
+                        tracing::warn!(error = %e, "a running job's borrow has ended");
+                    }
+                }
+            };
+            futures::pin_mut!(attempt, renewing);
+            let out = match futures::future::select(attempt, renewing).await {
+                futures::future::Either::Left((out, _)) => out,
+                futures::future::Either::Right(((), attempt)) => attempt.await,
+            };
             // This attempt's views are invalid from here on (they never
             // release: the claims are the job's).
             views.end_borrows();
