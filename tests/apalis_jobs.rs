@@ -6,6 +6,8 @@
 //! borrow that ends within a test was ended by the worker layer, never by
 //! its ticket running out.
 
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -413,6 +415,131 @@ async fn on_a_cluster_a_job_borrow_ends_when_the_job_succeeds() {
     let done = recorded(&mut storage, &id, Status::Done).await;
     assert_eq!(done.result, Ok(10));
     assert_eq!(*script.seen.lock().unwrap(), vec![(10, 1)]);
+    assert_eq!(store.inspect(&key).unwrap().unwrap().readers, 0);
+    drop(mut_borrow(&owner).unwrap());
+    worker.abort();
+    drop(owner);
+    store.flush().unwrap();
+    assert!(!store.exists(&key).unwrap());
+}
+
+/// The environment of a worker process started by
+/// `a_killed_worker_job_is_rerun_with_the_same_borrow`: store URL, Redis URL,
+/// queue.
+const CHILD_ENV: [&str; 3] = [
+    "BORROWSTORE_APALIS_CHILD_STORE",
+    "BORROWSTORE_APALIS_CHILD_REDIS",
+    "BORROWSTORE_APALIS_CHILD_QUEUE",
+];
+
+/// The job of the worker process: says that it runs (and how many readers
+/// the object has), then takes a minute — it is killed meanwhile.
+async fn slow_sum(job: Job<RefProxy<Vec<u64>>>) -> Result<u64, BoxDynError> {
+    let v = job.into_args()?;
+    let readers = RefProxy::store(&v)
+        .inspect(RefProxy::key(&v))?
+        .map_or(0, |i| i.readers);
+    println!("RUNNING {readers}");
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    Ok(v.iter().sum())
+}
+
+fn orphan_config(queue: &str) -> Config {
+    Config::default()
+        .queue(queue)
+        .heartbeat_interval(Duration::from_secs(1))
+        .missed_heartbeats(2)
+}
+
+/// Not a test of its own: the worker process of
+/// `a_killed_worker_job_is_rerun_with_the_same_borrow` (does nothing
+/// without its environment).
+#[test]
+#[ignore = "run as a child process by another test"]
+fn child_worker() {
+    let [Ok(store_url), Ok(redis_url), Ok(queue)] = CHILD_ENV.map(std::env::var) else {
+        return;
+    };
+    let _store = Store::open(&store_url).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async move {
+        let conn = apalis_redis::connect(redis_url).await.unwrap();
+        let storage: Storage = RedisStorage::new(conn).with_config(orphan_config(&queue));
+        let worker = WorkerBuilder::new(unique_name("child-worker"))
+            .backend(storage)
+            .layer(JobBorrowsLayer::new())
+            .build(slow_sum);
+        let _ = worker.run().await;
+    });
+}
+
+/// A worker process is SIGKILLed while it runs a job: apalis-redis
+/// re-queues the job once the worker misses its heartbeats, a worker in
+/// this process runs it again under the same borrow (not a spent ticket),
+/// and the borrow ends when that run succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_worker_job_is_rerun_with_the_same_borrow() {
+    let server = RedisServer::start();
+    let store_url = server.url(&unique_name("apalis"), "lease_ms=120000");
+    let store = Store::open(&store_url).unwrap();
+    let owner = store.owned_proxy(vec![1u64, 2, 3, 4]).unwrap();
+    let key = *OwnedProxy::key(&owner);
+    let queue = unique_name("orphans");
+    let conn = apalis_redis::connect(server.base_url()).await.unwrap();
+    let mut storage: Storage = RedisStorage::new(conn).with_config(orphan_config(&queue));
+    let id = submit_job(&mut storage, borrow(&owner).unwrap())
+        .await
+        .unwrap();
+
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "child_worker",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD_ENV[0], &store_url)
+        .env(CHILD_ENV[1], server.base_url())
+        .env(CHILD_ENV[2], &queue)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let running = tokio::task::spawn_blocking(move || {
+        BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            // (after the harness's "test child_worker ... ", on its line)
+            .find_map(|l| l.find("RUNNING").map(|at| l[at..].to_owned()))
+    });
+    let line = tokio::time::timeout(Duration::from_secs(60), running)
+        .await
+        .expect("the worker process did not start the job within 60 s")
+        .unwrap();
+    assert_eq!(
+        line.as_deref(),
+        Some("RUNNING 1"),
+        "the first run reads under the borrow"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(
+        store.inspect(&key).unwrap().unwrap().readers,
+        1,
+        "killed mid-job, the job keeps its borrow"
+    );
+
+    let script = Script::default();
+    let worker = start_worker_with(&storage, &script, JobBorrowsLayer::new());
+    let done = recorded(&mut storage, &id, Status::Done).await;
+    assert_eq!(done.result, Ok(10));
+    assert_eq!(
+        *script.seen.lock().unwrap(),
+        vec![(10, 1)],
+        "the rerun reads under the same borrow"
+    );
     assert_eq!(store.inspect(&key).unwrap().unwrap().readers, 0);
     drop(mut_borrow(&owner).unwrap());
     worker.abort();
