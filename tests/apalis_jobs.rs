@@ -50,7 +50,8 @@ async fn sum(job: Job<RefProxy<Vec<u64>>>, script: Data<Script>) -> Result<u64, 
     tokio::time::sleep(script.takes).await;
     let total: u64 = v.iter().sum();
     let readers = RefProxy::store(&v)
-        .inspect(RefProxy::key(&v))?
+        .inspect_async(RefProxy::key(&v))
+        .await?
         .map_or(0, |i| i.readers);
     script.seen.lock().unwrap().push((total, readers));
     let attempt = script.attempts.fetch_add(1, Ordering::SeqCst) + 1;
@@ -437,7 +438,8 @@ const CHILD_ENV: [&str; 3] = [
 async fn slow_sum(job: Job<RefProxy<Vec<u64>>>) -> Result<u64, BoxDynError> {
     let v = job.into_args()?;
     let readers = RefProxy::store(&v)
-        .inspect(RefProxy::key(&v))?
+        .inspect_async(RefProxy::key(&v))
+        .await?
         .map_or(0, |i| i.readers);
     println!("RUNNING {readers}");
     tokio::time::sleep(Duration::from_secs(60)).await;
