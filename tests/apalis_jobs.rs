@@ -22,7 +22,9 @@ use apalis_redis::{Config, ConnectionLike, RedisStorage};
 use borrowstore::submit::apalis::{
     Job, JobBorrowsLayer, cluster_queue, submit_job, submit_job_for,
 };
-use borrowstore::{Error, Key, OwnedProxy, RefProxy, Store, borrow, mut_borrow, mut_borrow_async};
+use borrowstore::{
+    Error, Key, OwnedProxy, RefProxy, Store, borrow, borrow_async, mut_borrow, mut_borrow_async,
+};
 use borrowstore_testkit::redis_cluster::RedisCluster;
 use borrowstore_testkit::redis_server::RedisServer;
 use borrowstore_testkit::unique_name;
@@ -40,6 +42,9 @@ struct Script {
     panic: bool,
     /// How long each attempt takes.
     takes: Duration,
+    /// Do not count the object's readers (inspection returns every claim:
+    /// with a thousand jobs, a thousand inspections would load the server).
+    skip_inspect: bool,
     attempts: Arc<AtomicUsize>,
     /// Per attempt: the sum read, and the object's readers meanwhile.
     seen: Arc<Mutex<Vec<(u64, u32)>>>,
@@ -49,10 +54,14 @@ async fn sum(job: Job<RefProxy<Vec<u64>>>, script: Data<Script>) -> Result<u64, 
     let v = job.into_args()?;
     tokio::time::sleep(script.takes).await;
     let total: u64 = v.iter().sum();
-    let readers = RefProxy::store(&v)
-        .inspect_async(RefProxy::key(&v))
-        .await?
-        .map_or(0, |i| i.readers);
+    let readers = if script.skip_inspect {
+        0
+    } else {
+        RefProxy::store(&v)
+            .inspect_async(RefProxy::key(&v))
+            .await?
+            .map_or(0, |i| i.readers)
+    };
     script.seen.lock().unwrap().push((total, readers));
     let attempt = script.attempts.fetch_add(1, Ordering::SeqCst) + 1;
     if script.panic {
@@ -548,4 +557,53 @@ async fn a_killed_worker_job_is_rerun_with_the_same_borrow() {
     drop(owner);
     store.flush().unwrap();
     assert!(!store.exists(&key).unwrap());
+}
+
+/// 1,000 jobs borrow one object, run by two workers: every job succeeds,
+/// and once the last is over the object has no borrow, and dropping its
+/// owner leaves the namespace with no object and no claim.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_jobs_leave_no_object_and_no_claim() {
+    let mut s = setup().await;
+    let mut ids = Vec::new();
+    for _ in 0..1000 {
+        let r = borrow_async(&s.owner).await.unwrap();
+        ids.push(submit_job(&mut s.storage, r).await.unwrap());
+    }
+    s.store.flush().unwrap();
+    assert_eq!(readers(&s), 1000);
+    let script = Script {
+        skip_inspect: true,
+        ..Script::default()
+    };
+    let workers = [
+        start_worker(&s.storage, &script),
+        start_worker(&s.storage, &script),
+    ];
+    let w = tokio::time::timeout(Duration::from_secs(120), mut_borrow_async(&s.owner))
+        .await
+        .expect("the jobs' borrows did not all end within 120 s")
+        .unwrap();
+    drop(w);
+    assert_eq!(script.attempts.load(Ordering::SeqCst), 1000);
+    assert!(
+        script
+            .seen
+            .lock()
+            .unwrap()
+            .iter()
+            .all(|&(total, _)| total == 10)
+    );
+    for id in &ids {
+        assert_eq!(
+            recorded(&mut s.storage, id, Status::Done).await.result,
+            Ok(10)
+        );
+    }
+    for w in workers {
+        w.abort();
+    }
+    drop(s.owner);
+    s.store.flush().unwrap();
+    borrowstore_testkit::assert_empty(&s.store);
 }
