@@ -455,6 +455,39 @@ pub trait Connector: Send + Sync + 'static {
         Box::pin(async move { self.issue_ticket(&key, ticket, claim) })
     }
 
+    /// [`issue_ticket_async`](Connector::issue_ticket_async) for a ticket
+    /// whose deadline is `lease` from now rather than the store's lease (a
+    /// job's borrows). Default: the store's lease (stores whose tickets
+    /// have no deadline).
+    fn issue_ticket_for_async(
+        &self,
+        key: Key,
+        ticket: ClaimId,
+        claim: Claim,
+        lease: std::time::Duration,
+    ) -> BoxFuture<'_, Result<()>> {
+        let _ = lease;
+        self.issue_ticket_async(key, ticket, claim)
+    }
+
+    /// Moves the deadline of the unredeemed ticket `ticket` to `lease` from
+    /// now (the store's clock); [`Error::TicketRedeemed`] if it is not in
+    /// flight any more. Default: nothing to move (stores whose tickets have
+    /// no deadline).
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future may leave the deadline moved or not.
+    fn renew_ticket_async(
+        &self,
+        key: Key,
+        ticket: ClaimId,
+        lease: std::time::Duration,
+    ) -> BoxFuture<'_, Result<()>> {
+        let _ = (key, ticket, lease);
+        Box::pin(async { Ok(()) })
+    }
+
     /// [`redeem_ticket`](Connector::redeem_ticket), without blocking the
     /// executor.
     ///

@@ -121,6 +121,8 @@
 //! arrives (or its worker is known to be gone), then ends them and waits
 //! for their release before it hands the result back.
 
+#[cfg(feature = "apalis")]
+pub mod apalis;
 mod args;
 mod few;
 mod lists;

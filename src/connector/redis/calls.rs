@@ -226,6 +226,17 @@ impl RedisConnector {
     /// Turns `claim` into `ticket`: store-side the claim leaves this
     /// process and is released a lease from now unless redeemed.
     pub(super) fn issue_call(&self, key: &Key, ticket: ClaimId, claim: Claim) -> Call<String> {
+        self.issue_call_for(key, ticket, claim, &self.inner.lease_ms())
+    }
+
+    /// [`issue_call`](Self::issue_call) for a ticket that lasts `lease_ms`.
+    pub(super) fn issue_call_for(
+        &self,
+        key: &Key,
+        ticket: ClaimId,
+        claim: Claim,
+        lease_ms: &str,
+    ) -> Call<String> {
         Call {
             key: *key,
             args: args([
@@ -233,9 +244,28 @@ impl RedisConnector {
                 ticket.to_string().as_bytes(),
                 kind_code(claim.kind).as_bytes(),
                 claim.id.to_string().as_bytes(),
-                self.inner.lease_ms().as_bytes(),
+                lease_ms.as_bytes(),
             ]),
             read: |inner, key, v| inner.status(key, &v),
+        }
+    }
+
+    /// Moves a ticket's deadline to `lease_ms` from now.
+    pub(super) fn renew_call(&self, key: &Key, ticket: ClaimId, lease_ms: &str) -> Call<String> {
+        Call {
+            key: *key,
+            args: args([b"renew", ticket.to_string().as_bytes(), lease_ms.as_bytes()]),
+            read: |inner, key, v| inner.status(key, &v),
+        }
+    }
+
+    pub(super) fn renew_done(&self, key: &Key, ticket: ClaimId, status: &str) -> Result<()> {
+        match status {
+            "ok" => Ok(()),
+            "redeemed" => Err(Error::TicketRedeemed {
+                ticket: ticket.to_string(),
+            }),
+            other => Err(self.inner.refusal(key, other, "renew_ticket")),
         }
     }
 

@@ -326,6 +326,35 @@ impl Connector for RedisConnector {
         })
     }
 
+    fn issue_ticket_for_async(
+        &self,
+        key: Key,
+        ticket: ClaimId,
+        claim: Claim,
+        lease: Duration,
+    ) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async move {
+            let ms = lease.as_millis().max(1).to_string();
+            let status = self
+                .run_async(self.issue_call_for(&key, ticket, claim, &ms))
+                .await?;
+            self.issue_done(&key, claim, &status)
+        })
+    }
+
+    fn renew_ticket_async(
+        &self,
+        key: Key,
+        ticket: ClaimId,
+        lease: Duration,
+    ) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async move {
+            let ms = lease.as_millis().max(1).to_string();
+            let status = self.run_async(self.renew_call(&key, ticket, &ms)).await?;
+            self.renew_done(&key, ticket, &status)
+        })
+    }
+
     fn issue_ticket_async(
         &self,
         key: Key,

@@ -554,6 +554,17 @@ local function object_op(op)
     set_record(A[3], A[4], '@' .. d .. more)
     note_deadline(d)
     return 'ok'
+  elseif op == 'renew' then
+    -- ARGV: ticket, lease (ms). Moves the deadline of a ticket in flight to
+    -- a lease from now. 'redeemed' if it is not in flight any more
+    -- (redeemed, cancelled, past its deadline, or its claim gone).
+    local t = redis.call('HGET', T, A[2])
+    if not t then return 'redeemed' end
+    local kind, id = string.match(t, '^(%a):(%x+)$')
+    if not kind or not holds(kind, id) then return 'redeemed' end
+    local _, _, more = parse(record(kind, id))
+    set_record(kind, id, '@' .. (now + tonumber(A[3])) .. more)
+    return 'ok'
   elseif op == 'inspect' then
     return {'ok', redis.call('HGET', S, 'v'), owned() and 1 or 0, written() and 1 or 0,
             readers(), holders(), redis.call('HGET', S, 'had')}

@@ -57,6 +57,10 @@ pub struct Export {
     stores: Vec<Store>,
     /// Cancels an owner ticket the other side may never redeem.
     tickets: Vec<Box<dyn FnOnce() + Send>>,
+    /// Set when the arguments go to a job that outlives this process: its
+    /// borrows are handed over to tickets instead of being kept here.
+    #[cfg(feature = "apalis")]
+    job: Option<Vec<crate::submit::apalis::HandOver>>,
 }
 
 impl std::fmt::Debug for Export {
@@ -130,14 +134,36 @@ impl Export {
         std::mem::take(&mut self.stores)
     }
 
-    /// Keeps the borrow `b` here for the length of the task, and names it
-    /// for the other side.
-    fn keep_borrow<B: Borrowed + Send + 'static>(&mut self, b: B) -> ClaimView {
+    /// Keeps the borrow `b` here for the length of the task (or, for a
+    /// job, until it is handed over to the job), and names it for the other
+    /// side.
+    fn keep_borrow<B: Borrowed + Send + 'static>(&mut self, b: B) -> Result<ClaimView> {
         let core = b.core();
         let view = ClaimView::new::<B::Value>(core.store(), *core.key(), core.claim());
         self.store(core.store());
+        #[cfg(feature = "apalis")]
+        if let Some(job) = &mut self.job {
+            job.push(crate::submit::apalis::HandOver::new(b));
+            return Ok(view);
+        }
         self.keep(b);
-        view
+        Ok(view)
+    }
+
+    /// An export for a job: borrows wait to be handed over (see
+    /// [`take_hand_overs`](Self::take_hand_overs)); owners are refused.
+    #[cfg(feature = "apalis")]
+    pub(crate) fn for_job() -> Export {
+        Export {
+            job: Some(Vec::new()),
+            ..Export::default()
+        }
+    }
+
+    /// The borrows a job export collected, to be handed over.
+    #[cfg(feature = "apalis")]
+    pub(crate) fn take_hand_overs(&mut self) -> Vec<crate::submit::apalis::HandOver> {
+        self.job.as_mut().map(std::mem::take).unwrap_or_default()
     }
 }
 
@@ -173,7 +199,7 @@ impl Import {
     }
 
     /// The task that ends the views recorded here.
-    pub(super) fn into_task(self) -> TaskState {
+    pub(crate) fn into_task(self) -> TaskState {
         TaskState::from_parts(self.views, self.stores)
     }
 
@@ -233,7 +259,7 @@ impl<T: Storable> Portable for RefProxy<T> {
     type Wire = ClaimView;
 
     fn export(self, out: &mut Export) -> Result<ClaimView> {
-        Ok(out.keep_borrow(self))
+        out.keep_borrow(self)
     }
 
     fn import(wire: ClaimView, into: &mut Import) -> Result<Self> {
@@ -245,9 +271,16 @@ impl<T: Storable> Portable for RefMutProxy<T> {
     type Wire = ClaimView;
 
     fn export(mut self, out: &mut Export) -> Result<ClaimView> {
+        #[cfg(feature = "apalis")]
+        if out.job.is_some() {
+            return Err(Error::malformed(
+                "job arguments",
+                "a RefMutProxy cannot be sent to an apalis job yet (its changes must be published on success only)",
+            ));
+        }
         // The other side starts from what this borrow shows.
         RefMutProxy::publish(&mut self)?;
-        Ok(out.keep_borrow(self))
+        out.keep_borrow(self)
     }
 
     fn import(wire: ClaimView, into: &mut Import) -> Result<Self> {
@@ -259,6 +292,13 @@ impl<T: Storable> Portable for OwnedProxy<T> {
     type Wire = OwnerTicket<T>;
 
     fn export(self, out: &mut Export) -> Result<OwnerTicket<T>> {
+        #[cfg(feature = "apalis")]
+        if out.job.is_some() {
+            return Err(Error::malformed(
+                "job arguments",
+                "an OwnedProxy cannot be moved into an apalis job (borrow it instead)",
+            ));
+        }
         let ticket = OwnedProxy::into_ticket(self)?;
         let bytes = ticket.to_bytes()?;
         out.tickets.push(Box::new(move || {

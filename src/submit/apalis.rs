@@ -1,0 +1,659 @@
+//! Jobs for [apalis] workers whose arguments carry borrows: the borrows end
+//! with the job, on whichever machine it finishes (feature `apalis`).
+//!
+//! [`submit_job`] pushes a [`Job`] onto an apalis-redis queue. Its
+//! arguments cross as [`submit::remote`](super::remote) arguments do —
+//! a [`RefProxy`](crate::RefProxy) as a view of its claim — but the claims
+//! do not stay with the submitter: each one is handed over to a ticket that
+//! belongs to the job, so a submitter that does not wait, or exits, ends
+//! nothing. A worker built with [`JobBorrowsLayer`] reads through views of
+//! those claims and ends them when the job reaches its final outcome: when
+//! it succeeds, when it is killed (an [`AbortError`], a panic), or when
+//! apalis-redis gives up retrying it. A failed attempt that apalis-redis
+//! will retry keeps them: the next attempt, on any worker, reads under the
+//! same claims.
+//!
+//! ```no_run
+//! use apalis_core::error::BoxDynError;
+//! use apalis_core::worker::builder::WorkerBuilder;
+//! use apalis_redis::{Config, RedisStorage};
+//! use borrowstore::submit::apalis::{Job, JobBorrowsLayer, submit_job};
+//! use borrowstore::{RefProxy, Store, borrow};
+//! # async fn run() -> Result<(), BoxDynError> {
+//! let store = Store::open("redis://127.0.0.1:6379/0?ns=jobs")?;
+//! let owner = store.owned_proxy(vec![1u64, 2, 3])?;
+//! let conn = apalis_redis::connect("redis://127.0.0.1:6379/0").await?;
+//! let mut storage: RedisStorage<Job<RefProxy<Vec<u64>>>> =
+//!     RedisStorage::new(conn).with_config(Config::default().queue("sums"));
+//!
+//! // The producer: fire and forget; the job holds the borrow from now on.
+//! submit_job(&mut storage, borrow(&owner)?).await?;
+//!
+//! // A worker (any process that trusts the store): the layer opens the job
+//! // and ends its borrow with the job.
+//! async fn sum(job: Job<RefProxy<Vec<u64>>>) -> Result<u64, BoxDynError> {
+//!     let v = job.into_args()?;
+//!     Ok(v.iter().sum())
+//! }
+//! WorkerBuilder::new("worker-1")
+//!     .backend(storage)
+//!     .layer(JobBorrowsLayer::new())
+//!     .build(sum)
+//!     .run()
+//!     .await?;
+//! # Ok(()) }
+//! ```
+//!
+//! Add [`JobBorrowsLayer`] before any other layer (outermost), so that
+//! in-process retries, time-outs and panic catching run inside it and it
+//! sees each delivery's outcome once.
+//!
+//! What apalis-redis 1.0 decides, and this module follows: a job whose
+//! attempt ends `Done` or `Killed` is final; one that ends `Failed` (or
+//! asks to be retried) is scheduled again while its attempt count is below
+//! [`APALIS_REDIS_ATTEMPTS`] (a constant of apalis-redis's
+//! `handle_results.lua`, which ignores the job's `max_attempts`).
+//!
+//! On a Redis Cluster name the queue with [`cluster_queue`] (apalis-redis
+//! needs a hash tag, and a particular one) and give `RedisStorage` a
+//! cluster connection (`redis::cluster::ClusterClient`).
+//!
+//! A job's borrows last [`DEFAULT_JOB_LEASE`] (or the lease given to
+//! [`submit_job_for`]) whenever no worker renews them — queued, between
+//! attempts, after its worker died — and a worker running the job renews
+//! them every third of that lease. A job whose borrows have ended that way
+//! is killed when it is next delivered, without running.
+//!
+//! Not yet supported (refused with [`Error::Malformed`]): mutable borrows
+//! and owners among a job's arguments. Jobs need a Redis store: the other
+//! stores do not renew tickets.
+//!
+//! [apalis]: https://docs.rs/apalis
+//! [`AbortError`]: apalis_core::error::AbortError
+//! [`Error::Malformed`]: crate::Error::Malformed
+
+use std::fmt;
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use apalis_core::backend::TaskSink;
+use apalis_core::error::{AbortError, BoxDynError};
+use apalis_core::task::Task;
+use apalis_core::task::builder::TaskBuilder;
+use apalis_core::task::status::Status;
+use apalis_core::task::task_id::TaskId;
+use apalis_redis::{ConnectionLike, RedisStorage};
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::error::{Error, Result};
+use crate::key::{ClaimId, Key};
+use crate::ownership::Borrowed;
+use crate::state::ClaimKind;
+use crate::store::{Store, StoreConfig};
+use crate::submit::remote::{Export, Import, Portable};
+use crate::submit::task::{TaskState, panic_message};
+
+/// The number of attempts after which apalis-redis 1.0 stops retrying a
+/// failed job and moves it to its dead set (`lua/handle_results.lua`
+/// compares the attempt with this constant, not with the job's
+/// `max_attempts`).
+pub const APALIS_REDIS_ATTEMPTS: usize = 25;
+
+/// Whether apalis-redis records an attempt that ended with `status`, its
+/// `attempt`th, as the job's final outcome (done or dead) rather than
+/// scheduling it again.
+///
+/// ```
+/// use apalis_core::task::status::Status;
+/// use borrowstore::submit::apalis::is_final;
+/// assert!(is_final(&Status::Done, 1));
+/// assert!(is_final(&Status::Killed, 1));
+/// assert!(!is_final(&Status::Failed, 1));                 // retried
+/// assert!(is_final(&Status::Failed, 25));                 // its last attempt
+/// ```
+pub fn is_final(status: &Status, attempt: usize) -> bool {
+    match status {
+        Status::Failed | Status::Pending => attempt >= APALIS_REDIS_ATTEMPTS,
+        _ => true,
+    }
+}
+
+/// How long a job's borrows last without a worker renewing them, unless
+/// given to [`submit_job_for`]: longer than apalis-redis's default
+/// orphan timeout (5 min) plus its retry backoff, so that a job that waits
+/// in the queue, or for a dead worker's job to be re-queued, keeps them.
+pub const DEFAULT_JOB_LEASE: Duration = Duration::from_secs(15 * 60);
+
+/// The key that apalis-redis 1.0 writes when a worker registers, besides
+/// the keys of its queue (`lua/register_worker.lua`).
+pub const APALIS_QUEUES_KEY: &str = "core:apalis:queues:list";
+
+/// A queue name for apalis-redis 1.0 on a Redis Cluster.
+///
+/// apalis-redis derives every key of a queue from its name
+/// (`<queue>:active`, `<queue>:meta:<id>`, …, with no hash tag of its
+/// own) and its scripts touch several of them at once, so on a cluster the
+/// name needs a hash tag. Its worker registration also writes
+/// [`APALIS_QUEUES_KEY`], a fixed key the script is not given: that key
+/// must be in the queue's slot too, or registration fails ("Script
+/// attempted to access a non local key"). The name returned here is tagged
+/// with that key, which puts both in one slot. (So every apalis queue of a
+/// cluster lives on one node: a limit of apalis-redis 1.0.) A single
+/// server takes these names as well.
+///
+/// ```
+/// use borrowstore::submit::apalis::cluster_queue;
+/// assert_eq!(cluster_queue("sums"), "{core:apalis:queues:list}:sums");
+/// ```
+pub fn cluster_queue(name: &str) -> String {
+    format!("{{{APALIS_QUEUES_KEY}}}:{name}")
+}
+
+/// A borrow handed over to a job: where its claim is, and the ticket that
+/// holds it for the job.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct JobClaim {
+    store: StoreConfig,
+    key: Key,
+    kind: ClaimKind,
+    ticket: ClaimId,
+}
+
+impl JobClaim {
+    /// Ends the claim: cancels the ticket, which releases it. A ticket
+    /// that is gone already (an earlier delivery ended it, its lease ran
+    /// out, the object is gone) is no failure.
+    async fn end(&self) -> Result<Store> {
+        let store = Store::from_config(&self.store)?;
+        match store
+            .connector()
+            .cancel_ticket_async(self.key, self.ticket, self.kind)
+            .await
+        {
+            Ok(()) | Err(Error::TicketRedeemed { .. } | Error::KeyNotFound { .. }) => Ok(store),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+impl JobClaim {
+    /// Moves the deadline of the claim's ticket to `lease` from now.
+    /// [`Error::TicketRedeemed`] if the ticket is gone: the job's borrow
+    /// has ended.
+    async fn renew(&self, lease: Duration) -> Result<()> {
+        let store = Store::from_config(&self.store)?;
+        match store
+            .connector()
+            .renew_ticket_async(self.key, self.ticket, lease)
+            .await
+        {
+            Err(Error::KeyNotFound { .. }) => Err(Error::TicketRedeemed {
+                ticket: self.ticket.to_string(),
+            }),
+            other => other,
+        }
+    }
+}
+
+/// Renews every claim of a job. `Err` with the first claim found gone;
+/// other failures are logged (the claim lives until its deadline).
+async fn renew_claims(claims: &[JobClaim], lease: Duration) -> Result<()> {
+    for c in claims {
+        match c.renew(lease).await {
+            Ok(()) => {}
+            Err(e @ Error::TicketRedeemed { .. }) => return Err(e),
+            Err(e) => {
+                tracing::warn!(key = %c.key, error = %e, "renewing a job's borrow failed");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A borrow that a job export collected, waiting to be handed over to a
+/// ticket of the job.
+pub(crate) struct HandOver(
+    Box<dyn FnOnce(Duration) -> BoxFuture<'static, Result<JobClaim>> + Send>,
+);
+
+impl HandOver {
+    pub(crate) fn new<B: Borrowed + Send + 'static>(b: B) -> HandOver {
+        HandOver(Box::new(move |lease| {
+            async move {
+                let mut b = b;
+                let core = b.core();
+                let store = core.store().config().clone();
+                let key = *core.key();
+                let kind = core.claim().kind;
+                let ticket = b
+                    .core_mut()
+                    .hand_over_async(|obj, claim| async move {
+                        let ticket = ClaimId::random();
+                        obj.store
+                            .connector()
+                            .issue_ticket_for_async(obj.key, ticket, claim, lease)
+                            .await?;
+                        Ok(ticket)
+                    })
+                    .await?;
+                Ok(JobClaim {
+                    store,
+                    key,
+                    kind,
+                    ticket,
+                })
+            }
+            .boxed()
+        }))
+    }
+
+    async fn run(self, lease: Duration) -> Result<JobClaim> {
+        (self.0)(lease).await
+    }
+}
+
+/// What a job carries on the queue: the arguments' wire form and the
+/// claims the job holds.
+#[derive(Clone, Serialize, Deserialize)]
+struct JobWire<W> {
+    args: W,
+    claims: Vec<JobClaim>,
+    /// How long the claims last without being renewed, in ms.
+    lease_ms: u64,
+}
+
+/// An apalis job whose arguments `A` may carry borrows: the argument type
+/// of the queue (`RedisStorage<Job<A>>`) and of the job function.
+///
+/// On the queue it is the arguments' wire form (views of borrows, never
+/// the values) and the job's claims. [`JobBorrowsLayer`] opens it for each
+/// attempt; the job function then takes the arguments with
+/// [`into_args`](Job::into_args).
+pub struct Job<A: Portable> {
+    state: JobState<A>,
+}
+
+enum JobState<A: Portable> {
+    Wire(JobWire<A::Wire>),
+    /// Opened by the layer for one attempt (shared by clones of the task,
+    /// which an in-process retry makes).
+    Open(Arc<Mutex<Option<A>>>),
+}
+
+impl<A: Portable> Job<A> {
+    /// The arguments, with views of the job's borrows that are valid for
+    /// this attempt.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Malformed`] if the worker has no [`JobBorrowsLayer`] (the
+    /// job was never opened), or if the arguments were taken already.
+    pub fn into_args(self) -> Result<A> {
+        match self.state {
+            JobState::Open(slot) => slot
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take()
+                .ok_or_else(|| Error::malformed("job", "its arguments were taken already")),
+            JobState::Wire(_) => Err(Error::malformed(
+                "job",
+                "it was not opened: add JobBorrowsLayer to the worker",
+            )),
+        }
+    }
+
+    /// Opens the job for an attempt: imports the arguments. Returns the
+    /// job's claims and the record of this attempt's views; the claims
+    /// alone if the arguments cannot be imported.
+    #[allow(clippy::type_complexity)]
+    fn open(
+        &mut self,
+    ) -> std::result::Result<(Vec<JobClaim>, Duration, TaskState), (Vec<JobClaim>, Error)> {
+        let wire = match std::mem::replace(&mut self.state, JobState::Open(Arc::default())) {
+            JobState::Wire(w) => w,
+            JobState::Open(_) => {
+                return Err((
+                    Vec::new(),
+                    Error::malformed("job", "it was opened twice: JobBorrowsLayer is stacked"),
+                ));
+            }
+        };
+        let mut import = Import::default();
+        match A::import(wire.args, &mut import) {
+            Ok(args) => {
+                self.state = JobState::Open(Arc::new(Mutex::new(Some(args))));
+                Ok((
+                    wire.claims,
+                    Duration::from_millis(wire.lease_ms.max(1)),
+                    import.into_task(),
+                ))
+            }
+            Err(e) => {
+                import.into_task().end_borrows();
+                Err((wire.claims, e))
+            }
+        }
+    }
+}
+
+impl<A: Portable> Clone for Job<A>
+where
+    A::Wire: Clone,
+{
+    fn clone(&self) -> Self {
+        let state = match &self.state {
+            JobState::Wire(w) => JobState::Wire(w.clone()),
+            JobState::Open(slot) => JobState::Open(slot.clone()),
+        };
+        Job { state }
+    }
+}
+
+impl<A: Portable> fmt::Debug for Job<A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.state {
+            JobState::Wire(w) => f
+                .debug_struct("Job")
+                .field("claims", &w.claims.len())
+                .finish_non_exhaustive(),
+            JobState::Open(_) => f.debug_struct("Job").field("open", &true).finish(),
+        }
+    }
+}
+
+impl<A: Portable> Serialize for Job<A> {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        match &self.state {
+            JobState::Wire(w) => w.serialize(s),
+            JobState::Open(_) => Err(serde::ser::Error::custom(
+                "an opened job cannot be serialized again",
+            )),
+        }
+    }
+}
+
+impl<'de, A: Portable> Deserialize<'de> for Job<A>
+where
+    A::Wire: DeserializeOwned,
+{
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        JobWire::<A::Wire>::deserialize(d).map(|w| Job {
+            state: JobState::Wire(w),
+        })
+    }
+}
+
+/// Pushes a job with arguments `args` onto `storage`'s queue and returns
+/// its task id. The borrows among the arguments are handed over to the
+/// job: from then on they end with the job's final outcome (see the
+/// [module docs](self)), whether or not this process is still there, or
+/// [`DEFAULT_JOB_LEASE`] after the last time a worker renewed them.
+///
+/// # Errors
+///
+/// [`Error::Malformed`] for arguments a job cannot carry yet (a
+/// `RefMutProxy`, an `OwnedProxy`), the store's errors from handing a
+/// borrow over, and [`Error::Connector`] (naming the queue) if the push
+/// fails. On any error the borrows handed over so far end before it is
+/// returned.
+///
+/// # Cancel safety
+///
+/// Dropping the future before it completes ends the borrows not yet handed
+/// over; borrows already handed over stay with their tickets until their
+/// lease runs out.
+pub async fn submit_job<A, Conn>(
+    storage: &mut RedisStorage<Job<A>, Conn>,
+    args: A,
+) -> Result<TaskId>
+where
+    A: Portable + Send + Sync + Unpin + 'static,
+    A::Wire: Send + Sync + Unpin + 'static,
+    Conn: ConnectionLike + Send + Sync + Clone + Unpin + 'static,
+{
+    submit_job_for(storage, args, DEFAULT_JOB_LEASE).await
+}
+
+/// [`submit_job`] with borrows that last `lease` (instead of
+/// [`DEFAULT_JOB_LEASE`]) whenever no worker renews them: while the job
+/// waits in the queue, between attempts, and after a worker running it
+/// died. A worker renews them every third of `lease` while it runs the
+/// job.
+///
+/// # Errors
+///
+/// As [`submit_job`].
+pub async fn submit_job_for<A, Conn>(
+    storage: &mut RedisStorage<Job<A>, Conn>,
+    args: A,
+    lease: Duration,
+) -> Result<TaskId>
+where
+    A: Portable + Send + Sync + Unpin + 'static,
+    A::Wire: Send + Sync + Unpin + 'static,
+    Conn: ConnectionLike + Send + Sync + Clone + Unpin + 'static,
+{
+    let lease = lease.max(Duration::from_millis(1));
+    let mut export = Export::for_job();
+    let wire = args.export(&mut export);
+    let hand_overs = export.take_hand_overs();
+    let wire = match wire {
+        Ok(w) => w,
+        Err(e) => {
+            drop(hand_overs);
+            return Err(e);
+        }
+    };
+    let mut claims = Vec::with_capacity(hand_overs.len());
+    let mut failed = None;
+    for h in hand_overs {
+        if failed.is_some() {
+            continue; // dropped: its borrow ends
+        }
+        match h.run(lease).await {
+            Ok(c) => claims.push(c),
+            Err(e) => failed = Some(e),
+        }
+    }
+    if let Some(e) = failed {
+        end_claims(&claims).await;
+        return Err(e);
+    }
+    let id = TaskId::from_ulid(ulid::Ulid::generate());
+    let job = Job {
+        state: JobState::Wire(JobWire {
+            args: wire,
+            claims: claims.clone(),
+            lease_ms: u64::try_from(lease.as_millis()).unwrap_or(u64::MAX),
+        }),
+    };
+    let task = TaskBuilder::new(job).task_id(id.clone()).build();
+    match storage.push_task(task).await {
+        Ok(()) => Ok(id),
+        Err(e) => {
+            end_claims(&claims).await;
+            Err(Error::Connector {
+                store: storage.get_config().queue.to_string(),
+                source: Box::new(PushFailed(e.to_string())),
+            })
+        }
+    }
+}
+
+/// A push that apalis refused.
+#[derive(Debug)]
+struct PushFailed(String);
+
+impl fmt::Display for PushFailed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "pushing the job failed: {}", self.0)
+    }
+}
+
+impl std::error::Error for PushFailed {}
+
+/// Ends every claim of a job and waits until the releases are applied.
+/// A failure is logged: the claim then ends with its lease.
+async fn end_claims(claims: &[JobClaim]) {
+    let mut stores: Vec<Store> = Vec::new();
+    for c in claims {
+        match c.end().await {
+            Ok(s) => {
+                if !stores.iter().any(|x| x.same_store(&s)) {
+                    stores.push(s);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(key = %c.key, error = %e, "ending a job's borrow failed; it ends with its lease");
+            }
+        }
+    }
+    if let Err(e) = Store::flush_all_async(&stores).await {
+        tracing::warn!(error = %e, "waiting for the release of a job's borrows failed");
+    }
+}
+
+/// The `tower` layer that opens [`Job`]s for an apalis worker and ends
+/// their borrows with the job's final outcome. See the
+/// [module docs](self); add it first.
+#[derive(Clone, Debug, Default)]
+pub struct JobBorrowsLayer {
+    max_attempts: Option<usize>,
+}
+
+impl JobBorrowsLayer {
+    /// The layer.
+    pub fn new() -> Self {
+        JobBorrowsLayer::default()
+    }
+
+    /// Gives a job at most `n` attempts (fewer than apalis-redis's
+    /// [`APALIS_REDIS_ATTEMPTS`]): the `n`th attempt's failure is final. The
+    /// layer marks it killed (an [`AbortError`] around the job's error), so
+    /// apalis-redis moves the job to its dead set instead of scheduling it
+    /// again, and ends the job's borrows. `0` and `1` both mean no retry.
+    ///
+    /// ```
+    /// use borrowstore::submit::apalis::JobBorrowsLayer;
+    /// let layer = JobBorrowsLayer::new().max_attempts(3);
+    /// # let _ = layer;
+    /// ```
+    pub fn max_attempts(mut self, n: usize) -> Self {
+        self.max_attempts = Some(n);
+        self
+    }
+}
+
+impl<S> tower_layer::Layer<S> for JobBorrowsLayer {
+    type Service = JobBorrows<S>;
+
+    fn layer(&self, inner: S) -> JobBorrows<S> {
+        JobBorrows {
+            inner,
+            max_attempts: self.max_attempts,
+        }
+    }
+}
+
+/// The service [`JobBorrowsLayer`] makes.
+#[derive(Clone, Debug)]
+pub struct JobBorrows<S> {
+    inner: S,
+    max_attempts: Option<usize>,
+}
+
+impl<S, A> tower_service::Service<Task<Job<A>>> for JobBorrows<S>
+where
+    S: tower_service::Service<Task<Job<A>>>,
+    S::Future: Send + 'static,
+    S::Response: Send + 'static,
+    S::Error: Into<BoxDynError> + Send + 'static,
+    A: Portable + Send + 'static,
+{
+    type Response = S::Response;
+    type Error = BoxDynError;
+    type Future = BoxFuture<'static, std::result::Result<S::Response, BoxDynError>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<std::result::Result<(), BoxDynError>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, mut task: Task<Job<A>>) -> Self::Future {
+        let ctx = task.ctx().clone();
+        let opened = task.args.open();
+        let max_attempts = self.max_attempts;
+        // The job is called now (a `Service` is called in `call`), and run
+        // below only once its borrows are known to hold.
+        let fut = self.inner.call(task);
+        async move {
+            let (claims, lease, views) = match opened {
+                Ok(opened) => opened,
+                Err((claims, e)) => {
+                    // Nothing can run this job: it is killed, and its
+                    // borrows end now.
+                    drop(fut);
+                    ctx.raw_status().store(Status::Killed);
+                    end_claims(&claims).await;
+                    return Err(Box::new(AbortError::new(e)) as BoxDynError);
+                }
+            };
+            if let Err(e) = renew_claims(&claims, lease).await {
+                // A borrow of the job has ended (its lease ran out while no
+                // worker held it, or an earlier delivery reached the final
+                // outcome): the job cannot run as it was submitted.
+                drop(fut);
+                views.end_borrows();
+                ctx.raw_status().store(Status::Killed);
+                end_claims(&claims).await;
+                return Err(Box::new(AbortError::new(e)) as BoxDynError);
+            }
+            let attempt = AssertUnwindSafe(fut).catch_unwind();
+            let renewing = async {
+                loop {
+                    tokio::time::sleep(lease / 3).await;
+                    if let Err(e) = renew_claims(&claims, lease).await {
+                        tracing::warn!(error = %e, "a running job's borrow has ended");
+                    }
+                }
+            };
+            futures::pin_mut!(attempt, renewing);
+            let out = match futures::future::select(attempt, renewing).await {
+                futures::future::Either::Left((out, _)) => out,
+                futures::future::Either::Right(((), attempt)) => attempt.await,
+            };
+            // This attempt's views are invalid from here on (they never
+            // release: the claims are the job's).
+            views.end_borrows();
+            let _ = views.flush().await;
+            let res: std::result::Result<S::Response, BoxDynError> = match out {
+                Ok(Err(e))
+                    if max_attempts.is_some_and(|n| ctx.attempt() >= n)
+                        && matches!(ctx.status(), Status::Failed | Status::Pending) =>
+                {
+                    // The last attempt this layer allows.
+                    ctx.raw_status().store(Status::Killed);
+                    Err(Box::new(AbortError::new(e)))
+                }
+                Ok(r) => r.map_err(Into::into),
+                Err(p) => {
+                    ctx.raw_status().store(Status::Killed);
+                    Err(Box::new(AbortError::new(Error::TaskPanicked {
+                        message: panic_message(&*p),
+                    })))
+                }
+            };
+            if is_final(&ctx.status(), ctx.attempt()) {
+                // Before the outcome is recorded: once the queue says the
+                // job is over, its borrows are.
+                end_claims(&claims).await;
+            }
+            res
+        }
+        .boxed()
+    }
+}
