@@ -60,7 +60,7 @@ pub struct Export {
     /// Set when the arguments go to a job that outlives this process: its
     /// borrows are handed over to tickets instead of being kept here.
     #[cfg(feature = "apalis")]
-    job: Option<Vec<crate::submit::apalis::HandOver>>,
+    job: Option<Vec<crate::submit::apalis::claims::HandOver>>,
 }
 
 impl std::fmt::Debug for Export {
@@ -143,7 +143,7 @@ impl Export {
         self.store(core.store());
         #[cfg(feature = "apalis")]
         if let Some(job) = &mut self.job {
-            job.push(crate::submit::apalis::HandOver::new(b));
+            job.push(crate::submit::apalis::claims::HandOver::new(b));
             return Ok(view);
         }
         self.keep(b);
@@ -162,7 +162,7 @@ impl Export {
 
     /// The borrows a job export collected, to be handed over.
     #[cfg(feature = "apalis")]
-    pub(crate) fn take_hand_overs(&mut self) -> Vec<crate::submit::apalis::HandOver> {
+    pub(crate) fn take_hand_overs(&mut self) -> Vec<crate::submit::apalis::claims::HandOver> {
         self.job.as_mut().map(std::mem::take).unwrap_or_default()
     }
 }

@@ -73,14 +73,10 @@
 //! [`Error::Malformed`]: crate::Error::Malformed
 
 use std::fmt;
-use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use apalis_core::backend::TaskSink;
-use apalis_core::error::{AbortError, BoxDynError};
-use apalis_core::task::Task;
 use apalis_core::task::builder::TaskBuilder;
 use apalis_core::task::status::Status;
 use apalis_core::task::task_id::TaskId;
@@ -91,12 +87,15 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::error::{Error, Result};
-use crate::key::{ClaimId, Key};
-use crate::ownership::Borrowed;
-use crate::state::ClaimKind;
-use crate::store::{Store, StoreConfig};
+use crate::store::Store;
 use crate::submit::remote::{Export, Import, Portable};
-use crate::submit::task::{TaskState, panic_message};
+use crate::submit::task::TaskState;
+
+pub(crate) mod claims;
+mod layer;
+
+use claims::{JobClaim, renew_claims};
+pub use layer::{JobBorrows, JobBorrowsLayer};
 
 /// The number of attempts after which apalis-redis 1.0 stops retrying a
 /// failed job and moves it to its dead set (`lua/handle_results.lua`
@@ -152,109 +151,6 @@ pub const APALIS_QUEUES_KEY: &str = "core:apalis:queues:list";
 /// ```
 pub fn cluster_queue(name: &str) -> String {
     format!("{{{APALIS_QUEUES_KEY}}}:{name}")
-}
-
-/// A borrow handed over to a job: where its claim is, and the ticket that
-/// holds it for the job.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-struct JobClaim {
-    store: StoreConfig,
-    key: Key,
-    kind: ClaimKind,
-    ticket: ClaimId,
-}
-
-impl JobClaim {
-    /// Ends the claim: cancels the ticket, which releases it. A ticket
-    /// that is gone already (an earlier delivery ended it, its lease ran
-    /// out, the object is gone) is no failure.
-    async fn end(&self) -> Result<Store> {
-        let store = Store::from_config(&self.store)?;
-        match store
-            .connector()
-            .cancel_ticket_async(self.key, self.ticket, self.kind)
-            .await
-        {
-            Ok(()) | Err(Error::TicketRedeemed { .. } | Error::KeyNotFound { .. }) => Ok(store),
-            Err(e) => Err(e),
-        }
-    }
-}
-
-impl JobClaim {
-    /// Moves the deadline of the claim's ticket to `lease` from now.
-    /// [`Error::TicketRedeemed`] if the ticket is gone: the job's borrow
-    /// has ended.
-    async fn renew(&self, lease: Duration) -> Result<()> {
-        let store = Store::from_config(&self.store)?;
-        match store
-            .connector()
-            .renew_ticket_async(self.key, self.ticket, lease)
-            .await
-        {
-            Err(Error::KeyNotFound { .. }) => Err(Error::TicketRedeemed {
-                ticket: self.ticket.to_string(),
-            }),
-            other => other,
-        }
-    }
-}
-
-/// Renews every claim of a job. `Err` with the first claim found gone;
-/// other failures are logged (the claim lives until its deadline).
-async fn renew_claims(claims: &[JobClaim], lease: Duration) -> Result<()> {
-    for c in claims {
-        match c.renew(lease).await {
-            Ok(()) => {}
-            Err(e @ Error::TicketRedeemed { .. }) => return Err(e),
-            Err(e) => {
-                tracing::warn!(key = %c.key, error = %e, "renewing a job's borrow failed");
-            }
-        }
-    }
-    Ok(())
-}
-
-/// A borrow that a job export collected, waiting to be handed over to a
-/// ticket of the job.
-pub(crate) struct HandOver(
-    Box<dyn FnOnce(Duration) -> BoxFuture<'static, Result<JobClaim>> + Send>,
-);
-
-impl HandOver {
-    pub(crate) fn new<B: Borrowed + Send + 'static>(b: B) -> HandOver {
-        HandOver(Box::new(move |lease| {
-            async move {
-                let mut b = b;
-                let core = b.core();
-                let store = core.store().config().clone();
-                let key = *core.key();
-                let kind = core.claim().kind;
-                let ticket = b
-                    .core_mut()
-                    .hand_over_async(|obj, claim| async move {
-                        let ticket = ClaimId::random();
-                        obj.store
-                            .connector()
-                            .issue_ticket_for_async(obj.key, ticket, claim, lease)
-                            .await?;
-                        Ok(ticket)
-                    })
-                    .await?;
-                Ok(JobClaim {
-                    store,
-                    key,
-                    kind,
-                    ticket,
-                })
-            }
-            .boxed()
-        }))
-    }
-
-    async fn run(self, lease: Duration) -> Result<JobClaim> {
-        (self.0)(lease).await
-    }
 }
 
 /// What a job carries on the queue: the arguments' wire form and the
@@ -515,145 +411,5 @@ async fn end_claims(claims: &[JobClaim]) {
     }
     if let Err(e) = Store::flush_all_async(&stores).await {
         tracing::warn!(error = %e, "waiting for the release of a job's borrows failed");
-    }
-}
-
-/// The `tower` layer that opens [`Job`]s for an apalis worker and ends
-/// their borrows with the job's final outcome. See the
-/// [module docs](self); add it first.
-#[derive(Clone, Debug, Default)]
-pub struct JobBorrowsLayer {
-    max_attempts: Option<usize>,
-}
-
-impl JobBorrowsLayer {
-    /// The layer.
-    pub fn new() -> Self {
-        JobBorrowsLayer::default()
-    }
-
-    /// Gives a job at most `n` attempts (fewer than apalis-redis's
-    /// [`APALIS_REDIS_ATTEMPTS`]): the `n`th attempt's failure is final. The
-    /// layer marks it killed (an [`AbortError`] around the job's error), so
-    /// apalis-redis moves the job to its dead set instead of scheduling it
-    /// again, and ends the job's borrows. `0` and `1` both mean no retry.
-    ///
-    /// ```
-    /// use borrowstore::submit::apalis::JobBorrowsLayer;
-    /// let layer = JobBorrowsLayer::new().max_attempts(3);
-    /// # let _ = layer;
-    /// ```
-    pub fn max_attempts(mut self, n: usize) -> Self {
-        self.max_attempts = Some(n);
-        self
-    }
-}
-
-impl<S> tower_layer::Layer<S> for JobBorrowsLayer {
-    type Service = JobBorrows<S>;
-
-    fn layer(&self, inner: S) -> JobBorrows<S> {
-        JobBorrows {
-            inner,
-            max_attempts: self.max_attempts,
-        }
-    }
-}
-
-/// The service [`JobBorrowsLayer`] makes.
-#[derive(Clone, Debug)]
-pub struct JobBorrows<S> {
-    inner: S,
-    max_attempts: Option<usize>,
-}
-
-impl<S, A> tower_service::Service<Task<Job<A>>> for JobBorrows<S>
-where
-    S: tower_service::Service<Task<Job<A>>>,
-    S::Future: Send + 'static,
-    S::Response: Send + 'static,
-    S::Error: Into<BoxDynError> + Send + 'static,
-    A: Portable + Send + 'static,
-{
-    type Response = S::Response;
-    type Error = BoxDynError;
-    type Future = BoxFuture<'static, std::result::Result<S::Response, BoxDynError>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<std::result::Result<(), BoxDynError>> {
-        self.inner.poll_ready(cx).map_err(Into::into)
-    }
-
-    fn call(&mut self, mut task: Task<Job<A>>) -> Self::Future {
-        let ctx = task.ctx().clone();
-        let opened = task.args.open();
-        let max_attempts = self.max_attempts;
-        // The job is called now (a `Service` is called in `call`), and run
-        // below only once its borrows are known to hold.
-        let fut = self.inner.call(task);
-        async move {
-            let (claims, lease, views) = match opened {
-                Ok(opened) => opened,
-                Err((claims, e)) => {
-                    // Nothing can run this job: it is killed, and its
-                    // borrows end now.
-                    drop(fut);
-                    ctx.raw_status().store(Status::Killed);
-                    end_claims(&claims).await;
-                    return Err(Box::new(AbortError::new(e)) as BoxDynError);
-                }
-            };
-            if let Err(e) = renew_claims(&claims, lease).await {
-                // A borrow of the job has ended (its lease ran out while no
-                // worker held it, or an earlier delivery reached the final
-                // outcome): the job cannot run as it was submitted.
-                drop(fut);
-                views.end_borrows();
-                ctx.raw_status().store(Status::Killed);
-                end_claims(&claims).await;
-                return Err(Box::new(AbortError::new(e)) as BoxDynError);
-            }
-            let attempt = AssertUnwindSafe(fut).catch_unwind();
-            let renewing = async {
-                loop {
-                    tokio::time::sleep(lease / 3).await;
-                    if let Err(e) = renew_claims(&claims, lease).await {
-                        tracing::warn!(error = %e, "a running job's borrow has ended");
-                    }
-                }
-            };
-            futures::pin_mut!(attempt, renewing);
-            let out = match futures::future::select(attempt, renewing).await {
-                futures::future::Either::Left((out, _)) => out,
-                futures::future::Either::Right(((), attempt)) => attempt.await,
-            };
-            // This attempt's views are invalid from here on (they never
-            // release: the claims are the job's).
-            views.end_borrows();
-            let _ = views.flush().await;
-            let res: std::result::Result<S::Response, BoxDynError> = match out {
-                Ok(Err(e))
-                    if max_attempts.is_some_and(|n| ctx.attempt() >= n)
-                        && matches!(ctx.status(), Status::Failed | Status::Pending) =>
-                {
-                    // The last attempt this layer allows.
-                    ctx.raw_status().store(Status::Killed);
-                    Err(Box::new(AbortError::new(e)))
-                }
-                Ok(r) => r.map_err(Into::into),
-                Err(p) => {
-                    ctx.raw_status().store(Status::Killed);
-                    Err(Box::new(AbortError::new(Error::TaskPanicked {
-                        message: panic_message(&*p),
-                    })))
-                }
-            };
-            if is_final(&ctx.status(), ctx.attempt()) {
-                // Before the outcome is recorded: once the queue says the
-                // job is over, its borrows are.
-                end_claims(&claims).await;
-            }
-            res
-        }
-        .boxed()
     }
 }

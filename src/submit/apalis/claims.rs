@@ -1,0 +1,118 @@
+//! A job's claims: each borrow of a job's arguments handed over to a
+//! ticket that the job owns ([`HandOver`]), and what ends or renews it
+//! ([`JobClaim`]).
+
+use std::time::Duration;
+
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::key::{ClaimId, Key};
+use crate::ownership::Borrowed;
+use crate::state::ClaimKind;
+use crate::store::{Store, StoreConfig};
+
+/// A borrow handed over to a job: where its claim is, and the ticket that
+/// holds it for the job.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(super) struct JobClaim {
+    pub(super) store: StoreConfig,
+    pub(super) key: Key,
+    pub(super) kind: ClaimKind,
+    pub(super) ticket: ClaimId,
+}
+
+impl JobClaim {
+    /// Ends the claim: cancels the ticket, which releases it. A ticket
+    /// that is gone already (an earlier delivery ended it, its lease ran
+    /// out, the object is gone) is no failure.
+    pub(super) async fn end(&self) -> Result<Store> {
+        let store = Store::from_config(&self.store)?;
+        match store
+            .connector()
+            .cancel_ticket_async(self.key, self.ticket, self.kind)
+            .await
+        {
+            Ok(()) | Err(Error::TicketRedeemed { .. } | Error::KeyNotFound { .. }) => Ok(store),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+impl JobClaim {
+    /// Moves the deadline of the claim's ticket to `lease` from now.
+    /// [`Error::TicketRedeemed`] if the ticket is gone: the job's borrow
+    /// has ended.
+    async fn renew(&self, lease: Duration) -> Result<()> {
+        let store = Store::from_config(&self.store)?;
+        match store
+            .connector()
+            .renew_ticket_async(self.key, self.ticket, lease)
+            .await
+        {
+            Err(Error::KeyNotFound { .. }) => Err(Error::TicketRedeemed {
+                ticket: self.ticket.to_string(),
+            }),
+            other => other,
+        }
+    }
+}
+
+/// Renews every claim of a job. `Err` with the first claim found gone;
+/// other failures are logged (the claim lives until its deadline).
+pub(super) async fn renew_claims(claims: &[JobClaim], lease: Duration) -> Result<()> {
+    for c in claims {
+        match c.renew(lease).await {
+            Ok(()) => {}
+            Err(e @ Error::TicketRedeemed { .. }) => return Err(e),
+            Err(e) => {
+                tracing::warn!(key = %c.key, error = %e, "renewing a job's borrow failed");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A borrow that a job export collected, waiting to be handed over to a
+/// ticket of the job.
+pub(crate) struct HandOver(
+    Box<dyn FnOnce(Duration) -> BoxFuture<'static, Result<JobClaim>> + Send>,
+);
+
+impl HandOver {
+    pub(crate) fn new<B: Borrowed + Send + 'static>(b: B) -> HandOver {
+        HandOver(Box::new(move |lease| {
+            async move {
+                let mut b = b;
+                let core = b.core();
+                let store = core.store().config().clone();
+                let key = *core.key();
+                let kind = core.claim().kind;
+                let ticket = b
+                    .core_mut()
+                    .hand_over_async(|obj, claim| async move {
+                        let ticket = ClaimId::random();
+                        obj.store
+                            .connector()
+                            .issue_ticket_for_async(obj.key, ticket, claim, lease)
+                            .await?;
+                        Ok(ticket)
+                    })
+                    .await?;
+                Ok(JobClaim {
+                    store,
+                    key,
+                    kind,
+                    ticket,
+                })
+            }
+            .boxed()
+        }))
+    }
+
+    pub(super) async fn run(self, lease: Duration) -> Result<JobClaim> {
+        (self.0)(lease).await
+    }
+}

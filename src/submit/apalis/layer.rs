@@ -1,0 +1,152 @@
+//! [`JobBorrowsLayer`]: the worker side of a job with borrows — it opens
+//! each delivery's [`Job`], renews the job's claims while the job runs and
+//! ends them with the job's final outcome.
+
+use std::panic::AssertUnwindSafe;
+use std::task::{Context, Poll};
+
+use apalis_core::error::{AbortError, BoxDynError};
+use apalis_core::task::Task;
+
+use super::*;
+use crate::submit::task::panic_message;
+
+/// The `tower` layer that opens [`Job`]s for an apalis worker and ends
+/// their borrows with the job's final outcome. See the
+/// [module docs](super); add it first.
+#[derive(Clone, Debug, Default)]
+pub struct JobBorrowsLayer {
+    max_attempts: Option<usize>,
+}
+
+impl JobBorrowsLayer {
+    /// The layer.
+    pub fn new() -> Self {
+        JobBorrowsLayer::default()
+    }
+
+    /// Gives a job at most `n` attempts (fewer than apalis-redis's
+    /// [`APALIS_REDIS_ATTEMPTS`]): the `n`th attempt's failure is final. The
+    /// layer marks it killed (an [`AbortError`] around the job's error), so
+    /// apalis-redis moves the job to its dead set instead of scheduling it
+    /// again, and ends the job's borrows. `0` and `1` both mean no retry.
+    ///
+    /// ```
+    /// use borrowstore::submit::apalis::JobBorrowsLayer;
+    /// let layer = JobBorrowsLayer::new().max_attempts(3);
+    /// # let _ = layer;
+    /// ```
+    pub fn max_attempts(mut self, n: usize) -> Self {
+        self.max_attempts = Some(n);
+        self
+    }
+}
+
+impl<S> tower_layer::Layer<S> for JobBorrowsLayer {
+    type Service = JobBorrows<S>;
+
+    fn layer(&self, inner: S) -> JobBorrows<S> {
+        JobBorrows {
+            inner,
+            max_attempts: self.max_attempts,
+        }
+    }
+}
+
+/// The service [`JobBorrowsLayer`] makes.
+#[derive(Clone, Debug)]
+pub struct JobBorrows<S> {
+    inner: S,
+    max_attempts: Option<usize>,
+}
+
+impl<S, A> tower_service::Service<Task<Job<A>>> for JobBorrows<S>
+where
+    S: tower_service::Service<Task<Job<A>>>,
+    S::Future: Send + 'static,
+    S::Response: Send + 'static,
+    S::Error: Into<BoxDynError> + Send + 'static,
+    A: Portable + Send + 'static,
+{
+    type Response = S::Response;
+    type Error = BoxDynError;
+    type Future = BoxFuture<'static, std::result::Result<S::Response, BoxDynError>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<std::result::Result<(), BoxDynError>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, mut task: Task<Job<A>>) -> Self::Future {
+        let ctx = task.ctx().clone();
+        let opened = task.args.open();
+        let max_attempts = self.max_attempts;
+        // The job is called now (a `Service` is called in `call`), and run
+        // below only once its borrows are known to hold.
+        let fut = self.inner.call(task);
+        async move {
+            let (claims, lease, views) = match opened {
+                Ok(opened) => opened,
+                Err((claims, e)) => {
+                    // Nothing can run this job: it is killed, and its
+                    // borrows end now.
+                    drop(fut);
+                    ctx.raw_status().store(Status::Killed);
+                    end_claims(&claims).await;
+                    return Err(Box::new(AbortError::new(e)) as BoxDynError);
+                }
+            };
+            if let Err(e) = renew_claims(&claims, lease).await {
+                // A borrow of the job has ended (its lease ran out while no
+                // worker held it, or an earlier delivery reached the final
+                // outcome): the job cannot run as it was submitted.
+                drop(fut);
+                views.end_borrows();
+                ctx.raw_status().store(Status::Killed);
+                end_claims(&claims).await;
+                return Err(Box::new(AbortError::new(e)) as BoxDynError);
+            }
+            let attempt = AssertUnwindSafe(fut).catch_unwind();
+            let renewing = async {
+                loop {
+                    tokio::time::sleep(lease / 3).await;
+                    if let Err(e) = renew_claims(&claims, lease).await {
+                        tracing::warn!(error = %e, "a running job's borrow has ended");
+                    }
+                }
+            };
+            futures::pin_mut!(attempt, renewing);
+            let out = match futures::future::select(attempt, renewing).await {
+                futures::future::Either::Left((out, _)) => out,
+                futures::future::Either::Right(((), attempt)) => attempt.await,
+            };
+            // This attempt's views are invalid from here on (they never
+            // release: the claims are the job's).
+            views.end_borrows();
+            let _ = views.flush().await;
+            let res: std::result::Result<S::Response, BoxDynError> = match out {
+                Ok(Err(e))
+                    if max_attempts.is_some_and(|n| ctx.attempt() >= n)
+                        && matches!(ctx.status(), Status::Failed | Status::Pending) =>
+                {
+                    // The last attempt this layer allows.
+                    ctx.raw_status().store(Status::Killed);
+                    Err(Box::new(AbortError::new(e)))
+                }
+                Ok(r) => r.map_err(Into::into),
+                Err(p) => {
+                    ctx.raw_status().store(Status::Killed);
+                    Err(Box::new(AbortError::new(Error::TaskPanicked {
+                        message: panic_message(&*p),
+                    })))
+                }
+            };
+            if is_final(&ctx.status(), ctx.attempt()) {
+                // Before the outcome is recorded: once the queue says the
+                // job is over, its borrows are.
+                end_claims(&claims).await;
+            }
+            res
+        }
+        .boxed()
+    }
+}
