@@ -200,6 +200,9 @@
 //!   its tokio I/O stack. Without it `redis://` URLs are
 //!   [`Error::InvalidUrl`].
 //! - `rayon`: [`submit_blocking`] on a rayon `ThreadPool`.
+//! - `apalis`: `submit::apalis`, jobs for apalis 1.0 workers on the
+//!   apalis-redis backend whose arguments carry borrows that end with the
+//!   job (reader borrows so far; a first version).
 //!
 //! # Further reading
 //!
