@@ -346,6 +346,30 @@ async fn a_job_whose_borrow_ran_out_is_killed_without_running() {
 
 /// A job that gives up (`AbortError`: killed, never retried) ends its
 /// borrow.
+/// A borrow of a store whose tickets no worker can renew (a file store)
+/// is refused with a clear error before anything is pushed, and the
+/// refused borrow ends at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_borrow_of_a_file_store_is_refused_and_ends() {
+    let mut s = setup().await;
+    let dir = std::env::temp_dir().join(unique_name("apalis-file"));
+    let files = Store::open(&format!("file://{}", dir.display())).unwrap();
+    let owner = files.owned_proxy(vec![5u64, 6]).unwrap();
+    let storage: &mut Storage = &mut s.storage;
+    match submit_job(storage, borrow(&owner).unwrap()).await {
+        Err(Error::Malformed { what, reason }) => {
+            assert_eq!(what, "job argument");
+            assert!(reason.contains("file://"), "{reason}");
+        }
+        other => panic!("expected the borrow to be refused, got {other:?}"),
+    }
+    files.flush().unwrap();
+    drop(mut_borrow(&owner).expect("the refused borrow ended"));
+    drop(owner);
+    drop(files);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_job_ends_its_borrow() {
     let mut s = setup().await;

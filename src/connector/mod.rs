@@ -470,6 +470,15 @@ pub trait Connector: Send + Sync + 'static {
         self.issue_ticket_async(key, ticket, claim)
     }
 
+    /// Whether [`renew_ticket_async`](Connector::renew_ticket_async) moves a
+    /// ticket's deadline and
+    /// [`issue_ticket_for_async`](Connector::issue_ticket_for_async) honours
+    /// its lease (the Redis store): what a job's borrows need. Default:
+    /// false.
+    fn renews_tickets(&self) -> bool {
+        false
+    }
+
     /// Moves the deadline of the unredeemed ticket `ticket` to `lease` from
     /// now (the store's clock); [`Error::TicketRedeemed`] if it is not in
     /// flight any more. Default: nothing to move (stores whose tickets have

@@ -342,6 +342,10 @@ impl Connector for RedisConnector {
         })
     }
 
+    fn renews_tickets(&self) -> bool {
+        true
+    }
+
     fn renew_ticket_async(
         &self,
         key: Key,

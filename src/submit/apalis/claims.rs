@@ -87,6 +87,18 @@ impl HandOver {
             async move {
                 let mut b = b;
                 let core = b.core();
+                if !core.store().connector().renews_tickets() {
+                    // Refused before anything changes: `b` is dropped,
+                    // and the borrow ends.
+                    return Err(Error::Malformed {
+                        what: "job argument",
+                        reason: format!(
+                            "a borrow of {} cannot go to a job: a job's borrows need a store \
+                             whose tickets a worker renews (redis:// or redis+cluster://)",
+                            core.store().url()
+                        ),
+                    });
+                }
                 let store = core.store().config().clone();
                 let key = *core.key();
                 let kind = core.claim().kind;

@@ -65,8 +65,8 @@
 //! is killed when it is next delivered, without running.
 //!
 //! Not yet supported (refused with [`Error::Malformed`]): mutable borrows
-//! and owners among a job's arguments. Jobs need a Redis store: the other
-//! stores do not renew tickets.
+//! and owners among a job's arguments, and borrows of a store that is
+//! not a Redis store (the others do not renew tickets).
 //!
 //! [apalis]: https://docs.rs/apalis
 //! [`AbortError`]: apalis_core::error::AbortError
@@ -293,7 +293,8 @@ where
 /// # Errors
 ///
 /// [`Error::Malformed`] for arguments a job cannot carry yet (a
-/// `RefMutProxy`, an `OwnedProxy`), the store's errors from handing a
+/// `RefMutProxy`, an `OwnedProxy`, a borrow of a memory or file store),
+/// the store's errors from handing a
 /// borrow over, and [`Error::Connector`] (naming the queue) if the push
 /// fails. On any error the borrows handed over so far end before it is
 /// returned.
