@@ -109,40 +109,37 @@ impl<'a, W: Word> Table<'a, W> {
     /// A slot's word `field`, if `o` is a slot of this table.
     #[inline]
     pub(crate) fn slot(&self, o: u32, field: usize) -> Result<&W, Fail> {
-        if o >= self.l.slots {
-            return Err(Fail::Damaged(format!("object slot {o} is out of range")));
-        }
-        Ok(self.at(self.l.slot(o, field)))
+        Ok(&self.slot_words(o)?[field])
     }
 
     /// An entry's word `field`, if `e` is an entry of this table.
     #[inline]
     pub(crate) fn entry(&self, e: u32, field: usize) -> Result<&W, Fail> {
-        if e >= self.l.entries {
-            return Err(Fail::Damaged(format!("claim entry {e} is out of range")));
+        Ok(&self.entry_words(e)?[field])
+    }
+
+    /// The `N` words from `at`, if `inside` (the item is in the table).
+    #[inline(always)]
+    fn words<const N: usize>(&self, at: usize, inside: bool) -> Option<&[W; N]> {
+        if !inside {
+            return None;
         }
-        Ok(self.at(self.l.entry(e, field)))
+        self.w.get(at..at + N)?.try_into().ok()
     }
 
     /// The words of slot `o`, if it is a slot of this table (one bounds
     /// check for all of them).
     #[inline]
     fn slot_words(&self, o: u32) -> Result<&[W; SLOT_WORDS], Fail> {
-        let at = self.l.slot(o, 0);
-        match self.w.get(at..at + SLOT_WORDS) {
-            Some(words) if o < self.l.slots => Ok(words.try_into().expect("SLOT_WORDS long")),
-            _ => Err(Fail::Damaged(format!("object slot {o} is out of range"))),
-        }
+        self.words(self.l.slot(o, 0), o < self.l.slots)
+            .ok_or_else(|| Fail::Damaged(format!("object slot {o} is out of range")))
     }
 
     /// The words of entry `e`, if it is an entry of this table.
     #[inline]
     fn entry_words(&self, e: u32) -> Result<&[W; ENTRY_WORDS], Fail> {
-        let at = self.l.entry(e, 0);
-        match self.w.get(at..at + ENTRY_WORDS) {
-            Some(words) if e < self.l.entries => Ok(words.try_into().expect("ENTRY_WORDS long")),
-            _ => Err(Fail::Damaged(format!("claim entry {e} is out of range"))),
-        }
+        self.words(self.l.entry(e, 0), e < self.l.entries)
+            .ok_or_else(|| Fail::Damaged(format!("claim entry {e} is out of range")))
     }
 
     /// A process record's word `field`.
