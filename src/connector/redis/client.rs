@@ -59,6 +59,11 @@ pub(super) fn connector_error(
     }
 }
 
+/// A duration as the script takes it: whole milliseconds, at least one.
+pub(super) fn millis(d: Duration) -> String {
+    d.as_millis().max(1).to_string()
+}
+
 impl Inner {
     pub(super) fn keys(&self, key: &Key) -> [String; 5] {
         let mut base = String::with_capacity(self.namespace.len() + 40);
@@ -89,7 +94,7 @@ impl Inner {
 
     /// The lease in milliseconds, as the script takes it.
     pub(super) fn lease_ms(&self) -> String {
-        self.lease.as_millis().max(1).to_string()
+        millis(self.lease)
     }
 
     fn enqueue(&self, req: Request) -> Result<()> {

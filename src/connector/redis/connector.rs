@@ -334,7 +334,7 @@ impl Connector for RedisConnector {
         lease: Duration,
     ) -> BoxFuture<'_, Result<()>> {
         Box::pin(async move {
-            let ms = lease.as_millis().max(1).to_string();
+            let ms = super::client::millis(lease);
             let status = self
                 .run_async(self.issue_call_for(&key, ticket, claim, &ms))
                 .await?;
@@ -353,7 +353,7 @@ impl Connector for RedisConnector {
         lease: Duration,
     ) -> BoxFuture<'_, Result<()>> {
         Box::pin(async move {
-            let ms = lease.as_millis().max(1).to_string();
+            let ms = super::client::millis(lease);
             let status = self.run_async(self.renew_call(&key, ticket, &ms)).await?;
             self.renew_done(&key, ticket, &status)
         })
