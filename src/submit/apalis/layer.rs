@@ -90,9 +90,7 @@ where
                     // Nothing can run this job: it is killed, and its
                     // borrows end now.
                     drop(fut);
-                    ctx.raw_status().store(Status::Killed);
-                    end_claims(&claims).await;
-                    return Err(Box::new(AbortError::new(e)) as BoxDynError);
+                    return kill(&ctx, &claims, e).await;
                 }
             };
             if let Err(e) = renew_claims(&claims, lease).await {
@@ -101,9 +99,7 @@ where
                 // outcome): the job cannot run as it was submitted.
                 drop(fut);
                 views.end_borrows();
-                ctx.raw_status().store(Status::Killed);
-                end_claims(&claims).await;
-                return Err(Box::new(AbortError::new(e)) as BoxDynError);
+                return kill(&ctx, &claims, e).await;
             }
             let attempt = AssertUnwindSafe(fut).catch_unwind();
             let renewing = async {
@@ -149,4 +145,17 @@ where
         }
         .boxed()
     }
+}
+
+/// Kills a job that cannot run as it was submitted (`e` says why): its
+/// status is `Killed`, so the queue does not retry it, and its borrows end
+/// now.
+async fn kill<R>(
+    ctx: &apalis_core::task::ExecutionContext,
+    claims: &[JobClaim],
+    e: Error,
+) -> std::result::Result<R, BoxDynError> {
+    ctx.raw_status().store(Status::Killed);
+    end_claims(claims).await;
+    Err(Box::new(AbortError::new(e)))
 }
