@@ -22,6 +22,7 @@ use apalis_redis::{Config, ConnectionLike, RedisStorage};
 use borrowstore::submit::apalis::{
     Job, JobBorrowsLayer, cluster_queue, submit_job, submit_job_for,
 };
+use borrowstore::submit::remote::Portable;
 use borrowstore::{
     Error, Key, OwnedProxy, RefProxy, Store, borrow, borrow_async, mut_borrow, mut_borrow_async,
 };
@@ -135,8 +136,14 @@ where
 
 /// Waits (up to 60 s) until apalis has recorded an outcome of job `id`
 /// with `status`, and returns it.
-async fn recorded<C>(storage: &mut Storage<C>, id: &TaskId, status: Status) -> TaskResult<u64>
+async fn recorded<A, C>(
+    storage: &mut RedisStorage<Job<A>, C>,
+    id: &TaskId,
+    status: Status,
+) -> TaskResult<u64>
 where
+    A: Portable + Send + Sync + Unpin + 'static,
+    A::Wire: Send + Sync + Unpin + 'static,
     C: ConnectionLike + Send + Sync + Clone + Unpin + 'static,
 {
     let mut last = Vec::new();
@@ -411,6 +418,134 @@ async fn a_panicking_job_ends_its_borrow() {
     assert!(!worker.is_finished(), "the worker survives the panic");
     worker.abort();
     assert_over(s);
+}
+
+/// A job whose argument is an owner: its object belongs to the job.
+type OwnerStorage = RedisStorage<Job<OwnedProxy<Vec<u64>>>>;
+
+/// The job of an owner: sums the object; a failing attempt first checks
+/// that the owner cannot leave the job.
+async fn owned_sum(
+    job: Job<OwnedProxy<Vec<u64>>>,
+    script: Data<Script>,
+) -> Result<u64, BoxDynError> {
+    let owner = job.into_args()?;
+    let total: u64 = OwnedProxy::resolve_async(&owner).await?.iter().sum();
+    script.seen.lock().unwrap().push((total, 0));
+    let attempt = script.attempts.fetch_add(1, Ordering::SeqCst) + 1;
+    if attempt <= script.fail_first {
+        return match OwnedProxy::into_ticket(owner) {
+            Err(Error::ClaimLost { .. }) => Err(format!("attempt {attempt} fails").into()),
+            other => Err(AbortError::new(format!("the owner left the job: {other:?}")).into()),
+        };
+    }
+    Ok(total)
+}
+
+/// Moves `s`'s owner into a job on a queue of `s`'s config; the owner's
+/// object is the job's from then on.
+async fn submit_owner(s: &mut Setup) -> (OwnerStorage, TaskId) {
+    let owner = std::mem::replace(&mut s.owner, s.store.owned_proxy(Vec::new()).unwrap());
+    let conn = apalis_redis::connect(s._server.base_url()).await.unwrap();
+    let mut storage: OwnerStorage =
+        RedisStorage::new(conn).with_config(s.storage.get_config().clone());
+    let id = submit_job(&mut storage, owner).await.unwrap();
+    s.store.flush().unwrap();
+    assert!(
+        s.store.exists(&s.key).unwrap(),
+        "the queued job owns the object"
+    );
+    (storage, id)
+}
+
+fn start_owner_worker(
+    storage: &OwnerStorage,
+    script: &Script,
+    layer: JobBorrowsLayer,
+) -> tokio::task::JoinHandle<()> {
+    let worker = WorkerBuilder::new(unique_name("worker"))
+        .backend(storage.clone())
+        .layer(layer)
+        .data(script.clone())
+        .build(owned_sum);
+    tokio::spawn(async move {
+        let _ = worker.run().await;
+    })
+}
+
+/// An owner moved into a job: the object outlives the submitter's handle
+/// and a failed attempt (the retry reads it again; the job's function
+/// could not turn its owner into a ticket), and is evicted when the job
+/// succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_owner_moved_into_a_job_lives_until_the_job_succeeds() {
+    let mut s = setup().await;
+    let (mut storage, id) = submit_owner(&mut s).await;
+    let script = Script {
+        fail_first: 1,
+        ..Script::default()
+    };
+    let worker = start_owner_worker(&storage, &script, JobBorrowsLayer::new());
+
+    let done = recorded(&mut storage, &id, Status::Done).await;
+    assert_eq!(done.result, Ok(10));
+    assert_eq!(done.attempt, 2);
+    assert_eq!(*script.seen.lock().unwrap(), vec![(10, 0), (10, 0)]);
+    s.store.flush().unwrap();
+    assert!(
+        !s.store.exists(&s.key).unwrap(),
+        "the job's end evicts its object"
+    );
+    worker.abort();
+    drop(s.owner);
+    s.store.flush().unwrap();
+    borrowstore_testkit::assert_empty(&s.store);
+}
+
+/// An owner moved into a job whose attempts are exhausted: its object is
+/// evicted with the job's final failure.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_owner_moved_into_a_job_is_evicted_when_its_attempts_are_exhausted() {
+    let mut s = setup().await;
+    let (mut storage, id) = submit_owner(&mut s).await;
+    let script = Script {
+        fail_first: usize::MAX,
+        ..Script::default()
+    };
+    let worker = start_owner_worker(&storage, &script, JobBorrowsLayer::new().max_attempts(2));
+
+    let dead = recorded(&mut storage, &id, Status::Killed).await;
+    assert_eq!(dead.attempt, 2, "{:?}", dead.result);
+    s.store.flush().unwrap();
+    assert!(
+        !s.store.exists(&s.key).unwrap(),
+        "the job's end evicts its object"
+    );
+    worker.abort();
+    drop(s.owner);
+    s.store.flush().unwrap();
+    borrowstore_testkit::assert_empty(&s.store);
+}
+
+/// An owner of a file store cannot go to a job: a clear error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_owner_of_a_file_store_is_refused() {
+    let s = setup().await;
+    let dir = std::env::temp_dir().join(unique_name("apalis-file-owner"));
+    let files = Store::open(&format!("file://{}", dir.display())).unwrap();
+    let owner = files.owned_proxy(vec![5u64, 6]).unwrap();
+    let conn = apalis_redis::connect(s._server.base_url()).await.unwrap();
+    let mut storage: OwnerStorage =
+        RedisStorage::new(conn).with_config(s.storage.get_config().clone());
+    match submit_job(&mut storage, owner).await {
+        Err(Error::Malformed { what, reason }) => {
+            assert_eq!(what, "job argument");
+            assert!(reason.contains("file://"), "{reason}");
+        }
+        other => panic!("expected the owner to be refused, got {other:?}"),
+    }
+    drop(files);
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// On a Redis Cluster (the store's objects and the queue both on it, the

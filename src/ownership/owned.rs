@@ -89,6 +89,16 @@ impl<T: Storable> OwnedProxy<T> {
         }
     }
 
+    /// A view of the owner claim `claim`, which something else holds (an
+    /// apalis job's ticket): it reads and publishes like the owner, but
+    /// dropping it evicts nothing, and it cannot become a ticket.
+    pub(crate) fn job_view(store: Store, key: Key, claim: Claim) -> Result<Self> {
+        let obj = Object::attach(store, key)?;
+        let mut owner = OwnedProxy::from_parts(obj, claim, None);
+        owner.live = false;
+        Ok(owner)
+    }
+
     /// The object's key. An associated function (`OwnedProxy::key(&o)`), so
     /// it never hides a method of `T`.
     ///

@@ -401,6 +401,8 @@ impl<T: Storable> OwnedProxy<T> {
     ///
     /// [`Error::Connector`] if the store cannot be reached; the owner is
     /// consumed, and its claim is released as if it had been dropped.
+    /// [`Error::ClaimLost`] for the owner an apalis job hands its function
+    /// (the object belongs to the job and cannot leave it).
     ///
     /// ```
     /// use borrowstore::{OwnedProxy, OwnerTicket, Store};
@@ -417,6 +419,7 @@ impl<T: Storable> OwnedProxy<T> {
     /// # Ok(()) }
     /// ```
     pub fn into_ticket(mut this: Self) -> Result<OwnerTicket<T>> {
+        owner_can_leave(&this)?;
         let wire = TicketWire::issue::<T>(&this.obj, this.claim)?;
         this.live = false;
         Ok(OwnerTicket::new(wire))
@@ -429,9 +432,20 @@ impl<T: Storable> OwnedProxy<T> {
     /// Dropping the future drops the owner, which evicts the object: a
     /// ticket already issued can then no longer be redeemed.
     pub async fn into_ticket_async(mut this: Self) -> Result<OwnerTicket<T>> {
+        owner_can_leave(&this)?;
         let wire = TicketWire::issue_async::<T>(this.obj.clone(), this.claim).await?;
         this.live = false;
         Ok(OwnerTicket::new(wire))
+    }
+}
+
+/// Refuses to issue a ticket for a view of an owner claim that something
+/// else holds (an apalis job's owner): it is not this handle's to give.
+fn owner_can_leave<T>(owner: &OwnedProxy<T>) -> Result<()> {
+    if owner.live {
+        Ok(())
+    } else {
+        Err(Error::ClaimLost { key: owner.obj.key })
     }
 }
 

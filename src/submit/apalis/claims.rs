@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::key::{ClaimId, Key};
-use crate::ownership::Borrowed;
-use crate::state::ClaimKind;
+use crate::ownership::{Borrowed, OwnedProxy};
+use crate::state::{Claim, ClaimKind};
 use crate::store::{Store, StoreConfig};
 
 /// A borrow handed over to a job: where its claim is, and the ticket that
@@ -87,31 +87,15 @@ impl HandOver {
             async move {
                 let mut b = b;
                 let core = b.core();
-                if !core.store().connector().renews_tickets() {
-                    // Refused before anything changes: `b` is dropped,
-                    // and the borrow ends.
-                    return Err(Error::Malformed {
-                        what: "job argument",
-                        reason: format!(
-                            "a borrow of {} cannot go to a job: a job's borrows need a store \
-                             whose tickets a worker renews (redis:// or redis+cluster://)",
-                            core.store().url()
-                        ),
-                    });
-                }
+                // Refused before anything changes: `b` is dropped, and the
+                // borrow ends.
+                renews_tickets(core.store())?;
                 let store = core.store().config().clone();
                 let key = *core.key();
                 let kind = core.claim().kind;
                 let ticket = b
                     .core_mut()
-                    .hand_over_async(|obj, claim| async move {
-                        let ticket = ClaimId::random();
-                        obj.store
-                            .connector()
-                            .issue_ticket_for_async(obj.key, ticket, claim, lease)
-                            .await?;
-                        Ok(ticket)
-                    })
+                    .hand_over_async(|obj, claim| issue(obj.store.clone(), obj.key, claim, lease))
                     .await?;
                 Ok(JobClaim {
                     store,
@@ -124,7 +108,57 @@ impl HandOver {
         }))
     }
 
+    /// An owner moved into a job: its claim goes to a ticket of the job,
+    /// so the object lives until the job's final outcome. On a failure the
+    /// owner is dropped, as a moved value is, which evicts the object.
+    pub(crate) fn owner<T: crate::codec::Storable>(owner: OwnedProxy<T>) -> HandOver {
+        HandOver(Box::new(move |lease| {
+            async move {
+                let mut owner = owner;
+                renews_tickets(&owner.obj.store)?;
+                let ticket =
+                    issue(owner.obj.store.clone(), owner.obj.key, owner.claim, lease).await?;
+                // The ticket holds the claim now: the handle must not end it.
+                owner.live = false;
+                Ok(JobClaim {
+                    store: owner.obj.store.config().clone(),
+                    key: owner.obj.key,
+                    kind: owner.claim.kind,
+                    ticket,
+                })
+            }
+            .boxed()
+        }))
+    }
+
     pub(super) async fn run(self, lease: Duration) -> Result<JobClaim> {
         (self.0)(lease).await
     }
+}
+
+/// A job's claims need tickets that a worker renews: [`Error::Malformed`]
+/// for a store whose tickets nobody renews (memory, file).
+fn renews_tickets(store: &Store) -> Result<()> {
+    if store.connector().renews_tickets() {
+        return Ok(());
+    }
+    Err(Error::Malformed {
+        what: "job argument",
+        reason: format!(
+            "a borrow of {} cannot go to a job: a job's borrows need a store \
+             whose tickets a worker renews (redis:// or redis+cluster://)",
+            store.url()
+        ),
+    })
+}
+
+/// Issues a ticket of a job for `claim` of the object `key`, lasting
+/// `lease`.
+async fn issue(store: Store, key: Key, claim: Claim, lease: Duration) -> Result<ClaimId> {
+    let ticket = ClaimId::random();
+    store
+        .connector()
+        .issue_ticket_for_async(key, ticket, claim, lease)
+        .await?;
+    Ok(ticket)
 }

@@ -3,7 +3,8 @@
 //!
 //! [`submit_job`] pushes a [`Job`] onto an apalis-redis queue. Its
 //! arguments cross as [`submit::remote`](super::remote) arguments do —
-//! a [`RefProxy`](crate::RefProxy) as a view of its claim — but the claims
+//! a [`RefProxy`](crate::RefProxy) as a view of its claim, an owner as a
+//! view of its owner claim (see [Owners](#owners)) — but the claims
 //! do not stay with the submitter: each one is handed over to a ticket that
 //! belongs to the job, so a submitter that does not wait, or exits, ends
 //! nothing. A worker built with [`JobBorrowsLayer`] reads through views of
@@ -64,13 +65,27 @@
 //! them every third of that lease. A job whose borrows have ended that way
 //! is killed when it is next delivered, without running.
 //!
+//! # Owners
+//!
+//! An [`OwnedProxy`](crate::OwnedProxy) among a job's arguments moves its
+//! object into the job: the owner claim goes to a ticket of the job, like
+//! a borrow's, and the object is evicted when the job reaches its final
+//! outcome (succeeded, killed, or out of attempts) — not while a retry is
+//! pending. Each attempt's function gets an `OwnedProxy` that reads the
+//! object and may borrow it, but dropping it evicts nothing, and it cannot
+//! leave the job ([`OwnedProxy::into_ticket`](crate::OwnedProxy::into_ticket)
+//! is refused with [`Error::ClaimLost`]). An
+//! object that must outlive the job is lent to it (a `RefProxy`), not
+//! moved.
+//!
 //! Not yet supported (refused with [`Error::Malformed`]): mutable borrows
-//! and owners among a job's arguments, and borrows of a store that is
-//! not a Redis store (the others do not renew tickets).
+//! among a job's arguments, and borrows or owners of a store that is not
+//! a Redis store (the others do not renew tickets).
 //!
 //! [apalis]: https://docs.rs/apalis
 //! [`AbortError`]: apalis_core::error::AbortError
 //! [`Error::Malformed`]: crate::Error::Malformed
+//! [`Error::ClaimLost`]: crate::Error::ClaimLost
 
 use std::fmt;
 use std::sync::{Arc, Mutex};
@@ -293,11 +308,12 @@ where
 /// # Errors
 ///
 /// [`Error::Malformed`] for arguments a job cannot carry yet (a
-/// `RefMutProxy`, an `OwnedProxy`, a borrow of a memory or file store),
+/// `RefMutProxy`, a borrow or owner of a memory or file store),
 /// the store's errors from handing a
 /// borrow over, and [`Error::Connector`] (naming the queue) if the push
 /// fails. On any error the borrows handed over so far end before it is
-/// returned.
+/// returned, and owners among the arguments are dropped as moved values
+/// are, which evicts their objects.
 ///
 /// # Cancel safety
 ///

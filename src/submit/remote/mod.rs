@@ -47,7 +47,7 @@
 //! |---|---|---|
 //! | [`RefProxy<T>`] | a view of the submitter's shared borrow | a `RefProxy<T>` that never releases and reads [`Error::ClaimLost`] after the task |
 //! | [`RefMutProxy<T>`] | a view of the submitter's mutable borrow (its local changes are published first) | a `RefMutProxy<T>` that publishes under the submitter's claim until the task ends |
-//! | [`OwnedProxy<T>`] | an [`OwnerTicket`] | the owner, redeemed |
+//! | [`OwnedProxy<T>`] | an [`OwnerTicket`] ([`OwnerWire::Ticket`]) | the owner, redeemed |
 //! | [`Proxy<T>`] | the proxy | the proxy |
 //! | [`Plain<T>`], numbers, `bool`, `char`, `String` | the value (serde) | the value |
 //! | `()`, tuples of up to 12, `Vec`, `Option`, `Box`, arrays | their elements | their elements |
@@ -72,5 +72,5 @@ mod serve;
 mod wire;
 
 pub use call::RemoteCall;
-pub use portable::{ClaimView, Export, Import, Portable};
+pub use portable::{ClaimView, Export, Import, OwnerWire, Portable};
 pub use serve::{serve, serve_async};

@@ -288,16 +288,39 @@ impl<T: Storable> Portable for RefMutProxy<T> {
     }
 }
 
-impl<T: Storable> Portable for OwnedProxy<T> {
-    type Wire = OwnerTicket<T>;
+/// An owner in flight: to a remote task, a ticket that the task redeems;
+/// to an apalis job, a view of the owner claim that the job's ticket holds
+/// (see [`submit::apalis`](crate::submit::apalis), feature `apalis`).
+#[derive(Serialize, Deserialize)]
+#[serde(bound = "")]
+pub enum OwnerWire<T> {
+    /// Redeemed by the other side, which then owns the object.
+    Ticket(OwnerTicket<T>),
+    /// A view of an owner claim that a job holds: the object lives as long
+    /// as the job.
+    Job(ClaimView),
+}
 
-    fn export(self, out: &mut Export) -> Result<OwnerTicket<T>> {
+impl<T> std::fmt::Debug for OwnerWire<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OwnerWire::Ticket(t) => f.debug_tuple("Ticket").field(t).finish(),
+            OwnerWire::Job(v) => f.debug_tuple("Job").field(v).finish(),
+        }
+    }
+}
+
+impl<T: Storable> Portable for OwnedProxy<T> {
+    type Wire = OwnerWire<T>;
+
+    fn export(self, out: &mut Export) -> Result<OwnerWire<T>> {
         #[cfg(feature = "apalis")]
-        if out.job.is_some() {
-            return Err(Error::malformed(
-                "job arguments",
-                "an OwnedProxy cannot be moved into an apalis job (borrow it instead)",
-            ));
+        if let Some(job) = &mut out.job {
+            let view = ClaimView::new::<T>(OwnedProxy::store(&self), self.obj.key, self.claim);
+            let store = OwnedProxy::store(&self).clone();
+            job.push(crate::submit::apalis::claims::HandOver::owner(self));
+            out.store(&store);
+            return Ok(OwnerWire::Job(view));
         }
         let ticket = OwnedProxy::into_ticket(self)?;
         let bytes = ticket.to_bytes()?;
@@ -311,13 +334,23 @@ impl<T: Storable> Portable for OwnedProxy<T> {
                 }
             }
         }));
-        Ok(ticket)
+        Ok(OwnerWire::Ticket(ticket))
     }
 
-    fn import(wire: OwnerTicket<T>, into: &mut Import) -> Result<Self> {
-        let owner = wire.redeem()?;
-        into.store(OwnedProxy::store(&owner));
-        Ok(owner)
+    fn import(wire: OwnerWire<T>, into: &mut Import) -> Result<Self> {
+        match wire {
+            OwnerWire::Ticket(t) => {
+                let owner = t.redeem()?;
+                into.store(OwnedProxy::store(&owner));
+                Ok(owner)
+            }
+            OwnerWire::Job(view) => {
+                let store = view.open::<T>(ClaimKind::Owner)?;
+                let owner = OwnedProxy::job_view(store.clone(), view.key, view.claim)?;
+                into.store(&store);
+                Ok(owner)
+            }
+        }
     }
 }
 
