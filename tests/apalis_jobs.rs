@@ -24,7 +24,8 @@ use borrowstore::submit::apalis::{
 };
 use borrowstore::submit::remote::Portable;
 use borrowstore::{
-    Error, Key, OwnedProxy, RefProxy, Store, borrow, borrow_async, mut_borrow, mut_borrow_async,
+    Error, Key, OwnedProxy, RefMutProxy, RefProxy, Store, borrow, borrow_async, mut_borrow,
+    mut_borrow_async, update_async,
 };
 use borrowstore_testkit::redis_cluster::RedisCluster;
 use borrowstore_testkit::redis_server::RedisServer;
@@ -43,6 +44,11 @@ struct Script {
     panic: bool,
     /// How long each attempt takes.
     takes: Duration,
+    /// Stall (for an hour) at the start of the first this many attempts:
+    /// a time-out layer inside the worker's `JobBorrowsLayer` ends them.
+    stall_first: usize,
+    /// Attempts that started.
+    started: Arc<AtomicUsize>,
     /// Do not count the object's readers (inspection returns every claim:
     /// with a thousand jobs, a thousand inspections would load the server).
     skip_inspect: bool,
@@ -53,6 +59,9 @@ struct Script {
 
 async fn sum(job: Job<RefProxy<Vec<u64>>>, script: Data<Script>) -> Result<u64, BoxDynError> {
     let v = job.into_args()?;
+    if script.started.fetch_add(1, Ordering::SeqCst) < script.stall_first {
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+    }
     tokio::time::sleep(script.takes).await;
     let total: u64 = v.iter().sum();
     let readers = if script.skip_inspect {
@@ -546,6 +555,236 @@ async fn an_owner_of_a_file_store_is_refused() {
     }
     drop(files);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// [`start_worker_with`], with a `tower` time-out of `limit` per attempt
+/// inside the layer (as the module docs ask).
+fn start_timed_worker(
+    storage: &Storage,
+    script: &Script,
+    layer: JobBorrowsLayer,
+    limit: Duration,
+) -> tokio::task::JoinHandle<()> {
+    let worker = WorkerBuilder::new(unique_name("worker"))
+        .backend(storage.clone())
+        .layer(layer)
+        .layer(tower::timeout::TimeoutLayer::new(limit))
+        .data(script.clone())
+        .build(sum);
+    tokio::spawn(async move {
+        let _ = worker.run().await;
+    })
+}
+
+/// An attempt that times out (a `tower` time-out inside the layer drops
+/// it) is a failure that apalis-redis retries: the retry reads under the
+/// same borrow, which ends when it succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timed_out_attempt_is_retried_under_its_borrow() {
+    let mut s = setup().await;
+    let id = submit(&mut s).await;
+    let script = Script {
+        stall_first: 1,
+        ..Script::default()
+    };
+    let worker = start_timed_worker(
+        &s.storage,
+        &script,
+        JobBorrowsLayer::new(),
+        Duration::from_millis(500),
+    );
+
+    let done = recorded(&mut s.storage, &id, Status::Done).await;
+    assert_eq!(done.result, Ok(10));
+    assert_eq!(done.attempt, 2, "the timed-out attempt was the first");
+    assert_eq!(script.started.load(Ordering::SeqCst), 2);
+    assert_eq!(
+        *script.seen.lock().unwrap(),
+        vec![(10, 1)],
+        "the retry reads under the job's borrow"
+    );
+    worker.abort();
+    assert_over(s);
+}
+
+/// A job whose last attempt times out is dead, and its borrow ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_whose_last_attempt_times_out_ends_its_borrow() {
+    let mut s = setup().await;
+    let id = submit(&mut s).await;
+    let script = Script {
+        stall_first: usize::MAX,
+        ..Script::default()
+    };
+    let worker = start_timed_worker(
+        &s.storage,
+        &script,
+        JobBorrowsLayer::new().max_attempts(1),
+        Duration::from_millis(500),
+    );
+
+    let dead = recorded(&mut s.storage, &id, Status::Killed).await;
+    assert_eq!(dead.attempt, 1);
+    assert!(
+        dead.result.as_ref().is_err_and(|e| e.contains("timed out")),
+        "{:?}",
+        dead.result
+    );
+    assert_over(s);
+    worker.abort();
+}
+
+/// A job whose argument is a mutable borrow.
+type WriterStorage = RedisStorage<Job<RefMutProxy<Vec<u64>>>>;
+
+/// The job of a writer: records the sum it found and the length of the
+/// stored value after its `update_async` (which a job's writer stages:
+/// nothing is published before the job succeeds), then appends a 0 that
+/// its drop publishes. Fails, or panics, as `script` says.
+async fn append(job: Job<RefMutProxy<Vec<u64>>>, script: Data<Script>) -> Result<u64, BoxDynError> {
+    let mut w = job.into_args()?;
+    let found: u64 = RefMutProxy::resolve_async(&w).await?.iter().sum();
+    let attempt = script.attempts.fetch_add(1, Ordering::SeqCst) + 1;
+    w.push(100 + attempt as u64);
+    update_async(&mut w).await?;
+    let stored: Vec<u64> = RefMutProxy::store(&w)
+        .get_async(RefMutProxy::key(&w))
+        .await?
+        .unwrap_or_default();
+    let own = RefMutProxy::resolve_async(&w).await?.last().copied();
+    assert_eq!(own, Some(100 + attempt as u64), "a writer reads its change");
+    script
+        .seen
+        .lock()
+        .unwrap()
+        .push((found, stored.len() as u32));
+    w.push(0);
+    if script.panic {
+        panic!("the writer panics");
+    }
+    if attempt <= script.fail_first {
+        return Err(format!("attempt {attempt} fails").into());
+    }
+    Ok(attempt as u64)
+}
+
+/// Hands a mutable borrow of `s`'s object, with `change` pushed onto it,
+/// to a job on a queue of `s`'s config, and starts a worker for it.
+/// Returns the storage, the job, the worker and the object's version
+/// after the hand-over.
+async fn submit_writer(
+    s: &mut Setup,
+    change: u64,
+    script: &Script,
+    layer: JobBorrowsLayer,
+) -> (WriterStorage, TaskId, tokio::task::JoinHandle<()>, u64) {
+    let conn = apalis_redis::connect(s._server.base_url()).await.unwrap();
+    let mut storage: WriterStorage =
+        RedisStorage::new(conn).with_config(s.storage.get_config().clone());
+    let mut w = mut_borrow(&s.owner).unwrap();
+    w.push(change);
+    let id = submit_job(&mut storage, w).await.unwrap();
+    s.store.flush().unwrap();
+    assert!(
+        matches!(borrow(&s.owner), Err(Error::AlreadyMutablyBorrowed { .. })),
+        "the queued job holds the mutable borrow"
+    );
+    let info = s.store.inspect(&s.key).unwrap().unwrap();
+    assert_eq!(
+        s.store.get::<Vec<u64>>(&s.key).unwrap().unwrap(),
+        vec![1, 2, 3, 4, change],
+        "the hand-over publishes the submitter's change"
+    );
+    let worker = WorkerBuilder::new(unique_name("worker"))
+        .backend(storage.clone())
+        .layer(layer)
+        .data(script.clone())
+        .build(append);
+    let worker = tokio::spawn(async move {
+        let _ = worker.run().await;
+    });
+    (storage, id, worker, info.version)
+}
+
+/// A job's mutable borrow publishes once, when the job succeeds: the
+/// failed first attempt's change (its `update_async` and its drop) is
+/// dropped, the retry starts from the value the submitter handed over,
+/// and only the successful attempt's change is published — in one
+/// version, before the borrow ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_writer_publishes_its_change_once_when_the_job_succeeds() {
+    let mut s = setup().await;
+    let script = Script {
+        fail_first: 1,
+        ..Script::default()
+    };
+    let (mut storage, id, worker, version) =
+        submit_writer(&mut s, 5, &script, JobBorrowsLayer::new()).await;
+
+    let done = recorded(&mut storage, &id, Status::Done).await;
+    assert_eq!(done.result, Ok(2));
+    assert_eq!(
+        *script.seen.lock().unwrap(),
+        vec![(15, 5), (15, 5)],
+        "each attempt starts from the handed-over value, which stays stored while it runs"
+    );
+    assert_eq!(
+        s.store.get::<Vec<u64>>(&s.key).unwrap().unwrap(),
+        vec![1, 2, 3, 4, 5, 102, 0],
+        "the successful attempt's change, and only it"
+    );
+    assert_eq!(
+        s.store.inspect(&s.key).unwrap().unwrap().version,
+        version + 1,
+        "published once"
+    );
+    worker.abort();
+    assert_over(s);
+}
+
+/// A job's writer that panics publishes nothing: the object keeps the
+/// version handed over, and the borrow ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_job_writer_publishes_nothing() {
+    let mut s = setup().await;
+    let script = Script {
+        panic: true,
+        ..Script::default()
+    };
+    let (mut storage, id, worker, version) =
+        submit_writer(&mut s, 5, &script, JobBorrowsLayer::new()).await;
+
+    recorded(&mut storage, &id, Status::Killed).await;
+    assert_eq!(
+        s.store.get::<Vec<u64>>(&s.key).unwrap().unwrap(),
+        vec![1, 2, 3, 4, 5]
+    );
+    assert_eq!(s.store.inspect(&s.key).unwrap().unwrap().version, version);
+    worker.abort();
+    assert_over(s);
+}
+
+/// A job's writer whose attempts are exhausted publishes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_job_writer_publishes_nothing() {
+    let mut s = setup().await;
+    let script = Script {
+        fail_first: usize::MAX,
+        ..Script::default()
+    };
+    let (mut storage, id, worker, version) =
+        submit_writer(&mut s, 5, &script, JobBorrowsLayer::new().max_attempts(2)).await;
+
+    let dead = recorded(&mut storage, &id, Status::Killed).await;
+    assert_eq!(dead.attempt, 2);
+    assert_eq!(*script.seen.lock().unwrap(), vec![(15, 5), (15, 5)]);
+    assert_eq!(
+        s.store.get::<Vec<u64>>(&s.key).unwrap().unwrap(),
+        vec![1, 2, 3, 4, 5]
+    );
+    assert_eq!(s.store.inspect(&s.key).unwrap().unwrap().version, version);
+    worker.abort();
+    assert_over(s);
 }
 
 /// On a Redis Cluster (the store's objects and the queue both on it, the

@@ -298,4 +298,12 @@ pub(crate) trait Borrowed: Sized {
         let (core, record) = BorrowCore::view(store, key, claim)?;
         Ok((Self::from_core(core), record))
     }
+
+    /// Makes this handle's publishes go to the returned slot instead of the
+    /// store (a writer an apalis job receives); `None` for a reader, which
+    /// never publishes.
+    #[cfg(feature = "apalis")]
+    fn stage_changes(&mut self) -> Option<crate::ownership::staged::Staged> {
+        None
+    }
 }

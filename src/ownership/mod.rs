@@ -8,6 +8,8 @@ mod object;
 mod owned;
 mod ref_mut;
 mod ref_proxy;
+#[cfg(feature = "apalis")]
+mod staged;
 mod task_guard;
 mod ticket;
 mod waiting;
@@ -16,6 +18,8 @@ pub(crate) use borrow_core::Borrowed;
 pub use owned::{OwnedProxy, clone, clone_async, into_owned, into_owned_async};
 pub use ref_mut::{RefMutProxy, mut_borrow};
 pub use ref_proxy::{RefProxy, borrow};
+#[cfg(feature = "apalis")]
+pub(crate) use staged::Staged;
 pub(crate) use task_guard::TaskClaim;
 pub use ticket::{BorrowTicket, OwnerTicket};
 pub use waiting::{borrow_async, borrow_timeout, mut_borrow_async, mut_borrow_timeout};

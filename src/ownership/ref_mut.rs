@@ -10,6 +10,8 @@ use crate::observe::{self, op_span};
 use crate::ownership::borrow_core::{BorrowCore, Borrowed};
 use crate::ownership::object::{publish_local, publish_local_async};
 use crate::ownership::owned::OwnedProxy;
+#[cfg(feature = "apalis")]
+use crate::ownership::staged::Staged;
 use crate::state::ClaimKind;
 use crate::store::Store;
 
@@ -66,6 +68,10 @@ pub struct RefMutProxy<T: Storable> {
     /// A publish already failed because the borrow is gone store-side
     /// (`ClaimLost`, `KeyNotFound`): `Drop` does not try again.
     lost: bool,
+    /// Set for the borrow an apalis job's function receives: its publishes
+    /// are held back until the job has succeeded.
+    #[cfg(feature = "apalis")]
+    staged: Option<Staged>,
 }
 
 /// Whether a failed publish means the borrow is gone store-side.
@@ -205,6 +211,10 @@ impl<T: Storable> RefMutProxy<T> {
     }
 
     pub(crate) fn publish(this: &mut Self) -> Result<()> {
+        #[cfg(feature = "apalis")]
+        if this.staged.is_some() {
+            return RefMutProxy::stage(this);
+        }
         let local = &mut this.local;
         let r = this.core.while_held(|core| publish_held(core, local));
         if let Err(e) = &r {
@@ -214,6 +224,10 @@ impl<T: Storable> RefMutProxy<T> {
     }
 
     pub(crate) async fn publish_async(this: &mut Self) -> Result<()> {
+        #[cfg(feature = "apalis")]
+        if this.staged.is_some() {
+            return RefMutProxy::stage(this);
+        }
         let held = this.core.hold()?;
         let published =
             publish_local_async(this.core.object(), this.core.claim(), &mut this.local).await;
@@ -226,6 +240,23 @@ impl<T: Storable> RefMutProxy<T> {
                 return Err(e);
             }
         }
+        Ok(())
+    }
+}
+
+#[cfg(feature = "apalis")]
+impl<T: Storable> RefMutProxy<T> {
+    /// A job's borrow "publishes" into its [`Staged`] slot: the change is
+    /// published when the job has succeeded, and this borrow reads it
+    /// meanwhile.
+    fn stage(this: &mut Self) -> Result<()> {
+        this.core.check_guard()?;
+        let (Some(staged), Some(value)) = (&this.staged, this.local.take()) else {
+            return Ok(());
+        };
+        let value = std::sync::Arc::new(value);
+        staged.stage(this.core.object().clone(), this.core.claim(), value.clone());
+        this.core.set_resolved(value);
         Ok(())
     }
 }
@@ -255,7 +286,16 @@ impl<T: Storable> Borrowed for RefMutProxy<T> {
             core,
             local: None,
             lost: false,
+            #[cfg(feature = "apalis")]
+            staged: None,
         }
+    }
+
+    #[cfg(feature = "apalis")]
+    fn stage_changes(&mut self) -> Option<Staged> {
+        let staged = Staged::default();
+        self.staged = Some(staged.clone());
+        Some(staged)
     }
 }
 
@@ -295,6 +335,20 @@ impl<T: Storable> Drop for RefMutProxy<T> {
         // A writer whose thread panics did not mean its changes; one whose
         // update already found its borrow gone cannot publish them.
         let publish = local.filter(|_| !self.lost && !std::thread::panicking());
+        #[cfg(feature = "apalis")]
+        if let Some(staged) = &self.staged {
+            let staged = staged.clone();
+            self.core.end(|core| {
+                if let Some(value) = publish {
+                    staged.stage(
+                        core.object().clone(),
+                        core.claim(),
+                        std::sync::Arc::new(value),
+                    );
+                }
+            });
+            return;
+        }
         self.core.end(|core| {
             if let Some(value) = publish {
                 core.object()

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::key::{ClaimId, Key};
-use crate::ownership::{Borrowed, OwnedProxy};
+use crate::ownership::{Borrowed, OwnedProxy, RefMutProxy};
 use crate::state::{Claim, ClaimKind};
 use crate::store::{Store, StoreConfig};
 
@@ -103,6 +103,21 @@ impl HandOver {
                     kind,
                     ticket,
                 })
+            }
+            .boxed()
+        }))
+    }
+
+    /// A mutable borrow handed over to a job: its changes are published
+    /// first, so the job starts from what it shows.
+    pub(crate) fn writer<T: crate::codec::Storable>(w: RefMutProxy<T>) -> HandOver {
+        HandOver(Box::new(move |lease| {
+            async move {
+                let mut w = w;
+                // Refused before anything is published.
+                renews_tickets(RefMutProxy::store(&w))?;
+                RefMutProxy::publish_async(&mut w).await?;
+                HandOver::new(w).run(lease).await
             }
             .boxed()
         }))

@@ -84,7 +84,12 @@ where
         // below only once its borrows are known to hold.
         let fut = self.inner.call(task);
         async move {
-            let (claims, lease, views) = match opened {
+            let Opened {
+                claims,
+                lease,
+                views,
+                staged,
+            } = match opened {
                 Ok(opened) => opened,
                 Err((claims, e)) => {
                     // Nothing can run this job: it is killed, and its
@@ -119,10 +124,21 @@ where
             // release: the claims are the job's).
             views.end_borrows();
             let _ = views.flush().await;
-            let res: std::result::Result<S::Response, BoxDynError> = match out {
+            if matches!(out, Ok(Err(_)))
+                && !matches!(
+                    ctx.status(),
+                    Status::Failed | Status::Pending | Status::Killed
+                )
+            {
+                // An error that did not pass apalis's lifecycle: a layer
+                // inside this one (a time-out) dropped the attempt. It is a
+                // failure, retried like one.
+                ctx.raw_status().store(Status::Failed);
+            }
+            let last_allowed = max_attempts.is_some_and(|n| ctx.attempt() >= n);
+            let mut res: std::result::Result<S::Response, BoxDynError> = match out {
                 Ok(Err(e))
-                    if max_attempts.is_some_and(|n| ctx.attempt() >= n)
-                        && matches!(ctx.status(), Status::Failed | Status::Pending) =>
+                    if last_allowed && matches!(ctx.status(), Status::Failed | Status::Pending) =>
                 {
                     // The last attempt this layer allows.
                     ctx.raw_status().store(Status::Killed);
@@ -136,6 +152,25 @@ where
                     })))
                 }
             };
+            if res.is_ok() && matches!(ctx.status(), Status::Done) {
+                // Succeeded: its writers' changes are published now, before
+                // the outcome is recorded.
+                if let Err(e) = publish_staged(&staged).await {
+                    res = Err(
+                        if gone(&e) || last_allowed || is_final(&Status::Failed, ctx.attempt()) {
+                            // Nothing can publish them any more.
+                            ctx.raw_status().store(Status::Killed);
+                            Box::new(AbortError::new(e))
+                        } else {
+                            ctx.raw_status().store(Status::Failed);
+                            Box::new(e)
+                        },
+                    );
+                }
+            }
+            // Failed, panicked, killed, or a publish failed: the attempt's
+            // changes are dropped; a retry starts from the published value.
+            staged.iter().for_each(Staged::discard);
             if is_final(&ctx.status(), ctx.attempt()) {
                 // Before the outcome is recorded: once the queue says the
                 // job is over, its borrows are.
@@ -145,6 +180,20 @@ where
         }
         .boxed()
     }
+}
+
+/// Publishes the staged changes of a job's writers, in argument order; the
+/// first failure stops it (the changes not yet published are dropped).
+async fn publish_staged(staged: &[Staged]) -> Result<()> {
+    for s in staged {
+        s.publish().await?;
+    }
+    Ok(())
+}
+
+/// Whether a failed publish means the job's borrow is gone store-side.
+fn gone(e: &Error) -> bool {
+    matches!(e, Error::ClaimLost { .. } | Error::KeyNotFound { .. })
 }
 
 /// Kills a job that cannot run as it was submitted (`e` says why): its

@@ -78,9 +78,37 @@
 //! object that must outlive the job is lent to it (a `RefProxy`), not
 //! moved.
 //!
-//! Not yet supported (refused with [`Error::Malformed`]): mutable borrows
-//! among a job's arguments, and borrows or owners of a store that is not
-//! a Redis store (the others do not renew tickets).
+//! # Mutable borrows
+//!
+//! A [`RefMutProxy`](crate::RefMutProxy) among a job's arguments hands the
+//! job the object's one writer claim. Its changes made before
+//! `submit_job` are published as it is handed over, so every attempt starts
+//! from what the submitter saw. What an attempt changes is published only
+//! if the attempt succeeds: the function's `update` / `update_async`, and
+//! the drop of a changed `RefMutProxy`, hold the change back (the function
+//! reads it; nobody else does), and the layer publishes the latest one
+//! when the attempt is done, before the job's borrows end and before
+//! apalis records the outcome. An attempt that fails, panics or times out
+//! publishes nothing: a retry starts from the published value again.
+//!
+//! If that publish fails, the attempt is recorded as failed (and retried)
+//! or, when no retry can help (its borrow is gone, or it was the last
+//! attempt), killed. Known limits: a job with several mutable borrows
+//! publishes them one after another, so a failure after the first leaves
+//! the first published; and a publish whose reply was lost (the
+//! connection broke after the server applied it) is retried as a failure,
+//! so the retry starts from the published change.
+//!
+//! # Time-outs
+//!
+//! A `tower` time-out (`tower::timeout::TimeoutLayer`) added after
+//! [`JobBorrowsLayer`] drops an attempt before apalis has recorded its
+//! outcome; the layer records it as failed, so apalis-redis retries it
+//! under the same borrows (or, on its last attempt, it is dead and they
+//! end).
+//!
+//! Not supported (refused with [`Error::Malformed`]): borrows or owners of
+//! a store that is not a Redis store (the others do not renew tickets).
 //!
 //! [apalis]: https://docs.rs/apalis
 //! [`AbortError`]: apalis_core::error::AbortError
@@ -102,6 +130,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::error::{Error, Result};
+use crate::ownership::Staged;
 use crate::store::Store;
 use crate::submit::remote::{Export, Import, Portable};
 use crate::submit::task::TaskState;
@@ -218,13 +247,9 @@ impl<A: Portable> Job<A> {
         }
     }
 
-    /// Opens the job for an attempt: imports the arguments. Returns the
-    /// job's claims and the record of this attempt's views; the claims
-    /// alone if the arguments cannot be imported.
-    #[allow(clippy::type_complexity)]
-    fn open(
-        &mut self,
-    ) -> std::result::Result<(Vec<JobClaim>, Duration, TaskState), (Vec<JobClaim>, Error)> {
+    /// Opens the job for an attempt: imports the arguments. The job's
+    /// claims alone, with the error, if the arguments cannot be imported.
+    fn open(&mut self) -> std::result::Result<Opened, (Vec<JobClaim>, Error)> {
         let wire = match std::mem::replace(&mut self.state, JobState::Open(Arc::default())) {
             JobState::Wire(w) => w,
             JobState::Open(_) => {
@@ -234,15 +259,16 @@ impl<A: Portable> Job<A> {
                 ));
             }
         };
-        let mut import = Import::default();
+        let mut import = Import::for_job();
         match A::import(wire.args, &mut import) {
             Ok(args) => {
                 self.state = JobState::Open(Arc::new(Mutex::new(Some(args))));
-                Ok((
-                    wire.claims,
-                    Duration::from_millis(wire.lease_ms.max(1)),
-                    import.into_task(),
-                ))
+                Ok(Opened {
+                    claims: wire.claims,
+                    lease: Duration::from_millis(wire.lease_ms.max(1)),
+                    staged: import.take_staged(),
+                    views: import.into_task(),
+                })
             }
             Err(e) => {
                 import.into_task().end_borrows();
@@ -250,6 +276,18 @@ impl<A: Portable> Job<A> {
             }
         }
     }
+}
+
+/// A job opened for one attempt.
+struct Opened {
+    /// The job's claims.
+    claims: Vec<JobClaim>,
+    /// How long they last without being renewed.
+    lease: Duration,
+    /// The attempt's views of them.
+    views: TaskState,
+    /// The changes of its mutable borrows, published if it succeeds.
+    staged: Vec<Staged>,
 }
 
 impl<A: Portable> Clone for Job<A>
@@ -307,10 +345,9 @@ where
 ///
 /// # Errors
 ///
-/// [`Error::Malformed`] for arguments a job cannot carry yet (a
-/// `RefMutProxy`, a borrow or owner of a memory or file store),
-/// the store's errors from handing a
-/// borrow over, and [`Error::Connector`] (naming the queue) if the push
+/// [`Error::Malformed`] for a borrow or owner of a memory or file store
+/// (a job cannot carry them), the store's errors from handing a borrow
+/// over (or publishing a `RefMutProxy`'s changes first), and [`Error::Connector`] (naming the queue) if the push
 /// fails. On any error the borrows handed over so far end before it is
 /// returned, and owners among the arguments are dropped as moved values
 /// are, which evicts their objects.

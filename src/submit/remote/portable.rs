@@ -138,9 +138,7 @@ impl Export {
     /// job, until it is handed over to the job), and names it for the other
     /// side.
     fn keep_borrow<B: Borrowed + Send + 'static>(&mut self, b: B) -> Result<ClaimView> {
-        let core = b.core();
-        let view = ClaimView::new::<B::Value>(core.store(), *core.key(), core.claim());
-        self.store(core.store());
+        let view = self.name_borrow(&b);
         #[cfg(feature = "apalis")]
         if let Some(job) = &mut self.job {
             job.push(crate::submit::apalis::claims::HandOver::new(b));
@@ -150,8 +148,15 @@ impl Export {
         Ok(view)
     }
 
-    /// An export for a job: borrows wait to be handed over (see
-    /// [`take_hand_overs`](Self::take_hand_overs)); owners are refused.
+    /// Names the borrow `b` for the other side, whose store is waited for.
+    fn name_borrow<B: Borrowed>(&mut self, b: &B) -> ClaimView {
+        let core = b.core();
+        self.store(core.store());
+        ClaimView::new::<B::Value>(core.store(), *core.key(), core.claim())
+    }
+
+    /// An export for a job: borrows and owners wait to be handed over (see
+    /// [`take_hand_overs`](Self::take_hand_overs)).
     #[cfg(feature = "apalis")]
     pub(crate) fn for_job() -> Export {
         Export {
@@ -173,6 +178,10 @@ impl Export {
 pub struct Import {
     views: Vec<TaskClaim>,
     stores: Vec<Store>,
+    /// Set for a job's arguments: its writers' changes are held back here
+    /// until the job has succeeded.
+    #[cfg(feature = "apalis")]
+    staged: Option<Vec<crate::ownership::Staged>>,
 }
 
 impl std::fmt::Debug for Import {
@@ -198,6 +207,22 @@ impl Import {
         push_store(&mut self.stores, store);
     }
 
+    /// An import for a job's arguments: the writers' changes are staged
+    /// (see [`take_staged`](Self::take_staged)).
+    #[cfg(feature = "apalis")]
+    pub(crate) fn for_job() -> Import {
+        Import {
+            staged: Some(Vec::new()),
+            ..Import::default()
+        }
+    }
+
+    /// The slots of the writers' changes of a job import.
+    #[cfg(feature = "apalis")]
+    pub(crate) fn take_staged(&mut self) -> Vec<crate::ownership::Staged> {
+        self.staged.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
     /// The task that ends the views recorded here.
     pub(crate) fn into_task(self) -> TaskState {
         TaskState::from_parts(self.views, self.stores)
@@ -207,7 +232,12 @@ impl Import {
     /// ends with the task.
     fn view<B: Borrowed>(&mut self, wire: ClaimView) -> Result<B> {
         let store = wire.open::<B::Value>(B::KIND)?;
-        let (view, record) = B::view(store.clone(), wire.key, wire.claim)?;
+        #[allow(unused_mut)]
+        let (mut view, record) = B::view(store.clone(), wire.key, wire.claim)?;
+        #[cfg(feature = "apalis")]
+        if let Some(staged) = &mut self.staged {
+            staged.extend(view.stage_changes());
+        }
         self.views.push(record);
         self.store(&store);
         Ok(view)
@@ -273,10 +303,13 @@ impl<T: Storable> Portable for RefMutProxy<T> {
     fn export(mut self, out: &mut Export) -> Result<ClaimView> {
         #[cfg(feature = "apalis")]
         if out.job.is_some() {
-            return Err(Error::malformed(
-                "job arguments",
-                "a RefMutProxy cannot be sent to an apalis job yet (its changes must be published on success only)",
-            ));
+            // The job starts from what this borrow shows: its changes are
+            // published, without blocking, as it is handed over.
+            let view = out.name_borrow(&self);
+            if let Some(job) = &mut out.job {
+                job.push(crate::submit::apalis::claims::HandOver::writer(self));
+            }
+            return Ok(view);
         }
         // The other side starts from what this borrow shows.
         RefMutProxy::publish(&mut self)?;
