@@ -12,15 +12,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use apalis_core::backend::{TaskResult, WaitForCompletion};
+use apalis_core::backend::TaskResult;
 use apalis_core::error::{AbortError, BoxDynError};
 use apalis_core::task::data::Data;
 use apalis_core::task::status::Status;
-use apalis_core::task::task_id::TaskId;
 use apalis_core::worker::builder::WorkerBuilder;
 use apalis_redis::{Config, ConnectionLike, RedisStorage};
 use borrowstore::submit::apalis::{
-    Job, JobBorrowsLayer, cluster_queue, submit_job, submit_job_for,
+    Job, JobBorrowsLayer, JobHandle, cluster_queue, submit_job, submit_job_for,
 };
 use borrowstore::submit::remote::Portable;
 use borrowstore::{
@@ -143,34 +142,27 @@ where
     })
 }
 
-/// Waits (up to 60 s) until apalis has recorded an outcome of job `id`
-/// with `status`, and returns it.
-async fn recorded<A, C>(
-    storage: &mut RedisStorage<Job<A>, C>,
-    id: &TaskId,
-    status: Status,
-) -> TaskResult<u64>
+/// Waits (up to 60 s) through `job`'s handle for its final outcome, and
+/// checks that it has `status`.
+async fn recorded<A, C>(job: &mut JobHandle<A, C>, status: Status) -> TaskResult<u64>
 where
     A: Portable + Send + Sync + Unpin + 'static,
     A::Wire: Send + Sync + Unpin + 'static,
     C: ConnectionLike + Send + Sync + Clone + Unpin + 'static,
 {
-    let mut last = Vec::new();
-    for _ in 0..600 {
-        let results = WaitForCompletion::<u64>::check_status(storage, [id.clone()])
-            .await
-            .unwrap();
-        if let Some(r) = results.iter().find(|r| *r.status() == status) {
-            return r.clone();
-        }
-        last = results;
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let last: Vec<_> = last
-        .iter()
-        .map(|r| (r.status().clone(), r.attempt, r.result.clone()))
-        .collect();
-    panic!("apalis did not record job {id} as {status}; last recorded: {last:?}");
+    let outcome = tokio::time::timeout(Duration::from_secs(60), job.wait::<u64>())
+        .await
+        .unwrap_or_else(|_| panic!("job {} had no final outcome within 60 s", job.id()))
+        .unwrap();
+    assert_eq!(
+        outcome.status,
+        status,
+        "job {}: {:?} after {} attempts",
+        job.id(),
+        outcome.result,
+        outcome.attempt
+    );
+    outcome
 }
 
 fn readers(s: &Setup) -> u32 {
@@ -179,12 +171,16 @@ fn readers(s: &Setup) -> u32 {
 
 /// Submits one job that borrows the object; checks that the job holds the
 /// borrow while it is queued (the submitter holds nothing of it).
-async fn submit(s: &mut Setup) -> TaskId {
-    let id = submit_job(&mut s.storage, borrow(&s.owner).unwrap())
+async fn submit(s: &mut Setup) -> JobHandle<RefProxy<Vec<u64>>> {
+    let mut id = submit_job(&mut s.storage, borrow(&s.owner).unwrap())
         .await
         .unwrap();
     s.store.flush().unwrap();
     assert_eq!(readers(s), 1, "the queued job holds its borrow");
+    assert!(
+        id.check::<u64>().await.unwrap().is_none(),
+        "a queued job has no outcome"
+    );
     assert!(matches!(
         mut_borrow(&s.owner),
         Err(Error::AlreadyBorrowed { .. })
@@ -217,7 +213,7 @@ fn assert_over(s: Setup) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_borrow_ends_when_the_job_succeeds() {
     let mut s = setup().await;
-    let id = submit(&mut s).await;
+    let mut id = submit(&mut s).await;
     let script = Script::default();
     let worker = start_worker(&s.storage, &script);
 
@@ -227,7 +223,7 @@ async fn a_job_borrow_ends_when_the_job_succeeds() {
         .expect("the job's borrow did not end within 30 s")
         .unwrap();
     drop(w);
-    let done = recorded(&mut s.storage, &id, Status::Done).await;
+    let done = recorded(&mut id, Status::Done).await;
     assert_eq!(done.result, Ok(10));
     assert_eq!(
         *script.seen.lock().unwrap(),
@@ -244,14 +240,14 @@ async fn a_job_borrow_ends_when_the_job_succeeds() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_retried_job_keeps_its_borrow_until_it_succeeds() {
     let mut s = setup().await;
-    let id = submit(&mut s).await;
+    let mut id = submit(&mut s).await;
     let script = Script {
         fail_first: 1,
         ..Script::default()
     };
     let worker = start_worker(&s.storage, &script);
 
-    let done = recorded(&mut s.storage, &id, Status::Done).await;
+    let done = recorded(&mut id, Status::Done).await;
     assert_eq!(done.result, Ok(10));
     assert_eq!(done.attempt, 2);
     assert_eq!(
@@ -269,14 +265,14 @@ async fn a_retried_job_keeps_its_borrow_until_it_succeeds() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_ends_its_borrow_when_its_attempts_are_exhausted() {
     let mut s = setup().await;
-    let id = submit(&mut s).await;
+    let mut id = submit(&mut s).await;
     let script = Script {
         fail_first: usize::MAX,
         ..Script::default()
     };
     let worker = start_worker_with(&s.storage, &script, JobBorrowsLayer::new().max_attempts(2));
 
-    let dead = recorded(&mut s.storage, &id, Status::Killed).await;
+    let dead = recorded(&mut id, Status::Killed).await;
     assert_eq!(dead.attempt, 2);
     assert!(
         dead.result
@@ -298,7 +294,7 @@ async fn a_job_ends_its_borrow_when_its_attempts_are_exhausted() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_running_job_renews_its_borrow() {
     let mut s = setup().await;
-    let id = submit_job_for(
+    let mut id = submit_job_for(
         &mut s.storage,
         borrow(&s.owner).unwrap(),
         Duration::from_secs(2),
@@ -311,7 +307,7 @@ async fn a_running_job_renews_its_borrow() {
     };
     let worker = start_worker(&s.storage, &script);
 
-    let done = recorded(&mut s.storage, &id, Status::Done).await;
+    let done = recorded(&mut id, Status::Done).await;
     assert_eq!(done.result, Ok(10));
     assert_eq!(
         *script.seen.lock().unwrap(),
@@ -327,7 +323,7 @@ async fn a_running_job_renews_its_borrow() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_whose_borrow_ran_out_is_killed_without_running() {
     let mut s = setup().await;
-    let id = submit_job_for(
+    let mut id = submit_job_for(
         &mut s.storage,
         borrow(&s.owner).unwrap(),
         Duration::from_secs(1),
@@ -345,7 +341,7 @@ async fn a_job_whose_borrow_ran_out_is_killed_without_running() {
 
     let script = Script::default();
     let worker = start_worker(&s.storage, &script);
-    let killed = recorded(&mut s.storage, &id, Status::Killed).await;
+    let killed = recorded(&mut id, Status::Killed).await;
     assert!(
         killed.result.as_ref().is_err_and(|e| e.contains("ticket")),
         "{:?}",
@@ -389,14 +385,14 @@ async fn a_borrow_of_a_file_store_is_refused_and_ends() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_job_ends_its_borrow() {
     let mut s = setup().await;
-    let id = submit(&mut s).await;
+    let mut id = submit(&mut s).await;
     let script = Script {
         abort: true,
         ..Script::default()
     };
     let worker = start_worker(&s.storage, &script);
 
-    let killed = recorded(&mut s.storage, &id, Status::Killed).await;
+    let killed = recorded(&mut id, Status::Killed).await;
     assert!(killed.result.is_err());
     assert_eq!(script.attempts.load(Ordering::SeqCst), 1);
     worker.abort();
@@ -408,14 +404,14 @@ async fn a_killed_job_ends_its_borrow() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_panicking_job_ends_its_borrow() {
     let mut s = setup().await;
-    let id = submit(&mut s).await;
+    let mut id = submit(&mut s).await;
     let script = Script {
         panic: true,
         ..Script::default()
     };
     let worker = start_worker(&s.storage, &script);
 
-    let killed = recorded(&mut s.storage, &id, Status::Killed).await;
+    let killed = recorded(&mut id, Status::Killed).await;
     assert!(
         killed
             .result
@@ -453,7 +449,7 @@ async fn owned_sum(
 
 /// Moves `s`'s owner into a job on a queue of `s`'s config; the owner's
 /// object is the job's from then on.
-async fn submit_owner(s: &mut Setup) -> (OwnerStorage, TaskId) {
+async fn submit_owner(s: &mut Setup) -> (OwnerStorage, JobHandle<OwnedProxy<Vec<u64>>>) {
     let owner = std::mem::replace(&mut s.owner, s.store.owned_proxy(Vec::new()).unwrap());
     let conn = apalis_redis::connect(s._server.base_url()).await.unwrap();
     let mut storage: OwnerStorage =
@@ -489,14 +485,14 @@ fn start_owner_worker(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_owner_moved_into_a_job_lives_until_the_job_succeeds() {
     let mut s = setup().await;
-    let (mut storage, id) = submit_owner(&mut s).await;
+    let (storage, mut id) = submit_owner(&mut s).await;
     let script = Script {
         fail_first: 1,
         ..Script::default()
     };
     let worker = start_owner_worker(&storage, &script, JobBorrowsLayer::new());
 
-    let done = recorded(&mut storage, &id, Status::Done).await;
+    let done = recorded(&mut id, Status::Done).await;
     assert_eq!(done.result, Ok(10));
     assert_eq!(done.attempt, 2);
     assert_eq!(*script.seen.lock().unwrap(), vec![(10, 0), (10, 0)]);
@@ -516,14 +512,14 @@ async fn an_owner_moved_into_a_job_lives_until_the_job_succeeds() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_owner_moved_into_a_job_is_evicted_when_its_attempts_are_exhausted() {
     let mut s = setup().await;
-    let (mut storage, id) = submit_owner(&mut s).await;
+    let (storage, mut id) = submit_owner(&mut s).await;
     let script = Script {
         fail_first: usize::MAX,
         ..Script::default()
     };
     let worker = start_owner_worker(&storage, &script, JobBorrowsLayer::new().max_attempts(2));
 
-    let dead = recorded(&mut storage, &id, Status::Killed).await;
+    let dead = recorded(&mut id, Status::Killed).await;
     assert_eq!(dead.attempt, 2, "{:?}", dead.result);
     s.store.flush().unwrap();
     assert!(
@@ -582,7 +578,7 @@ fn start_timed_worker(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_timed_out_attempt_is_retried_under_its_borrow() {
     let mut s = setup().await;
-    let id = submit(&mut s).await;
+    let mut id = submit(&mut s).await;
     let script = Script {
         stall_first: 1,
         ..Script::default()
@@ -594,7 +590,7 @@ async fn a_timed_out_attempt_is_retried_under_its_borrow() {
         Duration::from_millis(500),
     );
 
-    let done = recorded(&mut s.storage, &id, Status::Done).await;
+    let done = recorded(&mut id, Status::Done).await;
     assert_eq!(done.result, Ok(10));
     assert_eq!(done.attempt, 2, "the timed-out attempt was the first");
     assert_eq!(script.started.load(Ordering::SeqCst), 2);
@@ -611,7 +607,7 @@ async fn a_timed_out_attempt_is_retried_under_its_borrow() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_whose_last_attempt_times_out_ends_its_borrow() {
     let mut s = setup().await;
-    let id = submit(&mut s).await;
+    let mut id = submit(&mut s).await;
     let script = Script {
         stall_first: usize::MAX,
         ..Script::default()
@@ -623,7 +619,7 @@ async fn a_job_whose_last_attempt_times_out_ends_its_borrow() {
         Duration::from_millis(500),
     );
 
-    let dead = recorded(&mut s.storage, &id, Status::Killed).await;
+    let dead = recorded(&mut id, Status::Killed).await;
     assert_eq!(dead.attempt, 1);
     assert!(
         dead.result.as_ref().is_err_and(|e| e.contains("timed out")),
@@ -677,7 +673,12 @@ async fn submit_writer(
     change: u64,
     script: &Script,
     layer: JobBorrowsLayer,
-) -> (WriterStorage, TaskId, tokio::task::JoinHandle<()>, u64) {
+) -> (
+    WriterStorage,
+    JobHandle<RefMutProxy<Vec<u64>>>,
+    tokio::task::JoinHandle<()>,
+    u64,
+) {
     let conn = apalis_redis::connect(s._server.base_url()).await.unwrap();
     let mut storage: WriterStorage =
         RedisStorage::new(conn).with_config(s.storage.get_config().clone());
@@ -718,10 +719,10 @@ async fn a_job_writer_publishes_its_change_once_when_the_job_succeeds() {
         fail_first: 1,
         ..Script::default()
     };
-    let (mut storage, id, worker, version) =
+    let (_storage, mut id, worker, version) =
         submit_writer(&mut s, 5, &script, JobBorrowsLayer::new()).await;
 
-    let done = recorded(&mut storage, &id, Status::Done).await;
+    let done = recorded(&mut id, Status::Done).await;
     assert_eq!(done.result, Ok(2));
     assert_eq!(
         *script.seen.lock().unwrap(),
@@ -751,10 +752,10 @@ async fn a_panicking_job_writer_publishes_nothing() {
         panic: true,
         ..Script::default()
     };
-    let (mut storage, id, worker, version) =
+    let (_storage, mut id, worker, version) =
         submit_writer(&mut s, 5, &script, JobBorrowsLayer::new()).await;
 
-    recorded(&mut storage, &id, Status::Killed).await;
+    recorded(&mut id, Status::Killed).await;
     assert_eq!(
         s.store.get::<Vec<u64>>(&s.key).unwrap().unwrap(),
         vec![1, 2, 3, 4, 5]
@@ -772,10 +773,10 @@ async fn a_failing_job_writer_publishes_nothing() {
         fail_first: usize::MAX,
         ..Script::default()
     };
-    let (mut storage, id, worker, version) =
+    let (_storage, mut id, worker, version) =
         submit_writer(&mut s, 5, &script, JobBorrowsLayer::new().max_attempts(2)).await;
 
-    let dead = recorded(&mut storage, &id, Status::Killed).await;
+    let dead = recorded(&mut id, Status::Killed).await;
     assert_eq!(dead.attempt, 2);
     assert_eq!(*script.seen.lock().unwrap(), vec![(15, 5), (15, 5)]);
     assert_eq!(
@@ -812,7 +813,7 @@ async fn on_a_cluster_a_job_borrow_ends_when_the_job_succeeds() {
         .heartbeat_interval(Duration::from_secs(1));
     let mut storage: Storage<_> = RedisStorage::new(conn).with_config(config);
 
-    let id = submit_job(&mut storage, borrow(&owner).unwrap())
+    let mut id = submit_job(&mut storage, borrow(&owner).unwrap())
         .await
         .unwrap();
     store.flush().unwrap();
@@ -820,7 +821,7 @@ async fn on_a_cluster_a_job_borrow_ends_when_the_job_succeeds() {
     let script = Script::default();
     let worker = start_worker(&storage, &script);
 
-    let done = recorded(&mut storage, &id, Status::Done).await;
+    let done = recorded(&mut id, Status::Done).await;
     assert_eq!(done.result, Ok(10));
     assert_eq!(*script.seen.lock().unwrap(), vec![(10, 1)]);
     assert_eq!(store.inspect(&key).unwrap().unwrap().readers, 0);
@@ -896,7 +897,7 @@ async fn a_killed_worker_job_is_rerun_with_the_same_borrow() {
     let queue = unique_name("orphans");
     let conn = apalis_redis::connect(server.base_url()).await.unwrap();
     let mut storage: Storage = RedisStorage::new(conn).with_config(orphan_config(&queue));
-    let id = submit_job(&mut storage, borrow(&owner).unwrap())
+    let mut id = submit_job(&mut storage, borrow(&owner).unwrap())
         .await
         .unwrap();
 
@@ -942,7 +943,7 @@ async fn a_killed_worker_job_is_rerun_with_the_same_borrow() {
 
     let script = Script::default();
     let worker = start_worker_with(&storage, &script, JobBorrowsLayer::new());
-    let done = recorded(&mut storage, &id, Status::Done).await;
+    let done = recorded(&mut id, Status::Done).await;
     assert_eq!(done.result, Ok(10));
     assert_eq!(
         *script.seen.lock().unwrap(),
@@ -955,6 +956,151 @@ async fn a_killed_worker_job_is_rerun_with_the_same_borrow() {
     drop(owner);
     store.flush().unwrap();
     assert!(!store.exists(&key).unwrap());
+}
+
+/// The environment of `child_submitter`: the server, the queue, a borrow
+/// ticket (hex), whether to wait to be killed, and the store (opened, so
+/// that the process trusts it).
+const SUBMITTER_ENV: [&str; 5] = [
+    "BORROWSTORE_APALIS_SUBMITTER_REDIS",
+    "BORROWSTORE_APALIS_SUBMITTER_QUEUE",
+    "BORROWSTORE_APALIS_SUBMITTER_TICKET",
+    "BORROWSTORE_APALIS_SUBMITTER_STAY",
+    "BORROWSTORE_APALIS_SUBMITTER_STORE",
+];
+
+/// Not a test of its own: the fire-and-forget submitter process of
+/// `a_fire_and_forget_submitter_*` (does nothing without its environment).
+/// It redeems the borrow ticket it is given, submits a job with the
+/// borrow, prints the job's id and exits — or, if told to stay, waits to
+/// be killed.
+#[test]
+#[ignore = "run as a child process by another test"]
+fn child_submitter() {
+    let [Ok(redis_url), Ok(queue), Ok(ticket), Ok(store_url)] =
+        [0, 1, 2, 4].map(|i| std::env::var(SUBMITTER_ENV[i]))
+    else {
+        return;
+    };
+    let _store = Store::open(&store_url).unwrap();
+    let stay = std::env::var(SUBMITTER_ENV[3]).is_ok();
+    let bytes: Vec<u8> = (0..ticket.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&ticket[i..i + 2], 16).unwrap())
+        .collect();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async move {
+        let r = borrowstore::BorrowTicket::<Vec<u64>>::from_bytes(&bytes)
+            .unwrap()
+            .redeem_async()
+            .await
+            .unwrap();
+        let conn = apalis_redis::connect(redis_url).await.unwrap();
+        let mut storage: Storage =
+            RedisStorage::new(conn).with_config(Config::default().queue(queue));
+        let job = submit_job(&mut storage, r).await.unwrap();
+        println!("SUBMITTED {}", job.id());
+        if stay {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+        }
+    });
+}
+
+/// A submitter process (store lease 2 s) hands a borrow to a job and
+/// exits, or is SIGKILLed: the job keeps the borrow for more than two of
+/// the submitter's leases while it waits for a worker, reads under it,
+/// and the borrow ends with the job.
+async fn a_fire_and_forget_submitter_leaves_its_job_the_borrow(killed: bool) {
+    let server = RedisServer::start();
+    let store_url = server.url(&unique_name("apalis"), "lease_ms=2000");
+    let store = Store::open(&store_url).unwrap();
+    let owner = store.owned_proxy(vec![1u64, 2, 3, 4]).unwrap();
+    let key = *OwnedProxy::key(&owner);
+    let queue = unique_name("forgotten");
+    let ticket = RefProxy::into_ticket(borrow(&owner).unwrap())
+        .unwrap()
+        .to_bytes()
+        .unwrap();
+    let hex: String = ticket.iter().map(|b| format!("{b:02x}")).collect();
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args([
+        "--exact",
+        "child_submitter",
+        "--ignored",
+        "--nocapture",
+        "--test-threads=1",
+    ])
+    .env(SUBMITTER_ENV[0], server.base_url())
+    .env(SUBMITTER_ENV[1], &queue)
+    .env(SUBMITTER_ENV[2], hex)
+    .env(SUBMITTER_ENV[4], &store_url)
+    .stdout(Stdio::piped())
+    .stderr(Stdio::inherit());
+    if killed {
+        cmd.env(SUBMITTER_ENV[3], "1");
+    }
+    let mut child = cmd.spawn().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    // The id, as soon as it is printed; the rest of the output is drained
+    // (a closed pipe would fail the submitter's harness as it exits).
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let mut tx = Some(tx);
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(at) = line.find("SUBMITTED ")
+                && let Some(tx) = tx.take()
+            {
+                let _ = tx.send(line[at + 10..].trim().to_owned());
+            }
+        }
+    });
+    let id = tokio::time::timeout(Duration::from_secs(60), rx)
+        .await
+        .expect("the submitter did not submit within 60 s")
+        .expect("the submitter ended without submitting");
+    if killed {
+        child.kill().unwrap();
+    }
+    let status = child.wait().unwrap();
+    assert_eq!(status.success(), !killed, "{status}");
+
+    // More than two of the submitter's leases: its process lease is over.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    drop(borrow(&owner).unwrap()); // applies the deadlines past
+    store.flush().unwrap();
+    assert_eq!(
+        store.inspect(&key).unwrap().unwrap().readers,
+        1,
+        "the job holds the borrow its gone submitter gave it"
+    );
+
+    let conn = apalis_redis::connect(server.base_url()).await.unwrap();
+    let storage: Storage = RedisStorage::new(conn).with_config(
+        Config::default()
+            .queue(queue)
+            .heartbeat_interval(Duration::from_secs(1)),
+    );
+    let script = Script::default();
+    let worker = start_worker(&storage, &script);
+    let mut job = JobHandle::from_id(storage, id.parse().unwrap());
+    let done = recorded(&mut job, Status::Done).await;
+    assert_eq!(done.result, Ok(10));
+    assert_eq!(*script.seen.lock().unwrap(), vec![(10, 1)]);
+    assert_eq!(store.inspect(&key).unwrap().unwrap().readers, 0);
+    worker.abort();
+    drop(owner);
+    store.flush().unwrap();
+    assert!(!store.exists(&key).unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fire_and_forget_submitter_that_exits_leaves_its_job_the_borrow() {
+    a_fire_and_forget_submitter_leaves_its_job_the_borrow(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fire_and_forget_submitter_that_is_killed_leaves_its_job_the_borrow() {
+    a_fire_and_forget_submitter_leaves_its_job_the_borrow(true).await;
 }
 
 /// 1,000 jobs borrow one object, run by two workers: every job succeeds,
@@ -992,11 +1138,8 @@ async fn a_thousand_jobs_leave_no_object_and_no_claim() {
             .iter()
             .all(|&(total, _)| total == 10)
     );
-    for id in &ids {
-        assert_eq!(
-            recorded(&mut s.storage, id, Status::Done).await.result,
-            Ok(10)
-        );
+    for id in &mut ids {
+        assert_eq!(recorded(id, Status::Done).await.result, Ok(10));
     }
     for w in workers {
         w.abort();

@@ -136,9 +136,11 @@ use crate::submit::remote::{Export, Import, Portable};
 use crate::submit::task::TaskState;
 
 pub(crate) mod claims;
+mod handle;
 mod layer;
 
 use claims::{JobClaim, renew_claims};
+pub use handle::{JOB_POLL_INTERVAL, JobHandle};
 pub use layer::{JobBorrows, JobBorrowsLayer};
 
 /// The number of attempts after which apalis-redis 1.0 stops retrying a
@@ -338,7 +340,7 @@ where
 }
 
 /// Pushes a job with arguments `args` onto `storage`'s queue and returns
-/// its task id. The borrows among the arguments are handed over to the
+/// its [`JobHandle`] (its task id, and its outcome to wait for). The borrows among the arguments are handed over to the
 /// job: from then on they end with the job's final outcome (see the
 /// [module docs](self)), whether or not this process is still there, or
 /// [`DEFAULT_JOB_LEASE`] after the last time a worker renewed them.
@@ -360,7 +362,7 @@ where
 pub async fn submit_job<A, Conn>(
     storage: &mut RedisStorage<Job<A>, Conn>,
     args: A,
-) -> Result<TaskId>
+) -> Result<JobHandle<A, Conn>>
 where
     A: Portable + Send + Sync + Unpin + 'static,
     A::Wire: Send + Sync + Unpin + 'static,
@@ -382,7 +384,7 @@ pub async fn submit_job_for<A, Conn>(
     storage: &mut RedisStorage<Job<A>, Conn>,
     args: A,
     lease: Duration,
-) -> Result<TaskId>
+) -> Result<JobHandle<A, Conn>>
 where
     A: Portable + Send + Sync + Unpin + 'static,
     A::Wire: Send + Sync + Unpin + 'static,
@@ -424,7 +426,7 @@ where
     };
     let task = TaskBuilder::new(job).task_id(id.clone()).build();
     match storage.push_task(task).await {
-        Ok(()) => Ok(id),
+        Ok(()) => Ok(JobHandle::new(storage.clone(), id, claims)),
         Err(e) => {
             end_claims(&claims).await;
             Err(Error::Connector {
