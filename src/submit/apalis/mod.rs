@@ -76,7 +76,10 @@
 //! leave the job ([`OwnedProxy::into_ticket`](crate::OwnedProxy::into_ticket)
 //! is refused with [`Error::ClaimLost`]). An
 //! object that must outlive the job is lent to it (a `RefProxy`), not
-//! moved.
+//! moved. Unlike a mutable borrow's, an owner's `update` publishes at once
+//! (borrows the function takes of it read the new value), so a retry sees
+//! what an earlier attempt published: a job whose retries must start from
+//! the original takes a `RefMutProxy`.
 //!
 //! # Mutable borrows
 //!
