@@ -478,6 +478,20 @@ fn start_owner_worker(
     })
 }
 
+/// After the final outcome of a job that an owner was moved into: the
+/// object is gone, and the namespace is empty.
+fn assert_evicted_with_the_job(s: Setup, worker: tokio::task::JoinHandle<()>) {
+    s.store.flush().unwrap();
+    assert!(
+        !s.store.exists(&s.key).unwrap(),
+        "the job's end evicts its object"
+    );
+    worker.abort();
+    drop(s.owner);
+    s.store.flush().unwrap();
+    borrowstore_testkit::assert_empty(&s.store);
+}
+
 /// An owner moved into a job: the object outlives the submitter's handle
 /// and a failed attempt (the retry reads it again; the job's function
 /// could not turn its owner into a ticket), and is evicted when the job
@@ -496,15 +510,7 @@ async fn an_owner_moved_into_a_job_lives_until_the_job_succeeds() {
     assert_eq!(done.result, Ok(10));
     assert_eq!(done.attempt, 2);
     assert_eq!(*script.seen.lock().unwrap(), vec![(10, 0), (10, 0)]);
-    s.store.flush().unwrap();
-    assert!(
-        !s.store.exists(&s.key).unwrap(),
-        "the job's end evicts its object"
-    );
-    worker.abort();
-    drop(s.owner);
-    s.store.flush().unwrap();
-    borrowstore_testkit::assert_empty(&s.store);
+    assert_evicted_with_the_job(s, worker);
 }
 
 /// An owner moved into a job whose attempts are exhausted: its object is
@@ -521,15 +527,7 @@ async fn an_owner_moved_into_a_job_is_evicted_when_its_attempts_are_exhausted() 
 
     let dead = recorded(&mut id, Status::Killed).await;
     assert_eq!(dead.attempt, 2, "{:?}", dead.result);
-    s.store.flush().unwrap();
-    assert!(
-        !s.store.exists(&s.key).unwrap(),
-        "the job's end evicts its object"
-    );
-    worker.abort();
-    drop(s.owner);
-    s.store.flush().unwrap();
-    borrowstore_testkit::assert_empty(&s.store);
+    assert_evicted_with_the_job(s, worker);
 }
 
 /// An owner of a file store cannot go to a job: a clear error.
