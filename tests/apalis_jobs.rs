@@ -120,14 +120,14 @@ fn start_worker<C>(storage: &Storage<C>, script: &Script) -> tokio::task::JoinHa
 where
     C: ConnectionLike + Send + Sync + Clone + Unpin + 'static,
 {
-    start_worker_with(storage, script, JobBorrowsLayer::new())
+    start_worker_with(storage, script, JobBorrowsLayer::new(storage))
 }
 
 /// [`start_worker`] with the layer `layer`.
 fn start_worker_with<C>(
     storage: &Storage<C>,
     script: &Script,
-    layer: JobBorrowsLayer,
+    layer: JobBorrowsLayer<C>,
 ) -> tokio::task::JoinHandle<()>
 where
     C: ConnectionLike + Send + Sync + Clone + Unpin + 'static,
@@ -270,7 +270,11 @@ async fn a_job_ends_its_borrow_when_its_attempts_are_exhausted() {
         fail_first: usize::MAX,
         ..Script::default()
     };
-    let worker = start_worker_with(&s.storage, &script, JobBorrowsLayer::new().max_attempts(2));
+    let worker = start_worker_with(
+        &s.storage,
+        &script,
+        JobBorrowsLayer::new(&s.storage).max_attempts(2),
+    );
 
     let dead = recorded(&mut id, Status::Killed).await;
     assert_eq!(dead.attempt, 2);
@@ -504,7 +508,7 @@ async fn an_owner_moved_into_a_job_lives_until_the_job_succeeds() {
         fail_first: 1,
         ..Script::default()
     };
-    let worker = start_owner_worker(&storage, &script, JobBorrowsLayer::new());
+    let worker = start_owner_worker(&storage, &script, JobBorrowsLayer::new(&storage));
 
     let done = recorded(&mut id, Status::Done).await;
     assert_eq!(done.result, Ok(10));
@@ -523,7 +527,11 @@ async fn an_owner_moved_into_a_job_is_evicted_when_its_attempts_are_exhausted() 
         fail_first: usize::MAX,
         ..Script::default()
     };
-    let worker = start_owner_worker(&storage, &script, JobBorrowsLayer::new().max_attempts(2));
+    let worker = start_owner_worker(
+        &storage,
+        &script,
+        JobBorrowsLayer::new(&storage).max_attempts(2),
+    );
 
     let dead = recorded(&mut id, Status::Killed).await;
     assert_eq!(dead.attempt, 2, "{:?}", dead.result);
@@ -584,7 +592,7 @@ async fn a_timed_out_attempt_is_retried_under_its_borrow() {
     let worker = start_timed_worker(
         &s.storage,
         &script,
-        JobBorrowsLayer::new(),
+        JobBorrowsLayer::new(&s.storage),
         Duration::from_millis(500),
     );
 
@@ -613,7 +621,7 @@ async fn a_job_whose_last_attempt_times_out_ends_its_borrow() {
     let worker = start_timed_worker(
         &s.storage,
         &script,
-        JobBorrowsLayer::new().max_attempts(1),
+        JobBorrowsLayer::new(&s.storage).max_attempts(1),
         Duration::from_millis(500),
     );
 
@@ -717,8 +725,8 @@ async fn a_job_writer_publishes_its_change_once_when_the_job_succeeds() {
         fail_first: 1,
         ..Script::default()
     };
-    let (_storage, mut id, worker, version) =
-        submit_writer(&mut s, 5, &script, JobBorrowsLayer::new()).await;
+    let layer = JobBorrowsLayer::new(&s.storage);
+    let (_storage, mut id, worker, version) = submit_writer(&mut s, 5, &script, layer).await;
 
     let done = recorded(&mut id, Status::Done).await;
     assert_eq!(done.result, Ok(2));
@@ -750,8 +758,8 @@ async fn a_panicking_job_writer_publishes_nothing() {
         panic: true,
         ..Script::default()
     };
-    let (_storage, mut id, worker, version) =
-        submit_writer(&mut s, 5, &script, JobBorrowsLayer::new()).await;
+    let layer = JobBorrowsLayer::new(&s.storage);
+    let (_storage, mut id, worker, version) = submit_writer(&mut s, 5, &script, layer).await;
 
     recorded(&mut id, Status::Killed).await;
     assert_eq!(
@@ -771,8 +779,8 @@ async fn a_failing_job_writer_publishes_nothing() {
         fail_first: usize::MAX,
         ..Script::default()
     };
-    let (_storage, mut id, worker, version) =
-        submit_writer(&mut s, 5, &script, JobBorrowsLayer::new().max_attempts(2)).await;
+    let layer = JobBorrowsLayer::new(&s.storage).max_attempts(2);
+    let (_storage, mut id, worker, version) = submit_writer(&mut s, 5, &script, layer).await;
 
     let dead = recorded(&mut id, Status::Killed).await;
     assert_eq!(dead.attempt, 2);
@@ -830,9 +838,24 @@ async fn on_a_cluster_a_job_borrow_ends_when_the_job_succeeds() {
     assert!(!store.exists(&key).unwrap());
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_worker_job_is_rerun_with_the_same_borrow() {
+    kill_a_worker_with_a_job(false).await;
+}
+
+/// The worker's layer has ended the job's attempt, but the worker dies
+/// before it sends the outcome to the queue (apalis sends them later, in
+/// batches): the job keeps its borrow, and the queue's next delivery runs
+/// it under it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_whose_worker_dies_before_its_outcome_is_recorded_is_rerun_with_the_same_borrow() {
+    kill_a_worker_with_a_job(true).await;
+}
+
 /// The environment of a worker process started by
-/// `a_killed_worker_job_is_rerun_with_the_same_borrow`: store URL, Redis URL,
-/// queue.
+/// [`kill_a_worker_with_a_job`]: store URL, Redis URL, queue. With
+/// [`CHILD_NEVER_ACKS`] set it runs its job at once, and never sends the
+/// outcome to the queue.
 const CHILD_ENV: [&str; 3] = [
     "BORROWSTORE_APALIS_CHILD_STORE",
     "BORROWSTORE_APALIS_CHILD_REDIS",
@@ -852,6 +875,51 @@ async fn slow_sum(job: Job<RefProxy<Vec<u64>>>) -> Result<u64, BoxDynError> {
     Ok(v.iter().sum())
 }
 
+const CHILD_NEVER_ACKS: &str = "BORROWSTORE_APALIS_CHILD_NEVER_ACKS";
+
+/// The job of the worker process that never acknowledges: says that it
+/// runs, and succeeds.
+async fn quick_sum(job: Job<RefProxy<Vec<u64>>>) -> Result<u64, BoxDynError> {
+    let v = job.into_args()?;
+    println!("RUNNING");
+    Ok(RefProxy::resolve_async(&v).await?.iter().sum())
+}
+
+/// A service outside `JobBorrowsLayer` that, once the job has succeeded,
+/// says so and never returns: its worker never sends the outcome to the
+/// queue, as a worker killed between the two would not.
+#[derive(Clone)]
+struct NeverAcks<S>(S);
+
+impl<S, R> tower::Service<R> for NeverAcks<S>
+where
+    S: tower::Service<R>,
+    S::Future: Send + 'static,
+    S::Response: Send + 'static,
+    S::Error: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = futures::future::BoxFuture<'static, Result<S::Response, S::Error>>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), S::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: R) -> Self::Future {
+        let fut = self.0.call(req);
+        Box::pin(async move {
+            if fut.await.is_ok() {
+                println!("FINISHED");
+            }
+            std::future::pending().await
+        })
+    }
+}
+
 fn orphan_config(queue: &str) -> Config {
     Config::default()
         .queue(queue)
@@ -860,33 +928,39 @@ fn orphan_config(queue: &str) -> Config {
 }
 
 /// Not a test of its own: the worker process of
-/// `a_killed_worker_job_is_rerun_with_the_same_borrow` (does nothing
-/// without its environment).
+/// [`kill_a_worker_with_a_job`] (does nothing without its environment).
 #[test]
 #[ignore = "run as a child process by another test"]
 fn child_worker() {
     let [Ok(store_url), Ok(redis_url), Ok(queue)] = CHILD_ENV.map(std::env::var) else {
         return;
     };
+    let never_acks = std::env::var(CHILD_NEVER_ACKS).is_ok();
     let _store = Store::open(&store_url).unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async move {
         let conn = apalis_redis::connect(redis_url).await.unwrap();
         let storage: Storage = RedisStorage::new(conn).with_config(orphan_config(&queue));
-        let worker = WorkerBuilder::new(unique_name("child-worker"))
-            .backend(storage)
-            .layer(JobBorrowsLayer::new())
-            .build(slow_sum);
-        let _ = worker.run().await;
+        let layer = JobBorrowsLayer::new(&storage);
+        let worker = WorkerBuilder::new(unique_name("child-worker")).backend(storage);
+        if never_acks {
+            let worker = worker
+                .layer(tower::layer::layer_fn(NeverAcks))
+                .layer(layer)
+                .build(quick_sum);
+            let _ = worker.run().await;
+        } else {
+            let _ = worker.layer(layer).build(slow_sum).run().await;
+        }
     });
 }
 
-/// A worker process is SIGKILLed while it runs a job: apalis-redis
-/// re-queues the job once the worker misses its heartbeats, a worker in
-/// this process runs it again under the same borrow (not a spent ticket),
-/// and the borrow ends when that run succeeds.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_killed_worker_job_is_rerun_with_the_same_borrow() {
+/// A worker process is SIGKILLed while it runs a job (`finished`: after the
+/// job succeeded, before the worker sent the outcome to the queue):
+/// apalis-redis re-queues the job once the worker misses its heartbeats, a
+/// worker in this process runs it again under the same borrow (not a spent
+/// ticket), and the borrow ends when that run succeeds.
+async fn kill_a_worker_with_a_job(finished: bool) {
     let server = RedisServer::start();
     let store_url = server.url(&unique_name("apalis"), "lease_ms=120000");
     let store = Store::open(&store_url).unwrap();
@@ -899,48 +973,54 @@ async fn a_killed_worker_job_is_rerun_with_the_same_borrow() {
         .await
         .unwrap();
 
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "child_worker",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD_ENV[0], &store_url)
-        .env(CHILD_ENV[1], server.base_url())
-        .env(CHILD_ENV[2], &queue)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args([
+        "--exact",
+        "child_worker",
+        "--ignored",
+        "--nocapture",
+        "--test-threads=1",
+    ])
+    .env(CHILD_ENV[0], &store_url)
+    .env(CHILD_ENV[1], server.base_url())
+    .env(CHILD_ENV[2], &queue)
+    .stdout(Stdio::piped())
+    .stderr(Stdio::null());
+    if finished {
+        cmd.env(CHILD_NEVER_ACKS, "1");
+    }
+    let mut child = cmd.spawn().unwrap();
     let stdout = child.stdout.take().unwrap();
+    let marker = if finished { "FINISHED" } else { "RUNNING" };
     let running = tokio::task::spawn_blocking(move || {
         BufReader::new(stdout)
             .lines()
             .map_while(Result::ok)
             // (after the harness's "test child_worker ... ", on its line)
-            .find_map(|l| l.find("RUNNING").map(|at| l[at..].to_owned()))
+            .find_map(|l| l.find(marker).map(|at| l[at..].to_owned()))
     });
     let line = tokio::time::timeout(Duration::from_secs(60), running)
         .await
-        .expect("the worker process did not start the job within 60 s")
+        .expect("the worker process did not get that far with the job within 60 s")
         .unwrap();
-    assert_eq!(
-        line.as_deref(),
-        Some("RUNNING 1"),
-        "the first run reads under the borrow"
-    );
+    if !finished {
+        assert_eq!(
+            line.as_deref(),
+            Some("RUNNING 1"),
+            "the first run reads under the borrow"
+        );
+    }
+    assert!(line.is_some());
     child.kill().unwrap();
     child.wait().unwrap();
     assert_eq!(
         store.inspect(&key).unwrap().unwrap().readers,
         1,
-        "killed mid-job, the job keeps its borrow"
+        "killed before the queue recorded the outcome, the job keeps its borrow"
     );
 
     let script = Script::default();
-    let worker = start_worker_with(&storage, &script, JobBorrowsLayer::new());
+    let worker = start_worker_with(&storage, &script, JobBorrowsLayer::new(&storage));
     let done = recorded(&mut id, Status::Done).await;
     assert_eq!(done.result, Ok(10));
     assert_eq!(

@@ -2,23 +2,17 @@
 //! job's id, and its final outcome once the job's borrows have ended.
 
 use std::fmt;
-use std::time::Duration;
 
-use apalis_core::backend::{TaskResult, WaitForCompletion};
+use apalis_core::backend::{FetchById, TaskResult, WaitForCompletion};
 use apalis_core::task::task_id::TaskId;
 use apalis_redis::{ConnectionLike, RedisStorage};
 use serde::de::DeserializeOwned;
 
 use super::claims::JobClaim;
-use super::{Job, end_claims};
-use crate::error::{Error, Result};
+use super::outcome::{JOB_POLL_INTERVAL, Outcomes};
+use super::{Job, JobWire, end_claims};
+use crate::error::Result;
 use crate::submit::remote::Portable;
-
-/// How often [`JobHandle::wait`] asks the queue for the job's outcome
-/// (apalis-redis records outcomes in a hash and publishes nothing that
-/// every deployment receives, so waiting polls, as apalis's own
-/// `wait_for` does).
-pub const JOB_POLL_INTERVAL: Duration = Duration::from_millis(100);
 
 /// A job that [`submit_job`](super::submit_job) pushed: its id, and a way
 /// to wait for its final outcome.
@@ -27,8 +21,8 @@ pub const JOB_POLL_INTERVAL: Duration = Duration::from_millis(100);
 /// or exiting) leaves the job and its borrows as they are — they end with
 /// the job's final outcome. [`wait`](JobHandle::wait) returns that
 /// outcome once the job's borrows have ended store-side: the worker's
-/// layer ends them before apalis records the outcome, and the handle ends
-/// whatever is left (a worker without the layer) before it returns.
+/// layer ends them once apalis has recorded the outcome, and the handle
+/// ends them itself before it returns, so as not to wait for the worker.
 ///
 /// ```no_run
 /// use apalis_redis::{Config, RedisStorage};
@@ -53,8 +47,11 @@ where
     Conn: ConnectionLike + Send + Sync + Clone + 'static,
 {
     storage: RedisStorage<Job<A>, Conn>,
+    outcomes: Outcomes<Conn>,
     id: TaskId,
-    claims: Vec<JobClaim>,
+    /// The job's claims; `None` until read from the queue, for a handle
+    /// made from an id.
+    claims: Option<Vec<JobClaim>>,
 }
 
 impl<A, Conn> JobHandle<A, Conn>
@@ -66,9 +63,10 @@ where
     pub(super) fn new(
         storage: RedisStorage<Job<A>, Conn>,
         id: TaskId,
-        claims: Vec<JobClaim>,
+        claims: Option<Vec<JobClaim>>,
     ) -> Self {
         JobHandle {
+            outcomes: Outcomes::of(&storage),
             storage,
             id,
             claims,
@@ -76,10 +74,9 @@ where
     }
 
     /// A handle of the job `id` on `storage`'s queue, which another process
-    /// may have submitted: it reads the job's outcome as the submitter's
-    /// handle does. It knows none of the job's borrows; a worker with
-    /// [`JobBorrowsLayer`](super::JobBorrowsLayer) ends them before the
-    /// outcome is recorded.
+    /// may have submitted: it reads the job's outcome, and ends its borrows,
+    /// as the submitter's handle does (it reads them from the job on the
+    /// queue).
     ///
     /// ```
     /// use apalis_core::task::task_id::TaskId;
@@ -92,7 +89,7 @@ where
     /// }
     /// ```
     pub fn from_id(storage: RedisStorage<Job<A>, Conn>, id: TaskId) -> Self {
-        JobHandle::new(storage, id, Vec::new())
+        JobHandle::new(storage, id, None)
     }
 
     /// The job's task id on its queue.
@@ -113,7 +110,7 @@ where
     ///
     /// # Errors
     ///
-    /// [`Error::Connector`] (naming the queue) if the queue cannot be read,
+    /// [`Error::Connector`](crate::Error::Connector) (naming the queue) if the queue cannot be read,
     /// or its record of the job is not an outcome of type `R`.
     ///
     /// # Cancel safety
@@ -124,19 +121,7 @@ where
     where
         R: DeserializeOwned + Send + 'static,
     {
-        // apalis-redis adds a job to its done or dead set in the script
-        // that records its outcome; the record alone also says `Running`
-        // for a job that is running again after a failed attempt.
-        let config = self.storage.get_config();
-        let (done, dead) = (config.done_jobs_set(), config.dead_jobs_set());
-        let id = self.id.to_string();
-        let (is_done, is_dead): (bool, bool) = redis::pipe()
-            .sismember(done, &id)
-            .sismember(dead, &id)
-            .query_async(self.storage.get_connection())
-            .await
-            .map_err(|e| self.unreadable(e))?;
-        if !is_done && !is_dead {
+        if !self.outcomes.is_recorded(&self.id).await? {
             return Ok(None);
         }
         let found = WaitForCompletion::<R>::check_status(&mut self.storage, [self.id.clone()])
@@ -145,8 +130,25 @@ where
         let Some(outcome) = found.into_iter().find(|r| r.task_id == self.id) else {
             return Err(self.unreadable("the queue holds no record of its outcome"));
         };
-        end_claims(&self.claims).await;
+        if self.claims.is_none() {
+            self.claims = Some(self.read_claims().await?);
+        }
+        end_claims(self.claims.as_deref().unwrap_or_default()).await;
         Ok(Some(outcome))
+    }
+
+    /// The job's claims, read from the job on the queue (none if the queue
+    /// no longer holds it).
+    async fn read_claims(&mut self) -> Result<Vec<JobClaim>> {
+        let task = FetchById::fetch_by_id(&mut self.storage, &self.id)
+            .await
+            .map_err(|e| self.unreadable(e))?;
+        let Some(task) = task else {
+            return Ok(Vec::new());
+        };
+        let job: JobWire<serde::de::IgnoredAny> =
+            serde_json::from_slice(&task.args).map_err(|e| self.unreadable(e))?;
+        Ok(job.claims)
     }
 
     /// Waits for the job's final outcome (see [`check`](JobHandle::check)),
@@ -173,14 +175,8 @@ where
         }
     }
 
-    fn unreadable(&self, e: impl fmt::Display) -> Error {
-        Error::Connector {
-            store: self.queue().to_string(),
-            source: Box::new(Unreadable {
-                id: self.id.to_string(),
-                reason: e.to_string(),
-            }),
-        }
+    fn unreadable(&self, e: impl fmt::Display) -> crate::Error {
+        self.outcomes.unreadable(&self.id.to_string(), e)
     }
 }
 
@@ -192,26 +188,7 @@ where
         f.debug_struct("JobHandle")
             .field("id", &self.id.to_string())
             .field("queue", &self.storage.get_config().queue.as_ref())
-            .field("claims", &self.claims.len())
+            .field("claims", &self.claims.as_ref().map(Vec::len))
             .finish()
     }
 }
-
-/// The queue's record of a job could not be read.
-#[derive(Debug)]
-struct Unreadable {
-    id: String,
-    reason: String,
-}
-
-impl fmt::Display for Unreadable {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "reading the outcome of job {} failed: {}",
-            self.id, self.reason
-        )
-    }
-}
-
-impl std::error::Error for Unreadable {}

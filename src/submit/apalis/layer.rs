@@ -1,6 +1,6 @@
 //! [`JobBorrowsLayer`]: the worker side of a job with borrows — it opens
 //! each delivery's [`Job`], renews the job's claims while the job runs and
-//! ends them with the job's final outcome.
+//! ends them once the job's final outcome is recorded.
 
 use std::panic::AssertUnwindSafe;
 use std::task::{Context, Poll};
@@ -8,21 +8,38 @@ use std::task::{Context, Poll};
 use apalis_core::error::{AbortError, BoxDynError};
 use apalis_core::task::Task;
 
+use super::outcome::{Outcomes, end_when_recorded};
 use super::*;
 use crate::submit::task::panic_message;
 
 /// The `tower` layer that opens [`Job`]s for an apalis worker and ends
-/// their borrows with the job's final outcome. See the
-/// [module docs](super); add it first.
-#[derive(Clone, Debug, Default)]
-pub struct JobBorrowsLayer {
+/// their borrows with the job's final outcome, once the worker's queue has
+/// recorded it. See the [module docs](super); add it first.
+pub struct JobBorrowsLayer<Conn = apalis_redis::ConnectionManager> {
+    outcomes: Outcomes<Conn>,
     max_attempts: Option<usize>,
 }
 
-impl JobBorrowsLayer {
-    /// The layer.
-    pub fn new() -> Self {
-        JobBorrowsLayer::default()
+impl<Conn> JobBorrowsLayer<Conn>
+where
+    Conn: ConnectionLike + Send + Sync + Clone + 'static,
+{
+    /// The layer for a worker of `storage`'s queue (the queue on which the
+    /// layer sees the jobs' outcomes recorded).
+    ///
+    /// ```
+    /// use apalis_redis::RedisStorage;
+    /// use borrowstore::RefProxy;
+    /// use borrowstore::submit::apalis::{Job, JobBorrowsLayer};
+    /// fn layer(storage: &RedisStorage<Job<RefProxy<Vec<u64>>>>) -> JobBorrowsLayer {
+    ///     JobBorrowsLayer::new(storage)
+    /// }
+    /// ```
+    pub fn new<A>(storage: &RedisStorage<A, Conn>) -> Self {
+        JobBorrowsLayer {
+            outcomes: Outcomes::of(storage),
+            max_attempts: None,
+        }
     }
 
     /// Gives a job at most `n` attempts (fewer than apalis-redis's
@@ -32,9 +49,12 @@ impl JobBorrowsLayer {
     /// again, and ends the job's borrows. `0` and `1` both mean no retry.
     ///
     /// ```
-    /// use borrowstore::submit::apalis::JobBorrowsLayer;
-    /// let layer = JobBorrowsLayer::new().max_attempts(3);
-    /// # let _ = layer;
+    /// use apalis_redis::RedisStorage;
+    /// use borrowstore::RefProxy;
+    /// use borrowstore::submit::apalis::{Job, JobBorrowsLayer};
+    /// fn layer(storage: &RedisStorage<Job<RefProxy<Vec<u64>>>>) -> JobBorrowsLayer {
+    ///     JobBorrowsLayer::new(storage).max_attempts(3)
+    /// }
     /// ```
     pub fn max_attempts(mut self, n: usize) -> Self {
         self.max_attempts = Some(n);
@@ -42,31 +62,71 @@ impl JobBorrowsLayer {
     }
 }
 
-impl<S> tower_layer::Layer<S> for JobBorrowsLayer {
-    type Service = JobBorrows<S>;
+impl<Conn: Clone> Clone for JobBorrowsLayer<Conn> {
+    fn clone(&self) -> Self {
+        JobBorrowsLayer {
+            outcomes: self.outcomes.clone(),
+            max_attempts: self.max_attempts,
+        }
+    }
+}
 
-    fn layer(&self, inner: S) -> JobBorrows<S> {
+impl<Conn> fmt::Debug for JobBorrowsLayer<Conn> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JobBorrowsLayer")
+            .field("queue", &self.outcomes.queue)
+            .field("max_attempts", &self.max_attempts)
+            .finish()
+    }
+}
+
+impl<S, Conn: Clone> tower_layer::Layer<S> for JobBorrowsLayer<Conn> {
+    type Service = JobBorrows<S, Conn>;
+
+    fn layer(&self, inner: S) -> JobBorrows<S, Conn> {
         JobBorrows {
             inner,
+            outcomes: self.outcomes.clone(),
             max_attempts: self.max_attempts,
         }
     }
 }
 
 /// The service [`JobBorrowsLayer`] makes.
-#[derive(Clone, Debug)]
-pub struct JobBorrows<S> {
+pub struct JobBorrows<S, Conn = apalis_redis::ConnectionManager> {
     inner: S,
+    outcomes: Outcomes<Conn>,
     max_attempts: Option<usize>,
 }
 
-impl<S, A> tower_service::Service<Task<Job<A>>> for JobBorrows<S>
+impl<S: Clone, Conn: Clone> Clone for JobBorrows<S, Conn> {
+    fn clone(&self) -> Self {
+        JobBorrows {
+            inner: self.inner.clone(),
+            outcomes: self.outcomes.clone(),
+            max_attempts: self.max_attempts,
+        }
+    }
+}
+
+impl<S: fmt::Debug, Conn> fmt::Debug for JobBorrows<S, Conn> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JobBorrows")
+            .field("inner", &self.inner)
+            .field("queue", &self.outcomes.queue)
+            .field("max_attempts", &self.max_attempts)
+            .finish()
+    }
+}
+
+impl<S, A, Conn> tower_service::Service<Task<Job<A>>> for JobBorrows<S, Conn>
 where
     S: tower_service::Service<Task<Job<A>>>,
     S::Future: Send + 'static,
     S::Response: Send + 'static,
     S::Error: Into<BoxDynError> + Send + 'static,
     A: Portable + Send + 'static,
+    Conn: ConnectionLike + Send + Sync + Clone + 'static,
 {
     type Response = S::Response;
     type Error = BoxDynError;
@@ -80,6 +140,7 @@ where
         let ctx = task.ctx().clone();
         let opened = task.args.open();
         let max_attempts = self.max_attempts;
+        let outcomes = self.outcomes.clone();
         // The job is called now (a `Service` is called in `call`), and run
         // below only once its borrows are known to hold.
         let fut = self.inner.call(task);
@@ -106,19 +167,21 @@ where
                 views.end_borrows();
                 return kill(&ctx, &claims, e).await;
             }
-            let attempt = AssertUnwindSafe(fut).catch_unwind();
-            let renewing = async {
-                loop {
-                    tokio::time::sleep(lease / 3).await;
-                    if let Err(e) = renew_claims(&claims, lease).await {
-                        tracing::warn!(error = %e, "a running job's borrow has ended");
+            let out = {
+                let attempt = AssertUnwindSafe(fut).catch_unwind();
+                let renewing = async {
+                    loop {
+                        tokio::time::sleep(lease / 3).await;
+                        if let Err(e) = renew_claims(&claims, lease).await {
+                            tracing::warn!(error = %e, "a running job's borrow has ended");
+                        }
                     }
+                };
+                futures::pin_mut!(attempt, renewing);
+                match futures::future::select(attempt, renewing).await {
+                    futures::future::Either::Left((out, _)) => out,
+                    futures::future::Either::Right(((), attempt)) => attempt.await,
                 }
-            };
-            futures::pin_mut!(attempt, renewing);
-            let out = match futures::future::select(attempt, renewing).await {
-                futures::future::Either::Left((out, _)) => out,
-                futures::future::Either::Right(((), attempt)) => attempt.await,
             };
             // This attempt's views are invalid from here on (they never
             // release: the claims are the job's).
@@ -172,9 +235,16 @@ where
             // changes are dropped; a retry starts from the published value.
             staged.iter().for_each(Staged::discard);
             if is_final(&ctx.status(), ctx.attempt()) {
-                // Before the outcome is recorded: once the queue says the
-                // job is over, its borrows are.
-                end_claims(&claims).await;
+                // The queue records the outcome after this returns (the
+                // worker sends it later, in a batch): the borrows end once
+                // it has. A worker killed before that leaves them to the
+                // job's next delivery, which the queue makes.
+                match ctx.task_id() {
+                    Some(id) => {
+                        tokio::spawn(end_when_recorded(outcomes, id.clone(), claims, lease));
+                    }
+                    None => end_claims(&claims).await,
+                }
             }
             res
         }

@@ -12,7 +12,18 @@
 //! it succeeds, when it is killed (an [`AbortError`], a panic), or when
 //! apalis-redis gives up retrying it. A failed attempt that apalis-redis
 //! will retry keeps them: the next attempt, on any worker, reads under the
-//! same claims.
+//! same claims. [`submit_job`] returns a [`JobHandle`] that waits for the
+//! final outcome; dropping it leaves the job as it is.
+//!
+//! The layer ends the claims once the queue has recorded the outcome, not
+//! as soon as the attempt returns: an apalis worker sends its outcomes to
+//! the queue later, in batches, and one that dies in between never sends
+//! them. The queue then delivers the job again — a succeeded job runs a
+//! second time, as apalis-redis runs any job whose worker died — and that
+//! run reads under the same claims. (The layer polls the queue's done and
+//! dead sets every [`JOB_POLL_INTERVAL`] for this, renewing the claims
+//! meanwhile; the submitter's [`JobHandle::wait`] ends them itself as soon
+//! as it sees the outcome.)
 //!
 //! ```no_run
 //! use apalis_core::error::BoxDynError;
@@ -36,9 +47,10 @@
 //!     let v = job.into_args()?;
 //!     Ok(v.iter().sum())
 //! }
+//! let layer = JobBorrowsLayer::new(&storage);
 //! WorkerBuilder::new("worker-1")
 //!     .backend(storage)
-//!     .layer(JobBorrowsLayer::new())
+//!     .layer(layer)
 //!     .build(sum)
 //!     .run()
 //!     .await?;
@@ -141,10 +153,12 @@ use crate::submit::task::TaskState;
 pub(crate) mod claims;
 mod handle;
 mod layer;
+mod outcome;
 
 use claims::{JobClaim, renew_claims};
-pub use handle::{JOB_POLL_INTERVAL, JobHandle};
+pub use handle::JobHandle;
 pub use layer::{JobBorrows, JobBorrowsLayer};
+pub use outcome::{JOB_POLL_INTERVAL, RECORD_WAIT_LIMIT};
 
 /// The number of attempts after which apalis-redis 1.0 stops retrying a
 /// failed job and moves it to its dead set (`lua/handle_results.lua`
@@ -429,7 +443,7 @@ where
     };
     let task = TaskBuilder::new(job).task_id(id.clone()).build();
     match storage.push_task(task).await {
-        Ok(()) => Ok(JobHandle::new(storage.clone(), id, claims)),
+        Ok(()) => Ok(JobHandle::new(storage.clone(), id, Some(claims))),
         Err(e) => {
             end_claims(&claims).await;
             Err(Error::Connector {
