@@ -422,8 +422,9 @@ fn producer(redis_url: &str, server: Option<&RedisServer>) -> Result<(), BoxErro
     let left = store.keys()?;
     check(left.is_empty(), "no object left in the store")?;
     println!(
-        "\nDone. {JOBS} jobs done, worker-1 killed mid-run, {} job(s) re-run by worker-2; \
-         objects left in the store: {}.",
+        "\nDone. {JOBS} jobs run ({} recorded as done), worker-1 killed mid-job, {} job(s) \
+         re-run by worker-2; objects left in the store: {}.",
+        JOBS as usize - lost.len(),
         rerun.len(),
         left.len()
     );
