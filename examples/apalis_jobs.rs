@@ -268,7 +268,7 @@ fn producer(redis_url: &str, server: Option<&RedisServer>) -> Result<(), BoxErro
         "the interrupted jobs keep their borrows",
     )?;
     println!(
-        "   The jobs it was running keep their borrows. apalis-redis re-queues every job \
+        "   The job(s) it was running keep their borrows. apalis-redis re-queues every job \
          the dead worker had taken once it has missed {MISSED_HEARTBEATS} heartbeats \
          ({} s each), and worker-2 runs them again — under the same borrows. (Nothing \
          restarts worker-1: one surviving worker is enough.)",
@@ -389,7 +389,7 @@ fn producer(redis_url: &str, server: Option<&RedisServer>) -> Result<(), BoxErro
     check(rerun == interrupted, "worker-2 ran every interrupted job")?;
     check(
         !interrupted.is_empty() || !lost.is_empty(),
-        "the kill interrupted a job",
+        "the kill interrupted a job (it came too late: is the machine very busy?)",
     )?;
     println!("   The jobs' results add up to {sum}.");
     check(sum == total, "the results add up to the object's sum")?;
