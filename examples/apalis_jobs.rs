@@ -10,7 +10,9 @@
 //! be on the `PATH`) on a free loopback port, with no persistence, and stops
 //! it at the end. With `--redis URL` it uses that server (a single server:
 //! this example does not name its queue for a cluster) in a namespace and a
-//! queue of its own, and removes the queue's keys at the end.
+//! queue of its own, and removes the queue's keys at the end (the store's
+//! namespace keeps only records that expire by themselves: those of
+//! redeemed tickets, for a minute, and its table of processes).
 //!
 //! The producer owns a large object and submits 100 apalis-redis jobs, each
 //! carrying a borrow of it (a `RefProxy`) and the number of the slice it
