@@ -1226,3 +1226,45 @@ async fn a_thousand_jobs_leave_no_object_and_no_claim() {
     s.store.flush().unwrap();
     borrowstore_testkit::assert_empty(&s.store);
 }
+
+/// `examples/apalis_jobs.rs` runs to its end on a private redis-server of
+/// its own: 100 jobs borrow one object, one of the two worker processes is
+/// killed mid-job, the other re-runs its job, and the object is evicted
+/// once every job is over (the example checks every step itself and fails
+/// otherwise).
+#[test]
+fn the_apalis_jobs_example_runs() {
+    // Integration tests are in target/<profile>/deps/, examples in
+    // target/<profile>/examples/; `cargo test` builds both.
+    let exe = std::env::current_exe().unwrap();
+    let example = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .map(|profile| profile.join("examples").join("apalis_jobs"))
+        .unwrap();
+    if !example.exists() {
+        panic!(
+            "{} is not built (cargo test builds the examples; or cargo build --features \
+             apalis --example apalis_jobs)",
+            example.display()
+        );
+    }
+    let out = Command::new(&example)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let last = stdout.lines().last().unwrap_or("");
+    assert!(
+        out.status.success()
+            && last.starts_with("Done. 100 jobs run")
+            && last.ends_with("objects left in the store: 0."),
+        "{}\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("worker-1 is killed (SIGKILL)"),
+        "the example kills a worker:\n{stdout}"
+    );
+}
