@@ -259,6 +259,34 @@ impl RedisConnector {
         }
     }
 
+    /// Cancels a ticket in flight: its claim is released in the same call.
+    pub(super) fn cancel_call(&self, key: &Key, ticket: ClaimId, kind: ClaimKind) -> Call<String> {
+        Call {
+            key: *key,
+            args: args([
+                b"cancel",
+                ticket.to_string().as_bytes(),
+                token().as_bytes(),
+                kind_code(kind).as_bytes(),
+            ]),
+            read: |inner, key, v| inner.status(key, &v),
+        }
+    }
+
+    pub(super) fn cancel_done(&self, key: &Key, ticket: ClaimId, status: &str) -> Result<()> {
+        match status {
+            "ok" => Ok(()),
+            "evicted" => {
+                self.inner.held.forget_key(key);
+                Ok(())
+            }
+            "redeemed" => Err(Error::TicketRedeemed {
+                ticket: ticket.to_string(),
+            }),
+            other => Err(self.inner.refusal(key, other, "cancel_ticket")),
+        }
+    }
+
     pub(super) fn renew_done(&self, key: &Key, ticket: ClaimId, status: &str) -> Result<()> {
         match status {
             "ok" => Ok(()),

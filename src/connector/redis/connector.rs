@@ -246,8 +246,8 @@ impl Connector for RedisConnector {
     }
 
     fn cancel_ticket(&self, key: &Key, ticket: ClaimId, kind: ClaimKind) -> Result<()> {
-        let claim = self.redeem_ticket(key, ticket, kind)?;
-        self.apply(key, Op::Release(claim)).map(|_| ())
+        let status = self.run(self.cancel_call(key, ticket, kind))?;
+        self.cancel_done(key, ticket, &status)
     }
 
     fn inspect(&self, key: &Key) -> Result<Option<Inspect>> {
@@ -390,8 +390,8 @@ impl Connector for RedisConnector {
         kind: ClaimKind,
     ) -> BoxFuture<'_, Result<()>> {
         Box::pin(async move {
-            let claim = self.redeem_ticket_async(key, ticket, kind).await?;
-            self.apply_async(key, Op::Release(claim)).await.map(|_| ())
+            let status = self.run_async(self.cancel_call(&key, ticket, kind)).await?;
+            self.cancel_done(&key, ticket, &status)
         })
     }
 

@@ -478,8 +478,17 @@ local function object_op(op)
     return inspect_all()
   end
 
+  -- A cancel whose release evicted the object, retried after a lost reply,
+  -- finds its record; any other cancel of a gone object finds no ticket.
+  local function cancelled_before()
+    local D = NS and (NS .. ':{' .. OKEY .. '}:d:' .. A[2])
+    if D and redis.call('GET', D) == A[3] .. ':c' then return 'ok' end
+    return 'redeemed'
+  end
+
   if not exists() then
     if op == 'release' then return 'ok' end
+    if op == 'cancel' then return cancelled_before() end
     if op == 'fetch' or op == 'inspect' then return {'missing'} end
     if op == 'reap' then return {} end
     return 'gone'
@@ -503,6 +512,7 @@ local function object_op(op)
   expire(now)
   if not exists() then
     if op == 'release' then return 'ok' end
+    if op == 'cancel' then return cancelled_before() end
     if op == 'fetch' or op == 'inspect' then return {'missing'} end
     return 'gone'
   end
@@ -565,6 +575,23 @@ local function object_op(op)
     local _, _, more = parse(record(kind, id))
     set_record(kind, id, '@' .. (now + tonumber(A[3])) .. more)
     return 'ok'
+  elseif op == 'cancel' then
+    -- ARGV: ticket, cancel token, kind. Releases the claim of a ticket in
+    -- flight in one step (a canceller that dies midway leaves nothing
+    -- held). Its record '<token>:c' under the redeem record's key (a
+    -- minute) lets the same cancel, retried after a lost reply, succeed
+    -- again; 'redeemed' if the ticket is not in flight.
+    local D = NS and (NS .. ':{' .. OKEY .. '}:d:' .. A[2])
+    local t = redis.call('HGET', T, A[2])
+    if not t then return cancelled_before() end
+    local kind, id = string.match(t, '^(%a):(%x+)$')
+    if kind and kind ~= A[4] then return 'wrong_kind' end
+    redis.call('HDEL', T, A[2])
+    if redis.call('EXISTS', T) == 0 then redis.call('HDEL', S, 'nx') end
+    if D then redis.call('SET', D, A[3] .. ':c', 'PX', 60000) end
+    if not kind or not holds(kind, id) then return 'redeemed' end
+    redis.call('HDEL', M, id)
+    return release(kind, id, false)
   elseif op == 'inspect' then
     return {'ok', redis.call('HGET', S, 'v'), owned() and 1 or 0, written() and 1 or 0,
             readers(), holders(), redis.call('HGET', S, 'had')}
