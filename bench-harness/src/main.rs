@@ -18,7 +18,8 @@
 //!
 //! Groups: `memory`, `references`, `contention`, `submit`, `file` (with its
 //! cross-process workloads: reclaim after a kill, a `Blob` read by other
-//! processes), `redis`, `wake`, `footprint`.
+//! processes), `redis`, `jobs` (apalis jobs with and without a borrow),
+//! `wake`, `footprint`.
 //! Without `--redis` the Redis group is skipped; without `--file-dir` the
 //! file store lives in the system's temporary directory. The memory
 //! workloads (`footprint`) each run in a fresh child process
@@ -27,6 +28,7 @@
 mod contention;
 mod file_extra;
 mod footprint;
+mod jobs;
 mod measure;
 mod redis_ref;
 mod stores;
@@ -77,7 +79,7 @@ fn usage(code: i32) -> ! {
     eprintln!(
         "usage: bench-harness [--quick] [--redis URL] [--file-dir DIR] [--only GROUP,...] \
          [--live N] [--cycles N] [--checkpoint N] [--value-bytes N] [--tasks N] [--held N]\n\
-         groups: memory, references, contention, submit, file, redis, wake, footprint"
+         groups: memory, references, contention, submit, file, redis, jobs, wake, footprint"
     );
     std::process::exit(code)
 }
@@ -213,6 +215,10 @@ fn main() {
             redis_ref::run(server, &store, &namespace, b);
         }),
         None => eprintln!("bench-harness: redis skipped (no --redis URL)"),
+    }
+    match &o.redis {
+        Some(server) => group(&o, "jobs", || jobs::run(server, b)),
+        None => eprintln!("bench-harness: jobs skipped (no --redis URL)"),
     }
 
     group(&o, "wake", || {

@@ -9,7 +9,7 @@ use apalis_redis::{ConnectionLike, RedisStorage};
 use serde::de::DeserializeOwned;
 
 use super::claims::JobClaim;
-use super::outcome::{JOB_POLL_INTERVAL, Outcomes};
+use super::outcome::{FIRST_POLL, JOB_POLL_INTERVAL, Outcomes};
 use super::{Job, JobWire, end_claims};
 use crate::error::Result;
 use crate::submit::remote::Portable;
@@ -152,7 +152,7 @@ where
     }
 
     /// Waits for the job's final outcome (see [`check`](JobHandle::check)),
-    /// asking the queue every [`JOB_POLL_INTERVAL`]. It waits as long as the
+    /// asking the queue at most every [`JOB_POLL_INTERVAL`]. It waits as long as the
     /// job takes, retries included: bound it with `tokio::time::timeout`.
     ///
     /// # Errors
@@ -167,11 +167,13 @@ where
     where
         R: DeserializeOwned + Send + 'static,
     {
+        let mut delay = FIRST_POLL;
         loop {
             if let Some(outcome) = self.check::<R>().await? {
                 return Ok(outcome);
             }
-            tokio::time::sleep(JOB_POLL_INTERVAL).await;
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(JOB_POLL_INTERVAL);
         }
     }
 

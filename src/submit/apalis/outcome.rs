@@ -17,11 +17,16 @@ use super::claims::{JobClaim, renew_claims};
 use super::end_claims;
 use crate::error::{Error, Result};
 
-/// How often a waiter asks the queue whether a job's outcome is recorded
-/// ([`JobHandle::wait`](super::JobHandle::wait), and a worker about to end
-/// a finished job's borrows). apalis-redis publishes nothing that every
+/// How often, at most, a waiter asks the queue whether a job's outcome is
+/// recorded ([`JobHandle::wait`](super::JobHandle::wait), and a worker
+/// about to end a finished job's borrows): they ask after 2 ms first, and
+/// double the pause after each miss up to this. apalis-redis publishes nothing that every
 /// deployment receives, so waiting polls, as apalis's own `wait_for` does.
 pub const JOB_POLL_INTERVAL: Duration = Duration::from_millis(100);
+
+/// The first pause of a poll for an outcome, doubled after each miss up to
+/// [`JOB_POLL_INTERVAL`].
+pub(super) const FIRST_POLL: Duration = Duration::from_millis(2);
 
 /// How long a worker waits for the queue to record the outcome of a job
 /// that has finished before it stops renewing the job's borrows; they then
@@ -92,6 +97,9 @@ pub(super) async fn end_when_recorded<Conn>(
 {
     let mut waited = Duration::ZERO;
     let mut since_renewal = Duration::ZERO;
+    // The worker sends the outcome soon after the attempt (with its batch):
+    // ask often at first, then every JOB_POLL_INTERVAL.
+    let mut delay = FIRST_POLL;
     loop {
         match outcomes.is_recorded(&id).await {
             Ok(true) => break,
@@ -102,9 +110,10 @@ pub(super) async fn end_when_recorded<Conn>(
             tracing::warn!(job = %id, queue = %outcomes.queue, "the queue did not record the job's outcome; its borrows end with their lease");
             return;
         }
-        tokio::time::sleep(JOB_POLL_INTERVAL).await;
-        waited += JOB_POLL_INTERVAL;
-        since_renewal += JOB_POLL_INTERVAL;
+        tokio::time::sleep(delay).await;
+        waited += delay;
+        since_renewal += delay;
+        delay = (delay * 2).min(JOB_POLL_INTERVAL);
         if since_renewal >= lease / 3 {
             since_renewal = Duration::ZERO;
             if renew_claims(&claims, lease).await.is_err() {
