@@ -75,6 +75,9 @@ fn config(queue: &str) -> Config {
     Config::default()
         .queue(queue)
         .heartbeat_interval(Duration::from_millis(100))
+        // A busy machine must not make a live worker look dead (its jobs
+        // would be delivered again).
+        .missed_heartbeats(20)
 }
 
 struct Bench {

@@ -241,7 +241,7 @@ where
                 // job's next delivery, which the queue makes.
                 match ctx.task_id() {
                     Some(id) => {
-                        tokio::spawn(end_when_recorded(outcomes, id.clone(), claims, lease));
+                        end_when_recorded(&outcomes, id, claims, lease);
                     }
                     None => end_claims(&claims).await,
                 }

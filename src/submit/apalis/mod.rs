@@ -20,10 +20,11 @@
 //! the queue later, in batches, and one that dies in between never sends
 //! them. The queue then delivers the job again — a succeeded job runs a
 //! second time, as apalis-redis runs any job whose worker died — and that
-//! run reads under the same claims. (The layer polls the queue's done and
-//! dead sets every [`JOB_POLL_INTERVAL`] for this, renewing the claims
-//! meanwhile; the submitter's [`JobHandle::wait`] ends them itself as soon
-//! as it sees the outcome.)
+//! run reads under the same claims. (One task per layer asks the queue's
+//! done and dead sets about all its finished jobs in one pipeline, at
+//! most every [`JOB_POLL_INTERVAL`], renewing their claims meanwhile; the
+//! submitter's [`JobHandle::wait`] ends them itself as soon as it sees the
+//! outcome.)
 //!
 //! ```no_run
 //! use apalis_core::error::BoxDynError;

@@ -8,7 +8,8 @@
 //! its outcome, or that next delivery would find them ended.
 
 use std::fmt;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use apalis_core::task::task_id::TaskId;
 use apalis_redis::{ConnectionLike, RedisStorage};
@@ -40,6 +41,25 @@ pub(super) struct Outcomes<Conn> {
     pub(super) queue: String,
     done: String,
     dead: String,
+    /// The finished jobs of this layer whose outcome the queue has not
+    /// recorded yet, watched by one task (see [`end_when_recorded`]).
+    finished: Arc<Mutex<Finished>>,
+}
+
+/// Finished jobs waiting for their outcome to be recorded.
+#[derive(Default)]
+struct Finished {
+    jobs: Vec<FinishedJob>,
+    /// Whether a task is watching them.
+    watched: bool,
+}
+
+struct FinishedJob {
+    id: String,
+    claims: Vec<JobClaim>,
+    lease: Duration,
+    since: Instant,
+    renewed: Instant,
 }
 
 impl<Conn> Outcomes<Conn>
@@ -53,6 +73,7 @@ where
             queue: config.queue.as_ref().to_string(),
             done: config.done_jobs_set(),
             dead: config.dead_jobs_set(),
+            finished: Arc::default(),
         }
     }
 
@@ -62,13 +83,19 @@ where
     /// once a retry has started.)
     pub(super) async fn is_recorded(&self, id: &TaskId) -> Result<bool> {
         let id = id.to_string();
-        let (done, dead): (bool, bool) = redis::pipe()
-            .sismember(&self.done, &id)
-            .sismember(&self.dead, &id)
-            .query_async(&mut self.conn.clone())
-            .await
-            .map_err(|e| self.unreadable(&id, e))?;
-        Ok(done || dead)
+        let found = self.recorded(std::slice::from_ref(&id)).await;
+        Ok(found.map_err(|e| self.unreadable(&id, e))?[0])
+    }
+
+    /// [`is_recorded`](Self::is_recorded) for each of `ids`, in one
+    /// pipeline.
+    async fn recorded(&self, ids: &[String]) -> redis::RedisResult<Vec<bool>> {
+        let mut pipe = redis::pipe();
+        for id in ids {
+            pipe.sismember(&self.done, id).sismember(&self.dead, id);
+        }
+        let found: Vec<bool> = pipe.query_async(&mut self.conn.clone()).await?;
+        Ok(found.chunks(2).map(|p| p.iter().any(|&b| b)).collect())
     }
 
     /// [`Error::Connector`] naming the queue, for job `id`.
@@ -87,41 +114,111 @@ where
 /// the queue has recorded it, renewing them meanwhile. If the queue has
 /// not recorded it within [`RECORD_WAIT_LIMIT`], the claims are left to
 /// their lease.
-pub(super) async fn end_when_recorded<Conn>(
-    outcomes: Outcomes<Conn>,
-    id: TaskId,
+///
+/// One task per layer watches all its finished jobs: it asks the queue
+/// about every one of them in one pipeline, after 2 ms first, and then
+/// doubling the pause up to [`JOB_POLL_INTERVAL`] while no job is
+/// recorded.
+pub(super) fn end_when_recorded<Conn>(
+    outcomes: &Outcomes<Conn>,
+    id: &TaskId,
     claims: Vec<JobClaim>,
     lease: Duration,
 ) where
     Conn: ConnectionLike + Send + Sync + Clone + 'static,
 {
-    let mut waited = Duration::ZERO;
-    let mut since_renewal = Duration::ZERO;
-    // The worker sends the outcome soon after the attempt (with its batch):
-    // ask often at first, then every JOB_POLL_INTERVAL.
+    if claims.is_empty() {
+        return;
+    }
+    let now = Instant::now();
+    let mut finished = lock(&outcomes.finished);
+    finished.jobs.push(FinishedJob {
+        id: id.to_string(),
+        claims,
+        lease,
+        since: now,
+        renewed: now,
+    });
+    if !finished.watched {
+        finished.watched = true;
+        tokio::spawn(watch(outcomes.clone()));
+    }
+}
+
+fn lock(m: &Mutex<Finished>) -> std::sync::MutexGuard<'_, Finished> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The task that ends finished jobs' claims once their outcomes are
+/// recorded; it ends when no finished job is left.
+async fn watch<Conn>(outcomes: Outcomes<Conn>)
+where
+    Conn: ConnectionLike + Send + Sync + Clone + 'static,
+{
     let mut delay = FIRST_POLL;
     loop {
-        match outcomes.is_recorded(&id).await {
-            Ok(true) => break,
-            Ok(false) => {}
-            Err(e) => tracing::debug!(job = %id, error = %e, "asking for a job's outcome failed"),
-        }
-        if waited >= RECORD_WAIT_LIMIT {
-            tracing::warn!(job = %id, queue = %outcomes.queue, "the queue did not record the job's outcome; its borrows end with their lease");
-            return;
-        }
         tokio::time::sleep(delay).await;
-        waited += delay;
-        since_renewal += delay;
-        delay = (delay * 2).min(JOB_POLL_INTERVAL);
-        if since_renewal >= lease / 3 {
-            since_renewal = Duration::ZERO;
-            if renew_claims(&claims, lease).await.is_err() {
-                return; // ended already (by the submitter's handle)
+        let ids: Vec<String> = {
+            let mut finished = lock(&outcomes.finished);
+            if finished.jobs.is_empty() {
+                finished.watched = false;
+                return;
+            }
+            finished.jobs.iter().map(|j| j.id.clone()).collect()
+        };
+        let recorded = match outcomes.recorded(&ids).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::debug!(queue = %outcomes.queue, error = %e, "asking for jobs' outcomes failed");
+                vec![false; ids.len()]
+            }
+        };
+        let now = Instant::now();
+        let (mut over, mut renew, mut given_up) = (Vec::new(), Vec::new(), Vec::new());
+        {
+            let mut finished = lock(&outcomes.finished);
+            let jobs = std::mem::take(&mut finished.jobs);
+            for job in jobs {
+                let seen = ids
+                    .iter()
+                    .position(|i| *i == job.id)
+                    .is_some_and(|p| recorded[p]);
+                if seen {
+                    over.push(job);
+                } else if now.duration_since(job.since) >= RECORD_WAIT_LIMIT {
+                    given_up.push(job);
+                } else {
+                    if now.duration_since(job.renewed) >= job.lease / 3 {
+                        renew.push((job.claims.clone(), job.lease));
+                    }
+                    finished.jobs.push(job);
+                }
+            }
+            for job in &mut finished.jobs {
+                if now.duration_since(job.renewed) >= job.lease / 3 {
+                    job.renewed = now;
+                }
             }
         }
+        for job in &given_up {
+            tracing::warn!(job = %job.id, queue = %outcomes.queue, "the queue did not record the job's outcome; its borrows end with their lease");
+        }
+        delay = if over.is_empty() {
+            (delay * 2).min(JOB_POLL_INTERVAL)
+        } else {
+            FIRST_POLL
+        };
+        let ends = over.iter().map(|job| end_claims(&job.claims));
+        let renewals = renew.iter().map(|(claims, lease)| async move {
+            // A claim gone already was ended by the submitter's handle.
+            let _ = renew_claims(claims, *lease).await;
+        });
+        futures::future::join(
+            futures::future::join_all(ends),
+            futures::future::join_all(renewals),
+        )
+        .await;
     }
-    end_claims(&claims).await;
 }
 
 /// The queue's record of a job could not be read.
