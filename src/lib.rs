@@ -201,8 +201,8 @@
 //!   [`Error::InvalidUrl`].
 //! - `rayon`: [`submit_blocking`] on a rayon `ThreadPool`.
 //! - `apalis`: `submit::apalis`, jobs for apalis 1.0 workers on the
-//!   apalis-redis backend whose arguments carry borrows that end with the
-//!   job (reader borrows so far; a first version).
+//!   apalis-redis backend whose arguments carry borrows (shared or
+//!   mutable) and owners, which end with the job's final outcome.
 //!
 //! # Further reading
 //!
