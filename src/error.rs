@@ -297,6 +297,13 @@ impl Error {
         }
     }
 
+    /// Whether this error from a publish means the writer's borrow is gone
+    /// store-side ([`Error::ClaimLost`], [`Error::KeyNotFound`]): trying
+    /// again cannot help.
+    pub(crate) fn means_borrow_gone(&self) -> bool {
+        matches!(self, Error::ClaimLost { .. } | Error::KeyNotFound { .. })
+    }
+
     /// This error, reporting `op` as the refused operation if it is a
     /// refused borrow ([`Error::AlreadyBorrowed`],
     /// [`Error::AlreadyMutablyBorrowed`]): for operations that borrow on the

@@ -74,14 +74,6 @@ pub struct RefMutProxy<T: Storable> {
     staged: Option<Staged>,
 }
 
-/// Whether a failed publish means the borrow is gone store-side.
-fn gone(e: &crate::Error) -> bool {
-    matches!(
-        e,
-        crate::Error::ClaimLost { .. } | crate::Error::KeyNotFound { .. }
-    )
-}
-
 impl<T: Storable> RefMutProxy<T> {
     /// The object's key. An associated function (`RefMutProxy::key(&w)`),
     /// so it never hides a method of `T`.
@@ -218,7 +210,7 @@ impl<T: Storable> RefMutProxy<T> {
         let local = &mut this.local;
         let r = this.core.while_held(|core| publish_held(core, local));
         if let Err(e) = &r {
-            this.lost |= gone(e);
+            this.lost |= e.means_borrow_gone();
         }
         r
     }
@@ -236,7 +228,7 @@ impl<T: Storable> RefMutProxy<T> {
             Ok(Some(p)) => this.core.set_resolved(p.value),
             Ok(None) => {}
             Err(e) => {
-                this.lost |= gone(&e);
+                this.lost |= e.means_borrow_gone();
                 return Err(e);
             }
         }

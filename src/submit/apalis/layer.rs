@@ -220,7 +220,10 @@ where
                 // the outcome is recorded.
                 if let Err(e) = publish_staged(&staged).await {
                     res = Err(
-                        if gone(&e) || last_allowed || is_final(&Status::Failed, ctx.attempt()) {
+                        if e.means_borrow_gone()
+                            || last_allowed
+                            || is_final(&Status::Failed, ctx.attempt())
+                        {
                             // Nothing can publish them any more.
                             ctx.raw_status().store(Status::Killed);
                             Box::new(AbortError::new(e))
@@ -259,11 +262,6 @@ async fn publish_staged(staged: &[Staged]) -> Result<()> {
         s.publish().await?;
     }
     Ok(())
-}
-
-/// Whether a failed publish means the job's borrow is gone store-side.
-fn gone(e: &Error) -> bool {
-    matches!(e, Error::ClaimLost { .. } | Error::KeyNotFound { .. })
 }
 
 /// Kills a job that cannot run as it was submitted (`e` says why): its
