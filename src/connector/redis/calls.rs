@@ -274,26 +274,33 @@ impl RedisConnector {
     }
 
     pub(super) fn cancel_done(&self, key: &Key, ticket: ClaimId, status: &str) -> Result<()> {
-        match status {
-            "ok" => Ok(()),
-            "evicted" => {
-                self.inner.held.forget_key(key);
-                Ok(())
-            }
-            "redeemed" => Err(Error::TicketRedeemed {
-                ticket: ticket.to_string(),
-            }),
-            other => Err(self.inner.refusal(key, other, "cancel_ticket")),
+        if status == "evicted" {
+            // The release evicted the object (an owner ticket's).
+            self.inner.held.forget_key(key);
+            return Ok(());
         }
+        self.ticket_done(key, ticket, status, "cancel_ticket")
     }
 
     pub(super) fn renew_done(&self, key: &Key, ticket: ClaimId, status: &str) -> Result<()> {
+        self.ticket_done(key, ticket, status, "renew_ticket")
+    }
+
+    /// The reply of a call on a ticket in flight: `ok`, or `redeemed` when
+    /// it is not in flight any more.
+    fn ticket_done(
+        &self,
+        key: &Key,
+        ticket: ClaimId,
+        status: &str,
+        op: &'static str,
+    ) -> Result<()> {
         match status {
             "ok" => Ok(()),
             "redeemed" => Err(Error::TicketRedeemed {
                 ticket: ticket.to_string(),
             }),
-            other => Err(self.inner.refusal(key, other, "renew_ticket")),
+            other => Err(self.inner.refusal(key, other, op)),
         }
     }
 
