@@ -178,7 +178,7 @@ where
         {
             let mut finished = lock(&outcomes.finished);
             let jobs = std::mem::take(&mut finished.jobs);
-            for job in jobs {
+            for mut job in jobs {
                 let seen = ids
                     .iter()
                     .position(|i| *i == job.id)
@@ -189,14 +189,10 @@ where
                     given_up.push(job);
                 } else {
                     if now.duration_since(job.renewed) >= job.lease / 3 {
+                        job.renewed = now;
                         renew.push((job.claims.clone(), job.lease));
                     }
                     finished.jobs.push(job);
-                }
-            }
-            for job in &mut finished.jobs {
-                if now.duration_since(job.renewed) >= job.lease / 3 {
-                    job.renewed = now;
                 }
             }
         }
