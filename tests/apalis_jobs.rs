@@ -26,6 +26,7 @@ use borrowstore::{
     Error, Key, OwnedProxy, RefMutProxy, RefProxy, Store, borrow, borrow_async, mut_borrow,
     mut_borrow_async, update_async,
 };
+use borrowstore_testkit::process::{example_binary, hex, unhex};
 use borrowstore_testkit::redis_cluster::RedisCluster;
 use borrowstore_testkit::redis_server::RedisServer;
 use borrowstore_testkit::unique_name;
@@ -1062,10 +1063,7 @@ fn child_submitter() {
     };
     let _store = Store::open(&store_url).unwrap();
     let stay = std::env::var(SUBMITTER_ENV[3]).is_ok();
-    let bytes: Vec<u8> = (0..ticket.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&ticket[i..i + 2], 16).unwrap())
-        .collect();
+    let bytes = unhex(&ticket).expect("the ticket is hex");
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async move {
         let r = borrowstore::BorrowTicket::<Vec<u64>>::from_bytes(&bytes)
@@ -1099,7 +1097,6 @@ async fn a_fire_and_forget_submitter_leaves_its_job_the_borrow(killed: bool) {
         .unwrap()
         .to_bytes()
         .unwrap();
-    let hex: String = ticket.iter().map(|b| format!("{b:02x}")).collect();
     let mut cmd = Command::new(std::env::current_exe().unwrap());
     cmd.args([
         "--exact",
@@ -1110,7 +1107,7 @@ async fn a_fire_and_forget_submitter_leaves_its_job_the_borrow(killed: bool) {
     ])
     .env(SUBMITTER_ENV[0], server.base_url())
     .env(SUBMITTER_ENV[1], &queue)
-    .env(SUBMITTER_ENV[2], hex)
+    .env(SUBMITTER_ENV[2], hex(&ticket))
     .env(SUBMITTER_ENV[4], &store_url)
     .stdout(Stdio::piped())
     .stderr(Stdio::inherit());
@@ -1234,21 +1231,7 @@ async fn a_thousand_jobs_leave_no_object_and_no_claim() {
 /// otherwise).
 #[test]
 fn the_apalis_jobs_example_runs() {
-    // Integration tests are in target/<profile>/deps/, examples in
-    // target/<profile>/examples/; `cargo test` builds both.
-    let exe = std::env::current_exe().unwrap();
-    let example = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .map(|profile| profile.join("examples").join("apalis_jobs"))
-        .unwrap();
-    if !example.exists() {
-        panic!(
-            "{} is not built (cargo test builds the examples; or cargo build --features \
-             apalis --example apalis_jobs)",
-            example.display()
-        );
-    }
+    let example = example_binary("apalis_jobs");
     let out = Command::new(&example)
         .stdin(Stdio::null())
         .output()

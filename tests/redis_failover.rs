@@ -572,20 +572,7 @@ fn failover_of_every_primary_under_load_loses_nothing() {
 fn the_multi_process_example_runs_on_a_cluster() {
     let cluster = borrowstore_testkit::redis_cluster::shared();
     let url = cluster.url(&unique_name("example"), "lease_ms=1500");
-    // Integration tests are in target/<profile>/deps/, examples in
-    // target/<profile>/examples/; `cargo test` builds both.
-    let exe = std::env::current_exe().unwrap();
-    let example = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .map(|profile| profile.join("examples").join("multi_process"))
-        .unwrap();
-    if !example.exists() {
-        panic!(
-            "{} is not built (cargo test builds the examples)",
-            example.display()
-        );
-    }
+    let example = borrowstore_testkit::process::example_binary("multi_process");
     let out = std::process::Command::new(&example)
         .args(["--redis", &url])
         .stdin(std::process::Stdio::null())

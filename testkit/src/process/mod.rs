@@ -252,6 +252,29 @@ pub fn unhex(s: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
+/// The path of the example `name` built beside the running test binary:
+/// integration tests are in `target/<profile>/deps/`, examples in
+/// `target/<profile>/examples/`, and `cargo test` builds both.
+///
+/// # Panics
+///
+/// If the example is not built, saying how to build it.
+pub fn example_binary(name: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let example = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .map(|profile| profile.join("examples").join(name))
+        .expect("the test binary is in target/<profile>/deps/");
+    assert!(
+        example.exists(),
+        "{} is not built (cargo test builds the examples; or cargo build --all-features \
+         --example {name})",
+        example.display()
+    );
+    example
+}
+
 // ---------------------------------------------------------------------------
 // The parent side: a child process
 // ---------------------------------------------------------------------------
