@@ -235,6 +235,65 @@ async fn a_job_borrow_ends_when_the_job_succeeds() {
     assert_over(s);
 }
 
+/// A job reads the version its borrow holds, never one its worker cached
+/// before. The worker here reaches the store through the handle the job's
+/// bytes name (as a worker process does), with a cache of its own: the
+/// first job leaves the old value cached there, the producer then changes
+/// the value through its own handle, and the next job — whose renewal
+/// vouches for the new version — reads the new value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_reads_the_version_its_borrow_holds_not_one_its_worker_cached_before() {
+    let mut s = setup().await;
+    let url = s.store.url().to_string();
+    let producer = Store::builder(unique_name("apalis-producer"))
+        .url(url.as_str())
+        .register(false)
+        .build()
+        .unwrap();
+    borrowstore::trust::allow(&url).unwrap();
+    // Kept open, so that its cache outlives each job.
+    let worker_side = Store::from_config(producer.config()).unwrap();
+    assert!(!worker_side.same_store(&producer));
+    let owner = producer.owned_proxy(vec![1u64, 2]).unwrap();
+    let script = Script {
+        skip_inspect: true,
+        ..Script::default()
+    };
+    let worker = start_worker(&s.storage, &script);
+
+    let mut first = submit_job(&mut s.storage, borrow_async(&owner).await.unwrap())
+        .await
+        .unwrap();
+    assert_eq!(recorded(&mut first, Status::Done).await.result, Ok(3));
+    assert_eq!(
+        worker_side.cached_values(),
+        1,
+        "the worker cached the value"
+    );
+
+    // The job's borrow ends once its outcome is recorded; the owner writes.
+    let mut w = tokio::time::timeout(Duration::from_secs(30), mut_borrow_async(&owner))
+        .await
+        .expect("the job's borrow did not end within 30 s")
+        .unwrap();
+    w.clear();
+    w.extend([10, 20]);
+    update_async(&mut w).await.unwrap();
+    drop(w);
+    producer.flush_async().await.unwrap();
+
+    let mut second = submit_job(&mut s.storage, borrow_async(&owner).await.unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        recorded(&mut second, Status::Done).await.result,
+        Ok(30),
+        "the second job read the value its borrow holds"
+    );
+    worker.abort();
+    borrowstore::trust::disallow(&url);
+}
+
 /// A failed attempt that apalis-redis retries keeps the job's borrow: the
 /// second attempt (a new delivery from the queue) reads under it, and the
 /// borrow ends only when that attempt succeeds.

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::codec;
 use crate::connector::Value;
-use crate::state::ClaimKind;
+use crate::state::{ClaimKind, State};
 
 /// What a store records about one object when it is stored.
 ///
@@ -207,4 +207,41 @@ pub fn this_process() -> (u32, &'static str) {
             .unwrap_or_else(|| "localhost".to_owned())
     });
     (std::process::id(), host)
+}
+
+/// What a connector reports of one object's state; users see it as an
+/// [`ObjectInfo`](crate::ObjectInfo), through [`Store::inspect`](crate::Store::inspect).
+///
+/// The state and version are what the store's rules need; the object's
+/// record and its claims are what a connector recorded of them (a
+/// connector that records nothing leaves them empty: [`Inspect::new`]).
+///
+/// ```
+/// use borrowstore::connector::Inspect;
+/// use borrowstore::state::{Init, State};
+/// let i = Inspect::new(State::new(Init::Plain), 1);
+/// assert!(i.claims.is_empty() && i.object.type_name.is_none());
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Inspect {
+    /// The borrow state.
+    pub state: State,
+    /// The value's version.
+    pub version: u64,
+    /// What was recorded of the object when it was stored.
+    pub object: ObjectMeta,
+    /// Every claim held on it (and every ticket in flight), as recorded.
+    pub claims: Vec<ClaimInfo>,
+}
+
+impl Inspect {
+    /// The report of an object in `state` at `version`, with no records.
+    pub fn new(state: State, version: u64) -> Inspect {
+        Inspect {
+            state,
+            version,
+            object: ObjectMeta::default(),
+            claims: Vec::new(),
+        }
+    }
 }

@@ -58,7 +58,7 @@ use futures::future::BoxFuture;
 pub use file::FileConnector;
 pub use lease::DEFAULT_LEASE;
 pub use memory::MemoryConnector;
-pub use meta::{ClaimInfo, ClaimRole, ObjectMeta, this_process};
+pub use meta::{ClaimInfo, ClaimRole, Inspect, ObjectMeta, this_process};
 #[cfg(feature = "redis")]
 pub use redis::{DEFAULT_TIMEOUT, RedisConnector, RedisOptions};
 #[cfg(feature = "redis")]
@@ -68,44 +68,7 @@ pub use wait::{Recheck, Waiters};
 
 use crate::error::{Error, Result};
 use crate::key::{ClaimId, Key};
-use crate::state::{Claim, ClaimKind, Effect, Init, Op, Refusal, State};
-
-/// What a connector reports of one object's state; users see it as an
-/// [`ObjectInfo`](crate::ObjectInfo), through [`Store::inspect`](crate::Store::inspect).
-///
-/// The state and version are what the store's rules need; the object's
-/// record and its claims are what a connector recorded of them (a
-/// connector that records nothing leaves them empty: [`Inspect::new`]).
-///
-/// ```
-/// use borrowstore::connector::Inspect;
-/// use borrowstore::state::{Init, State};
-/// let i = Inspect::new(State::new(Init::Plain), 1);
-/// assert!(i.claims.is_empty() && i.object.type_name.is_none());
-/// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Inspect {
-    /// The borrow state.
-    pub state: State,
-    /// The value's version.
-    pub version: u64,
-    /// What was recorded of the object when it was stored.
-    pub object: ObjectMeta,
-    /// Every claim held on it (and every ticket in flight), as recorded.
-    pub claims: Vec<ClaimInfo>,
-}
-
-impl Inspect {
-    /// The report of an object in `state` at `version`, with no records.
-    pub fn new(state: State, version: u64) -> Inspect {
-        Inspect {
-            state,
-            version,
-            object: ObjectMeta::default(),
-            claims: Vec::new(),
-        }
-    }
-}
+use crate::state::{Claim, ClaimKind, Effect, Init, Op, Refusal};
 
 /// A handle on one object's store-side state, kept by the proxies of that
 /// object. Operations through an entry are the same as the connector's keyed
@@ -161,7 +124,7 @@ pub trait Entry: Send + Sync {
 ///
 /// Every state operation must be atomic with respect to every other
 /// operation on the same key, in every process that shares the store, and
-/// must apply exactly the transitions of [`State::apply`]. The conformance
+/// must apply exactly the transitions of [`State::apply`](crate::state::State::apply). The conformance
 /// suite of the `borrowstore-testkit` crate (`testkit/` in the repository)
 /// checks an implementation against these rules, in one line:
 /// `borrowstore_testkit::conformance_suite!(my_fixture());`.
@@ -481,8 +444,9 @@ pub trait Connector: Send + Sync + 'static {
 
     /// Moves the deadline of the unredeemed ticket `ticket` to `lease` from
     /// now (the store's clock); [`Error::TicketRedeemed`] if it is not in
-    /// flight any more. Default: nothing to move (stores whose tickets have
-    /// no deadline).
+    /// flight any more. Returns the object's version as the renewal found
+    /// it, with the ticket's claim held, where the store tells it. Default:
+    /// nothing to move (stores whose tickets have no deadline), no version.
     ///
     /// # Cancel safety
     ///
@@ -492,9 +456,9 @@ pub trait Connector: Send + Sync + 'static {
         key: Key,
         ticket: ClaimId,
         lease: std::time::Duration,
-    ) -> BoxFuture<'_, Result<()>> {
+    ) -> BoxFuture<'_, Result<Option<u64>>> {
         let _ = (key, ticket, lease);
-        Box::pin(async { Ok(()) })
+        Box::pin(async { Ok(None) })
     }
 
     /// [`redeem_ticket`](Connector::redeem_ticket), without blocking the
@@ -527,6 +491,29 @@ pub trait Connector: Send + Sync + 'static {
         kind: ClaimKind,
     ) -> BoxFuture<'_, Result<()>> {
         Box::pin(async move { self.cancel_ticket(&key, ticket, kind) })
+    }
+
+    /// [`cancel_ticket_async`](Connector::cancel_ticket_async) for each of
+    /// several tickets in flight of the object `key`, in one request where
+    /// the store can (the Redis store); the outcome of each, in order.
+    /// `Err` if the request as a whole failed. Default: one after the
+    /// other.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future may leave any of the tickets cancelled or not.
+    fn cancel_tickets_async(
+        &self,
+        key: Key,
+        tickets: Vec<(ClaimId, ClaimKind)>,
+    ) -> BoxFuture<'_, Result<Vec<Result<()>>>> {
+        Box::pin(async move {
+            let mut out = Vec::with_capacity(tickets.len());
+            for (ticket, kind) in tickets {
+                out.push(self.cancel_ticket_async(key, ticket, kind).await);
+            }
+            Ok(out)
+        })
     }
 
     /// [`inspect`](Connector::inspect), without blocking the executor.

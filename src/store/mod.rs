@@ -13,6 +13,8 @@ pub(crate) mod manager;
 mod objects;
 mod registry;
 mod resolve;
+#[cfg(feature = "apalis")]
+pub(crate) use resolve::Vouched;
 mod snapshot;
 mod target;
 

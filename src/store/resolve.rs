@@ -73,9 +73,11 @@ impl Store {
         target: Target<'_>,
     ) -> Result<(Arc<T>, u64)> {
         let key = target.key();
-        let cached = self.inner.cache.get(key);
-        let known = cached.as_ref().map(|c| c.version);
-        let fetch = target.fetch(self, known)?;
+        let (cached, known) = self.cached(key);
+        let fetch = match known {
+            Some(v) if self.inner.cache.vouched(key, v) => Fetch::Unchanged,
+            _ => target.fetch(self, known)?,
+        };
         match self.settle(key, cached, fetch)? {
             Some(resolved) => Ok(resolved),
             // The entry changed under us: read without the version check.
@@ -114,6 +116,20 @@ impl Store {
         match fetch {
             Fetch::Changed(stored) => self.materialize(key, stored),
             _ => Err(self.not_found(key)),
+        }
+    }
+
+    #[cfg(feature = "apalis")]
+    /// Vouches that `version` of `key` is current until `until` (see
+    /// [`Cache::vouch`](super::cache::Cache::vouch)): the caller holds a
+    /// reader claim of the object, just confirmed at that version, that
+    /// lasts past `until`. The vouch ends when the returned guard drops.
+    pub(crate) fn vouch(&self, key: Key, version: u64, until: std::time::Instant) -> Vouched {
+        let id = self.inner.cache.vouch(key, version, until);
+        Vouched {
+            store: self.clone(),
+            key,
+            id,
         }
     }
 
@@ -252,4 +268,21 @@ fn downcast_cached<T: Storable>(c: Cached) -> Result<Arc<T>> {
         expected: std::any::type_name::<T>(),
         found: c.type_name.to_owned(),
     })
+}
+
+/// A vouch for a version of an object ([`Store::vouch`]), withdrawn when
+/// dropped.
+#[cfg(feature = "apalis")]
+#[clippy::has_significant_drop]
+pub(crate) struct Vouched {
+    store: Store,
+    key: Key,
+    id: u64,
+}
+
+#[cfg(feature = "apalis")]
+impl Drop for Vouched {
+    fn drop(&mut self) {
+        self.store.inner.cache.unvouch(&self.key, self.id);
+    }
 }

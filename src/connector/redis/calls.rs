@@ -273,6 +273,25 @@ impl RedisConnector {
         }
     }
 
+    /// Cancels several tickets in flight of one object in one call.
+    pub(super) fn cancels_call(
+        &self,
+        key: &Key,
+        tickets: &[(ClaimId, ClaimKind)],
+    ) -> Call<Vec<String>> {
+        let mut parts = vec![b"cancels".to_vec()];
+        for (ticket, kind) in tickets {
+            parts.push(ticket.to_string().into_bytes());
+            parts.push(token().into_bytes());
+            parts.push(kind_code(*kind).as_bytes().to_vec());
+        }
+        Call {
+            key: *key,
+            args: parts,
+            read: |inner, key, v| items(v).iter().map(|s| inner.status(key, s)).collect(),
+        }
+    }
+
     pub(super) fn cancel_done(&self, key: &Key, ticket: ClaimId, status: &str) -> Result<()> {
         if status == "evicted" {
             // The release evicted the object (an owner ticket's).
@@ -282,8 +301,16 @@ impl RedisConnector {
         self.ticket_done(key, ticket, status, "cancel_ticket")
     }
 
-    pub(super) fn renew_done(&self, key: &Key, ticket: ClaimId, status: &str) -> Result<()> {
+    /// The reply of a renew: the object's version while the ticket's claim
+    /// is held.
+    pub(super) fn renew_done(&self, key: &Key, ticket: ClaimId, status: &str) -> Result<u64> {
+        if let Some(v) = status.strip_prefix("ok:") {
+            return v
+                .parse()
+                .map_err(|_| self.inner.refusal(key, status, "renew_ticket"));
+        }
         self.ticket_done(key, ticket, status, "renew_ticket")
+            .and_then(|()| Err(self.inner.refusal(key, status, "renew_ticket")))
     }
 
     /// The reply of a call on a ticket in flight: `ok`, or `redeemed` when

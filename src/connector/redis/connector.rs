@@ -351,11 +351,11 @@ impl Connector for RedisConnector {
         key: Key,
         ticket: ClaimId,
         lease: Duration,
-    ) -> BoxFuture<'_, Result<()>> {
+    ) -> BoxFuture<'_, Result<Option<u64>>> {
         Box::pin(async move {
             let ms = super::client::millis(lease);
             let status = self.run_async(self.renew_call(&key, ticket, &ms)).await?;
-            self.renew_done(&key, ticket, &status)
+            self.renew_done(&key, ticket, &status).map(Some)
         })
     }
 
@@ -392,6 +392,31 @@ impl Connector for RedisConnector {
         Box::pin(async move {
             let status = self.run_async(self.cancel_call(&key, ticket, kind)).await?;
             self.cancel_done(&key, ticket, &status)
+        })
+    }
+
+    fn cancel_tickets_async(
+        &self,
+        key: Key,
+        tickets: Vec<(ClaimId, ClaimKind)>,
+    ) -> BoxFuture<'_, Result<Vec<Result<()>>>> {
+        Box::pin(async move {
+            if tickets.is_empty() {
+                return Ok(Vec::new());
+            }
+            let statuses = self.run_async(self.cancels_call(&key, &tickets)).await?;
+            if statuses.len() != tickets.len() {
+                return Err(self.inner.error(format!(
+                    "unexpected reply for {key}: {} statuses for {} tickets",
+                    statuses.len(),
+                    tickets.len()
+                )));
+            }
+            Ok(tickets
+                .iter()
+                .zip(&statuses)
+                .map(|((ticket, _), status)| self.cancel_done(&key, *ticket, status))
+                .collect())
         })
     }
 

@@ -393,6 +393,34 @@ local function take_noted(kind, id, rec, text)
   return status
 end
 
+-- A cancel whose release evicted the object, retried after a lost reply,
+-- finds its record; any other cancel of a gone object finds no ticket.
+local function cancelled_before(ticket, token)
+  local D = NS and (NS .. ':{' .. OKEY .. '}:d:' .. ticket)
+  if D and redis.call('GET', D) == token .. ':c' then return 'ok' end
+  return 'redeemed'
+end
+
+-- Releases the claim of ticket `ticket` in flight (of kind `want`) in one
+-- step (a canceller that dies midway leaves nothing held). Its record
+-- '<token>:c' under the redeem record's key (a minute) lets the same
+-- cancel, retried after a lost reply, succeed again; 'redeemed' if the
+-- ticket is not in flight.
+local function cancel_one(ticket, token, want)
+  if not exists() then return cancelled_before(ticket, token) end
+  local D = NS and (NS .. ':{' .. OKEY .. '}:d:' .. ticket)
+  local t = redis.call('HGET', T, ticket)
+  if not t then return cancelled_before(ticket, token) end
+  local kind, id = string.match(t, '^(%a):(%x+)$')
+  if kind and kind ~= want then return 'wrong_kind' end
+  redis.call('HDEL', T, ticket)
+  if redis.call('EXISTS', T) == 0 then redis.call('HDEL', S, 'nx') end
+  if D then redis.call('SET', D, token .. ':c', 'PX', 60000) end
+  if not kind or not holds(kind, id) then return 'redeemed' end
+  redis.call('HDEL', M, id)
+  return release(kind, id, false)
+end
+
 -- Every object operation (the general code: what the fast paths below do
 -- not take).
 local function object_op(op)
@@ -478,17 +506,19 @@ local function object_op(op)
     return inspect_all()
   end
 
-  -- A cancel whose release evicted the object, retried after a lost reply,
-  -- finds its record; any other cancel of a gone object finds no ticket.
-  local function cancelled_before()
-    local D = NS and (NS .. ':{' .. OKEY .. '}:d:' .. A[2])
-    if D and redis.call('GET', D) == A[3] .. ':c' then return 'ok' end
-    return 'redeemed'
+  if op == 'cancels' then
+    -- ARGV: ticket, cancel token, kind, for each of several tickets of the
+    -- object: what 'cancel' does for each, in one call; their statuses,
+    -- in order.
+    if exists() then expire(now_ms()) end
+    local out = {}
+    for i = 2, #A, 3 do table.insert(out, cancel_one(A[i], A[i + 1], A[i + 2])) end
+    return out
   end
 
   if not exists() then
     if op == 'release' then return 'ok' end
-    if op == 'cancel' then return cancelled_before() end
+    if op == 'cancel' then return cancelled_before(A[2], A[3]) end
     if op == 'fetch' or op == 'inspect' then return {'missing'} end
     if op == 'reap' then return {} end
     return 'gone'
@@ -512,7 +542,7 @@ local function object_op(op)
   expire(now)
   if not exists() then
     if op == 'release' then return 'ok' end
-    if op == 'cancel' then return cancelled_before() end
+    if op == 'cancel' then return cancelled_before(A[2], A[3]) end
     if op == 'fetch' or op == 'inspect' then return {'missing'} end
     return 'gone'
   end
@@ -566,7 +596,8 @@ local function object_op(op)
     return 'ok'
   elseif op == 'renew' then
     -- ARGV: ticket, lease (ms). Moves the deadline of a ticket in flight to
-    -- a lease from now. 'redeemed' if it is not in flight any more
+    -- a lease from now: 'ok:<version>', with the object's version as it is
+    -- while the claim is held. 'redeemed' if it is not in flight any more
     -- (redeemed, cancelled, past its deadline, or its claim gone).
     local t = redis.call('HGET', T, A[2])
     if not t then return 'redeemed' end
@@ -574,24 +605,10 @@ local function object_op(op)
     if not kind or not holds(kind, id) then return 'redeemed' end
     local _, _, more = parse(record(kind, id))
     set_record(kind, id, '@' .. (now + tonumber(A[3])) .. more)
-    return 'ok'
+    return 'ok:' .. redis.call('HGET', S, 'v')
   elseif op == 'cancel' then
-    -- ARGV: ticket, cancel token, kind. Releases the claim of a ticket in
-    -- flight in one step (a canceller that dies midway leaves nothing
-    -- held). Its record '<token>:c' under the redeem record's key (a
-    -- minute) lets the same cancel, retried after a lost reply, succeed
-    -- again; 'redeemed' if the ticket is not in flight.
-    local D = NS and (NS .. ':{' .. OKEY .. '}:d:' .. A[2])
-    local t = redis.call('HGET', T, A[2])
-    if not t then return cancelled_before() end
-    local kind, id = string.match(t, '^(%a):(%x+)$')
-    if kind and kind ~= A[4] then return 'wrong_kind' end
-    redis.call('HDEL', T, A[2])
-    if redis.call('EXISTS', T) == 0 then redis.call('HDEL', S, 'nx') end
-    if D then redis.call('SET', D, A[3] .. ':c', 'PX', 60000) end
-    if not kind or not holds(kind, id) then return 'redeemed' end
-    redis.call('HDEL', M, id)
-    return release(kind, id, false)
+    -- ARGV: ticket, cancel token, kind (see cancel_one).
+    return cancel_one(A[2], A[3], A[4])
   elseif op == 'inspect' then
     return {'ok', redis.call('HGET', S, 'v'), owned() and 1 or 0, written() and 1 or 0,
             readers(), holders(), redis.call('HGET', S, 'had')}

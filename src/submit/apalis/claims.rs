@@ -2,7 +2,7 @@
 //! ticket that the job owns ([`HandOver`]), and what ends or renews it
 //! ([`JobClaim`]).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::FutureExt;
 use futures::future::BoxFuture;
@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::key::{ClaimId, Key};
 use crate::ownership::{Borrowed, OwnedProxy, RefMutProxy};
 use crate::state::{Claim, ClaimKind};
-use crate::store::{Store, StoreConfig};
+use crate::store::{Store, StoreConfig, Vouched};
 
 /// A borrow handed over to a job: where its claim is, and the ticket that
 /// holds it for the job.
@@ -25,54 +25,57 @@ pub(super) struct JobClaim {
 }
 
 impl JobClaim {
-    /// Ends the claim: cancels the ticket, which releases it. A ticket
-    /// that is gone already (an earlier delivery ended it, its lease ran
-    /// out, the object is gone) is no failure.
-    pub(super) async fn end(&self) -> Result<Store> {
-        let store = Store::from_config(&self.store)?;
-        match store
-            .connector()
-            .cancel_ticket_async(self.key, self.ticket, self.kind)
-            .await
-        {
-            Ok(()) | Err(Error::TicketRedeemed { .. } | Error::KeyNotFound { .. }) => Ok(store),
-            Err(e) => Err(e),
-        }
-    }
-}
-
-impl JobClaim {
     /// Moves the deadline of the claim's ticket to `lease` from now.
     /// [`Error::TicketRedeemed`] if the ticket is gone: the job's borrow
-    /// has ended.
-    async fn renew(&self, lease: Duration) -> Result<()> {
+    /// has ended. A reader claim's renewal vouches for the version it found
+    /// (see [`Vouches`]).
+    async fn renew(&self, lease: Duration) -> Result<Option<Vouched>> {
         let store = Store::from_config(&self.store)?;
+        let sent = Instant::now();
         match store
             .connector()
             .renew_ticket_async(self.key, self.ticket, lease)
             .await
         {
+            Ok(Some(version)) if self.kind == ClaimKind::Reader => {
+                // The server moved the deadline to a lease after it got the
+                // call, so after `sent`: the claim is held for longer than
+                // half the lease from `sent` on.
+                Ok(Some(store.vouch(self.key, version, sent + lease / 2)))
+            }
+            Ok(_) => Ok(None),
             Err(Error::KeyNotFound { .. }) => Err(Error::TicketRedeemed {
                 ticket: self.ticket.to_string(),
             }),
-            other => other,
+            Err(e) => Err(e),
         }
     }
 }
 
+/// What the last renewal of a job's reader claims vouches for: that the
+/// object's version it found is current for half a lease, since no writer
+/// can publish while the claim is held. While the vouch lasts, the
+/// attempt's reads of that version are answered from this process's cache
+/// with no round trip. Dropped (the vouches withdrawn) when the attempt
+/// ends, before its writers publish, and when a renewal fails.
+#[derive(Default)]
+pub(super) struct Vouches(#[allow(dead_code)] Vec<Vouched>);
+
 /// Renews every claim of a job. `Err` with the first claim found gone;
-/// other failures are logged (the claim lives until its deadline).
-pub(super) async fn renew_claims(claims: &[JobClaim], lease: Duration) -> Result<()> {
+/// other failures are logged (the claim lives until its deadline, and
+/// vouches for nothing).
+pub(super) async fn renew_claims(claims: &[JobClaim], lease: Duration) -> Result<Vouches> {
+    let mut vouches = Vec::new();
     for c in claims {
         match c.renew(lease).await {
-            Ok(()) => {}
+            Ok(v) => vouches.extend(v),
             Err(e @ Error::TicketRedeemed { .. }) => return Err(e),
             Err(e) => {
                 tracing::warn!(key = %c.key, error = %e, "renewing a job's borrow failed");
             }
         }
     }
-    Ok(())
+    Ok(Vouches(vouches))
 }
 
 /// A borrow that a job export collected, waiting to be handed over to a

@@ -159,21 +159,33 @@ where
                     return kill(&ctx, &claims, e).await;
                 }
             };
-            if let Err(e) = renew_claims(&claims, lease).await {
-                // A borrow of the job has ended (its lease ran out while no
-                // worker held it, or an earlier delivery reached the final
-                // outcome): the job cannot run as it was submitted.
-                drop(fut);
-                views.end_borrows();
-                return kill(&ctx, &claims, e).await;
-            }
+            let mut vouches = match renew_claims(&claims, lease).await {
+                Ok(v) => v,
+                Err(e) => {
+                    // A borrow of the job has ended (its lease ran out while
+                    // no worker held it, or an earlier delivery reached the
+                    // final outcome): the job cannot run as it was submitted.
+                    drop(fut);
+                    views.end_borrows();
+                    return kill(&ctx, &claims, e).await;
+                }
+            };
             let out = {
                 let attempt = AssertUnwindSafe(fut).catch_unwind();
-                let renewing = async {
+                // Owns the vouches of the renewals: they end with it, when
+                // the attempt does (at the end of this block).
+                let claims = &claims;
+                let renewing = async move {
                     loop {
                         tokio::time::sleep(lease / 3).await;
-                        if let Err(e) = renew_claims(&claims, lease).await {
-                            tracing::warn!(error = %e, "a running job's borrow has ended");
+                        // The old vouches go first: a failed renewal vouches
+                        // for nothing.
+                        drop(std::mem::take(&mut vouches));
+                        match renew_claims(claims, lease).await {
+                            Ok(v) => vouches = v,
+                            Err(e) => {
+                                tracing::warn!(error = %e, "a running job's borrow has ended");
+                            }
                         }
                     }
                 };

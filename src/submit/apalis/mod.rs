@@ -78,6 +78,13 @@
 //! them every third of that lease. A job whose borrows have ended that way
 //! is killed when it is next delivered, without running.
 //!
+//! The renewal at the start of an attempt also returns the object's
+//! version. While the attempt runs (and for at most half a lease after a
+//! renewal), a shared borrow's read of a value this worker process has
+//! cached at that version takes no round trip: no writer can publish while
+//! the job's borrow holds the object. Reads of any other version go to the
+//! store as always.
+//!
 //! # Owners
 //!
 //! An [`OwnedProxy`](crate::OwnedProxy) among a job's arguments moves its
@@ -146,8 +153,9 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::error::{Error, Result};
+use crate::key::Key;
 use crate::ownership::Staged;
-use crate::store::Store;
+use crate::store::{Store, StoreConfig};
 use crate::submit::remote::{Export, Import, Portable};
 use crate::submit::task::TaskState;
 
@@ -467,20 +475,54 @@ impl fmt::Display for PushFailed {
 
 impl std::error::Error for PushFailed {}
 
-/// Ends every claim of a job and waits until the releases are applied.
+/// Ends every claim of a job (or of several) and waits until the releases
+/// are applied: one request per object, whose tickets it cancels together.
 /// A failure is logged: the claim then ends with its lease.
-async fn end_claims(claims: &[JobClaim]) {
-    let mut stores: Vec<Store> = Vec::new();
+async fn end_claims<'a>(claims: impl IntoIterator<Item = &'a JobClaim>) {
+    // The claims per object (a few objects: a linear search).
+    let mut objects: Vec<(&StoreConfig, Key, Vec<&JobClaim>)> = Vec::new();
     for c in claims {
-        match c.end().await {
-            Ok(s) => {
-                if !stores.iter().any(|x| x.same_store(&s)) {
-                    stores.push(s);
+        match objects
+            .iter_mut()
+            .find(|(store, key, _)| **store == c.store && *key == c.key)
+        {
+            Some((_, _, of)) => of.push(c),
+            None => objects.push((&c.store, c.key, vec![c])),
+        }
+    }
+    let ends = objects.iter().map(|(config, key, of)| async move {
+        let ended = match Store::from_config(config) {
+            Ok(store) => {
+                let tickets = of.iter().map(|c| (c.ticket, c.kind)).collect();
+                let ended = store.connector().cancel_tickets_async(*key, tickets).await;
+                ended.map(|each| (store, each))
+            }
+            Err(e) => Err(e),
+        };
+        match ended {
+            Ok((store, each)) => {
+                for (c, r) in of.iter().zip(each) {
+                    match r {
+                        // Gone already: an earlier delivery ended it, its
+                        // lease ran out, or the object is gone.
+                        Ok(()) | Err(Error::TicketRedeemed { .. } | Error::KeyNotFound { .. }) => {}
+                        Err(e) => {
+                            tracing::warn!(key = %c.key, error = %e, "ending a job's borrow failed; it ends with its lease");
+                        }
+                    }
                 }
+                Some(store)
             }
             Err(e) => {
-                tracing::warn!(key = %c.key, error = %e, "ending a job's borrow failed; it ends with its lease");
+                tracing::warn!(key = %key, error = %e, "ending a job's borrows failed; they end with their lease");
+                None
             }
+        }
+    });
+    let mut stores: Vec<Store> = Vec::new();
+    for s in futures::future::join_all(ends).await.into_iter().flatten() {
+        if !stores.iter().any(|x| x.same_store(&s)) {
+            stores.push(s);
         }
     }
     if let Err(e) = Store::flush_all_async(&stores).await {

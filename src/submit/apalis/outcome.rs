@@ -87,14 +87,30 @@ where
         Ok(found.map_err(|e| self.unreadable(&id, e))?[0])
     }
 
-    /// [`is_recorded`](Self::is_recorded) for each of `ids`, in one
-    /// pipeline.
+    /// [`is_recorded`](Self::is_recorded) for each of `ids`, in one round
+    /// trip: two `SMISMEMBER`s (Redis 6.2 and later), else a pipeline of
+    /// `SISMEMBER`s.
     async fn recorded(&self, ids: &[String]) -> redis::RedisResult<Vec<bool>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut conn = self.conn.clone();
+        let mut pipe = redis::pipe();
+        pipe.smismember(&self.done, ids).smismember(&self.dead, ids);
+        match pipe.query_async::<(Vec<bool>, Vec<bool>)>(&mut conn).await {
+            Ok((done, dead)) if done.len() == ids.len() && dead.len() == ids.len() => {
+                return Ok(done.iter().zip(&dead).map(|(a, b)| *a || *b).collect());
+            }
+            Ok(_) => {}
+            Err(e)
+                if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ResponseError) => {}
+            Err(e) => return Err(e),
+        }
         let mut pipe = redis::pipe();
         for id in ids {
             pipe.sismember(&self.done, id).sismember(&self.dead, id);
         }
-        let found: Vec<bool> = pipe.query_async(&mut self.conn.clone()).await?;
+        let found: Vec<bool> = pipe.query_async(&mut conn).await?;
         Ok(found.chunks(2).map(|p| p.iter().any(|&b| b)).collect())
     }
 
@@ -204,16 +220,14 @@ where
         } else {
             FIRST_POLL
         };
-        let ends = over.iter().map(|job| end_claims(&job.claims));
+        // The claims of every job found over, ended together (one request
+        // per object).
+        let ends = end_claims(over.iter().flat_map(|job| &job.claims));
         let renewals = renew.iter().map(|(claims, lease)| async move {
             // A claim gone already was ended by the submitter's handle.
             let _ = renew_claims(claims, *lease).await;
         });
-        futures::future::join(
-            futures::future::join_all(ends),
-            futures::future::join_all(renewals),
-        )
-        .await;
+        futures::future::join(ends, futures::future::join_all(renewals)).await;
     }
 }
 
