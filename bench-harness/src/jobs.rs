@@ -1,13 +1,15 @@
-//! apalis jobs end to end: a job whose argument is a borrow of a 1 KiB
-//! object, next to the same job with the 1 KiB value as a plain argument,
-//! on the same in-process apalis workers (and, for scale, a raw apalis job
-//! without borrowstore).
+//! apalis jobs end to end: a job whose argument is a borrow of an object,
+//! next to the same job with the value as a plain argument, on the same
+//! in-process apalis workers (and, for scale, a raw apalis job without
+//! borrowstore).
 //!
 //! One round submits `n` jobs of one kind and waits until apalis-redis has
 //! recorded every one as done — and, for the borrows, until the object's
 //! reader count is back at zero. The time of the round, divided by `n`, is
-//! the row. Rounds of the three kinds are interleaved; each row is the
-//! median of its rounds.
+//! the row. Each setting is measured twice over: with one submission at a
+//! time (each job's submit latency is on the round's path) and with
+//! [`IN_FLIGHT`] submissions at once (the workers' throughput). Rounds of
+//! the kinds are interleaved; each row is the median of its rounds.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,6 +25,8 @@ use crate::measure::{Budget, Timing, emit_time};
 
 /// How often a round asks whether its jobs are over.
 const POLL: Duration = Duration::from_micros(500);
+/// How many submissions are in flight at once in the concurrent rounds.
+const IN_FLIGHT: usize = 16;
 /// How long one round may take.
 const ROUND_LIMIT: Duration = Duration::from_secs(60);
 
@@ -80,10 +84,14 @@ fn config(queue: &str) -> Config {
         .missed_heartbeats(20)
 }
 
+/// The sizes of the values the jobs read: 1 KiB, and 64 KiB, where a plain
+/// argument is heavy (apalis-redis encodes it as JSON, a number per byte).
+const SIZES: [usize; 2] = [1024, 64 * 1024];
+
 struct Bench {
     store: Store,
-    owner: OwnedProxy<Vec<u8>>,
-    value: Vec<u8>,
+    /// Per size (see [`SIZES`]): the owner of the object and its value.
+    objects: Vec<(OwnedProxy<Vec<u8>>, Vec<u8>)>,
     borrows: RedisStorage<Job<RefProxy<Vec<u8>>>>,
     plains: RedisStorage<Job<Vec<u8>>>,
     raws: RedisStorage<Vec<u8>>,
@@ -92,8 +100,18 @@ struct Bench {
     submitted: [u64; 3],
 }
 
+/// What one round measured.
+struct Round {
+    /// How long submitting its jobs took.
+    submit: Duration,
+    /// How long the workers took per job, from the end of the submissions
+    /// (or the first job seen done, if later) to the end of the round.
+    per_job: Duration,
+}
+
 impl Bench {
-    async fn done(&mut self, kind: Kind) -> u64 {
+    /// How many jobs of `kind` apalis-redis has recorded done.
+    async fn done(&self, kind: Kind) -> u64 {
         let set = match kind {
             Kind::Borrow => self.borrows.get_config().done_jobs_set(),
             Kind::Plain => self.plains.get_config().done_jobs_set(),
@@ -101,47 +119,94 @@ impl Bench {
         };
         redis::cmd("SCARD")
             .arg(set)
-            .query_async(&mut self.conn)
+            .query_async(&mut self.conn.clone())
             .await
             .expect("SCARD of a done set")
     }
 
-    /// Submits `n` jobs of `kind` and waits until they are over.
-    async fn round(&mut self, kind: Kind, n: u64) -> Duration {
+    /// Submits `n` jobs of `kind` on the value of size `SIZES[size]`,
+    /// `in_flight` submissions at a time, and waits until they are over.
+    ///
+    /// An idle apalis-redis worker looks for jobs once per heartbeat, so a
+    /// round's first job may wait up to a heartbeat: the workers' time is
+    /// counted from the first job seen done — or, if the submissions were
+    /// still running then, from their end (they compete with the workers
+    /// for the machine, and their cost is the submit row's).
+    async fn round(&mut self, kind: Kind, size: usize, n: u64, in_flight: usize) -> Round {
+        use futures::StreamExt;
+        let before = self.submitted[kind as usize];
+        let target = before + n;
         let start = Instant::now();
-        for _ in 0..n {
-            match kind {
-                Kind::Borrow => {
-                    let r = borrow_async(&self.owner).await.expect("borrow");
-                    submit_job(&mut self.borrows, r).await.expect("submit_job");
+        let (owner, value) = (&self.objects[size].0, &self.objects[size].1);
+        let (borrows, plains, raws) = (&self.borrows, &self.plains, &self.raws);
+        let submit = async {
+            futures::stream::iter(0..n)
+                .for_each_concurrent(in_flight, |_| async move {
+                    match kind {
+                        Kind::Borrow => {
+                            let r = borrow_async(owner).await.expect("borrow");
+                            submit_job(&mut borrows.clone(), r)
+                                .await
+                                .expect("submit_job");
+                        }
+                        Kind::Plain => {
+                            submit_job(&mut plains.clone(), value.clone())
+                                .await
+                                .expect("submit_job");
+                        }
+                        Kind::Raw => {
+                            use apalis_core::backend::TaskSink;
+                            raws.clone().push(value.clone()).await.expect("push");
+                        }
+                    }
+                })
+                .await;
+            start.elapsed()
+        };
+        // The first time any job of the round is seen done, and how many.
+        let first = async {
+            loop {
+                let done = self.done(kind).await;
+                if done > before {
+                    return (Instant::now(), done);
                 }
-                Kind::Plain => {
-                    submit_job(&mut self.plains, self.value.clone())
-                        .await
-                        .expect("submit_job");
-                }
-                Kind::Raw => {
-                    use apalis_core::backend::TaskSink;
-                    self.raws.push(self.value.clone()).await.expect("push");
-                }
+                assert!(
+                    start.elapsed() < ROUND_LIMIT,
+                    "{kind:?}: none of {n} jobs was done within {ROUND_LIMIT:?}"
+                );
+                tokio::time::sleep(POLL).await;
             }
-        }
-        let i = kind as usize;
-        self.submitted[i] += n;
-        let target = self.submitted[i];
+        };
+        let (submit, (first_at, first_done)) = futures::join!(submit, first);
+        self.submitted[kind as usize] = target;
+        // The workers' time is counted once nothing else runs: from the end
+        // of the submissions, or from the first job done if that came later.
+        let (from, done_then) = if first_at > start + submit {
+            (first_at, first_done)
+        } else {
+            (Instant::now(), self.done(kind).await)
+        };
         loop {
             let done = self.done(kind).await;
             let readers = match kind {
-                Kind::Borrow => self
+                // Asked only once the jobs are done (inspecting costs the
+                // server more than counting the done set).
+                Kind::Borrow if done >= target => self
                     .store
-                    .inspect_async(OwnedProxy::key(&self.owner))
+                    .inspect_async(OwnedProxy::key(&self.objects[size].0))
                     .await
                     .expect("inspect")
                     .map_or(0, |info| info.readers),
                 _ => 0,
             };
             if done >= target && readers == 0 {
-                return start.elapsed();
+                let end = Instant::now();
+                let per_job = match target.saturating_sub(done_then) {
+                    // Every job was done by then: the whole round.
+                    0 => (end - start) / n as u32,
+                    after => (end - from) / after as u32,
+                };
+                return Round { submit, per_job };
             }
             assert!(
                 start.elapsed() < ROUND_LIMIT,
@@ -162,14 +227,28 @@ pub fn run(server: &str, budget: Budget) {
         .enable_all()
         .build()
         .expect("runtime");
-    let n: u64 = if budget.rounds <= 3 { 50 } else { 200 };
+    let quick = budget.rounds <= 3;
+    // The settings measured: (size index, jobs per round, submissions in
+    // flight). 64 KiB plain jobs are heavy on the server (and stay there
+    // once done): fewer of them, and only at full concurrency.
+    let settings: [(usize, u64, usize); 3] = if quick {
+        [(0, 50, 1), (0, 50, IN_FLIGHT), (1, 20, IN_FLIGHT)]
+    } else {
+        [(0, 400, 1), (0, 400, IN_FLIGHT), (1, 100, IN_FLIGHT)]
+    };
     let rounds = budget.rounds.max(3);
     let timings = rt.block_on(async {
         let id = std::process::id();
         let store = Store::open(&format!("{server}?ns=bench-harness-jobs-{id}"))
             .expect("open the Redis store");
-        let value: Vec<u8> = (0..1024u32).map(|i| (i % 251) as u8).collect();
-        let owner = store.owned_proxy(value.clone()).expect("owned_proxy");
+        let objects = SIZES
+            .iter()
+            .map(|&len| {
+                let value: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+                let owner = store.owned_proxy(value.clone()).expect("owned_proxy");
+                (owner, value)
+            })
+            .collect();
         let conn = apalis_redis::connect(server).await.expect("connect");
         let borrows: RedisStorage<Job<RefProxy<Vec<u8>>>> = RedisStorage::new(conn.clone())
             .with_config(config(&format!("bench-harness-jobs-{id}-borrow")));
@@ -207,8 +286,7 @@ pub fn run(server: &str, budget: Budget) {
         ];
         let mut bench = Bench {
             store,
-            owner,
-            value,
+            objects,
             borrows,
             plains,
             raws,
@@ -217,65 +295,124 @@ pub fn run(server: &str, budget: Budget) {
         };
         // A warm-up round of each (worker registration, script loads).
         for kind in KINDS {
-            bench.round(kind, n / 5).await;
+            bench.round(kind, 0, 20, IN_FLIGHT).await;
         }
-        let mut samples: [Vec<f64>; 3] = Default::default();
+        // [setting][kind]
+        let mut samples: [[Vec<f64>; 3]; 3] = Default::default();
         for r in 0..rounds {
-            for k in 0..KINDS.len() {
-                // Rotate the order, so that no kind always goes first.
-                let kind = KINDS[(r + k) % KINDS.len()];
-                let took = bench.round(kind, n).await;
-                samples[kind as usize].push(took.as_nanos() as f64 / n as f64);
+            for (i, &(size, n, in_flight)) in settings.iter().enumerate() {
+                for k in 0..KINDS.len() {
+                    // Rotate the order, so that no kind always goes first.
+                    let kind = KINDS[(r + k) % KINDS.len()];
+                    let round = bench.round(kind, size, n, in_flight).await;
+                    // One submission at a time: the submit latency. Many:
+                    // the workers' time per job.
+                    let took = if in_flight == 1 {
+                        round.submit.as_nanos() as f64 / n as f64
+                    } else {
+                        round.per_job.as_nanos() as f64
+                    };
+                    samples[i][kind as usize].push(took);
+                }
             }
         }
         for w in workers {
             w.abort();
         }
-        samples.map(|mut s| {
-            s.sort_by(f64::total_cmp);
-            Timing {
-                median_ns: s[s.len() / 2],
-                min_ns: s[0],
-                iters: n,
-            }
-        })
+        let mut timings = samples.iter_mut().zip(settings).map(|(kinds, (_, n, _))| {
+            kinds.each_mut().map(|s| {
+                s.sort_by(f64::total_cmp);
+                Timing {
+                    median_ns: s[s.len() / 2],
+                    min_ns: s[0],
+                    iters: n,
+                }
+            })
+        });
+        [(); 3].map(|()| timings.next().expect("a timing per setting"))
     });
-    let how = |what: &str| {
-        format!(
-            "{what}; one round submits {n} jobs and waits until apalis-redis recorded them \
-             done{}; same in-process apalis-redis workers (heartbeat 100 ms), rounds \
-             interleaved, median of {rounds}",
-            if what.contains("RefProxy") {
-                " and the object's borrows ended"
-            } else {
-                ""
-            }
-        )
+    let how = |what: &str, n: u64, in_flight: usize| {
+        if in_flight == 1 {
+            format!(
+                "{what}: the time to submit one job (the submitter's side), {n} submitted one \
+                 after the other per round; rounds interleaved, median of {rounds}"
+            )
+        } else {
+            format!(
+                "{what}: the workers' time per job, on the same in-process apalis-redis workers \
+                 (heartbeat 100 ms); one round submits {n} jobs, {in_flight} submissions in \
+                 flight, and is timed from the end of the submissions (or the first job seen \
+                 done, if later) until apalis-redis recorded every one done{}; rounds \
+                 interleaved, median of {rounds}",
+                if what.contains("RefProxy") {
+                    " and the object's borrows ended"
+                } else {
+                    ""
+                }
+            )
+        }
     };
-    let [borrow, plain, raw] = timings;
-    emit_time(
-        "job_borrow_1k",
-        "redis",
-        "borrowstore",
-        borrow,
-        how("submit_job with a RefProxy borrow of a 1 KiB object, run with JobBorrowsLayer"),
-    );
-    emit_time(
-        "job_plain_1k",
-        "redis",
-        "reference",
-        plain,
-        how("submit_job with the 1 KiB value as a plain argument, run with JobBorrowsLayer"),
-    );
-    emit_time(
-        "job_raw_1k",
-        "redis",
-        "reference",
-        raw,
-        how("raw apalis-redis push of the 1 KiB value (no borrowstore), run by a plain worker"),
-    );
-    eprintln!(
-        "  job_borrow_1k / job_plain_1k: {:.2}x",
-        borrow.median_ns / plain.median_ns
-    );
+    let names: [[&'static str; 3]; 3] = [
+        [
+            "job_submit_borrow_1k",
+            "job_submit_plain_1k",
+            "job_submit_raw_1k",
+        ],
+        ["job_borrow_1k", "job_plain_1k", "job_raw_1k"],
+        ["job_borrow_64k", "job_plain_64k", "job_raw_64k"],
+    ];
+    for (([borrow, plain, raw], names), (size, n, in_flight)) in
+        timings.into_iter().zip(names).zip(settings)
+    {
+        let size = if SIZES[size] == 1024 {
+            "1 KiB"
+        } else {
+            "64 KiB"
+        };
+        emit_time(
+            names[0],
+            "redis",
+            "borrowstore",
+            borrow,
+            how(
+                &format!(
+                    "submit_job with a RefProxy borrow of a {size} object, run with JobBorrowsLayer"
+                ),
+                n,
+                in_flight,
+            ),
+        );
+        emit_time(
+            names[1],
+            "redis",
+            "reference",
+            plain,
+            how(
+                &format!(
+                    "submit_job with the {size} value as a plain argument, run with JobBorrowsLayer"
+                ),
+                n,
+                in_flight,
+            ),
+        );
+        emit_time(
+            names[2],
+            "redis",
+            "reference",
+            raw,
+            how(
+                &format!(
+                    "raw apalis-redis push of the {size} value (no borrowstore), run by a plain worker"
+                ),
+                n,
+                in_flight,
+            ),
+        );
+        eprintln!(
+            "  {} / {}: {:.2}x",
+            names[0],
+            names[1],
+            borrow.median_ns / plain.median_ns
+        );
+    }
 }
