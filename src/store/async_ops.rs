@@ -9,7 +9,7 @@ use super::target::Target;
 use super::{ObjectInfo, Store};
 use crate::codec::Storable;
 use crate::connector::offload::offload;
-use crate::connector::{Entry, Fetch, Value, Waiters};
+use crate::connector::{Entry, Value, Waiters};
 use crate::error::{Error, Result};
 use crate::key::Key;
 use crate::state::{Claim, Init};
@@ -166,9 +166,9 @@ impl Store {
     ) -> Result<(Arc<T>, u64)> {
         let key = target.key();
         let (cached, known) = self.cached(key);
-        let fetch = match known {
-            Some(v) if self.inner.cache.vouched(key, v) => Fetch::Unchanged,
-            _ => target.fetch_async(self, known).await?,
+        let fetch = match self.vouched_fetch(key, known) {
+            Some(f) => f,
+            None => target.fetch_async(self, known).await?,
         };
         match self.settle(key, cached, fetch)? {
             Some(resolved) => Ok(resolved),

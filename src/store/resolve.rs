@@ -74,9 +74,9 @@ impl Store {
     ) -> Result<(Arc<T>, u64)> {
         let key = target.key();
         let (cached, known) = self.cached(key);
-        let fetch = match known {
-            Some(v) if self.inner.cache.vouched(key, v) => Fetch::Unchanged,
-            _ => target.fetch(self, known)?,
+        let fetch = match self.vouched_fetch(key, known) {
+            Some(f) => f,
+            None => target.fetch(self, known)?,
         };
         match self.settle(key, cached, fetch)? {
             Some(resolved) => Ok(resolved),
@@ -131,6 +131,16 @@ impl Store {
             key,
             id,
         }
+    }
+
+    /// What a version-checked read of `key`, sending `known`, finds with no
+    /// round trip: `Unchanged` where a held reader claim vouches for that
+    /// version (see [`Cache::vouch`](super::cache::Cache::vouch)); `None`
+    /// otherwise, and the connector is asked.
+    pub(super) fn vouched_fetch(&self, key: &Key, known: Option<u64>) -> Option<Fetch> {
+        known
+            .filter(|&v| self.inner.cache.vouched(key, v))
+            .map(|_| Fetch::Unchanged)
     }
 
     /// The cache entry of `key` and its version, for a version-checked read.
