@@ -84,6 +84,10 @@
 -- namespace and object key, are read from the state hash's name by the
 -- calls that need them (read_names).
 local S, R, H, T, X, M, A, NS, OKEY
+-- While one call ends several claims ('cancels'), HUSH holds back the
+-- announcement and eviction check of each release; HUSHED says a release
+-- happened, so the call announces once and settles once at its end.
+local HUSH, HUSHED
 
 local function now_ms()
   local t = redis.call('TIME')
@@ -204,7 +208,8 @@ local function read_names()
 end
 
 local function announce()
-  if NS then redis.call('PUBLISH', NS .. ':released', OKEY) end
+  if HUSH then HUSHED = true
+  elseif NS then redis.call('PUBLISH', NS .. ':released', OKEY) end
 end
 
 local function exists() return redis.call('EXISTS', S) == 1 end
@@ -373,7 +378,7 @@ local function release(kind, id, disown)
     redis.call('HSET', S, 'had', '0')
   end
   announce()
-  if settle() then return 'evicted' end
+  if not HUSH and settle() then return 'evicted' end
   return 'ok'
 end
 
@@ -414,10 +419,11 @@ local function cancel_one(ticket, token, want)
   local kind, id = string.match(t, '^(%a):(%x+)$')
   if kind and kind ~= want then return 'wrong_kind' end
   redis.call('HDEL', T, ticket)
-  if redis.call('EXISTS', T) == 0 then redis.call('HDEL', S, 'nx') end
+  if not HUSH and redis.call('EXISTS', T) == 0 then redis.call('HDEL', S, 'nx') end
   if D then redis.call('SET', D, token .. ':c', 'PX', 60000) end
   if not kind or not holds(kind, id) then return 'redeemed' end
-  redis.call('HDEL', M, id)
+  -- A reader's note went with its record.
+  if kind ~= 'r' then redis.call('HDEL', M, id) end
   return release(kind, id, false)
 end
 
@@ -512,7 +518,21 @@ local function object_op(op)
     -- in order.
     if exists() then expire(now_ms()) end
     local out = {}
+    HUSH, HUSHED = true, false
     for i = 2, #A, 3 do table.insert(out, cancel_one(A[i], A[i + 1], A[i + 2])) end
+    HUSH = false
+    -- What each cancel held back, once: no pending deadline if no ticket
+    -- is left; if a claim went, the announcement and the eviction (reported
+    -- by the last ticket that took one).
+    if exists() and redis.call('EXISTS', T) == 0 then redis.call('HDEL', S, 'nx') end
+    if HUSHED then
+      announce()
+      if exists() and settle() then
+        for i = #out, 1, -1 do
+          if out[i] == 'ok' then out[i] = 'evicted'; break end
+        end
+      end
+    end
     return out
   end
 
@@ -619,10 +639,10 @@ end
 -- Fast paths ----------------------------------------------------------------
 --
 -- The calls a borrow, its drop and a resolve make (a reader's or writer's
--- acquire and acquire_fetch, a release, a version-checked fetch, a put),
--- done here with the fewest server calls in the common case: the object
--- exists, no ticket deadline is pending (no 'nx': see 'expire'), nothing
--- is refused. Each returns nil to leave the call to the general code
+-- acquire and acquire_fetch, a release, a version-checked fetch, a put, a
+-- job's renewal of a reader ticket), done here with the fewest server calls
+-- in the common case: the object exists, no ticket deadline is pending
+-- (no 'nx', or none due: see 'expire'), nothing is refused. Each returns nil to leave the call to the general code
 -- (object_op), which gives the same answer in every case; each is
 -- idempotent by claim id as the general code is. (Every function is
 -- defined once, when the library is loaded: a call runs main and what it
@@ -678,6 +698,26 @@ local function fast(op)
       if kind ~= 'r' then redis.call('HDEL', M, id) end
       return 'ok'
     end
+  elseif op == 'renew' then
+    -- ARGV: ticket, lease (ms). A reader's ticket while no deadline is due
+    -- (so 'expire' has nothing to do): one HMGET reads the version and
+    -- the next deadline; the reader's record is the ticket's claim.
+    local s = redis.call('HMGET', S, 'v', 'nx')
+    if s[1] then
+      local now = now_ms()
+      if not s[2] or tonumber(s[2]) > now then
+        local t = redis.call('HGET', T, A[2])
+        if not t then return 'redeemed' end
+        local kind, id = string.match(t, '^(%a):(%x+)$')
+        if kind == 'r' then
+          local rec = redis.call('HGET', R, id)
+          if not rec then return 'redeemed' end
+          local _, _, more = parse(rec)
+          redis.call('HSET', R, id, '@' .. (now + tonumber(A[3])) .. more)
+          return 'ok:' .. s[1]
+        end
+      end
+    end
   elseif op == 'fetch' then
     -- ARGV: known version ('' for none).
     local s = redis.call('HMGET', S, 'v', 'nx')
@@ -712,6 +752,8 @@ end
 local function main(keys, argv)
   S, R, H, T, X, A = keys[1], keys[2], keys[3], keys[4], keys[5], argv
   M = string.sub(S, 1, -2) .. 'm'
+  -- Upvalues outlive a call that raised an error.
+  HUSH = false
   local op = argv[1]
   if op == 'beat' or op == 'adopt' or op == 'forget' or op == 'turn' then
     return table_op(op)
