@@ -367,6 +367,14 @@ end
 
 -- Gives a claim back. `disown`: if it was the last owner or holder, the
 -- object becomes plain again (had = 0) instead of being evicted.
+-- After a claim went: announces the release, and evicts the object if it
+-- had an owner and no claim is left (both held back while HUSH).
+local function released()
+  announce()
+  if not HUSH and settle() then return 'evicted' end
+  return 'ok'
+end
+
 local function release(kind, id, disown)
   if not holds(kind, id) then return 'ok' end
   if kind == 'r' then redis.call('HDEL', R, id)
@@ -377,9 +385,7 @@ local function release(kind, id, disown)
   if disown and (kind == 'o' or kind == 'h') and not owned() and holders() == 0 then
     redis.call('HSET', S, 'had', '0')
   end
-  announce()
-  if not HUSH and settle() then return 'evicted' end
-  return 'ok'
+  return released()
 end
 
 -- The claim record to store for a claim of `kind` taken with note `text`:
@@ -410,9 +416,9 @@ end
 -- step (a canceller that dies midway leaves nothing held). Its record
 -- '<token>:c' under the redeem record's key (a minute) lets the same
 -- cancel, retried after a lost reply, succeed again; 'redeemed' if the
--- ticket is not in flight.
-local function cancel_one(ticket, token, want)
-  if not exists() then return cancelled_before(ticket, token) end
+-- ticket is not in flight. `live`: the object is known to exist.
+local function cancel_one(ticket, token, want, live)
+  if not live and not exists() then return cancelled_before(ticket, token) end
   local D = NS and (NS .. ':{' .. OKEY .. '}:d:' .. ticket)
   local t = redis.call('HGET', T, ticket)
   if not t then return cancelled_before(ticket, token) end
@@ -421,9 +427,15 @@ local function cancel_one(ticket, token, want)
   redis.call('HDEL', T, ticket)
   if not HUSH and redis.call('EXISTS', T) == 0 then redis.call('HDEL', S, 'nx') end
   if D then redis.call('SET', D, token .. ':c', 'PX', 60000) end
-  if not kind or not holds(kind, id) then return 'redeemed' end
-  -- A reader's note went with its record.
-  if kind ~= 'r' then redis.call('HDEL', M, id) end
+  if not kind then return 'redeemed' end
+  if kind == 'r' then
+    -- Held or not, in one call: the reader's record is its claim (and
+    -- holds its note).
+    if redis.call('HDEL', R, id) == 0 then return 'redeemed' end
+    return released()
+  end
+  if not holds(kind, id) then return 'redeemed' end
+  redis.call('HDEL', M, id)
   return release(kind, id, false)
 end
 
@@ -518,8 +530,10 @@ local function object_op(op)
     -- in order.
     if exists() then expire(now_ms()) end
     local out = {}
+    -- The object stays while HUSH holds its eviction back: one look.
+    local live = exists()
     HUSH, HUSHED = true, false
-    for i = 2, #A, 3 do table.insert(out, cancel_one(A[i], A[i + 1], A[i + 2])) end
+    for i = 2, #A, 3 do table.insert(out, cancel_one(A[i], A[i + 1], A[i + 2], live)) end
     HUSH = false
     -- What each cancel held back, once: no pending deadline if no ticket
     -- is left; if a claim went, the announcement and the eviction (reported
