@@ -317,12 +317,13 @@ for store, ps_name in (('redis', 'RedisConnector'), ('file', 'FileConnector')):
                 '≤ 1.3× async GET',
                 relative(('owned_proxy_async_1k', store), ('raw_get_1k_async', store), 1.3,
                          'async GET')),
-            Row('apalis job with one `RefProxy` borrow of 1 KiB: the workers\' time per job '
-                '(16 submissions in flight; until done and the borrow ended)', None,
+            Row('apalis job with one `RefProxy` borrow of 1 KiB: the worker\'s time per job '
+                'on a backlog of 400 (until done and the borrow ended)', None,
                 ('job_borrow_1k', store), '≤ 1.3× plain-argument job',
                 relative(('job_borrow_1k', store), ('job_plain_1k', store), 1.3,
                          'plain-argument job')),
-            Row('the same job with the 1 KiB value as a plain argument, same workers', None,
+            Row('the same job with the 1 KiB value as a plain argument, same kind of worker',
+                None,
                 ('job_plain_1k', store), reference=True),
             Row('raw apalis-redis job of the 1 KiB value (no borrowstore), same kind of worker',
                 None, ('job_raw_1k', store), reference=True),
