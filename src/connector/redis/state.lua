@@ -365,8 +365,6 @@ local function acquire(kind, id, rec)
   return 'ok'
 end
 
--- Gives a claim back. `disown`: if it was the last owner or holder, the
--- object becomes plain again (had = 0) instead of being evicted.
 -- After a claim went: announces the release, and evicts the object if it
 -- had an owner and no claim is left (both held back while HUSH).
 local function released()
@@ -375,6 +373,8 @@ local function released()
   return 'ok'
 end
 
+-- Gives a claim back. `disown`: if it was the last owner or holder, the
+-- object becomes plain again (had = 0) instead of being evicted.
 local function release(kind, id, disown)
   if not holds(kind, id) then return 'ok' end
   if kind == 'r' then redis.call('HDEL', R, id)
@@ -656,8 +656,9 @@ end
 -- acquire and acquire_fetch, a release, a version-checked fetch, a put, a
 -- job's renewal of a reader ticket), done here with the fewest server calls
 -- in the common case: the object exists, no ticket deadline is pending
--- (no 'nx', or none due: see 'expire'), nothing is refused. Each returns nil to leave the call to the general code
--- (object_op), which gives the same answer in every case; each is
+-- (no 'nx', or none due: see 'expire'), nothing is refused. Each returns
+-- nil to leave the call to the general code (object_op), which gives the
+-- same answer in every case; each is
 -- idempotent by claim id as the general code is. (Every function is
 -- defined once, when the library is loaded: a call runs main and what it
 -- calls, and builds nothing else.)
