@@ -416,9 +416,8 @@ end
 -- step (a canceller that dies midway leaves nothing held). Its record
 -- '<token>:c' under the redeem record's key (a minute) lets the same
 -- cancel, retried after a lost reply, succeed again; 'redeemed' if the
--- ticket is not in flight. `live`: the object is known to exist.
-local function cancel_one(ticket, token, want, live)
-  if not live and not exists() then return cancelled_before(ticket, token) end
+-- ticket is not in flight. The caller has seen that the object exists.
+local function cancel_one(ticket, token, want)
   local D = NS and (NS .. ':{' .. OKEY .. '}:d:' .. ticket)
   local t = redis.call('HGET', T, ticket)
   if not t then return cancelled_before(ticket, token) end
@@ -529,21 +528,26 @@ local function object_op(op)
     -- object: what 'cancel' does for each, in one call; their statuses,
     -- in order.
     if exists() then expire(now_ms()) end
-    local out = {}
     -- The object stays while HUSH holds its eviction back: one look.
     local live = exists()
+    local out = {}
     HUSH, HUSHED = true, false
-    for i = 2, #A, 3 do table.insert(out, cancel_one(A[i], A[i + 1], A[i + 2], live)) end
+    for i = 2, #A, 3 do
+      table.insert(out, live and cancel_one(A[i], A[i + 1], A[i + 2])
+                            or cancelled_before(A[i], A[i + 1]))
+    end
     HUSH = false
-    -- What each cancel held back, once: no pending deadline if no ticket
-    -- is left; if a claim went, the announcement and the eviction (reported
-    -- by the last ticket that took one).
-    if exists() and redis.call('EXISTS', T) == 0 then redis.call('HDEL', S, 'nx') end
-    if HUSHED then
-      announce()
-      if exists() and settle() then
-        for i = #out, 1, -1 do
-          if out[i] == 'ok' then out[i] = 'evicted'; break end
+    if live then
+      -- What each cancel held back, once: no pending deadline if no ticket
+      -- is left; if a claim went, the announcement and the eviction
+      -- (reported by the last ticket that took one).
+      if redis.call('EXISTS', T) == 0 then redis.call('HDEL', S, 'nx') end
+      if HUSHED then
+        announce()
+        if settle() then
+          for i = #out, 1, -1 do
+            if out[i] == 'ok' then out[i] = 'evicted'; break end
+          end
         end
       end
     end

@@ -491,15 +491,13 @@ async fn end_claims<'a>(claims: impl IntoIterator<Item = &'a JobClaim>) {
         }
     }
     let ends = objects.iter().map(|(config, key, of)| async move {
-        let ended = match Store::from_config(config) {
-            Ok(store) => {
-                let tickets = of.iter().map(|c| (c.ticket, c.kind)).collect();
-                let ended = store.connector().cancel_tickets_async(*key, tickets).await;
-                ended.map(|each| (store, each))
-            }
-            Err(e) => Err(e),
+        let ended = async {
+            let store = Store::from_config(config)?;
+            let tickets = of.iter().map(|c| (c.ticket, c.kind)).collect();
+            let each = store.connector().cancel_tickets_async(*key, tickets).await?;
+            Ok::<_, Error>((store, each))
         };
-        match ended {
+        match ended.await {
             Ok((store, each)) => {
                 for (c, r) in of.iter().zip(each) {
                     match r {
